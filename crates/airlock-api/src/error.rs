@@ -1,0 +1,63 @@
+//! The one error shape every route answers with: `{"error": {"code", "message"}}`.
+
+use serde::{Deserialize, Serialize};
+
+/// A stable, machine-readable error code; each maps to one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A malformed request, path or argument (400).
+    BadRequest,
+    /// No token, or a wrong one (401).
+    Unauthorized,
+    /// Read-only target or outside the caller's scope (403).
+    Forbidden,
+    /// No such sandbox, template or file (404).
+    NotFound,
+    /// Exists already, or the sandbox is in the wrong state (409).
+    Conflict,
+    /// Over a size or count limit (413).
+    TooLarge,
+    /// An unsatisfiable byte range (416).
+    BadRange,
+    /// A malformed archive (422).
+    BadArchive,
+    /// The daemon failed; the message says what (500).
+    Internal,
+    /// The sandbox's disk quota is exhausted (507).
+    DiskQuota,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is sent with.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::Conflict => 409,
+            Self::TooLarge => 413,
+            Self::BadRange => 416,
+            Self::BadArchive => 422,
+            Self::Internal => 500,
+            Self::DiskQuota => 507,
+        }
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// Code and human message of an error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable code for programs.
+    pub code: ErrorCode,
+    /// A sentence for people, naming what failed and on what.
+    pub message: String,
+}

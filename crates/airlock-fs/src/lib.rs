@@ -1,0 +1,17 @@
+//! Airlock's confined file engine.
+//!
+//! Every operation starts from a [`Root`], an open handle on a sandbox's root directory, and
+//! resolves paths with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`. The kernel, not a
+//! string check, keeps each lookup inside the root: absolute symlinks mean the sandbox's
+//! paths, `..` stops at the root, and a component swapped for a symlink between two of our
+//! calls still resolves inside. Nothing here knows about HTTP.
+
+mod error;
+mod path;
+mod root;
+mod write;
+
+pub use error::{FsError, FsResult};
+pub use path::SandboxPath;
+pub use root::Root;
+pub use write::{FileOwner, WriteOptions};

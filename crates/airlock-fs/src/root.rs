@@ -1,0 +1,108 @@
+//! A sandbox root held open, and path resolution that cannot leave it.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use crate::{FsError, FsResult, SandboxPath, write::FileOwner};
+
+/// Resolution flags for every lookup from the root: stay inside it, and refuse the
+/// `/proc/self/fd`-style magic links that could jump anywhere.
+const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// An open handle on a sandbox's root directory.
+#[derive(Debug)]
+pub struct Root {
+    fd: OwnedFd,
+}
+
+impl Root {
+    /// Opens the directory at a host path as a sandbox root.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        let fd = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?;
+        Ok(Self { fd })
+    }
+
+    /// The root's own descriptor.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Opens `path` inside the root, following symlinks as the sandbox would see them.
+    pub fn resolve(&self, path: &SandboxPath, flags: OFlags) -> FsResult<OwnedFd> {
+        openat2_in(&self.fd, path.relative(), flags, Mode::empty(), IN_ROOT)
+            .map_err(|e| FsError::from_errno(path.as_str(), e))
+    }
+
+    /// Opens `path` without following a symlink in its final component (`O_PATH`).
+    pub fn lookup_nofollow(&self, path: &SandboxPath) -> FsResult<OwnedFd> {
+        let Some((parent, name)) = path.split_parent() else {
+            return self.resolve(path, OFlags::PATH);
+        };
+        let dir = self.resolve(&parent, OFlags::PATH | OFlags::DIRECTORY)?;
+        let flags = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+        openat2_in(
+            &dir,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW,
+            Mode::empty(),
+            flags,
+        )
+        .map_err(|e| FsError::from_errno(path.as_str(), e))
+    }
+
+    /// Makes `path` and any missing parents, returning a handle on it (like `mkdir -p`).
+    pub fn mkdir_all(&self, path: &SandboxPath, mode: u32, owner: FileOwner) -> FsResult<OwnedFd> {
+        let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
+        match self.resolve(path, dir_flags) {
+            Err(FsError::NotFound { .. }) => {}
+            other => return other,
+        }
+        let Some((parent, name)) = path.split_parent() else {
+            return self.resolve(path, dir_flags);
+        };
+        let parent_fd = self.mkdir_all(&parent, mode, owner)?;
+        match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(mode & 0o777)) {
+            Ok(()) => {
+                let made = openat2_in(
+                    &parent_fd,
+                    name,
+                    dir_flags | OFlags::NOFOLLOW,
+                    Mode::empty(),
+                    ResolveFlags::BENEATH,
+                )
+                .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+                owner
+                    .apply(&made)
+                    .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+                Ok(made)
+            }
+            // Someone else made it meanwhile: resolve what is there now, still confined.
+            Err(Errno::EXIST) => self.resolve(path, dir_flags),
+            Err(e) => Err(FsError::from_errno(path.as_str(), e)),
+        }
+    }
+}
+
+/// `openat2` with close-on-exec always set.
+pub(crate) fn openat2_in(
+    dir: impl AsFd,
+    rel: &str,
+    flags: OFlags,
+    mode: Mode,
+    resolve: ResolveFlags,
+) -> Result<OwnedFd, Errno> {
+    loop {
+        match rustix::fs::openat2(&dir, rel, flags | OFlags::CLOEXEC, mode, resolve) {
+            // openat2 asks callers to retry when a rename raced the lookup.
+            Err(Errno::AGAIN) => continue,
+            other => return other,
+        }
+    }
+}

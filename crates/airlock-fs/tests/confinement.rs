@@ -1,0 +1,175 @@
+//! Adversarial tests: a root full of planted symlinks must never let a write land outside.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::Path;
+
+use airlock_fs::{FileOwner, FsError, Root, SandboxPath, WriteOptions};
+
+struct Scene {
+    _dir: tempfile::TempDir,
+    root_dir: std::path::PathBuf,
+    outside: std::path::PathBuf,
+}
+
+/// A sandbox root next to an "outside" directory holding a sentinel file.
+fn scene() -> Scene {
+    let dir = tempfile::tempdir().unwrap();
+    let root_dir = dir.path().join("root");
+    let outside = dir.path().join("outside");
+    fs::create_dir_all(root_dir.join("etc")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("sentinel"), b"host").unwrap();
+    Scene {
+        _dir: dir,
+        root_dir,
+        outside,
+    }
+}
+
+fn opts() -> WriteOptions {
+    let me = FileOwner {
+        uid: rustix::process::getuid().as_raw(),
+        gid: rustix::process::getgid().as_raw(),
+    };
+    WriteOptions {
+        mode: 0o644,
+        owner: me,
+        parents: true,
+    }
+}
+
+fn write(root: &Root, path: &str, body: &[u8]) -> Result<(), FsError> {
+    root.write_file(&SandboxPath::parse(path).unwrap(), &mut &body[..], opts())
+}
+
+fn sentinel_untouched(s: &Scene) {
+    assert_eq!(fs::read(s.outside.join("sentinel")).unwrap(), b"host");
+    assert_eq!(
+        fs::read_dir(&s.outside).unwrap().count(),
+        1,
+        "nothing new outside the root"
+    );
+}
+
+#[test]
+fn absolute_symlink_means_the_sandbox_path() {
+    let s = scene();
+    // A symlink whose host meaning is the sentinel's directory.
+    symlink(&s.outside, s.root_dir.join("escape")).unwrap();
+    let inside_dir = s.root_dir.join(s.outside.strip_prefix("/").unwrap());
+    fs::create_dir_all(&inside_dir).unwrap();
+    let root = Root::open(&s.root_dir).unwrap();
+    write(&root, "/escape/sentinel", b"sandbox").unwrap();
+    sentinel_untouched(&s);
+    assert_eq!(fs::read(inside_dir.join("sentinel")).unwrap(), b"sandbox");
+}
+
+#[test]
+fn dangling_symlink_to_a_host_directory_fails_cleanly() {
+    let s = scene();
+    symlink(&s.outside, s.root_dir.join("escape")).unwrap();
+    let root = Root::open(&s.root_dir).unwrap();
+    let err = write(&root, "/escape/sentinel", b"sandbox").unwrap_err();
+    assert!(matches!(err, FsError::NotFound { .. }), "{err}");
+    sentinel_untouched(&s);
+}
+
+#[test]
+fn relative_symlink_climbing_out_stops_at_the_root() {
+    let s = scene();
+    symlink("../../../../../../outside", s.root_dir.join("etc/up")).unwrap();
+    fs::create_dir(s.root_dir.join("outside")).unwrap();
+    let root = Root::open(&s.root_dir).unwrap();
+    write(&root, "/etc/up/sentinel", b"sandbox").unwrap();
+    sentinel_untouched(&s);
+    assert_eq!(
+        fs::read(s.root_dir.join("outside/sentinel")).unwrap(),
+        b"sandbox"
+    );
+}
+
+#[test]
+fn symlink_as_final_component_is_replaced_not_followed() {
+    let s = scene();
+    symlink(s.outside.join("sentinel"), s.root_dir.join("etc/link")).unwrap();
+    let root = Root::open(&s.root_dir).unwrap();
+    write(&root, "/etc/link", b"sandbox").unwrap();
+    sentinel_untouched(&s);
+    let meta = fs::symlink_metadata(s.root_dir.join("etc/link")).unwrap();
+    assert!(
+        meta.is_file(),
+        "the link itself is replaced by a regular file"
+    );
+}
+
+#[test]
+fn magic_links_are_refused() {
+    let s = scene();
+    symlink("/proc/self/root/tmp", s.root_dir.join("magic")).unwrap();
+    let root = Root::open(&s.root_dir).unwrap();
+    // Inside the root /proc does not exist, so this must fail or stay inside.
+    let _ = write(&root, "/magic/x", b"sandbox");
+    assert!(!Path::new("/tmp/x").exists() || fs::read("/tmp/x").unwrap() != b"sandbox");
+    sentinel_untouched(&s);
+}
+
+#[test]
+fn atomic_write_sets_mode_and_strips_setuid() {
+    let s = scene();
+    let root = Root::open(&s.root_dir).unwrap();
+    let path = SandboxPath::parse("/a/b/c.txt").unwrap();
+    root.write_file(
+        &path,
+        &mut &b"one"[..],
+        WriteOptions {
+            mode: 0o4755,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let meta = fs::metadata(s.root_dir.join("a/b/c.txt")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
+    assert_eq!(meta.uid(), rustix::process::getuid().as_raw());
+    let leftovers: Vec<_> = fs::read_dir(s.root_dir.join("a/b")).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+}
+
+#[test]
+fn a_failed_write_keeps_the_old_file() {
+    let s = scene();
+    fs::write(s.root_dir.join("etc/keep"), b"old").unwrap();
+    let root = Root::open(&s.root_dir).unwrap();
+    struct Broken;
+    impl std::io::Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("client vanished"))
+        }
+    }
+    let err = root.write_file(
+        &SandboxPath::parse("/etc/keep").unwrap(),
+        &mut Broken,
+        opts(),
+    );
+    assert!(err.is_err());
+    assert_eq!(fs::read(s.root_dir.join("etc/keep")).unwrap(), b"old");
+    assert_eq!(fs::read_dir(s.root_dir.join("etc")).unwrap().count(), 1);
+}
+
+#[test]
+fn writing_without_parents_needs_the_directory() {
+    let s = scene();
+    let root = Root::open(&s.root_dir).unwrap();
+    let path = SandboxPath::parse("/missing/file").unwrap();
+    let err = root
+        .write_file(
+            &path,
+            &mut &b"x"[..],
+            WriteOptions {
+                parents: false,
+                ..opts()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, FsError::NotFound { .. }), "{err}");
+}
