@@ -3,17 +3,16 @@
 //! Everything here is plain data: it (de)serialises to the JSON documented in the README
 //! and knows nothing of transports or of how sandboxes are built.
 
+pub mod defaults;
 pub mod error;
 pub mod exec;
 pub mod mode;
 pub mod sandbox;
 pub mod template;
 
+pub use defaults::{DEFAULT_PORT, default_home, default_url};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use exec::{ExecEvent, ExecRequest, ExecResult};
 pub use mode::FileMode;
 pub use sandbox::{CreateSandbox, InjectedFile, Limits, Sandbox, SandboxState};
 pub use template::Template;
-
-/// The port the daemon listens on when none is given.
-pub const DEFAULT_PORT: u16 = 7711;

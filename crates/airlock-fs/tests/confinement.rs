@@ -1,4 +1,5 @@
 //! Adversarial tests: a root full of planted symlinks must never let a write land outside.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};

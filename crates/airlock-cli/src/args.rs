@@ -1,0 +1,178 @@
+//! The command line, declared once with clap; every flag that configures a connection or
+//! the daemon has an environment twin.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Airlock: sandboxes for AI agents, with first-class file transfer.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (as root).
+    #[command(
+        after_help = "Example:\n  sudo airlock serve --listen 127.0.0.1:7711 --home /var/lib/airlock"
+    )]
+    Serve(ServeArgs),
+    /// Create a sandbox and print its id.
+    #[command(
+        after_help = "Examples:\n  airlock create\n  airlock create --memory 1g --disk 2g --env MODE=ci\n  airlock create --no-start --file ./config.toml:/etc/app/config.toml:ro"
+    )]
+    Create(CreateArgs),
+    /// List sandboxes.
+    Ls(JsonFlag),
+    /// Show one sandbox in full.
+    Inspect(IdArgs),
+    /// Start a created or stopped sandbox.
+    Start(IdArgs),
+    /// Stop a running sandbox (its files stay).
+    Stop(IdArgs),
+    /// Delete sandboxes and everything in them.
+    Rm(RmArgs),
+    /// Run a command in a sandbox, streaming its output; exits with its exit code.
+    #[command(
+        after_help = "Examples:\n  airlock exec ID -- python3 -c 'print(1+1)'\n  airlock exec ID --cwd /workspace --env CI=1 -- make test\n  echo data | airlock exec ID -i -- wc -c"
+    )]
+    Exec(ExecArgs),
+    /// Manage root filesystem templates.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+/// Where the daemon is; shared by every client verb.
+#[derive(Debug, Args, Clone)]
+pub struct Connection {
+    /// Daemon address.
+    #[arg(long, env = "AIRLOCK_URL", global = true, hide_env_values = true)]
+    pub url: Option<String>,
+    /// Admin token (default: the `token` file in the daemon's home).
+    #[arg(long, env = "AIRLOCK_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "AIRLOCK_LISTEN", default_value = "127.0.0.1:7711")]
+    pub listen: String,
+    /// Directory for all state [default: /var/lib/airlock as root, else ~/.local/share/airlock].
+    #[arg(long, env = "AIRLOCK_HOME")]
+    pub home: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "AIRLOCK_LOG_JSON")]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Sandbox id.
+    pub id: String,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Sandbox ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Template name (`airlock template ls`).
+    #[arg(long, short = 't', default_value = "host")]
+    pub template: String,
+    /// Environment for every command, K=V (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Label, K=V (repeatable).
+    #[arg(long = "label", short = 'l', value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// Memory limit: 512m, 2g, or MiB.
+    #[arg(long, short = 'm')]
+    pub memory: Option<String>,
+    /// Disk limit: 512m, 10g, or MiB.
+    #[arg(long)]
+    pub disk: Option<String>,
+    /// CPU limit in cores, e.g. 0.5.
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Process limit.
+    #[arg(long)]
+    pub pids: Option<u64>,
+    /// Delete the sandbox this many seconds after creation.
+    #[arg(long, value_name = "SECS")]
+    pub ttl: Option<u64>,
+    /// Leave it `created` so files can be added before anything runs.
+    #[arg(long)]
+    pub no_start: bool,
+    /// Inject a small local file: SRC:DST, or SRC:DST:ro for read-only (repeatable).
+    #[arg(long = "file", short = 'f', value_name = "SRC:DST[:ro]")]
+    pub files: Vec<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Sandbox id.
+    pub id: String,
+    /// Working directory inside the sandbox.
+    #[arg(long, short = 'w')]
+    pub cwd: Option<String>,
+    /// Extra environment, K=V (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Kill the command's whole process tree after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Send this terminal's standard input to the command.
+    #[arg(long = "stdin", short = 'i')]
+    pub stdin: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// List templates.
+    Ls(JsonFlag),
+    /// Register a root filesystem from a directory or a .tar file.
+    #[command(after_help = "Example:\n  airlock template add alpine ./alpine-rootfs/")]
+    Add {
+        /// Template name: [a-z0-9._-].
+        name: String,
+        /// A directory or a tar archive.
+        path: PathBuf,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Delete a registered template.
+    Rm {
+        /// Template name.
+        name: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}

@@ -1,0 +1,37 @@
+//! One module per group of verbs.
+
+mod exec;
+mod sandboxes;
+pub mod serve;
+mod templates;
+
+use std::process::ExitCode;
+
+use airlock_client::Client;
+
+use crate::args::{Command, Connection};
+
+/// Runs a client verb.
+pub async fn run_client(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(_) => unreachable!("serve is not a client verb"),
+        Command::Create(args) => sandboxes::create(args).await,
+        Command::Ls(out) => sandboxes::list(out).await,
+        Command::Inspect(args) => sandboxes::inspect(args).await,
+        Command::Start(args) => sandboxes::start(args).await,
+        Command::Stop(args) => sandboxes::stop(args).await,
+        Command::Rm(args) => sandboxes::remove(args).await,
+        Command::Exec(args) => exec::run(args).await,
+        Command::Template(cmd) => templates::run(cmd).await,
+    }
+}
+
+/// A client from flags, environment, or the local daemon's defaults.
+pub fn connect(conn: &Connection) -> anyhow::Result<Client> {
+    let url = conn.url.clone().unwrap_or_else(airlock_client::default_url);
+    let token = match &conn.token {
+        Some(token) => token.clone(),
+        None => airlock_client::discover_token()?,
+    };
+    Ok(Client::new(url, token))
+}

@@ -1,0 +1,32 @@
+//! `airlock serve`: the daemon.
+
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::args::ServeArgs;
+
+/// Sets up the process (private mount namespace, logging) and runs the daemon.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Before any thread exists: the mount namespace can only be unshared single-threaded.
+    airlock_server::prepare_process()?;
+    let filter = EnvFilter::try_from_env("AIRLOCK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    let home = args.home.unwrap_or_else(airlock_api::default_home);
+    let config = airlock_server::ServeConfig {
+        listen: args.listen,
+        home,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(airlock_server::serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}

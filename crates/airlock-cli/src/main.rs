@@ -1,0 +1,35 @@
+//! `airlock`: the daemon (`airlock serve`) and every client verb, in one binary.
+
+mod args;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+fn main() -> ExitCode {
+    // The daemon re-executes this binary as its init and exec helpers; those must run
+    // before anything else, single-threaded.
+    airlock_sandbox::run_helper_if_requested();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => commands::serve::run(args),
+        other => client_runtime().and_then(|rt| rt.block_on(commands::run_client(other))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("airlock: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,223 @@
+//! The engine's face to the daemon: provision, restore, start, stop, exec, destroy.
+
+use std::io;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use airlock_fs::{Root, SandboxPath};
+use tokio::process::Child;
+
+use crate::cgroup::Cgroups;
+use crate::launch::{self, EXEC_HELPER, HelperIo, INIT_HELPER, InitProcess};
+use crate::layout::Layout;
+use crate::spec::{ExecSpec, InitSpec};
+use crate::{Limits, TemplateRoot, skeleton, sys, view};
+
+/// The sandbox user every command runs as.
+const SANDBOX_UID: u32 = 1000;
+/// /dev/shm size when the sandbox has no memory limit to derive one from.
+const DEFAULT_SHM_MB: u64 = 64;
+
+/// What the engine needs to know about one sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// The sandbox id (12 hex digits).
+    pub id: String,
+    /// What its root is made from.
+    pub template: TemplateRoot,
+    /// Its limits.
+    pub limits: Limits,
+    /// Its read-only injected files.
+    pub readonly: Vec<SandboxPath>,
+}
+
+/// One command to run.
+#[derive(Debug, Clone)]
+pub struct ExecPlan {
+    /// argv.
+    pub argv: Vec<String>,
+    /// Whole environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory inside.
+    pub cwd: String,
+}
+
+/// The sandbox engine of one daemon home.
+#[derive(Debug)]
+pub struct Engine {
+    layout: Layout,
+    cgroups: Cgroups,
+}
+
+impl Engine {
+    /// An engine for the daemon whose state lives in `home`.
+    pub fn new(home: &Path) -> io::Result<Self> {
+        let cgroups = Cgroups::detect(&instance_name(home))?;
+        Ok(Self {
+            layout: Layout::new(home),
+            cgroups,
+        })
+    }
+
+    /// Gives the calling process a mount namespace of its own, so that every mount the
+    /// engine makes disappears with the daemon, even on `kill -9`. Host mounts still
+    /// propagate in. Must run before the process starts any thread.
+    pub fn enter_private_mount_namespace() -> io::Result<()> {
+        sys::unshare(libc::CLONE_NEWNS)?;
+        sys::set_root_propagation(libc::MS_REC | libc::MS_SLAVE)
+    }
+
+    /// Paths under the home directory.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Creates a new sandbox's storage and view. Blocking.
+    pub fn provision(&self, cfg: &SandboxConfig) -> io::Result<()> {
+        view::provision(&self.layout, &cfg.id, &cfg.template, cfg.limits.disk_mb)
+    }
+
+    /// Brings an existing sandbox back after a daemon restart: kills anything an earlier
+    /// daemon left running in its groups, then remounts its storage and view. Blocking.
+    pub fn restore(&self, cfg: &SandboxConfig) -> io::Result<()> {
+        self.cgroups.destroy(&cfg.id)?;
+        view::mount_storage(&self.layout, &cfg.id)?;
+        view::mount_view(&self.layout, &cfg.id, &cfg.template, &cfg.readonly)
+    }
+
+    /// A handle on the sandbox's root, for the file engine.
+    pub fn root(&self, id: &str) -> io::Result<Root> {
+        Root::open(&self.layout.view(id))
+    }
+
+    /// Makes an existing file of the sandbox read-only to everything inside it.
+    pub fn make_readonly(&self, id: &str, path: &SandboxPath) -> io::Result<()> {
+        view::make_readonly(&self.root(id)?, path)
+    }
+
+    /// Starts the sandbox's init; returns once its namespaces and mounts are ready.
+    pub async fn start(&self, cfg: &SandboxConfig) -> io::Result<InitProcess> {
+        self.cgroups.create(&cfg.id, &cfg.limits)?;
+        let spec = InitSpec {
+            view: self.layout.view(&cfg.id),
+            hostname: view::hostname(&cfg.id),
+            cgroup_procs: self.cgroups.leaf(&cfg.id, "init")?,
+            shm_mb: cfg
+                .limits
+                .memory_mb
+                .map_or(DEFAULT_SHM_MB, |m| (m / 2).max(1)),
+        };
+        let io = HelperIo {
+            stdin: Stdio::null(),
+            stdout: Stdio::piped(),
+            stderr: Stdio::inherit(),
+        };
+        let helper = launch::spawn_helper(INIT_HELPER, &spec, io, None)?;
+        let output = helper.wait_with_output().await?;
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|_| {
+            io::Error::other(format!(
+                "init helper said {:?}",
+                String::from_utf8_lossy(&output.stdout)
+            ))
+        })?;
+        let pid = report["pid"].as_i64().unwrap_or(0) as i32;
+        if let Some(error) = report["error"].as_str() {
+            if pid > 0 {
+                // The half-made init is our child: adopting and dropping it reaps it.
+                drop(InitProcess::adopt(pid));
+            }
+            let _ = self.cgroups.destroy(&cfg.id);
+            return Err(io::Error::other(error.to_owned()));
+        }
+        InitProcess::adopt(pid)
+    }
+
+    /// Stops a running sandbox: SIGTERM to every process, SIGKILL after `grace`.
+    pub async fn stop(&self, id: &str, init: &InitProcess, grace: Duration) -> io::Result<()> {
+        if !grace.is_zero() {
+            init.signal(libc::SIGTERM)?;
+            let _ = tokio::time::timeout(grace, init.wait()).await;
+        }
+        init.signal(libc::SIGKILL)?;
+        init.wait().await?;
+        // Exec helpers live outside the pid namespace; they end once their child is
+        // killed, but the groups are only removable when they are gone.
+        let cgroups = self.cgroups.clone();
+        let id = id.to_owned();
+        tokio::task::spawn_blocking(move || cgroups.destroy(&id))
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    /// Removes everything of a stopped sandbox: groups, mounts, storage. Blocking.
+    pub fn destroy(&self, id: &str) -> io::Result<()> {
+        self.cgroups.destroy(id)?;
+        view::unmount(&self.layout, id)?;
+        let dir = self.layout.sandbox(id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Spawns a command in a running sandbox, in cgroup leaf `leaf`, with piped stdio.
+    pub fn spawn_exec(
+        &self,
+        id: &str,
+        init: &InitProcess,
+        leaf: &str,
+        plan: ExecPlan,
+    ) -> io::Result<Child> {
+        let spec = ExecSpec {
+            cgroup_procs: self.cgroups.leaf(id, leaf)?,
+            argv: plan.argv,
+            env: plan.env,
+            cwd: plan.cwd,
+            writable: skeleton::WRITABLE_DIRS
+                .iter()
+                .chain(&["/dev", "/dev/shm"])
+                .map(|s| s.to_string())
+                .collect(),
+            uid: SANDBOX_UID,
+            gid: SANDBOX_UID,
+        };
+        let io = HelperIo {
+            stdin: Stdio::piped(),
+            stdout: Stdio::piped(),
+            stderr: Stdio::piped(),
+        };
+        launch::spawn_helper(EXEC_HELPER, &spec, io, Some(init))
+    }
+
+    /// Kills every process an exec started, however deep. Blocking.
+    pub fn kill_exec(&self, id: &str, leaf: &str) -> io::Result<()> {
+        self.cgroups.kill_leaf(id, leaf)
+    }
+
+    /// Forgets an exec's group once its processes are all gone.
+    pub fn finish_exec(&self, id: &str, leaf: &str) {
+        self.cgroups.remove_leaf_if_empty(id, leaf);
+    }
+
+    /// Ids that have cgroups but may have no record (left by a crashed daemon).
+    pub fn ids_with_cgroups(&self) -> Vec<String> {
+        self.cgroups.known_ids()
+    }
+
+    /// Kills and removes the groups of an id with no record. Blocking.
+    pub fn remove_cgroups(&self, id: &str) -> io::Result<()> {
+        self.cgroups.destroy(id)
+    }
+}
+
+/// Daemons with different homes get disjoint cgroup subtrees; the name is a stable
+/// FNV-1a hash of the home path, so a restarted daemon finds its groups again.
+fn instance_name(home: &Path) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in home.as_os_str().as_encoded_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}

@@ -1,0 +1,136 @@
+//! The daemon's side of the helpers: spawning them with their spec on descriptor 3, and
+//! holding a sandbox's init in a pidfd that async code can await.
+
+use std::io::{self, Seek, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+use tokio::io::unix::AsyncFd;
+use tokio::process::{Child, Command};
+
+use crate::spec::{INIT_PIDFD, SPEC_FD};
+use crate::sys;
+
+/// Hidden subcommand that runs the init helper.
+pub const INIT_HELPER: &str = "__airlock-init";
+/// Hidden subcommand that runs the exec helper.
+pub const EXEC_HELPER: &str = "__airlock-exec";
+
+/// The standard streams of a helper.
+#[derive(Debug)]
+pub struct HelperIo {
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+}
+
+/// Runs the daemon's own binary as helper `kind`, with `spec` readable on descriptor 3
+/// and, when given, a sandbox init's pidfd on descriptor 4.
+pub fn spawn_helper(
+    kind: &str,
+    spec: &impl Serialize,
+    io: HelperIo,
+    init: Option<&InitProcess>,
+) -> io::Result<Child> {
+    let memfd = rustix::fs::memfd_create("airlock-spec", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut file = std::fs::File::from(memfd);
+    serde_json::to_writer(&mut file, spec).map_err(io::Error::other)?;
+    file.flush()?;
+    file.rewind()?;
+    let raw = file.as_raw_fd();
+    let pidfd = init.map(|i| i.pidfd.get_ref().as_raw_fd());
+    // /proc/self/exe is the daemon's binary even if the file on disk was replaced since.
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg(kind)
+        .stdin(io.stdin)
+        .stdout(io.stdout)
+        .stderr(io.stderr)
+        .env_clear();
+    // SAFETY: dup2 and fcntl are async-signal-safe and touch only descriptors; this runs
+    // in the forked child between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Lift both above the target slots first, so placing one cannot clobber the
+            // other when it already sits at 3 or 4. The lifted copies close on exec.
+            let lifted = [(Some(raw), SPEC_FD), (pidfd, INIT_PIDFD)]
+                .map(|(from, to)| from.map(|fd| (libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10), to)));
+            for (high, to) in lifted.into_iter().flatten() {
+                if high < 0 || libc::dup2(high, to) < 0 || libc::fcntl(to, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn();
+    drop(file);
+    child
+}
+
+/// A sandbox's pid 1, held by a pidfd: signals can never hit a recycled pid, and it is our
+/// child (the helper forked it with CLONE_PARENT) so it stays unreaped until we reap it.
+#[derive(Debug)]
+pub struct InitProcess {
+    pid: i32,
+    pidfd: AsyncFd<OwnedFd>,
+    reaped: AtomicBool,
+}
+
+impl InitProcess {
+    /// Wraps init `pid`, which must be an unreaped child of this process.
+    pub fn adopt(pid: i32) -> io::Result<Self> {
+        let fd = sys::pidfd_open(pid)?;
+        // SAFETY: `fd` is an OwnedFd moved into the AsyncFd, so it stays open and the same
+        // description for the AsyncFd's whole life.
+        let pidfd =
+            unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(Self {
+            pid,
+            pidfd,
+            reaped: AtomicBool::new(false),
+        })
+    }
+
+    /// Host pid of the init.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Sends a signal to the init.
+    pub fn signal(&self, signal: libc::c_int) -> io::Result<()> {
+        match sys::pidfd_kill(self.pidfd.get_ref(), signal) {
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Waits until the init has exited, and reaps it. Safe to call again after.
+    pub async fn wait(&self) -> io::Result<()> {
+        while !self.reaped.load(Ordering::Acquire) {
+            let mut guard = self.pidfd.readable().await?;
+            match sys::pidfd_reap(self.pidfd.get_ref(), false) {
+                Ok(Some(_)) => self.reaped.store(true, Ordering::Release),
+                Ok(None) => guard.clear_ready(),
+                // Reaped already by a concurrent waiter.
+                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
+                    self.reaped.store(true, Ordering::Release)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for InitProcess {
+    fn drop(&mut self) {
+        // Never leave a zombie: if nobody reaped it, kill it and reap it through the pidfd,
+        // which (unlike waitpid by number) can never reap some other, recycled child.
+        if !self.reaped.load(Ordering::Acquire) {
+            let _ = sys::pidfd_kill(self.pidfd.get_ref(), libc::SIGKILL);
+            let _ = sys::pidfd_reap(self.pidfd.get_ref(), true);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Where everything lives under the daemon's home directory.
+//!
+//! ```text
+//! HOME/token                      admin token (0600)
+//! HOME/sandboxes/<id>/sandbox.json  the service's record
+//! HOME/sandboxes/<id>/disk.ext4     disk image, when a disk limit is set
+//! HOME/sandboxes/<id>/data/         writable storage (the image's mount point if any)
+//!                         root/     host template: the sandbox's own root skeleton
+//!                         upper/ work/  rootfs templates: overlay layers
+//! HOME/views/<id>/                the sandbox's whole root, mounted in the daemon's
+//!                                 private mount namespace; the file API works here
+//! HOME/templates/<name>/rootfs/   registered root filesystems
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// Paths under one daemon home.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    home: PathBuf,
+}
+
+impl Layout {
+    /// A layout rooted at `home` (which should be absolute).
+    pub fn new(home: impl Into<PathBuf>) -> Self {
+        Self { home: home.into() }
+    }
+
+    /// The home directory itself.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Directory of all sandbox records and storage.
+    pub fn sandboxes(&self) -> PathBuf {
+        self.home.join("sandboxes")
+    }
+
+    /// One sandbox's directory.
+    pub fn sandbox(&self, id: &str) -> PathBuf {
+        self.sandboxes().join(id)
+    }
+
+    /// The sandbox's persisted record.
+    pub fn record(&self, id: &str) -> PathBuf {
+        self.sandbox(id).join("sandbox.json")
+    }
+
+    /// The sandbox's disk image, used when it has a disk limit.
+    pub fn disk_image(&self, id: &str) -> PathBuf {
+        self.sandbox(id).join("disk.ext4")
+    }
+
+    /// The sandbox's writable storage.
+    pub fn data(&self, id: &str) -> PathBuf {
+        self.sandbox(id).join("data")
+    }
+
+    /// Where the sandbox's root is mounted for the daemon.
+    pub fn view(&self, id: &str) -> PathBuf {
+        self.home.join("views").join(id)
+    }
+
+    /// Directory of registered templates.
+    pub fn templates(&self) -> PathBuf {
+        self.home.join("templates")
+    }
+
+    /// A registered template's root filesystem.
+    pub fn template_rootfs(&self, name: &str) -> PathBuf {
+        self.templates().join(name).join("rootfs")
+    }
+}

@@ -1,0 +1,52 @@
+//! Airlock's embedded Linux sandbox engine.
+//!
+//! A sandbox is a mount tree (its *view*) in the daemon's private mount namespace, a
+//! cgroup node with its limits, and, while running, a pid 1 in fresh mount, pid, ipc, uts,
+//! network and cgroup namespaces rooted at that view. Commands run through a helper that
+//! joins those namespaces and drops to uid 1000 under Landlock and seccomp. The engine
+//! knows nothing of HTTP or of persisted records; the daemon's service layer drives it.
+
+mod cgroup;
+mod confine;
+mod disk;
+mod engine;
+pub mod exec;
+pub mod init;
+mod launch;
+mod layout;
+mod mounts;
+mod skeleton;
+mod spec;
+mod sys;
+mod templates;
+mod view;
+
+pub use engine::{Engine, ExecPlan, SandboxConfig};
+pub use launch::{EXEC_HELPER, INIT_HELPER, InitProcess};
+pub use layout::Layout;
+pub use skeleton::WRITABLE_DIRS;
+pub use templates::{HOST_TEMPLATE, TemplateStore, valid_template_name};
+pub use view::TemplateRoot;
+
+/// Resource limits with the daemon's defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Memory in MiB; `None` means unlimited.
+    pub memory_mb: Option<u64>,
+    /// Maximum number of processes and threads.
+    pub pids: u64,
+    /// CPU cores' worth of time; `None` means unlimited.
+    pub cpus: Option<f64>,
+    /// Disk in MiB; `None` means the sandbox writes to the daemon's filesystem directly.
+    pub disk_mb: Option<u64>,
+}
+
+/// Runs a helper subcommand if this process was started as one; returns otherwise.
+/// Call first thing in `main`, before any thread exists.
+pub fn run_helper_if_requested() {
+    match std::env::args().nth(1).as_deref() {
+        Some(INIT_HELPER) => init::main(),
+        Some(EXEC_HELPER) => exec::main(),
+        _ => {}
+    }
+}

@@ -1,0 +1,73 @@
+//! The Airlock daemon: a transport-neutral service layer over the sandbox and file
+//! engines, with a thin REST face on top. Future faces (gRPC, compatibility adapters)
+//! call the same service, so every rule lives in one place.
+
+mod error;
+mod rest;
+mod service;
+mod token;
+
+/// Settings of `airlock serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on, e.g. `127.0.0.1:7711`.
+    pub listen: String,
+    /// Directory holding all state.
+    pub home: std::path::PathBuf,
+}
+pub use error::ApiError;
+pub use service::Service;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+/// Runs the daemon until SIGTERM or SIGINT. Call [`prepare_process`] first, before the
+/// async runtime starts.
+pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
+    std::fs::create_dir_all(&config.home)?;
+    let home = config.home.canonicalize()?;
+    let token = token::load_or_create(&home.join("token"))?;
+    let service = Arc::new(Service::open(&home).await?);
+    let listener = TcpListener::bind(&config.listen).await?;
+    let address = listener.local_addr()?;
+    // Tests and scripts that listen on port 0 learn the real port here.
+    std::fs::write(home.join("listen"), address.to_string())?;
+    tracing::info!(%address, home = %home.display(), "airlock daemon ready");
+    let reaper = tokio::spawn(service.clone().expire_forever());
+    let app = rest::router(service.clone(), token);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    reaper.abort();
+    tracing::info!("shutting down: stopping sandboxes");
+    service.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Process-wide setup that must happen while the process is still single-threaded:
+/// the daemon's private mount namespace.
+pub fn prepare_process() -> std::io::Result<()> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "airlock serve must run as root: it creates namespaces, mounts and cgroups",
+        ));
+    }
+    airlock_sandbox::Engine::enter_private_mount_namespace()
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

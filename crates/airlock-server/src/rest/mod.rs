@@ -1,0 +1,106 @@
+//! The REST face: routing, auth and request logging. Handlers only parse, call the
+//! service and encode.
+
+mod exec;
+mod json;
+mod sandboxes;
+mod templates;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+
+use crate::ApiError;
+use crate::service::Service;
+use crate::token::Token;
+
+/// JSON bodies (creation with inline files) may be this large.
+const JSON_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The whole HTTP surface.
+pub fn router(service: Arc<Service>, token: Token) -> Router {
+    let v1 = Router::new()
+        .route("/sandboxes", post(sandboxes::create).get(sandboxes::list))
+        .route(
+            "/sandboxes/{id}",
+            get(sandboxes::get).delete(sandboxes::delete),
+        )
+        .route("/sandboxes/{id}/start", post(sandboxes::start))
+        .route("/sandboxes/{id}/stop", post(sandboxes::stop))
+        .route("/sandboxes/{id}/exec", post(exec::exec))
+        .route("/templates", get(templates::list))
+        .route(
+            "/templates/{name}",
+            put(templates::register).delete(templates::delete),
+        )
+        .fallback(unknown_route)
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::new(token),
+            require_token,
+        ))
+        .with_state(service);
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/v1", v1)
+        .fallback(unknown_route)
+        .layer(middleware::from_fn(log_request))
+}
+
+/// Every `/v1` route needs `Authorization: Bearer <admin token>`.
+async fn require_token(State(token): State<Arc<Token>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(candidate) if token.matches(candidate) => next.run(request).await,
+        Some(_) => unauthorized("the token is not valid for this daemon"),
+        None => unauthorized(
+            "send Authorization: Bearer <token> (the token is in the daemon's home, file `token`)",
+        ),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = ApiError::new(airlock_api::ErrorCode::Unauthorized, message).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+async fn unknown_route(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+/// One line per request: method, path, status, time. Never headers, so never tokens.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let micros = started.elapsed().as_micros() as u64;
+    if status.is_server_error() {
+        tracing::error!(%method, %path, status = status.as_u16(), micros, "request");
+    } else if status == StatusCode::NOT_FOUND || status.is_client_error() {
+        tracing::info!(%method, %path, status = status.as_u16(), micros, "request");
+    } else {
+        tracing::debug!(%method, %path, status = status.as_u16(), micros, "request");
+    }
+    response
+}

@@ -1,0 +1,238 @@
+//! Running commands: one event pump serves both the streamed and the buffered answer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use airlock_api::exec::{Chunk, b64};
+use airlock_api::{ExecEvent, ExecRequest, ExecResult};
+use airlock_sandbox::{Engine, ExecPlan};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Child;
+use tokio::sync::mpsc;
+
+use super::validate::{self, CheckedExec};
+use super::{Service, blocking};
+use crate::ApiError;
+
+/// Events of one exec, in order; the last is `Exit` (or `Error`).
+pub type ExecEvents = mpsc::Receiver<ExecEvent>;
+
+/// Bytes read from a pipe at a time.
+const CHUNK: usize = 64 * 1024;
+/// Events buffered ahead of a slow reader; past this the command blocks on its pipe,
+/// so a slow client costs bounded memory.
+const QUEUE: usize = 16;
+/// Once the command exits, how long we keep draining pipes that a background process
+/// it left behind may hold open.
+const DRAIN_GRACE: Duration = Duration::from_millis(250);
+/// Buffered answers keep at most this much of each stream.
+const BUFFER_CAP: usize = 16 * 1024 * 1024;
+/// Exit code reported for a timeout, as coreutils' `timeout` does.
+const TIMED_OUT: i32 = 124;
+
+impl Service {
+    /// Starts a command; its output and exit arrive as events.
+    pub async fn exec_stream(&self, id: &str, req: ExecRequest) -> Result<ExecEvents, ApiError> {
+        let checked = validate::exec(&req)?;
+        let entry = self.entry(id)?;
+        let record = entry.record();
+        let leaf = format!("exec-{}", entry.exec_seq.fetch_add(1, Ordering::Relaxed));
+        let plan = ExecPlan {
+            argv: checked.argv.clone(),
+            env: environment(id, &record.env, &req.env),
+            cwd: checked.cwd.clone(),
+        };
+        let child = {
+            // Held while spawning so a concurrent stop cannot tear the groups down under us.
+            let life = entry.life.lock().await;
+            let init = life.init.clone().ok_or_else(|| {
+                ApiError::conflict(format!(
+                    "sandbox {id} is {:?}, not running; start it first",
+                    record.state
+                ))
+            })?;
+            self.engine
+                .spawn_exec(id, &init, &leaf, plan)
+                .map_err(|e| ApiError::internal("starting command", e))?
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(pump(
+            self.engine.clone(),
+            id.to_owned(),
+            leaf,
+            child,
+            checked,
+            tx,
+        ));
+        Ok(rx)
+    }
+
+    /// Runs a command to the end and answers with all of its output.
+    pub async fn exec(&self, id: &str, req: ExecRequest) -> Result<ExecResult, ApiError> {
+        let mut events = self.exec_stream(id, req).await?;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut result = ExecResult::default();
+        while let Some(event) = events.recv().await {
+            match event {
+                ExecEvent::Stdout(chunk) => {
+                    result.truncated |= append_capped(&mut out, &chunk.bytes())
+                }
+                ExecEvent::Stderr(chunk) => {
+                    result.truncated |= append_capped(&mut err, &chunk.bytes())
+                }
+                ExecEvent::Exit {
+                    exit_code,
+                    timed_out,
+                } => {
+                    result.exit_code = exit_code;
+                    result.timed_out = timed_out;
+                }
+                ExecEvent::Error { message } => {
+                    return Err(ApiError::internal("running command", message));
+                }
+            }
+        }
+        (result.stdout, result.stdout_b64) = text_and_exact(out);
+        (result.stderr, result.stderr_b64) = text_and_exact(err);
+        Ok(result)
+    }
+}
+
+/// The command's environment: sane defaults, then the sandbox's, then the request's.
+fn environment(
+    id: &str,
+    sandbox: &BTreeMap<String, String>,
+    request: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut env: BTreeMap<String, String> = [
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
+        ("HOME", "/home/user"),
+        ("USER", "user"),
+        ("LOGNAME", "user"),
+        ("SHELL", "/bin/sh"),
+        ("LANG", "C.UTF-8"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    env.insert("HOSTNAME".into(), format!("sandbox-{id}"));
+    env.extend(sandbox.clone());
+    env.extend(request.clone());
+    env.into_iter().collect()
+}
+
+async fn pump(
+    engine: Arc<Engine>,
+    id: String,
+    leaf: String,
+    mut child: Child,
+    exec: CheckedExec,
+    tx: mpsc::Sender<ExecEvent>,
+) {
+    let stdin = child.stdin.take();
+    let feeder = tokio::spawn(async move {
+        if let Some(mut pipe) = stdin {
+            // A command that never reads its input must not make us fail.
+            let _ = pipe.write_all(&exec.stdin).await;
+        }
+    });
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        readers.push(tokio::spawn(forward(out, tx.clone(), ExecEvent::Stdout)));
+    }
+    if let Some(err) = child.stderr.take() {
+        readers.push(tokio::spawn(forward(err, tx.clone(), ExecEvent::Stderr)));
+    }
+    let deadline = exec
+        .timeout_ms
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::MAX);
+    let outcome = tokio::select! {
+        status = child.wait() => Ended::Exited(status),
+        _ = tokio::time::sleep(deadline) => Ended::TimedOut,
+        _ = tx.closed() => Ended::Abandoned,
+    };
+    let timed_out = matches!(outcome, Ended::TimedOut);
+    let exit = match outcome {
+        Ended::Exited(status) => status.map(exit_code),
+        Ended::TimedOut | Ended::Abandoned => {
+            // Kill the whole tree, however it forked or daemonised, through its cgroup.
+            let (engine, id, leaf) = (engine.clone(), id.clone(), leaf.clone());
+            let _ = blocking(move || engine.kill_exec(&id, &leaf)).await;
+            let _ = child.wait().await;
+            Ok(TIMED_OUT)
+        }
+    };
+    feeder.abort();
+    for reader in readers {
+        let _ = tokio::time::timeout(DRAIN_GRACE, reader).await;
+    }
+    let event = match exit {
+        Ok(exit_code) => ExecEvent::Exit {
+            exit_code,
+            timed_out,
+        },
+        Err(err) => ExecEvent::Error {
+            message: format!("waiting for the command: {err}"),
+        },
+    };
+    let _ = tx.send(event).await;
+    engine.finish_exec(&id, &leaf);
+}
+
+enum Ended {
+    Exited(std::io::Result<std::process::ExitStatus>),
+    TimedOut,
+    Abandoned,
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+async fn forward(
+    mut pipe: impl AsyncRead + Unpin,
+    tx: mpsc::Sender<ExecEvent>,
+    wrap: fn(Chunk) -> ExecEvent,
+) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if tx.send(wrap(Chunk::from_bytes(&buf[..n]))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Appends up to the cap; true when something was dropped.
+fn append_capped(into: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    let room = BUFFER_CAP.saturating_sub(into.len());
+    into.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    bytes.len() > room
+}
+
+/// Text for people, and the exact bytes in base64 when the text could not hold them.
+fn text_and_exact(bytes: Vec<u8>) -> (String, Option<String>) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(err) => {
+            let bytes = err.into_bytes();
+            (
+                String::from_utf8_lossy(&bytes).into_owned(),
+                Some(b64(&bytes)),
+            )
+        }
+    }
+}

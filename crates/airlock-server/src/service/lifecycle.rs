@@ -1,0 +1,288 @@
+//! Create, read, start, stop and delete, plus TTL expiry and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_api::{CreateSandbox, Sandbox, SandboxState};
+use airlock_fs::{FileOwner, WriteOptions};
+use airlock_sandbox::{HOST_TEMPLATE, Limits, SandboxConfig, TemplateRoot};
+
+use super::record::{SandboxRecord, now_secs};
+use super::validate::{self, DEFAULT_PIDS};
+use super::{ADMIN_OWNER, Entry, Life, Service, blocking};
+use crate::ApiError;
+
+/// How long `stop` lets processes react to SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Shutdown is shorter: the sandboxes come back when the daemon does.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+/// How often the TTL reaper looks for expired sandboxes.
+const EXPIRY_TICK: Duration = Duration::from_millis(500);
+
+impl Service {
+    /// Creates a sandbox, writes its files, and starts it unless asked not to.
+    pub async fn create(&self, req: CreateSandbox) -> Result<Sandbox, ApiError> {
+        validate::create(&req)?;
+        let template_name = req.template.clone().unwrap_or_else(|| HOST_TEMPLATE.into());
+        let template = self.template_root(&template_name)?;
+        let limits = validate::limits(&req.limits, self.disk_free_mb())?;
+        let files = req
+            .files
+            .iter()
+            .map(validate::injected_file)
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = new_id();
+        let now = now_secs();
+        let record = SandboxRecord {
+            id: id.clone(),
+            template: template_name,
+            state: SandboxState::Created,
+            env: req.env,
+            limits: limits.clone(),
+            labels: req.labels,
+            owner: ADMIN_OWNER.into(),
+            readonly_paths: files
+                .iter()
+                .filter(|f| f.readonly)
+                .map(|f| f.path.to_string())
+                .collect(),
+            created_at: now,
+            started_at: None,
+            expires_at: req.ttl_secs.map(|ttl| now + ttl),
+        };
+        let mut config = SandboxConfig {
+            id: id.clone(),
+            template,
+            limits: engine_limits(&limits),
+            readonly: vec![],
+        };
+        config.readonly = files
+            .iter()
+            .filter(|f| f.readonly)
+            .map(|f| f.path.clone())
+            .collect();
+        let engine = self.engine.clone();
+        let setup_config = config.clone();
+        let setup_record = record.clone();
+        let made = blocking(move || -> Result<(), ApiError> {
+            let result = (|| {
+                engine
+                    .provision(&setup_config)
+                    .map_err(|e| ApiError::internal("preparing sandbox storage", e))?;
+                let root = engine
+                    .root(&setup_config.id)
+                    .map_err(|e| ApiError::internal("opening sandbox root", e))?;
+                for file in &files {
+                    let owner = if file.readonly {
+                        FileOwner::ROOT
+                    } else {
+                        FileOwner::SANDBOX_USER
+                    };
+                    let opts = WriteOptions {
+                        mode: file.mode,
+                        owner,
+                        parents: true,
+                    };
+                    root.write_file(&file.path, &mut file.content.as_slice(), opts)?;
+                    if file.readonly {
+                        engine
+                            .make_readonly(&setup_config.id, &file.path)
+                            .map_err(|e| ApiError::internal("read-only bind", e))?;
+                    }
+                }
+                setup_record
+                    .save(&engine.layout().sandbox(&setup_config.id))
+                    .map_err(|e| ApiError::internal("saving record", e))
+            })();
+            if result.is_err() {
+                let _ = engine.destroy(&setup_config.id);
+            }
+            result
+        })
+        .await?;
+        made?;
+        let entry = Arc::new(Entry {
+            id: id.clone(),
+            record: std::sync::Mutex::new(record),
+            config: std::sync::Mutex::new(config),
+            life: tokio::sync::Mutex::new(Life::default()),
+            exec_seq: Default::default(),
+        });
+        self.sandboxes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), entry);
+        if req.start.unwrap_or(true)
+            && let Err(err) = self.start(&id).await
+        {
+            let _ = self.delete(&id).await;
+            return Err(err);
+        }
+        self.get(&id)
+    }
+
+    /// Every sandbox, oldest first.
+    pub fn list(&self) -> Vec<Sandbox> {
+        let mut all: Vec<Sandbox> = self.entries().iter().map(|e| e.record().to_api()).collect();
+        all.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+        all
+    }
+
+    /// One sandbox.
+    pub fn get(&self, id: &str) -> Result<Sandbox, ApiError> {
+        Ok(self.entry(id)?.record().to_api())
+    }
+
+    /// Starts a sandbox; starting a running one is a no-op.
+    pub async fn start(&self, id: &str) -> Result<Sandbox, ApiError> {
+        let entry = self.entry(id)?;
+        let mut life = entry.life.lock().await;
+        if life.deleted {
+            return Err(ApiError::not_found(format!("no sandbox {id}")));
+        }
+        if life.init.is_none() {
+            let init = self
+                .engine
+                .start(&entry.config())
+                .await
+                .map_err(|e| ApiError::internal("starting sandbox", e))?;
+            let init = Arc::new(init);
+            life.init = Some(init.clone());
+            entry.update(&self.engine, |r| {
+                r.state = SandboxState::Running;
+                r.started_at = Some(now_secs());
+            });
+            tokio::spawn(watch_init(self.engine.clone(), entry.clone(), init));
+        }
+        drop(life);
+        self.get(id)
+    }
+
+    /// Stops a sandbox's processes; its files stay. Stopping a stopped one is a no-op.
+    pub async fn stop(&self, id: &str) -> Result<Sandbox, ApiError> {
+        let entry = self.entry(id)?;
+        let mut life = entry.life.lock().await;
+        if let Some(init) = life.init.take() {
+            self.engine
+                .stop(id, &init, STOP_GRACE)
+                .await
+                .map_err(|e| ApiError::internal("stopping sandbox", e))?;
+            entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
+        }
+        drop(life);
+        self.get(id)
+    }
+
+    /// Deletes a sandbox: its processes, mounts, groups and files.
+    pub async fn delete(&self, id: &str) -> Result<(), ApiError> {
+        let entry = self.entry(id)?;
+        let mut life = entry.life.lock().await;
+        if let Some(init) = life.init.take() {
+            self.engine
+                .stop(id, &init, Duration::ZERO)
+                .await
+                .map_err(|e| ApiError::internal("killing sandbox", e))?;
+            entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
+        }
+        let engine = self.engine.clone();
+        let owned_id = id.to_owned();
+        blocking(move || engine.destroy(&owned_id))
+            .await?
+            .map_err(|e| ApiError::internal("removing sandbox", e))?;
+        life.deleted = true;
+        self.sandboxes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        tracing::info!(id, "sandbox deleted");
+        Ok(())
+    }
+
+    /// Deletes sandboxes whose TTL has run out, forever.
+    pub async fn expire_forever(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(EXPIRY_TICK).await;
+            let now = now_secs();
+            for entry in self.entries() {
+                if entry.record().expires_at.is_some_and(|at| at <= now) {
+                    tracing::info!(id = %entry.id, "TTL expired");
+                    if let Err(err) = self.delete(&entry.id).await {
+                        tracing::error!(id = %entry.id, %err, "deleting expired sandbox");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops every running sandbox without changing its record, so that the next daemon
+    /// starts it again.
+    pub async fn shutdown(&self) {
+        let stops = self.entries().into_iter().map(|entry| async move {
+            let mut life = entry.life.lock().await;
+            if let Some(init) = life.init.take()
+                && let Err(err) = self.engine.stop(&entry.id, &init, SHUTDOWN_GRACE).await
+            {
+                tracing::error!(id = %entry.id, %err, "stopping sandbox at shutdown");
+            }
+        });
+        futures_util::future::join_all(stops).await;
+    }
+
+    pub(super) fn template_root(&self, name: &str) -> Result<TemplateRoot, ApiError> {
+        if name == HOST_TEMPLATE {
+            return Ok(TemplateRoot::Host);
+        }
+        self.templates
+            .rootfs(name)
+            .map(TemplateRoot::Rootfs)
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "no template {name:?}; `airlock template ls` lists them"
+                ))
+            })
+    }
+
+    fn disk_free_mb(&self) -> u64 {
+        rustix::fs::statvfs(self.engine.layout().home())
+            .map(|s| s.f_bavail * s.f_frsize / (1024 * 1024))
+            .unwrap_or(0)
+    }
+}
+
+/// The engine's view of the limits (defaults already filled in by validation).
+pub(super) fn engine_limits(limits: &airlock_api::Limits) -> Limits {
+    Limits {
+        memory_mb: limits.memory_mb,
+        pids: limits.pids.unwrap_or(DEFAULT_PIDS),
+        cpus: limits.cpus,
+        disk_mb: limits.disk_mb,
+    }
+}
+
+/// Notices a sandbox whose init ended on its own (killed from outside, say), marks it
+/// stopped and clears its groups. A `stop` or `delete` takes the init first, so this
+/// does nothing for them.
+pub(super) async fn watch_init(
+    engine: Arc<airlock_sandbox::Engine>,
+    entry: Arc<Entry>,
+    init: Arc<airlock_sandbox::InitProcess>,
+) {
+    let _ = init.wait().await;
+    let mut life = entry.life.lock().await;
+    if life
+        .init
+        .as_ref()
+        .is_some_and(|current| Arc::ptr_eq(current, &init))
+    {
+        life.init = None;
+        tracing::warn!(id = %entry.id, "sandbox init exited on its own; marking stopped");
+        let _ = engine.stop(&entry.id, &init, Duration::ZERO).await;
+        entry.update(&engine, |r| r.state = SandboxState::Stopped);
+    }
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 6];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,119 @@
+//! The service layer: the one place that owns sandbox records and the rules about them.
+//! Faces (REST now, gRPC and compatibility adapters later) only parse, call and encode.
+
+mod exec;
+mod lifecycle;
+mod record;
+mod recovery;
+mod templates;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+
+use airlock_sandbox::{Engine, InitProcess, SandboxConfig, TemplateStore};
+
+use record::SandboxRecord;
+
+use crate::ApiError;
+
+/// Who created a sandbox when the admin token is used.
+pub const ADMIN_OWNER: &str = "admin";
+
+/// The daemon's state and every operation on it.
+#[derive(Debug)]
+pub struct Service {
+    engine: Arc<Engine>,
+    templates: TemplateStore,
+    sandboxes: RwLock<BTreeMap<String, Arc<Entry>>>,
+}
+
+/// One sandbox in memory.
+#[derive(Debug)]
+struct Entry {
+    id: String,
+    /// What clients read; saved to disk on every change.
+    record: Mutex<SandboxRecord>,
+    /// What the engine needs.
+    config: Mutex<SandboxConfig>,
+    /// Lifecycle lock: start, stop, delete and exec spawning take it, so they never
+    /// interleave on one sandbox.
+    life: tokio::sync::Mutex<Life>,
+    /// Numbers exec cgroup leaves.
+    exec_seq: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Life {
+    init: Option<Arc<InitProcess>>,
+    deleted: bool,
+}
+
+impl Service {
+    /// Opens the daemon home and brings every recorded sandbox back.
+    pub async fn open(home: &Path) -> std::io::Result<Self> {
+        let engine = Arc::new(Engine::new(home)?);
+        let templates = TemplateStore::new(engine.layout().clone());
+        let service = Self {
+            engine,
+            templates,
+            sandboxes: RwLock::new(BTreeMap::new()),
+        };
+        service.recover().await?;
+        Ok(service)
+    }
+
+    fn entry(&self, id: &str) -> Result<Arc<Entry>, ApiError> {
+        self.sandboxes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("no sandbox {id}")))
+    }
+
+    fn entries(&self) -> Vec<Arc<Entry>> {
+        self.sandboxes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+impl Entry {
+    fn record(&self) -> SandboxRecord {
+        self.record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes the record and saves it; a failed save is logged, the change stays.
+    fn update(&self, engine: &Engine, change: impl FnOnce(&mut SandboxRecord)) {
+        let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut record);
+        if let Err(err) = record.save(&engine.layout().sandbox(&self.id)) {
+            tracing::error!(id = %self.id, %err, "saving sandbox record");
+        }
+    }
+
+    fn config(&self) -> SandboxConfig {
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Runs blocking engine work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal("background task", e))
+}

@@ -1,0 +1,103 @@
+//! Bringing the daemon's sandboxes back after a restart, including after `kill -9`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use airlock_api::SandboxState;
+use airlock_fs::SandboxPath;
+use airlock_sandbox::SandboxConfig;
+
+use super::lifecycle::engine_limits;
+use super::record::SandboxRecord;
+use super::{Entry, Life, Service, blocking};
+
+impl Service {
+    /// Loads every record, clears what a crashed daemon left half-made, remounts every
+    /// sandbox's view, and starts again those that were running.
+    pub(super) async fn recover(&self) -> std::io::Result<()> {
+        let layout = self.engine.layout().clone();
+        std::fs::create_dir_all(layout.sandboxes())?;
+        let mut records = Vec::new();
+        for dir in std::fs::read_dir(layout.sandboxes())?.flatten() {
+            let id = dir.file_name().to_string_lossy().into_owned();
+            match SandboxRecord::load(&layout.record(&id)) {
+                Ok(record) => records.push(record),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    // A create that never finished: nothing was promised to anyone.
+                    tracing::warn!(%id, "removing a half-created sandbox");
+                    let engine = self.engine.clone();
+                    blocking(move || engine.destroy(&id))
+                        .await
+                        .map_err(std::io::Error::other)??;
+                }
+                Err(err) => {
+                    tracing::error!(%id, %err, "unreadable sandbox record; leaving it alone")
+                }
+            }
+        }
+        let known: BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
+        for stray in self
+            .engine
+            .ids_with_cgroups()
+            .into_iter()
+            .filter(|id| !known.contains(id))
+        {
+            let engine = self.engine.clone();
+            blocking(move || engine.remove_cgroups(&stray))
+                .await
+                .map_err(std::io::Error::other)??;
+        }
+        for record in records {
+            self.restore(record).await;
+        }
+        Ok(())
+    }
+
+    async fn restore(&self, record: SandboxRecord) {
+        let id = record.id.clone();
+        let template = match self.template_root(&record.template) {
+            Ok(template) => template,
+            Err(err) => {
+                tracing::error!(%id, %err, "template of sandbox is gone; it cannot be restored");
+                return;
+            }
+        };
+        let readonly = record
+            .readonly_paths
+            .iter()
+            .filter_map(|p| SandboxPath::parse(p).ok())
+            .collect();
+        let config = SandboxConfig {
+            id: id.clone(),
+            template,
+            limits: engine_limits(&record.limits),
+            readonly,
+        };
+        let engine = self.engine.clone();
+        let restore_config = config.clone();
+        let restored = blocking(move || engine.restore(&restore_config))
+            .await
+            .and_then(|done| done.map_err(|e| crate::ApiError::internal("remounting sandbox", e)));
+        if let Err(err) = restored {
+            tracing::error!(%id, %err, "sandbox cannot be restored");
+            return;
+        }
+        let was_running = record.state == SandboxState::Running;
+        let entry = Arc::new(Entry {
+            id: id.clone(),
+            record: std::sync::Mutex::new(record),
+            config: std::sync::Mutex::new(config),
+            life: tokio::sync::Mutex::new(Life::default()),
+            exec_seq: Default::default(),
+        });
+        self.sandboxes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), entry.clone());
+        if was_running && let Err(err) = self.start(&id).await {
+            tracing::error!(%id, %err, "restarting sandbox failed; it is stopped");
+            entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
+        }
+        tracing::info!(%id, "sandbox restored");
+    }
+}

@@ -1,0 +1,86 @@
+//! Template registration and listing.
+
+use std::io::Read;
+
+use airlock_api::Template;
+use airlock_sandbox::{HOST_TEMPLATE, valid_template_name};
+
+use super::{Service, blocking};
+use crate::ApiError;
+
+impl Service {
+    /// The built-in template and every registered one.
+    pub fn templates(&self) -> Vec<Template> {
+        let host = Template {
+            name: HOST_TEMPLATE.into(),
+            kind: "host".into(),
+            created_at: None,
+        };
+        let registered = self.templates.names().into_iter().map(|name| {
+            let created_at = self
+                .templates
+                .rootfs(&name)
+                .and_then(|p| std::fs::metadata(p).ok())
+                .and_then(|m| m.modified().ok())
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+            Template {
+                name,
+                kind: "rootfs".into(),
+                created_at,
+            }
+        });
+        std::iter::once(host).chain(registered).collect()
+    }
+
+    /// Registers a root filesystem from a tar stream (read on a blocking thread).
+    pub async fn register_template(
+        &self,
+        name: &str,
+        archive: impl Read + Send + 'static,
+    ) -> Result<Template, ApiError> {
+        if name == HOST_TEMPLATE || !valid_template_name(name) {
+            return Err(ApiError::bad_request(format!(
+                "template name {name:?} is taken or malformed: use [a-z0-9._-], at most 64, not \"host\""
+            )));
+        }
+        if self.templates.rootfs(name).is_some() {
+            return Err(ApiError::conflict(format!(
+                "template {name} exists; delete it first"
+            )));
+        }
+        let store = self.templates.clone();
+        let owned = name.to_owned();
+        blocking(move || store.register(&owned, archive))
+            .await?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => ApiError::conflict(e.to_string()),
+                _ => ApiError::new(
+                    airlock_api::ErrorCode::BadArchive,
+                    format!("unpacking template {name}: {e}"),
+                ),
+            })?;
+        self.templates()
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| ApiError::not_found(name.to_owned()))
+    }
+
+    /// Removes a registered template that no sandbox uses.
+    pub async fn delete_template(&self, name: &str) -> Result<(), ApiError> {
+        if name == HOST_TEMPLATE || self.templates.rootfs(name).is_none() {
+            return Err(ApiError::not_found(format!(
+                "no registered template {name:?}"
+            )));
+        }
+        if self.entries().iter().any(|e| e.record().template == name) {
+            return Err(ApiError::conflict(format!(
+                "template {name} is used by sandboxes; delete them first"
+            )));
+        }
+        let store = self.templates.clone();
+        let owned = name.to_owned();
+        blocking(move || store.remove(&owned))
+            .await?
+            .map_err(|e| ApiError::internal("removing template", e))
+    }
+}
