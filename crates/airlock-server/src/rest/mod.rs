@@ -50,7 +50,28 @@ pub fn router(service: Arc<Service>, token: Token) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .nest("/v1", v1)
         .fallback(unknown_route)
+        .layer(middleware::from_fn(close_after_refused_body))
         .layer(middleware::from_fn(log_request))
+}
+
+/// An error answered before a request body was read (a 409 for an upload, say) leaves
+/// the rest of that body on the connection; asking the client to close it keeps the
+/// next request on a keep-alive connection from failing.
+async fn close_after_refused_body(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// Every `/v1` route needs `Authorization: Bearer <admin token>`.

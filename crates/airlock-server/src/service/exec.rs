@@ -26,7 +26,7 @@ const CHUNK: usize = 64 * 1024;
 const QUEUE: usize = 16;
 /// Once the command exits, how long we keep draining pipes that a background process
 /// it left behind may hold open.
-const DRAIN_GRACE: Duration = Duration::from_millis(250);
+const DRAIN_GRACE: Duration = Duration::from_millis(50);
 /// Buffered answers keep at most this much of each stream.
 const BUFFER_CAP: usize = 16 * 1024 * 1024;
 /// Exit code reported for a timeout, as coreutils' `timeout` does.
@@ -169,8 +169,15 @@ async fn pump(
         }
     };
     feeder.abort();
-    for reader in readers {
-        let _ = tokio::time::timeout(DRAIN_GRACE, reader).await;
+    for mut reader in readers {
+        if tokio::time::timeout(DRAIN_GRACE, &mut reader)
+            .await
+            .is_err()
+        {
+            // A background process still holds the pipe; stop reading it so the event
+            // stream can end (the process itself runs on, inside the sandbox).
+            reader.abort();
+        }
     }
     let event = match exit {
         Ok(exit_code) => ExecEvent::Exit {

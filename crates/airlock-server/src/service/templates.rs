@@ -56,7 +56,7 @@ impl Service {
                 std::io::ErrorKind::AlreadyExists => ApiError::conflict(e.to_string()),
                 _ => ApiError::new(
                     airlock_api::ErrorCode::BadArchive,
-                    format!("unpacking template {name}: {e}"),
+                    format!("unpacking template {name}: {}", error_chain(&e)),
                 ),
             })?;
         self.templates()
@@ -83,4 +83,15 @@ impl Service {
             .await?
             .map_err(|e| ApiError::internal("removing template", e))
     }
+}
+
+/// An error and all its causes, since the tar crate's outer message hides the real one.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text.push_str(&format!(": {inner}"));
+        cause = inner.source();
+    }
+    text
 }

@@ -1,0 +1,123 @@
+//! Shared pieces of Airlock's benchmarks: a daemon to measure, timing and summaries.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A daemon started for a benchmark run, stopped when dropped.
+pub struct BenchDaemon {
+    child: Child,
+    home: PathBuf,
+    /// Base URL.
+    pub url: String,
+    /// Admin token.
+    pub token: String,
+}
+
+impl BenchDaemon {
+    /// Starts `binary serve` on a free port with a fresh home under `/tmp`.
+    pub fn start(binary: &Path) -> anyhow::Result<Self> {
+        let home = PathBuf::from(format!("/tmp/airlock-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&home)?;
+        let child = Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--home"])
+            .arg(&home)
+            .env("AIRLOCK_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()?;
+        let started = Instant::now();
+        while !home.join("listen").exists() {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "daemon did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let url = format!("http://{}", std::fs::read_to_string(home.join("listen"))?);
+        let token = std::fs::read_to_string(home.join("token"))?
+            .trim()
+            .to_owned();
+        Ok(Self {
+            child,
+            home,
+            url,
+            token,
+        })
+    }
+
+    /// A client for it.
+    pub fn client(&self) -> airlock_client::Client {
+        airlock_client::Client::new(&self.url, &self.token)
+    }
+}
+
+impl Drop for BenchDaemon {
+    fn drop(&mut self) {
+        // SIGTERM, so the daemon stops its sandboxes on the way out.
+        // SAFETY: a plain signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// Milliseconds of a duration.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The q-quantile (0..=1) of samples, nearest rank.
+pub fn quantile(samples: &[f64], q: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// One line of a results table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    /// What was measured.
+    pub what: String,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Fastest, ms.
+    pub min_ms: f64,
+    /// Slowest, ms.
+    pub max_ms: f64,
+}
+
+impl Row {
+    /// Summarises samples in milliseconds.
+    pub fn of(what: &str, samples: &[f64]) -> Self {
+        Self {
+            what: what.to_owned(),
+            p50_ms: quantile(samples, 0.5),
+            p99_ms: quantile(samples, 0.99),
+            min_ms: quantile(samples, 0.0),
+            max_ms: quantile(samples, 1.0),
+        }
+    }
+}
+
+/// A short description of this machine for result files.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
+}

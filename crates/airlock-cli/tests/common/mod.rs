@@ -1,0 +1,244 @@
+//! A real daemon for end-to-end tests: the `airlock` binary started as `airlock serve`
+//! on a free loopback port with its own temporary home, stopped when the test ends.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use airlock_api::{CreateSandbox, ExecRequest, ExecResult, Sandbox};
+use airlock_client::Client;
+
+/// How long a daemon may take to answer /healthz after it starts.
+const STARTUP: Duration = Duration::from_secs(30);
+
+pub struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub url: String,
+    pub token: String,
+}
+
+impl Daemon {
+    /// Starts a daemon with a fresh home.
+    pub fn start() -> Self {
+        assert!(
+            rustix_is_root(),
+            "the end-to-end tests start real sandboxes and must run as root"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("airlock-e2e-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::create_dir(dir.path().join("home")).unwrap();
+        let mut daemon = Self {
+            child: None,
+            dir,
+            url: String::new(),
+            token: String::new(),
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    /// The daemon's home directory.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home").canonicalize().unwrap()
+    }
+
+    fn spawn(&mut self) {
+        let home = self.home();
+        let _ = std::fs::remove_file(home.join("listen"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--home"])
+            .arg(&home)
+            .env("AIRLOCK_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            if let Ok(address) = std::fs::read_to_string(home.join("listen"))
+                && healthy(&address)
+            {
+                self.url = format!("http://{address}");
+                break;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "daemon exited with {status} while starting:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                started.elapsed() < STARTUP,
+                "daemon did not become healthy:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.token = std::fs::read_to_string(home.join("token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, &self.token)
+    }
+
+    /// `kill -9`, as a crash would.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        // SAFETY: plain signal to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.success();
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the daemon again on the same home.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the daemon first");
+        self.spawn();
+    }
+
+    /// Runs the `airlock` CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(args)
+            .env("AIRLOCK_URL", &self.url)
+            .env("AIRLOCK_TOKEN", &self.token)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let clean = self.terminate();
+        if !clean || std::thread::panicking() {
+            eprintln!("daemon log (clean exit: {clean}):\n{}", self.log());
+        }
+    }
+}
+
+fn healthy(address: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
+fn rustix_is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Creates a running host-template sandbox with default settings.
+pub async fn sandbox(client: &Client) -> Sandbox {
+    client.create(&CreateSandbox::default()).await.unwrap()
+}
+
+/// Runs a shell command line in a sandbox.
+pub async fn sh(client: &Client, id: &str, line: &str) -> ExecResult {
+    client
+        .exec(
+            id,
+            &ExecRequest {
+                shell: Some(line.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+}
+
+/// Host pids whose parent is `parent`.
+pub fn children_of(parent: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| ppid(*pid) == Some(parent))
+        .collect()
+}
+
+fn ppid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parens; fields resume after the last ')'.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// True if process `pid` exists (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
+}
+
+/// Counts files and directories below `dir`.
+pub fn count_entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    1 + if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        count_entries(&e.path())
+                    } else {
+                        0
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,188 @@
+//! Exec over REST: argv and shell forms, environment, cwd, stdin, binary output, exit
+//! codes, streaming, and timeouts that kill the whole process tree.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use airlock_api::{ErrorCode, ExecEvent, ExecRequest};
+use base64::Engine as _;
+use common::{Daemon, sandbox, sh};
+use futures_util::StreamExt;
+
+#[tokio::test]
+async fn argv_env_cwd_stdin_and_exit_codes() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+
+    let argv = ExecRequest {
+        cmd: Some(vec![
+            "printf".into(),
+            "%s|".into(),
+            "a b".into(),
+            "$HOME".into(),
+        ]),
+        ..Default::default()
+    };
+    assert_eq!(
+        client.exec(&id, &argv).await.unwrap().stdout,
+        "a b|$HOME|",
+        "argv is not split or expanded"
+    );
+
+    let mut req = ExecRequest {
+        shell: Some("pwd; echo $HOME $USER $X; cat".into()),
+        ..Default::default()
+    };
+    req.env.insert("X".into(), "from-request".into());
+    req.cwd = Some("/tmp".into());
+    req.stdin = Some("piped in".into());
+    let out = client.exec(&id, &req).await.unwrap();
+    assert_eq!(out.stdout, "/tmp\n/home/user user from-request\npiped in");
+
+    let failing = sh(&client, &id, "echo oops >&2; exit 3").await;
+    assert_eq!((failing.exit_code, failing.stderr.as_str()), (3, "oops\n"));
+    let missing = client
+        .exec(
+            &id,
+            &ExecRequest {
+                cmd: Some(vec!["no-such-program".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing.exit_code, 127);
+    assert!(missing.stderr.contains("not found"), "{}", missing.stderr);
+    let killed = sh(&client, &id, "kill -9 $$").await;
+    assert_eq!(killed.exit_code, 137, "death by signal N reports 128+N");
+    let bad_cwd = client
+        .exec(
+            &id,
+            &ExecRequest {
+                cmd: Some(vec!["true".into()]),
+                cwd: Some("/nope".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_ne!(bad_cwd.exit_code, 0);
+    assert!(bad_cwd.stderr.contains("/nope"), "{}", bad_cwd.stderr);
+}
+
+#[tokio::test]
+async fn binary_output_and_input_are_exact() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+    let bytes: Vec<u8> = (0..=255u8).rev().collect();
+    let req = ExecRequest {
+        cmd: Some(vec!["cat".into()]),
+        stdin_b64: Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+        ..Default::default()
+    };
+    let out = client.exec(&id, &req).await.unwrap();
+    assert!(
+        out.stdout_b64.is_some(),
+        "non-UTF-8 output is also given exactly"
+    );
+    assert_eq!(out.stdout_bytes(), bytes);
+}
+
+#[tokio::test]
+async fn streamed_events_arrive_before_the_command_ends() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+    let req = ExecRequest {
+        shell: Some("echo first; sleep 30; echo never".into()),
+        timeout_ms: Some(60_000),
+        ..Default::default()
+    };
+    let mut events = Box::pin(client.exec_stream(&id, &req).await.unwrap());
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), events.next()).await;
+    let Ok(Some(Ok(ExecEvent::Stdout(chunk)))) = first else {
+        panic!("no live output: {first:?}")
+    };
+    assert_eq!(chunk.bytes(), b"first\n");
+    drop(events);
+    // Hanging up on the stream ends the command.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sh(&client, &id, "pgrep -x sleep || true")
+        .await
+        .stdout
+        .trim()
+        != ""
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned command kept running"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let req = ExecRequest {
+        shell: Some("echo out; echo err >&2; exit 4".into()),
+        ..Default::default()
+    };
+    let events: Vec<ExecEvent> = client
+        .exec_stream(&id, &req)
+        .await
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect()
+        .await;
+    assert_eq!(
+        events.last(),
+        Some(&ExecEvent::Exit {
+            exit_code: 4,
+            timed_out: false
+        })
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ExecEvent::Stderr(c) if c.bytes() == b"err\n"))
+    );
+}
+
+#[tokio::test]
+async fn timeout_kills_the_whole_tree() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+    // A background child, and a grandchild that escapes into its own session.
+    let req = ExecRequest {
+        shell: Some("sleep 101 & (setsid sleep 102 &); sleep 103".into()),
+        timeout_ms: Some(500),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let out = client.exec(&id, &req).await.unwrap();
+    assert!(out.timed_out);
+    assert_eq!(out.exit_code, 124);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let left = sh(&client, &id, "pgrep -a sleep || true").await.stdout;
+    assert_eq!(left, "", "every process of the timed-out command is gone");
+}
+
+#[tokio::test]
+async fn exec_on_missing_or_stopped_sandboxes_is_refused() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let req = ExecRequest {
+        shell: Some("true".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        client.exec("000000000000", &req).await.unwrap_err().code(),
+        Some(ErrorCode::NotFound)
+    );
+    let id = sandbox(&client).await.id;
+    client.stop(&id).await.unwrap();
+    assert_eq!(
+        client.exec(&id, &req).await.unwrap_err().code(),
+        Some(ErrorCode::Conflict)
+    );
+}

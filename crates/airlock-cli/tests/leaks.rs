@@ -1,0 +1,107 @@
+//! Nothing left behind: 200 create/exec/delete cycles, then the daemon's mounts, its
+//! child processes, our cgroups, loop devices and files under the home are as before.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use airlock_api::{CreateSandbox, InjectedFile, Limits};
+use common::{Daemon, children_of, count_entries, sh};
+
+const CYCLES: usize = 200;
+
+#[derive(Debug, PartialEq)]
+struct Census {
+    mounts: usize,
+    children: usize,
+    cgroups: usize,
+    loops: usize,
+    files: usize,
+}
+
+fn census(daemon: &Daemon) -> Census {
+    let home = daemon.home();
+    let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", daemon.pid())).unwrap();
+    let instance = instance_name(&home);
+    let cgroups = ["memory", "pids", "cpu"]
+        .iter()
+        .map(|c| {
+            count_entries(
+                &Path::new("/sys/fs/cgroup")
+                    .join(c)
+                    .join("airlock")
+                    .join(&instance),
+            )
+        })
+        .sum();
+    let loops = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("loop/backing_file"))
+                .is_ok_and(|b| b.starts_with(home.to_str().unwrap()))
+        })
+        .count();
+    Census {
+        mounts: mountinfo.lines().count(),
+        children: children_of(daemon.pid()).len(),
+        cgroups,
+        loops,
+        files: count_entries(&home),
+    }
+}
+
+/// The daemon names its cgroup subtree after its home (FNV-1a), as the engine does.
+fn instance_name(home: &Path) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in home.as_os_str().as_encoded_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[tokio::test]
+async fn two_hundred_cycles_leave_nothing_behind() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    // Warm up once so lazily made directories (cgroup parents, views/) exist in both counts.
+    let warm = client.create(&CreateSandbox::default()).await.unwrap();
+    client.delete(&warm.id).await.unwrap();
+    let before = census(&daemon);
+    let mut during_loops = 0;
+    for cycle in 0..CYCLES {
+        let mut req = CreateSandbox::default();
+        req.files.push(InjectedFile {
+            path: "/etc/ro.conf".into(),
+            content: Some("x".into()),
+            content_b64: None,
+            mode: None,
+            readonly: true,
+        });
+        if cycle % 20 == 0 {
+            req.limits = Limits {
+                disk_mb: Some(16),
+                ..Default::default()
+            };
+        }
+        let id = client.create(&req).await.unwrap().id;
+        let out = sh(&client, &id, "sleep 60 & echo $((1 + 1))").await;
+        assert_eq!(out.stdout, "2\n", "cycle {cycle}: {out:?}");
+        if cycle % 20 == 0 {
+            during_loops = during_loops.max(census(&daemon).loops);
+        }
+        client.delete(&id).await.unwrap();
+    }
+    assert!(
+        during_loops >= 1,
+        "the disk-limited cycles really used a loop device"
+    );
+    // Loop devices detach asynchronously after the last unmount.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while census(&daemon) != before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(census(&daemon), before);
+}

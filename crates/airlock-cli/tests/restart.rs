@@ -1,0 +1,125 @@
+//! The daemon's state survives it: after `kill -9` or SIGTERM every sandbox is listed
+//! again with its files, running ones run again, and nothing of the old daemon lingers.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use airlock_api::{CreateSandbox, Limits, SandboxState};
+use common::{Daemon, alive, children_of, sh};
+
+#[tokio::test]
+async fn kill_9_then_restart_brings_every_sandbox_back() {
+    let mut daemon = Daemon::start();
+    let client = daemon.client();
+    let running = client.create(&CreateSandbox::default()).await.unwrap().id;
+    let with_disk = client
+        .create(&CreateSandbox {
+            limits: Limits {
+                disk_mb: Some(32),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    let created = client
+        .create(&CreateSandbox {
+            start: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    let stopped = client.create(&CreateSandbox::default()).await.unwrap().id;
+    for id in [&running, &with_disk, &stopped] {
+        sh(
+            &client,
+            id,
+            &format!("echo {id} > /workspace/mine; sleep 1000 &"),
+        )
+        .await;
+    }
+    client.stop(&stopped).await.unwrap();
+    let old_processes = children_of(daemon.pid());
+    assert_eq!(old_processes.len(), 2, "one init per running sandbox");
+
+    daemon.kill9();
+    daemon.restart();
+    let client = daemon.client();
+    for pid in old_processes {
+        assert!(
+            !alive(pid),
+            "the crashed daemon's sandbox process {pid} was cleaned up"
+        );
+    }
+    let states: Vec<(String, SandboxState)> = client
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.id, s.state))
+        .collect();
+    for (id, state) in [
+        (&running, SandboxState::Running),
+        (&with_disk, SandboxState::Running),
+        (&created, SandboxState::Created),
+        (&stopped, SandboxState::Stopped),
+    ] {
+        assert!(
+            states.contains(&(id.clone(), state)),
+            "{id} should be {state:?}: {states:?}"
+        );
+    }
+    for id in [&running, &with_disk] {
+        assert_eq!(
+            sh(&client, id, "cat /workspace/mine").await.stdout,
+            format!("{id}\n"),
+            "files intact"
+        );
+        assert_eq!(
+            sh(&client, id, "pgrep -c sleep || true").await.stdout,
+            "0\n",
+            "a fresh start, not the old processes"
+        );
+    }
+    client.start(&stopped).await.unwrap();
+    assert_eq!(
+        sh(&client, &stopped, "cat /workspace/mine").await.stdout,
+        format!("{stopped}\n")
+    );
+    client.start(&created).await.unwrap();
+    assert_eq!(sh(&client, &created, "echo up").await.stdout, "up\n");
+    assert_eq!(
+        sh(&client, &with_disk, "df -m / | tail -1 | awk '{print $2}'")
+            .await
+            .stdout
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+            <= 32,
+        true,
+        "disk limit kept"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_cleanly_and_sandboxes_return() {
+    let mut daemon = Daemon::start();
+    let client = daemon.client();
+    let id = client.create(&CreateSandbox::default()).await.unwrap().id;
+    sh(&client, &id, "echo data > /home/user/f").await;
+    let inits = children_of(daemon.pid());
+    assert!(
+        daemon.terminate(),
+        "exit status 0 on SIGTERM:\n{}",
+        daemon.log()
+    );
+    for pid in inits {
+        assert!(!alive(pid), "sandbox processes end with the daemon");
+    }
+    daemon.restart();
+    let client = daemon.client();
+    assert_eq!(client.get(&id).await.unwrap().state, SandboxState::Running);
+    assert_eq!(sh(&client, &id, "cat /home/user/f").await.stdout, "data\n");
+}
