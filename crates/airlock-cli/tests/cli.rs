@@ -131,3 +131,41 @@ fn a_wrong_token_is_reported_plainly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_template_from_a_local_directory() {
+    let daemon = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "id"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/motd"), "from the template\n").unwrap();
+    let added = json(&daemon.cli(&[
+        "template",
+        "add",
+        "--json",
+        "tiny",
+        rootfs.to_str().unwrap(),
+    ]));
+    assert_eq!(added["kind"], "rootfs");
+    let id = text(&daemon.cli(&["create", "--template", "tiny"]))
+        .trim()
+        .to_owned();
+    let run = daemon.cli(&["exec", &id, "--", "sh", "-c", "cat /etc/motd; id -u"]);
+    assert_eq!(
+        text(&run),
+        "from the template\n1000\n",
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        !daemon.cli(&["template", "rm", "tiny"]).status.success(),
+        "in use"
+    );
+    assert!(daemon.cli(&["rm", &id]).status.success());
+    assert!(daemon.cli(&["template", "rm", "tiny"]).status.success());
+}

@@ -23,7 +23,7 @@ struct Census {
 fn census(daemon: &Daemon) -> Census {
     let home = daemon.home();
     let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", daemon.pid())).unwrap();
-    let instance = instance_name(&home);
+    let instance = airlock_sandbox::instance_name(&home);
     let cgroups = ["memory", "pids", "cpu"]
         .iter()
         .map(|c| {
@@ -50,16 +50,6 @@ fn census(daemon: &Daemon) -> Census {
         loops,
         files: count_entries(&home),
     }
-}
-
-/// The daemon names its cgroup subtree after its home (FNV-1a), as the engine does.
-fn instance_name(home: &Path) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in home.as_os_str().as_encoded_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
 }
 
 #[tokio::test]

@@ -211,9 +211,9 @@ impl Engine {
     }
 }
 
-/// Daemons with different homes get disjoint cgroup subtrees; the name is a stable
-/// FNV-1a hash of the home path, so a restarted daemon finds its groups again.
-fn instance_name(home: &Path) -> String {
+/// Daemons with different homes get disjoint cgroup subtrees (`airlock/<instance>`); the
+/// name is a stable FNV-1a hash of the home path, so a restarted daemon finds its groups.
+pub fn instance_name(home: &Path) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in home.as_os_str().as_encoded_bytes() {
         hash ^= u64::from(*byte);

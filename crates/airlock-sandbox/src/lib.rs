@@ -21,7 +21,7 @@ mod sys;
 mod templates;
 mod view;
 
-pub use engine::{Engine, ExecPlan, SandboxConfig};
+pub use engine::{Engine, ExecPlan, SandboxConfig, instance_name};
 pub use launch::{EXEC_HELPER, INIT_HELPER, InitProcess};
 pub use layout::Layout;
 pub use skeleton::WRITABLE_DIRS;

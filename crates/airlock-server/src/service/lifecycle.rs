@@ -9,7 +9,7 @@ use airlock_sandbox::{HOST_TEMPLATE, Limits, SandboxConfig, TemplateRoot};
 
 use super::record::{SandboxRecord, now_secs};
 use super::validate::{self, DEFAULT_PIDS};
-use super::{ADMIN_OWNER, Entry, Life, Service, blocking};
+use super::{ADMIN_OWNER, Entry, Service, blocking};
 use crate::ApiError;
 
 /// How long `stop` lets processes react to SIGTERM before SIGKILL.
@@ -101,13 +101,7 @@ impl Service {
         })
         .await?;
         made?;
-        let entry = Arc::new(Entry {
-            id: id.clone(),
-            record: std::sync::Mutex::new(record),
-            config: std::sync::Mutex::new(config),
-            life: tokio::sync::Mutex::new(Life::default()),
-            exec_seq: Default::default(),
-        });
+        let entry = Entry::new(record, config);
         self.sandboxes
             .write()
             .unwrap_or_else(|p| p.into_inner())

@@ -85,6 +85,16 @@ impl Service {
 }
 
 impl Entry {
+    fn new(record: SandboxRecord, config: SandboxConfig) -> Arc<Self> {
+        Arc::new(Self {
+            id: record.id.clone(),
+            record: Mutex::new(record),
+            config: Mutex::new(config),
+            life: tokio::sync::Mutex::new(Life::default()),
+            exec_seq: AtomicU64::new(0),
+        })
+    }
+
     fn record(&self) -> SandboxRecord {
         self.record
             .lock()

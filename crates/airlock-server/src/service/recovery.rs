@@ -1,7 +1,6 @@
 //! Bringing the daemon's sandboxes back after a restart, including after `kill -9`.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use airlock_api::SandboxState;
 use airlock_fs::SandboxPath;
@@ -9,7 +8,7 @@ use airlock_sandbox::SandboxConfig;
 
 use super::lifecycle::engine_limits;
 use super::record::SandboxRecord;
-use super::{Entry, Life, Service, blocking};
+use super::{Entry, Service, blocking};
 
 impl Service {
     /// Loads every record, clears what a crashed daemon left half-made, remounts every
@@ -83,13 +82,7 @@ impl Service {
             return;
         }
         let was_running = record.state == SandboxState::Running;
-        let entry = Arc::new(Entry {
-            id: id.clone(),
-            record: std::sync::Mutex::new(record),
-            config: std::sync::Mutex::new(config),
-            life: tokio::sync::Mutex::new(Life::default()),
-            exec_seq: Default::default(),
-        });
+        let entry = Entry::new(record, config);
         self.sandboxes
             .write()
             .unwrap_or_else(|p| p.into_inner())
