@@ -6,6 +6,7 @@
 pub mod defaults;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod mode;
 pub mod sandbox;
 pub mod template;
@@ -13,6 +14,7 @@ pub mod template;
 pub use defaults::{DEFAULT_PORT, default_home, default_url};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use exec::{ExecEvent, ExecRequest, ExecResult};
+pub use files::{FileEntry, FileList, MakeDir, MoveFile, WriteResult};
 pub use mode::FileMode;
 pub use sandbox::{CreateSandbox, InjectedFile, Limits, Sandbox, SandboxState};
 pub use template::Template;

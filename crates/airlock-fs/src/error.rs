@@ -31,6 +31,39 @@ pub enum FsError {
         /// The sandbox path.
         path: String,
     },
+    /// Something is in the way: the target exists (no-replace), a directory is not
+    /// empty, a path component is not a directory, a move crosses mounts.
+    #[error("{path}: {reason}")]
+    Conflict {
+        /// The sandbox path.
+        path: String,
+        /// What is in the way.
+        reason: &'static str,
+    },
+    /// A directory where a file was expected.
+    #[error("{path}: is a directory")]
+    IsDirectory {
+        /// The sandbox path.
+        path: String,
+    },
+    /// A FIFO, socket or device, refused without being opened.
+    #[error("{path}: is a {kind}, not a regular file")]
+    NotRegular {
+        /// The sandbox path.
+        path: String,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// The content's sha256 was not the one the client expected; nothing was committed.
+    #[error("{path}: content sha256 is {actual}, expected {expected}; nothing was written")]
+    ChecksumMismatch {
+        /// The sandbox path.
+        path: String,
+        /// Hex digest the client sent.
+        expected: String,
+        /// Hex digest of what arrived.
+        actual: String,
+    },
     /// Any other system error.
     #[error("{path}: {source}")]
     Io {
@@ -53,6 +86,27 @@ impl FsError {
             Errno::NOENT => Self::NotFound { path },
             Errno::ROFS | Errno::PERM | Errno::ACCESS | Errno::BUSY => Self::ReadOnly { path },
             Errno::NOSPC | Errno::DQUOT => Self::NoSpace { path },
+            Errno::EXIST => Self::Conflict {
+                path,
+                reason: "already exists",
+            },
+            Errno::NOTEMPTY => Self::Conflict {
+                path,
+                reason: "directory is not empty",
+            },
+            Errno::NOTDIR => Self::Conflict {
+                path,
+                reason: "a path component is not a directory",
+            },
+            Errno::XDEV => Self::Conflict {
+                path,
+                reason: "crosses a mount",
+            },
+            Errno::LOOP => Self::Conflict {
+                path,
+                reason: "a symlink is in the way",
+            },
+            Errno::ISDIR => Self::IsDirectory { path },
             other => Self::Io {
                 path,
                 source: io::Error::from_raw_os_error(other.raw_os_error()),

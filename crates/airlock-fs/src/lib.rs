@@ -6,12 +6,18 @@
 //! paths, `..` stops at the root, and a component swapped for a symlink between two of our
 //! calls still resolves inside. Nothing here knows about HTTP.
 
+mod entry;
 mod error;
+mod list;
+mod ops;
 mod path;
+mod read;
 mod root;
 mod write;
 
+pub use entry::{Entry, FileKind};
 pub use error::{FsError, FsResult};
+pub use list::Listing;
 pub use path::SandboxPath;
 pub use root::Root;
-pub use write::{FileOwner, WriteOptions};
+pub use write::{FileOwner, Placement, WriteOptions, Written, hex};

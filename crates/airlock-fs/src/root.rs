@@ -91,9 +91,9 @@ impl Root {
 }
 
 /// `openat2` with close-on-exec always set.
-pub(crate) fn openat2_in(
+pub(crate) fn openat2_in<P: rustix::path::Arg + Copy>(
     dir: impl AsFd,
-    rel: &str,
+    rel: P,
     flags: OFlags,
     mode: Mode,
     resolve: ResolveFlags,
@@ -105,4 +105,9 @@ pub(crate) fn openat2_in(
             other => return other,
         }
     }
+}
+
+/// `/proc/self/fd/N` for an open descriptor.
+pub(crate) fn fd_path(fd: &impl std::os::fd::AsRawFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
 }

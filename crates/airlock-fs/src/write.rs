@@ -1,14 +1,21 @@
-//! Writing a whole file atomically: a private temporary file in the target directory,
-//! filled, given its mode and owner on the open descriptor, then renamed over the target.
+//! Writing files. A whole-file write is atomic: a private temporary file in the target
+//! directory is filled and hashed, given its mode, owner and mtime on the open descriptor,
+//! then renamed over the target (or next to nothing, with no-replace). Appends and writes
+//! at an offset change the file in place.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::{Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps};
 use rustix::io::Errno;
+use sha2::{Digest, Sha256};
 
+use crate::read::reopen;
 use crate::root::openat2_in;
-use crate::{FsError, FsResult, Root, SandboxPath};
+use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
+
+/// Bytes moved per read/write.
+const BUFFER: usize = 1024 * 1024;
 
 /// Who owns a file the engine creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,25 +36,20 @@ impl FileOwner {
     pub const ROOT: Self = Self { uid: 0, gid: 0 };
 
     pub(crate) fn apply(self, fd: &impl AsFd) -> Result<(), Errno> {
-        // SAFETY-free: ids are plain numbers chosen by the daemon, not by the sandbox.
         let uid = rustix::fs::Uid::from_raw(self.uid);
         let gid = rustix::fs::Gid::from_raw(self.gid);
-        fchown_any(fd, uid, gid)
+        // AT_EMPTY_PATH makes this work on O_PATH descriptors too.
+        rustix::fs::chownat(
+            fd,
+            "",
+            Some(uid),
+            Some(gid),
+            rustix::fs::AtFlags::EMPTY_PATH,
+        )
     }
 }
 
-/// `fchown` that also works on `O_PATH` descriptors (through `AT_EMPTY_PATH`).
-fn fchown_any(fd: &impl AsFd, uid: rustix::fs::Uid, gid: rustix::fs::Gid) -> Result<(), Errno> {
-    rustix::fs::chownat(
-        fd,
-        "",
-        Some(uid),
-        Some(gid),
-        rustix::fs::AtFlags::EMPTY_PATH,
-    )
-}
-
-/// How a file is written.
+/// How a whole file is written.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions {
     /// Permission bits; setuid, setgid and sticky are always stripped.
@@ -56,19 +58,58 @@ pub struct WriteOptions {
     pub owner: FileOwner,
     /// Create missing parent directories.
     pub parents: bool,
+    /// Replace an existing file (else an existing target is a conflict).
+    pub overwrite: bool,
+    /// Modification time to set (seconds, nanoseconds); now when absent.
+    pub mtime: Option<(i64, u32)>,
+    /// Commit only if the content's sha256 is this.
+    pub expect_sha256: Option<[u8; 32]>,
+}
+
+impl WriteOptions {
+    /// Mode and owner; parents made, overwrite allowed, no mtime, no expected digest.
+    pub fn new(mode: u32, owner: FileOwner) -> Self {
+        Self {
+            mode,
+            owner,
+            parents: true,
+            overwrite: true,
+            mtime: None,
+            expect_sha256: None,
+        }
+    }
+}
+
+/// What a completed write produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The file as it now is.
+    pub entry: Entry,
+    /// sha256 of the file's whole content.
+    pub sha256: [u8; 32],
+}
+
+/// Where an in-place write goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// At the end.
+    Append,
+    /// At this byte offset (the file grows if needed).
+    Offset(u64),
 }
 
 impl Root {
     /// Writes all of `content` to `path`, replacing any file there in one rename.
     ///
-    /// Readers see the old file or the new one, never a prefix; on any failure the
-    /// temporary file is removed and the old file is untouched.
+    /// Readers see the old file or the new one, never a prefix. On any failure (a broken
+    /// stream, a full disk, a wrong checksum) the temporary file is removed and the old
+    /// file is untouched.
     pub fn write_file(
         &self,
         path: &SandboxPath,
         content: &mut impl Read,
         opts: WriteOptions,
-    ) -> FsResult<()> {
+    ) -> FsResult<Written> {
         let (parent, name) = path.split_parent().ok_or_else(|| FsError::BadPath {
             path: path.to_string(),
             reason: "is the root directory",
@@ -80,25 +121,169 @@ impl Root {
         };
         let (temp_name, file) =
             create_temp(&dir).map_err(|e| FsError::from_errno(path.as_str(), e))?;
-        let filled = fill(file, content, opts).map_err(|e| FsError::from_io(path.as_str(), e));
-        let committed = filled.and_then(|()| {
-            rustix::fs::renameat(&dir, &temp_name, &dir, name)
-                .map_err(|e| FsError::from_errno(path.as_str(), e))
+        let committed = fill(file, content, &opts, path).and_then(|sha256| {
+            let flags = if opts.overwrite {
+                RenameFlags::empty()
+            } else {
+                RenameFlags::NOREPLACE
+            };
+            rustix::fs::renameat_with(&dir, &temp_name, &dir, name, flags)
+                .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+            let entry = Entry::at(&dir, name, path.to_string())
+                .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+            Ok(Written { entry, sha256 })
         });
         if committed.is_err() {
             let _ = rustix::fs::unlinkat(&dir, &temp_name, rustix::fs::AtFlags::empty());
         }
         committed
     }
+
+    /// Appends `content` to `path`, or writes it at an offset, creating the file (owned by
+    /// `owner`) if it does not exist. Reports the whole file's new sha256.
+    pub fn write_in_place(
+        &self,
+        path: &SandboxPath,
+        content: &mut impl Read,
+        at: Placement,
+        owner: FileOwner,
+    ) -> FsResult<Written> {
+        let file = self.open_for_update(path, at, owner)?;
+        let mut file = std::fs::File::from(file);
+        if let Placement::Offset(offset) = at {
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))
+                .map_err(|e| FsError::from_io(path.as_str(), e))?;
+        }
+        copy_hashing(content, &mut file).map_err(|e| FsError::from_io(path.as_str(), e))?;
+        let entry = Entry::of_fd(&file, path.to_string())
+            .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))
+            .map_err(|e| FsError::from_io(path.as_str(), e))?;
+        let sha256 = hash_all(&mut file).map_err(|e| FsError::from_io(path.as_str(), e))?;
+        Ok(Written { entry, sha256 })
+    }
+
+    /// Opens an existing regular file for writing (checked through an `O_PATH` handle so a
+    /// FIFO is never opened), or creates it.
+    fn open_for_update(
+        &self,
+        path: &SandboxPath,
+        at: Placement,
+        owner: FileOwner,
+    ) -> FsResult<OwnedFd> {
+        let mode = if at == Placement::Append {
+            OFlags::RDWR | OFlags::APPEND
+        } else {
+            OFlags::RDWR
+        };
+        match self.resolve(path, OFlags::PATH) {
+            Ok(handle) => {
+                let entry = Entry::of_fd(&handle, path.to_string())
+                    .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+                match entry.kind {
+                    FileKind::File => reopen(&handle, mode)
+                        .map(OwnedFd::from)
+                        .map_err(|e| FsError::from_errno(path.as_str(), e)),
+                    FileKind::Dir => Err(FsError::IsDirectory {
+                        path: path.to_string(),
+                    }),
+                    other => Err(FsError::NotRegular {
+                        path: path.to_string(),
+                        kind: other.name(),
+                    }),
+                }
+            }
+            Err(FsError::NotFound { .. }) => {
+                let (dir, name) = self.parent_of(path)?;
+                let flags = mode | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+                let fd = openat2_in(
+                    &dir,
+                    name,
+                    flags,
+                    Mode::from_raw_mode(0o644),
+                    ResolveFlags::BENEATH,
+                )
+                .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+                owner
+                    .apply(&fd)
+                    .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+                Ok(fd)
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
-fn fill(file: OwnedFd, content: &mut impl Read, opts: WriteOptions) -> std::io::Result<()> {
-    // Owner first: chown clears setuid bits, and the mode below never sets them anyway.
-    opts.owner.apply(&file)?;
-    rustix::fs::fchmod(&file, Mode::from_raw_mode(opts.mode & 0o777))?;
+fn fill(
+    file: OwnedFd,
+    content: &mut impl Read,
+    opts: &WriteOptions,
+    path: &SandboxPath,
+) -> FsResult<[u8; 32]> {
+    let io = |e| FsError::from_io(path.as_str(), e);
     let mut file = std::fs::File::from(file);
-    std::io::copy(content, &mut file)?;
-    file.flush()
+    let sha256 = copy_hashing(content, &mut file).map_err(io)?;
+    if let Some(expected) = opts.expect_sha256
+        && expected != sha256
+    {
+        return Err(FsError::ChecksumMismatch {
+            path: path.to_string(),
+            expected: hex(&expected),
+            actual: hex(&sha256),
+        });
+    }
+    // Owner first: chown clears setuid bits, and the mode below never sets them anyway.
+    opts.owner
+        .apply(&file)
+        .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+    rustix::fs::fchmod(&file, Mode::from_raw_mode(opts.mode & 0o777))
+        .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+    if let Some((secs, nanos)) = opts.mtime {
+        let time = Timespec {
+            tv_sec: secs,
+            tv_nsec: nanos.into(),
+        };
+        let omit = Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        };
+        rustix::fs::futimens(
+            &file,
+            &Timestamps {
+                last_access: omit,
+                last_modification: time,
+            },
+        )
+        .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+    }
+    Ok(sha256)
+}
+
+/// Copies everything, hashing as it goes, in one bounded buffer.
+fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<[u8; 32]> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; BUFFER];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+    }
+    to.flush()?;
+    Ok(hasher.finalize().into())
+}
+
+fn hash_all(from: &mut impl Read) -> std::io::Result<[u8; 32]> {
+    copy_hashing(from, &mut std::io::sink())
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Creates a new file with a random name in `dir`; never follows or reuses an existing entry.
@@ -108,7 +293,7 @@ fn create_temp(dir: &OwnedFd) -> Result<(String, OwnedFd), Errno> {
         let name = format!(".airlock-tmp-{:016x}", random_u64());
         match openat2_in(
             dir,
-            &name,
+            name.as_str(),
             flags,
             Mode::from_raw_mode(0o600),
             ResolveFlags::BENEATH,

@@ -33,15 +33,12 @@ fn opts() -> WriteOptions {
         uid: rustix::process::getuid().as_raw(),
         gid: rustix::process::getgid().as_raw(),
     };
-    WriteOptions {
-        mode: 0o644,
-        owner: me,
-        parents: true,
-    }
+    WriteOptions::new(0o644, me)
 }
 
 fn write(root: &Root, path: &str, body: &[u8]) -> Result<(), FsError> {
     root.write_file(&SandboxPath::parse(path).unwrap(), &mut &body[..], opts())
+        .map(drop)
 }
 
 fn sentinel_untouched(s: &Scene) {

@@ -53,6 +53,8 @@ impl From<FsError> for ApiError {
             FsError::NotFound { .. } => ErrorCode::NotFound,
             FsError::ReadOnly { .. } => ErrorCode::Forbidden,
             FsError::NoSpace { .. } => ErrorCode::DiskQuota,
+            FsError::Conflict { .. } | FsError::IsDirectory { .. } => ErrorCode::Conflict,
+            FsError::NotRegular { .. } | FsError::ChecksumMismatch { .. } => ErrorCode::BadRequest,
             FsError::Io { .. } => ErrorCode::Internal,
         };
         Self::new(code, err.to_string())

@@ -2,7 +2,9 @@
 //! service and encode.
 
 mod exec;
+mod files;
 mod json;
+mod range;
 mod sandboxes;
 mod templates;
 
@@ -34,6 +36,25 @@ pub fn router(service: Arc<Service>, token: Token) -> Router {
         .route("/sandboxes/{id}/start", post(sandboxes::start))
         .route("/sandboxes/{id}/stop", post(sandboxes::stop))
         .route("/sandboxes/{id}/exec", post(exec::exec))
+        .route(
+            "/sandboxes/{id}/files",
+            get(files::list).delete(files::delete),
+        )
+        .route(
+            "/sandboxes/{id}/files/",
+            get(files::list).delete(files::delete),
+        )
+        .route("/sandboxes/{id}/files/stat", get(files::stat))
+        .route("/sandboxes/{id}/files/mkdir", post(files::mkdir))
+        .route("/sandboxes/{id}/files/move", post(files::rename))
+        // Uploads stream to disk in constant memory, so they take no body size cap.
+        .route(
+            "/sandboxes/{id}/files/content",
+            get(files::download)
+                .put(files::upload)
+                .post(files::patch)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/templates", get(templates::list))
         .route(
             "/templates/{name}",

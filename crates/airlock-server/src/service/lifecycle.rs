@@ -78,11 +78,7 @@ impl Service {
                     } else {
                         FileOwner::SANDBOX_USER
                     };
-                    let opts = WriteOptions {
-                        mode: file.mode,
-                        owner,
-                        parents: true,
-                    };
+                    let opts = WriteOptions::new(file.mode, owner);
                     root.write_file(&file.path, &mut file.content.as_slice(), opts)?;
                     if file.readonly {
                         engine

@@ -2,6 +2,7 @@
 //! Faces (REST now, gRPC and compatibility adapters later) only parse, call and encode.
 
 mod exec;
+mod files;
 mod lifecycle;
 mod record;
 mod recovery;
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use airlock_sandbox::{Engine, InitProcess, SandboxConfig, TemplateStore};
 
+pub use files::{PutFile, mtime_text};
 use record::SandboxRecord;
 
 use crate::ApiError;

@@ -1,0 +1,77 @@
+//! Files inside a sandbox as the file routes show them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::FileMode;
+
+/// One file or directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Final component.
+    pub name: String,
+    /// Absolute path inside the sandbox.
+    pub path: String,
+    /// `file`, `dir`, `symlink`, `fifo`, `socket` or `device`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+    /// Permission bits.
+    pub mode: FileMode,
+    /// Modification time, RFC 3339 with nanoseconds.
+    pub mtime: String,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Where a symlink points (not followed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symlink_target: Option<String>,
+}
+
+/// A page of `GET /files`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileList {
+    /// Entries in depth-first order, names sorted.
+    pub entries: Vec<FileEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The answer to a completed write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteResult {
+    /// The file as written.
+    #[serde(flatten)]
+    pub entry: FileEntry,
+    /// sha256 of the file's whole content, hex.
+    pub sha256: String,
+}
+
+/// Body of `POST /files/mkdir`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MakeDir {
+    /// Directory to make.
+    pub path: String,
+    /// Permission bits, `0755` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<FileMode>,
+    /// Make missing parents too (default true), and succeed if it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parents: Option<bool>,
+}
+
+/// Body of `POST /files/move`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveFile {
+    /// Existing path.
+    pub from: String,
+    /// New path.
+    pub to: String,
+    /// Replace an existing `to` (default false: 409 if it exists).
+    #[serde(default)]
+    pub overwrite: bool,
+}

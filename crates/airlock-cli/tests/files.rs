@@ -1,0 +1,651 @@
+//! The file API end to end: byte-exact streaming round trips, atomic writes and their
+//! options, ranges, append/offset, listing pages, mkdir/move/delete, quota, read-only
+//! files, and attacks that must leave a host sentinel untouched.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Daemon, sh};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// A raw HTTP client for one sandbox's file routes.
+struct Files {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Files {
+    fn new(daemon: &Daemon, id: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: format!("{}/v1/sandboxes/{id}/files", daemon.url),
+            token: daemon.token.clone(),
+        }
+    }
+
+    fn url(&self, route: &str, query: &[(&str, &str)]) -> reqwest::Url {
+        reqwest::Url::parse_with_params(&format!("{}{route}", self.base), query).unwrap()
+    }
+
+    async fn put(
+        &self,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut query = vec![("path", path)];
+        query.extend_from_slice(extra);
+        let response = self
+            .http
+            .put(self.url("/content", &query))
+            .bearer_auth(&self.token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn get(&self, path: &str, range: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .get(self.url("/content", &[("path", path)]))
+            .bearer_auth(&self.token);
+        if let Some(range) = range {
+            req = req.header("Range", range);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn bytes(&self, path: &str) -> Vec<u8> {
+        let response = self.get(path, None).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.bytes().await.unwrap().to_vec()
+    }
+
+    async fn delete(&self, path: &str, recursive: &str) -> (u16, Value) {
+        self.call(
+            reqwest::Method::DELETE,
+            "",
+            &[("path", path), ("recursive", recursive)],
+            None,
+        )
+        .await
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        route: &str,
+        query: &[(&str, &str)],
+        json: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(route, query))
+            .bearer_auth(&self.token);
+        if let Some(json) = json {
+            req = req.json(&json);
+        }
+        let response = req.send().await.unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+}
+
+fn sha_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+async fn sandbox_with(daemon: &Daemon, body: Value) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/sandboxes", daemon.url))
+        .bearer_auth(&daemon.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn byte_exact_round_trips_with_metadata() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, serde_json::json!({})).await;
+    let files = Files::new(&daemon, &id);
+    for (i, size) in [0usize, 1, 65_535, 65_536, 65_537, 8 << 20]
+        .into_iter()
+        .enumerate()
+    {
+        let data = random(size, i as u64 + 7);
+        let path = format!("/workspace/round/{size}.bin");
+        let (status, written) = files
+            .put(
+                &path,
+                &[("parents", "true"), ("mode", "0640")],
+                data.clone(),
+            )
+            .await;
+        assert_eq!(status, 201, "{written}");
+        assert_eq!(written["size"], size as u64);
+        assert_eq!(written["sha256"], sha_hex(&data));
+        assert_eq!(written["mode"], "0640");
+        let response = files.get(&path, None).await;
+        assert_eq!(
+            response.headers()["content-length"],
+            size.to_string().as_str()
+        );
+        assert_eq!(response.headers()["x-airlock-mode"], "0640");
+        assert!(
+            response.headers().contains_key("etag")
+                && response.headers().contains_key("last-modified")
+        );
+        assert_eq!(
+            response.bytes().await.unwrap().as_ref(),
+            data.as_slice(),
+            "{size} bytes come back exactly"
+        );
+    }
+    let inside = sh(&daemon.client(), &id, "sha256sum /workspace/round/65537.bin | cut -d' ' -f1; stat -c '%U %a' /workspace/round/65537.bin").await;
+    assert_eq!(
+        inside.stdout,
+        format!("{}\nuser 640\n", sha_hex(&random(65_537, 10))),
+        "the sandbox sees the same file"
+    );
+}
+
+#[tokio::test]
+async fn write_options_are_honoured_and_failures_commit_nothing() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, serde_json::json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let (status, w) = files
+        .put(
+            "/workspace/tool",
+            &[("mode", "4755"), ("mtime", "1700000000.5")],
+            "v1",
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(w["mode"], "0755", "setuid is stripped");
+    assert_eq!(w["mtime"], "2023-11-14T22:13:20.500000000Z");
+    assert_eq!(
+        files.put("/workspace/tool", &[], "v2").await.0,
+        200,
+        "replacing answers 200"
+    );
+    assert_eq!(
+        files
+            .put("/workspace/tool", &[("overwrite", "false")], "v3")
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        files.put("/workspace/missing/dir/f", &[], "x").await.0,
+        404,
+        "parents are not made unless asked"
+    );
+    let wrong = "0".repeat(64);
+    let (status, body) = files
+        .put("/workspace/tool", &[("sha256", &wrong)], "v4")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was written")
+    );
+    assert_eq!(
+        files
+            .put("/workspace/tool", &[("sha256", &sha_hex(b"v5"))], "v5")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(files.bytes("/workspace/tool").await, b"v5");
+
+    // A client that dies mid-upload: the old file stays, no temporary file is left.
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from(vec![b'x'; 1 << 20])),
+        Err(std::io::Error::other("client vanished")),
+    ];
+    let broken = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let failed = files
+        .http
+        .put(files.url("/content", &[("path", "/workspace/tool")]))
+        .bearer_auth(&files.token)
+        .body(broken)
+        .send()
+        .await;
+    assert!(failed.is_err() || failed.unwrap().status() != 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(files.bytes("/workspace/tool").await, b"v5");
+    let listing = sh(&daemon.client(), &id, "ls -A /workspace").await.stdout;
+    assert_eq!(listing, "tool\n", "no stray temporary file");
+    for (path, want) in [
+        ("relative", 400),
+        ("/a/../b", 400),
+        ("/workspace/\u{0}x", 400),
+    ] {
+        assert_eq!(files.put(path, &[], "x").await.0, want, "{path:?}");
+    }
+}
+
+#[tokio::test]
+async fn ranges_append_and_offset() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, serde_json::json!({})).await;
+    let files = Files::new(&daemon, &id);
+    files.put("/workspace/log", &[], "0123456789").await;
+    let part = files.get("/workspace/log", Some("bytes=2-4")).await;
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], "bytes 2-4/10");
+    assert_eq!(part.bytes().await.unwrap().as_ref(), b"234");
+    assert_eq!(
+        files
+            .get("/workspace/log", Some("bytes=-3"))
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .as_ref(),
+        b"789"
+    );
+    let bad = files.get("/workspace/log", Some("bytes=50-60")).await;
+    assert_eq!(bad.status(), 416);
+    assert_eq!(bad.headers()["content-range"], "bytes */10");
+
+    let post = |query: Vec<(&'static str, &'static str)>, body: &'static str| {
+        let req = files
+            .http
+            .post(files.url("/content", &query))
+            .bearer_auth(&files.token)
+            .body(body);
+        async move {
+            let response = req.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, appended) = post(vec![("path", "/workspace/log"), ("append", "true")], "ab").await;
+    assert_eq!(status, 200);
+    assert_eq!(appended["size"], 12);
+    assert_eq!(appended["sha256"], sha_hex(b"0123456789ab"));
+    post(vec![("path", "/workspace/log"), ("offset", "1")], "XY").await;
+    assert_eq!(files.bytes("/workspace/log").await, b"0XY3456789ab");
+    post(
+        vec![("path", "/workspace/new.log"), ("append", "true")],
+        "first",
+    )
+    .await;
+    assert_eq!(
+        files.bytes("/workspace/new.log").await,
+        b"first",
+        "append creates"
+    );
+    assert_eq!(
+        post(vec![("path", "/workspace/log")], "x").await.0,
+        400,
+        "append or offset must be given"
+    );
+}
+
+#[tokio::test]
+async fn listing_pages_stat_mkdir_move_delete() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, serde_json::json!({})).await;
+    let files = Files::new(&daemon, &id);
+    sh(&daemon.client(), &id, "mkdir -p /workspace/many && cd /workspace/many && for i in $(seq 1050); do : > f$i; done && mkdir sub && : > sub/inner && ln -s /etc sub/link").await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = vec![
+            ("path", "/workspace/many"),
+            ("limit", "400"),
+            ("depth", "2"),
+        ];
+        if let Some(c) = &cursor {
+            query.push(("cursor", c));
+        }
+        let (status, page) = files.call(reqwest::Method::GET, "", &query, None).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["path"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 1050 + 3, "every entry once, across pages");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "no duplicates between pages");
+    let (_, link) = files
+        .call(
+            reqwest::Method::GET,
+            "/stat",
+            &[("path", "/workspace/many/sub/link")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (link["type"].as_str(), link["symlink_target"].as_str()),
+        (Some("symlink"), Some("/etc")),
+        "symlinks reported, not followed"
+    );
+
+    let post = |route: &'static str, body: Value| {
+        files.call(reqwest::Method::POST, route, &[], Some(body))
+    };
+    assert_eq!(
+        post("/mkdir", serde_json::json!({"path": "/workspace/a/b/c"}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        post(
+            "/mkdir",
+            serde_json::json!({"path": "/workspace/a", "parents": false})
+        )
+        .await
+        .0,
+        409
+    );
+    assert_eq!(
+        post(
+            "/move",
+            serde_json::json!({"from": "/workspace/many/sub", "to": "/workspace/a/moved"})
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        post(
+            "/move",
+            serde_json::json!({"from": "/workspace/many/f1", "to": "/workspace/many/f2"})
+        )
+        .await
+        .0,
+        409
+    );
+    assert_eq!(
+        post(
+            "/move",
+            serde_json::json!({"from": "/workspace/a", "to": "/workspace/a/b/x"})
+        )
+        .await
+        .0,
+        400
+    );
+    let (_, moved) = files
+        .call(
+            reqwest::Method::GET,
+            "/stat",
+            &[("path", "/workspace/a/moved/link")],
+            None,
+        )
+        .await;
+    assert_eq!(moved["type"], "symlink");
+    assert_eq!(
+        files.delete("/workspace/many", "false").await.0,
+        409,
+        "not empty"
+    );
+    assert_eq!(files.delete("/workspace/many", "true").await.0, 204);
+    assert_eq!(files.delete("/workspace/many", "true").await.0, 404);
+    assert_eq!(
+        files.delete("/usr", "true").await.0,
+        403,
+        "the host's system directories are read-only"
+    );
+    assert!(std::path::Path::new("/usr/bin/env").exists());
+}
+
+#[tokio::test]
+async fn attacks_leave_the_host_untouched() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(
+        &daemon,
+        serde_json::json!({
+            "limits": {"disk_mb": 32},
+            "files": [{"path": "/home/user/ro.conf", "content": "pinned", "readonly": true}]
+        }),
+    )
+    .await;
+    let files = Files::new(&daemon, &id);
+    // A host sentinel at the very absolute path the sandbox's symlinks name.
+    let host_dir = tempfile::Builder::new()
+        .prefix("airlock-sentinel-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let sentinel = host_dir.path().join("secret");
+    std::fs::write(&sentinel, "host").unwrap();
+    let host = host_dir.path().display().to_string();
+    let setup = format!(
+        "ln -s {host} /workspace/abs; ln -s ../../../../../../../..{host} /workspace/rel; mkdir -p /tmp/real; ln -s /tmp/real /workspace/dirlink; \
+         mkfifo /workspace/fifo; mkdir -p /workspace/tree; ln -s {host} /workspace/tree/out; ln -s /usr /workspace/tree/usr"
+    );
+    sh(&daemon.client(), &id, &setup).await;
+    let client_paths = [
+        "/workspace/abs/secret".to_string(),
+        "/workspace/rel/secret".to_string(),
+        format!("{host}/secret"),
+    ];
+    for path in &client_paths {
+        assert_eq!(
+            files.get(path, None).await.status(),
+            404,
+            "GET {path} must not reach the host"
+        );
+        let (status, _) = files.put(path, &[], "sandbox").await;
+        assert!(status == 404 || status == 409, "PUT {path}: {status}");
+        assert_eq!(
+            files
+                .call(reqwest::Method::DELETE, "", &[("path", path)], None)
+                .await
+                .0,
+            404
+        );
+    }
+    // Through a symlinked parent that exists inside the sandbox: lands inside.
+    assert_eq!(files.put("/workspace/dirlink/f", &[], "in").await.0, 201);
+    assert_eq!(
+        sh(&daemon.client(), &id, "cat /tmp/real/f").await.stdout,
+        "in"
+    );
+    // Recursive delete removes links, never what they point at.
+    assert_eq!(
+        files
+            .call(
+                reqwest::Method::DELETE,
+                "",
+                &[("path", "/workspace/tree"), ("recursive", "true")],
+                None
+            )
+            .await
+            .0,
+        204
+    );
+    // FIFOs are refused at once rather than blocking.
+    let started = std::time::Instant::now();
+    assert_eq!(files.get("/workspace/fifo", None).await.status(), 400);
+    assert_eq!(
+        files.put("/workspace/fifo", &[], "x").await.0,
+        200,
+        "a PUT replaces the FIFO entry atomically"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The read-only injected file cannot be changed through the API either.
+    assert_eq!(files.put("/home/user/ro.conf", &[], "changed").await.0, 403);
+    let append = files
+        .http
+        .post(files.url(
+            "/content",
+            &[("path", "/home/user/ro.conf"), ("append", "true")],
+        ))
+        .bearer_auth(&files.token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(append.status(), 403);
+    assert_eq!(
+        files
+            .call(
+                reqwest::Method::DELETE,
+                "",
+                &[("path", "/home/user/ro.conf")],
+                None
+            )
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        files
+            .call(
+                reqwest::Method::POST,
+                "/move",
+                &[],
+                Some(serde_json::json!({"from": "/home/user/ro.conf", "to": "/home/user/x"}))
+            )
+            .await
+            .0,
+        403
+    );
+    assert_eq!(files.bytes("/home/user/ro.conf").await, b"pinned");
+    // Over the disk quota: 507, nothing partial.
+    let (status, _) = files.put("/workspace/huge", &[], vec![0u8; 64 << 20]).await;
+    assert_eq!(status, 507);
+    assert_eq!(files.get("/workspace/huge", None).await.status(), 404);
+    assert_eq!(
+        sh(
+            &daemon.client(),
+            &id,
+            "ls -A /workspace | grep -c airlock-tmp || true"
+        )
+        .await
+        .stdout,
+        "0\n"
+    );
+
+    assert_eq!(std::fs::read_to_string(&sentinel).unwrap(), "host");
+    assert_eq!(
+        std::fs::read_dir(host_dir.path()).unwrap().count(),
+        1,
+        "nothing new beside the sentinel"
+    );
+    assert!(std::path::Path::new("/usr/bin/env").exists());
+}
+
+#[tokio::test]
+async fn one_gib_streams_in_constant_memory() {
+    const SIZE: u64 = 1 << 30;
+    const BLOCK: usize = 1 << 20;
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, serde_json::json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let block = random(BLOCK, 99);
+    let mut expected = Sha256::new();
+    for _ in 0..SIZE / BLOCK as u64 {
+        expected.update(&block);
+    }
+    let expected: String = expected
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let source = futures_util::stream::iter(
+        (0..SIZE / BLOCK as u64)
+            .map(move |_| Ok::<_, std::io::Error>(bytes::Bytes::from(block.clone()))),
+    );
+    let pid = daemon.pid();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let before = rss_kib(pid);
+    let (status, written) = files
+        .put("/workspace/big", &[], reqwest::Body::wrap_stream(source))
+        .await;
+    assert_eq!(status, 201, "{written}");
+    assert_eq!(written["sha256"], expected);
+    let mut response = files.get("/workspace/big", None).await;
+    let mut got = Sha256::new();
+    let mut total = 0u64;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        total += chunk.len() as u64;
+        got.update(&chunk);
+    }
+    sampler.abort();
+    assert_eq!(total, SIZE);
+    assert_eq!(
+        got.finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+        expected
+    );
+    let growth = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(before);
+    assert!(
+        growth < 64 * 1024,
+        "daemon RSS grew {growth} KiB while moving 1 GiB"
+    );
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}

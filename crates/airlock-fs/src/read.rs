@@ -1,0 +1,46 @@
+//! Opening a file for reading: only regular files, and never a blocking open.
+
+use std::fs::File;
+
+use rustix::fs::{Mode, OFlags};
+
+use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
+
+impl Root {
+    /// Opens a regular file for reading, following symlinks inside the root. FIFOs,
+    /// sockets and devices are refused before any open that could block or act on them:
+    /// the file is first opened `O_PATH`, checked, then reopened through that handle.
+    pub fn open_read(&self, path: &SandboxPath) -> FsResult<(File, Entry)> {
+        let handle = self.resolve(path, OFlags::PATH)?;
+        let entry = Entry::of_fd(&handle, path.to_string())
+            .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+        match entry.kind {
+            FileKind::File => {}
+            FileKind::Dir => {
+                return Err(FsError::IsDirectory {
+                    path: path.to_string(),
+                });
+            }
+            other => {
+                return Err(FsError::NotRegular {
+                    path: path.to_string(),
+                    kind: other.name(),
+                });
+            }
+        }
+        let file =
+            reopen(&handle, OFlags::RDONLY).map_err(|e| FsError::from_errno(path.as_str(), e))?;
+        Ok((file, entry))
+    }
+}
+
+/// Reopens an `O_PATH` handle with real access; the magic link names exactly the file we
+/// checked, whatever happened to its path since.
+pub(crate) fn reopen(handle: &std::os::fd::OwnedFd, flags: OFlags) -> rustix::io::Result<File> {
+    let fd = rustix::fs::open(
+        crate::root::fd_path(handle).as_str(),
+        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}

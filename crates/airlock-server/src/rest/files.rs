@@ -1,0 +1,311 @@
+//! `/v1/sandboxes/{id}/files...`: download with ranges, streamed atomic upload, append and
+//! offset writes, list, stat, mkdir, move, delete.
+
+use std::io::SeekFrom;
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_api::{ErrorCode, FileEntry, FileList, FileMode, MakeDir, MoveFile, WriteResult};
+use airlock_fs::Placement;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
+
+use super::json::{Json, Query};
+use super::range::{ByteRange, parse_range};
+use crate::service::{PutFile, mtime_text};
+use crate::{ApiError, Service};
+
+/// A transfer that sends nothing for this long is abandoned (and nothing is committed).
+/// An idle timeout, not a total one: a slow but steady upload of any size finishes.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bytes per chunk when streaming a download.
+const DOWNLOAD_CHUNK: usize = 256 * 1024;
+
+#[derive(Deserialize)]
+pub struct PathQuery {
+    path: String,
+}
+
+pub async fn stat(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> Result<axum::Json<FileEntry>, ApiError> {
+    Ok(axum::Json(service.stat_file(&id, &q.path).await?))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    path: String,
+    depth: Option<u32>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<FileList>, ApiError> {
+    Ok(axum::Json(
+        service
+            .list_files(&id, &q.path, q.depth, q.limit, q.cursor.as_deref())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct DeleteQuery {
+    path: String,
+    #[serde(default)]
+    recursive: bool,
+}
+
+pub async fn delete(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<StatusCode, ApiError> {
+    service.remove_file(&id, &q.path, q.recursive).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn mkdir(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Json(req): Json<MakeDir>,
+) -> Result<(StatusCode, axum::Json<FileEntry>), ApiError> {
+    let made = service
+        .make_dir(&id, &req.path, req.mode, req.parents.unwrap_or(true))
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(made)))
+}
+
+pub async fn rename(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Json(req): Json<MoveFile>,
+) -> Result<axum::Json<FileEntry>, ApiError> {
+    Ok(axum::Json(
+        service
+            .move_file(&id, &req.from, &req.to, req.overwrite)
+            .await?,
+    ))
+}
+
+/// Raw bytes, streamed from the open file; `Range` answers 206.
+pub async fn download(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Query(q): Query<PathQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (file, entry) = service.open_file(&id, &q.path).await?;
+    let size = entry.size;
+    let range = match headers.get(header::RANGE) {
+        Some(value) => match parse_range(value.to_str().unwrap_or(""), size) {
+            Ok(range) => Some(range),
+            Err(()) => return Ok(unsatisfiable(size)),
+        },
+        None => None,
+    };
+    let ByteRange { start, len } = range.unwrap_or(ByteRange {
+        start: 0,
+        len: size,
+    });
+    let mut file = tokio::fs::File::from_std(file);
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| ApiError::internal("seeking", e))?;
+    }
+    let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), DOWNLOAD_CHUNK));
+    let mut response = Response::new(body);
+    *response.status_mut() = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let out = response.headers_mut();
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    insert(out, header::ETAG.as_str(), &entry.etag());
+    insert(out, "x-airlock-mode", &format!("{:04o}", entry.mode));
+    insert(out, "x-airlock-mtime", &mtime_text(&entry));
+    let modified = std::time::UNIX_EPOCH + Duration::from_secs(entry.mtime.max(0) as u64);
+    insert(
+        out,
+        header::LAST_MODIFIED.as_str(),
+        &httpdate::fmt_http_date(modified),
+    );
+    if range.is_some() {
+        insert(
+            out,
+            header::CONTENT_RANGE.as_str(),
+            &format!("bytes {start}-{}/{size}", start + len - 1),
+        );
+    }
+    Ok(response)
+}
+
+fn unsatisfiable(size: u64) -> Response {
+    let mut response = ApiError::new(
+        ErrorCode::BadRange,
+        format!("range not satisfiable for a file of {size} bytes"),
+    )
+    .into_response();
+    insert(
+        response.headers_mut(),
+        header::CONTENT_RANGE.as_str(),
+        &format!("bytes */{size}"),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+pub struct PutQuery {
+    path: String,
+    mode: Option<String>,
+    mtime: Option<String>,
+    #[serde(default)]
+    parents: bool,
+    overwrite: Option<bool>,
+    sha256: Option<String>,
+}
+
+/// The body is streamed to a temporary file and committed atomically when complete.
+pub async fn upload(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Query(q): Query<PutQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let expected = q.sha256.as_deref().or_else(|| {
+        headers
+            .get("x-airlock-sha256")
+            .and_then(|v| v.to_str().ok())
+    });
+    let put = PutFile {
+        mode: q
+            .mode
+            .as_deref()
+            .map(FileMode::parse_octal)
+            .transpose()
+            .map_err(ApiError::bad_request)?
+            .map(|m| m.0),
+        mtime: q.mtime.as_deref().map(parse_mtime).transpose()?,
+        parents: q.parents,
+        overwrite: q.overwrite.unwrap_or(true),
+        expect_sha256: expected.map(parse_sha256).transpose()?,
+    };
+    let (result, created) = service
+        .put_file(&id, &q.path, put, body_reader(body))
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(result)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PatchQuery {
+    path: String,
+    #[serde(default)]
+    append: bool,
+    offset: Option<u64>,
+}
+
+/// `append=true` or `offset=N`: changes the file in place.
+pub async fn patch(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Query(q): Query<PatchQuery>,
+    body: Body,
+) -> Result<axum::Json<WriteResult>, ApiError> {
+    let at = match (q.append, q.offset) {
+        (true, None) => Placement::Append,
+        (false, Some(offset)) => Placement::Offset(offset),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of append=true or offset=N",
+            ));
+        }
+    };
+    Ok(axum::Json(
+        service
+            .patch_file(&id, &q.path, at, body_reader(body))
+            .await?,
+    ))
+}
+
+/// A blocking reader over a request body that gives up when the client goes quiet.
+fn body_reader(
+    body: Body,
+) -> SyncIoBridge<
+    StreamReader<impl Stream<Item = std::io::Result<bytes::Bytes>> + Unpin, bytes::Bytes>,
+> {
+    let stream =
+        tokio_stream::StreamExt::timeout(body.into_data_stream(), IDLE_TIMEOUT).map(|item| {
+            match item {
+                Ok(chunk) => chunk.map_err(std::io::Error::other),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "client sent nothing for 60 s",
+                )),
+            }
+        });
+    SyncIoBridge::new(StreamReader::new(Box::pin(stream).into_stream()))
+}
+
+fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
+    let bad = || ApiError::bad_request(format!("sha256 {text:?} is not 64 hex digits"));
+    if text.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// Seconds since the epoch (fractions allowed) or RFC 3339.
+fn parse_mtime(text: &str) -> Result<(i64, u32), ApiError> {
+    if let Ok(secs) = text.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok((secs.trunc() as i64, ((secs.fract()) * 1e9) as u32));
+    }
+    let time = humantime::parse_rfc3339_weak(text).map_err(|_| {
+        ApiError::bad_request(format!(
+            "mtime {text:?} is neither epoch seconds nor RFC 3339"
+        ))
+    })?;
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| ApiError::bad_request("mtime before 1970"))?;
+    Ok((since.as_secs() as i64, since.subsec_nanos()))
+}
+
+fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (
+        header::HeaderName::try_from(name),
+        HeaderValue::try_from(value),
+    ) {
+        headers.insert(name, value);
+    }
+}

@@ -1,0 +1,212 @@
+//! The file operations on a sandbox's root. Paths are checked here and resolved by the
+//! confined engine; read-only injected files are protected by their read-only mounts, so
+//! the kernel itself refuses (EROFS/EBUSY, answered 403) any write, move or removal.
+
+use std::io::Read;
+use std::time::{Duration, UNIX_EPOCH};
+
+use airlock_api::{FileEntry, FileList, FileMode, WriteResult};
+use airlock_fs::{Entry, FileOwner, Placement, Root, SandboxPath, WriteOptions, Written, hex};
+
+use super::{Service, blocking};
+use crate::ApiError;
+
+/// Listing page size when the client names none, and the most it may ask for.
+const DEFAULT_LIMIT: usize = 1000;
+const MAX_LIMIT: usize = 10_000;
+const MAX_DEPTH: u32 = 64;
+
+/// A whole-file write as the routes ask for it.
+#[derive(Debug, Clone, Default)]
+pub struct PutFile {
+    pub mode: Option<u32>,
+    pub mtime: Option<(i64, u32)>,
+    pub parents: bool,
+    pub overwrite: bool,
+    pub expect_sha256: Option<[u8; 32]>,
+}
+
+impl Service {
+    /// The root of a sandbox that exists (in any state).
+    fn root_of(&self, id: &str) -> Result<Root, ApiError> {
+        self.entry(id)?;
+        self.engine
+            .root(id)
+            .map_err(|e| ApiError::internal("opening sandbox root", e))
+    }
+
+    /// Runs a file operation on a blocking thread.
+    async fn on_root<T: Send + 'static>(
+        &self,
+        id: &str,
+        op: impl FnOnce(&Root) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let root = self.root_of(id)?;
+        blocking(move || op(&root)).await?
+    }
+
+    pub async fn stat_file(&self, id: &str, path: &str) -> Result<FileEntry, ApiError> {
+        let path = parse(path)?;
+        self.on_root(id, move |root| Ok(to_api(&root.stat(&path)?)))
+            .await
+    }
+
+    pub async fn list_files(
+        &self,
+        id: &str,
+        path: &str,
+        depth: Option<u32>,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<FileList, ApiError> {
+        let path = parse(path)?;
+        let cursor = cursor.map(parse).transpose()?;
+        let depth = depth.unwrap_or(1);
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_DEPTH).contains(&depth) || !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "depth must be 1 to {MAX_DEPTH}, limit 1 to {MAX_LIMIT}"
+            )));
+        }
+        self.on_root(id, move |root| {
+            let page = root.list(&path, depth, limit, cursor.as_ref())?;
+            Ok(FileList {
+                entries: page.entries.iter().map(to_api).collect(),
+                next_cursor: page.next_cursor,
+            })
+        })
+        .await
+    }
+
+    /// Opens a regular file for download.
+    pub async fn open_file(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<(std::fs::File, Entry), ApiError> {
+        let path = parse(path)?;
+        self.on_root(id, move |root| Ok(root.open_read(&path)?))
+            .await
+    }
+
+    /// Streams `body` into `path`, atomically. Returns the result and whether it was new.
+    pub async fn put_file(
+        &self,
+        id: &str,
+        path: &str,
+        put: PutFile,
+        mut body: impl Read + Send + 'static,
+    ) -> Result<(WriteResult, bool), ApiError> {
+        let path = parse(path)?;
+        self.on_root(id, move |root| {
+            let existed = root.stat(&path).is_ok();
+            let opts = WriteOptions {
+                mode: put.mode.unwrap_or(0o644),
+                owner: FileOwner::SANDBOX_USER,
+                parents: put.parents,
+                overwrite: put.overwrite,
+                mtime: put.mtime,
+                expect_sha256: put.expect_sha256,
+            };
+            Ok((written(&root.write_file(&path, &mut body, opts)?), !existed))
+        })
+        .await
+    }
+
+    /// Appends to, or writes at an offset of, `path`.
+    pub async fn patch_file(
+        &self,
+        id: &str,
+        path: &str,
+        at: Placement,
+        mut body: impl Read + Send + 'static,
+    ) -> Result<WriteResult, ApiError> {
+        let path = parse(path)?;
+        self.on_root(id, move |root| {
+            Ok(written(&root.write_in_place(
+                &path,
+                &mut body,
+                at,
+                FileOwner::SANDBOX_USER,
+            )?))
+        })
+        .await
+    }
+
+    pub async fn make_dir(
+        &self,
+        id: &str,
+        path: &str,
+        mode: Option<FileMode>,
+        parents: bool,
+    ) -> Result<FileEntry, ApiError> {
+        let path = parse(path)?;
+        let mode = mode.map_or(0o755, |m| m.0);
+        self.on_root(id, move |root| {
+            Ok(to_api(&root.mkdir(
+                &path,
+                mode,
+                FileOwner::SANDBOX_USER,
+                parents,
+            )?))
+        })
+        .await
+    }
+
+    pub async fn move_file(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        overwrite: bool,
+    ) -> Result<FileEntry, ApiError> {
+        let (from, to) = (parse(from)?, parse(to)?);
+        if to.starts_with(&from) && to != from {
+            return Err(ApiError::bad_request(format!(
+                "cannot move {from} into itself"
+            )));
+        }
+        self.on_root(id, move |root| {
+            Ok(to_api(&root.rename(&from, &to, overwrite)?))
+        })
+        .await
+    }
+
+    pub async fn remove_file(&self, id: &str, path: &str, recursive: bool) -> Result<(), ApiError> {
+        let path = parse(path)?;
+        self.on_root(id, move |root| Ok(root.remove(&path, recursive)?))
+            .await
+    }
+}
+
+fn parse(raw: &str) -> Result<SandboxPath, ApiError> {
+    Ok(SandboxPath::parse(raw)?)
+}
+
+fn written(w: &Written) -> WriteResult {
+    WriteResult {
+        entry: to_api(&w.entry),
+        sha256: hex(&w.sha256),
+    }
+}
+
+/// An engine entry as the API shows it.
+pub fn to_api(entry: &Entry) -> FileEntry {
+    FileEntry {
+        name: entry.name.clone(),
+        path: entry.path.clone(),
+        kind: entry.kind.name().to_owned(),
+        size: entry.size,
+        mode: FileMode(entry.mode),
+        mtime: mtime_text(entry),
+        uid: entry.uid,
+        gid: entry.gid,
+        symlink_target: entry.symlink_target.clone(),
+    }
+}
+
+/// RFC 3339 with nanoseconds.
+pub fn mtime_text(entry: &Entry) -> String {
+    let secs = Duration::new(entry.mtime.max(0) as u64, entry.mtime_nsec);
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + secs).to_string()
+}
