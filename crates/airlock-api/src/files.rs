@@ -75,3 +75,19 @@ pub struct MoveFile {
     #[serde(default)]
     pub overwrite: bool,
 }
+
+/// Body of `POST /files/compose`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeFiles {
+    /// Files to concatenate, in order.
+    pub sources: Vec<String>,
+    /// Where the result goes.
+    pub destination: String,
+    /// Permission bits, `0644` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<FileMode>,
+    /// Replace an existing destination (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overwrite: Option<bool>,
+}

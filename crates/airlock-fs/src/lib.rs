@@ -6,6 +6,7 @@
 //! paths, `..` stops at the root, and a component swapped for a symlink between two of our
 //! calls still resolves inside. Nothing here knows about HTTP.
 
+mod compose;
 mod entry;
 mod error;
 mod list;

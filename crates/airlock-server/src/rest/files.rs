@@ -87,6 +87,14 @@ pub async fn mkdir(
     Ok((StatusCode::CREATED, axum::Json(made)))
 }
 
+pub async fn compose(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Json(req): Json<airlock_api::ComposeFiles>,
+) -> Result<axum::Json<WriteResult>, ApiError> {
+    Ok(axum::Json(service.compose_files(&id, req).await?))
+}
+
 pub async fn rename(
     State(service): State<Arc<Service>>,
     Path(id): Path<String>,

@@ -15,6 +15,8 @@ use crate::ApiError;
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 10_000;
 const MAX_DEPTH: u32 = 64;
+/// Most files one compose may concatenate.
+const MAX_COMPOSE: usize = 10_000;
 
 /// A whole-file write as the routes ask for it.
 #[derive(Debug, Clone, Default)]
@@ -129,6 +131,31 @@ impl Service {
                 at,
                 FileOwner::SANDBOX_USER,
             )?))
+        })
+        .await
+    }
+
+    /// Concatenates sources into a destination, atomically.
+    pub async fn compose_files(
+        &self,
+        id: &str,
+        req: airlock_api::ComposeFiles,
+    ) -> Result<WriteResult, ApiError> {
+        if req.sources.is_empty() || req.sources.len() > MAX_COMPOSE {
+            return Err(ApiError::bad_request(format!(
+                "compose takes 1 to {MAX_COMPOSE} sources"
+            )));
+        }
+        let sources = req
+            .sources
+            .iter()
+            .map(|s| parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dest = parse(&req.destination)?;
+        let mut opts = WriteOptions::new(req.mode.map_or(0o644, |m| m.0), FileOwner::SANDBOX_USER);
+        opts.overwrite = req.overwrite.unwrap_or(true);
+        self.on_root(id, move |root| {
+            Ok(written(&root.compose(&sources, &dest, opts)?))
         })
         .await
     }
