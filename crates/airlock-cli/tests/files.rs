@@ -579,6 +579,89 @@ async fn attacks_leave_the_host_untouched() {
 }
 
 #[tokio::test]
+async fn archive_streams_a_tree_as_tar() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, serde_json::json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let setup = "mkdir -p /workspace/proj/src /workspace/proj/empty && cd /workspace/proj && printf 'fn main() {}' > src/main.rs \
+        && printf '#!/bin/sh\necho hi\n' > run.sh && chmod 750 run.sh && ln -s /etc/passwd src/abs-link && ln -s ../run.sh src/rel-link \
+        && mkfifo pipe && touch -d @1700000000 run.sh && for i in $(seq 200); do echo $i > src/f$i; done";
+    let ready = sh(&daemon.client(), &id, setup).await;
+    assert_eq!(ready.exit_code, 0, "{}", ready.stderr);
+    let response = files
+        .http
+        .get(files.url("/archive", &[("path", "/workspace/proj")]))
+        .bearer_auth(&files.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-tar");
+    let bytes = response.bytes().await.unwrap();
+    let mut archive = tar::Archive::new(bytes.as_ref());
+    let mut seen = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().display().to_string();
+        let kind = entry.header().entry_type();
+        let link = entry.link_name().unwrap().map(|l| l.display().to_string());
+        let (mode, mtime) = (
+            entry.header().mode().unwrap(),
+            entry.header().mtime().unwrap(),
+        );
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut content).unwrap();
+        seen.insert(path, (kind, link, mode, mtime, content));
+    }
+    assert_eq!(
+        seen.len(),
+        2 + 2 + 2 + 200,
+        "dirs, files and links; the FIFO is left out: {:?}",
+        seen.keys().take(8).collect::<Vec<_>>()
+    );
+    assert_eq!(seen["run.sh"].4, "#!/bin/sh\necho hi\n");
+    assert_eq!(
+        (seen["run.sh"].2, seen["run.sh"].3),
+        (0o750, 1_700_000_000),
+        "mode and mtime kept"
+    );
+    assert_eq!(
+        seen["src/abs-link"].0,
+        tar::EntryType::Symlink,
+        "symlinks stay symlinks"
+    );
+    assert_eq!(
+        seen["src/abs-link"].1.as_deref(),
+        Some("/etc/passwd"),
+        "and are not followed to any file"
+    );
+    assert_eq!(seen["src/rel-link"].1.as_deref(), Some("../run.sh"));
+    assert_eq!(
+        seen["empty"].0,
+        tar::EntryType::Directory,
+        "empty directories are kept"
+    );
+    assert_eq!(seen["src/f200"].4, "200\n");
+    assert!(!seen.contains_key("pipe"));
+    let missing = files
+        .http
+        .get(files.url("/archive", &[("path", "/workspace/none")]))
+        .bearer_auth(&files.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let not_dir = files
+        .http
+        .get(files.url("/archive", &[("path", "/workspace/proj/run.sh")]))
+        .bearer_auth(&files.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_dir.status(), 409);
+}
+
+#[tokio::test]
 async fn one_gib_streams_in_constant_memory() {
     const SIZE: u64 = 1 << 30;
     const BLOCK: usize = 1 << 20;

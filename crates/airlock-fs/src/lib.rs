@@ -11,6 +11,7 @@ mod entry;
 mod error;
 mod list;
 mod ops;
+mod pack;
 mod path;
 mod read;
 mod root;

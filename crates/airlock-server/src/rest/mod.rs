@@ -48,6 +48,7 @@ pub fn router(service: Arc<Service>, token: Token) -> Router {
         .route("/sandboxes/{id}/files/mkdir", post(files::mkdir))
         .route("/sandboxes/{id}/files/move", post(files::rename))
         .route("/sandboxes/{id}/files/compose", post(files::compose))
+        .route("/sandboxes/{id}/files/archive", get(files::archive))
         // Uploads stream to disk in constant memory, so they take no body size cap.
         .route(
             "/sandboxes/{id}/files/content",

@@ -15,6 +15,8 @@ use crate::ApiError;
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 10_000;
 const MAX_DEPTH: u32 = 64;
+/// Buffer between the packing thread and the response.
+const ARCHIVE_PIPE: usize = 256 * 1024;
 /// Most files one compose may concatenate.
 const MAX_COMPOSE: usize = 10_000;
 
@@ -158,6 +160,41 @@ impl Service {
             Ok(written(&root.compose(&sources, &dest, opts)?))
         })
         .await
+    }
+
+    /// The tree under `path` as a tar stream, packed on a blocking thread as it is read.
+    pub async fn archive(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<tokio_util::io::ReaderStream<tokio::io::DuplexStream>, ApiError> {
+        let path = parse(path)?;
+        let root = self.root_of(id)?;
+        // Refuse a missing or non-directory path with a clean 4xx before streaming starts.
+        let (root, path) = blocking(move || {
+            root.resolve(
+                &path,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+            )?;
+            Ok::<_, airlock_fs::FsError>((root, path))
+        })
+        .await??;
+        let (reader, writer) = tokio::io::duplex(ARCHIVE_PIPE);
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let sink = std::io::BufWriter::with_capacity(
+                ARCHIVE_PIPE,
+                tokio_util::io::SyncIoBridge::new_with_handle(writer, runtime),
+            );
+            if let Err(err) = root.pack(&path, sink) {
+                // The client sees the stream end without a tar trailer.
+                tracing::warn!(%path, %err, "archive ended early");
+            }
+        });
+        Ok(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            ARCHIVE_PIPE,
+        ))
     }
 
     pub async fn make_dir(
