@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use crate::root::openat2_in;
+use crate::root::{make_dir_in, openat2_in};
 use crate::{Entry, FileKind, FileOwner, FsError, FsResult, Root, SandboxPath};
 
 impl Root {
@@ -32,19 +32,7 @@ impl Root {
             return self.stat(path);
         }
         let (dir, name) = self.parent_of(path)?;
-        rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(mode & 0o777))
-            .map_err(|e| FsError::from_errno(path.as_str(), e))?;
-        let made = openat2_in(
-            &dir,
-            name,
-            OFlags::PATH | OFlags::NOFOLLOW,
-            Mode::empty(),
-            ResolveFlags::BENEATH,
-        )
-        .map_err(|e| FsError::from_errno(path.as_str(), e))?;
-        owner
-            .apply(&made)
-            .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+        make_dir_in(&dir, name, mode, owner).map_err(|e| FsError::from_errno(path.as_str(), e))?;
         self.stat(path)
     }
 

@@ -68,26 +68,27 @@ impl Root {
             return self.resolve(path, dir_flags);
         };
         let parent_fd = self.mkdir_all(&parent, mode, owner)?;
-        match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(mode & 0o777)) {
-            Ok(()) => {
-                let made = openat2_in(
-                    &parent_fd,
-                    name,
-                    dir_flags | OFlags::NOFOLLOW,
-                    Mode::empty(),
-                    ResolveFlags::BENEATH,
-                )
-                .map_err(|e| FsError::from_errno(path.as_str(), e))?;
-                owner
-                    .apply(&made)
-                    .map_err(|e| FsError::from_errno(path.as_str(), e))?;
-                Ok(made)
-            }
+        match make_dir_in(&parent_fd, name, mode, owner) {
+            Ok(made) => Ok(made),
             // Someone else made it meanwhile: resolve what is there now, still confined.
             Err(Errno::EXIST) => self.resolve(path, dir_flags),
             Err(e) => Err(FsError::from_errno(path.as_str(), e)),
         }
     }
+}
+
+/// Makes directory `name` in `parent` and gives it to `owner`; returns an `O_PATH` handle.
+pub(crate) fn make_dir_in(
+    parent: &OwnedFd,
+    name: &str,
+    mode: u32,
+    owner: FileOwner,
+) -> Result<OwnedFd, Errno> {
+    rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(mode & 0o777))?;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW;
+    let made = openat2_in(parent, name, flags, Mode::empty(), ResolveFlags::BENEATH)?;
+    owner.apply(&made)?;
+    Ok(made)
 }
 
 /// `openat2` with close-on-exec always set.
