@@ -168,4 +168,27 @@ fn a_template_from_a_local_directory() {
     );
     assert!(daemon.cli(&["rm", &id]).status.success());
     assert!(daemon.cli(&["template", "rm", "tiny"]).status.success());
+
+    // The same root filesystem given as a tarball is streamed as it is.
+    let tarball = dir.path().join("rootfs.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&tarball).unwrap());
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", &rootfs).unwrap();
+    builder.finish().unwrap();
+    drop(builder);
+    let added = json(&daemon.cli(&[
+        "template",
+        "add",
+        "--json",
+        "tiny-tar",
+        tarball.to_str().unwrap(),
+    ]));
+    assert_eq!(added["name"], "tiny-tar");
+    let id = text(&daemon.cli(&["create", "--template", "tiny-tar"]))
+        .trim()
+        .to_owned();
+    assert_eq!(
+        text(&daemon.cli(&["exec", &id, "--", "cat", "/etc/motd"])),
+        "from the template\n"
+    );
 }

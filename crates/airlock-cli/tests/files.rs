@@ -372,51 +372,39 @@ async fn listing_pages_stat_mkdir_move_delete() {
         "symlinks reported, not followed"
     );
 
-    let post = |route: &'static str, body: Value| {
-        files.call(reqwest::Method::POST, route, &[], Some(body))
-    };
-    assert_eq!(
-        post("/mkdir", serde_json::json!({"path": "/workspace/a/b/c"}))
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        post(
+    let cases = [
+        (
             "/mkdir",
-            serde_json::json!({"path": "/workspace/a", "parents": false})
-        )
-        .await
-        .0,
-        409
-    );
-    assert_eq!(
-        post(
+            serde_json::json!({"path": "/workspace/a/b/c"}),
+            201,
+        ),
+        (
+            "/mkdir",
+            serde_json::json!({"path": "/workspace/a", "parents": false}),
+            409,
+        ),
+        (
             "/move",
-            serde_json::json!({"from": "/workspace/many/sub", "to": "/workspace/a/moved"})
-        )
-        .await
-        .0,
-        200
-    );
-    assert_eq!(
-        post(
+            serde_json::json!({"from": "/workspace/many/sub", "to": "/workspace/a/moved"}),
+            200,
+        ),
+        (
             "/move",
-            serde_json::json!({"from": "/workspace/many/f1", "to": "/workspace/many/f2"})
-        )
-        .await
-        .0,
-        409
-    );
-    assert_eq!(
-        post(
+            serde_json::json!({"from": "/workspace/many/f1", "to": "/workspace/many/f2"}),
+            409,
+        ),
+        (
             "/move",
-            serde_json::json!({"from": "/workspace/a", "to": "/workspace/a/b/x"})
-        )
-        .await
-        .0,
-        400
-    );
+            serde_json::json!({"from": "/workspace/a", "to": "/workspace/a/b/x"}),
+            400,
+        ),
+    ];
+    for (route, body, want) in cases {
+        let (status, answer) = files
+            .call(reqwest::Method::POST, route, &[], Some(body.clone()))
+            .await;
+        assert_eq!(status, want, "{route} {body}: {answer}");
+    }
     let (_, moved) = files
         .call(
             reqwest::Method::GET,

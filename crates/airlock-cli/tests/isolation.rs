@@ -99,6 +99,15 @@ async fn host_processes_and_network_are_invisible() {
             .stdout
             .contains("airlock-init")
     );
+    // Host kernel state in /proc is masked (a /dev/null bind) or read-only.
+    let masked = sh(
+        &client,
+        &id,
+        "for f in /proc/kcore /proc/keys /proc/timer_list /proc/kallsyms; do [ -e $f ] && stat -c %F $f; done | sort -u; grep -c ' /proc/sys .*ro,' /proc/self/mountinfo",
+    )
+    .await
+    .stdout;
+    assert_eq!(masked, "character special file\n1\n");
 
     let interfaces = sh(
         &client,

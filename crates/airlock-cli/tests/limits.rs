@@ -160,12 +160,13 @@ rm -f secret.conf 2>/dev/null || echo remove-refused
 mv secret.conf moved 2>/dev/null || echo rename-refused
 chmod 666 secret.conf 2>/dev/null || echo chmod-refused
 python3 -c 'import os; os.truncate(\"secret.conf\", 0)' 2>/dev/null || echo os-truncate-refused
+ln secret.conf hardlink 2>/dev/null || echo link-refused
 od -c secret.conf | head -1
 stat -c '%a %U' secret.conf /workspace/data.bin";
     let out = sh(&client, &made.id, script).await;
     assert_eq!(
         out.stdout,
-        "append-refused\ntruncate-refused\nremove-refused\nrename-refused\nchmod-refused\nos-truncate-refused\n0000000   t   o   k   e   n   =   a   b   c  \\n  \\0 377\n444 root\n644 user\n",
+        "append-refused\ntruncate-refused\nremove-refused\nrename-refused\nchmod-refused\nos-truncate-refused\nlink-refused\n0000000   t   o   k   e   n   =   a   b   c  \\n  \\0 377\n444 root\n644 user\n",
         "{}",
         out.stderr
     );

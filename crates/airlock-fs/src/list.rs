@@ -7,10 +7,10 @@
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::OFlags;
 
 use crate::ops::children_of;
-use crate::root::openat2_in;
+use crate::root::open_beneath;
 use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
 
 /// One page of a listing.
@@ -113,9 +113,7 @@ impl Walk {
         key: &mut Vec<Vec<u8>>,
         depth: u32,
     ) -> rustix::io::Result<()> {
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
-        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
-        let child = openat2_in(dir, name.as_c_str(), flags, Mode::empty(), resolve)?;
+        let child = open_beneath(dir, name.as_c_str(), OFlags::RDONLY | OFlags::DIRECTORY)?;
         let path = join(base, &name.to_string_lossy());
         self.visit(&child, &path, key, depth - 1)
     }

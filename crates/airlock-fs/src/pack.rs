@@ -13,10 +13,10 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::OFlags;
 
 use crate::ops::children_of;
-use crate::root::openat2_in;
+use crate::root::open_beneath;
 use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
 
 impl Root {
@@ -84,14 +84,7 @@ fn pack_one<W: Write>(
             header.set_size(0);
             builder.append_data(&mut header, rel, std::io::empty())?;
             *count += 1;
-            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
-            let child = openat2_in(
-                dir,
-                name.as_c_str(),
-                flags,
-                Mode::empty(),
-                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
-            )?;
+            let child = open_beneath(dir, name.as_c_str(), OFlags::RDONLY | OFlags::DIRECTORY)?;
             pack_dir(builder, &child, &mut rel.clone(), count)
         }
         FileKind::Symlink => {
@@ -108,14 +101,7 @@ fn pack_one<W: Write>(
         }
         FileKind::File => {
             // O_NONBLOCK: if a FIFO was swapped in since the stat, the open cannot hang.
-            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK;
-            let fd = openat2_in(
-                dir,
-                name.as_c_str(),
-                flags,
-                Mode::empty(),
-                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
-            )?;
+            let fd = open_beneath(dir, name.as_c_str(), OFlags::RDONLY | OFlags::NONBLOCK)?;
             let opened = Entry::of_fd(&fd, String::new())?;
             if opened.kind != FileKind::File {
                 return Ok(());

@@ -46,15 +46,18 @@ impl Root {
             return self.resolve(path, OFlags::PATH);
         };
         let dir = self.resolve(&parent, OFlags::PATH | OFlags::DIRECTORY)?;
-        let flags = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
-        openat2_in(
-            &dir,
-            name,
-            OFlags::PATH | OFlags::NOFOLLOW,
-            Mode::empty(),
-            flags,
-        )
-        .map_err(|e| FsError::from_errno(path.as_str(), e))
+        open_beneath(&dir, name, OFlags::PATH).map_err(|e| FsError::from_errno(path.as_str(), e))
+    }
+
+    /// Opens `rel` below the root with no symlink anywhere on the way, for the mount
+    /// points the sandbox engine attaches to (a rootfs could plant a link there).
+    pub fn open_beneath(&self, rel: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
+        open_beneath(&self.fd, rel, flags).map_err(|e| {
+            std::io::Error::new(
+                std::io::Error::from(e).kind(),
+                format!("/{rel} in the sandbox root: {e}"),
+            )
+        })
     }
 
     /// Makes `path` and any missing parents, returning a handle on it (like `mkdir -p`).
@@ -85,10 +88,20 @@ pub(crate) fn make_dir_in(
     owner: FileOwner,
 ) -> Result<OwnedFd, Errno> {
     rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(mode & 0o777))?;
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW;
-    let made = openat2_in(parent, name, flags, Mode::empty(), ResolveFlags::BENEATH)?;
+    let made = open_beneath(parent, name, OFlags::PATH | OFlags::DIRECTORY)?;
     owner.apply(&made)?;
     Ok(made)
+}
+
+/// Opens `name` below the open directory `dir`, refusing any symlink on the way: what
+/// every walk (list, pack, remove) uses to step into a child it has just listed.
+pub(crate) fn open_beneath<P: rustix::path::Arg + Copy>(
+    dir: impl AsFd,
+    name: P,
+    flags: OFlags,
+) -> Result<OwnedFd, Errno> {
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+    openat2_in(dir, name, flags | OFlags::NOFOLLOW, Mode::empty(), resolve)
 }
 
 /// `openat2` with close-on-exec always set.

@@ -7,7 +7,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use airlock_fs::Root;
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::OFlags;
 
 use crate::spec::{InitSpec, join_cgroups, read_spec};
 use crate::sys;
@@ -141,14 +141,7 @@ fn step<T>(what: &str, result: io::Result<T>) -> io::Result<T> {
 
 /// Opens a top-level directory of the root, refusing symlinks (a rootfs could plant one).
 fn mount_point(root: &Root, name: &str) -> io::Result<std::os::fd::OwnedFd> {
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
-    rustix::fs::openat2(root.fd(), name, flags, Mode::empty(), resolve).map_err(|e| {
-        io::Error::new(
-            io::Error::from(e).kind(),
-            format!("/{name} in the sandbox root: {e}"),
-        )
-    })
+    root.open_beneath(name, OFlags::PATH | OFlags::DIRECTORY)
 }
 
 /// A minimal /dev on the fresh tmpfs: the harmless character devices bound from the host,

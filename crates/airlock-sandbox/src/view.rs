@@ -206,13 +206,7 @@ fn overlay_path(path: &Path) -> io::Result<&str> {
 
 /// Opens an existing mount point in the view, refusing symlinks anywhere on the way.
 fn open_mount_point(root: &Root, name: &str, want_dir: bool) -> io::Result<OwnedFd> {
-    let fd = rustix::fs::openat2(
-        root.fd(),
-        name,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-        rustix::fs::ResolveFlags::BENEATH | rustix::fs::ResolveFlags::NO_SYMLINKS,
-    )?;
+    let fd = root.open_beneath(name, OFlags::PATH)?;
     let is_dir = file_type(&fd)? == FileType::Directory;
     if is_dir != want_dir {
         return Err(io::Error::other(format!(

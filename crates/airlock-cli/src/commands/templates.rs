@@ -31,7 +31,9 @@ pub async fn run(command: TemplateCommand) -> anyhow::Result<ExitCode> {
         }
         TemplateCommand::Add { name, path, out } => {
             let client = connect(&out.conn)?;
-            let template = client.register_template(&name, tar_body(&path)?).await?;
+            let template = client
+                .register_template(&name, tar_body(&path).await?)
+                .await?;
             if out.json {
                 print_json(&template)?;
             } else {
@@ -52,35 +54,31 @@ pub async fn run(command: TemplateCommand) -> anyhow::Result<ExitCode> {
 
 /// A tar file is sent as it is; a directory is packed on a thread and streamed as it is
 /// packed (symlinks kept as symlinks), never held in memory whole.
-fn tar_body(path: &Path) -> anyhow::Result<airlock_client::Body> {
+async fn tar_body(path: &Path) -> anyhow::Result<airlock_client::Body> {
     let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+    if !meta.is_dir() {
+        let file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("{}", path.display()))?;
+        return Ok(airlock_client::Body::wrap_stream(
+            tokio_util::io::ReaderStream::new(file),
+        ));
+    }
     let (writer, reader) = tokio::io::duplex(256 * 1024);
     let source = path.to_owned();
     // The packing thread writes into the async pipe through this runtime's handle.
     let runtime = tokio::runtime::Handle::current();
-    if meta.is_dir() {
-        std::thread::spawn(move || {
-            let sink = tokio_util::io::SyncIoBridge::new_with_handle(writer, runtime);
-            let mut builder = tar::Builder::new(sink);
-            builder.follow_symlinks(false);
-            if let Err(err) = builder
-                .append_dir_all(".", &source)
-                .and_then(|()| builder.finish())
-            {
-                eprintln!("airlock: packing {}: {err}", source.display());
-            }
-        });
-    } else {
-        std::thread::spawn(move || {
-            let mut sink = tokio_util::io::SyncIoBridge::new_with_handle(writer, runtime);
-            match std::fs::File::open(&source) {
-                Ok(mut file) => {
-                    let _ = std::io::copy(&mut file, &mut sink);
-                }
-                Err(err) => eprintln!("airlock: reading {}: {err}", source.display()),
-            }
-        });
-    }
+    std::thread::spawn(move || {
+        let sink = tokio_util::io::SyncIoBridge::new_with_handle(writer, runtime);
+        let mut builder = tar::Builder::new(sink);
+        builder.follow_symlinks(false);
+        if let Err(err) = builder
+            .append_dir_all(".", &source)
+            .and_then(|()| builder.finish())
+        {
+            eprintln!("airlock: packing {}: {err}", source.display());
+        }
+    });
     Ok(airlock_client::Body::wrap_stream(
         tokio_util::io::ReaderStream::new(reader),
     ))

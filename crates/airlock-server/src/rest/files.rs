@@ -11,24 +11,16 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
+use tokio_util::io::ReaderStream;
 
+use super::body::BodyPump;
 use super::json::{Json, Query};
 use super::range::{ByteRange, parse_range};
 use crate::service::{PutFile, mtime_text};
 use crate::{ApiError, Service};
 
-/// A transfer that sends nothing for this long is abandoned (and nothing is committed).
-/// An idle timeout, not a total one: a slow but steady upload of any size finishes.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a refused upload's remaining body is still read and discarded.
-const LINGER: Duration = Duration::from_secs(2);
-/// Body chunks queued between the connection and the writing thread.
-const PUMP_DEPTH: usize = 8;
 /// Bytes per chunk when streaming a download.
 const DOWNLOAD_CHUNK: usize = 256 * 1024;
 
@@ -287,52 +279,6 @@ pub async fn patch(
     let outcome = service.patch_file(&id, &q.path, at, reader).await;
     pump.finish().await;
     Ok(axum::Json(outcome?))
-}
-
-/// A request body as a blocking reader for the engine, fed by a pump task. The reader
-/// gives up when the client goes quiet. If the writer gives up first (quota, bad path,
-/// checksum), the pump keeps draining what the client is still sending for a moment, as
-/// nginx's lingering close does, so the client gets to read our error answer instead of a
-/// broken pipe.
-struct BodyPump {
-    pump: tokio::task::JoinHandle<()>,
-}
-
-type BodyReader =
-    SyncIoBridge<StreamReader<ReceiverStream<std::io::Result<bytes::Bytes>>, bytes::Bytes>>;
-
-impl BodyPump {
-    /// The reader for the engine, and the pump to `finish` once the engine is done.
-    fn new(body: Body) -> (BodyReader, Self) {
-        let (tx, rx) = tokio::sync::mpsc::channel(PUMP_DEPTH);
-        let mut stream = Box::pin(
-            tokio_stream::StreamExt::timeout(body.into_data_stream(), IDLE_TIMEOUT).map(|item| {
-                match item {
-                    Ok(chunk) => chunk.map_err(std::io::Error::other),
-                    Err(_) => Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "client sent nothing for 60 s",
-                    )),
-                }
-            }),
-        );
-        let pump = tokio::spawn(async move {
-            while let Some(item) = stream.next().await {
-                if tx.send(item).await.is_err() {
-                    let drain = async { while let Some(Ok(_)) = stream.next().await {} };
-                    let _ = tokio::time::timeout(LINGER, drain).await;
-                    return;
-                }
-            }
-        });
-        let reader = SyncIoBridge::new(StreamReader::new(ReceiverStream::new(rx)));
-        (reader, Self { pump })
-    }
-
-    /// Waits until the body is consumed or the lingering drain is over.
-    async fn finish(self) {
-        let _ = self.pump.await;
-    }
 }
 
 fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {

@@ -1,6 +1,7 @@
 //! The REST face: routing, auth and request logging. Handlers only parse, call the
 //! service and encode.
 
+mod body;
 mod exec;
 mod files;
 mod json;

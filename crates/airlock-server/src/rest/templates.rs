@@ -6,9 +6,8 @@ use airlock_api::Template;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use futures_util::TryStreamExt;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::body::BodyPump;
 use crate::{ApiError, Service};
 
 pub async fn list(State(service): State<Arc<Service>>) -> axum::Json<Vec<Template>> {
@@ -21,12 +20,10 @@ pub async fn register(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<(StatusCode, axum::Json<Template>), ApiError> {
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = SyncIoBridge::new(StreamReader::new(stream));
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(service.register_template(&name, reader).await?),
-    ))
+    let (reader, pump) = BodyPump::new(body);
+    let outcome = service.register_template(&name, reader).await;
+    pump.finish().await;
+    Ok((StatusCode::CREATED, axum::Json(outcome?)))
 }
 
 pub async fn delete(

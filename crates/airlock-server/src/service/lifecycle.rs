@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use airlock_api::{CreateSandbox, Sandbox, SandboxState};
 use airlock_fs::{FileOwner, WriteOptions};
-use airlock_sandbox::{HOST_TEMPLATE, Limits, SandboxConfig, TemplateRoot};
+use airlock_sandbox::{Engine, HOST_TEMPLATE, Limits, SandboxConfig, TemplateRoot};
 
 use super::record::{SandboxRecord, now_secs};
-use super::validate::{self, DEFAULT_PIDS};
+use super::validate::{self, CheckedFile, DEFAULT_PIDS};
 use super::{ADMIN_OWNER, Entry, Service, blocking};
 use crate::ApiError;
 
@@ -33,70 +33,39 @@ impl Service {
             .collect::<Result<Vec<_>, _>>()?;
         let id = new_id();
         let now = now_secs();
+        let config = SandboxConfig {
+            id: id.clone(),
+            template,
+            limits: engine_limits(&limits),
+            readonly: files
+                .iter()
+                .filter(|f| f.readonly)
+                .map(|f| f.path.clone())
+                .collect(),
+        };
         let record = SandboxRecord {
             id: id.clone(),
             template: template_name,
             state: SandboxState::Created,
             env: req.env,
-            limits: limits.clone(),
+            limits,
             labels: req.labels,
             owner: ADMIN_OWNER.into(),
-            readonly_paths: files
-                .iter()
-                .filter(|f| f.readonly)
-                .map(|f| f.path.to_string())
-                .collect(),
+            readonly_paths: config.readonly.iter().map(ToString::to_string).collect(),
             created_at: now,
             started_at: None,
             expires_at: req.ttl_secs.map(|ttl| now + ttl),
         };
-        let mut config = SandboxConfig {
-            id: id.clone(),
-            template,
-            limits: engine_limits(&limits),
-            readonly: vec![],
-        };
-        config.readonly = files
-            .iter()
-            .filter(|f| f.readonly)
-            .map(|f| f.path.clone())
-            .collect();
-        let engine = self.engine.clone();
-        let setup_config = config.clone();
-        let setup_record = record.clone();
-        let made = blocking(move || -> Result<(), ApiError> {
-            let result = (|| {
-                engine
-                    .provision(&setup_config)
-                    .map_err(|e| ApiError::internal("preparing sandbox storage", e))?;
-                let root = engine
-                    .root(&setup_config.id)
-                    .map_err(|e| ApiError::internal("opening sandbox root", e))?;
-                for file in &files {
-                    let owner = if file.readonly {
-                        FileOwner::ROOT
-                    } else {
-                        FileOwner::SANDBOX_USER
-                    };
-                    let opts = WriteOptions::new(file.mode, owner);
-                    root.write_file(&file.path, &mut file.content.as_slice(), opts)?;
-                    if file.readonly {
-                        engine
-                            .make_readonly(&setup_config.id, &file.path)
-                            .map_err(|e| ApiError::internal("read-only bind", e))?;
-                    }
-                }
-                setup_record
-                    .save(&engine.layout().sandbox(&setup_config.id))
-                    .map_err(|e| ApiError::internal("saving record", e))
-            })();
-            if result.is_err() {
+        let (engine, setup_config, setup_record) =
+            (self.engine.clone(), config.clone(), record.clone());
+        blocking(move || {
+            let made = provision(&engine, &setup_config, &files, &setup_record);
+            if made.is_err() {
                 let _ = engine.destroy(&setup_config.id);
             }
-            result
+            made
         })
-        .await?;
-        made?;
+        .await??;
         let entry = Entry::new(record, config);
         self.sandboxes
             .write()
@@ -133,7 +102,7 @@ impl Service {
         if life.init.is_none() {
             let init = self
                 .engine
-                .start(&entry.config())
+                .start(&entry.config)
                 .await
                 .map_err(|e| ApiError::internal("starting sandbox", e))?;
             let init = Arc::new(init);
@@ -237,6 +206,43 @@ impl Service {
             .map(|s| s.f_bavail * s.f_frsize / (1024 * 1024))
             .unwrap_or(0)
     }
+}
+
+/// Makes a new sandbox's storage, writes its injected files (binding the read-only ones),
+/// and saves its record last: a crash before that leaves storage without a record, which
+/// the next daemon removes.
+fn provision(
+    engine: &Engine,
+    config: &SandboxConfig,
+    files: &[CheckedFile],
+    record: &SandboxRecord,
+) -> Result<(), ApiError> {
+    engine
+        .provision(config)
+        .map_err(|e| ApiError::internal("preparing sandbox storage", e))?;
+    let root = engine
+        .root(&config.id)
+        .map_err(|e| ApiError::internal("opening sandbox root", e))?;
+    for file in files {
+        let owner = if file.readonly {
+            FileOwner::ROOT
+        } else {
+            FileOwner::SANDBOX_USER
+        };
+        root.write_file(
+            &file.path,
+            &mut file.content.as_slice(),
+            WriteOptions::new(file.mode, owner),
+        )?;
+        if file.readonly {
+            engine
+                .make_readonly(&config.id, &file.path)
+                .map_err(|e| ApiError::internal("read-only bind", e))?;
+        }
+    }
+    record
+        .save(&engine.layout().sandbox(&config.id))
+        .map_err(|e| ApiError::internal("saving record", e))
 }
 
 /// The engine's view of the limits (defaults already filled in by validation).

@@ -38,8 +38,8 @@ struct Entry {
     id: String,
     /// What clients read; saved to disk on every change.
     record: Mutex<SandboxRecord>,
-    /// What the engine needs.
-    config: Mutex<SandboxConfig>,
+    /// What the engine needs; fixed at creation.
+    config: SandboxConfig,
     /// Lifecycle lock: start, stop, delete and exec spawning take it, so they never
     /// interleave on one sandbox.
     life: tokio::sync::Mutex<Life>,
@@ -91,7 +91,7 @@ impl Entry {
         Arc::new(Self {
             id: record.id.clone(),
             record: Mutex::new(record),
-            config: Mutex::new(config),
+            config,
             life: tokio::sync::Mutex::new(Life::default()),
             exec_seq: AtomicU64::new(0),
         })
@@ -111,13 +111,6 @@ impl Entry {
         if let Err(err) = record.save(&engine.layout().sandbox(&self.id)) {
             tracing::error!(id = %self.id, %err, "saving sandbox record");
         }
-    }
-
-    fn config(&self) -> SandboxConfig {
-        self.config
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 }
 
