@@ -91,3 +91,34 @@ pub struct ComposeFiles {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overwrite: Option<bool>,
 }
+
+/// The answer to `PUT /files/archive`: what the extraction made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveResult {
+    /// The directory extracted into.
+    pub path: String,
+    /// Entries read from the archive.
+    pub entries: u64,
+    /// Regular files written.
+    pub files: u64,
+    /// Directories made or updated.
+    pub dirs: u64,
+    /// Symlinks made.
+    pub symlinks: u64,
+    /// Hard links made.
+    pub hardlinks: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+    /// Entries refused without failing the archive: devices, FIFOs, unknown types.
+    #[serde(default)]
+    pub skipped: Vec<SkippedEntry>,
+}
+
+/// An archive entry that was not created, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedEntry {
+    /// Its path inside the sandbox.
+    pub path: String,
+    /// Why it was refused.
+    pub reason: String,
+}

@@ -14,7 +14,9 @@ pub mod template;
 pub use defaults::{DEFAULT_PORT, default_home, default_url};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use exec::{ExecEvent, ExecRequest, ExecResult};
-pub use files::{ComposeFiles, FileEntry, FileList, MakeDir, MoveFile, WriteResult};
+pub use files::{
+    ArchiveResult, ComposeFiles, FileEntry, FileList, MakeDir, MoveFile, SkippedEntry, WriteResult,
+};
 pub use mode::FileMode;
 pub use sandbox::{CreateSandbox, InjectedFile, Limits, Sandbox, SandboxState};
 pub use template::Template;

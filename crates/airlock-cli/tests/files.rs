@@ -7,134 +7,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::files::{Files, HostSentinel, random, sandbox_with, sha_hex};
 use common::{Daemon, sh};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-/// A raw HTTP client for one sandbox's file routes.
-struct Files {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Files {
-    fn new(daemon: &Daemon, id: &str) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            base: format!("{}/v1/sandboxes/{id}/files", daemon.url),
-            token: daemon.token.clone(),
-        }
-    }
-
-    fn url(&self, route: &str, query: &[(&str, &str)]) -> reqwest::Url {
-        reqwest::Url::parse_with_params(&format!("{}{route}", self.base), query).unwrap()
-    }
-
-    async fn put(
-        &self,
-        path: &str,
-        extra: &[(&str, &str)],
-        body: impl Into<reqwest::Body>,
-    ) -> (u16, Value) {
-        let mut query = vec![("path", path)];
-        query.extend_from_slice(extra);
-        let response = self
-            .http
-            .put(self.url("/content", &query))
-            .bearer_auth(&self.token)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (
-            response.status().as_u16(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn get(&self, path: &str, range: Option<&str>) -> reqwest::Response {
-        let mut req = self
-            .http
-            .get(self.url("/content", &[("path", path)]))
-            .bearer_auth(&self.token);
-        if let Some(range) = range {
-            req = req.header("Range", range);
-        }
-        req.send().await.unwrap()
-    }
-
-    async fn bytes(&self, path: &str) -> Vec<u8> {
-        let response = self.get(path, None).await;
-        assert_eq!(response.status(), 200, "GET {path}");
-        response.bytes().await.unwrap().to_vec()
-    }
-
-    async fn delete(&self, path: &str, recursive: &str) -> (u16, Value) {
-        self.call(
-            reqwest::Method::DELETE,
-            "",
-            &[("path", path), ("recursive", recursive)],
-            None,
-        )
-        .await
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        route: &str,
-        query: &[(&str, &str)],
-        json: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, self.url(route, query))
-            .bearer_auth(&self.token);
-        if let Some(json) = json {
-            req = req.json(&json);
-        }
-        let response = req.send().await.unwrap();
-        (
-            response.status().as_u16(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-}
-
-fn sha_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
-async fn sandbox_with(daemon: &Daemon, body: Value) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/sandboxes", daemon.url))
-        .bearer_auth(&daemon.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 #[tokio::test]
 async fn byte_exact_round_trips_with_metadata() {
@@ -442,13 +318,8 @@ async fn attacks_leave_the_host_untouched() {
     .await;
     let files = Files::new(&daemon, &id);
     // A host sentinel at the very absolute path the sandbox's symlinks name.
-    let host_dir = tempfile::Builder::new()
-        .prefix("airlock-sentinel-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let sentinel = host_dir.path().join("secret");
-    std::fs::write(&sentinel, "host").unwrap();
-    let host = host_dir.path().display().to_string();
+    let sentinel = HostSentinel::new();
+    let host = sentinel.host.clone();
     let setup = format!(
         "ln -s {host} /workspace/abs; ln -s ../../../../../../../..{host} /workspace/rel; mkdir -p /tmp/real; ln -s /tmp/real /workspace/dirlink; \
          mkfifo /workspace/fifo; mkdir -p /workspace/tree; ln -s {host} /workspace/tree/out; ln -s /usr /workspace/tree/usr"
@@ -557,12 +428,7 @@ async fn attacks_leave_the_host_untouched() {
         "0\n"
     );
 
-    assert_eq!(std::fs::read_to_string(&sentinel).unwrap(), "host");
-    assert_eq!(
-        std::fs::read_dir(host_dir.path()).unwrap().count(),
-        1,
-        "nothing new beside the sentinel"
-    );
+    sentinel.assert_untouched();
     assert!(std::path::Path::new("/usr/bin/env").exists());
 }
 

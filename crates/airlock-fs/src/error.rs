@@ -64,6 +64,30 @@ pub enum FsError {
         /// Hex digest of what arrived.
         actual: String,
     },
+    /// An archive that cannot be extracted safely or is malformed; nothing was extracted.
+    #[error("{path}: {reason}; nothing was extracted")]
+    BadArchive {
+        /// The sandbox path of the offending entry (or the target directory).
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Over a size or count limit.
+    #[error("{path}: {reason}")]
+    TooLarge {
+        /// The sandbox path concerned.
+        path: String,
+        /// Which limit.
+        reason: String,
+    },
+    /// The client's stream broke or went quiet; nothing was committed.
+    #[error("{path}: upload interrupted: {reason}")]
+    Interrupted {
+        /// The sandbox path being written.
+        path: String,
+        /// What happened to the stream.
+        reason: String,
+    },
     /// Any other system error.
     #[error("{path}: {source}")]
     Io {
@@ -117,10 +141,26 @@ impl FsError {
     pub(crate) fn from_io(path: &str, err: io::Error) -> Self {
         match err.raw_os_error() {
             Some(code) => Self::from_errno(path, rustix::io::Errno::from_raw_os_error(code)),
+            // Errors without an errno come from the client's stream, not the disk.
+            None if is_transport(&err) => Self::Interrupted {
+                path: path.to_owned(),
+                reason: err.to_string(),
+            },
             None => Self::Io {
                 path: path.to_owned(),
                 source: err,
             },
         }
     }
+}
+
+/// True for the errors an upload's reader reports when the client vanishes or stalls.
+pub(crate) fn is_transport(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::TimedOut
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+    )
 }

@@ -9,12 +9,15 @@
 mod compose;
 mod entry;
 mod error;
+mod extract;
 mod list;
+mod merge;
 mod ops;
 mod pack;
 mod path;
 mod read;
 mod root;
+mod unpack;
 mod write;
 
 pub use entry::{Entry, FileKind};
@@ -22,4 +25,5 @@ pub use error::{FsError, FsResult};
 pub use list::Listing;
 pub use path::SandboxPath;
 pub use root::Root;
+pub use unpack::{Skipped, UnpackLimits, Unpacked};
 pub use write::{FileOwner, Placement, WriteOptions, Written, hex};

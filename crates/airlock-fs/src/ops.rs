@@ -89,7 +89,10 @@ impl Root {
 /// Removes directory `name` in `parent` and everything below it. Every child directory is
 /// opened with no symlinks and no mount crossing, relative to its already-open parent, so
 /// a sandbox swapping a directory for a symlink meanwhile gets an error, not an escape.
-fn remove_tree<P: rustix::path::Arg + Copy>(parent: &OwnedFd, name: P) -> Result<(), Errno> {
+pub(crate) fn remove_tree<P: rustix::path::Arg + Copy>(
+    parent: &OwnedFd,
+    name: P,
+) -> Result<(), Errno> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
     let dir = openat2_in(parent, name, flags, Mode::empty(), resolve)

@@ -81,9 +81,9 @@ impl Root {
 }
 
 /// Makes directory `name` in `parent` and gives it to `owner`; returns an `O_PATH` handle.
-pub(crate) fn make_dir_in(
+pub(crate) fn make_dir_in<P: rustix::path::Arg + Copy>(
     parent: &OwnedFd,
-    name: &str,
+    name: P,
     mode: u32,
     owner: FileOwner,
 ) -> Result<OwnedFd, Errno> {

@@ -305,7 +305,7 @@ fn create_temp(dir: &OwnedFd) -> Result<(String, OwnedFd), Errno> {
     }
 }
 
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     // A failure of the kernel's random source leaves zeros; O_EXCL keeps that correct.
     let _ = getrandom::fill(&mut bytes);

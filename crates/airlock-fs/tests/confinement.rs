@@ -1,38 +1,16 @@
 //! Adversarial tests: a root full of planted symlinks must never let a write land outside.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{me, scene};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
-use airlock_fs::{FileOwner, FsError, Root, SandboxPath, WriteOptions};
-
-struct Scene {
-    _dir: tempfile::TempDir,
-    root_dir: std::path::PathBuf,
-    outside: std::path::PathBuf,
-}
-
-/// A sandbox root next to an "outside" directory holding a sentinel file.
-fn scene() -> Scene {
-    let dir = tempfile::tempdir().unwrap();
-    let root_dir = dir.path().join("root");
-    let outside = dir.path().join("outside");
-    fs::create_dir_all(root_dir.join("etc")).unwrap();
-    fs::create_dir_all(&outside).unwrap();
-    fs::write(outside.join("sentinel"), b"host").unwrap();
-    Scene {
-        _dir: dir,
-        root_dir,
-        outside,
-    }
-}
+use airlock_fs::{FsError, Root, SandboxPath, WriteOptions};
 
 fn opts() -> WriteOptions {
-    let me = FileOwner {
-        uid: rustix::process::getuid().as_raw(),
-        gid: rustix::process::getgid().as_raw(),
-    };
-    WriteOptions::new(0o644, me)
+    WriteOptions::new(0o644, me())
 }
 
 fn write(root: &Root, path: &str, body: &[u8]) -> Result<(), FsError> {
@@ -40,46 +18,37 @@ fn write(root: &Root, path: &str, body: &[u8]) -> Result<(), FsError> {
         .map(drop)
 }
 
-fn sentinel_untouched(s: &Scene) {
-    assert_eq!(fs::read(s.outside.join("sentinel")).unwrap(), b"host");
-    assert_eq!(
-        fs::read_dir(&s.outside).unwrap().count(),
-        1,
-        "nothing new outside the root"
-    );
-}
-
 #[test]
 fn absolute_symlink_means_the_sandbox_path() {
-    let s = scene();
+    let s = scene("etc");
     // A symlink whose host meaning is the sentinel's directory.
     symlink(&s.outside, s.root_dir.join("escape")).unwrap();
     let inside_dir = s.root_dir.join(s.outside.strip_prefix("/").unwrap());
     fs::create_dir_all(&inside_dir).unwrap();
     let root = Root::open(&s.root_dir).unwrap();
     write(&root, "/escape/sentinel", b"sandbox").unwrap();
-    sentinel_untouched(&s);
+    s.sentinel_untouched();
     assert_eq!(fs::read(inside_dir.join("sentinel")).unwrap(), b"sandbox");
 }
 
 #[test]
 fn dangling_symlink_to_a_host_directory_fails_cleanly() {
-    let s = scene();
+    let s = scene("etc");
     symlink(&s.outside, s.root_dir.join("escape")).unwrap();
     let root = Root::open(&s.root_dir).unwrap();
     let err = write(&root, "/escape/sentinel", b"sandbox").unwrap_err();
     assert!(matches!(err, FsError::NotFound { .. }), "{err}");
-    sentinel_untouched(&s);
+    s.sentinel_untouched();
 }
 
 #[test]
 fn relative_symlink_climbing_out_stops_at_the_root() {
-    let s = scene();
+    let s = scene("etc");
     symlink("../../../../../../outside", s.root_dir.join("etc/up")).unwrap();
     fs::create_dir(s.root_dir.join("outside")).unwrap();
     let root = Root::open(&s.root_dir).unwrap();
     write(&root, "/etc/up/sentinel", b"sandbox").unwrap();
-    sentinel_untouched(&s);
+    s.sentinel_untouched();
     assert_eq!(
         fs::read(s.root_dir.join("outside/sentinel")).unwrap(),
         b"sandbox"
@@ -88,11 +57,11 @@ fn relative_symlink_climbing_out_stops_at_the_root() {
 
 #[test]
 fn symlink_as_final_component_is_replaced_not_followed() {
-    let s = scene();
+    let s = scene("etc");
     symlink(s.outside.join("sentinel"), s.root_dir.join("etc/link")).unwrap();
     let root = Root::open(&s.root_dir).unwrap();
     write(&root, "/etc/link", b"sandbox").unwrap();
-    sentinel_untouched(&s);
+    s.sentinel_untouched();
     let meta = fs::symlink_metadata(s.root_dir.join("etc/link")).unwrap();
     assert!(
         meta.is_file(),
@@ -102,7 +71,7 @@ fn symlink_as_final_component_is_replaced_not_followed() {
 
 #[test]
 fn proc_magic_links_never_lead_to_the_host() {
-    let s = scene();
+    let s = scene("etc");
     // Resolved in the host's context this would name the host's sentinel directory.
     let through_proc = format!("/proc/self/root{}", s.outside.display());
     symlink(&through_proc, s.root_dir.join("magic")).unwrap();
@@ -113,12 +82,12 @@ fn proc_magic_links_never_lead_to_the_host() {
         root.open_read(&SandboxPath::parse("/magic/sentinel").unwrap())
             .is_err()
     );
-    sentinel_untouched(&s);
+    s.sentinel_untouched();
 }
 
 #[test]
 fn atomic_write_sets_mode_and_strips_setuid() {
-    let s = scene();
+    let s = scene("etc");
     let root = Root::open(&s.root_dir).unwrap();
     let path = SandboxPath::parse("/a/b/c.txt").unwrap();
     root.write_file(
@@ -139,7 +108,7 @@ fn atomic_write_sets_mode_and_strips_setuid() {
 
 #[test]
 fn a_failed_write_keeps_the_old_file() {
-    let s = scene();
+    let s = scene("etc");
     fs::write(s.root_dir.join("etc/keep"), b"old").unwrap();
     let root = Root::open(&s.root_dir).unwrap();
     struct Broken;
@@ -160,7 +129,7 @@ fn a_failed_write_keeps_the_old_file() {
 
 #[test]
 fn writing_without_parents_needs_the_directory() {
-    let s = scene();
+    let s = scene("etc");
     let root = Root::open(&s.root_dir).unwrap();
     let path = SandboxPath::parse("/missing/file").unwrap();
     let err = root

@@ -55,6 +55,9 @@ impl From<FsError> for ApiError {
             FsError::NoSpace { .. } => ErrorCode::DiskQuota,
             FsError::Conflict { .. } | FsError::IsDirectory { .. } => ErrorCode::Conflict,
             FsError::NotRegular { .. } | FsError::ChecksumMismatch { .. } => ErrorCode::BadRequest,
+            FsError::BadArchive { .. } => ErrorCode::BadArchive,
+            FsError::TooLarge { .. } => ErrorCode::TooLarge,
+            FsError::Interrupted { .. } => ErrorCode::BadRequest,
             FsError::Io { .. } => ErrorCode::Internal,
         };
         Self::new(code, err.to_string())

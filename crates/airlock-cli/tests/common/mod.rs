@@ -2,6 +2,8 @@
 //! on a free loopback port with its own temporary home, stopped when the test ends.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod files;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -35,7 +35,9 @@ impl BodyPump {
         let mut stream = Box::pin(
             tokio_stream::StreamExt::timeout(body.into_data_stream(), IDLE_TIMEOUT).map(|item| {
                 match item {
-                    Ok(chunk) => chunk.map_err(std::io::Error::other),
+                    // ConnectionAborted marks it as the client's doing, not the disk's.
+                    Ok(chunk) => chunk
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e)),
                     Err(_) => Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         "client sent nothing for 60 s",

@@ -84,31 +84,6 @@ pub async fn mkdir(
     Ok((StatusCode::CREATED, axum::Json(made)))
 }
 
-#[derive(Deserialize)]
-pub struct ArchiveQuery {
-    path: String,
-    format: Option<String>,
-}
-
-/// The tree as a tar stream (`format=tar`, the default).
-pub async fn archive(
-    State(service): State<Arc<Service>>,
-    Path(id): Path<String>,
-    Query(q): Query<ArchiveQuery>,
-) -> Result<Response, ApiError> {
-    if q.format.as_deref().is_some_and(|f| f != "tar") {
-        return Err(ApiError::bad_request(
-            "format must be tar (tar.zst is not built yet)",
-        ));
-    }
-    let stream = service.archive(&id, &q.path).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-tar")],
-        Body::from_stream(stream),
-    )
-        .into_response())
-}
-
 pub async fn compose(
     State(service): State<Arc<Service>>,
     Path(id): Path<String>,
@@ -281,7 +256,7 @@ pub async fn patch(
     Ok(axum::Json(outcome?))
 }
 
-fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
+pub(super) fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
     let bad = || ApiError::bad_request(format!("sha256 {text:?} is not 64 hex digits"));
     if text.len() != 64 {
         return Err(bad());

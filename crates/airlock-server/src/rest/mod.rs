@@ -1,6 +1,7 @@
 //! The REST face: routing, auth and request logging. Handlers only parse, call the
 //! service and encode.
 
+mod archive;
 mod body;
 mod exec;
 mod files;
@@ -49,7 +50,12 @@ pub fn router(service: Arc<Service>, token: Token) -> Router {
         .route("/sandboxes/{id}/files/mkdir", post(files::mkdir))
         .route("/sandboxes/{id}/files/move", post(files::rename))
         .route("/sandboxes/{id}/files/compose", post(files::compose))
-        .route("/sandboxes/{id}/files/archive", get(files::archive))
+        .route(
+            "/sandboxes/{id}/files/archive",
+            get(archive::download)
+                .put(archive::upload)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         // Uploads stream to disk in constant memory, so they take no body size cap.
         .route(
             "/sandboxes/{id}/files/content",

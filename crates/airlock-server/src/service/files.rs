@@ -15,8 +15,6 @@ use crate::ApiError;
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 10_000;
 const MAX_DEPTH: u32 = 64;
-/// Buffer between the packing thread and the response.
-const ARCHIVE_PIPE: usize = 256 * 1024;
 /// Most files one compose may concatenate.
 const MAX_COMPOSE: usize = 10_000;
 
@@ -32,7 +30,7 @@ pub struct PutFile {
 
 impl Service {
     /// The root of a sandbox that exists (in any state).
-    fn root_of(&self, id: &str) -> Result<Root, ApiError> {
+    pub(super) fn root_of(&self, id: &str) -> Result<Root, ApiError> {
         self.entry(id)?;
         self.engine
             .root(id)
@@ -40,7 +38,7 @@ impl Service {
     }
 
     /// Runs a file operation on a blocking thread.
-    async fn on_root<T: Send + 'static>(
+    pub(super) async fn on_root<T: Send + 'static>(
         &self,
         id: &str,
         op: impl FnOnce(&Root) -> Result<T, ApiError> + Send + 'static,
@@ -162,41 +160,6 @@ impl Service {
         .await
     }
 
-    /// The tree under `path` as a tar stream, packed on a blocking thread as it is read.
-    pub async fn archive(
-        &self,
-        id: &str,
-        path: &str,
-    ) -> Result<tokio_util::io::ReaderStream<tokio::io::DuplexStream>, ApiError> {
-        let path = parse(path)?;
-        let root = self.root_of(id)?;
-        // Refuse a missing or non-directory path with a clean 4xx before streaming starts.
-        let (root, path) = blocking(move || {
-            root.resolve(
-                &path,
-                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
-            )?;
-            Ok::<_, airlock_fs::FsError>((root, path))
-        })
-        .await??;
-        let (reader, writer) = tokio::io::duplex(ARCHIVE_PIPE);
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let sink = std::io::BufWriter::with_capacity(
-                ARCHIVE_PIPE,
-                tokio_util::io::SyncIoBridge::new_with_handle(writer, runtime),
-            );
-            if let Err(err) = root.pack(&path, sink) {
-                // The client sees the stream end without a tar trailer.
-                tracing::warn!(%path, %err, "archive ended early");
-            }
-        });
-        Ok(tokio_util::io::ReaderStream::with_capacity(
-            reader,
-            ARCHIVE_PIPE,
-        ))
-    }
-
     pub async fn make_dir(
         &self,
         id: &str,
@@ -243,7 +206,7 @@ impl Service {
     }
 }
 
-fn parse(raw: &str) -> Result<SandboxPath, ApiError> {
+pub(super) fn parse(raw: &str) -> Result<SandboxPath, ApiError> {
     Ok(SandboxPath::parse(raw)?)
 }
 

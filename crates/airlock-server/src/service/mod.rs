@@ -1,6 +1,7 @@
 //! The service layer: the one place that owns sandbox records and the rules about them.
 //! Faces (REST now, gRPC and compatibility adapters later) only parse, call and encode.
 
+mod archive;
 mod exec;
 mod files;
 mod lifecycle;
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use airlock_sandbox::{Engine, InitProcess, SandboxConfig, TemplateStore};
 
+pub use archive::ArchiveFormat;
 pub use files::{PutFile, mtime_text};
 use record::SandboxRecord;
 

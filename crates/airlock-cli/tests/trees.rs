@@ -1,0 +1,324 @@
+//! Directory trees through `/files/archive`: a faithful round trip of 10,000 files with
+//! modes, mtimes, symlinks, empty directories, unicode and non-UTF-8 names; zstd both
+//! ways; hostile archives against a host sentinel; quota.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use common::files::{Files, HostSentinel, sandbox_with, sha_hex};
+use common::{Daemon, sh};
+use serde_json::{Value, json};
+
+/// What a tar entry must keep: kind, mode, mtime, content digest, link target.
+type Described = BTreeMap<Vec<u8>, (char, u32, u64, String, Vec<u8>)>;
+
+fn describe(archive: &[u8]) -> Described {
+    let mut out = BTreeMap::new();
+    let mut reader = tar::Archive::new(archive);
+    for entry in reader.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path_bytes().trim_ascii_end().to_vec();
+        let name = name.strip_suffix(b"/").unwrap_or(&name).to_vec();
+        let kind = match entry.header().entry_type() {
+            tar::EntryType::Directory => 'd',
+            tar::EntryType::Symlink => 'l',
+            _ => 'f',
+        };
+        let mode = if kind == 'l' {
+            0
+        } else {
+            entry.header().mode().unwrap()
+        };
+        let link = entry
+            .link_name_bytes()
+            .map(|l| l.to_vec())
+            .unwrap_or_default();
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+        let mtime = entry.header().mtime().unwrap();
+        out.insert(name, (kind, mode, mtime, sha_hex(&content), link));
+    }
+    out
+}
+
+/// The test's own tree, built as a tar by the test: 10,000 small files in 100
+/// directories and every special case.
+fn source_tree() -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |name: &[u8], kind: tar::EntryType, mode: u32, data: &[u8], link: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_mtime(1_600_000_000 + name.len() as u64);
+        header.set_size(data.len() as u64);
+        let path = OsStr::from_bytes(name);
+        if kind == tar::EntryType::Symlink || kind == tar::EntryType::Link {
+            builder
+                .append_link(&mut header, path, OsStr::from_bytes(link))
+                .unwrap();
+        } else {
+            builder.append_data(&mut header, path, data).unwrap();
+        }
+    };
+    use tar::EntryType::{Directory, Link, Regular, Symlink};
+    for d in 0..100 {
+        add(
+            format!("many/d{d:02}").as_bytes(),
+            Directory,
+            0o755,
+            b"",
+            b"",
+        );
+        for f in 0..100 {
+            let body = format!("file {d}/{f}\n").repeat(1 + f % 7);
+            let name = format!("many/d{d:02}/f{f:03}");
+            add(name.as_bytes(), Regular, 0o644, body.as_bytes(), b"");
+        }
+    }
+    add(b"run.sh", Regular, 0o750, b"#!/bin/sh\necho hi\n", b"");
+    add(b"secret", Regular, 0o600, b"only me", b"");
+    add(b"private", Directory, 0o700, b"", b"");
+    add(b"empty", Directory, 0o755, b"", b"");
+    add(b"deep/a/b/c", Directory, 0o755, b"", b"");
+    add(
+        "ünïcødé/日本/ファイル.txt".as_bytes(),
+        Regular,
+        0o644,
+        b"unicode",
+        b"",
+    );
+    add(b"raw-\xff\xfe-name", Regular, 0o644, b"not utf-8", b"");
+    add(b"abs-link", Symlink, 0o777, b"", b"/etc/hostname");
+    add(b"rel-link", Symlink, 0o777, b"", b"./run.sh");
+    add(b"dangling", Symlink, 0o777, b"", b"nowhere");
+    add(b"hard", Link, 0o750, b"", b"run.sh");
+    builder.into_inner().unwrap()
+}
+
+impl Files {
+    async fn put_archive(&self, query: &[(&str, &str)], body: Vec<u8>) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, "/archive", query, body)
+            .await
+    }
+
+    async fn get_archive(&self, query: &[(&str, &str)]) -> Vec<u8> {
+        let response = self
+            .http
+            .get(self.url("/archive", query))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap().to_vec()
+    }
+}
+
+#[tokio::test]
+async fn ten_thousand_files_round_trip_with_everything_kept() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let source = source_tree();
+    let (status, report) = files
+        .put_archive(&[("path", "/workspace/tree")], source.clone())
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["files"], 10_000 + 4, "{report}");
+    assert_eq!(
+        (report["symlinks"].as_u64(), report["hardlinks"].as_u64()),
+        (Some(3), Some(1))
+    );
+
+    let back = files.get_archive(&[("path", "/workspace/tree")]).await;
+    let mut expected = describe(&source);
+    // A hard link comes back as a file of its own with the same content.
+    let original = expected[b"run.sh".as_slice()].clone();
+    expected.insert(
+        b"hard".to_vec(),
+        (original.0, original.1, original.2, original.3, Vec::new()),
+    );
+    // Directories made only as parents carry the time they were made; compare the rest.
+    let got = describe(&back);
+    for name in [
+        b"deep".as_slice(),
+        b"deep/a",
+        b"deep/a/b",
+        "ünïcødé".as_bytes(),
+        "ünïcødé/日本".as_bytes(),
+        b"many",
+    ] {
+        assert_eq!(got[name].0, 'd', "{:?}", String::from_utf8_lossy(name));
+    }
+    let got: Described = got
+        .into_iter()
+        .filter(|(name, _)| expected.contains_key(name))
+        .collect();
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(got, expected);
+
+    // zstd down gives the same tree, and zstd up (told by its magic bytes) too.
+    let zst = files
+        .get_archive(&[("path", "/workspace/tree"), ("format", "tar.zst")])
+        .await;
+    let unzstd = zstd::decode_all(zst.as_slice()).unwrap();
+    assert_eq!(describe(&unzstd), describe(&back));
+    let (status, report) = files.put_archive(&[("path", "/workspace/copy")], zst).await;
+    assert_eq!(status, 200, "{report}");
+    let copy = files.get_archive(&[("path", "/workspace/copy")]).await;
+    assert_eq!(describe(&copy), describe(&back));
+
+    // Inside the sandbox: owned by the sandbox user, names intact.
+    let seen = sh(
+        &daemon.client(),
+        &id,
+        "cd /workspace/tree && stat -c '%u %a' run.sh && ls | grep -c '^raw-' && find many -type f | wc -l && cat rel-link",
+    )
+    .await;
+    assert_eq!(
+        seen.stdout, "1000 750\n1\n10000\n#!/bin/sh\necho hi\n",
+        "{}",
+        seen.stderr
+    );
+}
+
+/// Name, kind, link target, content.
+type RawEntry<'a> = (&'a [u8], tar::EntryType, &'a [u8], &'a [u8]);
+
+/// One tar entry written byte for byte, so names can be as hostile as an attacker's.
+fn raw_entry(out: &mut Vec<u8>, name: &[u8], kind: tar::EntryType, link: &[u8], data: &[u8]) {
+    let mut header = tar::Header::new_gnu();
+    header.as_old_mut().name[..name.len()].copy_from_slice(name);
+    header.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+    header.set_entry_type(kind);
+    header.set_mode(0o644);
+    header.set_size(data.len() as u64);
+    header.set_cksum();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+}
+
+#[tokio::test]
+async fn hostile_archives_change_nothing() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({"limits": {"disk_mb": 16}})).await;
+    let files = Files::new(&daemon, &id);
+    // A host sentinel at the absolute path the archives aim at.
+    let sentinel = HostSentinel::new();
+    let host = sentinel.host.clone();
+    let host_secret = format!("{host}/secret");
+    let dotdot = format!("../../../../../../..{host_secret}");
+    use tar::EntryType::{Char, Link, Regular, Symlink};
+    let attacks: Vec<(&str, Vec<RawEntry>)> = vec![
+        (
+            "dot-dot name",
+            vec![
+                (b"ok", Regular, b"", b"x"),
+                (dotdot.as_bytes(), Regular, b"", b"pwned"),
+            ],
+        ),
+        (
+            "file through a symlink",
+            vec![
+                (b"esc", Symlink, host.as_bytes(), b""),
+                (b"esc/secret", Regular, b"", b"pwned"),
+            ],
+        ),
+        (
+            "file through a climbing symlink",
+            vec![
+                (b"up", Symlink, b"../../../../../../..", b""),
+                (b"up/etc/x", Regular, b"", b"pwned"),
+            ],
+        ),
+        (
+            "hard link to the host path",
+            vec![(b"grab", Link, host_secret.as_bytes(), b"")],
+        ),
+        (
+            "hard link climbing out",
+            vec![(b"grab", Link, dotdot.as_bytes(), b"")],
+        ),
+    ];
+    for (what, entries) in attacks {
+        let mut archive = Vec::new();
+        for (name, kind, link, data) in entries {
+            raw_entry(&mut archive, name, kind, link, data);
+        }
+        archive.resize(archive.len() + 1024, 0);
+        let (status, body) = files
+            .put_archive(&[("path", "/workspace/t")], archive)
+            .await;
+        assert_eq!(status, 422, "{what}: {body}");
+        assert_eq!(body["error"]["code"], "bad_archive", "{what}");
+    }
+    sentinel.assert_untouched();
+    let listing = sh(&daemon.client(), &id, "ls -A /workspace/t").await;
+    assert_eq!(listing.stdout, "", "nothing partial, no staging left");
+
+    // A symlink the sandbox planted in the target is replaced, never followed.
+    sh(
+        &daemon.client(),
+        &id,
+        &format!("mkdir -p /workspace/p && ln -s {host} /workspace/p/esc"),
+    )
+    .await;
+    let mut archive = Vec::new();
+    raw_entry(&mut archive, b"esc/secret", Regular, b"", b"inside");
+    raw_entry(&mut archive, b"dev", Char, b"", b"");
+    archive.resize(archive.len() + 1024, 0);
+    let (status, body) = files
+        .put_archive(&[("path", "/workspace/p")], archive)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["skipped"][0]["reason"], "device nodes are refused");
+    sentinel.assert_untouched();
+    assert_eq!(files.bytes("/workspace/p/esc/secret").await, b"inside");
+
+    // Truncated, garbage and over-limit archives.
+    let mut whole = Vec::new();
+    raw_entry(&mut whole, b"a", Regular, b"", &[1u8; 3000]);
+    raw_entry(&mut whole, b"b", Regular, b"", &[2u8; 3000]);
+    whole.resize(whole.len() + 1024, 0);
+    let (status, _) = files
+        .put_archive(&[("path", "/workspace/t")], whole[..1024].to_vec())
+        .await;
+    assert_eq!(status, 422, "truncated");
+    let (status, _) = files
+        .put_archive(&[("path", "/workspace/t")], vec![0x41; 4096])
+        .await;
+    assert_eq!(status, 422, "garbage");
+    let (status, body) = files
+        .put_archive(
+            &[("path", "/workspace/t"), ("max_entries", "1")],
+            whole.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("too_large"))
+    );
+
+    // Over the disk quota: 507, nothing partial, and the sandbox keeps working.
+    let mut big = Vec::new();
+    for name in [b"one".as_slice(), b"two", b"three"] {
+        raw_entry(&mut big, name, Regular, b"", &vec![7u8; 8 << 20]);
+    }
+    big.resize(big.len() + 1024, 0);
+    let (status, body) = files.put_archive(&[("path", "/workspace/q")], big).await;
+    assert_eq!(status, 507, "{body}");
+    let left = sh(
+        &daemon.client(),
+        &id,
+        "ls -A /workspace/q; echo ok > /workspace/after && cat /workspace/after",
+    )
+    .await;
+    assert_eq!(left.stdout, "ok\n", "{}", left.stderr);
+    let (status, _) = files.put_archive(&[("path", "/workspace/t")], whole).await;
+    assert_eq!(status, 200);
+}

@@ -1,0 +1,384 @@
+//! Creating each archive entry inside the staging directory, with no symlink followed.
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+use tar::EntryType;
+
+use crate::error::is_transport;
+use crate::root::{make_dir_in, open_beneath, openat2_in};
+use crate::unpack::{Skipped, UnpackLimits, Unpacked};
+use crate::{FileOwner, FsError, FsResult, SandboxPath};
+
+/// Bytes moved per read/write.
+const BUFFER: usize = 1024 * 1024;
+/// Linux's PATH_MAX, counting the terminating NUL.
+const PATH_MAX: usize = 4096;
+
+/// A directory entry of the archive whose mode and mtime are set once everything is in
+/// place (creating children would change its mtime again).
+pub(crate) struct DirMeta {
+    pub rel: Vec<u8>,
+    pub mode: u32,
+    pub mtime: i64,
+}
+
+/// Extraction state: the staging root, counters, and the last parent directory used (tar
+/// entries come grouped by directory, so one cached handle saves most walks).
+pub(crate) struct Extractor<'a> {
+    staging: &'a OwnedFd,
+    target: &'a SandboxPath,
+    owner: FileOwner,
+    limits: UnpackLimits,
+    report: Unpacked,
+    dirs: Vec<DirMeta>,
+    cached_parent: Option<(Vec<u8>, Rc<OwnedFd>)>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Extractor<'a> {
+    pub fn new(
+        staging: &'a OwnedFd,
+        target: &'a SandboxPath,
+        owner: FileOwner,
+        limits: UnpackLimits,
+    ) -> Self {
+        Self {
+            staging,
+            target,
+            owner,
+            limits,
+            report: Unpacked::default(),
+            dirs: Vec::new(),
+            cached_parent: None,
+            buf: vec![0; BUFFER],
+        }
+    }
+
+    /// Extracts every entry; returns the report and the directories' metadata.
+    pub fn run(mut self, input: impl Read) -> FsResult<(Unpacked, Vec<DirMeta>)> {
+        let mut archive = tar::Archive::new(input);
+        let entries = archive.entries().map_err(|e| self.stream_error(e, b""))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| self.stream_error(e, b""))?;
+            self.report.entries += 1;
+            if self.report.entries > self.limits.max_entries {
+                return Err(FsError::TooLarge {
+                    path: self.target.to_string(),
+                    reason: format!("archive has over {} entries", self.limits.max_entries),
+                });
+            }
+            let rel = self.clean_name(&entry.path_bytes())?;
+            self.one(&rel, &mut entry)?;
+        }
+        Ok((self.report, self.dirs))
+    }
+
+    fn one<R: Read>(&mut self, rel: &[u8], entry: &mut tar::Entry<'_, R>) -> FsResult<()> {
+        let kind = entry.header().entry_type();
+        let mode = entry.header().mode().unwrap_or(0o644);
+        let mtime = entry.header().mtime().unwrap_or(0).min(i64::MAX as u64) as i64;
+        if rel.is_empty() && !kind.is_dir() {
+            return Err(self.bad(rel, "an entry other than a directory names the target"));
+        }
+        match kind {
+            EntryType::Regular | EntryType::Continuous => self.file(rel, entry, mode, mtime),
+            EntryType::Directory if rel.is_empty() => Ok(()),
+            EntryType::Directory => {
+                self.dir(rel)?;
+                self.dirs.push(DirMeta {
+                    rel: rel.to_vec(),
+                    mode: mode & 0o1777,
+                    mtime,
+                });
+                self.report.dirs += 1;
+                Ok(())
+            }
+            EntryType::Symlink => self.symlink(rel, entry, mtime),
+            EntryType::Link => self.hardlink(rel, entry),
+            EntryType::GNUSparse => Err(self.bad(rel, "sparse files are not supported")),
+            EntryType::XGlobalHeader => Ok(()),
+            EntryType::Char | EntryType::Block => self.skip(rel, "device nodes are refused"),
+            EntryType::Fifo => self.skip(rel, "FIFOs are refused"),
+            _ => self.skip(rel, "unsupported entry type"),
+        }
+    }
+
+    fn file<R: Read>(
+        &mut self,
+        rel: &[u8],
+        entry: &mut tar::Entry<'_, R>,
+        mode: u32,
+        mtime: i64,
+    ) -> FsResult<()> {
+        let size = entry.size();
+        self.report.bytes = self.report.bytes.saturating_add(size);
+        if self.report.bytes > self.limits.max_bytes {
+            return Err(FsError::TooLarge {
+                path: self.shown(rel),
+                reason: format!("archive content is over {} bytes", self.limits.max_bytes),
+            });
+        }
+        let (parent, name) = self.parent_of(rel)?;
+        self.clear(&parent, name, rel)?;
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+        let fd = openat2_in(
+            &*parent,
+            name,
+            flags,
+            Mode::from_raw_mode(0o600),
+            ResolveFlags::BENEATH,
+        )
+        .map_err(|e| self.errno(rel, e))?;
+        let mut file = std::fs::File::from(fd);
+        let mut left = size;
+        while left > 0 {
+            let want = left.min(self.buf.len() as u64) as usize;
+            let n = match entry.read(&mut self.buf[..want]) {
+                Ok(0) => return Err(self.bad(rel, "the archive ends inside this file")),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.stream_error(e, rel)),
+            };
+            file.write_all(&self.buf[..n])
+                .map_err(|e| FsError::from_io(&self.shown(rel), e))?;
+            left -= n as u64;
+        }
+        self.owner.apply(&file).map_err(|e| self.errno(rel, e))?;
+        // setuid, setgid and sticky never survive extraction.
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o777))
+            .map_err(|e| self.errno(rel, e))?;
+        rustix::fs::futimens(&file, &times(mtime)).map_err(|e| self.errno(rel, e))?;
+        self.report.files += 1;
+        Ok(())
+    }
+
+    fn symlink<R: Read>(
+        &mut self,
+        rel: &[u8],
+        entry: &tar::Entry<'_, R>,
+        mtime: i64,
+    ) -> FsResult<()> {
+        let target = match entry.link_name_bytes() {
+            Some(t) if !t.is_empty() => t.into_owned(),
+            _ => return Err(self.bad(rel, "a symlink without a target")),
+        };
+        let (parent, name) = self.parent_of(rel)?;
+        self.clear(&parent, name, rel)?;
+        // Stored as it is: nothing here ever follows it, and inside the sandbox an
+        // absolute target means the sandbox's own path.
+        rustix::fs::symlinkat(OsStr::from_bytes(&target), &*parent, name)
+            .map_err(|e| self.errno(rel, e))?;
+        let (uid, gid) = (self.owner.uid, self.owner.gid);
+        rustix::fs::chownat(
+            &*parent,
+            name,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| self.errno(rel, e))?;
+        rustix::fs::utimensat(&*parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| self.errno(rel, e))?;
+        self.report.symlinks += 1;
+        Ok(())
+    }
+
+    /// A hard link may only name a file extracted earlier from this same archive: it is
+    /// looked up in the staging directory, which holds nothing else.
+    fn hardlink<R: Read>(&mut self, rel: &[u8], entry: &tar::Entry<'_, R>) -> FsResult<()> {
+        let Some(source) = entry.link_name_bytes() else {
+            return Err(self.bad(rel, "a hard link without a target"));
+        };
+        let source = self.clean_name(&source)?;
+        if source == rel {
+            return Ok(());
+        }
+        let (src_parent, src_name) = match split_last(&source) {
+            (parent, name) if !name.is_empty() => (self.existing_dir(parent), name),
+            _ => return Err(self.bad(rel, "a hard link to the target directory")),
+        };
+        let not_earlier = || {
+            let shown = String::from_utf8_lossy(&source).into_owned();
+            format!("a hard link to {shown:?}, which is not a file earlier in the archive")
+        };
+        let src_parent = src_parent.map_err(|_| self.bad_owned(rel, not_earlier()))?;
+        let src_name = OsStr::from_bytes(src_name);
+        match rustix::fs::statat(&src_parent, src_name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {}
+            _ => return Err(self.bad_owned(rel, not_earlier())),
+        }
+        let (parent, name) = self.parent_of(rel)?;
+        self.clear(&parent, name, rel)?;
+        rustix::fs::linkat(&src_parent, src_name, &*parent, name, AtFlags::empty())
+            .map_err(|e| self.errno(rel, e))?;
+        self.report.hardlinks += 1;
+        Ok(())
+    }
+
+    fn skip(&mut self, rel: &[u8], reason: &'static str) -> FsResult<()> {
+        self.report.skipped.push(Skipped {
+            path: self.shown(rel),
+            reason,
+        });
+        Ok(())
+    }
+
+    /// Makes (or finds) the directory `rel` in staging, and every directory above it.
+    fn dir(&mut self, rel: &[u8]) -> FsResult<Rc<OwnedFd>> {
+        if let Some((cached, fd)) = &self.cached_parent
+            && cached == rel
+        {
+            return Ok(fd.clone());
+        }
+        let mut dir = open_beneath(self.staging, ".", OFlags::PATH | OFlags::DIRECTORY)
+            .map_err(|e| self.errno(b"", e))?;
+        let mut walked = 0;
+        for part in rel.split(|&b| b == b'/') {
+            walked += part.len() + 1;
+            let name = OsStr::from_bytes(part);
+            dir = match open_beneath(&dir, name, OFlags::PATH | OFlags::DIRECTORY) {
+                Ok(next) => next,
+                Err(Errno::NOENT) => make_dir_in(&dir, name, 0o755, self.owner)
+                    .map_err(|e| self.errno(&rel[..walked - 1], e))?,
+                Err(Errno::LOOP | Errno::NOTDIR) => {
+                    let reason = "its path goes through a symlink or a file of the archive";
+                    return Err(self.bad(&rel[..walked - 1], reason));
+                }
+                Err(e) => return Err(self.errno(&rel[..walked - 1], e)),
+            };
+        }
+        let dir = Rc::new(dir);
+        self.cached_parent = Some((rel.to_vec(), dir.clone()));
+        Ok(dir)
+    }
+
+    /// Finds an existing directory in staging without making anything.
+    fn existing_dir(&self, rel: &[u8]) -> Result<OwnedFd, Errno> {
+        let path = if rel.is_empty() { b"." as &[u8] } else { rel };
+        open_beneath(
+            self.staging,
+            OsStr::from_bytes(path),
+            OFlags::PATH | OFlags::DIRECTORY,
+        )
+    }
+
+    /// The directory an entry goes in, and its final name.
+    fn parent_of<'r>(&mut self, rel: &'r [u8]) -> FsResult<(Rc<OwnedFd>, &'r OsStr)> {
+        let (parent, name) = split_last(rel);
+        let dir = if parent.is_empty() {
+            Rc::new(
+                open_beneath(self.staging, ".", OFlags::PATH | OFlags::DIRECTORY)
+                    .map_err(|e| self.errno(b"", e))?,
+            )
+        } else {
+            self.dir(parent)?
+        };
+        Ok((dir, OsStr::from_bytes(name)))
+    }
+
+    /// Makes room for a non-directory entry: a later entry of the same name replaces an
+    /// earlier one, as tar does, but never a directory.
+    fn clear(&self, parent: &OwnedFd, name: &OsStr, rel: &[u8]) -> FsResult<()> {
+        match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(self.errno(rel, e)),
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                Err(self.bad(rel, "the archive has both a directory and a file here"))
+            }
+            Ok(_) => {
+                rustix::fs::unlinkat(parent, name, AtFlags::empty()).map_err(|e| self.errno(rel, e))
+            }
+        }
+    }
+
+    /// An entry name made relative to the target: leading `/` and `./` dropped, empty
+    /// and `.` components removed, `..` refused.
+    fn clean_name(&self, raw: &[u8]) -> FsResult<Vec<u8>> {
+        let mut clean = Vec::with_capacity(raw.len());
+        for part in raw.split(|&b| b == b'/') {
+            match part {
+                b"" | b"." => {}
+                b".." => return Err(self.bad(raw, "an entry name contains '..'")),
+                part => {
+                    if !clean.is_empty() {
+                        clean.push(b'/');
+                    }
+                    clean.extend_from_slice(part);
+                }
+            }
+        }
+        if self.target.as_str().len() + clean.len() + 1 >= PATH_MAX {
+            return Err(self.bad(raw, "an entry name is longer than PATH_MAX"));
+        }
+        Ok(clean)
+    }
+
+    /// The sandbox path an entry will have.
+    fn shown(&self, rel: &[u8]) -> String {
+        let rel = String::from_utf8_lossy(rel);
+        match (self.target.is_root(), rel.is_empty()) {
+            (_, true) => self.target.to_string(),
+            (true, false) => format!("/{rel}"),
+            (false, false) => format!("{}/{rel}", self.target),
+        }
+    }
+
+    fn bad(&self, rel: &[u8], reason: &str) -> FsError {
+        self.bad_owned(rel, reason.to_owned())
+    }
+
+    fn bad_owned(&self, rel: &[u8], reason: String) -> FsError {
+        FsError::BadArchive {
+            path: self.shown(rel),
+            reason,
+        }
+    }
+
+    /// A system error on an entry: quota stays 507, the rest says which entry failed.
+    fn errno(&self, rel: &[u8], err: Errno) -> FsError {
+        match err {
+            Errno::NOSPC | Errno::DQUOT | Errno::ROFS | Errno::ACCESS | Errno::PERM => {
+                FsError::from_errno(&self.shown(rel), err)
+            }
+            Errno::NAMETOOLONG => self.bad(rel, "a name is too long"),
+            other => self.bad_owned(rel, format!("cannot be created: {other}")),
+        }
+    }
+
+    /// A read error: the client's stream broke, or the archive is malformed.
+    fn stream_error(&self, err: std::io::Error, rel: &[u8]) -> FsError {
+        if is_transport(&err) {
+            FsError::from_io(&self.shown(rel), err)
+        } else {
+            self.bad_owned(rel, format!("malformed tar: {err}"))
+        }
+    }
+}
+
+/// `a/b/c` → (`a/b`, `c`); `c` → (``, `c`).
+fn split_last(rel: &[u8]) -> (&[u8], &[u8]) {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(cut) => (&rel[..cut], &rel[cut + 1..]),
+        None => (b"", rel),
+    }
+}
+
+/// Access time left alone, modification time set.
+pub(crate) fn times(mtime: i64) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: mtime,
+            tv_nsec: 0,
+        },
+    }
+}

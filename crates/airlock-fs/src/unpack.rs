@@ -1,0 +1,111 @@
+//! Extracting a tar stream into a directory of the sandbox, safely.
+//!
+//! The archive is read as a stream (tar is used as a parser only, never its `unpack`) into
+//! a fresh staging directory inside the target, owned by root with mode 0700 so no sandbox
+//! process can enter it while it fills. Every entry is created relative to an open
+//! directory with no symlink followed, so an archive that plants `a -> /etc` and then
+//! writes `a/passwd` is refused, and a hard link may only point at a file extracted
+//! earlier from the same archive. Only when the whole stream has been extracted is the
+//! staging tree moved into place, entry by entry, with renames; a malformed, hostile or
+//! truncated archive, a broken upload or a full disk leaves nothing behind.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+
+use rustix::fs::OFlags;
+
+use crate::extract::Extractor;
+use crate::merge::{apply_dir_meta, merge};
+use crate::ops::remove_tree;
+use crate::root::{make_dir_in, open_beneath};
+use crate::write::random_u64;
+use crate::{FileOwner, FsError, FsResult, Root, SandboxPath};
+
+/// Bounds on what one archive may create; they stop tar bombs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Most entries (of any kind) the archive may hold.
+    pub max_entries: u64,
+    /// Most bytes of file content the archive may claim, in all.
+    pub max_bytes: u64,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> Self {
+        Self {
+            max_entries: 1_000_000,
+            max_bytes: 64 << 30,
+        }
+    }
+}
+
+/// An entry that was deliberately not created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its sandbox path.
+    pub path: String,
+    /// Why (a device node, a FIFO, an unknown entry type).
+    pub reason: &'static str,
+}
+
+/// What an extraction created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unpacked {
+    /// Entries read from the archive.
+    pub entries: u64,
+    /// Regular files written.
+    pub files: u64,
+    /// Directories made or updated.
+    pub dirs: u64,
+    /// Symlinks made (stored as they are, never followed here).
+    pub symlinks: u64,
+    /// Hard links made, each to a file of the same archive.
+    pub hardlinks: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+    /// Entries refused but not fatal: devices, FIFOs, unknown types.
+    pub skipped: Vec<Skipped>,
+}
+
+impl Root {
+    /// Extracts the tar stream `input` into `dir` (made if missing), with every file owned
+    /// by `owner`. All or nothing: on any error the directory is as it was.
+    pub fn unpack(
+        &self,
+        dir: &SandboxPath,
+        input: impl Read,
+        owner: FileOwner,
+        limits: UnpackLimits,
+    ) -> FsResult<Unpacked> {
+        let target = self.mkdir_all(dir, 0o755, owner)?;
+        let (staging_name, staging) = make_staging(&target, dir)?;
+        let result = Extractor::new(&staging, dir, owner, limits)
+            .run(input)
+            .and_then(|(report, dirs)| {
+                merge(&staging, &target, dir)?;
+                apply_dir_meta(&target, dir, &dirs)?;
+                Ok(report)
+            });
+        drop(staging);
+        if let Err(err) = remove_tree(&target, staging_name.as_str()) {
+            tracing::warn!(%dir, %err, "could not remove an archive staging directory");
+        }
+        result
+    }
+}
+
+/// A private directory in `target` to extract into: root's, mode 0700.
+fn make_staging(target: &OwnedFd, dir: &SandboxPath) -> FsResult<(String, OwnedFd)> {
+    loop {
+        let name = format!(".airlock-unpack-{:016x}", random_u64());
+        match make_dir_in(target, name.as_str(), 0o700, FileOwner::ROOT) {
+            Ok(_) => {
+                let fd = open_beneath(target, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY)
+                    .map_err(|e| FsError::from_errno(dir.as_str(), e))?;
+                return Ok((name, fd));
+            }
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(FsError::from_errno(dir.as_str(), e)),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! `/v1/sandboxes/{id}/files/archive`: a directory tree as a tar (or tar.zst) stream, down
+//! and up.
+
+use std::sync::Arc;
+
+use airlock_api::ArchiveResult;
+use airlock_fs::UnpackLimits;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::body::BodyPump;
+use super::json::Query;
+use crate::service::ArchiveFormat;
+use crate::{ApiError, Service};
+
+#[derive(Deserialize)]
+pub struct DownloadQuery {
+    path: String,
+    format: Option<String>,
+}
+
+/// The tree as a stream; `format=tar` (default) or `tar.zst`.
+pub async fn download(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
+) -> Result<Response, ApiError> {
+    let format = ArchiveFormat::parse(q.format.as_deref().unwrap_or("tar"))?;
+    let stream = service.archive(&id, &q.path, format).await?;
+    Ok((
+        [(header::CONTENT_TYPE, format.content_type())],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    path: String,
+    format: Option<String>,
+    max_entries: Option<u64>,
+    max_bytes: Option<u64>,
+}
+
+/// Extracts the body into `path`, all or nothing. Without `format`, a zstd body is told
+/// by `Content-Encoding: zstd`, `Content-Type: application/zstd` or its first bytes.
+/// `max_entries` and `max_bytes` may lower the daemon's limits, never raise them.
+pub async fn upload(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<ArchiveResult>, ApiError> {
+    let declared = |name: header::HeaderName, value: &str| {
+        headers
+            .get(name)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value.as_bytes()))
+    };
+    let format = match q.format.as_deref() {
+        Some(text) => Some(ArchiveFormat::parse(text)?),
+        None if declared(header::CONTENT_ENCODING, "zstd")
+            || declared(header::CONTENT_TYPE, "application/zstd") =>
+        {
+            Some(ArchiveFormat::TarZst)
+        }
+        None => None,
+    };
+    let defaults = UnpackLimits::default();
+    let limits = UnpackLimits {
+        max_entries: q
+            .max_entries
+            .map_or(defaults.max_entries, |n| n.min(defaults.max_entries)),
+        max_bytes: q
+            .max_bytes
+            .map_or(defaults.max_bytes, |n| n.min(defaults.max_bytes)),
+    };
+    let (reader, pump) = BodyPump::new(body);
+    let outcome = service
+        .extract_archive(&id, &q.path, format, limits, reader)
+        .await;
+    pump.finish().await;
+    Ok(axum::Json(outcome?))
+}

@@ -1,0 +1,177 @@
+//! Directory trees as tar streams, both ways, optionally zstd-compressed.
+
+use std::io::Read;
+
+use airlock_api::{ArchiveResult, SkippedEntry};
+use airlock_fs::{FileOwner, UnpackLimits};
+
+use super::files::parse;
+use super::{Service, blocking};
+use crate::ApiError;
+
+/// Buffer between the packing thread and the response.
+const ARCHIVE_PIPE: usize = 256 * 1024;
+/// zstd level for downloads: fast, and still a good ratio on source trees.
+const ZSTD_LEVEL: i32 = 3;
+/// Largest zstd window accepted on upload (2^24 = 16 MiB), so a crafted frame cannot make
+/// the daemon reserve gigabytes. `zstd -19` stays within it; `--long` frames are refused.
+const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+/// The magic number that starts every zstd frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// How a tree travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// Plain tar.
+    Tar,
+    /// tar compressed with zstd.
+    TarZst,
+}
+
+impl ArchiveFormat {
+    /// `tar` or `tar.zst` (also `tar+zstd`, `tzst`).
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        match text {
+            "tar" => Ok(Self::Tar),
+            "tar.zst" | "tar+zstd" | "tzst" => Ok(Self::TarZst),
+            other => Err(ApiError::bad_request(format!(
+                "format {other:?} is not tar or tar.zst"
+            ))),
+        }
+    }
+
+    /// The media type of a download.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Tar => "application/x-tar",
+            Self::TarZst => "application/zstd",
+        }
+    }
+}
+
+impl Service {
+    /// The tree under `path` as a tar stream, packed on a blocking thread as it is read.
+    pub async fn archive(
+        &self,
+        id: &str,
+        path: &str,
+        format: ArchiveFormat,
+    ) -> Result<tokio_util::io::ReaderStream<tokio::io::DuplexStream>, ApiError> {
+        let path = parse(path)?;
+        let root = self.root_of(id)?;
+        // Refuse a missing or non-directory path with a clean 4xx before streaming starts.
+        let (root, path) = blocking(move || {
+            root.resolve(
+                &path,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+            )?;
+            Ok::<_, airlock_fs::FsError>((root, path))
+        })
+        .await??;
+        let (reader, writer) = tokio::io::duplex(ARCHIVE_PIPE);
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let sink = std::io::BufWriter::with_capacity(
+                ARCHIVE_PIPE,
+                tokio_util::io::SyncIoBridge::new_with_handle(writer, runtime),
+            );
+            let packed = match format {
+                ArchiveFormat::Tar => root.pack(&path, sink).map(drop),
+                ArchiveFormat::TarZst => zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL)
+                    .map_err(|e| io_error(&path, e))
+                    .and_then(|mut encoder| {
+                        root.pack(&path, &mut encoder)?;
+                        encoder.finish().map(drop).map_err(|e| io_error(&path, e))
+                    }),
+            };
+            if let Err(err) = packed {
+                // The client sees the stream end without a tar trailer.
+                tracing::warn!(%path, %err, "archive ended early");
+            }
+        });
+        Ok(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            ARCHIVE_PIPE,
+        ))
+    }
+
+    /// Extracts a tar stream (plain or zstd; `None` tells by the first bytes) into `path`,
+    /// all or nothing.
+    pub async fn extract_archive(
+        &self,
+        id: &str,
+        path: &str,
+        format: Option<ArchiveFormat>,
+        limits: UnpackLimits,
+        body: impl Read + Send + 'static,
+    ) -> Result<ArchiveResult, ApiError> {
+        let dir = parse(path)?;
+        self.on_root(id, move |root| {
+            let (format, body) = sniff(format, body).map_err(|e| io_error(&dir, e))?;
+            let report = match format {
+                ArchiveFormat::Tar => root.unpack(&dir, body, FileOwner::SANDBOX_USER, limits)?,
+                ArchiveFormat::TarZst => {
+                    let mut decoder =
+                        zstd::stream::read::Decoder::new(body).map_err(|e| io_error(&dir, e))?;
+                    decoder
+                        .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                        .map_err(|e| io_error(&dir, e))?;
+                    root.unpack(&dir, decoder, FileOwner::SANDBOX_USER, limits)?
+                }
+            };
+            Ok(ArchiveResult {
+                path: dir.to_string(),
+                entries: report.entries,
+                files: report.files,
+                dirs: report.dirs,
+                symlinks: report.symlinks,
+                hardlinks: report.hardlinks,
+                bytes: report.bytes,
+                skipped: report
+                    .skipped
+                    .into_iter()
+                    .map(|s| SkippedEntry {
+                        path: s.path,
+                        reason: s.reason.to_owned(),
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+}
+
+/// The format named, or the one the stream starts like; the peeked bytes are put back.
+fn sniff(
+    format: Option<ArchiveFormat>,
+    mut body: impl Read,
+) -> std::io::Result<(ArchiveFormat, impl Read)> {
+    let mut head = [0u8; 4];
+    let mut got = 0;
+    if format.is_none() {
+        while got < head.len() {
+            match body.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let format = format.unwrap_or(if head == ZSTD_MAGIC {
+        ArchiveFormat::TarZst
+    } else {
+        ArchiveFormat::Tar
+    });
+    Ok((
+        format,
+        std::io::Cursor::new(head).take(got as u64).chain(body),
+    ))
+}
+
+fn io_error(path: &airlock_fs::SandboxPath, err: std::io::Error) -> airlock_fs::FsError {
+    airlock_fs::FsError::Io {
+        path: path.to_string(),
+        source: err,
+    }
+}
