@@ -54,7 +54,7 @@ pub struct ErrorBody {
 }
 
 /// Code and human message of an error.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
     /// Stable code for programs.
     pub code: ErrorCode,

@@ -122,3 +122,27 @@ pub struct SkippedEntry {
     /// Why it was refused.
     pub reason: String,
 }
+
+/// The answer to `POST /files/batch`: one result per part, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResult {
+    /// Parts written.
+    pub written: u64,
+    /// Parts that failed (each with its error; the others were still written).
+    pub failed: u64,
+    /// Per part, in the order sent.
+    pub results: Vec<BatchItem>,
+}
+
+/// What happened to one part of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// The destination the part named.
+    pub path: String,
+    /// The file written, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<WriteResult>,
+    /// Why it was not, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::ErrorDetail>,
+}

@@ -15,7 +15,8 @@ pub use defaults::{DEFAULT_PORT, default_home, default_url};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use exec::{ExecEvent, ExecRequest, ExecResult};
 pub use files::{
-    ArchiveResult, ComposeFiles, FileEntry, FileList, MakeDir, MoveFile, SkippedEntry, WriteResult,
+    ArchiveResult, BatchItem, BatchResult, ComposeFiles, FileEntry, FileList, MakeDir, MoveFile,
+    SkippedEntry, WriteResult,
 };
 pub use mode::FileMode;
 pub use sandbox::{CreateSandbox, InjectedFile, Limits, Sandbox, SandboxState};

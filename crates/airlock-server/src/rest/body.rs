@@ -10,7 +10,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 /// A transfer that sends nothing for this long is abandoned (and nothing is committed).
 /// An idle timeout, not a total one: a slow but steady upload of any size finishes.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a refused upload's remaining body is still read and discarded.
 const LINGER: Duration = Duration::from_secs(2);
 /// Body chunks queued between the connection and the writing thread.
@@ -31,17 +31,14 @@ pub type BodyReader =
 impl BodyPump {
     /// The reader for the engine, and the pump to `finish` once the engine is done.
     pub fn new(body: Body) -> (BodyReader, Self) {
-        let (tx, rx) = tokio::sync::mpsc::channel(PUMP_DEPTH);
+        let (tx, reader) = channel();
         let mut stream = Box::pin(
             tokio_stream::StreamExt::timeout(body.into_data_stream(), IDLE_TIMEOUT).map(|item| {
                 match item {
                     // ConnectionAborted marks it as the client's doing, not the disk's.
                     Ok(chunk) => chunk
                         .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e)),
-                    Err(_) => Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "client sent nothing for 60 s",
-                    )),
+                    Err(_) => Err(idle_error()),
                 }
             }),
         );
@@ -54,7 +51,6 @@ impl BodyPump {
                 }
             }
         });
-        let reader = SyncIoBridge::new(StreamReader::new(ReceiverStream::new(rx)));
         (reader, Self { pump })
     }
 
@@ -62,4 +58,26 @@ impl BodyPump {
     pub async fn finish(self) {
         let _ = self.pump.await;
     }
+}
+
+/// A bounded channel whose receiving end is a blocking reader for the engine: what a
+/// route feeds when its bytes come from somewhere other than a whole request body (one
+/// part of a multipart upload, say).
+pub fn channel() -> (
+    tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    BodyReader,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(PUMP_DEPTH);
+    (
+        tx,
+        SyncIoBridge::new(StreamReader::new(ReceiverStream::new(rx))),
+    )
+}
+
+/// The error a reader sees when its client went quiet.
+pub fn idle_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("client sent nothing for {} s", IDLE_TIMEOUT.as_secs()),
+    )
 }

@@ -201,19 +201,13 @@ pub async fn upload(
             .get("x-airlock-sha256")
             .and_then(|v| v.to_str().ok())
     });
-    let put = PutFile {
-        mode: q
-            .mode
-            .as_deref()
-            .map(FileMode::parse_octal)
-            .transpose()
-            .map_err(ApiError::bad_request)?
-            .map(|m| m.0),
-        mtime: q.mtime.as_deref().map(parse_mtime).transpose()?,
-        parents: q.parents,
-        overwrite: q.overwrite.unwrap_or(true),
-        expect_sha256: expected.map(parse_sha256).transpose()?,
-    };
+    let put = put_options(
+        q.mode.as_deref(),
+        q.mtime.as_deref(),
+        expected,
+        q.parents,
+        q.overwrite.unwrap_or(true),
+    )?;
     let (reader, pump) = BodyPump::new(body);
     let outcome = service.put_file(&id, &q.path, put, reader).await;
     pump.finish().await;
@@ -256,7 +250,28 @@ pub async fn patch(
     Ok(axum::Json(outcome?))
 }
 
-pub(super) fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
+/// A whole-file write's options from their text forms (query or part headers).
+pub(super) fn put_options(
+    mode: Option<&str>,
+    mtime: Option<&str>,
+    sha256: Option<&str>,
+    parents: bool,
+    overwrite: bool,
+) -> Result<PutFile, ApiError> {
+    Ok(PutFile {
+        mode: mode
+            .map(FileMode::parse_octal)
+            .transpose()
+            .map_err(ApiError::bad_request)?
+            .map(|m| m.0),
+        mtime: mtime.map(parse_mtime).transpose()?,
+        parents,
+        overwrite,
+        expect_sha256: sha256.map(parse_sha256).transpose()?,
+    })
+}
+
+fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
     let bad = || ApiError::bad_request(format!("sha256 {text:?} is not 64 hex digits"));
     if text.len() != 64 {
         return Err(bad());

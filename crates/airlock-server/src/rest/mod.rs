@@ -2,6 +2,7 @@
 //! service and encode.
 
 mod archive;
+mod batch;
 mod body;
 mod exec;
 mod files;
@@ -50,6 +51,10 @@ pub fn router(service: Arc<Service>, token: Token) -> Router {
         .route("/sandboxes/{id}/files/mkdir", post(files::mkdir))
         .route("/sandboxes/{id}/files/move", post(files::rename))
         .route("/sandboxes/{id}/files/compose", post(files::compose))
+        .route(
+            "/sandboxes/{id}/files/batch",
+            post(batch::batch).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route(
             "/sandboxes/{id}/files/archive",
             get(archive::download)

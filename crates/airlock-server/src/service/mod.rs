@@ -69,6 +69,11 @@ impl Service {
         Ok(service)
     }
 
+    /// Succeeds when the sandbox exists (404 otherwise), whatever its state.
+    pub fn require(&self, id: &str) -> Result<(), ApiError> {
+        self.entry(id).map(drop)
+    }
+
     fn entry(&self, id: &str) -> Result<Arc<Entry>, ApiError> {
         self.sandboxes
             .read()
