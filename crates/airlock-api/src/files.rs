@@ -146,3 +146,24 @@ pub struct BatchItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<crate::ErrorDetail>,
 }
+
+/// One line of `GET /files/watch`'s NDJSON stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// `ready` (first line: the watch is in place), `create`, `write`, `remove`,
+    /// `rename`, `chmod`, `overflow` (events were lost: rescan) or `error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Absolute path inside the sandbox.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// The old path, for `rename`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// True when the entry is a directory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dir: bool,
+    /// What went wrong, for `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

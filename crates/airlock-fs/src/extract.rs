@@ -321,12 +321,7 @@ impl<'a> Extractor<'a> {
 
     /// The sandbox path an entry will have.
     fn shown(&self, rel: &[u8]) -> String {
-        let rel = String::from_utf8_lossy(rel);
-        match (self.target.is_root(), rel.is_empty()) {
-            (_, true) => self.target.to_string(),
-            (true, false) => format!("/{rel}"),
-            (false, false) => format!("{}/{rel}", self.target),
-        }
+        self.target.display_join(rel)
     }
 
     fn bad(&self, rel: &[u8], reason: &str) -> FsError {

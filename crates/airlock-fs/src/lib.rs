@@ -18,6 +18,7 @@ mod path;
 mod read;
 mod root;
 mod unpack;
+mod watch;
 mod write;
 
 pub use entry::{Entry, FileKind};
@@ -26,4 +27,5 @@ pub use list::Listing;
 pub use path::SandboxPath;
 pub use root::Root;
 pub use unpack::{Skipped, UnpackLimits, Unpacked};
+pub use watch::{WatchEvent, WatchKind, Watcher};
 pub use write::{FileOwner, Placement, WriteOptions, Written, hex};

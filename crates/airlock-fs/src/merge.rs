@@ -22,7 +22,7 @@ use crate::{FsError, FsResult, SandboxPath};
 /// target is never replaced by a non-directory.
 pub(crate) fn merge(staging: &OwnedFd, target: &OwnedFd, at: &SandboxPath) -> FsResult<()> {
     merge_dir(staging, target, &mut Vec::new()).map_err(|(rel, err)| {
-        let shown = shown(at, &rel);
+        let shown = at.display_join(&rel);
         match err {
             Errno::ISDIR => FsError::Conflict {
                 path: shown,
@@ -90,7 +90,7 @@ fn merge_one(
 /// created inside it.
 pub(crate) fn apply_dir_meta(target: &OwnedFd, at: &SandboxPath, dirs: &[DirMeta]) -> FsResult<()> {
     for dir in dirs {
-        let fail = |e| FsError::from_errno(&shown(at, &dir.rel), e);
+        let fail = |e| FsError::from_errno(&at.display_join(&dir.rel), e);
         let fd = open_beneath(
             target,
             OsStr::from_bytes(&dir.rel),
@@ -101,13 +101,4 @@ pub(crate) fn apply_dir_meta(target: &OwnedFd, at: &SandboxPath, dirs: &[DirMeta
         rustix::fs::futimens(&fd, &times(dir.mtime)).map_err(fail)?;
     }
     Ok(())
-}
-
-fn shown(at: &SandboxPath, rel: &[u8]) -> String {
-    let rel = String::from_utf8_lossy(rel);
-    if at.is_root() {
-        format!("/{rel}")
-    } else {
-        format!("{at}/{rel}")
-    }
 }

@@ -80,6 +80,17 @@ impl SandboxPath {
         Some((SandboxPath { text: parent }, name))
     }
 
+    /// The path of `rel` (raw bytes, relative to this directory) for messages and
+    /// events; invalid UTF-8 is replaced.
+    pub fn display_join(&self, rel: &[u8]) -> String {
+        let rel = String::from_utf8_lossy(rel);
+        match (self.is_root(), rel.is_empty()) {
+            (_, true) => self.text.clone(),
+            (true, false) => format!("/{rel}"),
+            (false, false) => format!("{}/{rel}", self.text),
+        }
+    }
+
     /// True when `self` is `other` or lies below it.
     pub fn starts_with(&self, other: &SandboxPath) -> bool {
         other.is_root()

@@ -10,6 +10,7 @@ mod json;
 mod range;
 mod sandboxes;
 mod templates;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,6 +52,7 @@ pub fn router(service: Arc<Service>, token: Token) -> Router {
         .route("/sandboxes/{id}/files/mkdir", post(files::mkdir))
         .route("/sandboxes/{id}/files/move", post(files::rename))
         .route("/sandboxes/{id}/files/compose", post(files::compose))
+        .route("/sandboxes/{id}/files/watch", get(watch::watch))
         .route(
             "/sandboxes/{id}/files/batch",
             post(batch::batch).layer(axum::extract::DefaultBodyLimit::disable()),

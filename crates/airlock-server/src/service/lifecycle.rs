@@ -135,6 +135,8 @@ impl Service {
     /// Deletes a sandbox: its processes, mounts, groups and files.
     pub async fn delete(&self, id: &str) -> Result<(), ApiError> {
         let entry = self.entry(id)?;
+        // Watches hold the sandbox's directories open; let them go first.
+        entry.closed.cancel();
         let mut life = entry.life.lock().await;
         if let Some(init) = life.init.take() {
             self.engine

@@ -9,6 +9,7 @@ mod record;
 mod recovery;
 mod templates;
 mod validate;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,6 +48,8 @@ struct Entry {
     life: tokio::sync::Mutex<Life>,
     /// Numbers exec cgroup leaves.
     exec_seq: AtomicU64,
+    /// Cancelled when the sandbox is deleted: long-lived streams (watches) end then.
+    closed: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Debug, Default)]
@@ -101,6 +104,7 @@ impl Entry {
             config,
             life: tokio::sync::Mutex::new(Life::default()),
             exec_seq: AtomicU64::new(0),
+            closed: tokio_util::sync::CancellationToken::new(),
         })
     }
 

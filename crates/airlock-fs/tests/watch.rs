@@ -1,0 +1,115 @@
+//! The recursive watcher: new nested directories are followed, renames paired, writes
+//! coalesced, and symlinks to directories outside never followed.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::time::{Duration, Instant};
+
+use airlock_fs::{Root, SandboxPath, WatchEvent, WatchKind, Watcher};
+use common::scene;
+
+/// Collects events until `done` says so or two seconds pass.
+fn collect(watcher: &mut Watcher, done: impl Fn(&[WatchEvent]) -> bool) -> Vec<WatchEvent> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && !done(&seen) {
+        let fd = watcher.fd();
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let wait = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        };
+        let _ = rustix::event::poll(&mut fds, Some(&wait));
+        watcher.read(&mut seen).unwrap();
+    }
+    seen
+}
+
+fn has(events: &[WatchEvent], kind: WatchKind, path: &str) -> bool {
+    events.iter().any(|e| e.kind == kind && e.path == path)
+}
+
+#[test]
+fn follows_new_nested_directories_and_pairs_renames() {
+    let s = scene("w");
+    let root = Root::open(&s.root_dir).unwrap();
+    let mut watcher = root
+        .watch(&SandboxPath::parse("/w").unwrap(), true)
+        .unwrap();
+    let w = s.root_dir.join("w");
+    fs::create_dir_all(w.join("a/b/c")).unwrap();
+    fs::write(w.join("a/b/c/f"), b"1").unwrap();
+    let events = collect(&mut watcher, |e| has(e, WatchKind::Create, "/w/a/b/c/f"));
+    assert!(has(&events, WatchKind::Create, "/w/a"), "{events:?}");
+    assert!(has(&events, WatchKind::Create, "/w/a/b/c/f"), "{events:?}");
+
+    // Now fully watched: writes (coalesced), chmod, rename, remove deep inside.
+    let f = w.join("a/b/c/f");
+    for _ in 0..5 {
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&f)
+            .and_then(|mut h| std::io::Write::write_all(&mut h, b"x"))
+            .unwrap();
+    }
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::rename(w.join("a/b"), w.join("a/renamed")).unwrap();
+    fs::remove_file(w.join("a/renamed/c/f")).unwrap();
+    let events = collect(&mut watcher, |e| {
+        has(e, WatchKind::Remove, "/w/a/renamed/c/f")
+    });
+    let writes = events.iter().filter(|e| e.kind == WatchKind::Write).count();
+    assert_eq!(writes, 1, "consecutive writes coalesce: {events:?}");
+    assert!(has(&events, WatchKind::Chmod, "/w/a/b/c/f"), "{events:?}");
+    let rename = events.iter().find(|e| e.kind == WatchKind::Rename).unwrap();
+    assert_eq!(
+        (rename.from.as_deref(), rename.path.as_str()),
+        (Some("/w/a/b"), "/w/a/renamed")
+    );
+    assert!(rename.is_dir);
+    assert!(
+        has(&events, WatchKind::Remove, "/w/a/renamed/c/f"),
+        "paths follow the rename: {events:?}"
+    );
+}
+
+#[test]
+fn symlinked_directories_are_not_followed() {
+    let s = scene("w");
+    symlink(&s.outside, s.root_dir.join("w/out")).unwrap();
+    let root = Root::open(&s.root_dir).unwrap();
+    let mut watcher = root
+        .watch(&SandboxPath::parse("/w").unwrap(), true)
+        .unwrap();
+    fs::write(s.outside.join("host-file"), b"x").unwrap();
+    fs::write(s.root_dir.join("w/marker"), b"x").unwrap();
+    let events = collect(&mut watcher, |e| has(e, WatchKind::Create, "/w/marker"));
+    assert!(has(&events, WatchKind::Create, "/w/marker"));
+    assert!(
+        events.iter().all(|e| !e.path.contains("host-file")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_flat_watch_ignores_subdirectories() {
+    let s = scene("w/sub");
+    let root = Root::open(&s.root_dir).unwrap();
+    let mut watcher = root
+        .watch(&SandboxPath::parse("/w").unwrap(), false)
+        .unwrap();
+    fs::write(s.root_dir.join("w/sub/deep"), b"x").unwrap();
+    fs::write(s.root_dir.join("w/top"), b"x").unwrap();
+    let events = collect(&mut watcher, |e| has(e, WatchKind::Create, "/w/top"));
+    assert!(has(&events, WatchKind::Create, "/w/top"));
+    assert!(
+        !has(&events, WatchKind::Create, "/w/sub/deep"),
+        "{events:?}"
+    );
+}

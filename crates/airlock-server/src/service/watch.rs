@@ -1,0 +1,114 @@
+//! Watching a directory of a sandbox: a thread per watch reads inotify and feeds a bounded
+//! queue. A client that reads too slowly loses events and is told so (an `overflow`
+//! event), instead of the queue growing without bound.
+
+use std::time::Duration;
+
+use airlock_fs::{WatchEvent, Watcher};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::files::parse;
+use super::{Service, blocking};
+use crate::ApiError;
+
+/// Events buffered for one client.
+const QUEUE: usize = 1024;
+/// How often the watch thread checks that its client and sandbox are still there.
+const TICK: Duration = Duration::from_millis(200);
+
+impl Service {
+    /// Starts watching `path` (recursively if asked); events arrive on the receiver until
+    /// the client drops it, the directory goes away, or the sandbox is deleted.
+    pub async fn watch(
+        &self,
+        id: &str,
+        path: &str,
+        recursive: bool,
+    ) -> Result<mpsc::Receiver<WatchEvent>, ApiError> {
+        let closed = self.entry(id)?.closed.clone();
+        let path = parse(path)?;
+        let root = self.root_of(id)?;
+        let watcher = blocking(move || root.watch(&path, recursive)).await??;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("airlock-watch".into())
+            .spawn(move || pump(watcher, tx, closed))
+            .map_err(|e| ApiError::internal("starting a watch", e))?;
+        Ok(rx)
+    }
+}
+
+fn pump(mut watcher: Watcher, tx: mpsc::Sender<WatchEvent>, closed: CancellationToken) {
+    let mut lost = false;
+    let mut batch = Vec::new();
+    while !closed.is_cancelled() && !tx.is_closed() && watcher.is_alive() {
+        wait_readable(&watcher);
+        if let Err(err) = watcher.read(&mut batch) {
+            tracing::warn!(%err, "watch ended");
+            return;
+        }
+        if lost && tx.try_send(WatchEvent::overflow()).is_ok() {
+            lost = false;
+        }
+        for event in batch.drain(..) {
+            // Once something is lost the client must rescan anyway: drop until it has
+            // been told.
+            if lost || tx.try_send(event).is_err() {
+                lost = true;
+            }
+        }
+    }
+}
+
+fn wait_readable(watcher: &Watcher) {
+    let fd = watcher.fd();
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::IN,
+    )];
+    let tick = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: TICK.as_nanos() as i64,
+    };
+    let _ = rustix::event::poll(&mut fds, Some(&tick));
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use airlock_fs::{Root, SandboxPath, WatchKind};
+
+    #[test]
+    fn a_slow_reader_gets_an_overflow_instead_of_a_growing_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("w")).unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let watcher = root
+            .watch(&SandboxPath::parse("/w").unwrap(), true)
+            .unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let closed = CancellationToken::new();
+        let stop = closed.clone();
+        let thread = std::thread::spawn(move || pump(watcher, tx, closed));
+        for i in 0..100 {
+            std::fs::write(dir.path().join(format!("w/f{i}")), b"x").unwrap();
+        }
+        // Nobody reads until the writer is done: the queue holds 4, the rest is lost.
+        std::thread::sleep(TICK * 3);
+        let mut kinds = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            kinds.push(event.kind);
+        }
+        std::thread::sleep(TICK * 2);
+        while let Ok(event) = rx.try_recv() {
+            kinds.push(event.kind);
+        }
+        stop.cancel();
+        thread.join().unwrap();
+        assert!(kinds.len() <= 4 + 1 + 4, "bounded: {kinds:?}");
+        assert!(kinds.contains(&WatchKind::Overflow), "{kinds:?}");
+    }
+}
