@@ -18,10 +18,15 @@ pub enum ErrorCode {
     Conflict,
     /// Over a size or count limit (413).
     TooLarge,
+    /// A body of a media type the route does not take (415).
+    UnsupportedMediaType,
     /// An unsatisfiable byte range (416).
     BadRange,
     /// A malformed archive (422).
     BadArchive,
+    /// A resumable upload's chunk or whole content did not match its checksum (460, as
+    /// tus asks).
+    ChecksumMismatch,
     /// The daemon failed; the message says what (500).
     Internal,
     /// The sandbox's disk quota is exhausted (507).
@@ -38,8 +43,10 @@ impl ErrorCode {
             Self::NotFound => 404,
             Self::Conflict => 409,
             Self::TooLarge => 413,
+            Self::UnsupportedMediaType => 415,
             Self::BadRange => 416,
             Self::BadArchive => 422,
+            Self::ChecksumMismatch => 460,
             Self::Internal => 500,
             Self::DiskQuota => 507,
         }

@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "AIRLOCK_LOG_JSON")]
     pub log_json: bool,
+    /// Remove resumable uploads untouched for this long (e.g. 30m, 24h).
+    #[arg(long, env = "AIRLOCK_UPLOAD_EXPIRY", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub upload_expiry: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -138,7 +138,9 @@ impl FsError {
         }
     }
 
-    pub(crate) fn from_io(path: &str, err: io::Error) -> Self {
+    /// Classifies an I/O error from an operation on `path`: by errno when it has one,
+    /// else as an interrupted client stream or a plain I/O error.
+    pub fn from_io(path: &str, err: io::Error) -> Self {
         match err.raw_os_error() {
             Some(code) => Self::from_errno(path, rustix::io::Errno::from_raw_os_error(code)),
             // Errors without an errno come from the client's stream, not the disk.

@@ -14,6 +14,7 @@ mod list;
 mod merge;
 mod ops;
 mod pack;
+mod partial;
 mod path;
 mod read;
 mod root;

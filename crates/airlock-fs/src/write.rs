@@ -120,17 +120,9 @@ impl Root {
             self.resolve(&parent, OFlags::PATH | OFlags::DIRECTORY)?
         };
         let (temp_name, file) =
-            create_temp(&dir).map_err(|e| FsError::from_errno(path.as_str(), e))?;
+            create_temp(&dir, TEMP_PREFIX).map_err(|e| FsError::from_errno(path.as_str(), e))?;
         let committed = fill(file, content, &opts, path).and_then(|sha256| {
-            let flags = if opts.overwrite {
-                RenameFlags::empty()
-            } else {
-                RenameFlags::NOREPLACE
-            };
-            rustix::fs::renameat_with(&dir, &temp_name, &dir, name, flags)
-                .map_err(|e| FsError::from_errno(path.as_str(), e))?;
-            let entry = Entry::at(&dir, name, path.to_string())
-                .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+            let entry = commit(&dir, &temp_name, name, opts.overwrite, path)?;
             Ok(Written { entry, sha256 })
         });
         if committed.is_err() {
@@ -223,20 +215,53 @@ fn fill(
     let io = |e| FsError::from_io(path.as_str(), e);
     let mut file = std::fs::File::from(file);
     let sha256 = copy_hashing(content, &mut file).map_err(io)?;
-    if let Some(expected) = opts.expect_sha256
-        && expected != sha256
-    {
-        return Err(FsError::ChecksumMismatch {
+    check_digest(opts.expect_sha256, sha256, path)?;
+    seal(&file, opts, path)?;
+    Ok(sha256)
+}
+
+/// Fails with a checksum mismatch when the client expected another digest.
+pub(crate) fn check_digest(
+    expected: Option<[u8; 32]>,
+    actual: [u8; 32],
+    path: &SandboxPath,
+) -> FsResult<()> {
+    match expected {
+        Some(expected) if expected != actual => Err(FsError::ChecksumMismatch {
             path: path.to_string(),
             expected: hex(&expected),
-            actual: hex(&sha256),
-        });
+            actual: hex(&actual),
+        }),
+        _ => Ok(()),
     }
+}
+
+/// Renames a finished temporary file onto its name (never replacing anything unless
+/// `overwrite`), and describes the result.
+pub(crate) fn commit(
+    dir: &OwnedFd,
+    temp_name: &str,
+    name: &str,
+    overwrite: bool,
+    path: &SandboxPath,
+) -> FsResult<Entry> {
+    let flags = if overwrite {
+        RenameFlags::empty()
+    } else {
+        RenameFlags::NOREPLACE
+    };
+    rustix::fs::renameat_with(dir, temp_name, dir, name, flags)
+        .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+    Entry::at(dir, name, path.to_string()).map_err(|e| FsError::from_errno(path.as_str(), e))
+}
+
+/// Gives a finished file its owner, mode and mtime, on the open descriptor.
+pub(crate) fn seal(file: &std::fs::File, opts: &WriteOptions, path: &SandboxPath) -> FsResult<()> {
     // Owner first: chown clears setuid bits, and the mode below never sets them anyway.
     opts.owner
-        .apply(&file)
+        .apply(file)
         .map_err(|e| FsError::from_errno(path.as_str(), e))?;
-    rustix::fs::fchmod(&file, Mode::from_raw_mode(opts.mode & 0o777))
+    rustix::fs::fchmod(file, Mode::from_raw_mode(opts.mode & 0o777))
         .map_err(|e| FsError::from_errno(path.as_str(), e))?;
     if let Some((secs, nanos)) = opts.mtime {
         let time = Timespec {
@@ -248,7 +273,7 @@ fn fill(
             tv_nsec: rustix::fs::UTIME_OMIT,
         };
         rustix::fs::futimens(
-            &file,
+            file,
             &Timestamps {
                 last_access: omit,
                 last_modification: time,
@@ -256,7 +281,7 @@ fn fill(
         )
         .map_err(|e| FsError::from_errno(path.as_str(), e))?;
     }
-    Ok(sha256)
+    Ok(())
 }
 
 /// Copies everything, hashing as it goes, in one bounded buffer.
@@ -277,7 +302,7 @@ fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<[u
     Ok(hasher.finalize().into())
 }
 
-fn hash_all(from: &mut impl Read) -> std::io::Result<[u8; 32]> {
+pub(crate) fn hash_all(from: &mut impl Read) -> std::io::Result<[u8; 32]> {
     copy_hashing(from, &mut std::io::sink())
 }
 
@@ -286,11 +311,15 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Creates a new file with a random name in `dir`; never follows or reuses an existing entry.
-fn create_temp(dir: &OwnedFd) -> Result<(String, OwnedFd), Errno> {
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+/// Names of the engine's temporary files start so.
+const TEMP_PREFIX: &str = ".airlock-tmp-";
+
+/// Creates a new file named `prefix` and random hex in `dir`; never follows or reuses an
+/// existing entry.
+pub(crate) fn create_temp(dir: &OwnedFd, prefix: &str) -> Result<(String, OwnedFd), Errno> {
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
     loop {
-        let name = format!(".airlock-tmp-{:016x}", random_u64());
+        let name = format!("{prefix}{:016x}", random_u64());
         match openat2_in(
             dir,
             name.as_str(),

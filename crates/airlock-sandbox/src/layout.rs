@@ -4,6 +4,7 @@
 //! HOME/token                      admin token (0600)
 //! HOME/sandboxes/<id>/sandbox.json  the service's record
 //! HOME/sandboxes/<id>/disk.ext4     disk image, when a disk limit is set
+//! HOME/sandboxes/<id>/uploads/      resumable upload records (the bytes wait in the sandbox)
 //! HOME/sandboxes/<id>/data/         writable storage (the image's mount point if any)
 //!                         root/     host template: the sandbox's own root skeleton
 //!                         upper/ work/  rootfs templates: overlay layers
@@ -49,6 +50,11 @@ impl Layout {
     /// The sandbox's disk image, used when it has a disk limit.
     pub fn disk_image(&self, id: &str) -> PathBuf {
         self.sandbox(id).join("disk.ext4")
+    }
+
+    /// Records of the sandbox's resumable uploads (`<upload id>.json`).
+    pub fn uploads(&self, id: &str) -> PathBuf {
+        self.sandbox(id).join("uploads")
     }
 
     /// The sandbox's writable storage.

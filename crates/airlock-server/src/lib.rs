@@ -14,6 +14,8 @@ pub struct ServeConfig {
     pub listen: String,
     /// Directory holding all state.
     pub home: std::path::PathBuf,
+    /// How long a resumable upload may sit untouched before it is removed.
+    pub upload_expiry: std::time::Duration,
 }
 pub use error::ApiError;
 pub use service::Service;
@@ -28,18 +30,20 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     std::fs::create_dir_all(&config.home)?;
     let home = config.home.canonicalize()?;
     let token = token::load_or_create(&home.join("token"))?;
-    let service = Arc::new(Service::open(&home).await?);
+    let service = Arc::new(Service::open(&home, config.upload_expiry).await?);
     let listener = TcpListener::bind(&config.listen).await?;
     let address = listener.local_addr()?;
     // Tests and scripts that listen on port 0 learn the real port here.
     std::fs::write(home.join("listen"), address.to_string())?;
     tracing::info!(%address, home = %home.display(), "airlock daemon ready");
     let reaper = tokio::spawn(service.clone().expire_forever());
+    let upload_reaper = tokio::spawn(service.clone().expire_uploads_forever());
     let app = rest::router(service.clone(), token);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     reaper.abort();
+    upload_reaper.abort();
     tracing::info!("shutting down: stopping sandboxes");
     service.shutdown().await;
     tracing::info!("stopped");

@@ -23,6 +23,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = airlock_server::ServeConfig {
         listen: args.listen,
         home,
+        upload_expiry: args.upload_expiry,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -16,6 +16,8 @@ const STARTUP: Duration = Duration::from_secs(30);
 
 pub struct Daemon {
     child: Option<Child>,
+    /// Extra `airlock serve` flags.
+    flags: Vec<String>,
     dir: tempfile::TempDir,
     pub url: String,
     pub token: String,
@@ -24,6 +26,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon with a fresh home.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a daemon with a fresh home and extra `airlock serve` flags.
+    pub fn start_with(flags: &[&str]) -> Self {
         assert!(
             rustix_is_root(),
             "the end-to-end tests start real sandboxes and must run as root"
@@ -35,6 +42,7 @@ impl Daemon {
         std::fs::create_dir(dir.path().join("home")).unwrap();
         let mut daemon = Self {
             child: None,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
             dir,
             url: String::new(),
             token: String::new(),
@@ -59,6 +67,7 @@ impl Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
             .args(["serve", "--listen", "127.0.0.1:0", "--home"])
             .arg(&home)
+            .args(&self.flags)
             .env("AIRLOCK_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

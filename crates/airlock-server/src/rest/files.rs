@@ -18,7 +18,7 @@ use tokio_util::io::ReaderStream;
 use super::body::BodyPump;
 use super::json::{Json, Query};
 use super::range::{ByteRange, parse_range};
-use crate::service::{PutFile, mtime_text};
+use crate::service::{PutFile, mtime_text, parse_sha256};
 use crate::{ApiError, Service};
 
 /// Bytes per chunk when streaming a download.
@@ -269,18 +269,6 @@ pub(super) fn put_options(
         overwrite,
         expect_sha256: sha256.map(parse_sha256).transpose()?,
     })
-}
-
-fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
-    let bad = || ApiError::bad_request(format!("sha256 {text:?} is not 64 hex digits"));
-    if text.len() != 64 {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
 }
 
 /// Seconds since the epoch (fractions allowed) or RFC 3339.

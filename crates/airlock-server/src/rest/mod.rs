@@ -10,6 +10,7 @@ mod json;
 mod range;
 mod sandboxes;
 mod templates;
+mod tus;
 mod watch;
 
 use std::sync::Arc;
@@ -71,6 +72,7 @@ pub fn router(service: Arc<Service>, token: Token) -> Router {
                 .post(files::patch)
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .merge(tus_routes())
         .route("/templates", get(templates::list))
         .route(
             "/templates/{name}",
@@ -89,6 +91,25 @@ pub fn router(service: Arc<Service>, token: Token) -> Router {
         .fallback(unknown_route)
         .layer(middleware::from_fn(close_after_refused_body))
         .layer(middleware::from_fn(log_request))
+}
+
+/// Resumable uploads (tus 1.0), with the protocol's version check on every route.
+fn tus_routes() -> Router<Arc<Service>> {
+    use axum::routing::{head, options};
+    Router::new()
+        .route(
+            "/sandboxes/{id}/uploads",
+            options(tus::options).post(tus::create),
+        )
+        .route(
+            "/sandboxes/{id}/uploads/{upload}",
+            head(tus::status)
+                .patch(tus::append)
+                .delete(tus::terminate)
+                .options(tus::options),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(tus::tus_protocol))
 }
 
 /// An error answered before a request body was read (a 409 for an upload, say) leaves

@@ -210,7 +210,20 @@ pub(super) fn parse(raw: &str) -> Result<SandboxPath, ApiError> {
     Ok(SandboxPath::parse(raw)?)
 }
 
-fn written(w: &Written) -> WriteResult {
+/// A sha256 given as 64 hex digits.
+pub fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
+    let bad = || ApiError::bad_request(format!("sha256 {text:?} is not 64 hex digits"));
+    if text.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+pub(super) fn written(w: &Written) -> WriteResult {
     WriteResult {
         entry: to_api(&w.entry),
         sha256: hex(&w.sha256),

@@ -8,6 +8,8 @@ mod lifecycle;
 mod record;
 mod recovery;
 mod templates;
+mod upload_record;
+mod uploads;
 mod validate;
 mod watch;
 
@@ -19,8 +21,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use airlock_sandbox::{Engine, InitProcess, SandboxConfig, TemplateStore};
 
 pub use archive::ArchiveFormat;
-pub use files::{PutFile, mtime_text};
+pub use files::{PutFile, mtime_text, parse_sha256};
 use record::SandboxRecord;
+pub use uploads::{ChunkChecksum, NewUpload, UploadState};
 
 use crate::ApiError;
 
@@ -33,6 +36,10 @@ pub struct Service {
     engine: Arc<Engine>,
     templates: TemplateStore,
     sandboxes: RwLock<BTreeMap<String, Arc<Entry>>>,
+    /// Resumable uploads with a request in progress.
+    busy_uploads: Mutex<std::collections::HashSet<String>>,
+    /// How long an upload may sit untouched before it is removed.
+    upload_expiry: std::time::Duration,
 }
 
 /// One sandbox in memory.
@@ -59,14 +66,17 @@ struct Life {
 }
 
 impl Service {
-    /// Opens the daemon home and brings every recorded sandbox back.
-    pub async fn open(home: &Path) -> std::io::Result<Self> {
+    /// Opens the daemon home and brings every recorded sandbox back. Resumable uploads
+    /// left untouched for `upload_expiry` are removed.
+    pub async fn open(home: &Path, upload_expiry: std::time::Duration) -> std::io::Result<Self> {
         let engine = Arc::new(Engine::new(home)?);
         let templates = TemplateStore::new(engine.layout().clone());
         let service = Self {
             engine,
             templates,
             sandboxes: RwLock::new(BTreeMap::new()),
+            busy_uploads: Mutex::new(std::collections::HashSet::new()),
+            upload_expiry,
         };
         service.recover().await?;
         Ok(service)

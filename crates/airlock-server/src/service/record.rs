@@ -47,18 +47,24 @@ impl SandboxRecord {
 
     /// Writes the record atomically (temp file, then rename) into `dir`.
     pub fn save(&self, dir: &Path) -> io::Result<()> {
-        let temp = dir.join("sandbox.json.tmp");
-        std::fs::write(
-            &temp,
-            serde_json::to_vec_pretty(self).map_err(io::Error::other)?,
-        )?;
-        std::fs::rename(temp, dir.join("sandbox.json"))
+        save_json(self, &dir.join("sandbox.json"))
     }
 
     /// Reads a record.
     pub fn load(file: &Path) -> io::Result<Self> {
         serde_json::from_slice(&std::fs::read(file)?).map_err(io::Error::other)
     }
+}
+
+/// Writes `value` as JSON to `file` atomically: a reader sees the old file or the new one.
+pub fn save_json(value: &impl Serialize, file: &Path) -> io::Result<()> {
+    let mut temp = file.as_os_str().to_owned();
+    temp.push(".tmp");
+    std::fs::write(
+        &temp,
+        serde_json::to_vec_pretty(value).map_err(io::Error::other)?,
+    )?;
+    std::fs::rename(temp, file)
 }
 
 /// Seconds since the epoch, now.

@@ -1,0 +1,338 @@
+//! Resumable uploads over tus 1.0 end to end: an upload interrupted halfway resumes to the
+//! same sha256; offsets, chunk checksums, whole-file checksums, length overruns,
+//! termination and expiry behave as the protocol says.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::files::{Files, random, sandbox_with, sha_hex};
+use common::{Daemon, sh};
+use serde_json::json;
+use sha2::Digest;
+
+/// A tus client for one sandbox, over raw HTTP.
+struct Tus {
+    http: reqwest::Client,
+    daemon_url: String,
+    id: String,
+    token: String,
+}
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+impl Tus {
+    fn new(daemon: &Daemon, id: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            daemon_url: daemon.url.clone(),
+            id: id.to_owned(),
+            token: daemon.token.clone(),
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.daemon_url))
+            .bearer_auth(&self.token)
+            .header("Tus-Resumable", "1.0.0")
+    }
+
+    /// Creates an upload; returns its URL path.
+    async fn create(&self, length: u64, metadata: &[(&str, &str)]) -> String {
+        let metadata: Vec<String> = metadata
+            .iter()
+            .map(|(k, v)| format!("{k} {}", b64(v)))
+            .collect();
+        let response = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/v1/sandboxes/{}/uploads", self.id),
+            )
+            .header("Upload-Length", length.to_string())
+            .header("Upload-Metadata", metadata.join(","))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.headers()["tus-resumable"], "1.0.0");
+        assert_eq!(response.headers()["upload-offset"], "0");
+        response.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    async fn offset(&self, location: &str) -> Option<u64> {
+        let response = self
+            .request(reqwest::Method::HEAD, location)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 404 {
+            return None;
+        }
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        Some(
+            response.headers()["upload-offset"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        )
+    }
+
+    async fn patch(
+        &self,
+        location: &str,
+        offset: u64,
+        chunk: &[u8],
+        checksum: Option<String>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .request(reqwest::Method::PATCH, location)
+            .header("Content-Type", "application/offset+octet-stream")
+            .header("Upload-Offset", offset.to_string());
+        if let Some(checksum) = checksum {
+            request = request.header("Upload-Checksum", checksum);
+        }
+        request.body(chunk.to_vec()).send().await.unwrap()
+    }
+}
+
+fn sha1_b64(data: &[u8]) -> String {
+    format!(
+        "sha1 {}",
+        base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(data))
+    )
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_resumes_to_the_same_sha256() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let tus = Tus::new(&daemon, &id);
+    let files = Files::new(&daemon, &id);
+    let data = random(3 << 20, 42);
+    let mib = 1 << 20;
+
+    let discovery = tus
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/sandboxes/{id}/uploads", daemon.url),
+        )
+        .bearer_auth(&daemon.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(discovery.status(), 204);
+    assert_eq!(discovery.headers()["tus-version"], "1.0.0");
+    assert!(
+        discovery.headers()["tus-extension"]
+            .to_str()
+            .unwrap()
+            .contains("termination")
+    );
+    let no_version = tus
+        .http
+        .post(format!("{}/v1/sandboxes/{id}/uploads", daemon.url))
+        .bearer_auth(&daemon.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_version.status(), 412);
+
+    let location = tus
+        .create(
+            data.len() as u64,
+            &[
+                ("path", "/workspace/up/big.bin"),
+                ("mode", "0640"),
+                ("filename", "big.bin"),
+            ],
+        )
+        .await;
+    let first = tus
+        .patch(&location, 0, &data[..mib], Some(sha1_b64(&data[..mib])))
+        .await;
+    assert_eq!(first.status(), 204);
+    assert_eq!(first.headers()["upload-offset"], mib.to_string().as_str());
+    assert!(first.headers().contains_key("upload-expires"));
+
+    // The client vanishes halfway through its second chunk.
+    let address = daemon.url.trim_start_matches("http://").to_owned();
+    let mut socket = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        socket,
+        "PATCH {location} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nTus-Resumable: 1.0.0\r\n\
+         Content-Type: application/offset+octet-stream\r\nUpload-Offset: {mib}\r\nContent-Length: {}\r\n\r\n",
+        daemon.token,
+        2 * mib
+    )
+    .unwrap();
+    socket.write_all(&data[mib..mib + mib / 2]).unwrap();
+    drop(socket);
+    let mut kept = None;
+    for _ in 0..100 {
+        kept = tus.offset(&location).await;
+        if kept.is_some_and(|k| k > mib as u64) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kept = kept.unwrap();
+    assert!(
+        kept > mib as u64 && kept <= (mib + mib / 2) as u64,
+        "kept {kept}"
+    );
+
+    // Wrong offset: 409. Wrong chunk checksum: 460, nothing kept.
+    assert_eq!(tus.patch(&location, 0, b"x", None).await.status(), 409);
+    let rest = &data[kept as usize..];
+    let bad = tus
+        .patch(&location, kept, rest, Some(sha1_b64(b"other")))
+        .await;
+    assert_eq!(bad.status(), 460);
+    assert_eq!(tus.offset(&location).await, Some(kept));
+    // Not yet there: the destination does not exist.
+    assert_eq!(files.get("/workspace/up/big.bin", None).await.status(), 404);
+
+    let last = tus.patch(&location, kept, rest, Some(sha1_b64(rest))).await;
+    assert_eq!(last.status(), 204);
+    assert_eq!(
+        last.headers()["upload-offset"],
+        data.len().to_string().as_str()
+    );
+    assert_eq!(last.headers()["x-airlock-sha256"], sha_hex(&data).as_str());
+    assert_eq!(files.bytes("/workspace/up/big.bin").await, data);
+    assert_eq!(
+        tus.offset(&location).await,
+        None,
+        "a finished upload is gone"
+    );
+    let seen = sh(
+        &daemon.client(),
+        &id,
+        "stat -c '%a %u' /workspace/up/big.bin; ls -A /workspace/up",
+    )
+    .await;
+    assert_eq!(seen.stdout, "640 1000\nbig.bin\n", "no partial file left");
+}
+
+#[tokio::test]
+async fn checksums_limits_termination_and_expiry() {
+    let daemon = Daemon::start_with(&["--upload-expiry", "2s"]);
+    let id = sandbox_with(&daemon, json!({"limits": {"disk_mb": 16}})).await;
+    let tus = Tus::new(&daemon, &id);
+    let files = Files::new(&daemon, &id);
+
+    // creation-with-upload finishes a small file in one request; length 0 needs none.
+    let response = tus
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/sandboxes/{id}/uploads"),
+        )
+        .header("Upload-Length", "5")
+        .header("Upload-Metadata", format!("path {}", b64("/workspace/one")))
+        .header("Content-Type", "application/offset+octet-stream")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["upload-offset"], "5");
+    assert_eq!(files.bytes("/workspace/one").await, b"hello");
+    tus.create(0, &[("path", "/workspace/empty")]).await;
+    assert_eq!(files.bytes("/workspace/empty").await, b"");
+
+    // A whole-file sha256 that does not match: 460 and nothing committed.
+    let location = tus
+        .create(
+            4,
+            &[("path", "/workspace/sum"), ("sha256", &"0".repeat(64))],
+        )
+        .await;
+    assert_eq!(tus.patch(&location, 0, b"data", None).await.status(), 460);
+    assert_eq!(files.get("/workspace/sum", None).await.status(), 404);
+
+    // More than Upload-Length: 413, nothing kept. Over the disk quota: 507.
+    let location = tus.create(4, &[("path", "/workspace/long")]).await;
+    assert_eq!(
+        tus.patch(&location, 0, b"too long", None).await.status(),
+        413
+    );
+    assert_eq!(tus.offset(&location).await, Some(0));
+    let location = tus.create(32 << 20, &[("path", "/workspace/huge")]).await;
+    assert_eq!(
+        tus.patch(&location, 0, &vec![1u8; 32 << 20], None)
+            .await
+            .status(),
+        507
+    );
+
+    // Termination removes the partial file at once.
+    assert_eq!(
+        tus.request(reqwest::Method::DELETE, &location)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(tus.offset(&location).await, None);
+
+    // Abandoned uploads expire, partial files and all.
+    let abandoned = tus.create(10, &[("path", "/workspace/later/x")]).await;
+    assert_eq!(tus.patch(&abandoned, 0, b"12345", None).await.status(), 204);
+    let mut gone = false;
+    for _ in 0..80 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let left = sh(&daemon.client(), &id, "ls -A /workspace/later")
+            .await
+            .stdout;
+        if left.is_empty() {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the abandoned partial file was removed");
+    assert_eq!(tus.offset(&abandoned).await, None);
+    let left = sh(&daemon.client(), &id, "ls -A /workspace").await.stdout;
+    assert_eq!(left, "empty\nlater\none\n");
+}
+
+#[tokio::test]
+async fn the_unmodified_tus_python_client_uploads_and_resumes() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let data = random((5 << 20) + 123, 9);
+    let local = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(local.path(), &data).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/tus_resume.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .args([&daemon.url, &daemon.token, &id])
+        .arg(local.path())
+        .arg("/workspace/from-tuspy.bin")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tuspy failed (scripts/setup installs it):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(files.bytes("/workspace/from-tuspy.bin").await, data);
+    let mode = sh(
+        &daemon.client(),
+        &id,
+        "stat -c %a /workspace/from-tuspy.bin",
+    )
+    .await;
+    assert_eq!(mode.stdout, "600\n");
+}

@@ -1,0 +1,328 @@
+//! Resumable uploads: create, append at the agreed offset (optionally checksummed), query,
+//! terminate, and expire when abandoned. The REST face speaks tus 1.0 over these.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use airlock_api::{ErrorCode, WriteResult};
+use airlock_fs::{FileOwner, FsError, Root, WriteOptions};
+use sha2::digest::DynDigest;
+
+use super::files::{parse, parse_sha256, written};
+use super::record::now_secs;
+use super::upload_record::{UploadRecord, new_upload_id};
+use super::{Service, blocking};
+use crate::ApiError;
+
+/// Bytes moved per read/write.
+const BUFFER: usize = 1024 * 1024;
+
+/// A new upload as the client describes it.
+#[derive(Debug, Clone, Default)]
+pub struct NewUpload {
+    pub path: String,
+    pub length: u64,
+    pub mode: Option<u32>,
+    pub overwrite: bool,
+    pub sha256: Option<String>,
+    pub metadata: String,
+}
+
+/// A checksum the client sent for one chunk.
+pub struct ChunkChecksum {
+    pub hasher: Box<dyn DynDigest + Send>,
+    pub expected: Vec<u8>,
+}
+
+/// Where an upload stands after a request.
+#[derive(Debug, Clone)]
+pub struct UploadState {
+    pub record: UploadRecord,
+    /// The finished file, once the last byte is in.
+    pub done: Option<WriteResult>,
+}
+
+impl Service {
+    /// Registers an upload and makes its empty partial file. A zero-length upload is
+    /// complete at once.
+    pub async fn create_upload(&self, id: &str, new: NewUpload) -> Result<UploadState, ApiError> {
+        let dest = parse(&new.path)?;
+        let record = UploadRecord {
+            id: new_upload_id(),
+            path: dest.to_string(),
+            length: new.length,
+            offset: 0,
+            mode: new.mode,
+            overwrite: new.overwrite,
+            sha256: new.sha256,
+            partial: String::new(),
+            metadata: new.metadata,
+            expires_at: now_secs() + self.upload_expiry.as_secs(),
+        };
+        let dir = self.engine.layout().uploads(id);
+        self.on_root(id, move |root| {
+            let mut record = record;
+            record.partial = root.create_partial(&dest, true, FileOwner::SANDBOX_USER)?;
+            if let Err(e) = record.save(&dir) {
+                let _ = root.discard_partial(&dest, &record.partial);
+                return Err(ApiError::internal("saving an upload record", e));
+            }
+            if record.length == 0 {
+                return finish(root, &dir, record);
+            }
+            Ok(UploadState { record, done: None })
+        })
+        .await
+    }
+
+    /// Where upload `upload` stands (404 when unknown, finished or expired).
+    pub async fn upload_status(&self, id: &str, upload: &str) -> Result<UploadRecord, ApiError> {
+        self.require(id)?;
+        let dir = self.engine.layout().uploads(id);
+        let upload = upload.to_owned();
+        blocking(move || find(&dir, &upload)).await?
+    }
+
+    /// Appends `body` at `offset`, which must be where the upload stands. Bytes that
+    /// arrive are kept even if the client goes away, unless a chunk checksum was sent
+    /// (then the chunk counts only whole and correct). The last byte commits the file.
+    pub async fn append_upload(
+        &self,
+        id: &str,
+        upload: &str,
+        offset: u64,
+        checksum: Option<ChunkChecksum>,
+        body: impl Read + Send + 'static,
+    ) -> Result<UploadState, ApiError> {
+        self.require(id)?;
+        let _busy = self.claim_upload(upload)?;
+        let dir = self.engine.layout().uploads(id);
+        let upload = upload.to_owned();
+        let expiry = self.upload_expiry;
+        self.on_root(id, move |root| {
+            let mut record = find(&dir, &upload)?;
+            if offset != record.offset {
+                return Err(ApiError::conflict(format!(
+                    "Upload-Offset is {offset} but the upload stands at {}",
+                    record.offset
+                )));
+            }
+            let (kept, ended) = append(root, &record, checksum, body);
+            record.offset += kept;
+            record.expires_at = now_secs() + expiry.as_secs();
+            record
+                .save(&dir)
+                .map_err(|e| ApiError::internal("saving an upload record", e))?;
+            ended?;
+            if record.offset == record.length {
+                return finish(root, &dir, record);
+            }
+            Ok(UploadState { record, done: None })
+        })
+        .await
+    }
+
+    /// Abandons an upload: its partial file and record go.
+    pub async fn terminate_upload(&self, id: &str, upload: &str) -> Result<(), ApiError> {
+        self.require(id)?;
+        let _busy = self.claim_upload(upload)?;
+        let dir = self.engine.layout().uploads(id);
+        let upload = upload.to_owned();
+        self.on_root(id, move |root| {
+            let record = find(&dir, &upload)?;
+            forget(root, &dir, &record);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes abandoned uploads, forever.
+    pub async fn expire_uploads_forever(self: std::sync::Arc<Self>) {
+        let tick = (self.upload_expiry / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            tokio::time::sleep(tick).await;
+            for entry in self.entries() {
+                let dir = self.engine.layout().uploads(&entry.id);
+                let now = now_secs();
+                for record in UploadRecord::all(&dir) {
+                    if record.expires_at > now {
+                        continue;
+                    }
+                    let Ok(_busy) = self.claim_upload(&record.id) else {
+                        continue;
+                    };
+                    let Ok(root) = self.root_of(&entry.id) else {
+                        continue;
+                    };
+                    let dir = dir.clone();
+                    let _ = blocking(move || forget(&root, &dir, &record)).await;
+                    tracing::info!(id = %entry.id, "abandoned upload expired");
+                }
+            }
+        }
+    }
+
+    /// Marks an upload busy for the life of the guard; a second request meanwhile is
+    /// refused rather than interleaved.
+    fn claim_upload(&self, upload: &str) -> Result<BusyUpload<'_>, ApiError> {
+        let mut busy = self.busy_uploads.lock().unwrap_or_else(|p| p.into_inner());
+        if !busy.insert(upload.to_owned()) {
+            return Err(ApiError::conflict(format!(
+                "upload {upload} is busy with another request"
+            )));
+        }
+        Ok(BusyUpload {
+            service: self,
+            upload: upload.to_owned(),
+        })
+    }
+}
+
+struct BusyUpload<'a> {
+    service: &'a Service,
+    upload: String,
+}
+
+impl Drop for BusyUpload<'_> {
+    fn drop(&mut self) {
+        self.service
+            .busy_uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.upload);
+    }
+}
+
+fn find(dir: &std::path::Path, upload: &str) -> Result<UploadRecord, ApiError> {
+    match UploadRecord::load(dir, upload) {
+        Ok(Some(record)) if record.expires_at > now_secs() => Ok(record),
+        Ok(_) => Err(ApiError::not_found(format!(
+            "no upload {upload} (finished, terminated, expired or never made)"
+        ))),
+        Err(e) => Err(ApiError::internal("reading an upload record", e)),
+    }
+}
+
+/// Writes the chunk after what the partial file holds. Returns how many bytes stay
+/// (counted even when the request then failed) and how the request ended.
+fn append(
+    root: &Root,
+    record: &UploadRecord,
+    checksum: Option<ChunkChecksum>,
+    mut body: impl Read,
+) -> (u64, Result<(), ApiError>) {
+    let dest = match parse(&record.path) {
+        Ok(dest) => dest,
+        Err(e) => return (0, Err(e)),
+    };
+    let io = |e| ApiError::from(FsError::from_io(dest.as_str(), e));
+    let mut file = match root.open_partial(&dest, &record.partial) {
+        Ok(file) => file,
+        Err(e) => return (0, Err(e.into())),
+    };
+    // Whatever an earlier broken request left past the agreed offset goes.
+    let prepared = file
+        .set_len(record.offset)
+        .and_then(|()| file.seek(SeekFrom::Start(record.offset)).map(drop));
+    if let Err(e) = prepared {
+        return (0, Err(io(e)));
+    }
+    let room = record.length - record.offset;
+    let mut checksum = checksum;
+    let (copied, result) = copy_counted(&mut body, &mut file, room + 1, &mut checksum);
+    let discard = |error: ApiError| match file.set_len(record.offset) {
+        Ok(()) => (0, Err(error)),
+        Err(e) => (0, Err(io(e))),
+    };
+    if copied > room {
+        return discard(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("the chunk goes past Upload-Length {}", record.length),
+        ));
+    }
+    let chunk_matches = checksum.map(|sum| sum.hasher.finalize().as_ref() == sum.expected);
+    match (result, chunk_matches) {
+        // Without a checksum, every byte that arrived counts, even from a broken request.
+        (Err(e), None) => (copied, Err(io(e))),
+        (Err(e), Some(_)) => discard(io(e)),
+        (Ok(()), Some(false)) => discard(ApiError::new(
+            ErrorCode::ChecksumMismatch,
+            "the chunk does not match its Upload-Checksum; it was discarded",
+        )),
+        (Ok(()), _) => (copied, Ok(())),
+    }
+}
+
+/// Copies at most `limit` bytes, hashing into the checksum if any; returns how many were
+/// written and how the copy ended.
+fn copy_counted(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    limit: u64,
+    checksum: &mut Option<ChunkChecksum>,
+) -> (u64, std::io::Result<()>) {
+    let mut buf = vec![0u8; BUFFER];
+    let mut copied = 0u64;
+    while copied < limit {
+        let want = (limit - copied).min(BUFFER as u64) as usize;
+        let n = match from.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return (copied, Err(e)),
+        };
+        if let Err(e) = to.write_all(&buf[..n]) {
+            return (copied, Err(e));
+        }
+        if let Some(sum) = checksum.as_mut() {
+            sum.hasher.update(&buf[..n]);
+        }
+        copied += n as u64;
+    }
+    (copied, to.flush())
+}
+
+/// Commits a complete upload. Whatever happens, the upload is over: a failure (a wrong
+/// whole-file sha256, a destination that appeared meanwhile) removes the partial file.
+fn finish(
+    root: &Root,
+    dir: &std::path::Path,
+    record: UploadRecord,
+) -> Result<UploadState, ApiError> {
+    let dest = parse(&record.path)?;
+    let mut opts = WriteOptions::new(record.mode.unwrap_or(0o644), FileOwner::SANDBOX_USER);
+    opts.overwrite = record.overwrite;
+    opts.expect_sha256 = record.sha256.as_deref().map(parse_sha256).transpose()?;
+    let committed = root.commit_partial(&dest, &record.partial, opts);
+    if committed.is_err() {
+        forget(root, dir, &record);
+    } else if let Err(e) = UploadRecord::remove(dir, &record.id) {
+        tracing::warn!(%e, "removing a finished upload's record");
+    }
+    let done = match committed {
+        Ok(done) => done,
+        Err(mismatch @ FsError::ChecksumMismatch { .. }) => {
+            return Err(ApiError::new(
+                ErrorCode::ChecksumMismatch,
+                mismatch.to_string(),
+            ));
+        }
+        Err(other) => return Err(other.into()),
+    };
+    Ok(UploadState {
+        record,
+        done: Some(written(&done)),
+    })
+}
+
+/// Removes an upload's partial file and record.
+fn forget(root: &Root, dir: &std::path::Path, record: &UploadRecord) {
+    if let Ok(dest) = parse(&record.path)
+        && let Err(e) = root.discard_partial(&dest, &record.partial)
+    {
+        tracing::warn!(%e, "removing a partial upload");
+    }
+    if let Err(e) = UploadRecord::remove(dir, &record.id) {
+        tracing::warn!(%e, "removing an upload record");
+    }
+}
