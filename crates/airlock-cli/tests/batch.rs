@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::files::{Files, random, sandbox_with, sha_hex};
+use common::files::{Files, HostSentinel, random, sandbox_with, sha_hex};
 use common::{Daemon, sh};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -155,4 +155,49 @@ async fn malformed_and_broken_bodies_keep_what_was_written() {
     )
     .await;
     assert_eq!(left.stdout, "first\nkept", "{}", left.stderr);
+}
+
+#[tokio::test]
+async fn parts_aimed_at_the_host_never_reach_it() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let sentinel = HostSentinel::new();
+    let host = &sentinel.host;
+    sh(
+        &daemon.client(),
+        &id,
+        &format!("ln -s {host} /workspace/abs; ln -s ../../../../../..{host} /workspace/rel"),
+    )
+    .await;
+    let targets = [
+        "/workspace/abs/secret".to_owned(),
+        "/workspace/rel/secret".to_owned(),
+        format!("{host}/secret"),
+        format!("/workspace/../../..{host}/secret"),
+    ];
+    let mut form = Form::new();
+    for target in &targets {
+        form = form.part(
+            "f",
+            part(target, b"pwned".to_vec(), &[("x-airlock-mode", "4755")]),
+        );
+    }
+    let (status, body) = files.batch(form).await;
+    assert_eq!(status, 200, "{body}");
+    sentinel.assert_untouched();
+    // The host path, made inside the sandbox by parents=true, is the only one written.
+    let written: Vec<_> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["result"].is_object())
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap(),
+                r["result"]["mode"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(written, [(targets[2].as_str(), "0755")], "{body}");
 }

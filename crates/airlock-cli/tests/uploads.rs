@@ -336,3 +336,56 @@ async fn the_unmodified_tus_python_client_uploads_and_resumes() {
     .await;
     assert_eq!(mode.stdout, "600\n");
 }
+
+#[tokio::test]
+async fn uploads_through_planted_symlinks_stay_inside() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let tus = Tus::new(&daemon, &id);
+    let sentinel = common::files::HostSentinel::new();
+    let host = &sentinel.host;
+    sh(
+        &daemon.client(),
+        &id,
+        &format!("mkdir -p /workspace/d && ln -s {host} /workspace/abs"),
+    )
+    .await;
+    // The destination's directory is a symlink to the host path: resolved inside the
+    // sandbox, where that path does not exist.
+    let refused = tus
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/sandboxes/{id}/uploads"),
+        )
+        .header("Upload-Length", "5")
+        .header(
+            "Upload-Metadata",
+            format!("path {}", b64("/workspace/abs/secret/x")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused.status().as_u16(), 404 | 409),
+        "{}",
+        refused.status()
+    );
+    // The destination itself becomes a symlink to the host file mid-upload: the rename
+    // replaces the link, never writes through it.
+    let location = tus.create(5, &[("path", "/workspace/d/f")]).await;
+    sh(
+        &daemon.client(),
+        &id,
+        &format!("ln -s {host}/secret /workspace/d/f"),
+    )
+    .await;
+    assert_eq!(tus.patch(&location, 0, b"pwned", None).await.status(), 204);
+    sentinel.assert_untouched();
+    let seen = sh(
+        &daemon.client(),
+        &id,
+        "cat /workspace/d/f; ls -A /workspace/d",
+    )
+    .await;
+    assert_eq!(seen.stdout, "pwnedf\n");
+}
