@@ -17,7 +17,12 @@ pub struct BenchDaemon {
 impl BenchDaemon {
     /// Starts `binary serve` on a free port with a fresh home under `/tmp`.
     pub fn start(binary: &Path) -> anyhow::Result<Self> {
-        let home = PathBuf::from(format!("/tmp/airlock-bench-{}", std::process::id()));
+        Self::start_in(binary, Path::new("/tmp"))
+    }
+
+    /// Starts `binary serve` on a free port with a fresh home under `parent`.
+    pub fn start_in(binary: &Path, parent: &Path) -> anyhow::Result<Self> {
+        let home = parent.join(format!("airlock-bench-{}", std::process::id()));
         std::fs::create_dir_all(&home)?;
         let child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--home"])
@@ -43,6 +48,11 @@ impl BenchDaemon {
             url,
             token,
         })
+    }
+
+    /// Its home directory (sandbox views are under `views/<id>`).
+    pub fn home(&self) -> &Path {
+        &self.home
     }
 
     /// A client for it.

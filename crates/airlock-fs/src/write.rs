@@ -289,17 +289,30 @@ fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<[u
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; BUFFER];
     loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
+        let n = fill_buffer(from, &mut buf)?;
+        if n == 0 {
+            break;
+        }
         hasher.update(&buf[..n]);
         to.write_all(&buf[..n])?;
     }
     to.flush()?;
     Ok(hasher.finalize().into())
+}
+
+/// Reads until `buf` is full or the input ends. Network bodies arrive in small pieces;
+/// gathering them makes one large write of each, not hundreds of small ones.
+pub(crate) fn fill_buffer(from: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match from.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 pub(crate) fn hash_all(from: &mut impl Read) -> std::io::Result<[u8; 32]> {
