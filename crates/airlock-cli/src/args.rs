@@ -22,7 +22,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create a sandbox and print its id.
     #[command(
-        after_help = "Examples:\n  airlock create\n  airlock create --memory 1g --disk 2g --env MODE=ci\n  airlock create --no-start --file ./config.toml:/etc/app/config.toml:ro"
+        after_help = "Examples:\n  airlock create\n  airlock create --memory 1g --disk 2g --env MODE=ci\n  airlock create --no-start --file ./config.toml:/etc/app/config.toml:ro\n  airlock create --upload ./repo:/workspace/repo --file ./ci.env:/etc/ci.env:ro"
     )]
     Create(CreateArgs),
     /// List sandboxes.
@@ -43,6 +43,149 @@ pub enum Command {
     /// Manage root filesystem templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Copy files and directories between this machine and a sandbox (like `docker cp`).
+    #[command(after_help = "\
+Either SRC or DST is ID:PATH (PATH absolute inside the sandbox).
+
+Examples:
+  airlock cp ./repo ID:/workspace          # ./repo becomes /workspace/repo
+  airlock cp ./repo/. ID:/workspace/app    # the contents of ./repo go into /workspace/app
+  airlock cp -a --gitignore ./repo ID:/workspace
+  airlock cp ID:/workspace/coverage ./out  # a directory comes back as one tar stream
+  airlock cp big.iso ID:/data/             # files over 8 MiB resume if interrupted: run it again
+
+A directory travels as one tar stream; symlinks stay symlinks. Modes are kept; -a also
+keeps modification times.")]
+    Cp(CpArgs),
+    /// Look at and change files in a sandbox.
+    #[command(subcommand)]
+    Fs(FsCommand),
+    /// Print changes under a sandbox directory as they happen, one event a line.
+    #[command(after_help = "Example:\n  airlock watch ID:/workspace --recursive")]
+    Watch(WatchArgs),
+    /// Mirror a local directory into a sandbox (or back), moving only what changed.
+    #[command(after_help = "\
+Files whose size or modification time differ are sent, all in one tar stream.
+
+Examples:
+  airlock sync ./repo ID:/workspace/repo            # push changes
+  airlock sync ./repo ID:/workspace/repo --delete   # and remove what is gone locally
+  airlock sync ./repo ID:/workspace/repo --back     # pull changes made in the sandbox")]
+    Sync(SyncArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Example:\n  airlock completions bash > /etc/bash_completion.d/airlock")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// A local path, or ID:PATH.
+    pub src: String,
+    /// A local path, or ID:PATH.
+    pub dst: String,
+    /// Keep modification times too (modes are always kept).
+    #[arg(long, short = 'a')]
+    pub archive: bool,
+    /// Leave out local paths matching this glob (repeatable), e.g. 'target/' or '*.log'.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Leave out what the local .gitignore files ignore.
+    #[arg(long)]
+    pub gitignore: bool,
+    /// No progress bar even on a terminal.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The local directory.
+    pub local: String,
+    /// ID:DIR in the sandbox.
+    pub remote: String,
+    /// Also remove what exists only on the receiving side.
+    #[arg(long)]
+    pub delete: bool,
+    /// Pull: make the local directory like the sandbox's.
+    #[arg(long)]
+    pub back: bool,
+    /// Leave out local paths matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Leave out what the local .gitignore files ignore.
+    #[arg(long)]
+    pub gitignore: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// ID:PATH of a directory.
+    pub target: String,
+    /// Include everything below it.
+    #[arg(long, short = 'r')]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FsCommand {
+    /// List a directory (ID:PATH).
+    Ls {
+        target: String,
+        /// Levels to descend.
+        #[arg(long, short = 'd', default_value_t = 1)]
+        depth: u32,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Describe one path (ID:PATH); symlinks are not followed.
+    Stat {
+        target: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Make a directory and its parents (ID:PATH).
+    Mkdir {
+        target: String,
+        /// Permission bits, octal.
+        #[arg(long)]
+        mode: Option<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Remove a path (ID:PATH).
+    Rm {
+        target: String,
+        /// Remove a directory and everything in it.
+        #[arg(long, short = 'r')]
+        recursive: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Rename within one sandbox: ID:FROM TO.
+    Mv {
+        target: String,
+        to: String,
+        /// Replace an existing TO.
+        #[arg(long, short = 'f')]
+        force: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Print a file's bytes (ID:PATH) to standard output.
+    Cat {
+        target: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 /// Where the daemon is; shared by every client verb.
@@ -130,6 +273,10 @@ pub struct CreateArgs {
     /// Inject a small local file: SRC:DST, or SRC:DST:ro for read-only (repeatable).
     #[arg(long = "file", short = 'f', value_name = "SRC:DST[:ro]")]
     pub files: Vec<String>,
+    /// Upload a file or directory of any size before the sandbox starts: SRC or SRC:DST
+    /// (default DST: /workspace/NAME) (repeatable).
+    #[arg(long = "upload", short = 'u', value_name = "SRC[:DST]")]
+    pub uploads: Vec<String>,
     #[command(flatten)]
     pub out: JsonFlag,
 }

@@ -21,6 +21,9 @@ pub enum Error {
     /// The answer was not what the API promises.
     #[error("{0}")]
     Protocol(String),
+    /// A local file could not be read or written.
+    #[error("local I/O: {0}")]
+    Local(std::io::Error),
     /// No token was found.
     #[error("{0}")]
     Config(String),

@@ -13,9 +13,38 @@
 //! client.delete(&sandbox.id).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Files stream both ways from any `AsyncRead` and into any `AsyncWrite`; trees travel as
+//! tar streams; large uploads can resume over the tus routes:
+//!
+//! ```no_run
+//! # async fn demo(client: airlock_client::Client, id: &str) -> Result<(), airlock_client::Error> {
+//! use airlock_client::{ArchiveFormat, WriteOptions};
+//!
+//! // Upload a local file of any size in constant memory.
+//! let file = tokio::fs::File::open("model.bin").await.map_err(airlock_client::Error::Local)?;
+//! let opts = WriteOptions { parents: true, ..WriteOptions::default() };
+//! let written = client.write(id, "/workspace/model.bin", file, &opts).await?;
+//! println!("stored {} bytes, sha256 {}", written.entry.size, written.sha256);
+//!
+//! // Download a directory as one tar stream into a local file.
+//! let mut out = tokio::fs::File::create("coverage.tar").await.map_err(airlock_client::Error::Local)?;
+//! client.download_archive(id, "/workspace/coverage", ArchiveFormat::Tar, &mut out).await?;
+//!
+//! // Resumable: remember `url`; after a crash, ask where it stands and send the rest.
+//! let url = client.create_upload(id, "/data/big.iso", 4 << 30, None, None).await?;
+//! let offset = client.upload_offset(&url).await?.unwrap_or(0);
+//! # let rest = tokio::io::empty();
+//! let progress = client.upload_chunk(&url, offset, rest).await?;
+//! assert!(progress.offset <= 4 << 30);
+//! # Ok(()) }
+//! ```
 
 mod discover;
 mod error;
+mod files;
+mod resumable;
+mod trees;
 
 use airlock_api::{
     CreateSandbox, ErrorBody, ExecEvent, ExecRequest, ExecResult, Sandbox, Template,
@@ -27,8 +56,18 @@ use serde::de::DeserializeOwned;
 pub use airlock_api::{default_home, default_url};
 pub use discover::token as discover_token;
 pub use error::Error;
+pub use files::{Download, WriteOptions};
 /// A streamed request body (for template archives).
 pub use reqwest::Body;
+pub use resumable::UploadProgress;
+pub use trees::ArchiveFormat;
+
+/// Bytes per chunk when streaming a body up.
+const CHUNK: usize = 256 * 1024;
+/// A transfer that moves nothing for this long is abandoned.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Attempts for requests that are safe to repeat, when the daemon cannot be reached.
+const ATTEMPTS: u32 = 3;
 
 /// A connection to one Airlock daemon.
 #[derive(Debug, Clone)]
@@ -60,10 +99,35 @@ impl Client {
         &self.base
     }
 
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.raw_request(method, &format!("/v1{path}"))
+    }
+
+    /// A request to a path the daemon handed out (it already starts with `/v1`).
+    pub(crate) fn raw_request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http
-            .request(method, format!("{}/v1{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token)
+    }
+
+    /// Runs a request that is safe to repeat, again (up to 3 times, backing off) when the
+    /// daemon could not be reached at all. Anything the daemon answered is final.
+    pub(crate) async fn idempotent<T, F, Fut>(&self, mut attempt: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match attempt().await {
+                Err(Error::Transport(e)) if e.is_connect() && tries < ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(tries)))
+                        .await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Creates a sandbox.
@@ -78,7 +142,9 @@ impl Client {
 
     /// One sandbox.
     pub async fn get(&self, id: &str) -> Result<Sandbox, Error> {
-        json(self.request(Method::GET, &format!("/sandboxes/{id}"))).await
+        let route = format!("/sandboxes/{id}");
+        self.idempotent(|| json(self.request(Method::GET, &route)))
+            .await
     }
 
     /// Starts a sandbox.
@@ -147,7 +213,7 @@ impl Client {
     }
 }
 
-async fn send(request: RequestBuilder) -> Result<Response, Error> {
+pub(crate) async fn send(request: RequestBuilder) -> Result<Response, Error> {
     let response = request.send().await?;
     let status = response.status();
     if status.is_success() {
@@ -164,13 +230,24 @@ async fn send(request: RequestBuilder) -> Result<Response, Error> {
     })
 }
 
-async fn json<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, Error> {
+/// A response header as text, if present and printable.
+pub(crate) fn header_text(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+pub(crate) async fn json<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, Error> {
     let bytes = send(request).await?.bytes().await?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Protocol(format!("unexpected answer: {e}")))
 }
 
 /// Splits a streamed body into JSON lines, holding at most one partial line.
-fn ndjson_lines(response: Response) -> impl Stream<Item = Result<ExecEvent, Error>> {
+pub(crate) fn ndjson_lines<T: DeserializeOwned>(
+    response: Response,
+) -> impl Stream<Item = Result<T, Error>> {
     let mut pending = Vec::new();
     response
         .bytes_stream()

@@ -94,11 +94,20 @@ impl Root {
     }
 }
 
-/// A private directory in `target` to extract into: root's, mode 0700.
+/// A private directory in `target` to extract into: mode 0700, and root's when we are
+/// root (the daemon), so the sandbox's user cannot enter it.
 fn make_staging(target: &OwnedFd, dir: &SandboxPath) -> FsResult<(String, OwnedFd)> {
+    let owner = if rustix::process::geteuid().is_root() {
+        FileOwner::ROOT
+    } else {
+        FileOwner {
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+        }
+    };
     loop {
         let name = format!(".airlock-unpack-{:016x}", random_u64());
-        match make_dir_in(target, name.as_str(), 0o700, FileOwner::ROOT) {
+        match make_dir_in(target, name.as_str(), 0o700, owner) {
             Ok(_) => {
                 let fd = open_beneath(target, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY)
                     .map_err(|e| FsError::from_errno(dir.as_str(), e))?;

@@ -1,9 +1,13 @@
 //! One module per group of verbs.
 
+mod cp;
 mod exec;
+mod fs;
 mod sandboxes;
 pub mod serve;
+mod sync;
 mod templates;
+mod transfer;
 
 use std::process::ExitCode;
 
@@ -23,6 +27,15 @@ pub async fn run_client(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rm(args) => sandboxes::remove(args).await,
         Command::Exec(args) => exec::run(args).await,
         Command::Template(cmd) => templates::run(cmd).await,
+        Command::Cp(args) => cp::run(args).await,
+        Command::Fs(cmd) => fs::run(cmd).await,
+        Command::Watch(args) => fs::watch(args).await,
+        Command::Sync(args) => sync::run(args).await,
+        Command::Completions { shell } => {
+            let mut command = <crate::args::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "airlock", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

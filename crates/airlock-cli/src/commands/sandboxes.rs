@@ -39,17 +39,59 @@ pub async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
                 .transpose()?,
         },
         labels: key_values(&args.labels, "--label")?,
-        start: Some(!args.no_start),
+        // Uploads go in before anything runs; the sandbox starts after them.
+        start: Some(!args.no_start && args.uploads.is_empty()),
         ttl_secs: args.ttl,
         files,
     };
-    let sandbox = client.create(&req).await?;
+    let mut sandbox = client.create(&req).await?;
+    for spec in &args.uploads {
+        if let Err(e) = upload_before_start(&client, &sandbox.id, spec).await {
+            let _ = client.delete(&sandbox.id).await;
+            return Err(e.context(format!("--upload {spec} (the sandbox was removed)")));
+        }
+    }
+    if !args.uploads.is_empty() && !args.no_start {
+        sandbox = client.start(&sandbox.id).await?;
+    }
     if args.out.json {
         print_json(&sandbox)?;
     } else {
         println!("{}", sandbox.id);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `SRC[:DST]`: a file or directory of any size, streamed in (directories as one tar
+/// stream, into DST itself). DST defaults to `/workspace/NAME`.
+async fn upload_before_start(
+    client: &airlock_client::Client,
+    id: &str,
+    spec: &str,
+) -> anyhow::Result<()> {
+    use super::transfer::{local_tree::Filter, upload};
+    let (src, dst) = match spec.rsplit_once(':') {
+        Some((src, dst)) if dst.starts_with('/') => (src.to_owned(), dst.to_owned()),
+        _ => {
+            let name = std::fs::canonicalize(spec)
+                .with_context(|| format!("{spec}: not found"))?
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (spec.to_owned(), format!("/workspace/{name}"))
+        }
+    };
+    let path = std::path::Path::new(&src);
+    let meta = std::fs::metadata(path).with_context(|| format!("{src}: not found"))?;
+    let done = if meta.is_dir() {
+        upload::tree(client, id, path, &dst, &Filter::default(), true, false).await?
+    } else {
+        upload::file(client, id, path, &dst, true, false).await?
+    };
+    if let Some(problem) = done.problems.first() {
+        bail!("{problem}");
+    }
+    Ok(())
 }
 
 /// Reads `SRC:DST[:ro]` into an injected file, keeping the local file's mode.

@@ -1,7 +1,8 @@
 //! Resumable uploads under `/v1/sandboxes/{id}/uploads`, speaking tus 1.0.0: core,
 //! creation, creation-with-upload, checksum (sha1, sha256), termination, expiration.
 //! The destination travels in `Upload-Metadata` as `path`, with optional `mode` (octal),
-//! `sha256` (hex, of the whole file) and `overwrite` (`false` refuses to replace).
+//! `mtime` (epoch seconds), `sha256` (hex, of the whole file) and `overwrite` (`false`
+//! refuses to replace).
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -226,6 +227,11 @@ fn parse_metadata(raw: &str, length: u64) -> Result<NewUpload, ApiError> {
                 new.sha256 = Some(value.to_ascii_lowercase());
             }
             "overwrite" => new.overwrite = value != "false",
+            "mtime" => {
+                new.mtime = Some(value.parse().map_err(|_| {
+                    ApiError::bad_request("Upload-Metadata mtime: seconds since the epoch")
+                })?)
+            }
             _ => {}
         }
     }

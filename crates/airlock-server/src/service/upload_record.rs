@@ -22,6 +22,9 @@ pub struct UploadRecord {
     pub offset: u64,
     /// Permission bits of the finished file.
     pub mode: Option<u32>,
+    /// Modification time of the finished file, seconds since the epoch.
+    #[serde(default)]
+    pub mtime: Option<i64>,
     /// Replace an existing destination when complete.
     pub overwrite: bool,
     /// Hex sha256 the whole content must have, when the client gave one.

@@ -23,6 +23,7 @@ pub struct NewUpload {
     pub path: String,
     pub length: u64,
     pub mode: Option<u32>,
+    pub mtime: Option<i64>,
     pub overwrite: bool,
     pub sha256: Option<String>,
     pub metadata: String,
@@ -53,6 +54,7 @@ impl Service {
             length: new.length,
             offset: 0,
             mode: new.mode,
+            mtime: new.mtime,
             overwrite: new.overwrite,
             sha256: new.sha256,
             partial: String::new(),
@@ -292,6 +294,7 @@ fn finish(
     let dest = parse(&record.path)?;
     let mut opts = WriteOptions::new(record.mode.unwrap_or(0o644), FileOwner::SANDBOX_USER);
     opts.overwrite = record.overwrite;
+    opts.mtime = record.mtime.map(|secs| (secs, 0));
     opts.expect_sha256 = record.sha256.as_deref().map(parse_sha256).transpose()?;
     let committed = root.commit_partial(&dest, &record.partial, opts);
     if committed.is_err() {

@@ -1,0 +1,277 @@
+//! `airlock sync`: an incremental mirror. Both trees are listed (the sandbox's in one
+//! request per 10,000 entries); files that differ in size, mtime (whole seconds) or mode,
+//! and symlinks that differ in target, are sent, all in one tar stream. `--back` pulls
+//! instead; `--delete` removes what the source side does not have.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use airlock_api::FileEntry;
+use airlock_client::{Client, Error};
+
+use super::connect;
+use super::transfer::local_tree::{Filter, Kind, LocalEntry, walk};
+use super::transfer::target::{join, remote};
+use super::transfer::{download, upload};
+use crate::args::SyncArgs;
+use crate::output::print_json;
+
+/// Deep enough for any real tree; the daemon caps listings at 64 levels.
+const DEPTH: u32 = 64;
+
+#[derive(Debug, Default, serde::Serialize)]
+struct Summary {
+    sent: u64,
+    bytes: u64,
+    deleted: u64,
+    problems: Vec<String>,
+}
+
+pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(&args.out.conn)?;
+    let (id, dir) = remote(&args.remote)?;
+    let local = PathBuf::from(&args.local);
+    if !args.back && !local.is_dir() {
+        anyhow::bail!("{} is not a local directory", local.display());
+    }
+    let filter = Filter {
+        excludes: args.exclude.clone(),
+        gitignore: args.gitignore,
+    };
+    let walk_root = local.clone();
+    let listing = tokio::task::spawn_blocking(move || {
+        if walk_root.is_dir() {
+            walk(&walk_root, &filter)
+        } else {
+            Ok((Vec::new(), Vec::new()))
+        }
+    });
+    let theirs = remote_tree(&client, &id, &dir).await?;
+    let (ours, problems) = listing.await??;
+    let mut summary = Summary {
+        problems,
+        ..Summary::default()
+    };
+    if args.back {
+        pull(
+            &client,
+            &id,
+            &local,
+            &ours,
+            &theirs,
+            args.delete,
+            &mut summary,
+        )
+        .await?;
+    } else {
+        push(
+            &client,
+            &id,
+            &dir,
+            &local,
+            ours,
+            &theirs,
+            args.delete,
+            &mut summary,
+        )
+        .await?;
+    }
+    if args.out.json {
+        print_json(&summary)?;
+    } else {
+        for problem in &summary.problems {
+            eprintln!("airlock sync: {problem}");
+        }
+        eprintln!(
+            "{} sent ({} bytes), {} deleted",
+            summary.sent, summary.bytes, summary.deleted
+        );
+    }
+    Ok(if summary.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The sandbox tree by path relative to `dir`; empty when `dir` does not exist yet.
+async fn remote_tree(
+    client: &Client,
+    id: &str,
+    dir: &str,
+) -> anyhow::Result<BTreeMap<String, FileEntry>> {
+    let entries = match client.list_files(id, dir, DEPTH).await {
+        Ok(entries) => entries,
+        Err(Error::Api { status: 404, .. }) => {
+            client.get(id).await?;
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let prefix = format!("{}/", dir.trim_end_matches('/'));
+    Ok(entries
+        .into_iter()
+        .filter_map(|e| Some((e.path.strip_prefix(&prefix)?.to_owned(), e)))
+        .collect())
+}
+
+fn rel_text(entry: &LocalEntry) -> String {
+    entry.rel.to_string_lossy().into_owned()
+}
+
+fn remote_secs(entry: &FileEntry) -> Option<i64> {
+    let time = humantime::parse_rfc3339(&entry.mtime).ok()?;
+    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(since.as_secs() as i64)
+}
+
+/// True when the local entry must be sent.
+fn differs(ours: &LocalEntry, root: &Path, theirs: Option<&FileEntry>) -> bool {
+    let Some(theirs) = theirs else { return true };
+    match ours.kind {
+        Kind::Dir => theirs.kind != "dir",
+        Kind::Symlink => {
+            let target = std::fs::read_link(root.join(&ours.rel))
+                .map(|t| t.to_string_lossy().into_owned())
+                .ok();
+            theirs.kind != "symlink" || theirs.symlink_target != target
+        }
+        Kind::File => {
+            theirs.kind != "file"
+                || theirs.size != ours.size
+                || remote_secs(theirs) != Some(ours.mtime)
+                || theirs.mode.0 & 0o777 != ours.mode & 0o777
+        }
+    }
+}
+
+/// Paths to remove so that only `keep` stays, parents before (and instead of) children.
+fn to_delete<'a>(
+    present: impl Iterator<Item = &'a String>,
+    keep: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut gone: Vec<String> = Vec::new();
+    for path in present {
+        if keep.contains(path) {
+            continue;
+        }
+        if gone
+            .iter()
+            .any(|parent| path.starts_with(&format!("{parent}/")))
+        {
+            continue;
+        }
+        gone.push(path.clone());
+    }
+    gone
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn push(
+    client: &Client,
+    id: &str,
+    dir: &str,
+    local: &Path,
+    ours: Vec<LocalEntry>,
+    theirs: &BTreeMap<String, FileEntry>,
+    delete: bool,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    if delete {
+        let keep: BTreeSet<String> = ours.iter().map(rel_text).collect();
+        for path in to_delete(theirs.keys(), &keep) {
+            client.remove(id, &join(dir, &path), true).await?;
+            summary.deleted += 1;
+        }
+    }
+    let changed: Vec<LocalEntry> = ours
+        .into_iter()
+        .filter(|e| differs(e, local, theirs.get(&rel_text(e))))
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    summary.sent = changed.iter().filter(|e| e.kind != Kind::Dir).count() as u64;
+    summary.bytes = changed.iter().map(|e| e.size).sum();
+    let (result, problems) =
+        upload::send_entries(client, id, local, dir, changed, true, true, summary.bytes).await?;
+    summary.problems.extend(problems);
+    summary.problems.extend(
+        result
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.path, s.reason)),
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pull(
+    client: &Client,
+    id: &str,
+    local: &Path,
+    ours: &[LocalEntry],
+    theirs: &BTreeMap<String, FileEntry>,
+    delete: bool,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let mine: BTreeMap<String, &LocalEntry> = ours.iter().map(|e| (rel_text(e), e)).collect();
+    if delete {
+        let keep: BTreeSet<String> = theirs.keys().cloned().collect();
+        for path in to_delete(mine.keys(), &keep) {
+            let target = local.join(&path);
+            let removed = if target.is_dir() && !target.is_symlink() {
+                std::fs::remove_dir_all(&target)
+            } else {
+                std::fs::remove_file(&target)
+            };
+            removed.map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
+            summary.deleted += 1;
+        }
+    }
+    std::fs::create_dir_all(local)?;
+    for (path, entry) in theirs {
+        let target = local.join(path);
+        let same = mine.get(path).is_some_and(|m| match entry.kind.as_str() {
+            "dir" => m.kind == Kind::Dir,
+            "file" => {
+                m.kind == Kind::File && m.size == entry.size && Some(m.mtime) == remote_secs(entry)
+            }
+            "symlink" => {
+                m.kind == Kind::Symlink
+                    && std::fs::read_link(&target)
+                        .ok()
+                        .map(|t| t.to_string_lossy().into_owned())
+                        == entry.symlink_target
+            }
+            _ => true,
+        });
+        if same {
+            continue;
+        }
+        match entry.kind.as_str() {
+            "dir" => std::fs::create_dir_all(&target)?,
+            "symlink" => {
+                let _ = std::fs::remove_file(&target);
+                if let Some(link) = &entry.symlink_target {
+                    std::os::unix::fs::symlink(link, &target)?;
+                }
+                summary.sent += 1;
+            }
+            "file" => {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let got = download::file(client, id, &entry.path, entry.size, &target, true, true)
+                    .await?;
+                summary.sent += 1;
+                summary.bytes += got.bytes;
+            }
+            other => summary
+                .problems
+                .push(format!("{}: a {other}, left out", entry.path)),
+        }
+    }
+    Ok(())
+}

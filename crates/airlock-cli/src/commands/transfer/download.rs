@@ -1,0 +1,154 @@
+//! Sandbox → local: one file (streamed into a temporary file, then renamed) or a tree (one
+//! tar stream, extracted with the same confined engine the daemon uses, so a hostile tree
+//! in the sandbox cannot reach outside the local destination).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use airlock_client::{ArchiveFormat, Client};
+use anyhow::Context;
+
+use super::progress::bar;
+
+/// What a download did.
+#[derive(Debug, serde::Serialize)]
+pub struct Downloaded {
+    pub destination: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub problems: Vec<String>,
+}
+
+/// Downloads one sandbox file to the local path `dest`, atomically.
+pub async fn file(
+    client: &Client,
+    id: &str,
+    src: &str,
+    size: u64,
+    dest: &Path,
+    keep_mtime: bool,
+    quiet: bool,
+) -> anyhow::Result<Downloaded> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let temp = tempfile_in(&dir)?;
+    let progress = bar(size, quiet, src);
+    let mut out = tokio::fs::File::from_std(temp.reopen()?);
+    let mut counted = ProgressWriter::new(&mut out, progress.clone());
+    let got = client.read_to(id, src, &mut counted).await?;
+    progress.finish_and_clear();
+    out.sync_data().await.ok();
+    if let Some(mode) = got.mode {
+        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(mode & 0o777))?;
+    }
+    if keep_mtime
+        && let Some(mtime) = got
+            .mtime
+            .as_deref()
+            .and_then(|m| humantime::parse_rfc3339(m).ok())
+    {
+        temp.as_file().set_modified(mtime)?;
+    }
+    temp.persist(dest)
+        .with_context(|| format!("writing {}", dest.display()))?;
+    Ok(Downloaded {
+        destination: dest.display().to_string(),
+        files: 1,
+        bytes: got.size,
+        problems: Vec::new(),
+    })
+}
+
+/// Downloads the sandbox tree under `src` into the local directory `dest` (made if
+/// missing). Modes and mtimes come as they are in the sandbox.
+pub async fn tree(
+    client: &Client,
+    id: &str,
+    src: &str,
+    dest: &Path,
+    quiet: bool,
+) -> anyhow::Result<Downloaded> {
+    std::fs::create_dir_all(dest).with_context(|| format!("making {}", dest.display()))?;
+    let root = airlock_fs::Root::open(dest)?;
+    let (reader, mut writer) = tokio::io::duplex(256 * 1024);
+    let runtime = tokio::runtime::Handle::current();
+    let me = airlock_fs::FileOwner {
+        uid: rustix::process::geteuid().as_raw(),
+        gid: rustix::process::getegid().as_raw(),
+    };
+    let unpack = tokio::task::spawn_blocking(move || {
+        let input = tokio_util::io::SyncIoBridge::new_with_handle(reader, runtime);
+        let top = airlock_fs::SandboxPath::parse("/")?;
+        root.unpack(&top, input, me, airlock_fs::UnpackLimits::default())
+    });
+    let progress = bar(0, quiet, src);
+    let mut counted = ProgressWriter::new(&mut writer, progress.clone());
+    let fetched = client
+        .download_archive(id, src, ArchiveFormat::Tar, &mut counted)
+        .await;
+    drop(counted);
+    drop(writer);
+    progress.finish_and_clear();
+    let unpacked = unpack.await?;
+    fetched?;
+    let report = unpacked.with_context(|| format!("extracting into {}", dest.display()))?;
+    Ok(Downloaded {
+        destination: dest.display().to_string(),
+        files: report.files,
+        bytes: report.bytes,
+        problems: report
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.path, s.reason))
+            .collect(),
+    })
+}
+
+fn tempfile_in(dir: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(".airlock-cp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("writing into {}", dir.display()))
+}
+
+/// Counts bytes written through it on a bar.
+struct ProgressWriter<'w, W> {
+    inner: &'w mut W,
+    bar: indicatif::ProgressBar,
+}
+
+impl<'w, W> ProgressWriter<'w, W> {
+    fn new(inner: &'w mut W, bar: indicatif::ProgressBar) -> Self {
+        Self { inner, bar }
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ProgressWriter<'_, W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut *self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = polled {
+            self.bar.inc(n as u64);
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_shutdown(cx)
+    }
+}

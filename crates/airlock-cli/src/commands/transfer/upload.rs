@@ -1,0 +1,278 @@
+//! Local → sandbox: one file (streamed, resumable when large) or a tree (one tar stream).
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use airlock_client::{ArchiveFormat, Client, WriteOptions};
+use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::local_tree::{Filter, LocalEntry, walk, write_tar};
+use super::progress::{Counted, bar};
+use super::resume_state::ResumeState;
+
+/// Files larger than this go through a resumable upload.
+const RESUMABLE_FROM: u64 = 8 << 20;
+/// Buffer between the tar-writing thread and the request body.
+const PIPE: usize = 256 * 1024;
+
+/// What an upload did, for `--json` and the summary line.
+#[derive(Debug, serde::Serialize)]
+pub struct Uploaded {
+    pub destination: String,
+    pub files: u64,
+    pub bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<u64>,
+    pub problems: Vec<String>,
+}
+
+/// Uploads one local file to `dest`. `keep_mtime` sends its mtime too.
+pub async fn file(
+    client: &Client,
+    id: &str,
+    local: &Path,
+    dest: &str,
+    keep_mtime: bool,
+    quiet: bool,
+) -> anyhow::Result<Uploaded> {
+    let meta = std::fs::metadata(local).with_context(|| format!("reading {}", local.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    let mtime = keep_mtime.then(|| meta.mtime());
+    if meta.len() > RESUMABLE_FROM {
+        return resumable(client, id, local, dest, mode, mtime, quiet).await;
+    }
+    let progress = bar(meta.len(), quiet, dest);
+    let reader = Counted::new(tokio::fs::File::open(local).await?, progress.clone());
+    let opts = WriteOptions {
+        mode: Some(mode),
+        mtime,
+        parents: true,
+        ..WriteOptions::default()
+    };
+    let written = client.write(id, dest, reader, &opts).await?;
+    progress.finish_and_clear();
+    Ok(Uploaded {
+        destination: dest.to_owned(),
+        files: 1,
+        bytes: written.entry.size,
+        sha256: Some(written.sha256),
+        resumed_from: None,
+        problems: Vec::new(),
+    })
+}
+
+/// A large file over the tus routes. The upload's URL is remembered locally, so running
+/// the same copy again after an interruption continues where the daemon stopped receiving.
+/// The file's sha256 is computed on the way and must match the daemon's.
+async fn resumable(
+    client: &Client,
+    id: &str,
+    local: &Path,
+    dest: &str,
+    mode: u32,
+    mtime: Option<i64>,
+    quiet: bool,
+) -> anyhow::Result<Uploaded> {
+    let meta = std::fs::metadata(local)?;
+    let state = ResumeState::for_upload(client.base_url(), id, local, dest, &meta)?;
+    let mut resumed_from = None;
+    let (url, offset) = match state.load() {
+        Some(url) => match client.upload_offset(&url).await? {
+            Some(offset) => {
+                resumed_from = Some(offset);
+                (url, offset)
+            }
+            None => (
+                new_upload(client, id, dest, &meta, mode, mtime, &state).await?,
+                0,
+            ),
+        },
+        None => (
+            new_upload(client, id, dest, &meta, mode, mtime, &state).await?,
+            0,
+        ),
+    };
+    // The bytes the daemon already has still count toward the local digest.
+    let mut file = tokio::fs::File::open(local).await?;
+    let mut hasher = Sha256::new();
+    let mut prefix = (&mut file).take(offset);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = prefix.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let progress = bar(meta.len(), quiet, dest);
+    progress.set_position(offset);
+    let (hashing, digest) = Hashing::new(Counted::new(file, progress.clone()), hasher);
+    let done = client.upload_chunk(&url, offset, hashing).await?;
+    progress.finish_and_clear();
+    let local_sha = digest.finish();
+    match done.sha256 {
+        Some(remote) if remote == local_sha => {}
+        Some(remote) => {
+            bail!("{dest}: the daemon stored sha256 {remote}, the local file has {local_sha}")
+        }
+        None => bail!(
+            "{dest}: the upload is not complete ({} of {} bytes); run the copy again",
+            done.offset,
+            meta.len()
+        ),
+    }
+    state.clear();
+    Ok(Uploaded {
+        destination: dest.to_owned(),
+        files: 1,
+        bytes: meta.len(),
+        sha256: Some(local_sha),
+        resumed_from,
+        problems: Vec::new(),
+    })
+}
+
+async fn new_upload(
+    client: &Client,
+    id: &str,
+    dest: &str,
+    meta: &std::fs::Metadata,
+    mode: u32,
+    mtime: Option<i64>,
+    state: &ResumeState,
+) -> anyhow::Result<String> {
+    let url = client
+        .create_upload(id, dest, meta.len(), Some(mode), mtime)
+        .await?;
+    state.save(&url)?;
+    Ok(url)
+}
+
+/// Uploads the tree under `root` (selected by `filter`) into the sandbox directory `dir`,
+/// as one tar stream.
+pub async fn tree(
+    client: &Client,
+    id: &str,
+    root: &Path,
+    dir: &str,
+    filter: &Filter,
+    keep_mtime: bool,
+    quiet: bool,
+) -> anyhow::Result<Uploaded> {
+    let root_owned = root.to_path_buf();
+    let filter = filter.clone();
+    let (entries, mut problems) =
+        tokio::task::spawn_blocking(move || walk(&root_owned, &filter)).await??;
+    let bytes: u64 = entries.iter().map(|e| e.size).sum();
+    let files = entries
+        .iter()
+        .filter(|e| e.kind == super::local_tree::Kind::File)
+        .count();
+    let (result, tar_problems) =
+        send_entries(client, id, root, dir, entries, keep_mtime, quiet, bytes).await?;
+    problems.extend(tar_problems);
+    problems.extend(
+        result
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.path, s.reason)),
+    );
+    Ok(Uploaded {
+        destination: dir.to_owned(),
+        files: files as u64,
+        bytes,
+        sha256: None,
+        resumed_from: None,
+        problems,
+    })
+}
+
+/// Streams the given local entries as one tar into `dir`.
+#[allow(clippy::too_many_arguments)]
+pub async fn send_entries(
+    client: &Client,
+    id: &str,
+    root: &Path,
+    dir: &str,
+    entries: Vec<LocalEntry>,
+    keep_mtime: bool,
+    quiet: bool,
+    bytes: u64,
+) -> anyhow::Result<(airlock_api::ArchiveResult, Vec<String>)> {
+    let (reader, writer) = tokio::io::duplex(PIPE);
+    let runtime = tokio::runtime::Handle::current();
+    let root: PathBuf = root.to_path_buf();
+    let packer = tokio::task::spawn_blocking(move || {
+        let sink = std::io::BufWriter::with_capacity(
+            PIPE,
+            tokio_util::io::SyncIoBridge::new_with_handle(writer, runtime),
+        );
+        write_tar(&root, &entries, keep_mtime, sink)
+    });
+    let progress = bar(bytes, quiet, dir);
+    let sent = client
+        .upload_archive(
+            id,
+            dir,
+            Counted::new(reader, progress.clone()),
+            ArchiveFormat::Tar,
+        )
+        .await;
+    progress.finish_and_clear();
+    let packed = packer.await?;
+    let result = sent?;
+    let problems = packed.context("reading the local tree")?;
+    Ok((result, problems))
+}
+
+/// Hashes what passes through it; the digest is read once the stream is done.
+struct Hashing<R> {
+    inner: R,
+    hasher: std::sync::Arc<std::sync::Mutex<Sha256>>,
+}
+
+struct Digest256(std::sync::Arc<std::sync::Mutex<Sha256>>);
+
+impl Digest256 {
+    fn finish(self) -> String {
+        let hasher = self.0.lock().map(|h| h.clone()).unwrap_or_default();
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+impl<R> Hashing<R> {
+    fn new(inner: R, hasher: Sha256) -> (Self, Digest256) {
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(hasher));
+        (
+            Self {
+                inner,
+                hasher: shared.clone(),
+            },
+            Digest256(shared),
+        )
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Hashing<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Ok(mut hasher) = self.hasher.lock() {
+            hasher.update(&buf.filled()[before..]);
+        }
+        polled
+    }
+}

@@ -1,0 +1,248 @@
+//! The file routes: stat, list, mkdir, remove, rename, compose, streamed read and write,
+//! append, batch-free single files. Bodies stream both ways; nothing is buffered whole.
+
+use airlock_api::{ComposeFiles, FileEntry, FileList, FileMode, MakeDir, MoveFile, WriteResult};
+use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt};
+use reqwest::Method;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::{Client, Error, json, send};
+
+/// Options of a whole-file write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Permission bits (`0644` when absent).
+    pub mode: Option<u32>,
+    /// Modification time, seconds since the epoch.
+    pub mtime: Option<i64>,
+    /// Make missing parent directories.
+    pub parents: bool,
+    /// Refuse (409) to replace an existing file.
+    pub no_overwrite: bool,
+    /// The sha256 (hex) the content must have; a mismatch commits nothing.
+    pub sha256: Option<String>,
+}
+
+/// What a download's headers say about the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    /// Bytes written out.
+    pub size: u64,
+    /// Permission bits.
+    pub mode: Option<u32>,
+    /// Modification time, RFC 3339.
+    pub mtime: Option<String>,
+}
+
+impl Client {
+    fn files_route(&self, id: &str, route: &str) -> String {
+        format!("/sandboxes/{id}/files{route}")
+    }
+
+    /// Describes one path (a symlink is described, not followed).
+    pub async fn stat(&self, id: &str, path: &str) -> Result<FileEntry, Error> {
+        let route = self.files_route(id, "/stat");
+        self.idempotent(|| json(self.request(Method::GET, &route).query(&[("path", path)])))
+            .await
+    }
+
+    /// One page of a listing, `depth` levels deep.
+    pub async fn list_page(
+        &self,
+        id: &str,
+        path: &str,
+        depth: u32,
+        cursor: Option<&str>,
+    ) -> Result<FileList, Error> {
+        let route = self.files_route(id, "");
+        let depth = depth.to_string();
+        let mut query = vec![
+            ("path", path),
+            ("depth", depth.as_str()),
+            ("limit", "10000"),
+        ];
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor));
+        }
+        self.idempotent(|| json(self.request(Method::GET, &route).query(&query)))
+            .await
+    }
+
+    /// A whole listing, following the pages.
+    pub async fn list_files(
+        &self,
+        id: &str,
+        path: &str,
+        depth: u32,
+    ) -> Result<Vec<FileEntry>, Error> {
+        let mut entries = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list_page(id, path, depth, cursor.as_deref()).await?;
+            entries.extend(page.entries);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(entries),
+            }
+        }
+    }
+
+    /// Makes a directory and its parents.
+    pub async fn mkdir(&self, id: &str, path: &str, mode: Option<u32>) -> Result<FileEntry, Error> {
+        let body = MakeDir {
+            path: path.to_owned(),
+            mode: mode.map(FileMode),
+            parents: Some(true),
+        };
+        json(
+            self.request(Method::POST, &self.files_route(id, "/mkdir"))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Removes a path; a directory needs `recursive`.
+    pub async fn remove(&self, id: &str, path: &str, recursive: bool) -> Result<(), Error> {
+        let route = self.files_route(id, "");
+        let recursive = if recursive { "true" } else { "false" };
+        self.idempotent(|| {
+            send(
+                self.request(Method::DELETE, &route)
+                    .query(&[("path", path), ("recursive", recursive)]),
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Renames `from` to `to`.
+    pub async fn rename(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        overwrite: bool,
+    ) -> Result<FileEntry, Error> {
+        let body = MoveFile {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            overwrite,
+        };
+        json(
+            self.request(Method::POST, &self.files_route(id, "/move"))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Concatenates `sources` into `destination`, atomically.
+    pub async fn compose(&self, id: &str, req: &ComposeFiles) -> Result<WriteResult, Error> {
+        json(
+            self.request(Method::POST, &self.files_route(id, "/compose"))
+                .json(req),
+        )
+        .await
+    }
+
+    /// Streams `content` into `path`, committed atomically when complete.
+    pub async fn write(
+        &self,
+        id: &str,
+        path: &str,
+        content: impl AsyncRead + Send + 'static,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, Error> {
+        let mut query = vec![("path", path.to_owned())];
+        if let Some(mode) = opts.mode {
+            query.push(("mode", format!("{mode:o}")));
+        }
+        if let Some(mtime) = opts.mtime {
+            query.push(("mtime", mtime.to_string()));
+        }
+        if opts.parents {
+            query.push(("parents", "true".into()));
+        }
+        if opts.no_overwrite {
+            query.push(("overwrite", "false".into()));
+        }
+        if let Some(sha) = &opts.sha256 {
+            query.push(("sha256", sha.clone()));
+        }
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+            content,
+            crate::CHUNK,
+        ));
+        json(
+            self.request(Method::PUT, &self.files_route(id, "/content"))
+                .query(&query)
+                .body(body),
+        )
+        .await
+    }
+
+    /// Appends `content` to `path` (made if missing).
+    pub async fn append(
+        &self,
+        id: &str,
+        path: &str,
+        content: impl Into<reqwest::Body>,
+    ) -> Result<WriteResult, Error> {
+        json(
+            self.request(Method::POST, &self.files_route(id, "/content"))
+                .query(&[("path", path), ("append", "true")])
+                .body(content),
+        )
+        .await
+    }
+
+    /// The file's bytes as a stream of chunks.
+    pub async fn read(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<impl Stream<Item = Result<Bytes, Error>> + use<>, Error> {
+        let route = self.files_route(id, "/content");
+        let response = self
+            .idempotent(|| send(self.request(Method::GET, &route).query(&[("path", path)])))
+            .await?;
+        Ok(response.bytes_stream().map_err(Error::from))
+    }
+
+    /// Streams the file into `out`; returns what its headers said.
+    pub async fn read_to(
+        &self,
+        id: &str,
+        path: &str,
+        out: &mut (impl AsyncWrite + Unpin),
+    ) -> Result<Download, Error> {
+        let route = self.files_route(id, "/content");
+        let response = self
+            .idempotent(|| send(self.request(Method::GET, &route).query(&[("path", path)])))
+            .await?;
+        let header = |name: &str| crate::header_text(&response, name);
+        let mode = header("x-airlock-mode").and_then(|m| u32::from_str_radix(&m, 8).ok());
+        let mtime = header("x-airlock-mtime");
+        let size = copy_stream(response.bytes_stream().map_err(Error::from), out).await?;
+        Ok(Download { size, mode, mtime })
+    }
+}
+
+/// Writes every chunk of `stream` to `out`; returns the byte count.
+pub(crate) async fn copy_stream(
+    stream: impl Stream<Item = Result<Bytes, Error>>,
+    out: &mut (impl AsyncWrite + Unpin),
+) -> Result<u64, Error> {
+    let mut stream = std::pin::pin!(stream);
+    let mut size = 0;
+    loop {
+        let next = tokio::time::timeout(crate::IDLE_TIMEOUT, stream.try_next())
+            .await
+            .map_err(|_| Error::Protocol("the daemon sent nothing for 60 s".into()))?;
+        let Some(chunk) = next? else { break };
+        out.write_all(&chunk).await.map_err(Error::Local)?;
+        size += chunk.len() as u64;
+    }
+    out.flush().await.map_err(Error::Local)?;
+    Ok(size)
+}

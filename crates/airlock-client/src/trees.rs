@@ -1,0 +1,87 @@
+//! Directory trees as tar streams, batch writes, and watching.
+
+use airlock_api::{ArchiveResult, WatchEvent};
+use futures_util::{Stream, TryStreamExt};
+use reqwest::Method;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::files::copy_stream;
+use crate::{Client, Error, json, ndjson_lines, send};
+
+/// How a tree travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArchiveFormat {
+    /// Plain tar.
+    #[default]
+    Tar,
+    /// tar compressed with zstd.
+    TarZst,
+}
+
+impl ArchiveFormat {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Tar => "tar",
+            Self::TarZst => "tar.zst",
+        }
+    }
+}
+
+impl Client {
+    /// Extracts a tar stream into `dir` (made if missing), all or nothing.
+    pub async fn upload_archive(
+        &self,
+        id: &str,
+        dir: &str,
+        tar: impl AsyncRead + Send + 'static,
+        format: ArchiveFormat,
+    ) -> Result<ArchiveResult, Error> {
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+            tar,
+            crate::CHUNK,
+        ));
+        json(
+            self.request(Method::PUT, &format!("/sandboxes/{id}/files/archive"))
+                .query(&[("path", dir), ("format", format.name())])
+                .body(body),
+        )
+        .await
+    }
+
+    /// Streams the tree under `dir` as a tar (or tar.zst) into `out`; returns its size.
+    pub async fn download_archive(
+        &self,
+        id: &str,
+        dir: &str,
+        format: ArchiveFormat,
+        out: &mut (impl AsyncWrite + Unpin),
+    ) -> Result<u64, Error> {
+        let route = format!("/sandboxes/{id}/files/archive");
+        let response = self
+            .idempotent(|| {
+                send(
+                    self.request(Method::GET, &route)
+                        .query(&[("path", dir), ("format", format.name())]),
+                )
+            })
+            .await?;
+        copy_stream(response.bytes_stream().map_err(Error::from), out).await
+    }
+
+    /// Changes under `dir` as they happen. The first event is `ready`: the watch is in
+    /// place. `overflow` means events were lost and the tree should be rescanned.
+    pub async fn watch(
+        &self,
+        id: &str,
+        dir: &str,
+        recursive: bool,
+    ) -> Result<impl Stream<Item = Result<WatchEvent, Error>> + use<>, Error> {
+        let recursive = if recursive { "true" } else { "false" };
+        let response = send(
+            self.request(Method::GET, &format!("/sandboxes/{id}/files/watch"))
+                .query(&[("path", dir), ("recursive", recursive)]),
+        )
+        .await?;
+        Ok(ndjson_lines(response))
+    }
+}
