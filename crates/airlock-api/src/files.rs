@@ -27,6 +27,9 @@ pub struct FileEntry {
     /// Where a symlink points (not followed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symlink_target: Option<String>,
+    /// sha256 of a file's content, hex, in listings asked for with `checksum=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// A page of `GET /files`.

@@ -114,6 +114,10 @@ pub struct SyncArgs {
     /// Pull: make the local directory like the sandbox's.
     #[arg(long)]
     pub back: bool,
+    /// Compare files of equal size by sha256 instead of mtime (reads every such file on
+    /// both sides).
+    #[arg(long, short = 'c')]
+    pub checksum: bool,
     /// Leave out local paths matching this glob (repeatable).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,

@@ -209,6 +209,23 @@ fn sync_sends_exactly_what_changed() {
         serde_json::from_str(&ok(&daemon.cli(&["sync", &local, &remote, "--json"]))).unwrap();
     assert_eq!(third["sent"], 0, "nothing left to send");
 
+    // Same size, same mtime, other content: only --checksum sees it.
+    let mtime = std::fs::metadata(tree.join("d2/f2")).unwrap().mtime();
+    std::fs::write(tree.join("d2/f2"), "X/Y").unwrap();
+    filetime(&tree.join("d2/f2"), mtime);
+    let blind: Value =
+        serde_json::from_str(&ok(&daemon.cli(&["sync", &local, &remote, "--json"]))).unwrap();
+    assert_eq!(blind["sent"], 0);
+    let checked: Value = serde_json::from_str(&ok(&daemon.cli(&[
+        "sync",
+        &local,
+        &remote,
+        "--checksum",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(checked["sent"], 1);
+
     // --delete removes what is gone locally; --back pulls what the sandbox made.
     std::fs::remove_dir_all(tree.join("d9")).unwrap();
     let pruned: Value = serde_json::from_str(&ok(

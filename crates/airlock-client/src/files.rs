@@ -47,13 +47,15 @@ impl Client {
             .await
     }
 
-    /// One page of a listing, `depth` levels deep.
+    /// One page of a listing, `depth` levels deep; with `checksum`, every file's sha256
+    /// too (the daemon reads each file for it).
     pub async fn list_page(
         &self,
         id: &str,
         path: &str,
         depth: u32,
         cursor: Option<&str>,
+        checksum: bool,
     ) -> Result<FileList, Error> {
         let route = self.files_route(id, "");
         let depth = depth.to_string();
@@ -62,6 +64,9 @@ impl Client {
             ("depth", depth.as_str()),
             ("limit", "10000"),
         ];
+        if checksum {
+            query.push(("checksum", "true"));
+        }
         if let Some(cursor) = cursor {
             query.push(("cursor", cursor));
         }
@@ -75,11 +80,14 @@ impl Client {
         id: &str,
         path: &str,
         depth: u32,
+        checksum: bool,
     ) -> Result<Vec<FileEntry>, Error> {
         let mut entries = Vec::new();
         let mut cursor = None;
         loop {
-            let page = self.list_page(id, path, depth, cursor.as_deref()).await?;
+            let page = self
+                .list_page(id, path, depth, cursor.as_deref(), checksum)
+                .await?;
             entries.extend(page.entries);
             match page.next_cursor {
                 Some(next) => cursor = Some(next),

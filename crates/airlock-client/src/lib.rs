@@ -60,7 +60,7 @@ pub use files::{Download, WriteOptions};
 /// A streamed request body (for template archives).
 pub use reqwest::Body;
 pub use resumable::UploadProgress;
-pub use trees::ArchiveFormat;
+pub use trees::{ArchiveFormat, BatchFile};
 
 /// Bytes per chunk when streaming a body up.
 const CHUNK: usize = 256 * 1024;

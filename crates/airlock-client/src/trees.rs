@@ -1,6 +1,6 @@
 //! Directory trees as tar streams, batch writes, and watching.
 
-use airlock_api::{ArchiveResult, WatchEvent};
+use airlock_api::{ArchiveResult, BatchResult, WatchEvent};
 use futures_util::{Stream, TryStreamExt};
 use reqwest::Method;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -27,7 +27,40 @@ impl ArchiveFormat {
     }
 }
 
+/// One file of a batch write.
+#[derive(Debug)]
+pub struct BatchFile {
+    /// Absolute destination in the sandbox.
+    pub path: String,
+    /// Its content, streamed.
+    pub body: reqwest::Body,
+    /// Permission bits (`0644` when absent).
+    pub mode: Option<u32>,
+}
+
 impl Client {
+    /// Writes many files in one multipart request, each atomically; one bad file does
+    /// not stop the others (see each result).
+    pub async fn write_batch(&self, id: &str, files: Vec<BatchFile>) -> Result<BatchResult, Error> {
+        let mut form = reqwest::multipart::Form::new();
+        for file in files {
+            let mut part = reqwest::multipart::Part::stream(file.body).file_name(file.path);
+            if let Some(mode) = file.mode {
+                let mut headers = reqwest::header::HeaderMap::new();
+                if let Ok(value) = format!("{mode:o}").parse() {
+                    headers.insert("x-airlock-mode", value);
+                }
+                part = part.headers(headers);
+            }
+            form = form.part("file", part);
+        }
+        json(
+            self.request(Method::POST, &format!("/sandboxes/{id}/files/batch"))
+                .multipart(form),
+        )
+        .await
+    }
+
     /// Extracts a tar stream into `dir` (made if missing), all or nothing.
     pub async fn upload_archive(
         &self,

@@ -32,6 +32,12 @@ impl Root {
             reopen(&handle, OFlags::RDONLY).map_err(|e| FsError::from_errno(path.as_str(), e))?;
         Ok((file, entry))
     }
+
+    /// The sha256 of a regular file's content.
+    pub fn sha256(&self, path: &SandboxPath) -> FsResult<[u8; 32]> {
+        let (mut file, _) = self.open_read(path)?;
+        crate::write::hash_all(&mut file).map_err(|e| FsError::from_io(path.as_str(), e))
+    }
 }
 
 /// Reopens an `O_PATH` handle with real access; the magic link names exactly the file we

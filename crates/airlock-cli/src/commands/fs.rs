@@ -15,7 +15,9 @@ pub async fn run(command: FsCommand) -> anyhow::Result<ExitCode> {
     match command {
         FsCommand::Ls { target, depth, out } => {
             let (id, path) = remote(&target)?;
-            let entries = connect(&out.conn)?.list_files(&id, &path, depth).await?;
+            let entries = connect(&out.conn)?
+                .list_files(&id, &path, depth, false)
+                .await?;
             if out.json {
                 print_json(&entries)?;
             } else {

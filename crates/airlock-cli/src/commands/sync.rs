@@ -47,35 +47,20 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             Ok((Vec::new(), Vec::new()))
         }
     });
-    let theirs = remote_tree(&client, &id, &dir).await?;
+    let theirs = remote_tree(&client, &id, &dir, args.checksum).await?;
     let (ours, problems) = listing.await??;
     let mut summary = Summary {
         problems,
         ..Summary::default()
     };
+    let how = How {
+        delete: args.delete,
+        checksum: args.checksum,
+    };
     if args.back {
-        pull(
-            &client,
-            &id,
-            &local,
-            &ours,
-            &theirs,
-            args.delete,
-            &mut summary,
-        )
-        .await?;
+        pull(&client, &id, &local, &ours, &theirs, how, &mut summary).await?;
     } else {
-        push(
-            &client,
-            &id,
-            &dir,
-            &local,
-            ours,
-            &theirs,
-            args.delete,
-            &mut summary,
-        )
-        .await?;
+        push(&client, &id, &dir, &local, ours, &theirs, how, &mut summary).await?;
     }
     if args.out.json {
         print_json(&summary)?;
@@ -100,8 +85,9 @@ async fn remote_tree(
     client: &Client,
     id: &str,
     dir: &str,
+    checksum: bool,
 ) -> anyhow::Result<BTreeMap<String, FileEntry>> {
-    let entries = match client.list_files(id, dir, DEPTH).await {
+    let entries = match client.list_files(id, dir, DEPTH, checksum).await {
         Ok(entries) => entries,
         Err(Error::Api { status: 404, .. }) => {
             client.get(id).await?;
@@ -126,8 +112,9 @@ fn remote_secs(entry: &FileEntry) -> Option<i64> {
     Some(since.as_secs() as i64)
 }
 
-/// True when the local entry must be sent.
-fn differs(ours: &LocalEntry, root: &Path, theirs: Option<&FileEntry>) -> bool {
+/// True when the local entry must be sent. With `checksum`, files of equal size compare
+/// by content instead of mtime.
+fn differs(ours: &LocalEntry, root: &Path, theirs: Option<&FileEntry>, checksum: bool) -> bool {
     let Some(theirs) = theirs else { return true };
     match ours.kind {
         Kind::Dir => theirs.kind != "dir",
@@ -137,6 +124,12 @@ fn differs(ours: &LocalEntry, root: &Path, theirs: Option<&FileEntry>) -> bool {
                 .ok();
             theirs.kind != "symlink" || theirs.symlink_target != target
         }
+        Kind::File if checksum => {
+            theirs.kind != "file"
+                || theirs.size != ours.size
+                || theirs.sha256.is_none()
+                || theirs.sha256 != local_sha256(&root.join(&ours.rel))
+        }
         Kind::File => {
             theirs.kind != "file"
                 || theirs.size != ours.size
@@ -144,6 +137,21 @@ fn differs(ours: &LocalEntry, root: &Path, theirs: Option<&FileEntry>) -> bool {
                 || theirs.mode.0 & 0o777 != ours.mode & 0o777
         }
     }
+}
+
+/// A local file's sha256, hex.
+fn local_sha256(path: &Path) -> Option<String> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).ok()?;
+    Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
 }
 
 /// Paths to remove so that only `keep` stays, parents before (and instead of) children.
@@ -167,6 +175,13 @@ fn to_delete<'a>(
     gone
 }
 
+/// How a sync compares and prunes.
+#[derive(Debug, Clone, Copy)]
+struct How {
+    delete: bool,
+    checksum: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn push(
     client: &Client,
@@ -175,10 +190,10 @@ async fn push(
     local: &Path,
     ours: Vec<LocalEntry>,
     theirs: &BTreeMap<String, FileEntry>,
-    delete: bool,
+    how: How,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
-    if delete {
+    if how.delete {
         let keep: BTreeSet<String> = ours.iter().map(rel_text).collect();
         for path in to_delete(theirs.keys(), &keep) {
             client.remove(id, &join(dir, &path), true).await?;
@@ -187,7 +202,7 @@ async fn push(
     }
     let changed: Vec<LocalEntry> = ours
         .into_iter()
-        .filter(|e| differs(e, local, theirs.get(&rel_text(e))))
+        .filter(|e| differs(e, local, theirs.get(&rel_text(e)), how.checksum))
         .collect();
     if changed.is_empty() {
         return Ok(());
@@ -213,9 +228,10 @@ async fn pull(
     local: &Path,
     ours: &[LocalEntry],
     theirs: &BTreeMap<String, FileEntry>,
-    delete: bool,
+    how: How,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
+    let How { delete, checksum } = how;
     let mine: BTreeMap<String, &LocalEntry> = ours.iter().map(|e| (rel_text(e), e)).collect();
     if delete {
         let keep: BTreeSet<String> = theirs.keys().cloned().collect();
@@ -235,6 +251,12 @@ async fn pull(
         let target = local.join(path);
         let same = mine.get(path).is_some_and(|m| match entry.kind.as_str() {
             "dir" => m.kind == Kind::Dir,
+            "file" if checksum => {
+                m.kind == Kind::File
+                    && m.size == entry.size
+                    && entry.sha256.is_some()
+                    && local_sha256(&target) == entry.sha256
+            }
             "file" => {
                 m.kind == Kind::File && m.size == entry.size && Some(m.mtime) == remote_secs(entry)
             }

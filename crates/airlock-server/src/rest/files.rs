@@ -43,6 +43,8 @@ pub struct ListQuery {
     depth: Option<u32>,
     limit: Option<usize>,
     cursor: Option<String>,
+    #[serde(default)]
+    checksum: bool,
 }
 
 pub async fn list(
@@ -52,7 +54,14 @@ pub async fn list(
 ) -> Result<axum::Json<FileList>, ApiError> {
     Ok(axum::Json(
         service
-            .list_files(&id, &q.path, q.depth, q.limit, q.cursor.as_deref())
+            .list_files(
+                &id,
+                &q.path,
+                q.depth,
+                q.limit,
+                q.cursor.as_deref(),
+                q.checksum,
+            )
             .await?,
     ))
 }

@@ -60,6 +60,7 @@ impl Service {
         depth: Option<u32>,
         limit: Option<usize>,
         cursor: Option<&str>,
+        checksum: bool,
     ) -> Result<FileList, ApiError> {
         let path = parse(path)?;
         let cursor = cursor.map(parse).transpose()?;
@@ -72,8 +73,18 @@ impl Service {
         }
         self.on_root(id, move |root| {
             let page = root.list(&path, depth, limit, cursor.as_ref())?;
+            let mut entries: Vec<FileEntry> = page.entries.iter().map(to_api).collect();
+            if checksum {
+                for entry in entries.iter_mut().filter(|e| e.kind == "file") {
+                    // A file removed since it was listed simply has no digest.
+                    entry.sha256 = SandboxPath::parse(&entry.path)
+                        .ok()
+                        .and_then(|p| root.sha256(&p).ok())
+                        .map(|d| hex(&d));
+                }
+            }
             Ok(FileList {
-                entries: page.entries.iter().map(to_api).collect(),
+                entries,
                 next_cursor: page.next_cursor,
             })
         })
@@ -242,6 +253,7 @@ pub fn to_api(entry: &Entry) -> FileEntry {
         uid: entry.uid,
         gid: entry.gid,
         symlink_target: entry.symlink_target.clone(),
+        sha256: None,
     }
 }
 

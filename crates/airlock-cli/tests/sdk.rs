@@ -1,0 +1,108 @@
+//! The Rust SDK against a real daemon: streamed writes and reads, append, compose, batch,
+//! typed errors.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use airlock_api::{ComposeFiles, ErrorCode};
+use airlock_client::{BatchFile, Error, WriteOptions};
+use common::files::random;
+use common::{Daemon, sandbox};
+use futures_util::TryStreamExt;
+
+#[tokio::test]
+async fn the_sdk_streams_files_and_reports_typed_errors() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+    let data = random(3 << 20, 5);
+
+    let opts = WriteOptions {
+        mode: Some(0o600),
+        parents: true,
+        ..WriteOptions::default()
+    };
+    let written = client
+        .write(
+            &id,
+            "/workspace/sdk/data.bin",
+            std::io::Cursor::new(data.clone()),
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (written.entry.size, written.entry.mode.0),
+        (data.len() as u64, 0o600)
+    );
+    let chunks: Vec<bytes::Bytes> = client
+        .read(&id, "/workspace/sdk/data.bin")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(chunks.concat(), data);
+
+    client
+        .append(&id, "/workspace/sdk/log", "one\n")
+        .await
+        .unwrap();
+    client
+        .append(&id, "/workspace/sdk/log", "two\n")
+        .await
+        .unwrap();
+    let composed = client
+        .compose(
+            &id,
+            &ComposeFiles {
+                sources: vec!["/workspace/sdk/log".into(), "/workspace/sdk/log".into()],
+                destination: "/workspace/sdk/twice".into(),
+                mode: None,
+                overwrite: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(composed.entry.size, 16);
+
+    let batch = client
+        .write_batch(
+            &id,
+            vec![
+                BatchFile {
+                    path: "/workspace/sdk/b1".into(),
+                    body: "first".into(),
+                    mode: Some(0o755),
+                },
+                BatchFile {
+                    path: "not/absolute".into(),
+                    body: "x".into(),
+                    mode: None,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!((batch.written, batch.failed), (1, 1));
+    let names: Vec<String> = client
+        .list_files(&id, "/workspace/sdk", 1, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{} {}", e.name, e.sha256.is_some()))
+        .collect();
+    assert_eq!(
+        names,
+        ["b1 true", "data.bin true", "log true", "twice true"]
+    );
+
+    match client.stat(&id, "/workspace/none").await {
+        Err(Error::Api {
+            status: 404, code, ..
+        }) => assert_eq!(code, ErrorCode::NotFound),
+        other => panic!("expected a typed 404, got {other:?}"),
+    }
+    let err = client.stat("nosuchbox", "/").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NotFound));
+}
