@@ -131,3 +131,28 @@ pub fn machine() -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
 }
+
+/// 100 directories × 100 files × 4 KiB of random bytes.
+pub fn make_tree(tree: &Path) -> anyhow::Result<()> {
+    run_shell(&format!(
+        "for d in $(seq 100); do mkdir -p {t}/d$d; done; head -c 40960000 /dev/urandom | split -a 5 -b 4096 - {t}/tmp-",
+        t = tree.display()
+    ))?;
+    let mut chunks: Vec<_> = std::fs::read_dir(tree)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    chunks.sort();
+    for (i, chunk) in chunks.iter().enumerate() {
+        std::fs::rename(chunk, tree.join(format!("d{}/f{}", i / 100 + 1, i % 100)))?;
+    }
+    Ok(())
+}
+
+/// Runs a bash command line; fails unless it succeeds.
+pub fn run_shell(line: &str) -> anyhow::Result<()> {
+    let status = Command::new("bash").args(["-c", line]).status()?;
+    anyhow::ensure!(status.success(), "`{line}` failed: {status}");
+    Ok(())
+}

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use airlock_api::CreateSandbox;
-use airlock_bench::{BenchDaemon, machine, quantile};
+use airlock_bench::{BenchDaemon, machine, make_tree, quantile};
 
 /// Where every run writes, on the same filesystem as the daemon's home:
 /// `$AIRLOCK_BENCH_DIR` (a tmpfs, with `bench/run-files --tmpfs`) or `/tmp`.
@@ -245,24 +245,6 @@ impl Table {
         std::fs::write(format!("{out}.json"), serde_json::to_string_pretty(&json)?)?;
         Ok(())
     }
-}
-
-/// 100 directories × 100 files × 4 KiB of random bytes.
-fn make_tree(tree: &Path) -> anyhow::Result<()> {
-    sh(&format!(
-        "for d in $(seq 100); do mkdir -p {t}/d$d; done; head -c 40960000 /dev/urandom | split -a 5 -b 4096 - {t}/tmp-",
-        t = tree.display()
-    ))?;
-    let mut chunks: Vec<_> = std::fs::read_dir(tree)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    chunks.sort();
-    for (i, chunk) in chunks.iter().enumerate() {
-        std::fs::rename(chunk, tree.join(format!("d{}/f{}", i / 100 + 1, i % 100)))?;
-    }
-    Ok(())
 }
 
 fn settle(file: &Path) -> anyhow::Result<()> {

@@ -14,6 +14,10 @@ fn main() -> ExitCode {
     // The daemon re-executes this binary as its init and exec helpers; those must run
     // before anything else, single-threaded.
     airlock_sandbox::run_helper_if_requested();
+    // Like other Unix tools, end quietly when the reader of our output goes away
+    // (`airlock fs ls ID:/ | head`) instead of failing to print.
+    // SAFETY: restoring a signal's default disposition, before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(args),

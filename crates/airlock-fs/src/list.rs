@@ -88,7 +88,9 @@ impl Walk {
             }
             key.push(name.as_bytes().to_vec());
             let before_cursor = !self.after.is_empty() && *key <= self.after;
-            let cursor_inside = self.after.len() > key.len() && self.after.starts_with(key);
+            // The cursor is this directory or lies below it: what follows the cursor may
+            // be inside, so the walk goes in (a page can end on a directory).
+            let cursor_inside = self.after.starts_with(key);
             if !before_cursor {
                 if self.entries.len() == self.limit {
                     self.more = true;
