@@ -1,5 +1,7 @@
 //! Shared pieces of Airlock's benchmarks: a daemon to measure, timing and summaries.
 
+pub mod table;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,6 +50,11 @@ impl BenchDaemon {
             url,
             token,
         })
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Its home directory (sandbox views are under `views/<id>`).
@@ -134,9 +141,15 @@ pub fn machine() -> String {
 
 /// 100 directories × 100 files × 4 KiB of random bytes.
 pub fn make_tree(tree: &Path) -> anyhow::Result<()> {
+    make_tree_of(tree, 100, 100, 4096)
+}
+
+/// `dirs` directories × `per_dir` files × `size` bytes of random bytes.
+pub fn make_tree_of(tree: &Path, dirs: usize, per_dir: usize, size: usize) -> anyhow::Result<()> {
     run_shell(&format!(
-        "for d in $(seq 100); do mkdir -p {t}/d$d; done; head -c 40960000 /dev/urandom | split -a 5 -b 4096 - {t}/tmp-",
-        t = tree.display()
+        "for d in $(seq {dirs}); do mkdir -p {t}/d$d; done; head -c {total} /dev/urandom | split -a 5 -b {size} - {t}/tmp-",
+        t = tree.display(),
+        total = dirs * per_dir * size
     ))?;
     let mut chunks: Vec<_> = std::fs::read_dir(tree)?
         .filter_map(|e| e.ok())
@@ -145,7 +158,10 @@ pub fn make_tree(tree: &Path) -> anyhow::Result<()> {
         .collect();
     chunks.sort();
     for (i, chunk) in chunks.iter().enumerate() {
-        std::fs::rename(chunk, tree.join(format!("d{}/f{}", i / 100 + 1, i % 100)))?;
+        std::fs::rename(
+            chunk,
+            tree.join(format!("d{}/f{}", i / per_dir + 1, i % per_dir)),
+        )?;
     }
     Ok(())
 }

@@ -39,6 +39,13 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     let reaper = tokio::spawn(service.clone().expire_forever());
     let upload_reaper = tokio::spawn(service.clone().expire_uploads_forever());
     let app = rest::router(service.clone(), token);
+    // Small answers go out at once instead of waiting on the client's delayed ACK (a
+    // header write and a body write would otherwise cost 40 ms per small GET).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -1,0 +1,585 @@
+//! W1, W2, W3, W6 and memory: Airlock next to the tools users would use instead, in one
+//! run, alternating run by run (A B A B …) after a warm-up run that is not counted.
+//!
+//! Usage: suite AIRLOCK_BINARY REPS OUT_PREFIX
+//! Needs, from `bench/run`: nginx with WebDAV PUT on 127.0.0.1:$NGINX_PORT serving
+//! $NGINX_ROOT, and a throwaway sshd whose ssh command line is in the file $SSH_COMMAND
+//! (user `airlockbench`, home /home/airlockbench).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use airlock_api::CreateSandbox;
+use airlock_bench::table::Table;
+use airlock_bench::{BenchDaemon, machine, make_tree_of, run_shell};
+use airlock_client::{Client, WriteOptions};
+
+const GIB: u64 = 1 << 30;
+const REMOTE_HOME: &str = "/home/airlockbench";
+
+struct Env {
+    work: PathBuf,
+    cli: String,
+    ssh: String,
+    nginx: String,
+    nginx_root: PathBuf,
+    client: Client,
+    id: String,
+    daemon_pid: u32,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let binary = PathBuf::from(
+        args.next()
+            .unwrap_or_else(|| "target/release/airlock".into()),
+    );
+    let reps: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(5);
+    let out = args.next().unwrap_or_else(|| "bench/results/suite".into());
+    let work = PathBuf::from("/tmp/airlock-bench-suite");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let daemon = BenchDaemon::start(&binary)?;
+    let client = daemon.client();
+    let id = client.create(&CreateSandbox::default()).await?.id;
+    let env = Env {
+        cli: format!(
+            "AIRLOCK_URL={} AIRLOCK_TOKEN={} AIRLOCK_STATE_DIR={} {} ",
+            daemon.url,
+            daemon.token,
+            work.join("state").display(),
+            binary.display()
+        ),
+        ssh: std::fs::read_to_string(std::env::var("SSH_COMMAND")?)?
+            .trim()
+            .to_owned(),
+        nginx: format!("http://127.0.0.1:{}", std::env::var("NGINX_PORT")?),
+        nginx_root: PathBuf::from(std::env::var("NGINX_ROOT")?),
+        work,
+        client,
+        id,
+        daemon_pid: daemon.pid(),
+    };
+    let mut tables = vec![
+        w1(&env, reps).await?,
+        w2(&env, reps, "10k × 4 KiB", 100, 100, 4096).await?,
+        w2(&env, reps, "1k × 100 KiB", 10, 100, 100 * 1024).await?,
+        w3(&env, reps)?,
+    ];
+    let single = tables[0].median("up: airlock SDK (write)");
+    tables.push(w6(&env, GIB as f64 / single).await?);
+    tables.push(memory(&env).await?);
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&env.work);
+    let mut md = format!(
+        "Machine: {}\n\n{reps} runs per line after a warm-up run, Airlock and peers alternating. \
+         Sources are read back into the page cache (and dirty pages flushed) before each timed copy; \
+         every run writes to a fresh path; nothing is deleted inside a timed window.\n\n",
+        machine()
+    );
+    for t in &tables {
+        md += &t.markdown();
+    }
+    std::fs::write(format!("{out}.md"), &md)?;
+    let json = serde_json::json!({"machine": machine(), "reps": reps, "workloads": tables});
+    std::fs::write(format!("{out}.json"), serde_json::to_string_pretty(&json)?)?;
+    print!("{md}");
+    Ok(())
+}
+
+/// W1: one 1 GiB file up and down.
+async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
+    let mut t = Table::new("W1: one 1 GiB file, up and down");
+    let w = env.work.display().to_string();
+    let big = env.work.join("big.bin");
+    sh(&format!("head -c 1G /dev/urandom > {}", big.display()))?;
+    let b = big.display().to_string();
+    let (ssh, cli, id, nginx) = (&env.ssh, &env.cli, &env.id, &env.nginx);
+    let bytes = Some(GIB);
+    for rep in 0..=reps {
+        let mut t_rep = Table::new("");
+        let t = if rep == 0 { &mut t_rep } else { &mut t };
+        let r = format!("{rep}");
+        let up: Vec<(&str, String)> = vec![
+            ("up: cp", format!("cp {b} {w}/cp-{r}")),
+            ("up: cat | cat", format!("cat {b} | cat > {w}/cat-{r}")),
+            (
+                "up: airlock cp (CLI)",
+                format!("{cli} cp -q {b} {id}:/workspace/cli-{r}"),
+            ),
+            (
+                "up: curl PUT → nginx",
+                format!("curl -sSf -T {b} {nginx}/big-{r}"),
+            ),
+            (
+                "up: scp (aes128-gcm)",
+                format!(
+                    "scp -q -S {} -c aes128-gcm@openssh.com {b} airlockbench@127.0.0.1:big-{r}",
+                    ssh_program(ssh)
+                ),
+            ),
+            (
+                "up: sftp (aes128-gcm)",
+                format!(
+                    "echo 'put {b} sftp-{r}' | sftp -q -b - -S {} airlockbench@127.0.0.1 >/dev/null",
+                    ssh_program(ssh)
+                ),
+            ),
+            (
+                "up: rsync over ssh",
+                format!("rsync -e '{ssh}' {b} airlockbench@127.0.0.1:rsync-{r}"),
+            ),
+        ];
+        for (what, line) in &up {
+            settle(&big)?;
+            t.time(what, bytes, None, || sh(line));
+            if *what == "up: airlock cp (CLI)" {
+                settle(&big)?;
+                let dest = format!("/workspace/sdk-{r}");
+                let started = Instant::now();
+                let file = tokio::fs::File::open(&big).await?;
+                env.client
+                    .write(&env.id, &dest, file, &WriteOptions::default())
+                    .await?;
+                t.record(
+                    "up: airlock SDK (write)",
+                    bytes,
+                    None,
+                    started.elapsed().as_secs_f64(),
+                );
+            }
+        }
+        let down: Vec<(&str, String)> = vec![
+            (
+                "down: airlock cp (CLI)",
+                format!("{cli} cp -q {id}:/workspace/cli-{r} {w}/d-cli-{r}"),
+            ),
+            (
+                "down: curl GET ← nginx",
+                format!("curl -sSf -o {w}/d-nginx-{r} {nginx}/big-{r}"),
+            ),
+            (
+                "down: scp (aes128-gcm)",
+                format!(
+                    "scp -q -S {} -c aes128-gcm@openssh.com airlockbench@127.0.0.1:big-{r} {w}/d-scp-{r}",
+                    ssh_program(ssh)
+                ),
+            ),
+            (
+                "down: sftp (aes128-gcm)",
+                format!(
+                    "echo 'get sftp-{r} {w}/d-sftp-{r}' | sftp -q -b - -S {} airlockbench@127.0.0.1 >/dev/null",
+                    ssh_program(ssh)
+                ),
+            ),
+            (
+                "down: rsync over ssh",
+                format!("rsync -e '{ssh}' airlockbench@127.0.0.1:rsync-{r} {w}/d-rsync-{r}"),
+            ),
+        ];
+        for (what, line) in &down {
+            sh("sync")?;
+            t.time(what, bytes, None, || sh(line));
+            if *what == "down: airlock cp (CLI)" {
+                sh("sync")?;
+                let started = Instant::now();
+                let mut out = tokio::fs::File::create(env.work.join(format!("d-sdk-{r}"))).await?;
+                env.client
+                    .read_to(&env.id, &format!("/workspace/sdk-{r}"), &mut out)
+                    .await?;
+                t.record(
+                    "down: airlock SDK (read_to)",
+                    bytes,
+                    None,
+                    started.elapsed().as_secs_f64(),
+                );
+            }
+        }
+        let want = sh_out(&format!("sha256sum < {b}"))?;
+        anyhow::ensure!(
+            sh_out(&format!("sha256sum < {w}/d-cli-{r}"))? == want,
+            "airlock cp download differs"
+        );
+        anyhow::ensure!(
+            sh_out(&format!("sha256sum < {w}/d-sdk-{r}"))? == want,
+            "SDK download differs"
+        );
+        // Outside the timed windows: big files only, quick to delete.
+        sh(&format!(
+            "rm -f {w}/cp-{r} {w}/cat-{r} {w}/d-*-{r} {root}/big-{r} {REMOTE_HOME}/big-{r} {REMOTE_HOME}/sftp-{r} {REMOTE_HOME}/rsync-{r}",
+            root = env.nginx_root.display()
+        ))?;
+        for f in [format!("/workspace/cli-{r}"), format!("/workspace/sdk-{r}")] {
+            env.client.remove(&env.id, &f, false).await?;
+        }
+    }
+    t.ratio_goal("up: airlock cp (CLI)", "up: cp", 1.5);
+    t.ratio_goal("up: airlock SDK (write)", "up: cp", 1.5);
+    t.ratio_goal("down: airlock SDK (read_to)", "up: cp", 1.5);
+    t.ratio_goal("up: airlock SDK (write)", "up: curl PUT → nginx", 0.5);
+    t.ratio_goal("down: airlock SDK (read_to)", "down: curl GET ← nginx", 0.5);
+    t.notes.push(
+        "Goals: within 1.5× of `cp`'s time; at least 2× nginx's throughput (≤ 0.5× its time)."
+            .into(),
+    );
+    Ok(t)
+}
+
+/// W2: a tree up and down.
+async fn w2(
+    env: &Env,
+    reps: usize,
+    shape: &str,
+    dirs: usize,
+    per_dir: usize,
+    size: usize,
+) -> anyhow::Result<Table> {
+    let mut t = Table::new(&format!("W2: a tree of {shape}, up and down"));
+    let tag = if size == 4096 { "small" } else { "big" };
+    let tree = env.work.join(format!("tree-{tag}"));
+    make_tree_of(&tree, dirs, per_dir, size)?;
+    let src = tree.display().to_string();
+    let w = env.work.display().to_string();
+    let (ssh, cli, id, nginx) = (&env.ssh, &env.cli, &env.id, &env.nginx);
+    let bytes = Some((dirs * per_dir * size) as u64);
+    // curl --parallel needs one upload per file.
+    let mut put_list = String::new();
+    let mut get_list = String::new();
+    for d in 1..=dirs {
+        for f in 0..per_dir {
+            put_list += &format!(
+                "upload-file = \"{src}/d{d}/f{f}\"\nurl = \"{nginx}/TREE/d{d}/f{f}\"\noutput = \"/dev/null\"\n"
+            );
+            get_list += &format!("url = \"{nginx}/TREE/d{d}/f{f}\"\noutput = \"OUT/d{d}/f{f}\"\n");
+        }
+    }
+    for rep in 0..=reps {
+        let mut t_rep = Table::new("");
+        let t = if rep == 0 { &mut t_rep } else { &mut t };
+        let n = format!("{tag}-{rep}");
+        std::fs::write(
+            format!("{w}/put-{n}"),
+            put_list.replace("TREE", &format!("t-{n}")),
+        )?;
+        let out_dir = format!("{w}/d-nginx-{n}");
+        std::fs::write(
+            format!("{w}/get-{n}"),
+            get_list
+                .replace("TREE", &format!("t-{n}"))
+                .replace("OUT", &out_dir),
+        )?;
+        let up: Vec<(&str, String)> = vec![
+            ("up: cp -r", format!("cp -r {src} {w}/cpr-{n}")),
+            (
+                "up: tar c | tar x",
+                format!("mkdir {w}/tar-{n} && tar c -C {src} . | tar x -C {w}/tar-{n}"),
+            ),
+            (
+                "up: airlock cp (CLI)",
+                format!("{cli} cp -q {src} {id}:/workspace/t-{n}"),
+            ),
+            (
+                "up: tar | ssh tar x",
+                format!(
+                    "tar c -C {src} . | {ssh} airlockbench@127.0.0.1 'mkdir t-{n} && tar x -C t-{n}'"
+                ),
+            ),
+            (
+                "up: rsync -a over ssh",
+                format!("rsync -a -e '{ssh}' {src}/ airlockbench@127.0.0.1:r-{n}/"),
+            ),
+            (
+                "up: curl --parallel PUT → nginx",
+                format!("curl -sSf -Z --parallel-max 50 --config {w}/put-{n}"),
+            ),
+        ];
+        for (what, line) in &up {
+            sh(&format!("sync && tar c -C {src} . > /dev/null"))?;
+            t.time(what, bytes, None, || sh(line));
+        }
+        sh(&format!(
+            "mkdir -p {out_dir} && for d in $(seq {dirs}); do mkdir -p {out_dir}/d$d; done"
+        ))?;
+        let down: Vec<(&str, String)> = vec![
+            (
+                "down: airlock cp (CLI)",
+                format!("{cli} cp -q {id}:/workspace/t-{n} {w}/d-cli-{n}"),
+            ),
+            (
+                "down: ssh tar c | tar x",
+                format!(
+                    "mkdir {w}/d-tar-{n} && {ssh} airlockbench@127.0.0.1 'tar c -C t-{n} .' | tar x -C {w}/d-tar-{n}"
+                ),
+            ),
+            (
+                "down: rsync -a over ssh",
+                format!("rsync -a -e '{ssh}' airlockbench@127.0.0.1:r-{n}/ {w}/d-rsync-{n}/"),
+            ),
+            (
+                "down: curl --parallel GET ← nginx",
+                format!("curl -sSf -Z --parallel-max 50 --config {w}/get-{n}"),
+            ),
+        ];
+        for (what, line) in &down {
+            sh("sync")?;
+            t.time(what, bytes, None, || sh(line));
+        }
+        let count = sh_out(&format!("find {w}/d-cli-{n} -type f | wc -l"))?;
+        anyhow::ensure!(
+            count.trim() == (dirs * per_dir).to_string(),
+            "airlock cp brought back {count} files"
+        );
+    }
+    t.ratio_goal("up: airlock cp (CLI)", "up: tar c | tar x", 1.3);
+    for peer in [
+        "up: tar | ssh tar x",
+        "up: rsync -a over ssh",
+        "up: curl --parallel PUT → nginx",
+    ] {
+        t.ratio_goal("up: airlock cp (CLI)", peer, 1.0);
+    }
+    for peer in [
+        "down: ssh tar c | tar x",
+        "down: rsync -a over ssh",
+        "down: curl --parallel GET ← nginx",
+    ] {
+        t.ratio_goal("down: airlock cp (CLI)", peer, 1.0);
+    }
+    t.notes
+        .push("Goals: within 1.3× of local tar; faster than every networked peer.".into());
+    Ok(t)
+}
+
+/// W3: 1,000 sequential 1 KiB writes, then reads, on one keep-alive connection.
+fn w3(env: &Env, reps: usize) -> anyhow::Result<Table> {
+    let mut t = Table::new("W3: 1,000 sequential 1 KiB writes and reads, one connection");
+    let w = env.work.display().to_string();
+    std::fs::write(env.work.join("small"), vec![b'k'; 1024])?;
+    let auth_header = env
+        .cli
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("AIRLOCK_TOKEN="))
+        .map(|t| format!("header = \"Authorization: Bearer {t}\"\n"))
+        .unwrap_or_default();
+    let base = env
+        .cli
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("AIRLOCK_URL="))
+        .unwrap_or_default()
+        .to_owned();
+    let files = format!("{base}/v1/sandboxes/{}/files/content", env.id);
+    for rep in 0..=reps {
+        let mut t_rep = Table::new("");
+        let t = if rep == 0 { &mut t_rep } else { &mut t };
+        let config = |auth: &str, url: &dyn Fn(usize) -> String, put: bool| {
+            let mut c = auth.to_owned();
+            for i in 0..1000 {
+                if put {
+                    c += &format!("upload-file = \"{w}/small\"\n");
+                }
+                c += &format!("url = \"{}\"\noutput = \"/dev/null\"\n", url(i));
+            }
+            c
+        };
+        let nginx = |i: usize| format!("{}/s{rep}/f{i}", env.nginx);
+        let ours = |i: usize| format!("{files}?path=/workspace/s{rep}/f{i}&parents=true");
+        std::fs::write(format!("{w}/c1"), config("", &nginx, true))?;
+        std::fs::write(format!("{w}/c2"), config(&auth_header, &ours, true))?;
+        std::fs::write(format!("{w}/c3"), config("", &nginx, false))?;
+        std::fs::write(format!("{w}/c4"), config(&auth_header, &ours, false))?;
+        t.time("1 KiB PUT: curl → nginx", None, Some(1000), || {
+            sh(&format!("curl -sSf --config {w}/c1"))
+        });
+        t.time("1 KiB PUT: curl → airlock", None, Some(1000), || {
+            sh(&format!("curl -sSf --config {w}/c2"))
+        });
+        t.time("1 KiB GET: curl ← nginx", None, Some(1000), || {
+            sh(&format!("curl -sSf --config {w}/c3"))
+        });
+        t.time("1 KiB GET: curl ← airlock", None, Some(1000), || {
+            sh(&format!("curl -sSf --config {w}/c4"))
+        });
+    }
+    t.ratio_goal("1 KiB PUT: curl → airlock", "1 KiB PUT: curl → nginx", 1.0);
+    t.ratio_goal("1 KiB GET: curl ← airlock", "1 KiB GET: curl ← nginx", 1.0);
+    t.notes
+        .push("Goal: no slower than nginx per request.".into());
+    Ok(t)
+}
+
+/// W6: 64 concurrent 64 MiB uploads across 16 sandboxes, through the SDK.
+async fn w6(env: &Env, single_rate: f64) -> anyhow::Result<Table> {
+    let mut t = Table::new("W6: 64 concurrent 64 MiB uploads across 16 sandboxes");
+    let src = env.work.join("mid.bin");
+    sh(&format!("head -c 64M /dev/urandom > {}", src.display()))?;
+    let mut ids = Vec::new();
+    for _ in 0..16 {
+        ids.push(env.client.create(&CreateSandbox::default()).await?.id);
+    }
+    settle(&src)?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..64 {
+        let client = env.client.clone();
+        let id = ids[n % 16].clone();
+        let src = src.clone();
+        tasks.push(tokio::spawn(async move {
+            let file = tokio::fs::File::open(&src)
+                .await
+                .map_err(airlock_client::Error::Local)?;
+            client
+                .write(
+                    &id,
+                    &format!("/workspace/u{n}"),
+                    file,
+                    &WriteOptions::default(),
+                )
+                .await
+        }));
+    }
+    let mut errors = 0;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(done)) if done.entry.size == 64 << 20 => {}
+            _ => errors += 1,
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    t.record(
+        "64 × 64 MiB, 16 sandboxes (SDK)",
+        Some(64 << 26),
+        None,
+        secs,
+    );
+    for id in ids {
+        env.client.delete(&id).await?;
+    }
+    let aggregate = (64u64 << 26) as f64 / secs;
+    t.max_goal("errors", errors as f64, 0.0);
+    t.min_goal(
+        "aggregate / W1 single-stream SDK upload throughput",
+        aggregate / single_rate,
+        0.8,
+    );
+    Ok(t)
+}
+
+/// The daemon's peak RSS growth while 4 GiB go up and come back down.
+async fn memory(env: &Env) -> anyhow::Result<Table> {
+    let mut t = Table::new("Memory: the daemon's RSS during a 4 GiB upload and download");
+    let src = env.work.join("four.bin");
+    sh(&format!("truncate -s 4G {}", src.display()))?;
+    let baseline = rss_kib(env.daemon_pid)?;
+    let sampler = Sampler::start(env.daemon_pid);
+    let started = Instant::now();
+    let file = tokio::fs::File::open(&src).await?;
+    env.client
+        .write(
+            &env.id,
+            "/workspace/four.bin",
+            file,
+            &WriteOptions::default(),
+        )
+        .await?;
+    t.record(
+        "4 GiB upload (SDK)",
+        Some(4 * GIB),
+        None,
+        started.elapsed().as_secs_f64(),
+    );
+    let up_peak = sampler.stop();
+    let sampler = Sampler::start(env.daemon_pid);
+    let started = Instant::now();
+    let mut sink = tokio::io::sink();
+    env.client
+        .read_to(&env.id, "/workspace/four.bin", &mut sink)
+        .await?;
+    t.record(
+        "4 GiB download (SDK, to /dev/null)",
+        Some(4 * GIB),
+        None,
+        started.elapsed().as_secs_f64(),
+    );
+    let down_peak = sampler.stop();
+    env.client
+        .remove(&env.id, "/workspace/four.bin", false)
+        .await?;
+    t.max_goal(
+        "peak RSS growth during upload, MiB",
+        (up_peak.saturating_sub(baseline)) as f64 / 1024.0,
+        64.0,
+    );
+    t.max_goal(
+        "peak RSS growth during download, MiB",
+        (down_peak.saturating_sub(baseline)) as f64 / 1024.0,
+        64.0,
+    );
+    t.notes.push(format!(
+        "Baseline RSS before: {:.1} MiB.",
+        baseline as f64 / 1024.0
+    ));
+    Ok(t)
+}
+
+/// Samples a process's RSS every 10 ms on a thread, keeping the peak.
+struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid).unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        Self { stop, thread }
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))
+}
+
+/// `ssh -p … -i …` as one program for scp/sftp `-S`: written to a tiny wrapper script.
+fn ssh_program(ssh: &str) -> String {
+    let wrapper = "/tmp/airlock-bench-suite/ssh-wrapper";
+    if !Path::new(wrapper).exists() {
+        let _ = std::fs::write(wrapper, format!("#!/bin/sh\nexec {ssh} \"$@\"\n"));
+        let _ = run_shell(&format!("chmod +x {wrapper}"));
+    }
+    wrapper.to_owned()
+}
+
+/// Flushes dirty pages and reads `file` back into the page cache.
+fn settle(file: &Path) -> anyhow::Result<()> {
+    sh(&format!("sync && cat {} > /dev/null", file.display()))
+}
+
+fn sh(line: &str) -> anyhow::Result<()> {
+    run_shell(line)
+}
+
+fn sh_out(line: &str) -> anyhow::Result<String> {
+    let out = Command::new("bash").args(["-c", line]).output()?;
+    anyhow::ensure!(out.status.success(), "`{line}` failed");
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
