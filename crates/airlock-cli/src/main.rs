@@ -14,14 +14,17 @@ fn main() -> ExitCode {
     // The daemon re-executes this binary as its init and exec helpers; those must run
     // before anything else, single-threaded.
     airlock_sandbox::run_helper_if_requested();
-    // Like other Unix tools, end quietly when the reader of our output goes away
-    // (`airlock fs ls ID:/ | head`) instead of failing to print.
-    // SAFETY: restoring a signal's default disposition, before any thread exists.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(args),
-        other => client_runtime().and_then(|rt| rt.block_on(commands::run_client(other))),
+        other => {
+            // Like other Unix tools, a client verb ends quietly when the reader of its
+            // output goes away (`airlock fs ls ID:/ | head`). Never the daemon: it must
+            // shrug off clients that hang up.
+            // SAFETY: restoring a signal's default disposition, before any thread exists.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+            client_runtime().and_then(|rt| rt.block_on(commands::run_client(other)))
+        }
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,213 @@
+//! The race suite: a process inside the sandbox swaps a directory and a symlink with
+//! `renameat2(RENAME_EXCHANGE)` in a tight loop while the API works through that path.
+//! The symlink points at `/`, at `/tmp`, or at a host directory holding a sentinel. Every
+//! answer must be a clean error or the right file inside the sandbox; the sentinel, a
+//! host inotify watch on its directory, and the host's `/` and `/tmp` must show nothing.
+//!
+//! `AIRLOCK_RACE_ITERATIONS` sets the iterations per route (CI: 1,000 spread over the
+//! three targets; `scripts/heavy races` runs 10,000).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::files::{Files, HostSentinel, sandbox_with};
+use common::{Daemon, sh};
+use serde_json::json;
+
+/// Swaps `/workspace/race/real` and `/workspace/race/link` forever (until killed).
+const RACER: &str = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+RENAME_EXCHANGE = 2
+a, b = b"/workspace/race/real", b"/workspace/race/link"
+while True:
+    libc.renameat2(-100, a, -100, b, RENAME_EXCHANGE)
+"#;
+
+fn iterations() -> usize {
+    std::env::var("AIRLOCK_RACE_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000)
+}
+
+/// Outcomes per route: HTTP status → count.
+type Tally = BTreeMap<&'static str, BTreeMap<u16, usize>>;
+
+#[tokio::test]
+async fn swapping_a_directory_for_a_symlink_never_reaches_the_host() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let sentinel = HostSentinel::new();
+    let token = format!("airlock-race-{}", std::process::id());
+    let watch = HostWatch::new(sentinel.dir.path());
+    let per_target = iterations().div_ceil(3);
+    let mut tally = Tally::new();
+    for target in ["/", "/tmp", sentinel.host.as_str()] {
+        let setup = format!(
+            "rm -rf /workspace/race && mkdir -p /workspace/race/real && echo inside > /workspace/race/real/secret \
+             && ln -s {target} /workspace/race/link && (python3 -c '{RACER}' > /dev/null 2>&1 &) && echo started"
+        );
+        let started = sh(&daemon.client(), &id, &setup).await;
+        assert_eq!(started.stdout, "started\n", "{}", started.stderr);
+        for i in 0..per_target {
+            run_routes(&files, &token, i, &mut tally).await;
+        }
+        sh(&daemon.client(), &id, "pkill -f renameat2; true").await;
+    }
+    // What the host must not show. The watch is read first: the checks below open the
+    // sentinel themselves.
+    assert_eq!(
+        watch.events(),
+        0,
+        "something touched the sentinel's host directory"
+    );
+    sentinel.assert_untouched();
+    for dir in ["/", "/tmp", sentinel.host.as_str()] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.contains(&token), "{dir}/{name} appeared on the host");
+        }
+    }
+    assert!(!std::path::Path::new("/newdir-race").exists());
+    eprintln!(
+        "race outcomes per route (status: count), {} iterations each:",
+        per_target * 3
+    );
+    for (route, outcomes) in &tally {
+        eprintln!("  {route}: {outcomes:?}");
+        assert!(
+            outcomes.keys().all(|status| *status < 500),
+            "{route} answered a server error under the race: {outcomes:?}"
+        );
+    }
+}
+
+/// One pass over every route through the racing path.
+async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
+    let base = "/workspace/race/real";
+    let name = format!("{base}/{token}-{i}");
+    let mut count = |route: &'static str, status: u16| {
+        *tally.entry(route).or_default().entry(status).or_default() += 1;
+    };
+    let (status, _) = files.put(&name, &[], "racing").await;
+    count("PUT content", status);
+    count(
+        "GET content",
+        files
+            .get(&format!("{base}/secret"), None)
+            .await
+            .status()
+            .as_u16(),
+    );
+    let (status, _) = files
+        .call(
+            reqwest::Method::GET,
+            "",
+            &[("path", base), ("depth", "2")],
+            None,
+        )
+        .await;
+    count("GET list", status);
+    let (status, _) = files
+        .call(reqwest::Method::GET, "/stat", &[("path", &name)], None)
+        .await;
+    count("GET stat", status);
+    let (status, _) = files
+        .call(
+            reqwest::Method::POST,
+            "/mkdir",
+            &[],
+            Some(json!({"path": format!("{base}/newdir-{token}-{i}")})),
+        )
+        .await;
+    count("POST mkdir", status);
+    let (status, _) = files
+        .call(
+            reqwest::Method::POST,
+            "/move",
+            &[],
+            Some(json!({"from": name, "to": format!("{name}-moved")})),
+        )
+        .await;
+    count("POST move", status);
+    let (status, _) = files
+        .call(
+            reqwest::Method::DELETE,
+            "",
+            &[("path", &format!("{name}-moved"))],
+            None,
+        )
+        .await;
+    count("DELETE", status);
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(6);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, format!("{token}-x{i}"), &b"packed"[..])
+        .unwrap();
+    let (status, _) = files
+        .send(
+            reqwest::Method::PUT,
+            "/archive",
+            &[("path", base)],
+            tar.into_inner().unwrap(),
+        )
+        .await;
+    count("PUT archive", status);
+    if !i.is_multiple_of(10) {
+        return;
+    }
+    // Swapped, the path may name the sandbox's whole root (host template: /usr and all),
+    // so only the start of the stream is read; dropping the rest stops the packing.
+    let mut packed = files
+        .http
+        .get(files.url("/archive", &[("path", base)]))
+        .bearer_auth(&files.token)
+        .send()
+        .await
+        .unwrap();
+    let status = packed.status().as_u16();
+    let _ = packed.chunk().await;
+    drop(packed);
+    count("GET archive", status);
+    {
+        let watched = files
+            .http
+            .get(files.url("/watch", &[("path", base)]))
+            .bearer_auth(&files.token)
+            .timeout(Duration::from_millis(200))
+            .send()
+            .await;
+        count("GET watch", watched.map_or(200, |r| r.status().as_u16()));
+    }
+}
+
+/// An inotify watch on a host directory, counting every event.
+struct HostWatch {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl HostWatch {
+    fn new(dir: &std::path::Path) -> Self {
+        use rustix::fs::inotify;
+        let fd =
+            inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC).unwrap();
+        inotify::add_watch(&fd, dir, inotify::WatchFlags::ALL_EVENTS).unwrap();
+        Self { fd }
+    }
+
+    fn events(&self) -> usize {
+        let mut buf = vec![std::mem::MaybeUninit::uninit(); 64 * 1024];
+        let mut reader = rustix::fs::inotify::Reader::new(&self.fd, &mut buf);
+        let mut count = 0;
+        while reader.next().is_ok() {
+            count += 1;
+        }
+        count
+    }
+}
