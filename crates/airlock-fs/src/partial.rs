@@ -77,6 +77,30 @@ impl Root {
         Ok(Written { entry, sha256 })
     }
 
+    /// Like [`Root::commit_partial`], for a partial file the caller wrote through `file`
+    /// from its first byte and hashed on the way (`sha256`): no second read. The name must
+    /// still be that same file; if anything replaced it, the file is hashed as usual.
+    pub fn commit_partial_hashed(
+        &self,
+        dest: &SandboxPath,
+        name: &str,
+        opts: WriteOptions,
+        file: &File,
+        sha256: [u8; 32],
+    ) -> FsResult<Written> {
+        let (parent, final_name) = split(dest)?;
+        let dir = self.resolve(&parent, OFlags::PATH | OFlags::DIRECTORY)?;
+        let ours = rustix::fs::fstat(file).map_err(|e| FsError::from_errno(dest.as_str(), e))?;
+        let named = rustix::fs::statat(&dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
+        if !named.is_ok_and(|n| (n.st_dev, n.st_ino) == (ours.st_dev, ours.st_ino)) {
+            return self.commit_partial(dest, name, opts);
+        }
+        check_digest(opts.expect_sha256, sha256, dest)?;
+        seal(file, &opts, dest)?;
+        let entry = commit(&dir, name, final_name, opts.overwrite, dest)?;
+        Ok(Written { entry, sha256 })
+    }
+
     /// Removes the partial file `name` of `dest`, if it is still there.
     pub fn discard_partial(&self, dest: &SandboxPath, name: &str) -> FsResult<()> {
         let (parent, _) = split(dest)?;

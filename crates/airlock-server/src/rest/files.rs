@@ -18,7 +18,7 @@ use tokio_util::io::ReaderStream;
 use super::body::BodyPump;
 use super::json::{Json, Query};
 use super::range::{ByteRange, parse_range};
-use crate::service::{PutFile, mtime_text, parse_sha256};
+use crate::service::{FileBody, PutFile, mtime_text, parse_sha256};
 use crate::{ApiError, Service};
 
 /// Bytes per chunk when streaming a download.
@@ -120,7 +120,7 @@ pub async fn download(
     Query(q): Query<PathQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (file, entry) = service.open_file(&id, &q.path).await?;
+    let (content, entry) = service.open_file(&id, &q.path).await?;
     let size = entry.size;
     let range = match headers.get(header::RANGE) {
         Some(value) => match parse_range(value.to_str().unwrap_or(""), size) {
@@ -133,13 +133,20 @@ pub async fn download(
         start: 0,
         len: size,
     });
-    let mut file = tokio::fs::File::from_std(file);
-    if start > 0 {
-        file.seek(SeekFrom::Start(start))
-            .await
-            .map_err(|e| ApiError::internal("seeking", e))?;
-    }
-    let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), DOWNLOAD_CHUNK));
+    let body = match content {
+        FileBody::Small(bytes) => {
+            Body::from(bytes::Bytes::from(bytes).slice(start as usize..(start + len) as usize))
+        }
+        FileBody::Stream(file) => {
+            let mut file = tokio::fs::File::from_std(file);
+            if start > 0 {
+                file.seek(SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| ApiError::internal("seeking", e))?;
+            }
+            Body::from_stream(ReaderStream::with_capacity(file.take(len), DOWNLOAD_CHUNK))
+        }
+    };
     let mut response = Response::new(body);
     *response.status_mut() = if range.is_some() {
         StatusCode::PARTIAL_CONTENT

@@ -18,6 +18,15 @@ const MAX_DEPTH: u32 = 64;
 /// Most files one compose may concatenate.
 const MAX_COMPOSE: usize = 10_000;
 
+/// Files up to this size are read whole when opened for download.
+const SMALL_FILE: u64 = 64 * 1024;
+
+/// A download's content: read already (small files) or an open file to stream.
+pub enum FileBody {
+    Small(Vec<u8>),
+    Stream(std::fs::File),
+}
+
 /// A whole-file write as the routes ask for it.
 #[derive(Debug, Clone, Default)]
 pub struct PutFile {
@@ -91,15 +100,23 @@ impl Service {
         .await
     }
 
-    /// Opens a regular file for download.
-    pub async fn open_file(
-        &self,
-        id: &str,
-        path: &str,
-    ) -> Result<(std::fs::File, Entry), ApiError> {
+    /// Opens a regular file for download. A small file is read at once, in the same
+    /// trip to the blocking pool: one hop instead of one per chunk.
+    pub async fn open_file(&self, id: &str, path: &str) -> Result<(FileBody, Entry), ApiError> {
         let path = parse(path)?;
-        self.on_root(id, move |root| Ok(root.open_read(&path)?))
-            .await
+        self.on_root(id, move |root| {
+            let (file, mut entry) = root.open_read(&path)?;
+            if entry.size > SMALL_FILE {
+                return Ok((FileBody::Stream(file), entry));
+            }
+            let mut bytes = Vec::with_capacity(entry.size as usize);
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, SMALL_FILE), &mut bytes)
+                .map_err(|e| ApiError::internal("reading", e))?;
+            // What was read is what is sent, even if the file changed meanwhile.
+            entry.size = bytes.len() as u64;
+            Ok((FileBody::Small(bytes), entry))
+        })
+        .await
     }
 
     /// Streams `body` into `path`, atomically. Returns the result and whether it was new.

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use airlock_sandbox::{Engine, InitProcess, SandboxConfig, TemplateStore};
 
 pub use archive::ArchiveFormat;
-pub use files::{PutFile, mtime_text, parse_sha256};
+pub use files::{FileBody, PutFile, mtime_text, parse_sha256};
 use record::SandboxRecord;
 pub use uploads::{ChunkChecksum, NewUpload, UploadState};
 

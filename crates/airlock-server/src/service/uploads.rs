@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use airlock_api::{ErrorCode, WriteResult};
 use airlock_fs::{FileOwner, FsError, Root, WriteOptions};
+use sha2::Sha256;
 use sha2::digest::DynDigest;
 
 use super::files::{parse, parse_sha256, written};
@@ -70,7 +71,7 @@ impl Service {
                 return Err(ApiError::internal("saving an upload record", e));
             }
             if record.length == 0 {
-                return finish(root, &dir, record);
+                return finish(root, &dir, record, None);
             }
             Ok(UploadState { record, done: None })
         })
@@ -109,7 +110,7 @@ impl Service {
                     record.offset
                 )));
             }
-            let (kept, ended) = append(root, &record, checksum, body);
+            let Appended { kept, ended, whole } = append(root, &record, checksum, body);
             record.offset += kept;
             record.expires_at = now_secs() + expiry.as_secs();
             record
@@ -117,7 +118,7 @@ impl Service {
                 .map_err(|e| ApiError::internal("saving an upload record", e))?;
             ended?;
             if record.offset == record.length {
-                return finish(root, &dir, record);
+                return finish(root, &dir, record, whole);
             }
             Ok(UploadState { record, done: None })
         })
@@ -205,36 +206,52 @@ fn find(dir: &std::path::Path, upload: &str) -> Result<UploadRecord, ApiError> {
     }
 }
 
-/// Writes the chunk after what the partial file holds. Returns how many bytes stay
-/// (counted even when the request then failed) and how the request ended.
+/// What one request added to an upload.
+struct Appended {
+    /// Bytes that stay (counted even when the request then failed).
+    kept: u64,
+    /// How the request ended.
+    ended: Result<(), ApiError>,
+    /// For an upload sent whole in this one request: the file as written, and its sha256,
+    /// so committing it needs no second read.
+    whole: Option<(std::fs::File, [u8; 32])>,
+}
+
+/// Writes the chunk after what the partial file holds.
 fn append(
     root: &Root,
     record: &UploadRecord,
     checksum: Option<ChunkChecksum>,
     mut body: impl Read,
-) -> (u64, Result<(), ApiError>) {
+) -> Appended {
+    let failed = |error: ApiError| Appended {
+        kept: 0,
+        ended: Err(error),
+        whole: None,
+    };
     let dest = match parse(&record.path) {
         Ok(dest) => dest,
-        Err(e) => return (0, Err(e)),
+        Err(e) => return failed(e),
     };
     let io = |e| ApiError::from(FsError::from_io(dest.as_str(), e));
     let mut file = match root.open_partial(&dest, &record.partial) {
         Ok(file) => file,
-        Err(e) => return (0, Err(e.into())),
+        Err(e) => return failed(e.into()),
     };
     // Whatever an earlier broken request left past the agreed offset goes.
     let prepared = file
         .set_len(record.offset)
         .and_then(|()| file.seek(SeekFrom::Start(record.offset)).map(drop));
     if let Err(e) = prepared {
-        return (0, Err(io(e)));
+        return failed(io(e));
     }
     let room = record.length - record.offset;
     let mut checksum = checksum;
-    let (copied, result) = copy_counted(&mut body, &mut file, room + 1, &mut checksum);
+    let mut whole = (record.offset == 0).then(<Sha256 as sha2::Digest>::new);
+    let (copied, result) = copy_counted(&mut body, &mut file, room + 1, &mut checksum, &mut whole);
     let discard = |error: ApiError| match file.set_len(record.offset) {
-        Ok(()) => (0, Err(error)),
-        Err(e) => (0, Err(io(e))),
+        Ok(()) => failed(error),
+        Err(e) => failed(io(e)),
     };
     if copied > room {
         return discard(ApiError::new(
@@ -245,13 +262,23 @@ fn append(
     let chunk_matches = checksum.map(|sum| sum.hasher.finalize().as_ref() == sum.expected);
     match (result, chunk_matches) {
         // Without a checksum, every byte that arrived counts, even from a broken request.
-        (Err(e), None) => (copied, Err(io(e))),
+        (Err(e), None) => Appended {
+            kept: copied,
+            ended: Err(io(e)),
+            whole: None,
+        },
         (Err(e), Some(_)) => discard(io(e)),
         (Ok(()), Some(false)) => discard(ApiError::new(
             ErrorCode::ChecksumMismatch,
             "the chunk does not match its Upload-Checksum; it was discarded",
         )),
-        (Ok(()), _) => (copied, Ok(())),
+        (Ok(()), _) => Appended {
+            kept: copied,
+            ended: Ok(()),
+            whole: whole
+                .filter(|_| copied == room)
+                .map(|hasher| (file, sha2::Digest::finalize(hasher).into())),
+        },
     }
 }
 
@@ -262,6 +289,7 @@ fn copy_counted(
     to: &mut impl Write,
     limit: u64,
     checksum: &mut Option<ChunkChecksum>,
+    whole: &mut Option<Sha256>,
 ) -> (u64, std::io::Result<()>) {
     let mut buf = vec![0u8; BUFFER];
     let mut copied = 0u64;
@@ -279,6 +307,9 @@ fn copy_counted(
         if let Some(sum) = checksum.as_mut() {
             sum.hasher.update(&buf[..n]);
         }
+        if let Some(hasher) = whole.as_mut() {
+            sha2::Digest::update(hasher, &buf[..n]);
+        }
         copied += n as u64;
     }
     (copied, to.flush())
@@ -290,13 +321,19 @@ fn finish(
     root: &Root,
     dir: &std::path::Path,
     record: UploadRecord,
+    whole: Option<(std::fs::File, [u8; 32])>,
 ) -> Result<UploadState, ApiError> {
     let dest = parse(&record.path)?;
     let mut opts = WriteOptions::new(record.mode.unwrap_or(0o644), FileOwner::SANDBOX_USER);
     opts.overwrite = record.overwrite;
     opts.mtime = record.mtime.map(|secs| (secs, 0));
     opts.expect_sha256 = record.sha256.as_deref().map(parse_sha256).transpose()?;
-    let committed = root.commit_partial(&dest, &record.partial, opts);
+    let committed = match whole {
+        Some((file, sha256)) => {
+            root.commit_partial_hashed(&dest, &record.partial, opts, &file, sha256)
+        }
+        None => root.commit_partial(&dest, &record.partial, opts),
+    };
     if committed.is_err() {
         forget(root, dir, &record);
     } else if let Err(e) = UploadRecord::remove(dir, &record.id) {
