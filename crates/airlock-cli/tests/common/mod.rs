@@ -166,6 +166,15 @@ impl Drop for Daemon {
         if !clean || std::thread::panicking() {
             eprintln!("daemon log (clean exit: {clean}):\n{}", self.log());
         }
+        if !clean {
+            // A daemon that died leaves its sandboxes running, as it should: the next
+            // daemon on this home reaps them. Start it once, so a crash in one test does
+            // not leave processes burning CPU for the rest of the run.
+            let restarted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.spawn()));
+            if restarted.is_ok() {
+                self.terminate();
+            }
+        }
     }
 }
 
