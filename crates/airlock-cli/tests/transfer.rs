@@ -90,6 +90,26 @@ fn cp_round_trips_a_tree_with_docker_cp_rules() {
         describe_local(&tree)
     );
 
+    // --gitignore leaves out what the tree's .gitignore names.
+    std::fs::write(tree.join(".gitignore"), "*.tmp\nbuild/\n").unwrap();
+    std::fs::create_dir(tree.join("build")).unwrap();
+    std::fs::write(tree.join("build/out.o"), "obj").unwrap();
+    std::fs::write(tree.join("scratch.tmp"), "tmp").unwrap();
+    ok(&daemon.cli(&[
+        "cp",
+        "--gitignore",
+        &tree_arg,
+        &format!("{id}:/workspace/ignored"),
+    ]));
+    let listed = rt.block_on(sh(&daemon.client(), &id, "cd /workspace/ignored && ls -A"));
+    assert_eq!(
+        listed.stdout,
+        ".gitignore\nblob.bin\nlink\nrun.sh\nsrc\nünï\n"
+    );
+    std::fs::remove_dir_all(tree.join("build")).unwrap();
+    std::fs::remove_file(tree.join("scratch.tmp")).unwrap();
+    std::fs::remove_file(tree.join(".gitignore")).unwrap();
+
     // SRC/. copies the contents into DST, which is made.
     ok(&daemon.cli(&[
         "cp",
