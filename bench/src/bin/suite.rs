@@ -20,6 +20,10 @@ const REMOTE_HOME: &str = "/home/airlockbench";
 
 struct Env {
     work: PathBuf,
+    /// The ssh command line as one program, for scp's and sftp's `-S`.
+    scp_ssh: String,
+    url: String,
+    token: String,
     cli: String,
     ssh: String,
     nginx: String,
@@ -44,7 +48,14 @@ async fn main() -> anyhow::Result<()> {
     let daemon = BenchDaemon::start(&binary)?;
     let client = daemon.client();
     let id = client.create(&CreateSandbox::default()).await?.id;
+    let ssh = std::fs::read_to_string(std::env::var("SSH_COMMAND")?)?
+        .trim()
+        .to_owned();
+    let scp_ssh = work.join("ssh-wrapper");
+    std::fs::write(&scp_ssh, format!("#!/bin/sh\nexec {ssh} \"$@\"\n"))?;
+    run_shell(&format!("chmod +x {}", scp_ssh.display()))?;
     let env = Env {
+        scp_ssh: scp_ssh.display().to_string(),
         cli: format!(
             "AIRLOCK_URL={} AIRLOCK_TOKEN={} AIRLOCK_STATE_DIR={} {} ",
             daemon.url,
@@ -52,9 +63,9 @@ async fn main() -> anyhow::Result<()> {
             work.join("state").display(),
             binary.display()
         ),
-        ssh: std::fs::read_to_string(std::env::var("SSH_COMMAND")?)?
-            .trim()
-            .to_owned(),
+        ssh,
+        url: daemon.url.clone(),
+        token: daemon.token.clone(),
         nginx: format!("http://127.0.0.1:{}", std::env::var("NGINX_PORT")?),
         nginx_root: PathBuf::from(std::env::var("NGINX_ROOT")?),
         work,
@@ -117,14 +128,14 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
                 "up: scp (aes128-gcm)",
                 format!(
                     "scp -q -S {} -c aes128-gcm@openssh.com {b} airlockbench@127.0.0.1:big-{r}",
-                    ssh_program(ssh)
+                    env.scp_ssh
                 ),
             ),
             (
                 "up: sftp (aes128-gcm)",
                 format!(
                     "echo 'put {b} sftp-{r}' | sftp -q -b - -S {} airlockbench@127.0.0.1 >/dev/null",
-                    ssh_program(ssh)
+                    env.scp_ssh
                 ),
             ),
             (
@@ -164,14 +175,14 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
                 "down: scp (aes128-gcm)",
                 format!(
                     "scp -q -S {} -c aes128-gcm@openssh.com airlockbench@127.0.0.1:big-{r} {w}/d-scp-{r}",
-                    ssh_program(ssh)
+                    env.scp_ssh
                 ),
             ),
             (
                 "down: sftp (aes128-gcm)",
                 format!(
                     "echo 'get sftp-{r} {w}/d-sftp-{r}' | sftp -q -b - -S {} airlockbench@127.0.0.1 >/dev/null",
-                    ssh_program(ssh)
+                    env.scp_ssh
                 ),
             ),
             (
@@ -357,19 +368,8 @@ fn w3(env: &Env, reps: usize) -> anyhow::Result<Table> {
     let mut t = Table::new("W3: 1,000 sequential 1 KiB writes and reads, one connection");
     let w = env.work.display().to_string();
     std::fs::write(env.work.join("small"), vec![b'k'; 1024])?;
-    let auth_header = env
-        .cli
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("AIRLOCK_TOKEN="))
-        .map(|t| format!("header = \"Authorization: Bearer {t}\"\n"))
-        .unwrap_or_default();
-    let base = env
-        .cli
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("AIRLOCK_URL="))
-        .unwrap_or_default()
-        .to_owned();
-    let files = format!("{base}/v1/sandboxes/{}/files/content", env.id);
+    let auth_header = format!("header = \"Authorization: Bearer {}\"\n", env.token);
+    let files = format!("{}/v1/sandboxes/{}/files/content", env.url, env.id);
     for rep in 0..=reps {
         let mut t_rep = Table::new("");
         let t = if rep == 0 { &mut t_rep } else { &mut t };
@@ -557,16 +557,6 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))
-}
-
-/// `ssh -p … -i …` as one program for scp/sftp `-S`: written to a tiny wrapper script.
-fn ssh_program(ssh: &str) -> String {
-    let wrapper = "/tmp/airlock-bench-suite/ssh-wrapper";
-    if !Path::new(wrapper).exists() {
-        let _ = std::fs::write(wrapper, format!("#!/bin/sh\nexec {ssh} \"$@\"\n"));
-        let _ = run_shell(&format!("chmod +x {wrapper}"));
-    }
-    wrapper.to_owned()
 }
 
 /// Flushes dirty pages and reads `file` back into the page cache.

@@ -280,6 +280,19 @@ async fn hostile_archives_change_nothing() {
     sentinel.assert_untouched();
     assert_eq!(files.bytes("/workspace/p/esc/secret").await, b"inside");
 
+    // A zstd frame that asks for a 128 MiB window (`--long`) is refused, not allocated.
+    let mut small = Vec::new();
+    raw_entry(&mut small, b"w", Regular, b"", b"window");
+    small.resize(small.len() + 1024, 0);
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    encoder.window_log(27).unwrap();
+    encoder.long_distance_matching(true).unwrap();
+    std::io::Write::write_all(&mut encoder, &small).unwrap();
+    let (status, body) = files
+        .put_archive(&[("path", "/workspace/z")], encoder.finish().unwrap())
+        .await;
+    assert_eq!(status, 422, "{body}");
+
     // Truncated, garbage and over-limit archives.
     let mut whole = Vec::new();
     raw_entry(&mut whole, b"a", Regular, b"", &[1u8; 3000]);

@@ -38,6 +38,8 @@ pub(crate) struct Extractor<'a> {
     report: Unpacked,
     dirs: Vec<DirMeta>,
     cached_parent: Option<(Vec<u8>, Rc<OwnedFd>)>,
+    /// The staging directory as a shareable handle, for entries at the top.
+    top: Option<Rc<OwnedFd>>,
     buf: Vec<u8>,
 }
 
@@ -56,6 +58,7 @@ impl<'a> Extractor<'a> {
             report: Unpacked::default(),
             dirs: Vec::new(),
             cached_parent: None,
+            top: None,
             buf: vec![0; BUFFER],
         }
     }
@@ -236,23 +239,27 @@ impl<'a> Extractor<'a> {
         {
             return Ok(fd.clone());
         }
-        let mut dir = open_beneath(self.staging, ".", OFlags::PATH | OFlags::DIRECTORY)
-            .map_err(|e| self.errno(b"", e))?;
+        let top = self.top()?;
+        let mut dir: Option<OwnedFd> = None;
         let mut walked = 0;
         for part in rel.split(|&b| b == b'/') {
             walked += part.len() + 1;
             let name = OsStr::from_bytes(part);
-            dir = match open_beneath(&dir, name, OFlags::PATH | OFlags::DIRECTORY) {
-                Ok(next) => next,
-                Err(Errno::NOENT) => make_dir_in(&dir, name, 0o755, self.owner)
-                    .map_err(|e| self.errno(&rel[..walked - 1], e))?,
-                Err(Errno::LOOP | Errno::NOTDIR) => {
-                    let reason = "its path goes through a symlink or a file of the archive";
-                    return Err(self.bad(&rel[..walked - 1], reason));
-                }
-                Err(e) => return Err(self.errno(&rel[..walked - 1], e)),
-            };
+            let from = dir.as_ref().unwrap_or(&top);
+            dir = Some(
+                match open_beneath(from, name, OFlags::PATH | OFlags::DIRECTORY) {
+                    Ok(next) => next,
+                    Err(Errno::NOENT) => make_dir_in(from, name, 0o755, self.owner)
+                        .map_err(|e| self.errno(&rel[..walked - 1], e))?,
+                    Err(Errno::LOOP | Errno::NOTDIR) => {
+                        let reason = "its path goes through a symlink or a file of the archive";
+                        return Err(self.bad(&rel[..walked - 1], reason));
+                    }
+                    Err(e) => return Err(self.errno(&rel[..walked - 1], e)),
+                },
+            );
         }
+        let Some(dir) = dir else { return Ok(top) };
         let dir = Rc::new(dir);
         self.cached_parent = Some((rel.to_vec(), dir.clone()));
         Ok(dir)
@@ -272,14 +279,25 @@ impl<'a> Extractor<'a> {
     fn parent_of<'r>(&mut self, rel: &'r [u8]) -> FsResult<(Rc<OwnedFd>, &'r OsStr)> {
         let (parent, name) = split_last(rel);
         let dir = if parent.is_empty() {
-            Rc::new(
-                open_beneath(self.staging, ".", OFlags::PATH | OFlags::DIRECTORY)
-                    .map_err(|e| self.errno(b"", e))?,
-            )
+            self.top()?
         } else {
             self.dir(parent)?
         };
         Ok((dir, OsStr::from_bytes(name)))
+    }
+
+    /// The staging directory, duplicated once into a handle the walks can share.
+    fn top(&mut self) -> FsResult<Rc<OwnedFd>> {
+        if let Some(top) = &self.top {
+            return Ok(top.clone());
+        }
+        let top = Rc::new(
+            self.staging
+                .try_clone()
+                .map_err(|e| FsError::from_io(self.target.as_str(), e))?,
+        );
+        self.top = Some(top.clone());
+        Ok(top)
     }
 
     /// Makes room for a non-directory entry: a later entry of the same name replaces an

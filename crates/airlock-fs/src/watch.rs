@@ -104,6 +104,8 @@ pub struct Watcher {
     /// A `MOVED_FROM` waiting for its `MOVED_TO`: cookie, path, is a directory.
     pending_move: Option<(u32, Vec<u8>, bool)>,
     last_write: Option<Vec<u8>>,
+    /// Events from setting the watch up (a tree too big to follow), for the first read.
+    startup: Vec<WatchEvent>,
     buf: Vec<MaybeUninit<u8>>,
 }
 
@@ -130,15 +132,17 @@ impl Root {
             dirs: HashMap::new(),
             pending_move: None,
             last_write: None,
+            startup: Vec::new(),
             buf: vec![MaybeUninit::uninit(); READ_BUFFER],
         };
-        let mut ignored = Vec::new();
         let top = watcher
             .open_dir(b".")
             .map_err(|e| FsError::from_errno(dir.as_str(), e))?;
+        let mut startup = Vec::new();
         watcher
-            .add_tree(&top, Vec::new(), false, &mut ignored)
+            .add_tree(&top, Vec::new(), false, &mut startup)
             .map_err(|e| FsError::from_errno(dir.as_str(), e))?;
+        watcher.startup = startup;
         Ok(watcher)
     }
 }
@@ -157,6 +161,7 @@ impl Watcher {
 
     /// Reads what the kernel has queued, appending events to `out`.
     pub fn read(&mut self, out: &mut Vec<WatchEvent>) -> FsResult<()> {
+        out.append(&mut self.startup);
         let mut raw = Vec::new();
         let mut buf = std::mem::take(&mut self.buf);
         let mut reader = inotify::Reader::new(&self.inotify, &mut buf);

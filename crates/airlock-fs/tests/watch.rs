@@ -113,3 +113,29 @@ fn a_flat_watch_ignores_subdirectories() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_tree_too_big_to_follow_is_reported_not_silently_cut() {
+    let s = scene("w");
+    for i in 0..8200 {
+        fs::create_dir(s.root_dir.join(format!("w/d{i}"))).unwrap();
+    }
+    let root = Root::open(&s.root_dir).unwrap();
+    let mut watcher = root
+        .watch(&SandboxPath::parse("/w").unwrap(), true)
+        .unwrap();
+    let mut events = Vec::new();
+    watcher.read(&mut events).unwrap();
+    let errors: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == WatchKind::Error)
+        .collect();
+    assert!(
+        !errors.is_empty(),
+        "no error event for the directories left out"
+    );
+    assert!(
+        errors[0].message.as_deref().unwrap().contains("8192"),
+        "{errors:?}"
+    );
+}

@@ -33,7 +33,7 @@ pub fn load_or_create(path: &Path) -> io::Result<Token> {
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(io::Error::other)?;
-    let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let text = airlock_fs::hex(&bytes);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

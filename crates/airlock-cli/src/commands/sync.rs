@@ -145,13 +145,7 @@ fn local_sha256(path: &Path) -> Option<String> {
     let mut file = std::fs::File::open(path).ok()?;
     let mut hasher = sha2::Sha256::new();
     std::io::copy(&mut file, &mut hasher).ok()?;
-    Some(
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    Some(airlock_fs::hex(&hasher.finalize()))
 }
 
 /// Paths to remove so that only `keep` stays, parents before (and instead of) children.

@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::body::BodyPump;
+use super::headers::{insert, text};
 use super::json::{Json, Query};
 use super::range::{ByteRange, parse_range};
 use crate::service::{FileBody, PutFile, mtime_text, parse_sha256};
@@ -212,11 +213,10 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let expected = q.sha256.as_deref().or_else(|| {
-        headers
-            .get("x-airlock-sha256")
-            .and_then(|v| v.to_str().ok())
-    });
+    let expected = q
+        .sha256
+        .as_deref()
+        .or_else(|| text(&headers, "x-airlock-sha256"));
     let put = put_options(
         q.mode.as_deref(),
         q.mtime.as_deref(),
@@ -304,13 +304,4 @@ fn parse_mtime(text: &str) -> Result<(i64, u32), ApiError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|_| ApiError::bad_request("mtime before 1970"))?;
     Ok((since.as_secs() as i64, since.subsec_nanos()))
-}
-
-fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (
-        header::HeaderName::try_from(name),
-        HeaderValue::try_from(value),
-    ) {
-        headers.insert(name, value);
-    }
 }

@@ -6,6 +6,7 @@ mod batch;
 mod body;
 mod exec;
 mod files;
+mod headers;
 mod json;
 mod range;
 mod sandboxes;

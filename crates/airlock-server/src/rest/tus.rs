@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
 use super::body::BodyPump;
+use super::headers::{insert, text};
 use crate::service::{ChunkChecksum, NewUpload, UploadState, parse_sha256};
 use crate::{ApiError, Service};
 
@@ -247,17 +248,4 @@ fn number(headers: &HeaderMap, name: &str) -> Result<u64, ApiError> {
     text(headers, name)
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| ApiError::bad_request(format!("{name} must be a non-negative integer")))
-}
-
-fn text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (
-        header::HeaderName::try_from(name),
-        HeaderValue::try_from(value),
-    ) {
-        headers.insert(name, value);
-    }
 }

@@ -7,7 +7,7 @@ use airlock_api::{CreateSandbox, Sandbox, SandboxState};
 use airlock_fs::{FileOwner, WriteOptions};
 use airlock_sandbox::{Engine, HOST_TEMPLATE, Limits, SandboxConfig, TemplateRoot};
 
-use super::record::{SandboxRecord, now_secs};
+use super::record::{SandboxRecord, now_secs, random_hex};
 use super::validate::{self, CheckedFile, DEFAULT_PIDS};
 use super::{ADMIN_OWNER, Entry, Service, blocking};
 use crate::ApiError;
@@ -280,7 +280,5 @@ pub(super) async fn watch_init(
 }
 
 fn new_id() -> String {
-    let mut bytes = [0u8; 6];
-    let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    random_hex::<6>()
 }

@@ -67,6 +67,14 @@ pub fn save_json(value: &impl Serialize, file: &Path) -> io::Result<()> {
     std::fs::rename(temp, file)
 }
 
+/// `N` random bytes as lowercase hex: sandbox and upload ids. A failure of the kernel's
+/// random source is not expected here; the token file's creation reports it.
+pub fn random_hex<const N: usize>() -> String {
+    let mut bytes = [0u8; N];
+    let _ = getrandom::fill(&mut bytes);
+    airlock_fs::hex(&bytes)
+}
+
 /// Seconds since the epoch, now.
 pub fn now_secs() -> u64 {
     SystemTime::now()

@@ -86,8 +86,5 @@ impl UploadRecord {
 
 /// A fresh random upload id: 128 bits, hex.
 pub fn new_upload_id() -> String {
-    let mut bytes = [0u8; 16];
-    // Without the kernel's randomness the daemon cannot make tokens either.
-    let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    super::record::random_hex::<16>()
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use airlock_client::{ArchiveFormat, Client};
 use anyhow::Context;
 
-use super::progress::bar;
+use super::progress::{ProgressWriter, bar};
 
 /// What a download did.
 #[derive(Debug, serde::Serialize)]
@@ -111,44 +111,4 @@ fn tempfile_in(dir: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
         .prefix(".airlock-cp-")
         .tempfile_in(dir)
         .with_context(|| format!("writing into {}", dir.display()))
-}
-
-/// Counts bytes written through it on a bar.
-struct ProgressWriter<'w, W> {
-    inner: &'w mut W,
-    bar: indicatif::ProgressBar,
-}
-
-impl<'w, W> ProgressWriter<'w, W> {
-    fn new(inner: &'w mut W, bar: indicatif::ProgressBar) -> Self {
-        Self { inner, bar }
-    }
-}
-
-impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ProgressWriter<'_, W> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let polled = std::pin::Pin::new(&mut *self.inner).poll_write(cx, buf);
-        if let std::task::Poll::Ready(Ok(n)) = polled {
-            self.bar.inc(n as u64);
-        }
-        polled
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut *self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut *self.inner).poll_shutdown(cx)
-    }
 }

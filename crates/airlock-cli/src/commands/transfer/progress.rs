@@ -47,3 +47,43 @@ impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
         polled
     }
 }
+
+/// Counts bytes written through it on a bar.
+pub struct ProgressWriter<'w, W> {
+    inner: &'w mut W,
+    bar: indicatif::ProgressBar,
+}
+
+impl<'w, W> ProgressWriter<'w, W> {
+    pub fn new(inner: &'w mut W, bar: indicatif::ProgressBar) -> Self {
+        Self { inner, bar }
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ProgressWriter<'_, W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut *self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = polled {
+            self.bar.inc(n as u64);
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_shutdown(cx)
+    }
+}

@@ -30,11 +30,7 @@ impl ResumeState {
             meta.mtime(),
             meta.mtime_nsec()
         );
-        let digest: String = Sha256::digest(key.as_bytes())
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = airlock_fs::hex(&Sha256::digest(key.as_bytes())[..16]);
         Ok(Self {
             file: state_dir().join("uploads").join(digest),
         })

@@ -43,7 +43,7 @@ pub async fn file(
     let mode = meta.permissions().mode() & 0o777;
     let mtime = keep_mtime.then(|| meta.mtime());
     if meta.len() > RESUMABLE_FROM {
-        return resumable(client, id, local, dest, mode, mtime, quiet).await;
+        return resumable(client, id, local, &meta, dest, mode, mtime, quiet).await;
     }
     let progress = bar(meta.len(), quiet, dest);
     let reader = Counted::new(tokio::fs::File::open(local).await?, progress.clone());
@@ -68,17 +68,18 @@ pub async fn file(
 /// A large file over the tus routes. The upload's URL is remembered locally, so running
 /// the same copy again after an interruption continues where the daemon stopped receiving.
 /// The file's sha256 is computed on the way and must match the daemon's.
+#[allow(clippy::too_many_arguments)]
 async fn resumable(
     client: &Client,
     id: &str,
     local: &Path,
+    meta: &std::fs::Metadata,
     dest: &str,
     mode: u32,
     mtime: Option<i64>,
     quiet: bool,
 ) -> anyhow::Result<Uploaded> {
-    let meta = std::fs::metadata(local)?;
-    let state = ResumeState::for_upload(client.base_url(), id, local, dest, &meta)?;
+    let state = ResumeState::for_upload(client.base_url(), id, local, dest, meta)?;
     let mut resumed_from = None;
     let (url, offset) = match state.load() {
         Some(url) => match client.upload_offset(&url).await? {
@@ -87,12 +88,12 @@ async fn resumable(
                 (url, offset)
             }
             None => (
-                new_upload(client, id, dest, &meta, mode, mtime, &state).await?,
+                new_upload(client, id, dest, meta, mode, mtime, &state).await?,
                 0,
             ),
         },
         None => (
-            new_upload(client, id, dest, &meta, mode, mtime, &state).await?,
+            new_upload(client, id, dest, meta, mode, mtime, &state).await?,
             0,
         ),
     };
@@ -241,11 +242,7 @@ struct Digest256(std::sync::Arc<std::sync::Mutex<Sha256>>);
 impl Digest256 {
     fn finish(self) -> String {
         let hasher = self.0.lock().map(|h| h.clone()).unwrap_or_default();
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        airlock_fs::hex(&hasher.finalize())
     }
 }
 
