@@ -4,53 +4,11 @@
 
 mod common;
 
-use std::path::Path;
-
 use airlock_api::{CreateSandbox, InjectedFile, Limits};
-use common::{Daemon, children_of, count_entries, sh};
+use common::census::census;
+use common::{Daemon, sh};
 
 const CYCLES: usize = 200;
-
-#[derive(Debug, PartialEq)]
-struct Census {
-    mounts: usize,
-    children: usize,
-    cgroups: usize,
-    loops: usize,
-    files: usize,
-}
-
-fn census(daemon: &Daemon) -> Census {
-    let home = daemon.home();
-    let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", daemon.pid())).unwrap();
-    let instance = airlock_sandbox::instance_name(&home);
-    let cgroups = ["memory", "pids", "cpu"]
-        .iter()
-        .map(|c| {
-            count_entries(
-                &Path::new("/sys/fs/cgroup")
-                    .join(c)
-                    .join("airlock")
-                    .join(&instance),
-            )
-        })
-        .sum();
-    let loops = std::fs::read_dir("/sys/block")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("loop/backing_file"))
-                .is_ok_and(|b| b.starts_with(home.to_str().unwrap()))
-        })
-        .count();
-    Census {
-        mounts: mountinfo.lines().count(),
-        children: children_of(daemon.pid()).len(),
-        cgroups,
-        loops,
-        files: count_entries(&home),
-    }
-}
 
 #[tokio::test]
 async fn two_hundred_cycles_leave_nothing_behind() {

@@ -10,98 +10,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::files::{Files, random, sandbox_with, sha_hex};
+use common::tus::{Tus, b64};
 use common::{Daemon, sh};
 use serde_json::json;
 use sha2::Digest;
-
-/// A tus client for one sandbox, over raw HTTP.
-struct Tus {
-    http: reqwest::Client,
-    daemon_url: String,
-    id: String,
-    token: String,
-}
-
-fn b64(text: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-impl Tus {
-    fn new(daemon: &Daemon, id: &str) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            daemon_url: daemon.url.clone(),
-            id: id.to_owned(),
-            token: daemon.token.clone(),
-        }
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.daemon_url))
-            .bearer_auth(&self.token)
-            .header("Tus-Resumable", "1.0.0")
-    }
-
-    /// Creates an upload; returns its URL path.
-    async fn create(&self, length: u64, metadata: &[(&str, &str)]) -> String {
-        let metadata: Vec<String> = metadata
-            .iter()
-            .map(|(k, v)| format!("{k} {}", b64(v)))
-            .collect();
-        let response = self
-            .request(
-                reqwest::Method::POST,
-                &format!("/v1/sandboxes/{}/uploads", self.id),
-            )
-            .header("Upload-Length", length.to_string())
-            .header("Upload-Metadata", metadata.join(","))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        assert_eq!(response.headers()["tus-resumable"], "1.0.0");
-        assert_eq!(response.headers()["upload-offset"], "0");
-        response.headers()["location"].to_str().unwrap().to_owned()
-    }
-
-    async fn offset(&self, location: &str) -> Option<u64> {
-        let response = self
-            .request(reqwest::Method::HEAD, location)
-            .send()
-            .await
-            .unwrap();
-        if response.status() == 404 {
-            return None;
-        }
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["cache-control"], "no-store");
-        Some(
-            response.headers()["upload-offset"]
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap(),
-        )
-    }
-
-    async fn patch(
-        &self,
-        location: &str,
-        offset: u64,
-        chunk: &[u8],
-        checksum: Option<String>,
-    ) -> reqwest::Response {
-        let mut request = self
-            .request(reqwest::Method::PATCH, location)
-            .header("Content-Type", "application/offset+octet-stream")
-            .header("Upload-Offset", offset.to_string());
-        if let Some(checksum) = checksum {
-            request = request.header("Upload-Checksum", checksum);
-        }
-        request.body(chunk.to_vec()).send().await.unwrap()
-    }
-}
 
 fn sha1_b64(data: &[u8]) -> String {
     format!(
@@ -388,4 +300,58 @@ async fn uploads_through_planted_symlinks_stay_inside() {
     )
     .await;
     assert_eq!(seen.stdout, "pwnedf\n");
+}
+
+/// A kill between saving "all bytes in" and committing the file leaves a complete record
+/// beside its partial file. The next HEAD commits it, so a client told "complete" finds
+/// its file. The crash is staged by editing the record while the daemon is down.
+#[tokio::test]
+async fn an_upload_complete_at_the_crash_is_committed_after_restart() {
+    let mut daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let tus = Tus::new(&daemon, &id);
+    let location = tus.create(8, &[("path", "/workspace/stranded")]).await;
+    assert_eq!(tus.patch(&location, 0, b"abcd", None).await.status(), 204);
+    daemon.kill9();
+
+    let storage = daemon.home().join("sandboxes").join(&id);
+    let uploads = storage.join("uploads");
+    let record_file = std::fs::read_dir(&uploads)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_file).unwrap()).unwrap();
+    record["offset"] = json!(8);
+    std::fs::write(&record_file, record.to_string()).unwrap();
+    let partial = find_named(&storage.join("data"), record["partial"].as_str().unwrap());
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(partial)
+        .unwrap();
+    file.write_all(b"efgh").unwrap();
+
+    daemon.restart();
+    let tus = Tus::new(&daemon, &id);
+    assert_eq!(tus.offset(&location).await, Some(8), "reported complete");
+    let files = Files::new(&daemon, &id);
+    assert_eq!(files.bytes("/workspace/stranded").await, b"abcdefgh");
+    assert_eq!(tus.offset(&location).await, None, "and then over");
+}
+
+fn find_named(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.file_name() == name {
+                return entry.path();
+            }
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    panic!("{name} not found below {}", dir.display())
 }

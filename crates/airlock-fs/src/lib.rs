@@ -18,6 +18,7 @@ mod partial;
 mod path;
 mod read;
 mod root;
+mod sweep;
 mod unpack;
 mod watch;
 mod write;

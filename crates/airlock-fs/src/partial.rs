@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// Names of partial upload files start so.
-const PARTIAL_PREFIX: &str = ".airlock-upload-";
+pub(crate) const PARTIAL_PREFIX: &str = ".airlock-upload-";
 
 impl Root {
     /// Makes an empty partial file for `dest` (and, with `parents`, the directories it

@@ -21,6 +21,9 @@ use crate::root::{make_dir_in, open_beneath};
 use crate::write::random_u64;
 use crate::{FileOwner, FsError, FsResult, Root, SandboxPath};
 
+/// Names of staging directories of extractions in progress start so.
+pub(crate) const STAGING_PREFIX: &str = ".airlock-unpack-";
+
 /// Bounds on what one archive may create; they stop tar bombs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnpackLimits {
@@ -106,7 +109,7 @@ fn make_staging(target: &OwnedFd, dir: &SandboxPath) -> FsResult<(String, OwnedF
         }
     };
     loop {
-        let name = format!(".airlock-unpack-{:016x}", random_u64());
+        let name = format!("{STAGING_PREFIX}{:016x}", random_u64());
         match make_dir_in(target, name.as_str(), 0o700, owner) {
             Ok(_) => {
                 let fd = open_beneath(target, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY)

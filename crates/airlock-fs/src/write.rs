@@ -325,7 +325,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Names of the engine's temporary files start so.
-const TEMP_PREFIX: &str = ".airlock-tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".airlock-tmp-";
 
 /// Creates a new file named `prefix` and random hex in `dir`; never follows or reuses an
 /// existing entry.

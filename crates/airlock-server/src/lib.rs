@@ -30,6 +30,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     std::fs::create_dir_all(&config.home)?;
     let home = config.home.canonicalize()?;
     let token = token::load_or_create(&home.join("token"))?;
+    let started = std::time::SystemTime::now();
     let service = Arc::new(Service::open(&home, config.upload_expiry).await?);
     let listener = TcpListener::bind(&config.listen).await?;
     let address = listener.local_addr()?;
@@ -38,6 +39,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     tracing::info!(%address, home = %home.display(), "airlock daemon ready");
     let reaper = tokio::spawn(service.clone().expire_forever());
     let upload_reaper = tokio::spawn(service.clone().expire_uploads_forever());
+    tokio::spawn(service.clone().sweep_leftovers(started));
     let app = rest::router(service.clone(), token);
     // Small answers go out at once instead of waiting on the client's delayed ACK (a
     // header write and a body write would otherwise cost 40 ms per small GET).

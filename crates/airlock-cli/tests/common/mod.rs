@@ -2,7 +2,9 @@
 //! on a free loopback port with its own temporary home, stopped when the test ends.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod census;
 pub mod files;
+pub mod tus;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -4,6 +4,7 @@
 mod archive;
 mod exec;
 mod files;
+mod leftovers;
 mod lifecycle;
 mod record;
 mod recovery;

@@ -78,12 +78,29 @@ impl Service {
         .await
     }
 
-    /// Where upload `upload` stands (404 when unknown, finished or expired).
+    /// Where upload `upload` stands (404 when unknown, finished or expired). An upload
+    /// whose last byte is in but whose commit a crash cut short is committed now, so a
+    /// client told "complete" finds its file.
     pub async fn upload_status(&self, id: &str, upload: &str) -> Result<UploadRecord, ApiError> {
         self.require(id)?;
         let dir = self.engine.layout().uploads(id);
-        let upload = upload.to_owned();
-        blocking(move || find(&dir, &upload)).await?
+        let record = {
+            let (dir, upload) = (dir.clone(), upload.to_owned());
+            blocking(move || find(&dir, &upload)).await??
+        };
+        if record.offset < record.length {
+            return Ok(record);
+        }
+        let _busy = self.claim_upload(upload)?;
+        self.on_root(id, move |root| {
+            let record = find(&dir, &record.id)?;
+            if record.offset < record.length {
+                return Ok(record);
+            }
+            tracing::warn!(upload = %record.id, "committing an upload a crash left complete");
+            finish(root, &dir, record, None).map(|state| state.record)
+        })
+        .await
     }
 
     /// Appends `body` at `offset`, which must be where the upload stands. Bytes that
@@ -158,7 +175,16 @@ impl Service {
                         continue;
                     };
                     let dir = dir.clone();
-                    let _ = blocking(move || forget(&root, &dir, &record)).await;
+                    // All bytes in but never committed (a crash came between): the file
+                    // is whole, so it is committed rather than thrown away.
+                    let _ = blocking(move || {
+                        if record.offset == record.length {
+                            let _ = finish(&root, &dir, record, None);
+                        } else {
+                            forget(&root, &dir, &record);
+                        }
+                    })
+                    .await;
                     tracing::info!(id = %entry.id, "abandoned upload expired");
                 }
             }

@@ -1,0 +1,48 @@
+//! A count of everything a daemon holds on the host, to compare before and after.
+
+use std::path::Path;
+
+use super::{Daemon, children_of, count_entries};
+
+#[derive(Debug, PartialEq)]
+pub struct Census {
+    pub mounts: usize,
+    pub children: usize,
+    pub cgroups: usize,
+    pub loops: usize,
+    pub files: usize,
+}
+
+/// The daemon's mounts, its child processes, our cgroups, loop devices backed by files in
+/// its home, and entries under its home.
+pub fn census(daemon: &Daemon) -> Census {
+    let home = daemon.home();
+    let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", daemon.pid())).unwrap();
+    let instance = airlock_sandbox::instance_name(&home);
+    let cgroups = ["memory", "pids", "cpu"]
+        .iter()
+        .map(|c| {
+            count_entries(
+                &Path::new("/sys/fs/cgroup")
+                    .join(c)
+                    .join("airlock")
+                    .join(&instance),
+            )
+        })
+        .sum();
+    let loops = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("loop/backing_file"))
+                .is_ok_and(|b| b.starts_with(home.to_str().unwrap()))
+        })
+        .count();
+    Census {
+        mounts: mountinfo.lines().count(),
+        children: children_of(daemon.pid()).len(),
+        cgroups,
+        loops,
+        files: count_entries(&home),
+    }
+}

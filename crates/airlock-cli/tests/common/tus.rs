@@ -1,0 +1,94 @@
+//! A tus 1.0 client over raw HTTP, to test the protocol as clients speak it.
+
+use base64::Engine as _;
+
+use super::Daemon;
+
+/// A tus client for one sandbox, over raw HTTP.
+pub struct Tus {
+    pub http: reqwest::Client,
+    pub daemon_url: String,
+    pub id: String,
+    pub token: String,
+}
+
+pub fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+impl Tus {
+    pub fn new(daemon: &Daemon, id: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            daemon_url: daemon.url.clone(),
+            id: id.to_owned(),
+            token: daemon.token.clone(),
+        }
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.daemon_url))
+            .bearer_auth(&self.token)
+            .header("Tus-Resumable", "1.0.0")
+    }
+
+    /// Creates an upload; returns its URL path.
+    pub async fn create(&self, length: u64, metadata: &[(&str, &str)]) -> String {
+        let metadata: Vec<String> = metadata
+            .iter()
+            .map(|(k, v)| format!("{k} {}", b64(v)))
+            .collect();
+        let response = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/v1/sandboxes/{}/uploads", self.id),
+            )
+            .header("Upload-Length", length.to_string())
+            .header("Upload-Metadata", metadata.join(","))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.headers()["tus-resumable"], "1.0.0");
+        assert_eq!(response.headers()["upload-offset"], "0");
+        response.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    pub async fn offset(&self, location: &str) -> Option<u64> {
+        let response = self
+            .request(reqwest::Method::HEAD, location)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 404 {
+            return None;
+        }
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        Some(
+            response.headers()["upload-offset"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        )
+    }
+
+    pub async fn patch(
+        &self,
+        location: &str,
+        offset: u64,
+        chunk: &[u8],
+        checksum: Option<String>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .request(reqwest::Method::PATCH, location)
+            .header("Content-Type", "application/offset+octet-stream")
+            .header("Upload-Offset", offset.to_string());
+        if let Some(checksum) = checksum {
+            request = request.header("Upload-Checksum", checksum);
+        }
+        request.body(chunk.to_vec()).send().await.unwrap()
+    }
+}
