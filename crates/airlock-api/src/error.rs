@@ -14,12 +14,16 @@ pub enum ErrorCode {
     Forbidden,
     /// No such sandbox, template or file (404).
     NotFound,
+    /// The client stopped sending its request body for longer than the idle timeout (408).
+    Timeout,
     /// Exists already, or the sandbox is in the wrong state (409).
     Conflict,
     /// Over a size or count limit (413).
     TooLarge,
     /// A body of a media type the route does not take (415).
     UnsupportedMediaType,
+    /// The request head (URI and headers) is over the daemon's limit (431).
+    HeadersTooLarge,
     /// An unsatisfiable byte range (416).
     BadRange,
     /// A malformed archive (422).
@@ -41,10 +45,12 @@ impl ErrorCode {
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
+            Self::Timeout => 408,
             Self::Conflict => 409,
             Self::TooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::BadRange => 416,
+            Self::HeadersTooLarge => 431,
             Self::BadArchive => 422,
             Self::ChecksumMismatch => 460,
             Self::Internal => 500,

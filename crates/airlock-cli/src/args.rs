@@ -217,6 +217,15 @@ pub struct ServeArgs {
     /// Remove resumable uploads untouched for this long (e.g. 30m, 24h).
     #[arg(long, env = "AIRLOCK_UPLOAD_EXPIRY", default_value = "24h", value_parser = humantime::parse_duration)]
     pub upload_expiry: std::time::Duration,
+    /// Serve at most this many connections at once; more wait to be accepted.
+    #[arg(long, env = "AIRLOCK_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Drop a connection whose request head has not arrived whole within this.
+    #[arg(long, env = "AIRLOCK_HEADER_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// Fail a request whose body stalls, or drop a client that stops reading, for this long.
+    #[arg(long, env = "AIRLOCK_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -87,6 +87,8 @@ pub enum FsError {
         path: String,
         /// What happened to the stream.
         reason: String,
+        /// Whether the client went quiet (rather than away).
+        stalled: bool,
     },
     /// Any other system error.
     #[error("{path}: {source}")]
@@ -147,6 +149,7 @@ impl FsError {
             None if is_transport(&err) => Self::Interrupted {
                 path: path.to_owned(),
                 reason: err.to_string(),
+                stalled: err.kind() == io::ErrorKind::TimedOut,
             },
             None => Self::Io {
                 path: path.to_owned(),

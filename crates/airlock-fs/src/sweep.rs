@@ -2,9 +2,11 @@
 //! of archive extractions, and partial files of uploads that no record can resume.
 //!
 //! Only the engine's own leftovers go. An entry qualifies when its name is one of the
-//! engine's prefixes followed by exactly 16 hex digits, it is owned by root (processes in
-//! a sandbox run unprivileged and cannot make such a file), and it last changed before the
-//! given instant (so a write the running daemon has just begun is never touched).
+//! engine's prefixes followed by exactly 16 hex digits (names the engine reserves in every
+//! sandbox), it is of the kind the engine makes there (a regular file, or a directory for
+//! staging), and it last changed before the given instant, so a write the running daemon
+//! has just begun is never touched. Ownership cannot tell: a temp file is given its final
+//! owner just before its rename, so a crash between the two leaves it owned by the user.
 
 use std::collections::HashSet;
 use std::ffi::CStr;
@@ -67,7 +69,7 @@ impl Sweep<'_> {
         removed
     }
 
-    /// Root-owned, of the right type, older than the cutoff, and not a kept partial.
+    /// Of the right type, older than the cutoff, and not a kept partial.
     fn stale(&self, dir: &OwnedFd, name: &CStr, kind: Leftover) -> bool {
         let Ok(stat) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
             return false;
@@ -79,7 +81,7 @@ impl Sweep<'_> {
         };
         let kept = kind == Leftover::Partial && name.to_str().is_ok_and(|n| self.keep.contains(n));
         let changed = stat.st_ctime as i128 * 1_000_000_000 + stat.st_ctime_nsec as i128;
-        right_type && stat.st_uid == 0 && changed < self.cutoff && !kept
+        right_type && changed < self.cutoff && !kept
     }
 }
 

@@ -1,6 +1,6 @@
 //! Sweeping a killed daemon's leftovers removes exactly the engine's own stale entries:
-//! never a sandbox user's file that merely looks like one, never anything through a
-//! symlink, never a write begun after the cutoff or a partial upload still on record.
+//! never a lookalike of the wrong kind or length, never anything through a symlink, never
+//! a write begun after the cutoff or a partial upload still on record.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -25,7 +25,7 @@ fn is_root() -> bool {
 #[test]
 fn stale_leftovers_go_and_everything_else_stays() {
     if !is_root() {
-        eprintln!("skipped: ownership checks need root");
+        eprintln!("skipped: chown needs root");
         return;
     }
     let s = scene("work/deep/er");
@@ -36,10 +36,10 @@ fn stale_leftovers_go_and_everything_else_stays() {
     fs::write(r.join("work").join(STAGING).join("a/b/f"), b"x").unwrap();
     fs::write(r.join("work").join(PARTIAL), b"orphan").unwrap();
     fs::write(r.join("work").join(KEPT_PARTIAL), b"resumable").unwrap();
-    // A sandbox user's own file with one of our names: not ours to remove.
-    let users = r.join("work/deep").join(TEMP);
-    fs::write(&users, b"mine").unwrap();
-    chown(&users, Some(1000), Some(1000)).unwrap();
+    // A temp file already given its final owner when the crash came (seal, then rename).
+    let sealed = r.join("work/deep").join(TEMP);
+    fs::write(&sealed, b"sealed").unwrap();
+    chown(&sealed, Some(1000), Some(1000)).unwrap();
     // Lookalikes: wrong length, a directory where a file is expected.
     fs::write(r.join("work/.airlock-tmp-abc"), b"keep").unwrap();
     fs::create_dir(r.join("work/.airlock-tmp-00000000000000ee")).unwrap();
@@ -61,15 +61,15 @@ fn stale_leftovers_go_and_everything_else_stays() {
     let root = Root::open(r).unwrap();
     let keep = HashSet::from([KEPT_PARTIAL.to_owned()]);
     let later = SystemTime::now() + Duration::from_secs(1);
-    assert_eq!(root.sweep_leftovers(later, &keep), 4);
+    assert_eq!(root.sweep_leftovers(later, &keep), 5);
 
     assert!(!r.join("work").join(TEMP).exists());
     assert!(!r.join("work/deep/er").join(TEMP).exists());
     assert!(!r.join("work").join(STAGING).exists());
     assert!(!r.join("work").join(PARTIAL).exists());
+    assert!(!sealed.exists());
     for stays in [
         r.join("work").join(KEPT_PARTIAL),
-        users,
         r.join("work/.airlock-tmp-abc"),
         r.join("work/.airlock-tmp-00000000000000ee"),
         s.outside.join(TEMP),
@@ -87,10 +87,6 @@ fn stale_leftovers_go_and_everything_else_stays() {
 
 #[test]
 fn writes_begun_after_the_cutoff_stay() {
-    if !is_root() {
-        eprintln!("skipped: ownership checks need root");
-        return;
-    }
     let s = scene("work");
     let cutoff = SystemTime::now() - Duration::from_secs(60);
     fs::write(s.root_dir.join("work").join(TEMP), b"in flight").unwrap();

@@ -57,6 +57,7 @@ impl From<FsError> for ApiError {
             FsError::NotRegular { .. } | FsError::ChecksumMismatch { .. } => ErrorCode::BadRequest,
             FsError::BadArchive { .. } => ErrorCode::BadArchive,
             FsError::TooLarge { .. } => ErrorCode::TooLarge,
+            FsError::Interrupted { stalled: true, .. } => ErrorCode::Timeout,
             FsError::Interrupted { .. } => ErrorCode::BadRequest,
             FsError::Io { .. } => ErrorCode::Internal,
         };

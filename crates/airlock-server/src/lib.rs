@@ -3,6 +3,7 @@
 //! call the same service, so every rule lives in one place.
 
 mod error;
+mod http;
 mod rest;
 mod service;
 mod token;
@@ -16,8 +17,11 @@ pub struct ServeConfig {
     pub home: std::path::PathBuf,
     /// How long a resumable upload may sit untouched before it is removed.
     pub upload_expiry: std::time::Duration,
+    /// Bounds on concurrent connections and on stalled clients.
+    pub connections: ConnectionLimits,
 }
 pub use error::ApiError;
+pub use http::ConnectionLimits;
 pub use service::Service;
 
 use std::sync::Arc;
@@ -40,17 +44,8 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     let reaper = tokio::spawn(service.clone().expire_forever());
     let upload_reaper = tokio::spawn(service.clone().expire_uploads_forever());
     tokio::spawn(service.clone().sweep_leftovers(started));
-    let app = rest::router(service.clone(), token);
-    // Small answers go out at once instead of waiting on the client's delayed ACK (a
-    // header write and a body write would otherwise cost 40 ms per small GET).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let app = rest::router(service.clone(), token, config.connections.idle_timeout);
+    http::serve(listener, app, config.connections, shutdown_signal()).await;
     reaper.abort();
     upload_reaper.abort();
     tracing::info!("shutting down: stopping sandboxes");

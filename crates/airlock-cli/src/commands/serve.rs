@@ -24,6 +24,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         home,
         upload_expiry: args.upload_expiry,
+        connections: airlock_server::ConnectionLimits {
+            max_connections: args.max_connections.max(1),
+            header_timeout: args.header_timeout,
+            idle_timeout: args.idle_timeout,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -60,6 +60,7 @@ pub async fn upload(
             .get(name)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value.as_bytes()))
     };
+    refuse_foreign_media_type(&headers)?;
     let format = match q.format.as_deref() {
         Some(text) => Some(ArchiveFormat::parse(text)?),
         None if declared(header::CONTENT_ENCODING, "zstd")
@@ -84,4 +85,37 @@ pub async fn upload(
         .await;
     pump.finish().await;
     Ok(axum::Json(outcome?))
+}
+
+/// An archive body is tar (maybe zstd-compressed), or untyped. Anything declared as
+/// something else was most likely sent to the wrong route.
+fn refuse_foreign_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    const ARCHIVE_TYPES: [&str; 6] = [
+        "application/x-tar",
+        "application/tar",
+        "application/zstd",
+        "application/x-zstd",
+        "application/octet-stream",
+        "application/x-gtar",
+    ];
+    let Some(declared) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = declared
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim();
+    if ARCHIVE_TYPES
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(essence))
+    {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        airlock_api::ErrorCode::UnsupportedMediaType,
+        format!("an archive is application/x-tar or application/zstd, not {declared:?}"),
+    ))
 }

@@ -9,7 +9,7 @@ use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::extract::{Path, State};
 use serde::Deserialize;
 
-use super::body::{IDLE_TIMEOUT, channel, idle_error};
+use super::body::channel;
 use super::files::put_options;
 use super::json::Query;
 use crate::{ApiError, Service};
@@ -36,11 +36,10 @@ pub async fn batch(
     })?;
     let mut results = Vec::new();
     loop {
-        let field = match tokio::time::timeout(IDLE_TIMEOUT, multipart.next_field()).await {
-            Ok(Ok(Some(field))) => field,
-            Ok(Ok(None)) => break,
-            Ok(Err(e)) => return Err(broken(&results, &e.to_string())),
-            Err(_) => return Err(broken(&results, &idle_error().to_string())),
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => return Err(broken(&results, &e.to_string())),
         };
         let path = field
             .file_name()
@@ -88,19 +87,15 @@ async fn write_part(
     // dropping) the part so the next one can be reached.
     let feed = async move {
         let broken = loop {
-            match tokio::time::timeout(IDLE_TIMEOUT, field.chunk()).await {
-                Ok(Ok(Some(chunk))) => {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
                     let _ = tx.send(Ok(chunk)).await;
                 }
-                Ok(Ok(None)) => break None,
-                Ok(Err(e)) => {
+                Ok(None) => break None,
+                Err(e) => {
                     let reason = e.to_string();
                     let _ = tx.send(Err(aborted(&reason))).await;
                     break Some(reason);
-                }
-                Err(_) => {
-                    let _ = tx.send(Err(idle_error())).await;
-                    break Some(idle_error().to_string());
                 }
             }
         };

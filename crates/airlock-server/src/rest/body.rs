@@ -1,5 +1,6 @@
-//! Streamed request bodies as blocking readers for the engine, with an idle timeout and a
-//! lingering drain; every upload route (files, templates) reads its body this way.
+//! Streamed request bodies as blocking readers for the engine, with a lingering drain;
+//! every upload route (files, templates) reads its body this way. (Stalled clients are
+//! cut off by `idle_body`, which wraps every request body.)
 
 use std::time::Duration;
 
@@ -8,9 +9,6 @@ use futures_util::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-/// A transfer that sends nothing for this long is abandoned (and nothing is committed).
-/// An idle timeout, not a total one: a slow but steady upload of any size finishes.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a refused upload's remaining body is still read and discarded.
 const LINGER: Duration = Duration::from_secs(2);
 /// Body chunks queued between the connection and the writing thread.
@@ -32,16 +30,9 @@ impl BodyPump {
     /// The reader for the engine, and the pump to `finish` once the engine is done.
     pub fn new(body: Body) -> (BodyReader, Self) {
         let (tx, reader) = channel();
-        let mut stream = Box::pin(
-            tokio_stream::StreamExt::timeout(body.into_data_stream(), IDLE_TIMEOUT).map(|item| {
-                match item {
-                    // ConnectionAborted marks it as the client's doing, not the disk's.
-                    Ok(chunk) => chunk
-                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e)),
-                    Err(_) => Err(idle_error()),
-                }
-            }),
-        );
+        let mut stream = body
+            .into_data_stream()
+            .map(|chunk| chunk.map_err(client_error));
         let pump = tokio::spawn(async move {
             while let Some(item) = stream.next().await {
                 if tx.send(item).await.is_err() {
@@ -74,10 +65,13 @@ pub fn channel() -> (
     )
 }
 
-/// The error a reader sees when its client went quiet.
-pub fn idle_error() -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        format!("client sent nothing for {} s", IDLE_TIMEOUT.as_secs()),
-    )
+/// A body error as the engine sees it: a stalled client stays a timeout; anything else
+/// is marked ConnectionAborted, the client's doing rather than the disk's.
+pub fn client_error(error: axum::Error) -> std::io::Error {
+    use std::io::{Error, ErrorKind};
+    let stalled = std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source())
+        .filter_map(|e| e.downcast_ref::<Error>())
+        .find(|io| io.kind() == ErrorKind::TimedOut)
+        .map(|io| Error::new(ErrorKind::TimedOut, io.to_string()));
+    stalled.unwrap_or_else(|| Error::new(ErrorKind::ConnectionAborted, error))
 }

@@ -14,14 +14,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        // A declared size over the limit is refused before waiting for a single byte.
+        let declared = request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > super::JSON_BODY_LIMIT as u64) {
+            return Err(too_large());
+        }
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
                 if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        airlock_api::ErrorCode::TooLarge,
-                        "request body is too large",
-                    )
+                    too_large()
                 } else {
                     ApiError::bad_request(format!("reading request body: {rejection}"))
                 }
@@ -37,7 +42,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
-/// Query parameters, with failures answered in the API's error shape.
+fn too_large() -> ApiError {
+    ApiError::new(
+        airlock_api::ErrorCode::TooLarge,
+        format!(
+            "request body is larger than {} MiB",
+            super::JSON_BODY_LIMIT >> 20
+        ),
+    )
+}
+
+/// Query parameters, with failures answered in the API's error shape. Every value must
+/// decode to UTF-8: a path's bytes would otherwise be silently replaced by U+FFFD.
 pub struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for Query<T> {
@@ -47,6 +63,15 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        if percent_encoding::percent_decode_str(query)
+            .decode_utf8()
+            .is_err()
+        {
+            return Err(ApiError::bad_request(
+                "the query is not UTF-8 once decoded; names that are not UTF-8 travel in archives",
+            ));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))

@@ -7,6 +7,7 @@ mod body;
 mod exec;
 mod files;
 mod headers;
+mod idle_body;
 mod json;
 mod range;
 mod sandboxes;
@@ -29,10 +30,10 @@ use crate::service::Service;
 use crate::token::Token;
 
 /// JSON bodies (creation with inline files) may be this large.
-const JSON_BODY_LIMIT: usize = 64 * 1024 * 1024;
+pub(crate) const JSON_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-/// The whole HTTP surface.
-pub fn router(service: Arc<Service>, token: Token) -> Router {
+/// The whole HTTP surface. A request body that sends nothing for `idle` fails.
+pub fn router(service: Arc<Service>, token: Token, idle: std::time::Duration) -> Router {
     let v1 = Router::new()
         .route("/sandboxes", post(sandboxes::create).get(sandboxes::list))
         .route(
@@ -90,8 +91,40 @@ pub fn router(service: Arc<Service>, token: Token) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .nest("/v1", v1)
         .fallback(unknown_route)
+        .layer(middleware::from_fn_with_state(idle, idle_body::idle_bodies))
         .layer(middleware::from_fn(close_after_refused_body))
+        .layer(middleware::from_fn(refuse_large_heads))
         .layer(middleware::from_fn(log_request))
+}
+
+/// A request's URI and headers together may be this large; more is answered 431.
+const MAX_HEAD: usize = 32 * 1024;
+
+/// Nothing legitimate needs a larger head (the longest path, percent-encoded, is 12 KiB),
+/// and a small one bounds what every handler may be asked to parse.
+async fn refuse_large_heads(request: Request, next: Next) -> Response {
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let uri = request.uri().to_string().len();
+    if uri + headers > MAX_HEAD {
+        let mut response = ApiError::new(
+            airlock_api::ErrorCode::HeadersTooLarge,
+            format!(
+                "the request's URI and headers are over {} KiB",
+                MAX_HEAD >> 10
+            ),
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return response;
+    }
+    next.run(request).await
 }
 
 /// Resumable uploads (tus 1.0), with the protocol's version check on every route.
