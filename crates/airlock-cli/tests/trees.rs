@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
+use std::io::Read as _;
 use std::os::unix::ffi::OsStrExt;
 
 use common::files::{Files, HostSentinel, sandbox_with, sha_hex};
@@ -293,6 +294,25 @@ async fn hostile_archives_change_nothing() {
         .await;
     assert_eq!(status, 422, "{body}");
 
+    // A zstd bomb: 200 KB that inflate to a 4 GiB file. It is read as a stream, so the
+    // byte limit (413) or the disk quota (507) stops it, and nothing is left.
+    let bomb = zstd_bomb(4 << 30);
+    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    let (status, body) = files
+        .put_archive(
+            &[("path", "/workspace/b"), ("max_bytes", "1048576")],
+            bomb.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("too_large"))
+    );
+    let (status, body) = files.put_archive(&[("path", "/workspace/b")], bomb).await;
+    assert_eq!(status, 507, "{body}");
+    let left = sh(&daemon.client(), &id, "ls -A /workspace/b").await;
+    assert_eq!(left.stdout, "", "nothing partial, no staging left");
+
     // Truncated, garbage and over-limit archives.
     let mut whole = Vec::new();
     raw_entry(&mut whole, b"a", Regular, b"", &[1u8; 3000]);
@@ -334,4 +354,22 @@ async fn hostile_archives_change_nothing() {
     assert_eq!(left.stdout, "ok\n", "{}", left.stderr);
     let (status, _) = files.put_archive(&[("path", "/workspace/t")], whole).await;
     assert_eq!(status, 200);
+}
+
+/// A tar.zst whose single file inflates to `size` zero bytes: one frame for the header,
+/// then the same 128 MiB frame of zeros repeated (zstd readers run frames together).
+fn zstd_bomb(size: u64) -> Vec<u8> {
+    const BLOCK: u64 = 128 << 20;
+    let mut header = tar::Header::new_gnu();
+    header.set_path("zeros").unwrap();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut out = zstd::encode_all(header.as_bytes().as_slice(), 1).unwrap();
+    let zeros = zstd::encode_all(std::io::repeat(0).take(BLOCK), 19).unwrap();
+    for _ in 0..size / BLOCK {
+        out.extend_from_slice(&zeros);
+    }
+    out.extend_from_slice(&zstd::encode_all(&[0u8; 1024][..], 1).unwrap());
+    out
 }

@@ -373,3 +373,120 @@ fn pack_then_unpack_keeps_the_tree() {
     assert_eq!(describe(&src), describe(&s.dst()));
     assert!(s.dst_names().iter().all(|n| !n.starts_with(".airlock")));
 }
+
+/// Streams `count` copies of one directory entry, never holding the archive in memory.
+struct RepeatedEntries {
+    header: [u8; 512],
+    left: u64,
+    trailer: usize,
+    at: usize,
+}
+
+impl RepeatedEntries {
+    fn new(count: u64) -> Self {
+        let mut header = tar::Header::new_gnu();
+        header.set_path("d/").unwrap();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        header.set_cksum();
+        Self {
+            header: *header.as_bytes(),
+            left: count,
+            trailer: 1024,
+            at: 0,
+        }
+    }
+}
+
+impl std::io::Read for RepeatedEntries {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            let n = buf.len().min(self.trailer);
+            buf[..n].fill(0);
+            self.trailer -= n;
+            return Ok(n);
+        }
+        let n = buf.len().min(512 - self.at);
+        buf[..n].copy_from_slice(&self.header[self.at..self.at + n]);
+        self.at += n;
+        if self.at == 512 {
+            self.at = 0;
+            self.left -= 1;
+        }
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_million_entries_stop_at_the_entry_limit() {
+    let s = scene("dst");
+    let root = Root::open(&s.root_dir).unwrap();
+    let dst = SandboxPath::parse("/dst").unwrap();
+    let limits = UnpackLimits::default();
+    let started = std::time::Instant::now();
+    let result = root.unpack(
+        &dst,
+        RepeatedEntries::new(limits.max_entries + 1),
+        me(),
+        limits,
+    );
+    eprintln!(
+        "{} entries refused in {:?}",
+        limits.max_entries + 1,
+        started.elapsed()
+    );
+    assert!(
+        matches!(result, Err(FsError::TooLarge { .. })),
+        "{result:?}"
+    );
+    assert!(s.dst_names().is_empty(), "{:?}", s.dst_names());
+}
+
+#[test]
+fn pax_sizes_that_disagree_with_the_header() {
+    // A PAX `size` record overrides the ustar size field (POSIX). Claiming a terabyte
+    // there is caught like a terabyte in the header; claiming less than the data that
+    // follows misaligns the stream, which must end as a refused archive, never as stray
+    // files or a panic.
+    let pax = |size: &str| {
+        let record = format!(" size={size}\n");
+        let record = format!(
+            "{}{record}",
+            record.len() + (record.len() + 1).to_string().len()
+        );
+        let mut header = tar::Header::new_ustar();
+        header.set_path("PaxHeaders/f").unwrap();
+        header.set_entry_type(tar::EntryType::XHeader);
+        header.set_size(record.len() as u64);
+        header.set_cksum();
+        let mut out = header.as_bytes().to_vec();
+        out.extend_from_slice(record.as_bytes());
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out
+    };
+    let body = tar_of(&[file(b"f", &[b'x'; 3000]), file(b"g", b"after")]);
+
+    let s = scene("dst");
+    let mut huge = pax("1099511627776");
+    huge.extend_from_slice(&body);
+    let result = s.unpack(&huge);
+    assert!(
+        matches!(result, Err(FsError::TooLarge { .. })),
+        "{result:?}"
+    );
+    assert!(s.dst_names().is_empty());
+
+    for claimed in ["10", "0", "600"] {
+        let mut lying = pax(claimed);
+        lying.extend_from_slice(&body);
+        let result = s.unpack(&lying);
+        assert!(is_bad_archive(result), "PAX size {claimed}");
+        assert!(
+            s.dst_names().is_empty(),
+            "PAX size {claimed}: {:?}",
+            s.dst_names()
+        );
+    }
+    s.sentinel_untouched();
+}
