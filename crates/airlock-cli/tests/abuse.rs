@@ -139,6 +139,10 @@ fn corpus(t: &str, s: &str) -> Vec<Case> {
         case("300 byte name", get(&format!("{files}/stat?path={long_name}")), &[400, 404]),
         case("NUL path on PUT", with_body("PUT", &format!("{files}/content?path=/workspace/x%00y"), "", b"data"), &[400]),
         case("non-UTF-8 mkdir", json(&format!("{files}/mkdir?path=/workspace/%C3%28"), b"{}"), &[400]),
+        case("multibyte sha256 (a panic the fuzzer found)", with_body("PUT", &format!("{files}/content?path=/workspace/h&sha256={}%C3%A9b", "a".repeat(61)), "", b"x"), &[400]),
+        case("mtime of 1e300", with_body("PUT", &format!("{files}/content?path=/workspace/m&mtime=1e300"), "", b"x"), &[400]),
+        case("mtime in year 99999", with_body("PUT", &format!("{files}/content?path=/workspace/m&mtime=99999-01-01T00:00:00Z"), "", b"x"), &[400]),
+        case("mode 77777", with_body("PUT", &format!("{files}/content?path=/workspace/m&mode=77777"), "", b"x"), &[400]),
         // Offsets and ranges.
         case("negative offset", with_body("POST", &format!("{files}/content?path=/workspace/keep&offset=-1"), "", b"x"), &[400]),
         case("offset not a number", with_body("POST", &format!("{files}/content?path=/workspace/keep&offset=abc"), "", b"x"), &[400]),

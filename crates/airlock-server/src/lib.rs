@@ -3,6 +3,8 @@
 //! call the same service, so every rule lives in one place.
 
 mod error;
+#[doc(hidden)]
+pub mod fuzz_api;
 mod http;
 mod rest;
 mod service;

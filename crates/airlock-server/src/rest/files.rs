@@ -267,7 +267,7 @@ pub async fn patch(
 }
 
 /// A whole-file write's options from their text forms (query or part headers).
-pub(super) fn put_options(
+pub(crate) fn put_options(
     mode: Option<&str>,
     mtime: Option<&str>,
     sha256: Option<&str>,
@@ -289,11 +289,15 @@ pub(super) fn put_options(
 
 /// Seconds since the epoch (fractions allowed) or RFC 3339.
 fn parse_mtime(text: &str) -> Result<(i64, u32), ApiError> {
-    if let Ok(secs) = text.parse::<f64>()
-        && secs.is_finite()
-        && secs >= 0.0
-    {
-        return Ok((secs.trunc() as i64, ((secs.fract()) * 1e9) as u32));
+    // The same range RFC 3339 can name; 1e300 would otherwise saturate to a nonsense time.
+    const LAST_SECOND_OF_9999: f64 = 253_402_300_799.0;
+    if let Ok(secs) = text.parse::<f64>() {
+        if !(0.0..=LAST_SECOND_OF_9999).contains(&secs) {
+            return Err(ApiError::bad_request(format!(
+                "mtime {text:?} is outside 1970 to 9999"
+            )));
+        }
+        return Ok((secs.trunc() as i64, (secs.fract() * 1e9) as u32));
     }
     let time = humantime::parse_rfc3339_weak(text).map_err(|_| {
         ApiError::bad_request(format!(

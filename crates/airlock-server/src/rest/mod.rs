@@ -5,14 +5,14 @@ mod archive;
 mod batch;
 mod body;
 mod exec;
-mod files;
+pub(crate) mod files;
 mod headers;
 mod idle_body;
 mod json;
-mod range;
+pub(crate) mod range;
 mod sandboxes;
 mod templates;
-mod tus;
+pub(crate) mod tus;
 mod watch;
 
 use std::sync::Arc;

@@ -175,7 +175,7 @@ fn carries_chunk(headers: &HeaderMap) -> bool {
 }
 
 /// `Upload-Checksum: <algorithm> <base64 digest>`.
-fn chunk_checksum(headers: &HeaderMap) -> Result<Option<ChunkChecksum>, ApiError> {
+pub(crate) fn chunk_checksum(headers: &HeaderMap) -> Result<Option<ChunkChecksum>, ApiError> {
     let Some(value) = text(headers, "upload-checksum") else {
         return Ok(None);
     };
@@ -198,7 +198,7 @@ fn chunk_checksum(headers: &HeaderMap) -> Result<Option<ChunkChecksum>, ApiError
 }
 
 /// `key base64value` pairs, comma-separated.
-fn parse_metadata(raw: &str, length: u64) -> Result<NewUpload, ApiError> {
+pub(crate) fn parse_metadata(raw: &str, length: u64) -> Result<NewUpload, ApiError> {
     let mut new = NewUpload {
         length,
         overwrite: true,

@@ -241,12 +241,16 @@ pub(super) fn parse(raw: &str) -> Result<SandboxPath, ApiError> {
 /// A sha256 given as 64 hex digits.
 pub fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
     let bad = || ApiError::bad_request(format!("sha256 {text:?} is not 64 hex digits"));
-    if text.len() != 64 {
+    // Bytes, not string slices: a multi-byte character must be refused, not split (the
+    // fuzzer found a panic here).
+    let digit = |b: u8| (b as char).to_digit(16).ok_or_else(bad);
+    let hex = text.as_bytes();
+    if hex.len() != 64 {
         return Err(bad());
     }
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).map_err(|_| bad())?;
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = (digit(pair[0])? << 4 | digit(pair[1])?) as u8;
     }
     Ok(out)
 }
@@ -278,4 +282,18 @@ pub fn to_api(entry: &Entry) -> FileEntry {
 pub fn mtime_text(entry: &Entry) -> String {
     let secs = Duration::new(entry.mtime.max(0) as u64, entry.mtime_nsec);
     humantime::format_rfc3339_nanos(UNIX_EPOCH + secs).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sha256_text_with_multibyte_characters_is_refused() {
+        let mut text = "a".repeat(61);
+        text.push('é');
+        text.push('b');
+        assert_eq!(text.len(), 64);
+        assert!(super::parse_sha256(&text).is_err());
+        let good = "0123456789abcdefABCDEF".repeat(3)[..64].to_owned();
+        assert_eq!(super::parse_sha256(&good).unwrap()[..3], [0x01, 0x23, 0x45]);
+    }
 }

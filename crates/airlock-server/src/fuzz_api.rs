@@ -1,0 +1,70 @@
+//! Entry points for the fuzz targets in `fuzz/`: the parsers that read what clients
+//! send, reachable without a daemon. Not part of the API; hidden from the docs.
+
+use axum::extract::FromRequest;
+
+/// `Range` against a file of `size` bytes: the (start, len) it selects, if any.
+pub fn range(value: &str, size: u64) -> Option<(u64, u64)> {
+    crate::rest::range::parse_range(value, size)
+        .ok()
+        .map(|r| (r.start, r.len))
+}
+
+/// tus `Upload-Metadata`: the destination it names, or the error message.
+pub fn tus_metadata(raw: &str, length: u64) -> Result<String, String> {
+    crate::rest::tus::parse_metadata(raw, length)
+        .map(|new| new.path)
+        .map_err(|e| e.to_string())
+}
+
+/// tus `Upload-Checksum`: whether it is accepted.
+pub fn tus_checksum(value: &str) -> bool {
+    let mut headers = axum::http::HeaderMap::new();
+    let Ok(value) = axum::http::HeaderValue::from_str(value) else {
+        return false;
+    };
+    headers.insert("upload-checksum", value);
+    matches!(crate::rest::tus::chunk_checksum(&headers), Ok(Some(_)))
+}
+
+/// The per-file write options a batch part or a query carries.
+pub fn write_options(mode: Option<&str>, mtime: Option<&str>, sha256: Option<&str>) -> bool {
+    crate::rest::files::put_options(mode, mtime, sha256, true, true).is_ok()
+}
+
+/// Reads `body` as the multipart stream of a batch request with `boundary`, as the batch
+/// route does (fields, their names and headers, every chunk), and returns the bytes read.
+pub fn multipart(boundary: &str, body: Vec<u8>) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime");
+    runtime.block_on(async {
+        let Ok(request) = axum::http::Request::builder()
+            .method("POST")
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(axum::body::Body::from(body))
+        else {
+            return 0;
+        };
+        let Ok(mut multipart) = axum::extract::Multipart::from_request(request, &()).await else {
+            return 0;
+        };
+        let mut total = 0;
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            let header = |name: &str| field.headers().get(name).and_then(|v| v.to_str().ok());
+            write_options(
+                header("x-airlock-mode"),
+                header("x-airlock-mtime"),
+                header("x-airlock-sha256"),
+            );
+            let _ = field.file_name().or(field.name());
+            while let Ok(Some(chunk)) = field.chunk().await {
+                total += chunk.len();
+            }
+        }
+        total
+    })
+}

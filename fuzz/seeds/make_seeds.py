@@ -1,0 +1,91 @@
+"""Writes the hand-made seed inputs of the fuzz targets (run from fuzz/).
+
+Each seed shows the fuzzer one shape it must handle: every tar entry kind and header
+format, a two-part batch body, and each request header the parsers read.
+"""
+
+import io
+import pathlib
+import tarfile
+
+SEEDS = pathlib.Path(__file__).parent
+
+
+def write(target: str, name: str, data: bytes) -> None:
+    (SEEDS / target).mkdir(exist_ok=True)
+    (SEEDS / target / name).write_bytes(data)
+
+
+def tar(
+    name: str, fmt: int, *entries: tarfile.TarInfo | tuple[tarfile.TarInfo, bytes]
+) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as archive:
+        for entry in entries:
+            if isinstance(entry, tuple):
+                archive.addfile(entry[0], io.BytesIO(entry[1]))
+            else:
+                archive.addfile(entry)
+    write("tar_unpack", name, buf.getvalue())
+
+
+def file(
+    name: str, data: bytes = b"hello", mode: int = 0o644
+) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), mode, 1_600_000_000
+    return info, data
+
+
+def special(name: str, kind: bytes, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, link, 0o755
+    return info
+
+
+tar(
+    "tree",
+    tarfile.GNU_FORMAT,
+    special("d", tarfile.DIRTYPE),
+    file("d/f"),
+    special("d/l", tarfile.SYMTYPE, "f"),
+    special("d/h", tarfile.LNKTYPE, "d/f"),
+)
+tar("pax_long_name", tarfile.PAX_FORMAT, file("p/" + "n" * 200, b"x" * 700))
+tar("gnu_long_name", tarfile.GNU_FORMAT, file("g/" + "n" * 200, b"y" * 10))
+tar("dotdot", tarfile.GNU_FORMAT, file("../escape"))
+tar(
+    "symlink_then_file",
+    tarfile.GNU_FORMAT,
+    special("esc", tarfile.SYMTYPE, "/"),
+    file("esc/etc/x"),
+)
+tar(
+    "devices_fifo_setuid",
+    tarfile.USTAR_FORMAT,
+    special("fifo", tarfile.FIFOTYPE),
+    special("chr", tarfile.CHRTYPE),
+    file("suid", b"#!", 0o4755),
+)
+
+write(
+    "multipart",
+    "two_parts",
+    b'--XyZ\r\nContent-Disposition: form-data; name="f"; filename="/workspace/a"\r\n'
+    b"X-Airlock-Mode: 0755\r\nX-Airlock-Sha256: " + b"0" * 64 + b"\r\n\r\nhello\r\n"
+    b'--XyZ\r\nContent-Disposition: form-data; name="/workspace/b"\r\n\r\nworld\r\n--XyZ--\r\n',
+)
+write("multipart", "empty", b"--XyZ--\r\n")
+
+# The first byte picks the parser (see fuzz_targets/request_headers.rs).
+for name, data in {
+    "range": b"\x00bytes=0-9",
+    "range_suffix": b"\x04bytes=-5",
+    "range_open": b"\x08bytes=7-",
+    "tus_metadata": b"\x01path L3dvcmtzcGFjZS9h,mode MDc1NQ==,mtime MTYwMDAwMDAwMA==,overwrite ZmFsc2U=",
+    "tus_sha1": b"\x02sha1 qvTGHdzF6KLavt4PO0gs2a6pQ00=",
+    "tus_sha256": b"\x02sha256 LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=",
+    "write_options": b"\x030755\n1600000000.5\n" + b"a" * 64,
+    "write_options_rfc3339": b"\x03644\n2020-01-01T00:00:00Z\n",
+}.items():
+    write("request_headers", name, data)
