@@ -27,7 +27,7 @@ use serde_json::json;
 const MAX_CONNECTIONS: usize = 200;
 const FLOOD: usize = 1500;
 /// The daemon's header and idle timeouts in this test, so stalled clients go quickly.
-const HEADER_TIMEOUT: &str = "2s";
+const HEADER_TIMEOUT: &str = "3s";
 const IDLE_TIMEOUT: &str = "3s";
 
 /// One malformed request and the statuses it may get. 0 stands for "the connection
