@@ -193,6 +193,40 @@ fn routes() -> Vec<(&'static str, Route)> {
                 r.status().as_u16()
             })
         }),
+        ("tus upload", |f, p| {
+            Box::pin(async move {
+                use base64::Engine as _;
+                let uploads = format!("{}/uploads", f.base.trim_end_matches("/files"));
+                let path = base64::engine::general_purpose::STANDARD.encode(&p);
+                let created = f
+                    .http
+                    .post(&uploads)
+                    .bearer_auth(&f.token)
+                    .header("Tus-Resumable", "1.0.0")
+                    .header("Upload-Length", "5")
+                    .header("Upload-Metadata", format!("path {path}"))
+                    .send()
+                    .await
+                    .unwrap();
+                if created.status() != 201 {
+                    return created.status().as_u16();
+                }
+                let location = created.headers()["location"].to_str().unwrap().to_owned();
+                let origin = f.base.split("/v1/").next().unwrap().to_owned();
+                f.http
+                    .patch(format!("{origin}{location}"))
+                    .bearer_auth(&f.token)
+                    .header("Tus-Resumable", "1.0.0")
+                    .header("Content-Type", "application/offset+octet-stream")
+                    .header("Upload-Offset", "0")
+                    .body("pwned")
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        }),
         ("GET watch", |f, p| {
             Box::pin(async move {
                 let r = f
@@ -274,7 +308,7 @@ async fn every_route_against_every_path_attack() {
         .unwrap();
     assert_eq!(health["state"], "running");
     eprintln!(
-        "escape corpus: {cases} cases (17 routes × 7 attacks), outcomes by status: {outcomes:?}"
+        "escape corpus: {cases} cases (18 routes × 7 attacks), outcomes by status: {outcomes:?}"
     );
     assert!(cases >= 40);
 }
