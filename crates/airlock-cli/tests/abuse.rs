@@ -432,7 +432,10 @@ async fn malformed_requests_and_abusive_clients_under_load() {
         fds(daemon.pid())
     );
     // Tokens are never logged, not even the ones sent where they do not belong.
-    assert!(!daemon.log().contains(&daemon.token), "the token is in the daemon's log");
+    assert!(
+        !daemon.log().contains(&daemon.token),
+        "the token is in the daemon's log"
+    );
     let fresh = sandbox_with(&daemon, json!({})).await;
     assert_eq!(sh(&daemon.client(), &fresh, "echo ok").await.stdout, "ok\n");
 }
