@@ -137,7 +137,8 @@ impl Client {
 
     /// Lists sandboxes.
     pub async fn list(&self) -> Result<Vec<Sandbox>, Error> {
-        json(self.request(Method::GET, "/sandboxes")).await
+        self.idempotent(|| json(self.request(Method::GET, "/sandboxes")))
+            .await
     }
 
     /// One sandbox.
@@ -159,7 +160,8 @@ impl Client {
 
     /// Deletes a sandbox.
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
-        send(self.request(Method::DELETE, &format!("/sandboxes/{id}")))
+        let route = format!("/sandboxes/{id}");
+        self.idempotent(|| send(self.request(Method::DELETE, &route)))
             .await
             .map(drop)
     }
