@@ -68,6 +68,8 @@ const CHUNK: usize = 256 * 1024;
 pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Attempts for requests that are safe to repeat, when the daemon cannot be reached.
 const ATTEMPTS: u32 = 3;
+/// Idle pooled connections are dropped after this, before the daemon's head timeout.
+const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A connection to one Airlock daemon.
 #[derive(Debug, Clone)]
@@ -81,8 +83,14 @@ impl Client {
     /// A client for the daemon at `base` (e.g. `http://127.0.0.1:7711`) with `token`.
     pub fn new(base: impl Into<String>, token: impl Into<String>) -> Self {
         let base = base.into().trim_end_matches('/').to_owned();
+        // The daemon closes a keep-alive connection idle for its head timeout (30 s by
+        // default); dropping ours sooner means a request never races that close.
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(POOL_IDLE)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
         Self {
-            http: reqwest::Client::new(),
+            http,
             base,
             token: token.into(),
         }
