@@ -79,6 +79,13 @@ impl Drop for BenchDaemon {
 }
 
 /// Milliseconds of a duration.
+/// The benchmark binaries' first argument: the `airlock` binary to measure.
+pub fn airlock_binary(args: &mut impl Iterator<Item = String>) -> std::path::PathBuf {
+    args.next()
+        .unwrap_or_else(|| "target/release/airlock".into())
+        .into()
+}
+
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -3,20 +3,16 @@
 //!
 //! Usage: lifecycle AIRLOCK_BINARY [ITERATIONS] [OUT_PREFIX]
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use airlock_api::{CreateSandbox, ExecRequest, InjectedFile};
-use airlock_bench::{BenchDaemon, Row, machine, ms};
+use airlock_bench::{BenchDaemon, Row, airlock_binary, machine, ms};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let binary = PathBuf::from(
-        args.next()
-            .unwrap_or_else(|| "target/release/airlock".into()),
-    );
+    let binary = airlock_binary(&mut args);
     let iterations: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(100);
     let out = args
         .next()

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use airlock_api::CreateSandbox;
 use airlock_bench::table::Table;
-use airlock_bench::{BenchDaemon, machine, make_tree_of, run_shell};
+use airlock_bench::{BenchDaemon, airlock_binary, machine, make_tree_of, run_shell};
 use airlock_client::{Client, WriteOptions};
 
 const GIB: u64 = 1 << 30;
@@ -36,10 +36,7 @@ struct Env {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let binary = PathBuf::from(
-        args.next()
-            .unwrap_or_else(|| "target/release/airlock".into()),
-    );
+    let binary = airlock_binary(&mut args);
     let reps: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(5);
     let out = args.next().unwrap_or_else(|| "bench/results/suite".into());
     let work = PathBuf::from("/tmp/airlock-bench-suite");

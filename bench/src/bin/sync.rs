@@ -9,15 +9,12 @@ use std::process::Command;
 use std::time::Instant;
 
 use airlock_api::CreateSandbox;
-use airlock_bench::{BenchDaemon, Row, machine, make_tree, ms, run_shell};
+use airlock_bench::{BenchDaemon, Row, airlock_binary, machine, make_tree, ms, run_shell};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let binary = PathBuf::from(
-        args.next()
-            .unwrap_or_else(|| "target/release/airlock".into()),
-    );
+    let binary = airlock_binary(&mut args);
     let ssh = std::fs::read_to_string(
         args.next()
             .unwrap_or_else(|| "/tmp/airlock-bench-ssh/ssh".into()),

@@ -36,8 +36,15 @@ pub struct Download {
 }
 
 impl Client {
-    fn files_route(&self, id: &str, route: &str) -> String {
+    pub(crate) fn files_route(&self, id: &str, route: &str) -> String {
         format!("/sandboxes/{id}/files{route}")
+    }
+
+    /// `GET /content` of `path`, retried while the daemon cannot be reached.
+    async fn get_content(&self, id: &str, path: &str) -> Result<reqwest::Response, Error> {
+        let route = self.files_route(id, "/content");
+        self.idempotent(|| send(self.request(Method::GET, &route).query(&[("path", path)])))
+            .await
     }
 
     /// Describes one path (a symlink is described, not followed).
@@ -210,10 +217,7 @@ impl Client {
         id: &str,
         path: &str,
     ) -> Result<impl Stream<Item = Result<Bytes, Error>> + use<>, Error> {
-        let route = self.files_route(id, "/content");
-        let response = self
-            .idempotent(|| send(self.request(Method::GET, &route).query(&[("path", path)])))
-            .await?;
+        let response = self.get_content(id, path).await?;
         Ok(response.bytes_stream().map_err(Error::from))
     }
 
@@ -224,10 +228,7 @@ impl Client {
         path: &str,
         out: &mut (impl AsyncWrite + Unpin),
     ) -> Result<Download, Error> {
-        let route = self.files_route(id, "/content");
-        let response = self
-            .idempotent(|| send(self.request(Method::GET, &route).query(&[("path", path)])))
-            .await?;
+        let response = self.get_content(id, path).await?;
         let header = |name: &str| crate::header_text(&response, name);
         let mode = header("x-airlock-mode").and_then(|m| u32::from_str_radix(&m, 8).ok());
         let mtime = header("x-airlock-mtime");

@@ -55,7 +55,7 @@ impl Client {
             form = form.part("file", part);
         }
         json(
-            self.request(Method::POST, &format!("/sandboxes/{id}/files/batch"))
+            self.request(Method::POST, &self.files_route(id, "/batch"))
                 .multipart(form),
         )
         .await
@@ -74,7 +74,7 @@ impl Client {
             crate::CHUNK,
         ));
         json(
-            self.request(Method::PUT, &format!("/sandboxes/{id}/files/archive"))
+            self.request(Method::PUT, &self.files_route(id, "/archive"))
                 .query(&[("path", dir), ("format", format.name())])
                 .body(body),
         )
@@ -89,7 +89,7 @@ impl Client {
         format: ArchiveFormat,
         out: &mut (impl AsyncWrite + Unpin),
     ) -> Result<u64, Error> {
-        let route = format!("/sandboxes/{id}/files/archive");
+        let route = self.files_route(id, "/archive");
         let response = self
             .idempotent(|| {
                 send(
@@ -111,7 +111,7 @@ impl Client {
     ) -> Result<impl Stream<Item = Result<WatchEvent, Error>> + use<>, Error> {
         let recursive = if recursive { "true" } else { "false" };
         let response = send(
-            self.request(Method::GET, &format!("/sandboxes/{id}/files/watch"))
+            self.request(Method::GET, &self.files_route(id, "/watch"))
                 .query(&[("path", dir), ("recursive", recursive)]),
         )
         .await?;

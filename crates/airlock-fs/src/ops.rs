@@ -93,10 +93,8 @@ pub(crate) fn remove_tree<P: rustix::path::Arg + Copy>(
     parent: &OwnedFd,
     name: P,
 ) -> Result<(), Errno> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
-    let dir = openat2_in(parent, name, flags, Mode::empty(), resolve)
-        .map_err(|e| if e == Errno::XDEV { Errno::BUSY } else { e })?;
+    let dir =
+        open_child_dir(parent, name).map_err(|e| if e == Errno::XDEV { Errno::BUSY } else { e })?;
     for (child, is_dir) in children_of(&dir)? {
         if is_dir {
             remove_tree(&dir, child.as_c_str())?;
@@ -106,6 +104,17 @@ pub(crate) fn remove_tree<P: rustix::path::Arg + Copy>(
     }
     drop(dir);
     rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)
+}
+
+/// Opens the child directory `name` of `parent` for reading, refusing symlinks anywhere
+/// and mount crossings (EXDEV): how every walk that changes things steps down.
+pub(crate) fn open_child_dir<P: rustix::path::Arg + Copy>(
+    parent: &OwnedFd,
+    name: P,
+) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
+    openat2_in(parent, name, flags, Mode::empty(), resolve)
 }
 
 /// The names in an open directory (raw bytes, so any name works) and whether each is a

@@ -13,12 +13,11 @@ use std::ffi::CStr;
 use std::os::fd::OwnedFd;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, FileType};
 
 use crate::Root;
-use crate::ops::{children_of, remove_tree};
+use crate::ops::{children_of, open_child_dir, remove_tree};
 use crate::partial::PARTIAL_PREFIX;
-use crate::root::openat2_in;
 use crate::unpack::STAGING_PREFIX;
 use crate::write::TEMP_PREFIX;
 
@@ -35,7 +34,7 @@ impl Root {
             .map(|d| d.as_nanos() as i128)
             .unwrap_or(0);
         let sweep = Sweep { cutoff, keep };
-        match open_dir(self.fd(), c".") {
+        match open_child_dir(self.fd(), c".") {
             Ok(top) => sweep.dir(&top, 0),
             Err(_) => 0,
         }
@@ -61,7 +60,7 @@ impl Sweep<'_> {
                 }
             } else if is_dir
                 && depth < MAX_DEPTH
-                && let Ok(child) = open_dir(dir, name.as_c_str())
+                && let Ok(child) = open_child_dir(dir, name.as_c_str())
             {
                 removed += self.dir(&child, depth + 1);
             }
@@ -111,12 +110,6 @@ fn remove(dir: &OwnedFd, name: &CStr, kind: Leftover) -> rustix::io::Result<()> 
         Leftover::Staging => remove_tree(dir, name),
         Leftover::Temp | Leftover::Partial => rustix::fs::unlinkat(dir, name, AtFlags::empty()),
     }
-}
-
-fn open_dir(parent: &OwnedFd, name: &CStr) -> rustix::io::Result<OwnedFd> {
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
-    openat2_in(parent, name, flags, Mode::empty(), resolve)
 }
 
 #[cfg(test)]

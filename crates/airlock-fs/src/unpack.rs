@@ -97,16 +97,12 @@ impl Root {
     }
 }
 
-/// A private directory in `target` to extract into: mode 0700, and root's when we are
-/// root (the daemon), so the sandbox's user cannot enter it.
+/// A private directory in `target` to extract into: mode 0700, owned by whoever runs the
+/// engine (root, for the daemon), so the sandbox's user cannot enter it.
 fn make_staging(target: &OwnedFd, dir: &SandboxPath) -> FsResult<(String, OwnedFd)> {
-    let owner = if rustix::process::geteuid().is_root() {
-        FileOwner::ROOT
-    } else {
-        FileOwner {
-            uid: rustix::process::geteuid().as_raw(),
-            gid: rustix::process::getegid().as_raw(),
-        }
+    let owner = FileOwner {
+        uid: rustix::process::geteuid().as_raw(),
+        gid: rustix::process::getegid().as_raw(),
     };
     loop {
         let name = format!("{STAGING_PREFIX}{:016x}", random_u64());

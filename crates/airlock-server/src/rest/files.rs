@@ -288,7 +288,7 @@ pub(crate) fn put_options(
 }
 
 /// Seconds since the epoch (fractions allowed) or RFC 3339.
-fn parse_mtime(text: &str) -> Result<(i64, u32), ApiError> {
+pub(super) fn parse_mtime(text: &str) -> Result<(i64, u32), ApiError> {
     // The same range RFC 3339 can name; 1e300 would otherwise saturate to a nonsense time.
     const LAST_SECOND_OF_9999: f64 = 253_402_300_799.0;
     if let Ok(secs) = text.parse::<f64>() {

@@ -16,3 +16,19 @@ pub fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
         headers.insert(name, value);
     }
 }
+
+/// Whether a request announces a body (chunked, or a non-zero Content-Length).
+pub fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+/// Asks the client to close the connection after this answer: what is left of a refused
+/// request's body would otherwise be read as the next request.
+pub fn close_connection(response: &mut axum::response::Response) {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+}

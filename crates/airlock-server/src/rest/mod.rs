@@ -103,13 +103,17 @@ const MAX_HEAD: usize = 32 * 1024;
 /// Nothing legitimate needs a larger head (the longest path, percent-encoded, is 12 KiB),
 /// and a small one bounds what every handler may be asked to parse.
 async fn refuse_large_heads(request: Request, next: Next) -> Response {
-    let headers: usize = request
+    let header_bytes: usize = request
         .headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
-    let uri = request.uri().to_string().len();
-    if uri + headers > MAX_HEAD {
+    // Requests arrive in origin form: the path and query are the whole URI.
+    let uri = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if uri + header_bytes > MAX_HEAD {
         let mut response = ApiError::new(
             airlock_api::ErrorCode::HeadersTooLarge,
             format!(
@@ -118,10 +122,7 @@ async fn refuse_large_heads(request: Request, next: Next) -> Response {
             ),
         )
         .into_response();
-        response.headers_mut().insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
+        headers::close_connection(&mut response);
         return response;
     }
     next.run(request).await
@@ -150,18 +151,11 @@ fn tus_routes() -> Router<Arc<Service>> {
 /// the rest of that body on the connection; asking the client to close it keeps the
 /// next request on a keep-alive connection from failing.
 async fn close_after_refused_body(request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
+    let has_body = headers::has_body(request.headers());
     let mut response = next.run(request).await;
     let status = response.status();
     if has_body && (status.is_client_error() || status.is_server_error()) {
-        response.headers_mut().insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
+        headers::close_connection(&mut response);
     }
     response
 }

@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
 use super::body::BodyPump;
-use super::headers::{insert, text};
+use super::files::parse_mtime;
+use super::headers::{has_body, insert, text};
 use crate::service::{ChunkChecksum, NewUpload, UploadState, parse_sha256};
 use crate::{ApiError, Service};
 
@@ -167,11 +168,7 @@ fn progress(status: StatusCode, state: &UploadState) -> Response {
 }
 
 fn carries_chunk(headers: &HeaderMap) -> bool {
-    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
-    has_body && text(headers, header::CONTENT_TYPE.as_str()) == Some(CHUNK_TYPE)
+    has_body(headers) && text(headers, header::CONTENT_TYPE.as_str()) == Some(CHUNK_TYPE)
 }
 
 /// `Upload-Checksum: <algorithm> <base64 digest>`.
@@ -228,11 +225,8 @@ pub(crate) fn parse_metadata(raw: &str, length: u64) -> Result<NewUpload, ApiErr
                 new.sha256 = Some(value.to_ascii_lowercase());
             }
             "overwrite" => new.overwrite = value != "false",
-            "mtime" => {
-                new.mtime = Some(value.parse().map_err(|_| {
-                    ApiError::bad_request("Upload-Metadata mtime: seconds since the epoch")
-                })?)
-            }
+            // The same rule as every other write's mtime (whole seconds are kept).
+            "mtime" => new.mtime = Some(parse_mtime(&value)?.0),
             _ => {}
         }
     }
