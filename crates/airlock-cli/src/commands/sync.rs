@@ -112,31 +112,40 @@ fn remote_secs(entry: &FileEntry) -> Option<i64> {
     Some(since.as_secs() as i64)
 }
 
-/// True when the local entry must be sent. With `checksum`, files of equal size compare
-/// by content instead of mtime.
-fn differs(ours: &LocalEntry, root: &Path, theirs: Option<&FileEntry>, checksum: bool) -> bool {
-    let Some(theirs) = theirs else { return true };
+/// Whether a local entry and the sandbox's hold the same thing: the same kind; for a
+/// symlink the same target; for a file the same size and mtime (whole seconds), or with
+/// `checksum` the same size and content.
+fn same(ours: &LocalEntry, root: &Path, theirs: &FileEntry, checksum: bool) -> bool {
+    let path = root.join(&ours.rel);
     match ours.kind {
-        Kind::Dir => theirs.kind != "dir",
+        Kind::Dir => theirs.kind == "dir",
         Kind::Symlink => {
-            let target = std::fs::read_link(root.join(&ours.rel))
+            let target = std::fs::read_link(&path)
                 .map(|t| t.to_string_lossy().into_owned())
                 .ok();
-            theirs.kind != "symlink" || theirs.symlink_target != target
+            theirs.kind == "symlink" && theirs.symlink_target == target
         }
         Kind::File if checksum => {
-            theirs.kind != "file"
-                || theirs.size != ours.size
-                || theirs.sha256.is_none()
-                || theirs.sha256 != local_sha256(&root.join(&ours.rel))
+            theirs.kind == "file"
+                && theirs.size == ours.size
+                && theirs.sha256.is_some()
+                && theirs.sha256 == local_sha256(&path)
         }
         Kind::File => {
-            theirs.kind != "file"
-                || theirs.size != ours.size
-                || remote_secs(theirs) != Some(ours.mtime)
-                || theirs.mode.0 & 0o777 != ours.mode & 0o777
+            theirs.kind == "file"
+                && theirs.size == ours.size
+                && remote_secs(theirs) == Some(ours.mtime)
         }
     }
+}
+
+/// True when the local entry must be sent: it differs, or (comparing by mtime) only its
+/// permission bits changed.
+fn differs(ours: &LocalEntry, root: &Path, theirs: Option<&FileEntry>, checksum: bool) -> bool {
+    let Some(theirs) = theirs else { return true };
+    let mode_changed =
+        ours.kind == Kind::File && !checksum && theirs.mode.0 & 0o777 != ours.mode & 0o777;
+    !same(ours, root, theirs, checksum) || mode_changed
 }
 
 /// A local file's sha256, hex.
@@ -243,26 +252,12 @@ async fn pull(
     std::fs::create_dir_all(local)?;
     for (path, entry) in theirs {
         let target = local.join(path);
-        let same = mine.get(path).is_some_and(|m| match entry.kind.as_str() {
-            "dir" => m.kind == Kind::Dir,
-            "file" if checksum => {
-                m.kind == Kind::File
-                    && m.size == entry.size
-                    && entry.sha256.is_some()
-                    && local_sha256(&target) == entry.sha256
-            }
-            "file" => {
-                m.kind == Kind::File && m.size == entry.size && Some(m.mtime) == remote_secs(entry)
-            }
-            "symlink" => {
-                m.kind == Kind::Symlink
-                    && std::fs::read_link(&target)
-                        .ok()
-                        .map(|t| t.to_string_lossy().into_owned())
-                        == entry.symlink_target
-            }
-            _ => true,
-        });
+        // Kinds a sync does not carry (devices, FIFOs) are left alone when a local
+        // entry is already there.
+        let carried = matches!(entry.kind.as_str(), "dir" | "file" | "symlink");
+        let same = mine
+            .get(path)
+            .is_some_and(|m| !carried || same(m, local, entry, checksum));
         if same {
             continue;
         }
