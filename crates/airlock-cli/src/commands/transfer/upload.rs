@@ -80,18 +80,17 @@ async fn resumable(
     quiet: bool,
 ) -> anyhow::Result<Uploaded> {
     let state = ResumeState::for_upload(client.base_url(), id, local, dest, meta)?;
-    let mut resumed_from = None;
-    let (url, offset) = match state.load() {
-        Some(url) => match client.upload_offset(&url).await? {
-            Some(offset) => {
-                resumed_from = Some(offset);
-                (url, offset)
-            }
-            None => (
-                new_upload(client, id, dest, meta, mode, mtime, &state).await?,
-                0,
-            ),
-        },
+    // A remembered upload the daemon still knows resumes; anything else starts afresh.
+    let known = match state.load() {
+        Some(url) => client
+            .upload_offset(&url)
+            .await?
+            .map(|offset| (url, offset)),
+        None => None,
+    };
+    let resumed_from = known.as_ref().map(|(_, offset)| *offset);
+    let (url, offset) = match known {
+        Some(known) => known,
         None => (
             new_upload(client, id, dest, meta, mode, mtime, &state).await?,
             0,
