@@ -191,12 +191,12 @@ async fn kill_9_mid_upload_loses_nothing_and_leaves_nothing() {
 
         // Sandboxes whose creation the kill interrupted: each is gone, or back and usable;
         // every one the daemon confirmed is back.
-        let mut made = 0;
+        let mut made = Vec::new();
         for sandbox in client.list().await.unwrap() {
             if before_ids.contains(&sandbox.id) {
                 continue;
             }
-            made += 1;
+            made.push(sandbox.id.clone());
             if acked_creates.contains(&sandbox.id) {
                 creates_acked += 1;
             } else {
@@ -209,11 +209,13 @@ async fn kill_9_mid_upload_loses_nothing_and_leaves_nothing() {
             assert_eq!(out.stdout, "ok\n", "round {round}: {} works", sandbox.id);
             client.delete(&sandbox.id).await.unwrap();
         }
-        assert!(
-            made >= acked_creates.len(),
-            "round {round}: every acknowledged sandbox came back"
-        );
-        creates_gone += CREATES - made;
+        for acked in &acked_creates {
+            assert!(
+                made.contains(acked),
+                "round {round}: acknowledged sandbox {acked} came back"
+            );
+        }
+        creates_gone += CREATES - made.len();
         assert_no_leftovers(&daemon, &id, round).await;
     }
 
