@@ -3,8 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 /// A stable, machine-readable error code; each maps to one HTTP status.
+///
+/// Clients decode this from daemons that may be newer: a code they do not know becomes
+/// [`ErrorCode::Unknown`] instead of a decoding failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// A malformed request, path or argument (400).
     BadRequest,
@@ -35,6 +39,11 @@ pub enum ErrorCode {
     Internal,
     /// The sandbox's disk quota is exhausted (507).
     DiskQuota,
+    /// The target kept changing under a lookup (a rename race); try again (503).
+    Busy,
+    /// A code this client does not know (sent by a newer daemon); never sent.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ErrorCode {
@@ -55,7 +64,22 @@ impl ErrorCode {
             Self::ChecksumMismatch => 460,
             Self::Internal => 500,
             Self::DiskQuota => 507,
+            Self::Busy => 503,
+            Self::Unknown => 500,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_from_a_newer_daemon_decode_as_unknown() {
+        let code: ErrorCode = serde_json::from_str(r#""some_future_code""#).unwrap();
+        assert_eq!(code, ErrorCode::Unknown);
+        let known: ErrorCode = serde_json::from_str(r#""disk_quota""#).unwrap();
+        assert_eq!(known, ErrorCode::DiskQuota);
     }
 }
 

@@ -75,8 +75,8 @@ pub struct MoveFile {
     /// New path.
     pub to: String,
     /// Replace an existing `to` (default false: 409 if it exists).
-    #[serde(default)]
-    pub overwrite: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overwrite: Option<bool>,
 }
 
 /// Body of `POST /files/compose`.

@@ -9,6 +9,7 @@ use crate::FileMode;
 /// Where a sandbox is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SandboxState {
     /// Exists, files can be written, no process has run yet.
     Created,
@@ -16,6 +17,9 @@ pub enum SandboxState {
     Running,
     /// Was running; files intact; can be started again.
     Stopped,
+    /// A state this client does not know (sent by a newer daemon); never sent.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Resource limits; a missing field means the daemon's default.

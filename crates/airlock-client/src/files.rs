@@ -142,7 +142,7 @@ impl Client {
         let body = MoveFile {
             from: from.to_owned(),
             to: to.to_owned(),
-            overwrite,
+            overwrite: Some(overwrite),
         };
         json(
             self.request(Method::POST, &self.files_route(id, "/move"))

@@ -90,6 +90,12 @@ pub enum FsError {
         /// Whether the client went quiet (rather than away).
         stalled: bool,
     },
+    /// A concurrent rename kept racing the lookup past the retry bound; try again.
+    #[error("{path}: the path kept changing while it was looked up; try again")]
+    Busy {
+        /// The sandbox path.
+        path: String,
+    },
     /// Any other system error.
     #[error("{path}: {source}")]
     Io {
@@ -133,6 +139,7 @@ impl FsError {
                 reason: "a symlink is in the way",
             },
             Errno::ISDIR => Self::IsDirectory { path },
+            Errno::AGAIN => Self::Busy { path },
             other => Self::Io {
                 path,
                 source: io::Error::from_raw_os_error(other.raw_os_error()),

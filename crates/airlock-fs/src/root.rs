@@ -112,16 +112,58 @@ pub(crate) fn openat2_in<P: rustix::path::Arg + Copy>(
     mode: Mode,
     resolve: ResolveFlags,
 ) -> Result<OwnedFd, Errno> {
-    loop {
-        match rustix::fs::openat2(&dir, rel, flags | OFlags::CLOEXEC, mode, resolve) {
-            // openat2 asks callers to retry when a rename raced the lookup.
-            Err(Errno::AGAIN) => continue,
-            other => return other,
+    retry_on_again(|| rustix::fs::openat2(&dir, rel, flags | OFlags::CLOEXEC, mode, resolve))
+}
+
+/// How often a lookup that a concurrent rename raced is tried again. openat2 asks callers
+/// to retry on EAGAIN; a sandbox renaming in a tight loop could make that forever, so the
+/// bound is libpathrs's: after 128 tries the caller gets EAGAIN (answered "busy").
+pub(crate) const OPENAT2_RETRIES: usize = 128;
+
+/// Runs `attempt` until it answers something other than EAGAIN, at most
+/// [`OPENAT2_RETRIES`] times.
+pub(crate) fn retry_on_again<T>(mut attempt: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    let mut last = Err(Errno::AGAIN);
+    for _ in 0..OPENAT2_RETRIES {
+        last = attempt();
+        if !matches!(last, Err(Errno::AGAIN)) {
+            return last;
         }
     }
+    last
 }
 
 /// `/proc/self/fd/N` for an open descriptor.
 pub(crate) fn fd_path(fd: &impl std::os::fd::AsRawFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endless_eagain_gives_up_after_the_bound() {
+        let mut tries = 0;
+        let outcome: Result<(), Errno> = retry_on_again(|| {
+            tries += 1;
+            Err(Errno::AGAIN)
+        });
+        assert_eq!(outcome, Err(Errno::AGAIN));
+        assert_eq!(tries, OPENAT2_RETRIES);
+    }
+
+    #[test]
+    fn a_passing_race_is_retried_through() {
+        let mut tries = 0;
+        let outcome = retry_on_again(|| {
+            tries += 1;
+            if tries < 5 {
+                Err(Errno::AGAIN)
+            } else {
+                Ok(tries)
+            }
+        });
+        assert_eq!(outcome, Ok(5));
+    }
 }

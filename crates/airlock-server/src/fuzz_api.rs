@@ -12,7 +12,7 @@ pub fn range(value: &str, size: u64) -> Option<(u64, u64)> {
 
 /// tus `Upload-Metadata`: the destination it names, or the error message.
 pub fn tus_metadata(raw: &str, length: u64) -> Result<String, String> {
-    crate::rest::tus::parse_metadata(raw, length)
+    airlock_service::NewUpload::from_tus_metadata(raw, length)
         .map(|new| new.path)
         .map_err(|e| e.to_string())
 }
@@ -29,7 +29,7 @@ pub fn tus_checksum(value: &str) -> bool {
 
 /// The per-file write options a batch part or a query carries.
 pub fn write_options(mode: Option<&str>, mtime: Option<&str>, sha256: Option<&str>) -> bool {
-    crate::rest::files::put_options(mode, mtime, sha256, true, true).is_ok()
+    airlock_service::PutFile::from_text(mode, mtime, sha256, None, None).is_ok()
 }
 
 /// Reads `body` as the multipart stream of a batch request with `boundary`, as the batch

@@ -1,13 +1,11 @@
-//! The Airlock daemon: a transport-neutral service layer over the sandbox and file
-//! engines, with a thin REST face on top. Future faces (gRPC, compatibility adapters)
-//! call the same service, so every rule lives in one place.
+//! The Airlock daemon: the faces (REST now) over the transport-neutral service in
+//! `airlock-service`, the token check, and the bounded accept loop. Faces only parse,
+//! call the service and encode; every rule lives in the service.
 
-mod error;
 #[doc(hidden)]
 pub mod fuzz_api;
 mod http;
 mod rest;
-mod service;
 mod token;
 
 /// Settings of `airlock serve`.
@@ -22,9 +20,8 @@ pub struct ServeConfig {
     /// Bounds on concurrent connections and on stalled clients.
     pub connections: ConnectionLimits,
 }
-pub use error::ApiError;
+pub use airlock_service::{ApiError, Service};
 pub use http::ConnectionLimits;
-pub use service::Service;
 
 use std::sync::Arc;
 

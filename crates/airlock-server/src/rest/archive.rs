@@ -4,17 +4,17 @@
 use std::sync::Arc;
 
 use airlock_api::ArchiveResult;
-use airlock_fs::UnpackLimits;
+use airlock_service::{ApiError, ArchiveFormat, ArchiveUpload, Principal, Service};
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::body::BodyPump;
+use super::body::stream;
+use super::failure::Answer;
 use super::json::Query;
-use crate::service::ArchiveFormat;
-use crate::{ApiError, Service};
 
 #[derive(Deserialize)]
 pub struct DownloadQuery {
@@ -25,11 +25,13 @@ pub struct DownloadQuery {
 /// The tree as a stream; `format=tar` (default) or `tar.zst`.
 pub async fn download(
     State(service): State<Arc<Service>>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
     Query(q): Query<DownloadQuery>,
-) -> Result<Response, ApiError> {
-    let format = ArchiveFormat::parse(q.format.as_deref().unwrap_or("tar"))?;
-    let stream = service.archive(&id, &q.path, format).await?;
+) -> Answer<Response> {
+    let format = q.format.as_deref().map(ArchiveFormat::parse).transpose()?;
+    let stream = service.archive(&caller, &id, &q.path, format).await?;
+    let format = format.unwrap_or(ArchiveFormat::Tar);
     Ok((
         [(header::CONTENT_TYPE, format.content_type())],
         Body::from_stream(stream),
@@ -50,11 +52,12 @@ pub struct UploadQuery {
 /// `max_entries` and `max_bytes` may lower the daemon's limits, never raise them.
 pub async fn upload(
     State(service): State<Arc<Service>>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
     Query(q): Query<UploadQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<axum::Json<ArchiveResult>, ApiError> {
+) -> Answer<axum::Json<ArchiveResult>> {
     let declared = |name: header::HeaderName, value: &str| {
         headers
             .get(name)
@@ -70,21 +73,16 @@ pub async fn upload(
         }
         None => None,
     };
-    let defaults = UnpackLimits::default();
-    let limits = UnpackLimits {
-        max_entries: q
-            .max_entries
-            .map_or(defaults.max_entries, |n| n.min(defaults.max_entries)),
-        max_bytes: q
-            .max_bytes
-            .map_or(defaults.max_bytes, |n| n.min(defaults.max_bytes)),
+    let upload = ArchiveUpload {
+        path: q.path,
+        format,
+        max_entries: q.max_entries,
+        max_bytes: q.max_bytes,
     };
-    let (reader, pump) = BodyPump::new(body);
-    let outcome = service
-        .extract_archive(&id, &q.path, format, limits, reader)
-        .await;
-    pump.finish().await;
-    Ok(axum::Json(outcome?))
+    let made = service
+        .extract_archive(&caller, &id, upload, stream(body))
+        .await?;
+    Ok(axum::Json(made))
 }
 
 /// An archive body is tar (maybe zstd-compressed), or untyped. Anything declared as

@@ -1,22 +1,27 @@
 //! `POST /v1/sandboxes/{id}/files/batch`: many files in one multipart request. Each part
-//! is streamed straight into its own atomic write as it arrives; a part that fails (a bad
-//! path, a wrong checksum, a read-only target) gets its error and the rest go on.
+//! streams straight into the service's batch writer as it arrives; the service decides
+//! each part's defaults and result.
 
 use std::sync::Arc;
 
-use airlock_api::{BatchItem, BatchResult, ErrorDetail};
+use airlock_api::BatchResult;
+use airlock_service::{
+    BatchDefaults, BatchPart, Principal, PutFile, Service, batch_broken, batch_result,
+};
+use axum::Extension;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::extract::{Path, State};
 use serde::Deserialize;
+use tokio_stream::wrappers::ReceiverStream;
 
-use super::body::channel;
-use super::files::put_options;
+use super::failure::{Answer, Failure};
 use super::json::Query;
-use crate::{ApiError, Service};
+
+/// Chunks of one part queued toward the service.
+const PART_QUEUE: usize = 8;
 
 #[derive(Deserialize)]
 pub struct BatchQuery {
-    /// Mode for parts that name none (`0644` by default).
     mode: Option<String>,
     parents: Option<bool>,
     overwrite: Option<bool>,
@@ -26,63 +31,65 @@ pub struct BatchQuery {
 /// A part may carry `X-Airlock-Mode`, `X-Airlock-Mtime` and `X-Airlock-Sha256` headers.
 pub async fn batch(
     State(service): State<Arc<Service>>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
     Query(q): Query<BatchQuery>,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<axum::Json<BatchResult>, ApiError> {
-    service.require(&id)?;
+) -> Answer<axum::Json<BatchResult>> {
+    service.require(&caller, &id)?;
+    let defaults = BatchDefaults::from_text(q.mode.as_deref(), q.parents, q.overwrite)?;
     let mut multipart = multipart.map_err(|e| {
-        ApiError::bad_request(format!("batch takes a multipart/form-data body: {e}"))
+        Failure(airlock_service::ApiError::bad_request(format!(
+            "batch takes a multipart/form-data body: {e}"
+        )))
     })?;
     let mut results = Vec::new();
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(e) => return Err(broken(&results, &e.to_string())),
+            Err(e) => return Err(batch_broken(&results, &e.to_string()).into()),
         };
-        let path = field
-            .file_name()
-            .or(field.name())
-            .unwrap_or_default()
-            .to_owned();
-        let (item, stream_broken) = write_part(&service, &id, &q, &path, field).await;
+        let (item, stream_broken) = write_part(&service, &caller, &id, &defaults, field).await;
         results.push(item);
         if let Some(reason) = stream_broken {
-            return Err(broken(&results, &reason));
+            return Err(batch_broken(&results, &reason).into());
         }
     }
-    let failed = results.iter().filter(|r| r.error.is_some()).count() as u64;
-    Ok(axum::Json(BatchResult {
-        written: results.len() as u64 - failed,
-        failed,
-        results,
-    }))
+    Ok(axum::Json(batch_result(results)))
 }
 
 /// Writes one part; also says whether the multipart stream itself broke meanwhile.
 async fn write_part(
     service: &Service,
+    caller: &Principal,
     id: &str,
-    q: &BatchQuery,
-    path: &str,
+    defaults: &BatchDefaults,
     mut field: Field<'_>,
-) -> (BatchItem, Option<String>) {
+) -> (airlock_api::BatchItem, Option<String>) {
     let header = |name: &str| field.headers().get(name).and_then(|v| v.to_str().ok());
-    let options = put_options(
-        header("x-airlock-mode").or(q.mode.as_deref()),
-        header("x-airlock-mtime"),
-        header("x-airlock-sha256"),
-        q.parents.unwrap_or(true),
-        q.overwrite.unwrap_or(true),
-    );
-    let (tx, reader) = channel();
-    let write = async {
-        match options {
-            Ok(put) => service.put_file(id, path, put, reader).await.map(|r| r.0),
-            Err(e) => Err(e),
-        }
+    let part = BatchPart {
+        path: field
+            .file_name()
+            .or(field.name())
+            .unwrap_or_default()
+            .to_owned(),
+        put: PutFile::from_text(
+            header("x-airlock-mode"),
+            header("x-airlock-mtime"),
+            header("x-airlock-sha256"),
+            None,
+            None,
+        ),
     };
+    let (tx, rx) = tokio::sync::mpsc::channel(PART_QUEUE);
+    let write = service.write_batch_part(
+        caller,
+        id,
+        defaults,
+        part,
+        Box::pin(ReceiverStream::new(rx)),
+    );
     // Feed the writer as the part arrives; once it has given up, keep reading (and
     // dropping) the part so the next one can be reached.
     let feed = async move {
@@ -94,7 +101,9 @@ async fn write_part(
                 Ok(None) => break None,
                 Err(e) => {
                     let reason = e.to_string();
-                    let _ = tx.send(Err(aborted(&reason))).await;
+                    let aborted =
+                        std::io::Error::new(std::io::ErrorKind::ConnectionAborted, reason.clone());
+                    let _ = tx.send(Err(aborted)).await;
                     break Some(reason);
                 }
             }
@@ -103,35 +112,5 @@ async fn write_part(
         drop(tx);
         broken
     };
-    let (outcome, broken) = tokio::join!(write, feed);
-    let item = match outcome {
-        Ok(result) => BatchItem {
-            path: path.to_owned(),
-            result: Some(result),
-            error: None,
-        },
-        Err(e) => BatchItem {
-            path: path.to_owned(),
-            result: None,
-            error: Some(ErrorDetail {
-                code: e.code,
-                message: e.message,
-            }),
-        },
-    };
-    (item, broken)
-}
-
-fn aborted(reason: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, reason.to_owned())
-}
-
-/// The multipart stream itself broke: the parts before it stand (each was committed
-/// whole), the broken one was not written, and nothing after it was read.
-fn broken(results: &[BatchItem], reason: &str) -> ApiError {
-    let written = results.iter().filter(|r| r.result.is_some()).count();
-    ApiError::bad_request(format!(
-        "malformed or interrupted multipart body after {} part(s) ({written} written and kept): {reason}",
-        results.len()
-    ))
+    tokio::join!(write, feed)
 }

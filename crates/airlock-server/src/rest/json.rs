@@ -5,22 +5,24 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
-use crate::ApiError;
+use airlock_service::ApiError;
+
+use super::failure::Failure;
 
 /// A JSON request body.
 pub struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
-    type Rejection = ApiError;
+    type Rejection = Failure;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Failure> {
         // A declared size over the limit is refused before waiting for a single byte.
         let declared = request
             .headers()
             .get(axum::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > super::JSON_BODY_LIMIT as u64) {
-            return Err(too_large());
+            return Err(Failure(too_large()));
         }
         let bytes = Bytes::from_request(request, state)
             .await
@@ -30,7 +32,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                 } else {
                     ApiError::bad_request(format!("reading request body: {rejection}"))
                 }
-            })?;
+            })
+            .map_err(Failure)?;
         let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
@@ -38,7 +41,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
         };
         serde_json::from_slice(body)
             .map(Json)
-            .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
+            .map_err(|e| Failure(ApiError::bad_request(format!("malformed JSON body: {e}"))))
     }
 }
 
@@ -57,24 +60,29 @@ fn too_large() -> ApiError {
 pub struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for Query<T> {
-    type Rejection = ApiError;
+    type Rejection = Failure;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
         state: &S,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, Failure> {
         let query = parts.uri.query().unwrap_or_default();
         if percent_encoding::percent_decode_str(query)
             .decode_utf8()
             .is_err()
         {
-            return Err(ApiError::bad_request(
+            return Err(Failure(ApiError::bad_request(
                 "the query is not UTF-8 once decoded; names that are not UTF-8 travel in archives",
-            ));
+            )));
         }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
-            .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
+            .map_err(|e| {
+                Failure(ApiError::bad_request(format!(
+                    "bad query: {}",
+                    e.body_text()
+                )))
+            })
     }
 }

@@ -5,6 +5,7 @@ mod archive;
 mod batch;
 mod body;
 mod exec;
+mod failure;
 pub(crate) mod files;
 mod headers;
 mod idle_body;
@@ -25,9 +26,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-use crate::ApiError;
-use crate::service::Service;
+use airlock_service::{ApiError, Principal, Service};
+
 use crate::token::Token;
+use failure::Failure;
 
 /// JSON bodies (creation with inline files) may be this large.
 pub(crate) const JSON_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -114,13 +116,13 @@ async fn refuse_large_heads(request: Request, next: Next) -> Response {
         .path_and_query()
         .map_or(0, |pq| pq.as_str().len());
     if uri + header_bytes > MAX_HEAD {
-        let mut response = ApiError::new(
+        let mut response = Failure(ApiError::new(
             airlock_api::ErrorCode::HeadersTooLarge,
             format!(
                 "the request's URI and headers are over {} KiB",
                 MAX_HEAD >> 10
             ),
-        )
+        ))
         .into_response();
         headers::close_connection(&mut response);
         return response;
@@ -160,8 +162,13 @@ async fn close_after_refused_body(request: Request, next: Next) -> Response {
     response
 }
 
-/// Every `/v1` route needs `Authorization: Bearer <admin token>`.
-async fn require_token(State(token): State<Arc<Token>>, request: Request, next: Next) -> Response {
+/// Every `/v1` route needs `Authorization: Bearer <admin token>`; the handlers get the
+/// caller it names as a [`Principal`].
+async fn require_token(
+    State(token): State<Arc<Token>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -169,7 +176,10 @@ async fn require_token(State(token): State<Arc<Token>>, request: Request, next: 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(candidate) if token.matches(candidate) => next.run(request).await,
+        Some(candidate) if token.matches(candidate) => {
+            request.extensions_mut().insert(Principal::Admin);
+            next.run(request).await
+        }
         Some(_) => unauthorized("the token is not valid for this daemon"),
         None => unauthorized(
             "send Authorization: Bearer <token> (the token is in the daemon's home, file `token`)",
@@ -178,7 +188,8 @@ async fn require_token(State(token): State<Arc<Token>>, request: Request, next: 
 }
 
 fn unauthorized(message: &str) -> Response {
-    let mut response = ApiError::new(airlock_api::ErrorCode::Unauthorized, message).into_response();
+    let mut response =
+        Failure(ApiError::new(airlock_api::ErrorCode::Unauthorized, message)).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         header::HeaderValue::from_static("Bearer"),
@@ -186,12 +197,12 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
-async fn unknown_route(request: Request) -> ApiError {
-    ApiError::not_found(format!(
+async fn unknown_route(request: Request) -> Failure {
+    Failure(ApiError::not_found(format!(
         "no route {} {}",
         request.method(),
         request.uri().path()
-    ))
+    )))
 }
 
 /// One line per request: method, path, status, time. Never headers, so never tokens.

@@ -3,41 +3,61 @@
 use std::sync::Arc;
 
 use airlock_api::{CreateSandbox, Sandbox};
+use airlock_service::{Principal, Service};
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
+use super::failure::Answer;
 use super::json::Json;
-use crate::{ApiError, Service};
 
-type Answer<T> = Result<axum::Json<T>, ApiError>;
+type Caller = Extension<Principal>;
 
 pub async fn create(
     State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
     Json(req): Json<CreateSandbox>,
-) -> Result<(StatusCode, axum::Json<Sandbox>), ApiError> {
-    Ok((StatusCode::CREATED, axum::Json(service.create(req).await?)))
+) -> Answer<(StatusCode, axum::Json<Sandbox>)> {
+    let made = service.create(&caller, req).await?;
+    Ok((StatusCode::CREATED, axum::Json(made)))
 }
 
-pub async fn list(State(service): State<Arc<Service>>) -> axum::Json<Vec<Sandbox>> {
-    axum::Json(service.list())
+pub async fn list(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
+) -> axum::Json<Vec<Sandbox>> {
+    axum::Json(service.list(&caller))
 }
 
-pub async fn get(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Answer<Sandbox> {
-    Ok(axum::Json(service.get(&id)?))
+pub async fn get(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
+    Path(id): Path<String>,
+) -> Answer<axum::Json<Sandbox>> {
+    Ok(axum::Json(service.get(&caller, &id)?))
 }
 
-pub async fn start(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Answer<Sandbox> {
-    Ok(axum::Json(service.start(&id).await?))
+pub async fn start(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
+    Path(id): Path<String>,
+) -> Answer<axum::Json<Sandbox>> {
+    Ok(axum::Json(service.start(&caller, &id).await?))
 }
 
-pub async fn stop(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Answer<Sandbox> {
-    Ok(axum::Json(service.stop(&id).await?))
+pub async fn stop(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
+    Path(id): Path<String>,
+) -> Answer<axum::Json<Sandbox>> {
+    Ok(axum::Json(service.stop(&caller, &id).await?))
 }
 
 pub async fn delete(
     State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    service.delete(&id).await?;
+) -> Answer<StatusCode> {
+    service.delete(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

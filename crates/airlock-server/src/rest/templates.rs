@@ -3,33 +3,40 @@
 use std::sync::Arc;
 
 use airlock_api::Template;
+use airlock_service::{Principal, Service};
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::body::BodyPump;
-use crate::{ApiError, Service};
+use super::body::stream;
+use super::failure::Answer;
 
-pub async fn list(State(service): State<Arc<Service>>) -> axum::Json<Vec<Template>> {
-    axum::Json(service.templates())
+pub async fn list(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Extension<Principal>,
+) -> axum::Json<Vec<Template>> {
+    axum::Json(service.templates(&caller))
 }
 
 /// The body is a tar stream of the root filesystem, unpacked as it arrives.
 pub async fn register(
     State(service): State<Arc<Service>>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     body: Body,
-) -> Result<(StatusCode, axum::Json<Template>), ApiError> {
-    let (reader, pump) = BodyPump::new(body);
-    let outcome = service.register_template(&name, reader).await;
-    pump.finish().await;
-    Ok((StatusCode::CREATED, axum::Json(outcome?)))
+) -> Answer<(StatusCode, axum::Json<Template>)> {
+    let made = service
+        .register_template(&caller, &name, stream(body))
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(made)))
 }
 
 pub async fn delete(
     State(service): State<Arc<Service>>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    service.delete_template(&name).await?;
+) -> Answer<StatusCode> {
+    service.delete_template(&caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

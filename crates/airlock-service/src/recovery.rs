@@ -9,6 +9,7 @@ use airlock_sandbox::SandboxConfig;
 use super::lifecycle::engine_limits;
 use super::record::SandboxRecord;
 use super::{Entry, Service, blocking};
+use crate::Principal;
 
 impl Service {
     /// Loads every record, clears what a crashed daemon left half-made, remounts every
@@ -87,7 +88,7 @@ impl Service {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone(), entry.clone());
-        if was_running && let Err(err) = self.start(&id).await {
+        if was_running && let Err(err) = self.start(&Principal::Admin, &id).await {
             tracing::error!(%id, %err, "restarting sandbox failed; it is stopped");
             entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
         }

@@ -8,6 +8,8 @@ use airlock_fs::{FileOwner, UnpackLimits};
 use super::files::parse;
 use super::{Service, blocking};
 use crate::ApiError;
+use crate::Principal;
+use crate::body::{BodyPump, ByteStream};
 
 /// Buffer between the packing thread and the response.
 const ARCHIVE_PIPE: usize = 256 * 1024;
@@ -53,12 +55,14 @@ impl Service {
     /// The tree under `path` as a tar stream, packed on a blocking thread as it is read.
     pub async fn archive(
         &self,
+        caller: &Principal,
         id: &str,
         path: &str,
-        format: ArchiveFormat,
+        format: Option<ArchiveFormat>,
     ) -> Result<tokio_util::io::ReaderStream<tokio::io::DuplexStream>, ApiError> {
         let path = parse(path)?;
-        let root = self.root_of(id)?;
+        let format = format.unwrap_or(ArchiveFormat::Tar);
+        let root = self.root_of(caller, id)?;
         // Refuse a missing or non-directory path with a clean 4xx before streaming starts.
         let (root, path) = blocking(move || {
             root.resolve(
@@ -99,15 +103,18 @@ impl Service {
     /// all or nothing.
     pub async fn extract_archive(
         &self,
+        caller: &Principal,
         id: &str,
-        path: &str,
-        format: Option<ArchiveFormat>,
-        limits: UnpackLimits,
-        body: impl Read + Send + 'static,
+        upload: ArchiveUpload,
+        body: ByteStream,
     ) -> Result<ArchiveResult, ApiError> {
-        let dir = parse(path)?;
-        self.on_root(id, move |root| {
-            let (format, body) = sniff(format, body).map_err(|e| io_error(&dir, e))?;
+        let dir = parse(&upload.path)?;
+        let limits = upload.limits();
+        let format = upload.format;
+        let root = self.root_of(caller, id)?;
+        let (reader, pump) = BodyPump::new(body);
+        let outcome = blocking(move || {
+            let (format, body) = sniff(format, reader).map_err(|e| io_error(&dir, e))?;
             let report = match format {
                 ArchiveFormat::Tar => root.unpack(&dir, body, FileOwner::SANDBOX_USER, limits)?,
                 ArchiveFormat::TarZst => {
@@ -137,7 +144,37 @@ impl Service {
                     .collect(),
             })
         })
-        .await
+        .await;
+        pump.finish().await;
+        outcome?
+    }
+}
+
+/// An archive upload as the client describes it.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveUpload {
+    /// The directory to extract into.
+    pub path: String,
+    /// `None`: told by the stream's first bytes.
+    pub format: Option<ArchiveFormat>,
+    /// Lowers the daemon's entry limit; never raises it.
+    pub max_entries: Option<u64>,
+    /// Lowers the daemon's byte limit; never raises it.
+    pub max_bytes: Option<u64>,
+}
+
+impl ArchiveUpload {
+    /// The daemon's limits, lowered where the client asked.
+    fn limits(&self) -> UnpackLimits {
+        let most = UnpackLimits::default();
+        UnpackLimits {
+            max_entries: self
+                .max_entries
+                .map_or(most.max_entries, |n| n.min(most.max_entries)),
+            max_bytes: self
+                .max_bytes
+                .map_or(most.max_bytes, |n| n.min(most.max_bytes)),
+        }
     }
 }
 

@@ -1,16 +1,15 @@
 //! Template registration and listing.
 
-use std::io::Read;
-
 use airlock_api::Template;
 use airlock_sandbox::{HOST_TEMPLATE, valid_template_name};
 
 use super::{Service, blocking};
-use crate::ApiError;
+use crate::body::{BodyPump, ByteStream};
+use crate::{ApiError, Principal};
 
 impl Service {
     /// The built-in template and every registered one.
-    pub fn templates(&self) -> Vec<Template> {
+    pub fn templates(&self, _caller: &Principal) -> Vec<Template> {
         let host = Template {
             name: HOST_TEMPLATE.into(),
             kind: "host".into(),
@@ -35,9 +34,11 @@ impl Service {
     /// Registers a root filesystem from a tar stream (read on a blocking thread).
     pub async fn register_template(
         &self,
+        caller: &Principal,
         name: &str,
-        archive: impl Read + Send + 'static,
+        archive: ByteStream,
     ) -> Result<Template, ApiError> {
+        caller.require_admin("register templates")?;
         if name == HOST_TEMPLATE || !valid_template_name(name) {
             return Err(ApiError::bad_request(format!(
                 "template name {name:?} is taken or malformed: use [a-z0-9._-], at most 64, not \"host\""
@@ -50,23 +51,25 @@ impl Service {
         }
         let store = self.templates.clone();
         let owned = name.to_owned();
-        blocking(move || store.register(&owned, archive))
-            .await?
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => ApiError::conflict(e.to_string()),
-                _ => ApiError::new(
-                    airlock_api::ErrorCode::BadArchive,
-                    format!("unpacking template {name}: {}", error_chain(&e)),
-                ),
-            })?;
-        self.templates()
+        let (archive, pump) = BodyPump::new(archive);
+        let registered = blocking(move || store.register(&owned, archive)).await;
+        pump.finish().await;
+        registered?.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => ApiError::conflict(e.to_string()),
+            _ => ApiError::new(
+                airlock_api::ErrorCode::BadArchive,
+                format!("unpacking template {name}: {}", error_chain(&e)),
+            ),
+        })?;
+        self.templates(caller)
             .into_iter()
             .find(|t| t.name == name)
             .ok_or_else(|| ApiError::not_found(name.to_owned()))
     }
 
     /// Removes a registered template that no sandbox uses.
-    pub async fn delete_template(&self, name: &str) -> Result<(), ApiError> {
+    pub async fn delete_template(&self, caller: &Principal, name: &str) -> Result<(), ApiError> {
+        caller.require_admin("delete templates")?;
         if name == HOST_TEMPLATE || self.templates.rootfs(name).is_none() {
             return Err(ApiError::not_found(format!(
                 "no registered template {name:?}"

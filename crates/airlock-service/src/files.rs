@@ -2,7 +2,6 @@
 //! confined engine; read-only injected files are protected by their read-only mounts, so
 //! the kernel itself refuses (EROFS/EBUSY, answered 403) any write, move or removal.
 
-use std::io::Read;
 use std::time::{Duration, UNIX_EPOCH};
 
 use airlock_api::{FileEntry, FileList, FileMode, WriteResult};
@@ -10,6 +9,9 @@ use airlock_fs::{Entry, FileOwner, Placement, Root, SandboxPath, WriteOptions, W
 
 use super::{Service, blocking};
 use crate::ApiError;
+use crate::Principal;
+use crate::body::{BodyPump, ByteStream};
+use crate::options::PutFile;
 
 /// Listing page size when the client names none, and the most it may ask for.
 const DEFAULT_LIMIT: usize = 1000;
@@ -17,6 +19,24 @@ const MAX_LIMIT: usize = 10_000;
 const MAX_DEPTH: u32 = 64;
 /// Most files one compose may concatenate.
 const MAX_COMPOSE: usize = 10_000;
+
+/// A listing as the client asks for it; `None` is the default.
+#[derive(Debug, Clone, Default)]
+pub struct ListFiles {
+    /// The directory (or file) to list.
+    pub path: String,
+    /// Levels below `path` (1 to 64; default 1).
+    pub depth: Option<u32>,
+    /// Entries per page (1 to 10,000; default 1,000).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Add each file's sha256.
+    pub checksum: Option<bool>,
+}
+
+/// A file's permission bits when the client names none.
+pub(crate) const DEFAULT_FILE_MODE: u32 = 0o644;
 
 /// Files up to this size are read whole when opened for download.
 const SMALL_FILE: u64 = 64 * 1024;
@@ -27,20 +47,15 @@ pub enum FileBody {
     Stream(std::fs::File),
 }
 
-/// A whole-file write as the routes ask for it.
-#[derive(Debug, Clone, Default)]
-pub struct PutFile {
-    pub mode: Option<u32>,
-    pub mtime: Option<(i64, u32)>,
-    pub parents: bool,
-    pub overwrite: bool,
-    pub expect_sha256: Option<[u8; 32]>,
-}
-
 impl Service {
     /// The root of a sandbox that exists (in any state).
-    pub(super) fn root_of(&self, id: &str) -> Result<Root, ApiError> {
-        self.entry(id)?;
+    pub(super) fn root_of(&self, caller: &Principal, id: &str) -> Result<Root, ApiError> {
+        self.entry(caller, id)?;
+        self.root_unchecked(id)
+    }
+
+    /// The root of a sandbox, for the daemon's own housekeeping (sweeps, expiry).
+    pub(super) fn root_unchecked(&self, id: &str) -> Result<Root, ApiError> {
         self.engine
             .root(id)
             .map_err(|e| ApiError::internal("opening sandbox root", e))
@@ -49,38 +64,43 @@ impl Service {
     /// Runs a file operation on a blocking thread.
     pub(super) async fn on_root<T: Send + 'static>(
         &self,
+        caller: &Principal,
         id: &str,
         op: impl FnOnce(&Root) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let root = self.root_of(id)?;
+        let root = self.root_of(caller, id)?;
         blocking(move || op(&root)).await?
     }
 
-    pub async fn stat_file(&self, id: &str, path: &str) -> Result<FileEntry, ApiError> {
+    pub async fn stat_file(
+        &self,
+        caller: &Principal,
+        id: &str,
+        path: &str,
+    ) -> Result<FileEntry, ApiError> {
         let path = parse(path)?;
-        self.on_root(id, move |root| Ok(to_api(&root.stat(&path)?)))
+        self.on_root(caller, id, move |root| Ok(to_api(&root.stat(&path)?)))
             .await
     }
 
+    /// One page of the entries under a directory, depth first.
     pub async fn list_files(
         &self,
+        caller: &Principal,
         id: &str,
-        path: &str,
-        depth: Option<u32>,
-        limit: Option<usize>,
-        cursor: Option<&str>,
-        checksum: bool,
+        req: ListFiles,
     ) -> Result<FileList, ApiError> {
-        let path = parse(path)?;
-        let cursor = cursor.map(parse).transpose()?;
-        let depth = depth.unwrap_or(1);
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        let checksum = req.checksum.unwrap_or(false);
+        let path = parse(&req.path)?;
+        let cursor = req.cursor.as_deref().map(parse).transpose()?;
+        let depth = req.depth.unwrap_or(1);
+        let limit = req.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_DEPTH).contains(&depth) || !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::bad_request(format!(
                 "depth must be 1 to {MAX_DEPTH}, limit 1 to {MAX_LIMIT}"
             )));
         }
-        self.on_root(id, move |root| {
+        self.on_root(caller, id, move |root| {
             let page = root.list(&path, depth, limit, cursor.as_ref())?;
             let mut entries: Vec<FileEntry> = page.entries.iter().map(to_api).collect();
             if checksum {
@@ -102,9 +122,14 @@ impl Service {
 
     /// Opens a regular file for download. A small file is read at once, in the same
     /// trip to the blocking pool: one hop instead of one per chunk.
-    pub async fn open_file(&self, id: &str, path: &str) -> Result<(FileBody, Entry), ApiError> {
+    pub async fn open_file(
+        &self,
+        caller: &Principal,
+        id: &str,
+        path: &str,
+    ) -> Result<(FileBody, Entry), ApiError> {
         let path = parse(path)?;
-        self.on_root(id, move |root| {
+        self.on_root(caller, id, move |root| {
             let (file, mut entry) = root.open_read(&path)?;
             if entry.size > SMALL_FILE {
                 return Ok((FileBody::Stream(file), entry));
@@ -122,50 +147,76 @@ impl Service {
     /// Streams `body` into `path`, atomically. Returns the result and whether it was new.
     pub async fn put_file(
         &self,
+        caller: &Principal,
         id: &str,
         path: &str,
         put: PutFile,
-        mut body: impl Read + Send + 'static,
+        body: ByteStream,
     ) -> Result<(WriteResult, bool), ApiError> {
         let path = parse(path)?;
-        self.on_root(id, move |root| {
+        let root = self.root_of(caller, id)?;
+        let put = put.checked()?;
+        let (mut reader, pump) = BodyPump::new(body);
+        let outcome = blocking(move || {
             let existed = root.stat(&path).is_ok();
             let opts = WriteOptions {
-                mode: put.mode.unwrap_or(0o644),
+                mode: put.mode.unwrap_or(DEFAULT_FILE_MODE),
                 owner: FileOwner::SANDBOX_USER,
-                parents: put.parents,
-                overwrite: put.overwrite,
+                parents: put.parents.unwrap_or(false),
+                overwrite: put.overwrite.unwrap_or(true),
                 mtime: put.mtime,
                 expect_sha256: put.expect_sha256,
             };
-            Ok((written(&root.write_file(&path, &mut body, opts)?), !existed))
+            Ok::<_, ApiError>((
+                written(&root.write_file(&path, &mut reader, opts)?),
+                !existed,
+            ))
         })
-        .await
+        .await;
+        pump.finish().await;
+        outcome?
     }
 
-    /// Appends to, or writes at an offset of, `path`.
+    /// Appends to, or writes at an offset of, `path`: exactly one of `append` and
+    /// `offset`.
     pub async fn patch_file(
         &self,
+        caller: &Principal,
         id: &str,
         path: &str,
-        at: Placement,
-        mut body: impl Read + Send + 'static,
+        append: Option<bool>,
+        offset: Option<u64>,
+        body: ByteStream,
     ) -> Result<WriteResult, ApiError> {
+        let at = match (append.unwrap_or(false), offset) {
+            (true, None) => Placement::Append,
+            (false, Some(offset)) => Placement::Offset(offset),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "give exactly one of append=true or offset=N",
+                ));
+            }
+        };
         let path = parse(path)?;
-        self.on_root(id, move |root| {
-            Ok(written(&root.write_in_place(
+        let root = self.root_of(caller, id)?;
+        let (mut reader, pump) = BodyPump::new(body);
+        let outcome = blocking(move || {
+            Ok::<_, ApiError>(written(&root.write_in_place(
                 &path,
-                &mut body,
+                &mut reader,
                 at,
                 FileOwner::SANDBOX_USER,
             )?))
         })
-        .await
+        .await;
+        pump.finish().await;
+        outcome?
     }
 
     /// Concatenates sources into a destination, atomically.
     pub async fn compose_files(
         &self,
+        caller: &Principal,
         id: &str,
         req: airlock_api::ComposeFiles,
     ) -> Result<WriteResult, ApiError> {
@@ -180,9 +231,10 @@ impl Service {
             .map(|s| parse(s))
             .collect::<Result<Vec<_>, _>>()?;
         let dest = parse(&req.destination)?;
-        let mut opts = WriteOptions::new(req.mode.map_or(0o644, |m| m.0), FileOwner::SANDBOX_USER);
+        let mode = req.mode.map_or(DEFAULT_FILE_MODE, |m| m.0);
+        let mut opts = WriteOptions::new(mode, FileOwner::SANDBOX_USER);
         opts.overwrite = req.overwrite.unwrap_or(true);
-        self.on_root(id, move |root| {
+        self.on_root(caller, id, move |root| {
             Ok(written(&root.compose(&sources, &dest, opts)?))
         })
         .await
@@ -190,14 +242,16 @@ impl Service {
 
     pub async fn make_dir(
         &self,
+        caller: &Principal,
         id: &str,
         path: &str,
         mode: Option<FileMode>,
-        parents: bool,
+        parents: Option<bool>,
     ) -> Result<FileEntry, ApiError> {
         let path = parse(path)?;
         let mode = mode.map_or(0o755, |m| m.0);
-        self.on_root(id, move |root| {
+        let parents = parents.unwrap_or(true);
+        self.on_root(caller, id, move |root| {
             Ok(to_api(&root.mkdir(
                 &path,
                 mode,
@@ -210,49 +264,41 @@ impl Service {
 
     pub async fn move_file(
         &self,
+        caller: &Principal,
         id: &str,
         from: &str,
         to: &str,
-        overwrite: bool,
+        overwrite: Option<bool>,
     ) -> Result<FileEntry, ApiError> {
+        let overwrite = overwrite.unwrap_or(false);
         let (from, to) = (parse(from)?, parse(to)?);
         if to.starts_with(&from) && to != from {
             return Err(ApiError::bad_request(format!(
                 "cannot move {from} into itself"
             )));
         }
-        self.on_root(id, move |root| {
+        self.on_root(caller, id, move |root| {
             Ok(to_api(&root.rename(&from, &to, overwrite)?))
         })
         .await
     }
 
-    pub async fn remove_file(&self, id: &str, path: &str, recursive: bool) -> Result<(), ApiError> {
+    pub async fn remove_file(
+        &self,
+        caller: &Principal,
+        id: &str,
+        path: &str,
+        recursive: Option<bool>,
+    ) -> Result<(), ApiError> {
         let path = parse(path)?;
-        self.on_root(id, move |root| Ok(root.remove(&path, recursive)?))
+        let recursive = recursive.unwrap_or(false);
+        self.on_root(caller, id, move |root| Ok(root.remove(&path, recursive)?))
             .await
     }
 }
 
 pub(super) fn parse(raw: &str) -> Result<SandboxPath, ApiError> {
     Ok(SandboxPath::parse(raw)?)
-}
-
-/// A sha256 given as 64 hex digits.
-pub fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
-    let bad = || ApiError::bad_request(format!("sha256 {text:?} is not 64 hex digits"));
-    // Bytes, not string slices: a multi-byte character must be refused, not split (the
-    // fuzzer found a panic here).
-    let digit = |b: u8| (b as char).to_digit(16).ok_or_else(bad);
-    let hex = text.as_bytes();
-    if hex.len() != 64 {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        *byte = (digit(pair[0])? << 4 | digit(pair[1])?) as u8;
-    }
-    Ok(out)
 }
 
 pub(super) fn written(w: &Written) -> WriteResult {
@@ -282,18 +328,4 @@ pub fn to_api(entry: &Entry) -> FileEntry {
 pub fn mtime_text(entry: &Entry) -> String {
     let secs = Duration::new(entry.mtime.max(0) as u64, entry.mtime_nsec);
     humantime::format_rfc3339_nanos(UNIX_EPOCH + secs).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sha256_text_with_multibyte_characters_is_refused() {
-        let mut text = "a".repeat(61);
-        text.push('é');
-        text.push('b');
-        assert_eq!(text.len(), 64);
-        assert!(super::parse_sha256(&text).is_err());
-        let good = "0123456789abcdefABCDEF".repeat(3)[..64].to_owned();
-        assert_eq!(super::parse_sha256(&good).unwrap()[..3], [0x01, 0x23, 0x45]);
-    }
 }

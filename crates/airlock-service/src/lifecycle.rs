@@ -9,8 +9,9 @@ use airlock_sandbox::{Engine, HOST_TEMPLATE, Limits, SandboxConfig, TemplateRoot
 
 use super::record::{SandboxRecord, now_secs, random_hex};
 use super::validate::{self, CheckedFile, DEFAULT_PIDS};
-use super::{ADMIN_OWNER, Entry, Service, blocking};
+use super::{Entry, Service, blocking};
 use crate::ApiError;
+use crate::Principal;
 
 /// How long `stop` lets processes react to SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -21,7 +22,11 @@ const EXPIRY_TICK: Duration = Duration::from_millis(500);
 
 impl Service {
     /// Creates a sandbox, writes its files, and starts it unless asked not to.
-    pub async fn create(&self, req: CreateSandbox) -> Result<Sandbox, ApiError> {
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        req: CreateSandbox,
+    ) -> Result<Sandbox, ApiError> {
         validate::create(&req)?;
         let template_name = req.template.clone().unwrap_or_else(|| HOST_TEMPLATE.into());
         let template = self.template_root(&template_name)?;
@@ -50,7 +55,7 @@ impl Service {
             env: req.env,
             limits,
             labels: req.labels,
-            owner: ADMIN_OWNER.into(),
+            owner: caller.owner().to_owned(),
             readonly_paths: config.readonly.iter().map(ToString::to_string).collect(),
             created_at: now,
             started_at: None,
@@ -72,29 +77,34 @@ impl Service {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone(), entry);
         if req.start.unwrap_or(true)
-            && let Err(err) = self.start(&id).await
+            && let Err(err) = self.start(caller, &id).await
         {
-            let _ = self.delete(&id).await;
+            let _ = self.delete(caller, &id).await;
             return Err(err);
         }
-        self.get(&id)
+        self.get(caller, &id)
     }
 
-    /// Every sandbox, oldest first.
-    pub fn list(&self) -> Vec<Sandbox> {
-        let mut all: Vec<Sandbox> = self.entries().iter().map(|e| e.record().to_api()).collect();
+    /// Every sandbox the caller may reach, oldest first.
+    pub fn list(&self, caller: &Principal) -> Vec<Sandbox> {
+        let mut all: Vec<Sandbox> = self
+            .entries()
+            .iter()
+            .filter(|e| caller.may_reach(&e.owner))
+            .map(|e| e.record().to_api())
+            .collect();
         all.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
         all
     }
 
     /// One sandbox.
-    pub fn get(&self, id: &str) -> Result<Sandbox, ApiError> {
-        Ok(self.entry(id)?.record().to_api())
+    pub fn get(&self, caller: &Principal, id: &str) -> Result<Sandbox, ApiError> {
+        Ok(self.entry(caller, id)?.record().to_api())
     }
 
     /// Starts a sandbox; starting a running one is a no-op.
-    pub async fn start(&self, id: &str) -> Result<Sandbox, ApiError> {
-        let entry = self.entry(id)?;
+    pub async fn start(&self, caller: &Principal, id: &str) -> Result<Sandbox, ApiError> {
+        let entry = self.entry(caller, id)?;
         let mut life = entry.life.lock().await;
         if life.deleted {
             return Err(ApiError::not_found(format!("no sandbox {id}")));
@@ -114,12 +124,12 @@ impl Service {
             tokio::spawn(watch_init(self.engine.clone(), entry.clone(), init));
         }
         drop(life);
-        self.get(id)
+        self.get(caller, id)
     }
 
     /// Stops a sandbox's processes; its files stay. Stopping a stopped one is a no-op.
-    pub async fn stop(&self, id: &str) -> Result<Sandbox, ApiError> {
-        let entry = self.entry(id)?;
+    pub async fn stop(&self, caller: &Principal, id: &str) -> Result<Sandbox, ApiError> {
+        let entry = self.entry(caller, id)?;
         let mut life = entry.life.lock().await;
         if let Some(init) = life.init.take() {
             self.engine
@@ -129,12 +139,12 @@ impl Service {
             entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
         }
         drop(life);
-        self.get(id)
+        self.get(caller, id)
     }
 
     /// Deletes a sandbox: its processes, mounts, groups and files.
-    pub async fn delete(&self, id: &str) -> Result<(), ApiError> {
-        let entry = self.entry(id)?;
+    pub async fn delete(&self, caller: &Principal, id: &str) -> Result<(), ApiError> {
+        let entry = self.entry(caller, id)?;
         // Watches hold the sandbox's directories open; let them go first.
         entry.closed.cancel();
         let mut life = entry.life.lock().await;
@@ -167,7 +177,7 @@ impl Service {
             for entry in self.entries() {
                 if entry.record().expires_at.is_some_and(|at| at <= now) {
                     tracing::info!(id = %entry.id, "TTL expired");
-                    if let Err(err) = self.delete(&entry.id).await {
+                    if let Err(err) = self.delete(&Principal::Admin, &entry.id).await {
                         tracing::error!(id = %entry.id, %err, "deleting expired sandbox");
                     }
                 }

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use airlock_api::exec::{Chunk, b64};
-use airlock_api::{ExecEvent, ExecRequest, ExecResult};
+use airlock_api::exec::b64;
+use airlock_api::{ExecRequest, ExecResult};
 use airlock_sandbox::{Engine, ExecPlan};
+use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Child;
 use tokio::sync::mpsc;
@@ -15,9 +17,36 @@ use tokio::sync::mpsc;
 use super::validate::{self, CheckedExec};
 use super::{Service, blocking};
 use crate::ApiError;
+use crate::Principal;
 
 /// Events of one exec, in order; the last is `Exit` (or `Error`).
-pub type ExecEvents = mpsc::Receiver<ExecEvent>;
+pub type ExecEvents = mpsc::Receiver<ProcessEvent>;
+
+/// What a running command does, as raw bytes: each face picks its encoding (JSON text or
+/// base64, protobuf bytes).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProcessEvent {
+    /// Bytes written to stdout.
+    Stdout(Bytes),
+    /// Bytes written to stderr.
+    Stderr(Bytes),
+    /// The command ended; always the last event.
+    Exit {
+        /// Exit status; 128+N when killed by signal N; 124 on timeout.
+        exit_code: i32,
+        /// The timeout ran out and the tree was killed.
+        timed_out: bool,
+    },
+    /// The daemon could not follow the command.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Where a command's standard input comes from: the request's buffer, or a stream the
+/// client keeps sending (closed when the stream ends).
+pub type ProcessInput = Option<crate::ByteStream>;
 
 /// Bytes read from a pipe at a time.
 const CHUNK: usize = 64 * 1024;
@@ -34,9 +63,15 @@ const TIMED_OUT: i32 = 124;
 
 impl Service {
     /// Starts a command; its output and exit arrive as events.
-    pub async fn exec_stream(&self, id: &str, req: ExecRequest) -> Result<ExecEvents, ApiError> {
+    pub async fn exec_stream(
+        &self,
+        caller: &Principal,
+        id: &str,
+        req: ExecRequest,
+        stdin: ProcessInput,
+    ) -> Result<ExecEvents, ApiError> {
         let checked = validate::exec(&req)?;
-        let entry = self.entry(id)?;
+        let entry = self.entry(caller, id)?;
         let record = entry.record();
         let leaf = format!("exec-{}", entry.exec_seq.fetch_add(1, Ordering::Relaxed));
         let plan = ExecPlan {
@@ -64,32 +99,34 @@ impl Service {
             leaf,
             child,
             checked,
+            stdin,
             tx,
         ));
         Ok(rx)
     }
 
     /// Runs a command to the end and answers with all of its output.
-    pub async fn exec(&self, id: &str, req: ExecRequest) -> Result<ExecResult, ApiError> {
-        let mut events = self.exec_stream(id, req).await?;
+    pub async fn exec(
+        &self,
+        caller: &Principal,
+        id: &str,
+        req: ExecRequest,
+    ) -> Result<ExecResult, ApiError> {
+        let mut events = self.exec_stream(caller, id, req, None).await?;
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let mut result = ExecResult::default();
         while let Some(event) = events.recv().await {
             match event {
-                ExecEvent::Stdout(chunk) => {
-                    result.truncated |= append_capped(&mut out, &chunk.bytes())
-                }
-                ExecEvent::Stderr(chunk) => {
-                    result.truncated |= append_capped(&mut err, &chunk.bytes())
-                }
-                ExecEvent::Exit {
+                ProcessEvent::Stdout(chunk) => result.truncated |= append_capped(&mut out, &chunk),
+                ProcessEvent::Stderr(chunk) => result.truncated |= append_capped(&mut err, &chunk),
+                ProcessEvent::Exit {
                     exit_code,
                     timed_out,
                 } => {
                     result.exit_code = exit_code;
                     result.timed_out = timed_out;
                 }
-                ExecEvent::Error { message } => {
+                ProcessEvent::Error { message } => {
                     return Err(ApiError::internal("running command", message));
                 }
             }
@@ -132,21 +169,29 @@ async fn pump(
     leaf: String,
     mut child: Child,
     exec: CheckedExec,
-    tx: mpsc::Sender<ExecEvent>,
+    input: ProcessInput,
+    tx: mpsc::Sender<ProcessEvent>,
 ) {
     let stdin = child.stdin.take();
     let feeder = tokio::spawn(async move {
-        if let Some(mut pipe) = stdin {
-            // A command that never reads its input must not make us fail.
-            let _ = pipe.write_all(&exec.stdin).await;
+        let Some(mut pipe) = stdin else { return };
+        // A command that never reads its input must not make us fail.
+        let _ = pipe.write_all(&exec.stdin).await;
+        if let Some(mut input) = input {
+            while let Some(Ok(chunk)) = input.next().await {
+                if pipe.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
         }
+        // Dropping the pipe closes the command's stdin.
     });
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
-        readers.push(tokio::spawn(forward(out, tx.clone(), ExecEvent::Stdout)));
+        readers.push(tokio::spawn(forward(out, tx.clone(), ProcessEvent::Stdout)));
     }
     if let Some(err) = child.stderr.take() {
-        readers.push(tokio::spawn(forward(err, tx.clone(), ExecEvent::Stderr)));
+        readers.push(tokio::spawn(forward(err, tx.clone(), ProcessEvent::Stderr)));
     }
     let deadline = exec
         .timeout_ms
@@ -180,11 +225,11 @@ async fn pump(
         }
     }
     let event = match exit {
-        Ok(exit_code) => ExecEvent::Exit {
+        Ok(exit_code) => ProcessEvent::Exit {
             exit_code,
             timed_out,
         },
-        Err(err) => ExecEvent::Error {
+        Err(err) => ProcessEvent::Error {
             message: format!("waiting for the command: {err}"),
         },
     };
@@ -207,15 +252,19 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 
 async fn forward(
     mut pipe: impl AsyncRead + Unpin,
-    tx: mpsc::Sender<ExecEvent>,
-    wrap: fn(Chunk) -> ExecEvent,
+    tx: mpsc::Sender<ProcessEvent>,
+    wrap: fn(Bytes) -> ProcessEvent,
 ) {
     let mut buf = vec![0u8; CHUNK];
     loop {
         match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => {
-                if tx.send(wrap(Chunk::from_bytes(&buf[..n]))).await.is_err() {
+                if tx
+                    .send(wrap(Bytes::copy_from_slice(&buf[..n])))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -20,7 +20,7 @@ impl Service {
                 .into_iter()
                 .map(|r| r.partial)
                 .collect();
-            let Ok(root) = self.root_of(&entry.id) else {
+            let Ok(root) = self.root_unchecked(&entry.id) else {
                 continue;
             };
             let removed = blocking(move || root.sweep_leftovers(started, &keep))

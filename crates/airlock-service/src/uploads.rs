@@ -7,34 +7,19 @@ use std::time::Duration;
 use airlock_api::{ErrorCode, WriteResult};
 use airlock_fs::{FileOwner, FsError, Root, WriteOptions};
 use sha2::Sha256;
-use sha2::digest::DynDigest;
 
-use super::files::{parse, parse_sha256, written};
+use super::files::{DEFAULT_FILE_MODE, parse, written};
 use super::record::now_secs;
+pub use super::upload_new::{ChunkChecksum, NewUpload};
 use super::upload_record::{UploadRecord, new_upload_id};
 use super::{Service, blocking};
 use crate::ApiError;
+use crate::Principal;
+use crate::body::{BodyPump, ByteStream};
+use crate::options::parse_sha256;
 
 /// Bytes moved per read/write.
 const BUFFER: usize = 1024 * 1024;
-
-/// A new upload as the client describes it.
-#[derive(Debug, Clone, Default)]
-pub struct NewUpload {
-    pub path: String,
-    pub length: u64,
-    pub mode: Option<u32>,
-    pub mtime: Option<i64>,
-    pub overwrite: bool,
-    pub sha256: Option<String>,
-    pub metadata: String,
-}
-
-/// A checksum the client sent for one chunk.
-pub struct ChunkChecksum {
-    pub hasher: Box<dyn DynDigest + Send>,
-    pub expected: Vec<u8>,
-}
 
 /// Where an upload stands after a request.
 #[derive(Debug, Clone)]
@@ -47,8 +32,16 @@ pub struct UploadState {
 impl Service {
     /// Registers an upload and makes its empty partial file. A zero-length upload is
     /// complete at once.
-    pub async fn create_upload(&self, id: &str, new: NewUpload) -> Result<UploadState, ApiError> {
+    pub async fn create_upload(
+        &self,
+        caller: &Principal,
+        id: &str,
+        new: NewUpload,
+    ) -> Result<UploadState, ApiError> {
         let dest = parse(&new.path)?;
+        if let Some(mode) = new.mode {
+            crate::options::check_mode(mode)?;
+        }
         let record = UploadRecord {
             id: new_upload_id(),
             path: dest.to_string(),
@@ -56,14 +49,14 @@ impl Service {
             offset: 0,
             mode: new.mode,
             mtime: new.mtime,
-            overwrite: new.overwrite,
+            overwrite: new.overwrite.unwrap_or(true),
             sha256: new.sha256,
             partial: String::new(),
             metadata: new.metadata,
             expires_at: now_secs() + self.upload_expiry.as_secs(),
         };
         let dir = self.engine.layout().uploads(id);
-        self.on_root(id, move |root| {
+        self.on_root(caller, id, move |root| {
             let mut record = record;
             record.partial = root.create_partial(&dest, true, FileOwner::SANDBOX_USER)?;
             if let Err(e) = record.save(&dir) {
@@ -81,8 +74,13 @@ impl Service {
     /// Where upload `upload` stands (404 when unknown, finished or expired). An upload
     /// whose last byte is in but whose commit a crash cut short is committed now, so a
     /// client told "complete" finds its file.
-    pub async fn upload_status(&self, id: &str, upload: &str) -> Result<UploadRecord, ApiError> {
-        self.require(id)?;
+    pub async fn upload_status(
+        &self,
+        caller: &Principal,
+        id: &str,
+        upload: &str,
+    ) -> Result<UploadRecord, ApiError> {
+        self.require(caller, id)?;
         let dir = self.engine.layout().uploads(id);
         let record = {
             let (dir, upload) = (dir.clone(), upload.to_owned());
@@ -92,7 +90,7 @@ impl Service {
             return Ok(record);
         }
         let _busy = self.claim_upload(upload)?;
-        self.on_root(id, move |root| {
+        self.on_root(caller, id, move |root| {
             let record = find(&dir, &record.id)?;
             if record.offset < record.length {
                 return Ok(record);
@@ -108,18 +106,21 @@ impl Service {
     /// (then the chunk counts only whole and correct). The last byte commits the file.
     pub async fn append_upload(
         &self,
+        caller: &Principal,
         id: &str,
         upload: &str,
         offset: u64,
         checksum: Option<ChunkChecksum>,
-        body: impl Read + Send + 'static,
+        body: ByteStream,
     ) -> Result<UploadState, ApiError> {
-        self.require(id)?;
+        let root = self.root_of(caller, id)?;
         let _busy = self.claim_upload(upload)?;
         let dir = self.engine.layout().uploads(id);
         let upload = upload.to_owned();
         let expiry = self.upload_expiry;
-        self.on_root(id, move |root| {
+        let (body, pump) = BodyPump::new(body);
+        let outcome = blocking(move || {
+            let root = &root;
             let mut record = find(&dir, &upload)?;
             if offset != record.offset {
                 return Err(ApiError::conflict(format!(
@@ -139,16 +140,23 @@ impl Service {
             }
             Ok(UploadState { record, done: None })
         })
-        .await
+        .await;
+        pump.finish().await;
+        outcome?
     }
 
     /// Abandons an upload: its partial file and record go.
-    pub async fn terminate_upload(&self, id: &str, upload: &str) -> Result<(), ApiError> {
-        self.require(id)?;
+    pub async fn terminate_upload(
+        &self,
+        caller: &Principal,
+        id: &str,
+        upload: &str,
+    ) -> Result<(), ApiError> {
+        self.require(caller, id)?;
         let _busy = self.claim_upload(upload)?;
         let dir = self.engine.layout().uploads(id);
         let upload = upload.to_owned();
-        self.on_root(id, move |root| {
+        self.on_root(caller, id, move |root| {
             let record = find(&dir, &upload)?;
             forget(root, &dir, &record);
             Ok(())
@@ -171,7 +179,7 @@ impl Service {
                     let Ok(_busy) = self.claim_upload(&record.id) else {
                         continue;
                     };
-                    let Ok(root) = self.root_of(&entry.id) else {
+                    let Ok(root) = self.root_unchecked(&entry.id) else {
                         continue;
                     };
                     let dir = dir.clone();
@@ -350,7 +358,10 @@ fn finish(
     whole: Option<(std::fs::File, [u8; 32])>,
 ) -> Result<UploadState, ApiError> {
     let dest = parse(&record.path)?;
-    let mut opts = WriteOptions::new(record.mode.unwrap_or(0o644), FileOwner::SANDBOX_USER);
+    let mut opts = WriteOptions::new(
+        record.mode.unwrap_or(DEFAULT_FILE_MODE),
+        FileOwner::SANDBOX_USER,
+    );
     opts.overwrite = record.overwrite;
     opts.mtime = record.mtime.map(|secs| (secs, 0));
     opts.expect_sha256 = record.sha256.as_deref().map(parse_sha256).transpose()?;

@@ -1,14 +1,21 @@
-//! The service layer: the one place that owns sandbox records and the rules about them.
-//! Faces (REST now, gRPC and compatibility adapters later) only parse, call and encode.
+//! Airlock's service layer: the one place that owns sandbox records and every rule and
+//! default about them. It knows no transport: faces (REST, gRPC, the compatibility
+//! adapters) resolve the caller to a [`Principal`], parse, call and encode.
 
 mod archive;
+mod batch;
+mod body;
+mod error;
 mod exec;
 mod files;
 mod leftovers;
 mod lifecycle;
+mod options;
+mod principal;
 mod record;
 mod recovery;
 mod templates;
+mod upload_new;
 mod upload_record;
 mod uploads;
 mod validate;
@@ -21,12 +28,19 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use airlock_sandbox::{Engine, InitProcess, SandboxConfig, TemplateStore};
 
-pub use archive::ArchiveFormat;
-pub use files::{FileBody, PutFile, mtime_text, parse_sha256};
+pub use archive::{ArchiveFormat, ArchiveUpload};
+pub use batch::{BatchDefaults, BatchPart, batch_broken, batch_result};
+pub use body::{ByteStream, byte_stream};
+pub use error::ApiError;
+pub use exec::{ExecEvents, ProcessEvent, ProcessInput};
+pub use files::{FileBody, ListFiles, mtime_text, to_api};
+pub use options::{PutFile, parse_mode, parse_mtime, parse_sha256};
+pub use principal::Principal;
 use record::SandboxRecord;
+pub use upload_new::CHUNK_CHECKSUMS;
+pub use upload_record::UploadRecord;
 pub use uploads::{ChunkChecksum, NewUpload, UploadState};
-
-use crate::ApiError;
+pub use watch::WatchEvents;
 
 /// Who created a sandbox when the admin token is used.
 pub const ADMIN_OWNER: &str = "admin";
@@ -47,6 +61,8 @@ pub struct Service {
 #[derive(Debug)]
 struct Entry {
     id: String,
+    /// Who may reach it; fixed at creation.
+    owner: String,
     /// What clients read; saved to disk on every change.
     record: Mutex<SandboxRecord>,
     /// What the engine needs; fixed at creation.
@@ -83,16 +99,21 @@ impl Service {
         Ok(service)
     }
 
-    /// Succeeds when the sandbox exists (404 otherwise), whatever its state.
-    pub fn require(&self, id: &str) -> Result<(), ApiError> {
-        self.entry(id).map(drop)
+    /// Succeeds when the sandbox exists for this caller (404 otherwise), whatever its
+    /// state.
+    pub fn require(&self, caller: &Principal, id: &str) -> Result<(), ApiError> {
+        self.entry(caller, id).map(drop)
     }
 
-    fn entry(&self, id: &str) -> Result<Arc<Entry>, ApiError> {
+    /// The one door to a sandbox: every operation on one comes through here, so the
+    /// caller's reach is checked in one place. A sandbox the caller may not reach is "not
+    /// found", never "forbidden": its existence is not the caller's to learn.
+    fn entry(&self, caller: &Principal, id: &str) -> Result<Arc<Entry>, ApiError> {
         self.sandboxes
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(id)
+            .filter(|entry| caller.may_reach(&entry.owner))
             .cloned()
             .ok_or_else(|| ApiError::not_found(format!("no sandbox {id}")))
     }
@@ -111,6 +132,7 @@ impl Entry {
     fn new(record: SandboxRecord, config: SandboxConfig) -> Arc<Self> {
         Arc::new(Self {
             id: record.id.clone(),
+            owner: record.owner.clone(),
             record: Mutex::new(record),
             config,
             life: tokio::sync::Mutex::new(Life::default()),

@@ -4,13 +4,20 @@
 
 use std::time::Duration;
 
+use airlock_api as api;
 use airlock_fs::{WatchEvent, Watcher};
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+
+/// A watch's events as clients see them, `ready` first.
+pub type WatchEvents = std::pin::Pin<Box<dyn futures_util::Stream<Item = api::WatchEvent> + Send>>;
 
 use super::files::parse;
 use super::{Service, blocking};
 use crate::ApiError;
+use crate::Principal;
 
 /// Events buffered for one client.
 const QUEUE: usize = 1024;
@@ -18,17 +25,49 @@ const QUEUE: usize = 1024;
 const TICK: Duration = Duration::from_millis(200);
 
 impl Service {
-    /// Starts watching `path` (recursively if asked); events arrive on the receiver until
-    /// the client drops it, the directory goes away, or the sandbox is deleted.
+    /// Starts watching `path` (recursively if asked). The first event is `ready`, sent
+    /// once the watch is in place, so a client knows that every change after it is seen.
+    /// Events arrive until the client drops the stream, the directory goes away, or the
+    /// sandbox is deleted.
     pub async fn watch(
         &self,
+        caller: &Principal,
+        id: &str,
+        path: &str,
+        recursive: Option<bool>,
+    ) -> Result<WatchEvents, ApiError> {
+        let events = self
+            .watch_raw(caller, id, path, recursive.unwrap_or(false))
+            .await?;
+        let ready = api::WatchEvent {
+            kind: "ready".into(),
+            path: path.to_owned(),
+            from: None,
+            dir: true,
+            message: None,
+        };
+        let events = ReceiverStream::new(events).map(|e| api::WatchEvent {
+            kind: e.kind.name().into(),
+            path: e.path,
+            from: e.from,
+            dir: e.is_dir,
+            message: e.message,
+        });
+        Ok(Box::pin(
+            futures_util::stream::once(async move { ready }).chain(events),
+        ))
+    }
+
+    async fn watch_raw(
+        &self,
+        caller: &Principal,
         id: &str,
         path: &str,
         recursive: bool,
     ) -> Result<mpsc::Receiver<WatchEvent>, ApiError> {
-        let closed = self.entry(id)?.closed.clone();
+        let closed = self.entry(caller, id)?.closed.clone();
         let path = parse(path)?;
-        let root = self.root_of(id)?;
+        let root = self.root_of(caller, id)?;
         let watcher = blocking(move || root.watch(&path, recursive)).await??;
         let (tx, rx) = mpsc::channel(QUEUE);
         std::thread::Builder::new()

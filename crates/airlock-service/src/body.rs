@@ -1,0 +1,62 @@
+//! Request bodies as the service takes them: a stream of byte chunks with backpressure,
+//! from any face. The engine writes from a blocking thread, so the stream is pumped into
+//! a bounded channel that a blocking reader drains.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+/// A body: chunks of bytes, or the error that broke the stream. A face marks a client
+/// that went quiet as `TimedOut` and one that went away as `ConnectionAborted`.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// How long a refused body's remainder is still read and discarded.
+const LINGER: Duration = Duration::from_secs(2);
+/// Chunks queued between the face and the writing thread.
+const PUMP_DEPTH: usize = 8;
+
+/// What the blocking engine reads a body through.
+pub(crate) type BodyReader =
+    SyncIoBridge<StreamReader<ReceiverStream<std::io::Result<Bytes>>, Bytes>>;
+
+/// Wraps any stream of chunks as a [`ByteStream`].
+pub fn byte_stream(
+    stream: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+) -> ByteStream {
+    Box::pin(stream)
+}
+
+/// Feeds a body to the engine's blocking reader. If the engine gives up first (quota, bad
+/// path, checksum), the pump keeps draining what the client is still sending for a
+/// moment, as nginx's lingering close does, so the client gets to read the error answer
+/// instead of a broken pipe.
+pub(crate) struct BodyPump {
+    pump: tokio::task::JoinHandle<()>,
+}
+
+impl BodyPump {
+    /// The reader for the engine, and the pump to `finish` once the engine is done.
+    pub(crate) fn new(mut body: ByteStream) -> (BodyReader, Self) {
+        let (tx, rx) = tokio::sync::mpsc::channel(PUMP_DEPTH);
+        let reader = SyncIoBridge::new(StreamReader::new(ReceiverStream::new(rx)));
+        let pump = tokio::spawn(async move {
+            while let Some(item) = body.next().await {
+                if tx.send(item).await.is_err() {
+                    let drain = async { while let Some(Ok(_)) = body.next().await {} };
+                    let _ = tokio::time::timeout(LINGER, drain).await;
+                    return;
+                }
+            }
+        });
+        (reader, Self { pump })
+    }
+
+    /// Waits until the body is consumed or the lingering drain is over.
+    pub(crate) async fn finish(self) {
+        let _ = self.pump.await;
+    }
+}
