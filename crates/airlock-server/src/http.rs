@@ -7,7 +7,8 @@
 //! - a client that stops reading a response for `idle_timeout` is dropped;
 //! - a request body that stalls for `idle_timeout` fails (see `idle_body`).
 //!
-//! `axum::serve` has none of these, so this accept loop replaces it.
+//! `axum::serve` has none of these, so this accept loop replaces it. Each connection
+//! speaks HTTP/1.1 or, told by its preface, HTTP/2 (gRPC's h2c).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,7 +18,8 @@ use axum::Router;
 use axum::extract::Request;
 use futures_util::FutureExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -30,6 +32,11 @@ use tower::ServiceExt;
 /// tmpfs home measured about 40 % slower with 32 KiB than with this, so the REST face
 /// enforces the smaller head limit itself.
 const READ_BUFFER: usize = 128 * 1024;
+
+/// HTTP/2 flow-control windows and frame size (gRPC's chunks are up to 8 MiB).
+const H2_STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+const H2_MAX_FRAME: u32 = 1024 * 1024;
 
 /// How long open connections may take to finish after a shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -86,11 +93,23 @@ pub async fn serve(
             let service = TowerToHyperService::new(
                 app.map_request(|r: Request<Incoming>| r.map(axum::body::Body::new)),
             );
-            let connection = hyper::server::conn::http1::Builder::new()
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
-                .max_buf_size(READ_BUFFER)
-                .serve_connection(TokioIo::new(Box::pin(io)), service);
+                .max_buf_size(READ_BUFFER);
+            // gRPC arrives as HTTP/2 with prior knowledge (h2c). Windows sized for one
+            // fast stream: the defaults (64 KiB) would cap an upload at a window per RTT.
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .initial_stream_window_size(H2_STREAM_WINDOW)
+                .initial_connection_window_size(H2_CONNECTION_WINDOW)
+                .max_frame_size(H2_MAX_FRAME)
+                .keep_alive_interval(Some(limits.idle_timeout))
+                .keep_alive_timeout(limits.header_timeout);
+            let connection = builder.serve_connection(TokioIo::new(Box::pin(io)), service);
             tokio::pin!(connection);
             tokio::select! {
                 result = connection.as_mut() => log_end(result),
@@ -115,7 +134,7 @@ pub async fn serve(
     }
 }
 
-fn log_end(result: Result<(), hyper::Error>) {
+fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
     if let Err(err) = result {
         tracing::debug!(%err, "connection ended");
     }

@@ -2,8 +2,10 @@
 //! `airlock-service`, the token check, and the bounded accept loop. Faces only parse,
 //! call the service and encode; every rule lives in the service.
 
+mod auth;
 #[doc(hidden)]
 pub mod fuzz_api;
+mod grpc;
 mod http;
 mod rest;
 mod token;
@@ -43,7 +45,14 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     let reaper = tokio::spawn(service.clone().expire_forever());
     let upload_reaper = tokio::spawn(service.clone().expire_uploads_forever());
     tokio::spawn(service.clone().sweep_leftovers(started));
-    let app = rest::router(service.clone(), token, config.connections.idle_timeout);
+    let auth = Arc::new(auth::Authenticator::new(token));
+    let rest = rest::router(
+        service.clone(),
+        auth.clone(),
+        config.connections.idle_timeout,
+    );
+    let grpc = grpc::router(service.clone(), auth);
+    let app = dispatch(rest, grpc);
     http::serve(listener, app, config.connections, shutdown_signal()).await;
     reaper.abort();
     upload_reaper.abort();
@@ -51,6 +60,21 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     service.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One port, two faces: gRPC requests (told by their content type) go to the gRPC
+/// router, everything else to REST.
+fn dispatch(rest: axum::Router, grpc: axum::Router) -> axum::Router {
+    use futures_util::future::Either;
+    use tower::ServiceExt;
+    let route = tower::service_fn(move |request: axum::extract::Request| {
+        if grpc::is_grpc(request.headers()) {
+            Either::Left(grpc.clone().oneshot(request))
+        } else {
+            Either::Right(rest.clone().oneshot(request))
+        }
+    });
+    axum::Router::new().fallback_service(route)
 }
 
 /// Process-wide setup that must happen while the process is still single-threaded:

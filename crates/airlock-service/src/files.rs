@@ -329,3 +329,37 @@ pub fn mtime_text(entry: &Entry) -> String {
     let secs = Duration::new(entry.mtime.max(0) as u64, entry.mtime_nsec);
     humantime::format_rfc3339_nanos(UNIX_EPOCH + secs).to_string()
 }
+
+/// The bytes `[offset, offset + length)` of a file of `size` bytes, clamped to its end;
+/// `length` 0 or absent means "to the end". An offset past the end is refused (an empty
+/// file may be read from 0).
+pub fn byte_window(size: u64, offset: u64, length: Option<u64>) -> Result<(u64, u64), ApiError> {
+    if offset > size || (offset == size && size > 0) {
+        return Err(ApiError::new(
+            airlock_api::ErrorCode::BadRange,
+            format!("offset {offset} is past the end of a file of {size} bytes"),
+        ));
+    }
+    let rest = size - offset;
+    let len = match length {
+        None | Some(0) => rest,
+        Some(n) => n.min(rest),
+    };
+    Ok((offset, len))
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::byte_window;
+
+    #[test]
+    fn windows_clamp_to_the_end_and_refuse_offsets_past_it() {
+        assert_eq!(byte_window(10, 0, None).unwrap(), (0, 10));
+        assert_eq!(byte_window(10, 4, Some(3)).unwrap(), (4, 3));
+        assert_eq!(byte_window(10, 4, Some(100)).unwrap(), (4, 6));
+        assert_eq!(byte_window(10, 9, Some(0)).unwrap(), (9, 1));
+        assert_eq!(byte_window(0, 0, None).unwrap(), (0, 0));
+        assert!(byte_window(10, 10, None).is_err());
+        assert!(byte_window(10, 11, None).is_err());
+    }
+}

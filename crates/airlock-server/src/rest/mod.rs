@@ -28,14 +28,18 @@ use axum::routing::{get, post, put};
 
 use airlock_service::{ApiError, Principal, Service};
 
-use crate::token::Token;
+use crate::auth::Authenticator;
 use failure::Failure;
 
 /// JSON bodies (creation with inline files) may be this large.
 pub(crate) const JSON_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The whole HTTP surface. A request body that sends nothing for `idle` fails.
-pub fn router(service: Arc<Service>, token: Token, idle: std::time::Duration) -> Router {
+pub fn router(
+    service: Arc<Service>,
+    auth: Arc<Authenticator>,
+    idle: std::time::Duration,
+) -> Router {
     let v1 = Router::new()
         .route("/sandboxes", post(sandboxes::create).get(sandboxes::list))
         .route(
@@ -84,10 +88,7 @@ pub fn router(service: Arc<Service>, token: Token, idle: std::time::Duration) ->
         )
         .fallback(unknown_route)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .route_layer(middleware::from_fn_with_state(
-            Arc::new(token),
-            require_token,
-        ))
+        .route_layer(middleware::from_fn_with_state(auth, require_token))
         .with_state(service);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -162,34 +163,28 @@ async fn close_after_refused_body(request: Request, next: Next) -> Response {
     response
 }
 
-/// Every `/v1` route needs `Authorization: Bearer <admin token>`; the handlers get the
-/// caller it names as a [`Principal`].
+/// Every `/v1` route needs `Authorization: Bearer <token>`; the handlers get the caller
+/// it names as a [`Principal`].
 async fn require_token(
-    State(token): State<Arc<Token>>,
+    State(auth): State<Arc<Authenticator>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(candidate) if token.matches(candidate) => {
-            request.extensions_mut().insert(Principal::Admin);
+        .and_then(|v| v.to_str().ok());
+    match auth.principal(presented) {
+        Ok(caller) => {
+            request.extensions_mut().insert::<Principal>(caller);
             next.run(request).await
         }
-        Some(_) => unauthorized("the token is not valid for this daemon"),
-        None => unauthorized(
-            "send Authorization: Bearer <token> (the token is in the daemon's home, file `token`)",
-        ),
+        Err(refused) => unauthorized(refused),
     }
 }
 
-fn unauthorized(message: &str) -> Response {
-    let mut response =
-        Failure(ApiError::new(airlock_api::ErrorCode::Unauthorized, message)).into_response();
+fn unauthorized(refused: ApiError) -> Response {
+    let mut response = Failure(refused).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         header::HeaderValue::from_static("Bearer"),

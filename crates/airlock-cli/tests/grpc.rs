@@ -1,0 +1,726 @@
+//! The gRPC face end to end, with the generated tonic clients against a real daemon on
+//! its one port: round trips of every size, trees as archives, resumable uploads begun
+//! over gRPC or tus, batches, exec with streamed stdin, watch, lifecycle, honest status
+//! codes, health and reflection.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use airlock_proto::v1 as pb;
+use common::files::{Files, random, sandbox_with, sha_hex};
+use common::grpc::{self, download, get, meta, upload_messages};
+use common::tus::Tus;
+use common::{Daemon, sh};
+use serde_json::json;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+async fn upload(
+    files: &mut airlock_proto::v1::files_client::FilesClient<grpc::Authed>,
+    messages: Vec<pb::UploadFileRequest>,
+) -> Result<pb::UploadFileResponse, tonic::Status> {
+    files
+        .upload_file(tokio_stream::iter(messages))
+        .await
+        .map(|r| r.into_inner())
+}
+
+#[tokio::test]
+async fn files_round_trip_at_every_size_with_modes_and_ranges() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let mut files = grpc::files(&daemon).await;
+    for (name, size, chunk) in [("zero", 0, 1), ("one", 1, 1), ("mib", 3 << 20, 1 << 20)] {
+        let data = random(size, size as u64);
+        let path = format!("/workspace/{name}");
+        let mut m = meta(&id, &path);
+        m.mode = Some(0o600);
+        m.mtime = Some("2024-05-06T07:08:09Z".into());
+        m.sha256 = Some(sha_hex(&data));
+        m.size_bytes = Some(size as u64);
+        let done = upload(&mut files, upload_messages(m, &data, chunk))
+            .await
+            .unwrap();
+        assert_eq!(done.bytes_written, size as u64);
+        let result = done.result.unwrap();
+        assert_eq!(result.sha256, sha_hex(&data));
+        assert_eq!(result.entry.unwrap().mode, 0o600);
+        let (header, body) = download(&mut files, get(&id, &path)).await.unwrap();
+        assert_eq!(body, data, "{name}");
+        assert_eq!((header.size_bytes, header.mode), (size as u64, 0o600));
+        assert!(
+            header.mtime.starts_with("2024-05-06T07:08:09"),
+            "{}",
+            header.mtime
+        );
+    }
+    // Binary bytes pass untouched, and a range reads only its window.
+    let binary: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    upload(
+        &mut files,
+        upload_messages(meta(&id, "/workspace/bin"), &binary, 7),
+    )
+    .await
+    .unwrap();
+    let mut ranged = get(&id, "/workspace/bin");
+    ranged.offset = 10;
+    ranged.length = Some(20);
+    let (header, body) = download(&mut files, ranged).await.unwrap();
+    assert_eq!(body, &binary[10..30]);
+    assert_eq!((header.offset, header.file_size), (10, 1000));
+    // A declared size the stream does not carry commits nothing.
+    let mut lying = meta(&id, "/workspace/lying");
+    lying.size_bytes = Some(10);
+    let refused = upload(&mut files, upload_messages(lying, b"12345", 5))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let gone = download(&mut files, get(&id, "/workspace/lying"))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_gibibyte_streams_both_ways_in_flat_memory() {
+    const SIZE: usize = 1 << 30;
+    const CHUNK: usize = 4 << 20;
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let mut files = grpc::files(&daemon).await;
+    let block = bytes::Bytes::from(random(CHUNK, 7));
+    let mut expected = <sha2::Sha256 as sha2::Digest>::new();
+    for _ in 0..SIZE / CHUNK {
+        sha2::Digest::update(&mut expected, &block);
+    }
+    let expected: String = sha2::Digest::finalize(expected)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let pid = daemon.pid();
+    let before = common::rss_kib(pid);
+    let sampler = common::RssSampler::start(pid);
+    let first = pb::UploadFileRequest {
+        payload: Some(pb::upload_file_request::Payload::Metadata(meta(
+            &id,
+            "/workspace/big",
+        ))),
+    };
+    let chunks = (0..SIZE / CHUNK).map(move |_| pb::UploadFileRequest {
+        payload: Some(pb::upload_file_request::Payload::Chunk(block.clone())),
+    });
+    let stream = tokio_stream::iter(std::iter::once(first).chain(chunks));
+    let done = files.upload_file(stream).await.unwrap().into_inner();
+    assert_eq!(done.result.unwrap().sha256, expected);
+    let mut down = files
+        .download_file(get(&id, "/workspace/big"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = <sha2::Sha256 as sha2::Digest>::new();
+    let mut total = 0;
+    while let Some(message) = down.message().await.unwrap() {
+        if let Some(pb::download_file_response::Payload::Chunk(c)) = message.payload {
+            total += c.len();
+            sha2::Digest::update(&mut got, &c);
+        }
+    }
+    assert_eq!(total, SIZE);
+    let got: String = sha2::Digest::finalize(got)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(got, expected);
+    let growth = sampler.peak().saturating_sub(before);
+    assert!(
+        growth < 96 * 1024,
+        "daemon RSS grew {growth} KiB moving 1 GiB over gRPC"
+    );
+}
+
+#[tokio::test]
+async fn trees_travel_as_archives_both_ways() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let mut files = grpc::files(&daemon).await;
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, body, mode) in [
+        ("a.txt", &b"alpha"[..], 0o644),
+        ("bin/run", b"#!/bin/sh\n", 0o755),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(mode);
+        header.set_cksum();
+        tar.append_data(&mut header, path, body).unwrap();
+    }
+    let tar = tar.into_inner().unwrap();
+    let mut m = meta(&id, "/workspace/tree");
+    m.is_archive = true;
+    m.parents = Some(true);
+    let done = upload(&mut files, upload_messages(m, &tar, 100))
+        .await
+        .unwrap();
+    assert_eq!(done.archive.unwrap().files, 2);
+    let listed = sh(
+        &daemon.client(),
+        &id,
+        "stat -c '%a %n' /workspace/tree/bin/run",
+    )
+    .await;
+    assert_eq!(listed.stdout.trim(), "755 /workspace/tree/bin/run");
+    let mut request = get(&id, "/workspace/tree");
+    request.as_archive = true;
+    let (header, body) = download(&mut files, request).await.unwrap();
+    assert!(header.is_archive);
+    let mut names: Vec<String> = tar::Archive::new(&body[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.iter().any(|n| n.ends_with("bin/run")), "{names:?}");
+    // A hostile entry is refused whole, as over REST.
+    let mut evil = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(1);
+    header.set_cksum();
+    evil.append_data(&mut header, "ok", &b"x"[..]).unwrap();
+    let mut bytes = evil.into_inner().unwrap();
+    bytes[..3].copy_from_slice(b"../");
+    let mut m = meta(&id, "/workspace/evil");
+    m.is_archive = true;
+    m.parents = Some(true);
+    let refused = upload(&mut files, upload_messages(m, &bytes, 512))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+}
+
+/// Sends `data[..cut]` of a resumable upload, then drops the call mid-stream as a lost
+/// connection would.
+async fn cut_off(daemon: &Daemon, id: &str, upload_id: &str, data: &[u8], cut: usize) {
+    let mut files = grpc::files(daemon).await;
+    let mut m = meta(id, "");
+    m.upload_id = upload_id.to_owned();
+    m.offset = Some(0);
+    let mut messages = upload_messages(m, &data[..cut], 256 * 1024);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let call = tokio::spawn(async move {
+        files
+            .upload_file(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    for message in messages.drain(..) {
+        tx.send(message).await.unwrap();
+    }
+    // Give the daemon the bytes, then vanish without ending the stream.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    call.abort();
+    drop(tx);
+}
+
+async fn wait_for_offset(files: &mut grpc::FilesAuthed, id: &str, upload_id: &str, want: u64) {
+    for _ in 0..100 {
+        let status = files
+            .get_upload(pb::GetUploadRequest {
+                sandbox_id: id.into(),
+                upload_id: upload_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if status.offset == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the upload never stood at {want}");
+}
+
+#[tokio::test]
+async fn a_cut_off_upload_resumes_by_offset_and_checks_the_whole_checksum() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let mut files = grpc::files(&daemon).await;
+    let data = random(3 << 20, 5);
+    let made = files
+        .create_upload(pb::CreateUploadRequest {
+            sandbox_id: id.clone(),
+            remote_path: "/workspace/resumed".into(),
+            size_bytes: data.len() as u64,
+            mode: Some(0o640),
+            sha256: Some(sha_hex(&data)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let half = data.len() / 2;
+    cut_off(&daemon, &id, &made.upload_id, &data, half).await;
+    wait_for_offset(&mut files, &id, &made.upload_id, half as u64).await;
+    // Nothing is committed before the last byte.
+    let early = download(&mut files, get(&id, "/workspace/resumed"))
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::NotFound);
+    // A wrong offset is refused; the right one finishes the file.
+    let mut wrong = meta(&id, "");
+    wrong.upload_id = made.upload_id.clone();
+    wrong.offset = Some(1);
+    let refused = upload(&mut files, upload_messages(wrong, &data[half..], 1 << 20))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    let mut rest = meta(&id, "");
+    rest.upload_id = made.upload_id.clone();
+    rest.offset = Some(half as u64);
+    let done = upload(&mut files, upload_messages(rest, &data[half..], 1 << 20))
+        .await
+        .unwrap();
+    let status = done.upload.unwrap();
+    assert!(status.complete);
+    assert_eq!(done.result.unwrap().sha256, sha_hex(&data));
+    let (header, body) = download(&mut files, get(&id, "/workspace/resumed"))
+        .await
+        .unwrap();
+    assert_eq!((body == data, header.mode), (true, 0o640));
+
+    // The whole-file checksum is the one given at creation: a different file is refused
+    // and nothing is committed.
+    let other = files
+        .create_upload(pb::CreateUploadRequest {
+            sandbox_id: id.clone(),
+            remote_path: "/workspace/wrong".into(),
+            size_bytes: 4,
+            sha256: Some(sha_hex(b"good")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bad = meta(&id, "");
+    bad.upload_id = other.upload_id;
+    let mismatch = upload(&mut files, upload_messages(bad, b"evil", 4))
+        .await
+        .unwrap_err();
+    assert_eq!(mismatch.code(), Code::DataLoss, "{mismatch:?}");
+    assert_eq!(
+        mismatch.get_details_error_info().unwrap().reason,
+        "checksum_mismatch"
+    );
+    assert_eq!(
+        download(&mut files, get(&id, "/workspace/wrong"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn an_upload_begun_over_tus_finishes_over_grpc_and_back() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let tus = Tus::new(&daemon, &id);
+    let mut files = grpc::files(&daemon).await;
+    let data = random(2 << 20, 9);
+    let half = data.len() / 2;
+    let sum = sha_hex(&data);
+    let location = tus
+        .create(
+            data.len() as u64,
+            &[("path", "/workspace/crossed"), ("sha256", &sum)],
+        )
+        .await;
+    assert_eq!(
+        tus.patch(&location, 0, &data[..half], None).await.status(),
+        204
+    );
+    let upload_id = location.rsplit('/').next().unwrap().to_owned();
+    let mut rest = meta(&id, "");
+    rest.upload_id = upload_id;
+    let done = upload(&mut files, upload_messages(rest, &data[half..], 1 << 20))
+        .await
+        .unwrap();
+    assert_eq!(done.result.unwrap().sha256, sum);
+    assert_eq!(
+        Files::new(&daemon, &id).bytes("/workspace/crossed").await,
+        data
+    );
+
+    // And the other way: begun over gRPC, finished with tus PATCH.
+    let made = files
+        .create_upload(pb::CreateUploadRequest {
+            sandbox_id: id.clone(),
+            remote_path: "/workspace/back".into(),
+            size_bytes: data.len() as u64,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut first = meta(&id, "");
+    first.upload_id = made.upload_id.clone();
+    let part = upload(&mut files, upload_messages(first, &data[..half], 1 << 20))
+        .await
+        .unwrap();
+    assert_eq!(part.upload.unwrap().offset, half as u64);
+    let location = format!("/v1/sandboxes/{id}/uploads/{}", made.upload_id);
+    assert_eq!(tus.offset(&location).await, Some(half as u64));
+    assert_eq!(
+        tus.patch(&location, half as u64, &data[half..], None)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        Files::new(&daemon, &id).bytes("/workspace/back").await,
+        data
+    );
+}
+
+#[tokio::test]
+async fn small_operations_batches_and_watch() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let mut files = grpc::files(&daemon).await;
+    let dir = files
+        .make_dir(pb::MakeDirRequest {
+            sandbox_id: id.clone(),
+            path: "/workspace/d/e".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dir.r#type, pb::FileType::Directory as i32);
+    assert_eq!(dir.mode, 0o755);
+
+    let mut watch = files
+        .watch(pb::WatchRequest {
+            sandbox_id: id.clone(),
+            path: "/workspace/d".into(),
+            recursive: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.message().await.unwrap().unwrap().r#type, "ready");
+
+    use pb::write_files_request::Payload;
+    let messages = vec![
+        Payload::Start(pb::WriteFilesStart {
+            sandbox_id: id.clone(),
+            ..Default::default()
+        }),
+        Payload::File(pb::WriteFilesFile {
+            path: "/workspace/d/one".into(),
+            mode: Some(0o600),
+            ..Default::default()
+        }),
+        Payload::Chunk(bytes::Bytes::from_static(b"first ")),
+        Payload::Chunk(bytes::Bytes::from_static(b"file")),
+        Payload::File(pb::WriteFilesFile {
+            path: "relative/is/refused".into(),
+            ..Default::default()
+        }),
+        Payload::Chunk(bytes::Bytes::from_static(b"lost")),
+        Payload::File(pb::WriteFilesFile {
+            path: "/workspace/d/new/parents/two".into(),
+            sha256: Some(sha_hex(b"second")),
+            ..Default::default()
+        }),
+        Payload::Chunk(bytes::Bytes::from_static(b"second")),
+    ];
+    let batch = files
+        .write_files(tokio_stream::iter(
+            messages
+                .into_iter()
+                .map(|p| pb::WriteFilesRequest { payload: Some(p) }),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((batch.written, batch.failed), (2, 1), "{batch:?}");
+    assert_eq!(batch.results[1].error_code, "bad_request");
+    let seen = watch.message().await.unwrap().unwrap();
+    assert!(seen.path.starts_with("/workspace/d/"), "{seen:?}");
+
+    let stat = files
+        .stat(pb::StatRequest {
+            sandbox_id: id.clone(),
+            path: "/workspace/d/one".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((stat.size, stat.mode), (10, 0o600));
+    let moved = files
+        .r#move(pb::MoveRequest {
+            sandbox_id: id.clone(),
+            source: "/workspace/d/one".into(),
+            destination: "/workspace/d/uno".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(moved.path, "/workspace/d/uno");
+    let composed = files
+        .compose(pb::ComposeRequest {
+            sandbox_id: id.clone(),
+            sources: vec![
+                "/workspace/d/uno".into(),
+                "/workspace/d/new/parents/two".into(),
+            ],
+            destination: "/workspace/d/both".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(composed.sha256, sha_hex(b"first filesecond"));
+    // Paged listing: one entry a page until the last.
+    let mut token = String::new();
+    let mut names = Vec::new();
+    loop {
+        let page = files
+            .list_dir(pb::ListDirRequest {
+                sandbox_id: id.clone(),
+                path: "/workspace/d".into(),
+                page_size: Some(1),
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        names.extend(page.entries.into_iter().map(|e| e.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(names, ["both", "e", "new", "uno"]);
+    let refused = files
+        .remove(pb::RemoveRequest {
+            sandbox_id: id.clone(),
+            path: "/workspace/d/new".into(),
+            recursive: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    files
+        .remove(pb::RemoveRequest {
+            sandbox_id: id.clone(),
+            path: "/workspace/d/new".into(),
+            recursive: true,
+        })
+        .await
+        .unwrap();
+    let exists = files
+        .r#move(pb::MoveRequest {
+            sandbox_id: id.clone(),
+            source: "/workspace/d/uno".into(),
+            destination: "/workspace/d/both".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(exists.code(), Code::AlreadyExists, "{exists:?}");
+}
+
+#[tokio::test]
+async fn exec_streams_stdin_in_and_binary_output_out() {
+    use pb::run_request::Payload as In;
+    use pb::run_response::Payload as Out;
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let mut exec = grpc::exec(&daemon).await;
+    let binary: Vec<u8> = (0..=255u8).collect();
+    let messages = vec![
+        In::Start(pb::ExecStart {
+            sandbox_id: id.clone(),
+            cmd: vec!["cat".into()],
+            ..Default::default()
+        }),
+        In::Stdin(bytes::Bytes::copy_from_slice(&binary[..100])),
+        In::Stdin(bytes::Bytes::copy_from_slice(&binary[100..])),
+        In::CloseStdin(true),
+    ];
+    let mut events = exec
+        .run(tokio_stream::iter(
+            messages
+                .into_iter()
+                .map(|p| pb::RunRequest { payload: Some(p) }),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    let mut exit = None;
+    while let Some(event) = events.message().await.unwrap() {
+        match event.payload {
+            Some(Out::Stdout(b)) => out.extend_from_slice(&b),
+            Some(Out::Exit(e)) => exit = Some(e.exit_code),
+            _ => {}
+        }
+    }
+    assert_eq!(out, binary);
+    assert_eq!(exit, Some(0));
+}
+
+#[tokio::test]
+async fn lifecycle_codes_health_and_reflection() {
+    let daemon = Daemon::start();
+    let mut sandboxes = grpc::sandboxes(&daemon).await;
+    let made = sandboxes
+        .create(pb::CreateSandboxRequest {
+            files: vec![pb::InjectedFile {
+                path: "/workspace/seed".into(),
+                content: bytes::Bytes::from_static(b"\x00\xffseed"),
+                readonly: true,
+                ..Default::default()
+            }],
+            labels: [("team".to_owned(), "a".to_owned())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(made.state, pb::SandboxState::Running as i32);
+    let listed = sandboxes
+        .list(pb::ListSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.sandboxes.iter().any(|s| s.id == made.id));
+    let id = pb::GetSandboxRequest {
+        sandbox_id: made.id.clone(),
+    };
+    let stopped = sandboxes.stop(id.clone()).await.unwrap().into_inner();
+    assert_eq!(stopped.state, pb::SandboxState::Stopped as i32);
+
+    let mut files = grpc::files(&daemon).await;
+    let (_, seed) = download(&mut files, get(&made.id, "/workspace/seed"))
+        .await
+        .unwrap();
+    assert_eq!(seed, b"\x00\xffseed");
+    let readonly = upload(
+        &mut files,
+        upload_messages(meta(&made.id, "/workspace/seed"), b"x", 1),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(readonly.code(), Code::PermissionDenied);
+    let bad_path = download(&mut files, get(&made.id, "relative"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_path.code(), Code::InvalidArgument);
+    let missing = download(&mut files, get(&made.id, "/nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let no_sandbox = download(&mut files, get("000000000000", "/x"))
+        .await
+        .unwrap_err();
+    assert_eq!(no_sandbox.code(), Code::NotFound);
+    let mut stranger = grpc::files_with(&daemon, "not-the-token").await;
+    let refused = download(&mut stranger, get(&made.id, "/workspace/seed"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert_eq!(
+        refused.get_details_error_info().unwrap().reason,
+        "unauthorized"
+    );
+
+    sandboxes.delete(id.clone()).await.unwrap();
+    assert_eq!(sandboxes.get(id).await.unwrap_err().code(), Code::NotFound);
+
+    // Health and reflection answer without a token, as probes and grpcurl expect.
+    let channel = grpc::channel(&daemon).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "airlock.v1.Files".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(serving.status, 1, "SERVING");
+    for alpha in [false, true] {
+        let services = if alpha {
+            use tonic_reflection::pb::v1alpha::*;
+            let mut client = server_reflection_client::ServerReflectionClient::new(channel.clone());
+            let ask = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(server_reflection_request::MessageRequest::ListServices(
+                    String::new(),
+                )),
+            };
+            let mut answers = client
+                .server_reflection_info(tokio_stream::iter([ask]))
+                .await
+                .unwrap()
+                .into_inner();
+            match answers
+                .message()
+                .await
+                .unwrap()
+                .unwrap()
+                .message_response
+                .unwrap()
+            {
+                server_reflection_response::MessageResponse::ListServicesResponse(list) => {
+                    list.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
+                }
+                other => panic!("{other:?}"),
+            }
+        } else {
+            use tonic_reflection::pb::v1::*;
+            let mut client = server_reflection_client::ServerReflectionClient::new(channel.clone());
+            let ask = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(server_reflection_request::MessageRequest::ListServices(
+                    String::new(),
+                )),
+            };
+            let mut answers = client
+                .server_reflection_info(tokio_stream::iter([ask]))
+                .await
+                .unwrap()
+                .into_inner();
+            match answers
+                .message()
+                .await
+                .unwrap()
+                .unwrap()
+                .message_response
+                .unwrap()
+            {
+                server_reflection_response::MessageResponse::ListServicesResponse(list) => {
+                    list.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        for name in [
+            "airlock.v1.Files",
+            "airlock.v1.Sandboxes",
+            "airlock.v1.Exec",
+        ] {
+            assert!(services.iter().any(|s| s == name), "{name} in {services:?}");
+        }
+    }
+    // REST still answers on the same port.
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", daemon.url))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

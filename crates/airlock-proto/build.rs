@@ -1,0 +1,31 @@
+//! Generates the gRPC code from `proto/airlock/v1` with protox, a protobuf compiler in
+//! Rust, so building needs no `protoc` on the machine. The descriptor set is kept too:
+//! server reflection serves it, so grpcurl needs no proto files.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+const PROTOS: [&str; 3] = [
+    "airlock/v1/files.proto",
+    "airlock/v1/sandboxes.proto",
+    "airlock/v1/exec.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={}", root.join(proto).display());
+    }
+    let descriptors = protox::compile(PROTOS, [&root])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("airlock_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+    // `bytes` fields as `Bytes`: chunks are sliced from the received buffer, not copied.
+    tonic_prost_build::configure()
+        .bytes(".")
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! `DownloadFile`: a header, then the file's bytes (a range of them) or a directory's tar
+//! stream, in chunks.
+
+use std::io::SeekFrom;
+
+use airlock_proto::v1 as pb;
+use airlock_proto::v1::download_file_response::Payload;
+use airlock_service::{FileBody, Principal, Service, byte_window, mtime_text};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+use tonic::Status;
+
+use super::status::status;
+use super::upload::archive_format;
+
+/// Bytes per chunk message.
+const CHUNK: usize = 256 * 1024;
+
+type Out = std::pin::Pin<Box<dyn Stream<Item = Result<pb::DownloadFileResponse, Status>> + Send>>;
+
+pub async fn download_file(
+    service: &Service,
+    caller: &Principal,
+    r: pb::DownloadFileRequest,
+) -> Result<Out, Status> {
+    if r.as_archive {
+        let format = archive_format(r.archive_format);
+        let tar = service
+            .archive(caller, &r.sandbox_id, &r.remote_path, format)
+            .await
+            .map_err(status)?;
+        let header = pb::DownloadFileHeader {
+            is_archive: true,
+            ..Default::default()
+        };
+        return Ok(with_header(header, tar));
+    }
+    let (content, entry) = service
+        .open_file(caller, &r.sandbox_id, &r.remote_path)
+        .await
+        .map_err(status)?;
+    let (start, len) = byte_window(entry.size, r.offset, r.length).map_err(status)?;
+    let header = pb::DownloadFileHeader {
+        size_bytes: len,
+        mode: entry.mode,
+        mtime: mtime_text(&entry),
+        is_archive: false,
+        file_size: entry.size,
+        offset: start,
+        etag: entry.etag(),
+        sha256: None,
+    };
+    let body: std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>> = match content {
+        FileBody::Small(bytes) => {
+            let bytes = Bytes::from(bytes).slice(start as usize..(start + len) as usize);
+            Box::pin(futures_util::stream::iter(
+                (!bytes.is_empty()).then_some(Ok(bytes)),
+            ))
+        }
+        FileBody::Stream(file) => {
+            let mut file = tokio::fs::File::from_std(file);
+            if start > 0 {
+                file.seek(SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| status(airlock_service::ApiError::internal("seeking", e)))?;
+            }
+            Box::pin(ReaderStream::with_capacity(file.take(len), CHUNK))
+        }
+    };
+    Ok(with_header(header, body))
+}
+
+fn with_header(
+    header: pb::DownloadFileHeader,
+    body: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+) -> Out {
+    let first = futures_util::stream::once(async move {
+        Ok(pb::DownloadFileResponse {
+            payload: Some(Payload::Header(header)),
+        })
+    });
+    let chunks = body.map(|chunk| match chunk {
+        Ok(bytes) => Ok(pb::DownloadFileResponse {
+            payload: Some(Payload::Chunk(bytes)),
+        }),
+        Err(err) => Err(status(airlock_service::ApiError::internal("reading", err))),
+    });
+    Box::pin(first.chain(chunks))
+}

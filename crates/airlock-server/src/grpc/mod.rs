@@ -1,0 +1,103 @@
+//! The gRPC face (package `airlock.v1`), served on the daemon's port beside REST: Files,
+//! Sandboxes and Exec over the same service, plus the standard health service and server
+//! reflection (v1 and v1alpha), so grpcurl and grpc_health_probe need no proto files.
+//! Handlers only decode, call the service and encode.
+
+mod batch;
+mod convert;
+mod download;
+mod exec;
+mod files;
+mod sandboxes;
+pub(crate) mod status;
+mod upload;
+
+use std::sync::Arc;
+
+use airlock_proto::v1::exec_server::ExecServer;
+use airlock_proto::v1::files_server::FilesServer;
+use airlock_proto::v1::sandboxes_server::SandboxesServer;
+use airlock_service::{Principal, Service};
+use tonic::service::Routes;
+use tonic::{Request, Status};
+
+use crate::auth::Authenticator;
+
+/// The largest message either side may send: chunks of any size up to this. The file
+/// itself has no cap; it is streamed.
+pub const MESSAGE_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Every gRPC service, as one router for the daemon's dispatcher.
+pub fn router(service: Arc<Service>, auth: Arc<Authenticator>) -> axum::Router {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    let check = move |request: Request<()>| authenticate(&auth, request);
+    let files = FilesServer::new(files::FilesFace(service.clone()))
+        .max_decoding_message_size(MESSAGE_LIMIT)
+        .max_encoding_message_size(MESSAGE_LIMIT);
+    let sandboxes = SandboxesServer::new(sandboxes::SandboxesFace(service.clone()))
+        .max_decoding_message_size(MESSAGE_LIMIT);
+    let exec = ExecServer::new(exec::ExecFace(service))
+        .max_decoding_message_size(MESSAGE_LIMIT)
+        .max_encoding_message_size(MESSAGE_LIMIT);
+    tokio::spawn(async move {
+        health_reporter
+            .set_serving::<FilesServer<files::FilesFace>>()
+            .await;
+        health_reporter
+            .set_serving::<SandboxesServer<sandboxes::SandboxesFace>>()
+            .await;
+        health_reporter
+            .set_serving::<ExecServer<exec::ExecFace>>()
+            .await;
+    });
+    let mut routes = Routes::new(health)
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            files,
+            check.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            sandboxes,
+            check.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            exec, check,
+        ));
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(airlock_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    match (reflection().build_v1(), reflection().build_v1alpha()) {
+        (Ok(v1), Ok(v1alpha)) => routes = routes.add_service(v1).add_service(v1alpha),
+        (Err(err), _) | (_, Err(err)) => tracing::error!(%err, "gRPC reflection is off"),
+    }
+    routes.prepare().into_axum_router()
+}
+
+/// The interceptor every Airlock service sits behind: the caller's principal, or
+/// UNAUTHENTICATED.
+fn authenticate(auth: &Authenticator, mut request: Request<()>) -> Result<Request<()>, Status> {
+    let header = request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    let caller = auth.principal(header).map_err(status::status)?;
+    request.extensions_mut().insert(caller);
+    Ok(request)
+}
+
+/// The caller the interceptor put on a request.
+fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no caller"))
+}
+
+/// Whether a request is gRPC (by its content type), for the daemon's dispatcher.
+pub fn is_grpc(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
