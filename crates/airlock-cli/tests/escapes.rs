@@ -5,8 +5,9 @@
 
 mod common;
 
+use airlock_proto::v1 as pb;
 use common::files::{Files, HostSentinel, sandbox_with};
-use common::{Daemon, sh};
+use common::{Daemon, grpc, sh};
 use serde_json::{Value, json};
 
 /// How one route is driven with one hostile path.
@@ -243,20 +244,15 @@ fn routes() -> Vec<(&'static str, Route)> {
     ]
 }
 
-#[tokio::test]
-async fn every_route_against_every_path_attack() {
-    let daemon = Daemon::start();
-    let id = sandbox_with(&daemon, json!({})).await;
-    let files = Files::new(&daemon, &id);
-    let sentinel = HostSentinel::new();
-    std::fs::write(&sentinel.file, "host-secret").unwrap();
-    let host = sentinel.host.clone();
+/// Links inside the sandbox that point at the host sentinel, and the hostile paths that
+/// use them.
+async fn arm(daemon: &Daemon, id: &str, host: &str) -> Vec<(&'static str, String)> {
     let setup = format!(
         "ln -s {host} /workspace/abs; ln -s ../../../../../../../..{host} /workspace/rel; \
          ln -s {host}/secret /workspace/filelink; mkdir -p /workspace/nest && ln -s {host} /workspace/nest/deep"
     );
-    assert_eq!(sh(&daemon.client(), &id, &setup).await.exit_code, 0);
-    let attacks = [
+    assert_eq!(sh(&daemon.client(), id, &setup).await.exit_code, 0);
+    vec![
         (
             "absolute symlink to the host dir",
             "/workspace/abs/secret".to_owned(),
@@ -279,7 +275,31 @@ async fn every_route_against_every_path_attack() {
             format!("/proc/self/root{host}/secret"),
         ),
         ("dot-dot climb", format!("/workspace/../../..{host}/secret")),
-    ];
+    ]
+}
+
+fn assert_sentinel_untouched(sentinel: &HostSentinel, what: &str) {
+    assert_eq!(
+        std::fs::read_to_string(&sentinel.file).unwrap(),
+        "host-secret",
+        "{what} changed the host sentinel"
+    );
+    assert_eq!(
+        std::fs::read_dir(sentinel.dir.path()).unwrap().count(),
+        1,
+        "{what} made something beside the host sentinel"
+    );
+}
+
+#[tokio::test]
+async fn every_route_against_every_path_attack() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let sentinel = HostSentinel::new();
+    std::fs::write(&sentinel.file, "host-secret").unwrap();
+    let host = sentinel.host.clone();
+    let attacks = arm(&daemon, &id, &host).await;
     let mut cases = 0;
     let mut outcomes: std::collections::BTreeMap<u16, usize> = Default::default();
     for (route, drive) in routes() {
@@ -288,16 +308,7 @@ async fn every_route_against_every_path_attack() {
             cases += 1;
             *outcomes.entry(status).or_default() += 1;
             assert!(status < 500, "{route} × {attack}: server error {status}");
-            assert_eq!(
-                std::fs::read_to_string(&sentinel.file).unwrap(),
-                "host-secret",
-                "{route} × {attack} changed the host sentinel"
-            );
-            assert_eq!(
-                std::fs::read_dir(sentinel.dir.path()).unwrap().count(),
-                1,
-                "{route} × {attack} made something beside the host sentinel"
-            );
+            assert_sentinel_untouched(&sentinel, &format!("{route} × {attack}"));
         }
     }
     let health: Value = daemon
@@ -311,4 +322,244 @@ async fn every_route_against_every_path_attack() {
         "escape corpus: {cases} cases (18 routes × 7 attacks), outcomes by status: {outcomes:?}"
     );
     assert!(cases >= 40);
+}
+
+/// How one gRPC call is driven with one hostile path: its status code (Ok for success).
+type Rpc =
+    fn(grpc::FilesAuthed, String, String) -> futures_util::future::BoxFuture<'static, tonic::Code>;
+
+fn code<T>(outcome: Result<T, tonic::Status>) -> tonic::Code {
+    outcome.map_or_else(|s| s.code(), |_| tonic::Code::Ok)
+}
+
+fn upload(
+    mut f: grpc::FilesAuthed,
+    meta: pb::UploadFileMetadata,
+    body: &'static [u8],
+) -> futures_util::future::BoxFuture<'static, tonic::Code> {
+    Box::pin(async move {
+        code(
+            f.upload_file(tokio_stream::iter(grpc::upload_messages(meta, body, 4)))
+                .await,
+        )
+    })
+}
+
+fn rpcs() -> Vec<(&'static str, Rpc)> {
+    vec![
+        ("DownloadFile", |mut f, id, p| {
+            Box::pin(async move { code(grpc::download(&mut f, grpc::get(&id, &p)).await) })
+        }),
+        ("DownloadFile archive", |mut f, id, p| {
+            Box::pin(async move {
+                let mut r = grpc::get(&id, &p);
+                r.as_archive = true;
+                code(grpc::download(&mut f, r).await)
+            })
+        }),
+        ("UploadFile", |f, id, p| {
+            upload(f, grpc::meta(&id, &p), b"pwned")
+        }),
+        ("UploadFile parents", |f, id, p| {
+            let mut m = grpc::meta(&id, &format!("{p}/new"));
+            m.parents = Some(true);
+            upload(f, m, b"pwned")
+        }),
+        ("UploadFile archive", |f, id, p| {
+            let mut m = grpc::meta(&id, &p);
+            m.is_archive = true;
+            m.parents = Some(true);
+            upload(f, m, PWNED_TAR.get().unwrap())
+        }),
+        ("CreateUpload + UploadFile", |mut f, id, p| {
+            Box::pin(async move {
+                let made = f
+                    .create_upload(pb::CreateUploadRequest {
+                        sandbox_id: id.clone(),
+                        remote_path: p,
+                        size_bytes: 5,
+                        ..Default::default()
+                    })
+                    .await;
+                let Ok(made) = made else { return code(made) };
+                let mut m = grpc::meta(&id, "");
+                m.upload_id = made.into_inner().upload_id;
+                upload(f, m, b"pwned").await
+            })
+        }),
+        ("Stat", |mut f, id, p| {
+            Box::pin(async move {
+                code(
+                    f.stat(pb::StatRequest {
+                        sandbox_id: id,
+                        path: p,
+                    })
+                    .await,
+                )
+            })
+        }),
+        ("ListDir", |mut f, id, p| {
+            Box::pin(async move {
+                let r = pb::ListDirRequest {
+                    sandbox_id: id,
+                    path: p,
+                    depth: Some(3),
+                    checksum: true,
+                    ..Default::default()
+                };
+                code(f.list_dir(r).await)
+            })
+        }),
+        ("MakeDir", |mut f, id, p| {
+            Box::pin(async move {
+                let r = pb::MakeDirRequest {
+                    sandbox_id: id,
+                    path: format!("{p}/d"),
+                    ..Default::default()
+                };
+                code(f.make_dir(r).await)
+            })
+        }),
+        ("Move from", |mut f, id, p| {
+            Box::pin(async move {
+                let r = pb::MoveRequest {
+                    sandbox_id: id,
+                    source: p,
+                    destination: "/workspace/moved".into(),
+                    overwrite: None,
+                };
+                code(f.r#move(r).await)
+            })
+        }),
+        ("Move onto", |mut f, id, p| {
+            Box::pin(async move {
+                let m = grpc::meta(&id, "/workspace/mover");
+                let _ = f
+                    .upload_file(tokio_stream::iter(grpc::upload_messages(m, b"m", 1)))
+                    .await;
+                let r = pb::MoveRequest {
+                    sandbox_id: id,
+                    source: "/workspace/mover".into(),
+                    destination: p,
+                    overwrite: Some(true),
+                };
+                code(f.r#move(r).await)
+            })
+        }),
+        ("Remove", |mut f, id, p| {
+            Box::pin(async move {
+                let r = pb::RemoveRequest {
+                    sandbox_id: id,
+                    path: p,
+                    recursive: true,
+                };
+                code(f.remove(r).await)
+            })
+        }),
+        ("Compose source", |mut f, id, p| {
+            Box::pin(async move {
+                let r = pb::ComposeRequest {
+                    sandbox_id: id,
+                    sources: vec![p],
+                    destination: "/workspace/composed".into(),
+                    ..Default::default()
+                };
+                code(f.compose(r).await)
+            })
+        }),
+        ("Compose destination", |mut f, id, p| {
+            Box::pin(async move {
+                let m = grpc::meta(&id, "/workspace/part");
+                let _ = f
+                    .upload_file(tokio_stream::iter(grpc::upload_messages(m, b"p", 1)))
+                    .await;
+                let r = pb::ComposeRequest {
+                    sandbox_id: id,
+                    sources: vec!["/workspace/part".into()],
+                    destination: p,
+                    ..Default::default()
+                };
+                code(f.compose(r).await)
+            })
+        }),
+        ("WriteFiles", |mut f, id, p| {
+            Box::pin(async move {
+                use pb::write_files_request::Payload;
+                let messages = [
+                    Payload::Start(pb::WriteFilesStart {
+                        sandbox_id: id,
+                        ..Default::default()
+                    }),
+                    Payload::File(pb::WriteFilesFile {
+                        path: p,
+                        ..Default::default()
+                    }),
+                    Payload::Chunk(bytes::Bytes::from_static(b"pwned")),
+                ]
+                .map(|p| pb::WriteFilesRequest { payload: Some(p) });
+                match f.write_files(tokio_stream::iter(messages)).await {
+                    // The batch succeeds; its one file must have failed.
+                    Ok(answer) if answer.get_ref().written == 0 => tonic::Code::InvalidArgument,
+                    outcome => code(outcome),
+                }
+            })
+        }),
+        ("Watch", |mut f, id, p| {
+            Box::pin(async move {
+                let r = pb::WatchRequest {
+                    sandbox_id: id,
+                    path: p,
+                    recursive: true,
+                };
+                code(f.watch(r).await)
+            })
+        }),
+    ]
+}
+
+/// A tar stream of one file named `secret`, to extract at a hostile directory.
+static PWNED_TAR: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+#[tokio::test]
+async fn every_grpc_file_rpc_against_every_path_attack() {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(5);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "secret", &b"pwned"[..])
+        .unwrap();
+    let _ = PWNED_TAR.set(tar.into_inner().unwrap());
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let sentinel = HostSentinel::new();
+    std::fs::write(&sentinel.file, "host-secret").unwrap();
+    let host = sentinel.host.clone();
+    let attacks = arm(&daemon, &id, &host).await;
+    let files = grpc::files(&daemon).await;
+    let mut outcomes: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut cases = 0;
+    for (rpc, drive) in rpcs() {
+        for (attack, path) in &attacks {
+            let got = drive(files.clone(), id.clone(), path.clone()).await;
+            cases += 1;
+            *outcomes.entry(format!("{got:?}")).or_default() += 1;
+            assert!(
+                !matches!(
+                    got,
+                    tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::Unavailable
+                ),
+                "{rpc} × {attack}: server error {got:?}"
+            );
+            assert_sentinel_untouched(&sentinel, &format!("{rpc} × {attack}"));
+        }
+    }
+    let mut sandboxes = grpc::sandboxes(&daemon).await;
+    let alive = sandboxes
+        .get(pb::GetSandboxRequest { sandbox_id: id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(alive.state, pb::SandboxState::Running as i32);
+    eprintln!("gRPC escape corpus: {cases} cases (16 RPCs × 7 attacks), outcomes: {outcomes:?}");
 }
