@@ -1,5 +1,6 @@
 //! The race suite: a process inside the sandbox swaps a directory and a symlink with
-//! `renameat2(RENAME_EXCHANGE)` in a tight loop while the API works through that path.
+//! `renameat2(RENAME_EXCHANGE)` in a tight loop while the API (every REST file route and
+//! every gRPC file RPC) works through that path.
 //! The symlink points at `/`, at `/tmp`, or at a host directory holding a sentinel. Every
 //! answer must be a clean error or the right file inside the sandbox; the sentinel, a
 //! host inotify watch on its directory, and the host's `/` and `/tmp` must show nothing.
@@ -13,8 +14,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use airlock_proto::v1 as pb;
 use common::files::{Files, HostSentinel, sandbox_with};
-use common::{Daemon, sh};
+use common::{Daemon, grpc, sh};
 use serde_json::json;
 
 /// Swaps `/workspace/race/real` and `/workspace/race/link` forever (until killed).
@@ -42,6 +44,7 @@ async fn swapping_a_directory_for_a_symlink_never_reaches_the_host() {
     let daemon = Daemon::start();
     let id = sandbox_with(&daemon, json!({})).await;
     let files = Files::new(&daemon, &id);
+    let mut rpc = grpc::files(&daemon).await;
     let sentinel = HostSentinel::new();
     let token = format!("airlock-race-{}", std::process::id());
     let watch = HostWatch::new(sentinel.dir.path());
@@ -56,6 +59,7 @@ async fn swapping_a_directory_for_a_symlink_never_reaches_the_host() {
         assert_eq!(started.stdout, "started\n", "{}", started.stderr);
         for i in 0..per_target {
             run_routes(&files, &token, i, &mut tally).await;
+            run_rpcs(&mut rpc, &id, &token, i, &mut tally).await;
         }
         sh(&daemon.client(), &id, "pkill -f renameat2; true").await;
     }
@@ -186,6 +190,112 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
         // The answer's head comes at once (a stream follows); no answer is a failure.
         count("GET watch", watched.unwrap().status().as_u16());
     }
+}
+
+/// A gRPC outcome as the HTTP status REST would answer, so one tally and one check serve
+/// both faces (a server error stays 5xx).
+fn as_status<T>(outcome: Result<T, tonic::Status>) -> u16 {
+    use tonic::Code;
+    match outcome.map_err(|s| s.code()) {
+        Ok(_) => 200,
+        Err(Code::InvalidArgument | Code::OutOfRange) => 400,
+        Err(Code::PermissionDenied) => 403,
+        Err(Code::NotFound) => 404,
+        Err(Code::FailedPrecondition | Code::AlreadyExists) => 409,
+        Err(Code::ResourceExhausted) => 413,
+        Err(Code::Unavailable) => 503,
+        Err(_) => 500,
+    }
+}
+
+/// One pass over the gRPC file RPCs through the racing path.
+async fn run_rpcs(f: &mut grpc::FilesAuthed, id: &str, token: &str, i: usize, tally: &mut Tally) {
+    let base = "/workspace/race/real";
+    let name = format!("{base}/{token}-g{i}");
+    let mut count = |route: &'static str, status: u16| {
+        *tally.entry(route).or_default().entry(status).or_default() += 1;
+    };
+    let put = grpc::upload_messages(grpc::meta(id, &name), b"racing", 3);
+    count(
+        "gRPC UploadFile",
+        as_status(f.upload_file(tokio_stream::iter(put)).await),
+    );
+    let got = grpc::download(f, grpc::get(id, &format!("{base}/secret"))).await;
+    count("gRPC DownloadFile", as_status(got));
+    let stat = f
+        .stat(pb::StatRequest {
+            sandbox_id: id.into(),
+            path: name.clone(),
+        })
+        .await;
+    count("gRPC Stat", as_status(stat));
+    let list = f
+        .list_dir(pb::ListDirRequest {
+            sandbox_id: id.into(),
+            path: base.into(),
+            depth: Some(2),
+            ..Default::default()
+        })
+        .await;
+    count("gRPC ListDir", as_status(list));
+    let made = f
+        .make_dir(pb::MakeDirRequest {
+            sandbox_id: id.into(),
+            path: format!("{base}/newdir-{token}-g{i}"),
+            ..Default::default()
+        })
+        .await;
+    count("gRPC MakeDir", as_status(made));
+    let moved = f
+        .r#move(pb::MoveRequest {
+            sandbox_id: id.into(),
+            source: name.clone(),
+            destination: format!("{name}-moved"),
+            overwrite: None,
+        })
+        .await;
+    count("gRPC Move", as_status(moved));
+    let removed = f
+        .remove(pb::RemoveRequest {
+            sandbox_id: id.into(),
+            path: format!("{name}-moved"),
+            recursive: false,
+        })
+        .await;
+    count("gRPC Remove", as_status(removed));
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(6);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, format!("{token}-gx{i}"), &b"packed"[..])
+        .unwrap();
+    let mut meta = grpc::meta(id, base);
+    meta.is_archive = true;
+    let tar = grpc::upload_messages(meta, &tar.into_inner().unwrap(), 512);
+    count(
+        "gRPC UploadFile archive",
+        as_status(f.upload_file(tokio_stream::iter(tar)).await),
+    );
+    if !i.is_multiple_of(10) {
+        return;
+    }
+    // Only the head of the archive stream is read, as for REST.
+    let mut packed = grpc::get(id, base);
+    packed.as_archive = true;
+    let opened = f.download_file(packed).await;
+    let status = match opened {
+        Ok(stream) => as_status(stream.into_inner().message().await),
+        Err(e) => as_status::<()>(Err(e)),
+    };
+    count("gRPC DownloadFile archive", status);
+    let watched = f
+        .watch(pb::WatchRequest {
+            sandbox_id: id.into(),
+            path: base.into(),
+            recursive: false,
+        })
+        .await;
+    count("gRPC Watch", as_status(watched));
 }
 
 /// An inotify watch on a host directory, counting every event.
