@@ -724,3 +724,38 @@ async fn lifecycle_codes_health_and_reflection() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_python_grpcio_client_generated_from_the_proto_streams_64_mib_both_ways() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(common::python())
+        .arg(manifest.join("tests/clients/grpc_roundtrip.py"))
+        .arg(daemon.url.trim_start_matches("http://"))
+        .arg(&daemon.token)
+        .arg(&id)
+        .arg("64")
+        .arg(manifest.join("../../proto"))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with(&format!("ok {}", 64 << 20)),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sha = stdout.split_whitespace().nth(2).unwrap();
+    let stat = Files::new(&daemon, &id)
+        .call(
+            reqwest::Method::GET,
+            "/stat",
+            &[("path", "/workspace/py.bin")],
+            None,
+        )
+        .await
+        .1;
+    assert_eq!(stat["size"], 64 << 20);
+    assert_eq!(sha.len(), 64);
+}

@@ -226,7 +226,7 @@ async fn the_unmodified_tus_python_client_uploads_and_resumes() {
     let local = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(local.path(), &data).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/tus_resume.py");
-    let out = tokio::process::Command::new("python3")
+    let out = tokio::process::Command::new(common::python())
         .arg(script)
         .args([&daemon.url, &daemon.token, &id])
         .arg(local.path())

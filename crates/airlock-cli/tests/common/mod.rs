@@ -306,3 +306,14 @@ impl Drop for RssSampler {
         self.task.abort();
     }
 }
+
+/// The project's virtualenv interpreter (made by `scripts/setup`), where the Python
+/// clients' packages live.
+pub fn python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python3");
+    assert!(
+        venv.exists(),
+        "run scripts/setup first: it makes .venv with the Python clients"
+    );
+    venv
+}
