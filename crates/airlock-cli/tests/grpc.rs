@@ -81,16 +81,24 @@ async fn files_round_trip_at_every_size_with_modes_and_ranges() {
     assert_eq!(gone.code(), Code::NotFound);
 }
 
+/// GiB moved by the flat-memory test: 1 in CI, 4 with `scripts/heavy grpc`.
+fn stream_gib() -> usize {
+    std::env::var("AIRLOCK_GRPC_STREAM_GIB")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
 #[tokio::test]
 async fn a_gibibyte_streams_both_ways_in_flat_memory() {
-    const SIZE: usize = 1 << 30;
+    let size: usize = stream_gib() << 30;
     const CHUNK: usize = 4 << 20;
     let daemon = Daemon::start();
     let id = sandbox_with(&daemon, json!({})).await;
     let mut files = grpc::files(&daemon).await;
     let block = bytes::Bytes::from(random(CHUNK, 7));
     let mut expected = <sha2::Sha256 as sha2::Digest>::new();
-    for _ in 0..SIZE / CHUNK {
+    for _ in 0..size / CHUNK {
         sha2::Digest::update(&mut expected, &block);
     }
     let expected: String = sha2::Digest::finalize(expected)
@@ -106,7 +114,7 @@ async fn a_gibibyte_streams_both_ways_in_flat_memory() {
             "/workspace/big",
         ))),
     };
-    let chunks = (0..SIZE / CHUNK).map(move |_| pb::UploadFileRequest {
+    let chunks = (0..size / CHUNK).map(move |_| pb::UploadFileRequest {
         payload: Some(pb::upload_file_request::Payload::Chunk(block.clone())),
     });
     let stream = tokio_stream::iter(std::iter::once(first).chain(chunks));
@@ -125,7 +133,7 @@ async fn a_gibibyte_streams_both_ways_in_flat_memory() {
             sha2::Digest::update(&mut got, &c);
         }
     }
-    assert_eq!(total, SIZE);
+    assert_eq!(total, size);
     let got: String = sha2::Digest::finalize(got)
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -19,7 +19,6 @@ use axum::extract::Request;
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -85,39 +84,10 @@ pub async fn serve(
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(%err, "TCP_NODELAY");
         }
-        let mut io = TimeoutStream::new(tcp);
-        io.set_write_timeout(Some(limits.idle_timeout));
         let app = app.clone();
-        let mut closed = closed.clone();
+        let closed = closed.clone();
         connections.spawn(async move {
-            let service = TowerToHyperService::new(
-                app.map_request(|r: Request<Incoming>| r.map(axum::body::Body::new)),
-            );
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .max_buf_size(READ_BUFFER);
-            // gRPC arrives as HTTP/2 with prior knowledge (h2c). Windows sized for one
-            // fast stream: the defaults (64 KiB) would cap an upload at a window per RTT.
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .initial_stream_window_size(H2_STREAM_WINDOW)
-                .initial_connection_window_size(H2_CONNECTION_WINDOW)
-                .max_frame_size(H2_MAX_FRAME)
-                .keep_alive_interval(Some(limits.idle_timeout))
-                .keep_alive_timeout(limits.header_timeout);
-            let connection = builder.serve_connection(TokioIo::new(Box::pin(io)), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => log_end(result),
-                _ = closed.wait_for(|closing| *closing).map(drop) => {
-                    connection.as_mut().graceful_shutdown();
-                    log_end(connection.await);
-                }
-            }
+            serve_connection(tcp, app, limits, closed).await;
             drop(permit);
         });
     }
@@ -134,7 +104,80 @@ pub async fn serve(
     }
 }
 
-fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+/// Which protocol a connection speaks, told by its first bytes within the head timeout:
+/// HTTP/2 with prior knowledge (gRPC's h2c) begins with the preface `PRI * HTTP/2.0`, and
+/// no HTTP/1 method begins with `PRI`. A client that sends nothing in time is dropped, as
+/// one that sends half a head is (hyper's own sniffing would wait forever).
+async fn speaks_http2(tcp: &tokio::net::TcpStream, timeout: Duration) -> Option<bool> {
+    const PREFACE: &[u8] = b"PRI";
+    let mut head = [0u8; 3];
+    let sniff = async {
+        loop {
+            match tcp.peek(&mut head).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) if n >= PREFACE.len() => return Some(head == PREFACE),
+                // Fewer bytes than we need so far: wait for more.
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    };
+    tokio::time::timeout(timeout, sniff).await.ok().flatten()
+}
+
+/// Serves one connection until it ends or the daemon shuts down.
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    app: Router,
+    limits: ConnectionLimits,
+    mut closed: watch::Receiver<bool>,
+) {
+    let Some(http2) = speaks_http2(&tcp, limits.header_timeout).await else {
+        return;
+    };
+    let mut io = TimeoutStream::new(tcp);
+    io.set_write_timeout(Some(limits.idle_timeout));
+    let io = TokioIo::new(Box::pin(io));
+    let service = TowerToHyperService::new(
+        app.map_request(|r: Request<Incoming>| r.map(axum::body::Body::new)),
+    );
+    macro_rules! drive {
+        ($connection:expr) => {{
+            let connection = $connection;
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => log_end(result),
+                _ = closed.wait_for(|closing| *closing).map(drop) => {
+                    connection.as_mut().graceful_shutdown();
+                    log_end(connection.await);
+                }
+            }
+        }};
+    }
+    if http2 {
+        // Windows sized for one fast stream: the defaults (64 KiB) would cap an upload
+        // at one window per round trip.
+        drive!(
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .initial_stream_window_size(H2_STREAM_WINDOW)
+                .initial_connection_window_size(H2_CONNECTION_WINDOW)
+                .max_frame_size(H2_MAX_FRAME)
+                .keep_alive_interval(Some(limits.idle_timeout))
+                .keep_alive_timeout(limits.header_timeout)
+                .serve_connection(io, service)
+        );
+    } else {
+        drive!(
+            hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(READ_BUFFER)
+                .serve_connection(io, service)
+        );
+    }
+}
+
+fn log_end(result: Result<(), hyper::Error>) {
     if let Err(err) = result {
         tracing::debug!(%err, "connection ended");
     }

@@ -10,6 +10,7 @@ pub(crate) mod files;
 mod headers;
 mod idle_body;
 mod json;
+mod openapi;
 pub(crate) mod range;
 mod sandboxes;
 mod templates;
@@ -89,6 +90,8 @@ pub fn router(
         .fallback(unknown_route)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .route_layer(middleware::from_fn_with_state(auth, require_token))
+        // Added after the token check, so the description needs no token.
+        .route("/openapi.json", get(openapi::document))
         .with_state(service);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
