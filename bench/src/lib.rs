@@ -1,5 +1,6 @@
 //! Shared pieces of Airlock's benchmarks: a daemon to measure, timing and summaries.
 
+pub mod grpc;
 pub mod table;
 
 use std::path::{Path, PathBuf};

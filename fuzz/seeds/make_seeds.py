@@ -89,3 +89,45 @@ for name, data in {
     "write_options_rfc3339": b"\x03644\n2020-01-01T00:00:00Z\n",
 }.items():
     write("request_headers", name, data)
+
+
+# Protobuf by hand, enough for the seeds: varints and length-delimited fields.
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field(number: int, value: "bytes | int") -> bytes:
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    return varint(number << 3 | 2) + varint(len(value)) + value
+
+
+# The first byte picks the message (see fuzz_targets/grpc_messages.rs).
+upload_meta = (
+    field(1, b"0123456789ab")
+    + field(2, b"/workspace/a")
+    + field(3, 5)
+    + field(4, 0o755)
+    + field(7, b"2020-01-01T00:00:00Z")
+    + field(8, b"a" * 64)
+    + field(10, 1)
+)
+download = (
+    field(1, b"0123456789ab") + field(2, b"/workspace/a") + field(5, 3) + field(6, 4)
+)
+batch_file = field(1, b"/workspace/b") + field(2, 0o600) + field(3, b"1600000000.5")
+for name, data in {
+    "upload_metadata": b"\x00" + field(1, upload_meta),
+    "upload_archive": b"\x00"
+    + field(1, field(2, b"/workspace/t") + field(5, 1) + field(6, 2)),
+    "upload_chunk": b"\x00" + field(2, b"hello"),
+    "download_range": b"\x01" + download,
+    "download_archive": b"\x04" + field(2, b"/workspace") + field(3, 1),
+    "batch_file": b"\x02" + field(2, batch_file),
+}.items():
+    write("grpc_messages", name, data)

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use airlock_api::CreateSandbox;
+use airlock_bench::grpc::GrpcFiles;
 use airlock_bench::table::Table;
 use airlock_bench::{BenchDaemon, airlock_binary, machine, make_tree_of, run_shell};
 use airlock_client::{Client, WriteOptions};
@@ -157,6 +158,17 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
                     None,
                     started.elapsed().as_secs_f64(),
                 );
+                settle(&big)?;
+                let mut grpc = GrpcFiles::connect(&env.url, &env.token).await?;
+                let started = Instant::now();
+                grpc.upload(&env.id, &big, &format!("/workspace/grpc-{r}"))
+                    .await?;
+                t.record(
+                    "up: airlock gRPC (UploadFile)",
+                    bytes,
+                    None,
+                    started.elapsed().as_secs_f64(),
+                );
             }
         }
         let down: Vec<(&str, String)> = vec![
@@ -203,6 +215,18 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
                     None,
                     started.elapsed().as_secs_f64(),
                 );
+                sh("sync")?;
+                let mut grpc = GrpcFiles::connect(&env.url, &env.token).await?;
+                let started = Instant::now();
+                let local = env.work.join(format!("d-grpc-{r}"));
+                grpc.download(&env.id, &format!("/workspace/grpc-{r}"), &local)
+                    .await?;
+                t.record(
+                    "down: airlock gRPC (DownloadFile)",
+                    bytes,
+                    None,
+                    started.elapsed().as_secs_f64(),
+                );
             }
         }
         let want = sh_out(&format!("sha256sum < {b}"))?;
@@ -214,12 +238,20 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
             sh_out(&format!("sha256sum < {w}/d-sdk-{r}"))? == want,
             "SDK download differs"
         );
+        anyhow::ensure!(
+            sh_out(&format!("sha256sum < {w}/d-grpc-{r}"))? == want,
+            "gRPC download differs"
+        );
         // Outside the timed windows: big files only, quick to delete.
         sh(&format!(
             "rm -f {w}/cp-{r} {w}/cat-{r} {w}/d-*-{r} {root}/big-{r} {REMOTE_HOME}/big-{r} {REMOTE_HOME}/sftp-{r} {REMOTE_HOME}/rsync-{r}",
             root = env.nginx_root.display()
         ))?;
-        for f in [format!("/workspace/cli-{r}"), format!("/workspace/sdk-{r}")] {
+        for f in [
+            format!("/workspace/cli-{r}"),
+            format!("/workspace/sdk-{r}"),
+            format!("/workspace/grpc-{r}"),
+        ] {
             env.client.remove(&env.id, &f, false).await?;
         }
     }
@@ -228,8 +260,19 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
     t.ratio_goal("down: airlock SDK (read_to)", "up: cp", 1.5);
     t.ratio_goal("up: airlock SDK (write)", "up: curl PUT → nginx", 0.5);
     t.ratio_goal("down: airlock SDK (read_to)", "down: curl GET ← nginx", 0.5);
+    t.ratio_goal(
+        "up: airlock gRPC (UploadFile)",
+        "up: airlock SDK (write)",
+        1.1,
+    );
+    t.ratio_goal(
+        "down: airlock gRPC (DownloadFile)",
+        "down: airlock SDK (read_to)",
+        1.1,
+    );
     t.notes.push(
-        "Goals: within 1.5× of `cp`'s time; at least 2× nginx's throughput (≤ 0.5× its time)."
+        "Goals: within 1.5× of `cp`'s time; at least 2× nginx's throughput (≤ 0.5× its time); \
+         gRPC within 10 % of REST (the SDK) both ways."
             .into(),
     );
     Ok(t)

@@ -1,7 +1,9 @@
 //! Entry points for the fuzz targets in `fuzz/`: the parsers that read what clients
 //! send, reachable without a daemon. Not part of the API; hidden from the docs.
 
+use airlock_proto::v1 as pb;
 use axum::extract::FromRequest;
+use prost::Message;
 
 /// `Range` against a file of `size` bytes: the (start, len) it selects, if any.
 pub fn range(value: &str, size: u64) -> Option<(u64, u64)> {
@@ -67,4 +69,51 @@ pub fn multipart(boundary: &str, body: Vec<u8>) -> usize {
         }
         total
     })
+}
+
+/// The gRPC messages that carry paths and write options, decoded from arbitrary bytes and
+/// read as the gRPC face reads them: an upload's metadata (path, mode, mtime, sha256,
+/// archive format), a download's range, a batch file's header. Returns whether the
+/// message was accepted.
+pub fn grpc_message(kind: u8, bytes: &[u8]) -> bool {
+    match kind % 3 {
+        0 => match pb::UploadFileRequest::decode(bytes)
+            .ok()
+            .and_then(|r| r.payload)
+        {
+            Some(pb::upload_file_request::Payload::Metadata(meta)) => {
+                let _ = crate::grpc::upload::archive_format(meta.archive_format);
+                airlock_fs::SandboxPath::parse(&meta.remote_path).is_ok()
+                    && crate::grpc::upload::write_options(&meta).is_ok()
+            }
+            _ => false,
+        },
+        1 => pb::DownloadFileRequest::decode(bytes).is_ok_and(|r| {
+            let size = u64::from(kind) * 4099;
+            match airlock_service::byte_window(size, r.offset, r.length) {
+                Ok((start, len)) => {
+                    assert!(start <= size && start.checked_add(len).is_some_and(|end| end <= size));
+                    airlock_fs::SandboxPath::parse(&r.remote_path).is_ok()
+                }
+                Err(_) => false,
+            }
+        }),
+        _ => match pb::WriteFilesRequest::decode(bytes)
+            .ok()
+            .and_then(|r| r.payload)
+        {
+            Some(pb::write_files_request::Payload::File(file)) => {
+                airlock_fs::SandboxPath::parse(&file.path).is_ok()
+                    && airlock_service::PutFile::from_text(
+                        None,
+                        file.mtime.as_deref(),
+                        file.sha256.as_deref(),
+                        None,
+                        None,
+                    )
+                    .is_ok()
+            }
+            _ => false,
+        },
+    }
 }

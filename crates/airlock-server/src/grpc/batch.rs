@@ -7,8 +7,7 @@ use airlock_api::BatchItem;
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::write_files_request::Payload;
 use airlock_service::{
-    BatchDefaults, BatchPart, Principal, PutFile, Service, batch_broken, batch_result, parse_mtime,
-    parse_sha256,
+    BatchDefaults, BatchPart, Principal, PutFile, Service, batch_broken, batch_result,
 };
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -89,14 +88,17 @@ fn begin(
     defaults: &BatchDefaults,
     file: pb::WriteFilesFile,
 ) -> Open {
-    let put = (|| {
-        Ok(PutFile {
-            mode: file.mode,
-            mtime: file.mtime.as_deref().map(parse_mtime).transpose()?,
-            expect_sha256: file.sha256.as_deref().map(parse_sha256).transpose()?,
-            ..PutFile::default()
-        })
-    })();
+    let put = PutFile::from_text(
+        None,
+        file.mtime.as_deref(),
+        file.sha256.as_deref(),
+        None,
+        None,
+    )
+    .map(|put| PutFile {
+        mode: file.mode,
+        ..put
+    });
     let part = BatchPart {
         path: file.path,
         put,

@@ -10,7 +10,7 @@ mod exec;
 mod files;
 mod sandboxes;
 pub(crate) mod status;
-mod upload;
+pub(crate) mod upload;
 
 use std::sync::Arc;
 

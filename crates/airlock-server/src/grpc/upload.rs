@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::upload_file_request::Payload;
 use airlock_service::{
-    ArchiveFormat, ArchiveUpload, ByteStream, NewUpload, Principal, PutFile, Service, parse_mtime,
-    parse_sha256,
+    ApiError, ArchiveFormat, ArchiveUpload, ByteStream, NewUpload, Principal, PutFile, Service,
+    parse_mtime, parse_sha256,
 };
 use futures_util::StreamExt;
 use tonic::{Status, Streaming};
@@ -89,6 +89,18 @@ pub async fn upload_file(
     }
     answer.bytes_written = received.load(Ordering::Relaxed);
     Ok(answer)
+}
+
+/// A plain write's options from the metadata, read by the service's rules.
+pub(crate) fn write_options(meta: &pb::UploadFileMetadata) -> Result<PutFile, ApiError> {
+    PutFile {
+        mode: meta.mode,
+        mtime: meta.mtime.as_deref().map(parse_mtime).transpose()?,
+        parents: meta.parents,
+        overwrite: meta.overwrite,
+        expect_sha256: meta.sha256.as_deref().map(parse_sha256).transpose()?,
+    }
+    .checked()
 }
 
 pub async fn create_upload(
