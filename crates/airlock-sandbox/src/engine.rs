@@ -9,6 +9,7 @@ use airlock_fs::{Root, SandboxPath};
 use tokio::process::Child;
 
 use crate::cgroup::Cgroups;
+use crate::error::{Doing, SandboxError, SandboxResult};
 use crate::launch::{self, EXEC_HELPER, HelperIo, INIT_HELPER, InitProcess};
 use crate::layout::Layout;
 use crate::spec::{ExecSpec, InitSpec};
@@ -74,30 +75,38 @@ impl Engine {
     }
 
     /// Creates a new sandbox's storage and view. Blocking.
-    pub fn provision(&self, cfg: &SandboxConfig) -> io::Result<()> {
+    pub fn provision(&self, cfg: &SandboxConfig) -> SandboxResult<()> {
         view::provision(&self.layout, &cfg.id, &cfg.template, cfg.limits.disk_mb)
+            .doing("preparing sandbox storage")
     }
 
     /// Brings an existing sandbox back after a daemon restart: kills anything an earlier
     /// daemon left running in its groups, then remounts its storage and view. Blocking.
-    pub fn restore(&self, cfg: &SandboxConfig) -> io::Result<()> {
-        self.cgroups.destroy(&cfg.id)?;
-        view::mount_storage(&self.layout, &cfg.id)?;
+    pub fn restore(&self, cfg: &SandboxConfig) -> SandboxResult<()> {
+        self.cgroups
+            .destroy(&cfg.id)
+            .doing("killing what an earlier daemon left")?;
+        view::mount_storage(&self.layout, &cfg.id).doing("remounting sandbox storage")?;
         view::mount_view(&self.layout, &cfg.id, &cfg.template, &cfg.readonly)
+            .doing("remounting the sandbox's view")
     }
 
     /// A handle on the sandbox's root, for the file engine.
-    pub fn root(&self, id: &str) -> io::Result<Root> {
-        Root::open(&self.layout.view(id))
+    pub fn root(&self, id: &str) -> SandboxResult<Root> {
+        Root::open(&self.layout.view(id)).doing("opening the sandbox root")
     }
 
     /// Makes an existing file of the sandbox read-only to everything inside it.
-    pub fn make_readonly(&self, id: &str, path: &SandboxPath) -> io::Result<()> {
-        view::make_readonly(&self.root(id)?, path)
+    pub fn make_readonly(&self, id: &str, path: &SandboxPath) -> SandboxResult<()> {
+        view::make_readonly(&self.root(id)?, path).doing("binding a read-only file")
     }
 
     /// Starts the sandbox's init; returns once its namespaces and mounts are ready.
-    pub async fn start(&self, cfg: &SandboxConfig) -> io::Result<InitProcess> {
+    pub async fn start(&self, cfg: &SandboxConfig) -> SandboxResult<InitProcess> {
+        self.start_init(cfg).await.doing("starting the sandbox")
+    }
+
+    async fn start_init(&self, cfg: &SandboxConfig) -> io::Result<InitProcess> {
         self.cgroups.create(&cfg.id, &cfg.limits)?;
         let spec = InitSpec {
             view: self.layout.view(&cfg.id),
@@ -134,7 +143,13 @@ impl Engine {
     }
 
     /// Stops a running sandbox: SIGTERM to every process, SIGKILL after `grace`.
-    pub async fn stop(&self, id: &str, init: &InitProcess, grace: Duration) -> io::Result<()> {
+    pub async fn stop(&self, id: &str, init: &InitProcess, grace: Duration) -> SandboxResult<()> {
+        self.stop_init(id, init, grace)
+            .await
+            .doing("stopping the sandbox")
+    }
+
+    async fn stop_init(&self, id: &str, init: &InitProcess, grace: Duration) -> io::Result<()> {
         if !grace.is_zero() {
             init.signal(libc::SIGTERM)?;
             let _ = tokio::time::timeout(grace, init.wait()).await;
@@ -151,12 +166,16 @@ impl Engine {
     }
 
     /// Removes everything of a stopped sandbox: groups, mounts, storage. Blocking.
-    pub fn destroy(&self, id: &str) -> io::Result<()> {
-        self.cgroups.destroy(id)?;
-        view::unmount(&self.layout, id)?;
+    pub fn destroy(&self, id: &str) -> SandboxResult<()> {
+        self.cgroups
+            .destroy(id)
+            .doing("killing the sandbox's processes")?;
+        view::unmount(&self.layout, id).doing("unmounting the sandbox")?;
         let dir = self.layout.sandbox(id);
         match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(SandboxError::new("removing the sandbox's files", e))
+            }
             _ => Ok(()),
         }
     }
@@ -168,9 +187,9 @@ impl Engine {
         init: &InitProcess,
         leaf: &str,
         plan: ExecPlan,
-    ) -> io::Result<Child> {
+    ) -> SandboxResult<Child> {
         let spec = ExecSpec {
-            cgroup_procs: self.cgroups.leaf(id, leaf)?,
+            cgroup_procs: self.cgroups.leaf(id, leaf).doing("starting a command")?,
             argv: plan.argv,
             env: plan.env,
             cwd: plan.cwd,
@@ -187,12 +206,12 @@ impl Engine {
             stdout: Stdio::piped(),
             stderr: Stdio::piped(),
         };
-        launch::spawn_helper(EXEC_HELPER, &spec, io, Some(init))
+        launch::spawn_helper(EXEC_HELPER, &spec, io, Some(init)).doing("starting a command")
     }
 
     /// Kills every process an exec started, however deep. Blocking.
-    pub fn kill_exec(&self, id: &str, leaf: &str) -> io::Result<()> {
-        self.cgroups.kill_leaf(id, leaf)
+    pub fn kill_exec(&self, id: &str, leaf: &str) -> SandboxResult<()> {
+        self.cgroups.kill_leaf(id, leaf).doing("killing a command")
     }
 
     /// Forgets an exec's group once its processes are all gone.
@@ -206,8 +225,8 @@ impl Engine {
     }
 
     /// Kills and removes the groups of an id with no record. Blocking.
-    pub fn remove_cgroups(&self, id: &str) -> io::Result<()> {
-        self.cgroups.destroy(id)
+    pub fn remove_cgroups(&self, id: &str) -> SandboxResult<()> {
+        self.cgroups.destroy(id).doing("removing stray cgroups")
     }
 }
 

@@ -10,6 +10,7 @@ mod cgroup;
 mod confine;
 mod disk;
 mod engine;
+mod error;
 pub mod exec;
 pub mod init;
 mod launch;
@@ -22,6 +23,7 @@ mod templates;
 mod view;
 
 pub use engine::{Engine, ExecPlan, SandboxConfig, instance_name};
+pub use error::{FailureKind, SandboxError, SandboxResult};
 pub use launch::{EXEC_HELPER, INIT_HELPER, InitProcess};
 pub use layout::Layout;
 pub use skeleton::WRITABLE_DIRS;

@@ -64,6 +64,28 @@ impl ApiError {
     }
 }
 
+/// An engine failure: its kind picks the code; its cause goes to the log only.
+impl From<airlock_sandbox::SandboxError> for ApiError {
+    fn from(err: airlock_sandbox::SandboxError) -> Self {
+        use airlock_sandbox::FailureKind;
+        let action = err.action();
+        match err.kind() {
+            FailureKind::NotFound => Self::not_found(format!("{action}: not found")),
+            FailureKind::Busy => Self::new(ErrorCode::Busy, format!("{action}: busy; try again")),
+            FailureKind::Exhausted => {
+                tracing::warn!(%err, "out of a resource");
+                Self::new(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "{action}: the machine is out of a resource (disk, memory or processes)"
+                    ),
+                )
+            }
+            _ => Self::internal(action, &err),
+        }
+    }
+}
+
 impl From<FsError> for ApiError {
     fn from(err: FsError) -> Self {
         let code = match &err {

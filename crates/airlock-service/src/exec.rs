@@ -88,9 +88,7 @@ impl Service {
                     record.state
                 ))
             })?;
-            self.engine
-                .spawn_exec(id, &init, &leaf, plan)
-                .map_err(|e| ApiError::internal("starting command", e))?
+            self.engine.spawn_exec(id, &init, &leaf, plan)?
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(pump(

@@ -56,9 +56,7 @@ impl Service {
 
     /// The root of a sandbox, for the daemon's own housekeeping (sweeps, expiry).
     pub(super) fn root_unchecked(&self, id: &str) -> Result<Root, ApiError> {
-        self.engine
-            .root(id)
-            .map_err(|e| ApiError::internal("opening sandbox root", e))
+        Ok(self.engine.root(id)?)
     }
 
     /// Runs a file operation on a blocking thread.

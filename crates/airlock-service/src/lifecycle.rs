@@ -110,11 +110,7 @@ impl Service {
             return Err(ApiError::not_found(format!("no sandbox {id}")));
         }
         if life.init.is_none() {
-            let init = self
-                .engine
-                .start(&entry.config)
-                .await
-                .map_err(|e| ApiError::internal("starting sandbox", e))?;
+            let init = self.engine.start(&entry.config).await?;
             let init = Arc::new(init);
             life.init = Some(init.clone());
             entry.update(&self.engine, |r| {
@@ -132,10 +128,7 @@ impl Service {
         let entry = self.entry(caller, id)?;
         let mut life = entry.life.lock().await;
         if let Some(init) = life.init.take() {
-            self.engine
-                .stop(id, &init, STOP_GRACE)
-                .await
-                .map_err(|e| ApiError::internal("stopping sandbox", e))?;
+            self.engine.stop(id, &init, STOP_GRACE).await?;
             entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
         }
         drop(life);
@@ -149,17 +142,12 @@ impl Service {
         entry.closed.cancel();
         let mut life = entry.life.lock().await;
         if let Some(init) = life.init.take() {
-            self.engine
-                .stop(id, &init, Duration::ZERO)
-                .await
-                .map_err(|e| ApiError::internal("killing sandbox", e))?;
+            self.engine.stop(id, &init, Duration::ZERO).await?;
             entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
         }
         let engine = self.engine.clone();
         let owned_id = id.to_owned();
-        blocking(move || engine.destroy(&owned_id))
-            .await?
-            .map_err(|e| ApiError::internal("removing sandbox", e))?;
+        blocking(move || engine.destroy(&owned_id)).await??;
         life.deleted = true;
         self.sandboxes
             .write()
@@ -229,12 +217,8 @@ fn provision(
     files: &[CheckedFile],
     record: &SandboxRecord,
 ) -> Result<(), ApiError> {
-    engine
-        .provision(config)
-        .map_err(|e| ApiError::internal("preparing sandbox storage", e))?;
-    let root = engine
-        .root(&config.id)
-        .map_err(|e| ApiError::internal("opening sandbox root", e))?;
+    engine.provision(config)?;
+    let root = engine.root(&config.id)?;
     for file in files {
         let owner = if file.readonly {
             FileOwner::ROOT
@@ -247,9 +231,7 @@ fn provision(
             WriteOptions::new(file.mode, owner),
         )?;
         if file.readonly {
-            engine
-                .make_readonly(&config.id, &file.path)
-                .map_err(|e| ApiError::internal("read-only bind", e))?;
+            engine.make_readonly(&config.id, &file.path)?;
         }
     }
     record

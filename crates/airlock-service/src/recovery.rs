@@ -28,7 +28,8 @@ impl Service {
                     let engine = self.engine.clone();
                     blocking(move || engine.destroy(&id))
                         .await
-                        .map_err(std::io::Error::other)??;
+                        .map_err(std::io::Error::other)?
+                        .map_err(std::io::Error::other)?;
                 }
                 Err(err) => {
                     tracing::error!(%id, %err, "unreadable sandbox record; leaving it alone")
@@ -45,7 +46,8 @@ impl Service {
             let engine = self.engine.clone();
             blocking(move || engine.remove_cgroups(&stray))
                 .await
-                .map_err(std::io::Error::other)??;
+                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)?;
         }
         for record in records {
             self.restore(record).await;
