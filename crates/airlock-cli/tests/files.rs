@@ -542,12 +542,12 @@ async fn one_gib_streams_in_constant_memory() {
         let peak = peak.clone();
         tokio::spawn(async move {
             loop {
-                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                peak.fetch_max(common::rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
     };
-    let before = rss_kib(pid);
+    let before = common::rss_kib(pid);
     let (status, written) = files
         .put("/workspace/big", &[], reqwest::Body::wrap_stream(source))
         .await;
@@ -576,13 +576,4 @@ async fn one_gib_streams_in_constant_memory() {
         growth < 64 * 1024,
         "daemon RSS grew {growth} KiB while moving 1 GiB"
     );
-}
-
-fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
