@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tonic::transport::Channel;
 
 /// Bytes per chunk message.
-const CHUNK: usize = 4 << 20;
+const CHUNK: usize = 1 << 20;
 
 /// A connected Files client with the bearer token on every call.
 pub struct GrpcFiles {
