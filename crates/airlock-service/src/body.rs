@@ -16,8 +16,11 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>
 
 /// How long a refused body's remainder is still read and discarded.
 const LINGER: Duration = Duration::from_secs(2);
-/// Chunks queued between the face and the writing thread.
+/// Pieces queued between the face and the writing thread.
 const PUMP_DEPTH: usize = 8;
+/// The largest piece queued: a face's chunk may be megabytes (a gRPC message), so it is
+/// split (without copying) to keep what the queue holds near `PUMP_DEPTH` × this.
+const PIECE: usize = 256 * 1024;
 
 /// What the blocking engine reads a body through.
 pub(crate) type BodyReader =
@@ -45,7 +48,17 @@ impl BodyPump {
         let reader = SyncIoBridge::new(StreamReader::new(ReceiverStream::new(rx)));
         let pump = tokio::spawn(async move {
             while let Some(item) = body.next().await {
-                if tx.send(item).await.is_err() {
+                let mut sent = true;
+                match item {
+                    Ok(mut chunk) => {
+                        while sent && !chunk.is_empty() {
+                            let piece = chunk.split_to(chunk.len().min(PIECE));
+                            sent = tx.send(Ok(piece)).await.is_ok();
+                        }
+                    }
+                    Err(e) => sent = tx.send(Err(e)).await.is_ok(),
+                }
+                if !sent {
                     let drain = async { while let Some(Ok(_)) = body.next().await {} };
                     let _ = tokio::time::timeout(LINGER, drain).await;
                     return;
