@@ -1,0 +1,284 @@
+"""A sandbox's files: streamed writes and reads, listings, and batches."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import AsyncIterator
+
+# `builtins.list`: the `list` method shadows the builtin inside the class.
+from typing import IO, Any, Literal, overload
+
+from .. import _core, _tar
+from ..errors import ConflictError, NotFoundError
+from ..models import ArchiveResult, BatchResult, EntryInfo, WatchEvent, WriteInfo
+from . import _io
+from .http import AsyncHTTP
+
+#: Consecutive failed attempts a resumable upload survives (a daemon restart takes a few).
+RESUME_ATTEMPTS = 8
+
+
+class AsyncFiles:
+    """Files of one sandbox (`sandbox.files`)."""
+
+    def __init__(self, http: AsyncHTTP, sandbox_id: str) -> None:
+        self._http = http
+        self._id = sandbox_id
+
+    def _route(self, sub: str = "") -> str:
+        return _core.files_route(self._id, sub)
+
+    async def write(
+        self,
+        path: str,
+        data: Any,
+        *,
+        mode: _core.Mode | None = None,
+        mtime: _core.Mtime | None = None,
+        parents: bool | None = None,
+        overwrite: bool | None = None,
+        sha256: str | None = None,
+        resumable: bool = False,
+        on_progress: _io.Progress | None = None,
+    ) -> WriteInfo:
+        """Writes `data` (str, bytes, a binary file object, or an iterator of bytes) to
+        `path`, streamed and committed atomically: readers see the old file or the new
+        one, never half. With `sha256`, nothing is written unless the content matches.
+
+        With `resumable=True` (str, bytes or a seekable file), the upload goes over tus:
+        a dropped connection or a daemon restart is survived by asking the daemon where
+        the upload stands and sending the rest from there.
+
+        `on_progress(sent, total)` is called as the bytes go (total None when unknown)."""
+        if resumable:
+            return await self._write_resumable(
+                path, data, mode, mtime, overwrite, sha256, on_progress
+            )
+        params = _core.put_params(path, mode, mtime, parents, overwrite, sha256)
+        body = _io.counted(_io.body(data), _core.known_length(data), on_progress)
+        answer = await self._http.call("PUT", self._route("/content"), params=params, content=body)
+        return WriteInfo.from_json(answer)
+
+    @overload
+    async def read(self, path: str, format: Literal["bytes"] = "bytes") -> bytes: ...
+    @overload
+    async def read(self, path: str, format: Literal["text"]) -> str: ...
+    @overload
+    async def read(self, path: str, format: Literal["stream"]) -> AsyncIterator[bytes]: ...
+
+    async def read(self, path: str, format: str = "bytes") -> bytes | str | AsyncIterator[bytes]:
+        """A file's content as bytes, as UTF-8 text, or as a stream of chunks (for files
+        too large to hold: iterate it to the end or close it)."""
+        if format == "stream":
+            return self._chunks(path)
+        data = b"".join([chunk async for chunk in self._chunks(path)])
+        if format == "text":
+            return data.decode()
+        if format != "bytes":
+            raise ValueError(f"format {format!r} is not bytes, text or stream")
+        return data
+
+    async def _chunks(self, path: str) -> AsyncIterator[bytes]:
+        route = self._route("/content")
+        async with self._http.stream("GET", route, params={"path": path}) as response:
+            async for chunk in response.aiter_bytes():
+                yield chunk
+
+    async def read_to(
+        self, path: str, fileobj: IO[bytes], *, on_progress: _io.Progress | None = None
+    ) -> int:
+        """Streams a file into a binary file object; answers the bytes written.
+        `on_progress(received, total)` is called as they arrive."""
+        size = (await self.stat(path)).size if on_progress is not None else None
+        total = 0
+        async for chunk in self._chunks(path):
+            await _io.write_to(fileobj, chunk)
+            total += len(chunk)
+            if on_progress is not None:
+                on_progress(total, size)
+        return total
+
+    async def list(self, path: str = "/", depth: int = 1) -> builtins.list[EntryInfo]:
+        """Every entry under `path`, `depth` levels down, depth first, names sorted."""
+        entries: list[EntryInfo] = []
+        params = {"path": path, "depth": str(depth)}
+        while True:
+            page = await self._http.call("GET", self._route(), params=params, idempotent=True)
+            entries.extend(EntryInfo.from_json(e) for e in page["entries"])
+            if not page.get("next_cursor"):
+                return entries
+            params["cursor"] = page["next_cursor"]
+
+    async def stat(self, path: str) -> EntryInfo:
+        """One entry (a symlink itself, not its target)."""
+        answer = await self._http.call(
+            "GET", self._route("/stat"), params={"path": path}, idempotent=True
+        )
+        return EntryInfo.from_json(answer)
+
+    async def get_info(self, path: str) -> EntryInfo:
+        """The same as `stat`, by E2B's name."""
+        return await self.stat(path)
+
+    async def exists(self, path: str) -> bool:
+        try:
+            await self.stat(path)
+            return True
+        except NotFoundError:
+            return False
+
+    async def make_dir(
+        self, path: str, *, mode: _core.Mode | None = None, parents: bool = True
+    ) -> EntryInfo:
+        """Makes a directory (and its parents); succeeds if it exists."""
+        body: dict[str, Any] = {"path": path, "parents": parents}
+        if mode is not None:
+            body["mode"] = _core.mode_text(mode)
+        return EntryInfo.from_json(
+            await self._http.call("POST", self._route("/mkdir"), json_body=body)
+        )
+
+    async def remove(self, path: str, recursive: bool = False) -> None:
+        """Removes a file, or a directory (a non-empty one only with `recursive`)."""
+        params = {"path": path, "recursive": "true" if recursive else "false"}
+        await self._http.call("DELETE", self._route(), params=params, idempotent=True)
+
+    async def rename(self, src: str, dst: str, *, overwrite: bool = False) -> EntryInfo:
+        """Moves `src` to `dst` atomically; an existing `dst` only with `overwrite`."""
+        body = {"from": src, "to": dst, "overwrite": overwrite}
+        return EntryInfo.from_json(
+            await self._http.call("POST", self._route("/move"), json_body=body)
+        )
+
+    async def write_files(
+        self,
+        files: builtins.list[dict[str, Any]],
+        *,
+        parents: bool | None = None,
+        overwrite: bool | None = None,
+    ) -> BatchResult:
+        """Writes many files in one streamed request: each `{"path", "data"}` (plus
+        optional `mode`, `mtime`, `sha256`) is committed on its own, and one that fails
+        gets its own error in the result while the rest go on."""
+        parts = []
+        for f in files:
+            headers = {}
+            if f.get("mode") is not None:
+                headers["X-Airlock-Mode"] = _core.mode_text(f["mode"])
+            if f.get("mtime") is not None:
+                headers["X-Airlock-Mtime"] = _core.mtime_text(f["mtime"])
+            if f.get("sha256") is not None:
+                headers["X-Airlock-Sha256"] = f["sha256"]
+            data = f["data"].encode() if isinstance(f["data"], str) else f["data"]
+            parts.append(("file", (f["path"], data, "application/octet-stream", headers)))
+        params = {}
+        if parents is not None:
+            params["parents"] = "true" if parents else "false"
+        if overwrite is not None:
+            params["overwrite"] = "true" if overwrite else "false"
+        answer = await self._http.call("POST", self._route("/batch"), params=params, files=parts)
+        return BatchResult.from_json(answer)
+
+    async def upload_path(
+        self,
+        local: str,
+        remote: str,
+        *,
+        exclude: builtins.list[str] | None = None,
+        on_progress: _io.Progress | None = None,
+    ) -> ArchiveResult:
+        """Sends the tree under `local` into the directory `remote` as one tar stream
+        (modes, mtimes and symlinks kept), extracted all or nothing. `exclude` globs
+        match names or paths relative to `local`."""
+        chunks = _io.counted(_io.from_thread(_tar.pack(local, exclude)), None, on_progress)
+        answer = await self._http.call(
+            "PUT",
+            self._route("/archive"),
+            params={"path": remote},
+            content=chunks,
+        )
+        return ArchiveResult.from_json(answer)
+
+    async def download_path(
+        self, remote: str, local: str, *, on_progress: _io.Progress | None = None
+    ) -> int:
+        """Brings the tree under `remote` into `local` as one tar stream, extracted as
+        safely as the daemon extracts (nothing lands outside `local`, never through a
+        symlink). Answers the entries written."""
+        route = self._route("/archive")
+        async with self._http.stream("GET", route, params={"path": remote}) as response:
+            received = _io.counted_stream(response.aiter_bytes(), on_progress)
+            return await _io.extract(received, local)
+
+    async def watch_dir(self, path: str, *, recursive: bool = True) -> AsyncIterator[WatchEvent]:
+        """Changes under `path` as they happen; the first event is `ready`, sent once the
+        watch is in place. Stop iterating (or close the iterator) to end the watch."""
+        params = {"path": path, "recursive": "true" if recursive else "false"}
+        route = self._route("/watch")
+        async with self._http.stream("GET", route, params=params, timeout=None) as response:
+            async for line in response.aiter_lines():
+                if line.strip():
+                    yield WatchEvent.from_json(json.loads(line))
+
+    async def _write_resumable(
+        self,
+        path: str,
+        data: Any,
+        mode: _core.Mode | None,
+        mtime: _core.Mtime | None,
+        overwrite: bool | None,
+        sha256: str | None,
+        on_progress: _io.Progress | None,
+    ) -> WriteInfo:
+        length = _core.upload_length(data)
+        start = data.tell() if hasattr(data, "tell") else 0
+        metadata = _core.tus_metadata(path, mode, mtime, overwrite, sha256)
+        location = await self._http.tus_create(self._route_uploads(), length, metadata)
+        offset, failures, digest = 0, 0, sha256
+        while offset < length:
+            try:
+                chunk = _io.body(_io.window(data, start + offset))
+                if on_progress is not None:
+                    chunk = _io.counted(chunk, length, _from(offset, on_progress))
+                offset, committed = await self._http.tus_patch(location, offset, chunk)
+                digest = committed or digest
+                failures = 0
+            except _io.TRANSIENT:
+                failures += 1
+                if failures > RESUME_ATTEMPTS:
+                    raise
+                await _io.sleep(min(0.2 * 2**failures, 5.0))
+                try:
+                    offset = await self._http.tus_offset(location)
+                except NotFoundError:
+                    # Gone from the daemon's uploads: the last byte was in and the file
+                    # was committed before the answer was lost.
+                    offset = length
+        entry = await self.stat(path)
+        if entry.size != length:
+            raise ConflictError(
+                f"{path} holds {entry.size} bytes, not the {length} sent", "conflict"
+            )
+        return WriteInfo(entry=entry, sha256=digest or await self._sha256(path))
+
+    async def _sha256(self, path: str) -> str:
+        """A file's sha256, as the daemon computes it for a listing of its directory."""
+        parent = path.rsplit("/", 1)[0] or "/"
+        params = {"path": parent, "checksum": "true"}
+        while True:
+            page = await self._http.call("GET", self._route(), params=params, idempotent=True)
+            for entry in page["entries"]:
+                if entry["path"] == path and entry.get("sha256"):
+                    return str(entry["sha256"])
+            if not page.get("next_cursor"):
+                raise NotFoundError(f"{path}: not found", "not_found", 404)
+            params["cursor"] = page["next_cursor"]
+
+    def _route_uploads(self) -> str:
+        return _core.sandbox_route(self._id, "/uploads")
+
+
+def _from(base: int, on_progress: _io.Progress) -> _io.Progress:
+    """Progress of a resumed chunk, counted from where the upload stood."""
+    return lambda sent, total: on_progress(base + sent, total)

@@ -1,0 +1,69 @@
+"""Bytes handed from one thread to another through a bounded queue, read as a file: how
+the async client feeds a download to the tar extractor running in a worker thread."""
+
+from __future__ import annotations
+
+import queue
+
+#: Chunks in flight between the network and the extractor.
+DEPTH = 8
+#: How often a blocked side checks whether the other has given up.
+TICK = 0.1
+
+
+class Pipe:
+    """A writer puts chunks (b"" ends the stream); a reader reads them as a file."""
+
+    def __init__(self) -> None:
+        self._chunks: queue.Queue[bytes] = queue.Queue(maxsize=DEPTH)
+        self._pending = b""
+        self._ended = False
+        self.abandoned = False
+
+    def put(self, chunk: bytes) -> None:
+        """Blocks while the reader is behind; drops the chunk once it has gone."""
+        while not self.abandoned:
+            try:
+                self._chunks.put(chunk, timeout=TICK)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, size: int | None = -1) -> bytes:
+        want = size if size is not None and size >= 0 else None
+        while not self._ended and (want is None or len(self._pending) < want):
+            chunk = self._chunks.get()
+            if not chunk:
+                self._ended = True
+                break
+            self._pending += chunk
+        if want is None:
+            out, self._pending = self._pending, b""
+        else:
+            out, self._pending = self._pending[:want], self._pending[want:]
+        return out
+
+    def abandon(self) -> None:
+        """The reader is done (finished or failed): writers stop waiting."""
+        self.abandoned = True
+
+
+class IterReader:
+    """An iterator of chunks read as a file."""
+
+    def __init__(self, chunks: object) -> None:
+        self._chunks = iter(chunks)  # type: ignore[call-overload]
+        self._pending = b""
+
+    def read(self, size: int | None = -1) -> bytes:
+        want = size if size is not None and size >= 0 else None
+        while want is None or len(self._pending) < want:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                break
+            self._pending += chunk
+        if want is None:
+            out, self._pending = self._pending, b""
+        else:
+            out, self._pending = self._pending[:want], self._pending[want:]
+        return out

@@ -1,0 +1,112 @@
+"""The sync client's I/O helpers, twin of `_async/_io.py`: request bodies as byte
+iterators, local file reads and writes, and sleeping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import IO, Any, Callable, Optional, Union
+
+import httpx
+
+from .. import _tar
+from .._pipe import IterReader
+
+#: Bytes read from a local file at a time.
+CHUNK = 1 << 20
+
+Body = Union[bytes, Iterator[bytes]]
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def body(data: Any) -> Body:
+    """`data` as a request body: text and bytes as they are; a binary file object or an
+    iterator of bytes streamed, never read whole."""
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if hasattr(data, "read"):
+        return _file_chunks(data)
+    if hasattr(data, "__aiter__"):
+        raise TypeError("the sync client takes iterators, not async iterators")
+    if hasattr(data, "__iter__"):
+        return _sync_chunks(data)
+    raise TypeError(f"cannot send {type(data).__name__}: give str, bytes, a file or chunks")
+
+
+def _file_chunks(f: IO[bytes]) -> Iterator[bytes]:
+    while True:
+        chunk = f.read(CHUNK)
+        if not chunk:
+            return
+        if isinstance(chunk, str):
+            raise TypeError("open the file in binary mode ('rb'): text would be re-encoded")
+        yield chunk
+
+
+def _sync_chunks(chunks: Any) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield bytes(chunk)
+
+
+def write_to(f: IO[bytes], chunk: bytes) -> None:
+    """Writes a downloaded chunk to a local file."""
+    f.write(chunk)
+
+
+def from_thread(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The sync client reads local files where it runs."""
+    return chunks
+
+
+def extract(chunks: Iterator[bytes], local: str) -> int:
+    """Extracts a tar stream under `local` as its chunks arrive."""
+    return _tar.extract(IterReader(chunks), local)  # type: ignore[arg-type]
+
+
+#: Failures a resumable upload waits out: the daemon went away or the connection broke.
+TRANSIENT = (httpx.TransportError,)
+
+
+def window(data: Any, position: int) -> Any:
+    """What is left of `data` from `position` (a file is seeked, bytes are sliced)."""
+    if isinstance(data, str):
+        return data.encode()[position:]
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data[position:])
+    data.seek(position)
+    return data
+
+
+#: Told the bytes moved so far and the total when known.
+Progress = Callable[[int, Optional[int]], None]
+
+
+def counted(data: Body, total: int | None, on_progress: Progress | None) -> Body:
+    """`data` as a body that reports its progress as it is sent."""
+    if on_progress is None:
+        return data
+    return _counted(data, total, on_progress)
+
+
+def _counted(data: Body, total: int | None, on_progress: Progress) -> Iterator[bytes]:
+    sent = 0
+    chunks = [data] if isinstance(data, bytes) else data
+    for chunk in chunks:
+        sent += len(chunk)
+        yield chunk
+        on_progress(sent, total)
+
+
+def counted_stream(chunks: Iterator[bytes], on_progress: Progress | None) -> Iterator[bytes]:
+    """Received chunks, reported as they arrive (the total of a stream is unknown)."""
+    received = 0
+    for chunk in chunks:
+        received += len(chunk)
+        if on_progress is not None:
+            on_progress(received, None)
+        yield chunk

@@ -1,0 +1,183 @@
+"""Trees as tar streams, both ways, without holding a file whole.
+
+`pack` walks a local directory and yields the tar stream as it reads (headers from
+`tarfile`, contents streamed in chunks). `extract` reads a tar stream from the daemon and
+writes it under a local directory as safely as the daemon extracts: no absolute names, no
+`..`, never through a symlink (the archive's own or one already there), no devices, and
+hard links only to files it has just written.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+#: Bytes of a file read at a time while packing.
+CHUNK = 1 << 20
+BLOCK = tarfile.BLOCKSIZE
+
+
+class UnsafeArchiveError(Exception):
+    """The archive names something outside the target, or a kind we never write."""
+
+
+def pack(local: str | os.PathLike[str], exclude: list[str] | None = None) -> Iterator[bytes]:
+    """The tree under `local` as a tar stream: names relative to it, modes, mtimes and
+    symlinks (as links) kept; `exclude` globs match names or relative paths."""
+    root = Path(local)
+    patterns = exclude or []
+    for path in _walk(root, patterns):
+        rel = path.relative_to(root).as_posix()
+        info = os.lstat(path)
+        member = tarfile.TarInfo(rel)
+        member.mode = stat.S_IMODE(info.st_mode)
+        member.mtime = int(info.st_mtime)
+        if stat.S_ISLNK(info.st_mode):
+            member.type = tarfile.SYMTYPE
+            member.linkname = os.readlink(path)
+            yield member.tobuf(tarfile.PAX_FORMAT)
+        elif stat.S_ISDIR(info.st_mode):
+            member.type = tarfile.DIRTYPE
+            yield member.tobuf(tarfile.PAX_FORMAT)
+        elif stat.S_ISREG(info.st_mode):
+            member.size = info.st_size
+            yield member.tobuf(tarfile.PAX_FORMAT)
+            yield from _contents(path, info.st_size)
+        # FIFOs, sockets and devices are left out, as the daemon leaves them out.
+    yield b"\0" * (BLOCK * 2)
+
+
+def _walk(root: Path, patterns: list[str]) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = Path(dirpath)
+        dirnames.sort()
+        kept = []
+        for name in dirnames:
+            path = base / name
+            if _excluded(root, path, patterns):
+                continue
+            yield path
+            if path.is_symlink():
+                continue  # a link to a directory is carried as a link, never followed
+            kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            path = base / name
+            if not _excluded(root, path, patterns):
+                yield path
+
+
+def _excluded(root: Path, path: Path, patterns: list[str]) -> bool:
+    rel = path.relative_to(root).as_posix()
+    return any(fnmatch.fnmatch(path.name, p) or fnmatch.fnmatch(rel, p) for p in patterns)
+
+
+def _contents(path: Path, size: int) -> Iterator[bytes]:
+    sent = 0
+    with open(path, "rb") as f:
+        while sent < size:
+            chunk = f.read(min(CHUNK, size - sent))
+            if not chunk:
+                raise OSError(f"{path} shrank while it was being sent")
+            sent += len(chunk)
+            yield chunk
+    if size % BLOCK:
+        yield b"\0" * (BLOCK - size % BLOCK)
+
+
+def extract(stream: IO[bytes], local: str | os.PathLike[str]) -> int:
+    """Extracts a tar stream under `local` (made if missing); answers the entries
+    written. Raises UnsafeArchiveError, writing nothing further, at the first entry that
+    would land outside `local` or through a symlink."""
+    root = Path(local)
+    root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()
+    written: set[Path] = set()
+    count = 0
+    with tarfile.open(fileobj=stream, mode="r|*") as archive:
+        for member in archive:
+            target = _target(root, member.name)
+            _check_parents(root, target)
+            if member.isdir():
+                if not target.is_dir() or target.is_symlink():
+                    _clear(target)
+                    target.mkdir(mode=0o755)
+                os.chmod(target, member.mode & 0o7777)
+            elif member.isfile():
+                _clear(target)
+                source = archive.extractfile(member)
+                if source is None:
+                    raise UnsafeArchiveError(f"{member.name}: no content")
+                _write(target, source, member.mode & 0o7777)
+                written.add(target)
+            elif member.issym():
+                _clear(target)
+                os.symlink(member.linkname, target)
+            elif member.islnk():
+                source_path = _target(root, member.linkname)
+                if source_path not in written:
+                    raise UnsafeArchiveError(
+                        f"{member.name}: a hard link to {member.linkname!r}, not to a file of this archive"
+                    )
+                _clear(target)
+                os.link(source_path, target)
+            else:
+                continue  # devices and FIFOs are never made
+            if not member.issym():
+                os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
+            count += 1
+    return count
+
+
+def _target(root: Path, name: str) -> Path:
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or ".." in rel.parts or name.startswith("/"):
+        raise UnsafeArchiveError(f"{name!r} names a place outside the target")
+    parts = [p for p in rel.parts if p not in ("", ".")]
+    if not parts:
+        return root
+    return root.joinpath(*parts)
+
+
+def _check_parents(root: Path, target: Path) -> None:
+    """Every directory between root and target must be a real directory, not a link."""
+    current = root
+    for part in target.relative_to(root).parts[:-1]:
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            current.mkdir(mode=0o755)
+            continue
+        if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
+            raise UnsafeArchiveError(
+                f"{target.relative_to(root)} would be written through {current}"
+            )
+
+
+def _clear(target: Path) -> None:
+    """Removes what is in the way (a file or a link, never followed); keeps directories."""
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        return
+    os.unlink(target)
+
+
+def _write(target: Path, source: IO[bytes], mode: int) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(target, flags, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        while True:
+            chunk = source.read(CHUNK)
+            if not chunk:
+                break
+            out.write(chunk)
+    os.chmod(target, mode)

@@ -1,0 +1,69 @@
+"""The async client end to end: the same surface with await, 50 concurrent writes with
+asyncio.gather, and streams that never hold a file whole."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from collections.abc import AsyncIterator
+
+import pytest
+
+from airlock import AsyncSandbox, NotFoundError
+
+from .conftest import Daemon
+
+BINARY = bytes(range(256)) * 1000
+
+
+async def test_the_async_surface(env: Daemon) -> None:
+    async with await AsyncSandbox.create(labels={"suite": "async"}) as sb:
+        again = await AsyncSandbox.connect(sb.sandbox_id)
+        assert (await again.get_info()).labels == {"suite": "async"}
+        await again.close()
+        assert sb.sandbox_id in [s.sandbox_id for s in await AsyncSandbox.list()]
+        f = sb.files
+        await f.write("/workspace/t", "text", mode="0640")
+        assert await f.read("/workspace/t", format="text") == "text"
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(0, len(BINARY), 4096):
+                yield BINARY[i : i + 4096]
+
+        await f.write("/workspace/async-iter", chunks())
+        await f.write("/workspace/file", io.BytesIO(BINARY))
+        streamed = b"".join(
+            [c async for c in await f.read("/workspace/async-iter", format="stream")]
+        )
+        assert streamed == BINARY
+        out = io.BytesIO()
+        await f.read_to("/workspace/file", out)
+        assert out.getvalue() == BINARY
+        assert (await f.stat("/workspace/t")).mode == 0o640
+        assert await f.exists("/workspace/t")
+        await f.make_dir("/workspace/d")
+        await f.rename("/workspace/t", "/workspace/d/t")
+        assert [e.name for e in await f.list("/workspace/d")] == ["t"]
+        batch = await f.write_files([{"path": "/workspace/b/1", "data": b"1"}])
+        assert batch.written == 1
+        await f.remove("/workspace/d", recursive=True)
+        seen: list[str] = []
+        result = await sb.commands.run("echo one; echo two", on_stdout=seen.append)
+        assert result.stdout == "one\ntwo\n" and "".join(seen) == "one\ntwo\n"
+        with pytest.raises(NotFoundError):
+            await f.read("/workspace/d/t")
+
+
+async def test_fifty_concurrent_writes(env: Daemon) -> None:
+    async with await AsyncSandbox.create() as sb:
+        payloads = {
+            f"/workspace/many/{i}": hashlib.sha256(str(i).encode()).digest() * 1000
+            for i in range(50)
+        }
+        written = await asyncio.gather(
+            *(sb.files.write(path, data, parents=True) for path, data in payloads.items())
+        )
+        assert all(w.sha256 == hashlib.sha256(payloads[w.path]).hexdigest() for w in written)
+        back = await asyncio.gather(*(sb.files.read(path) for path in payloads))
+        assert back == list(payloads.values())

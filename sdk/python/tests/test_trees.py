@@ -1,0 +1,172 @@
+"""Trees up and down as tar streams (sync and async), watching, and the local
+extractor against hostile archives: nothing may land outside the target."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from airlock import AsyncSandbox, Sandbox
+from airlock._sync import _io as sync_io
+from airlock._tar import UnsafeArchiveError, extract
+
+from .conftest import Daemon
+
+
+def make_tree(root: Path) -> None:
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "src" / "pkg" / "mod.py").write_text("print('hi')\n")
+    (root / "run.sh").write_bytes(b"#!/bin/sh\necho run\n")
+    os.chmod(root / "run.sh", 0o755)
+    (root / "blob.bin").write_bytes(bytes(range(256)) * 4000)
+    (root / "empty").mkdir()
+    os.symlink("src/pkg/mod.py", root / "link")
+    (root / "node_modules").mkdir()
+    (root / "node_modules" / "huge.js").write_text("x")
+    os.utime(root / "run.sh", (1_600_000_000, 1_600_000_000))
+
+
+def same_tree(a: Path, b: Path) -> None:
+    names_a = sorted(str(p.relative_to(a)) for p in a.rglob("*"))
+    names_b = sorted(str(p.relative_to(b)) for p in b.rglob("*"))
+    assert names_a == names_b
+    for rel in names_a:
+        pa, pb = a / rel, b / rel
+        assert pa.is_symlink() == pb.is_symlink(), rel
+        if pa.is_symlink():
+            assert os.readlink(pa) == os.readlink(pb)
+        elif pa.is_file():
+            assert pa.read_bytes() == pb.read_bytes(), rel
+            assert os.stat(pa).st_mode == os.stat(pb).st_mode, rel
+
+
+def test_a_tree_goes_up_and_comes_back_the_same(env: Daemon, tmp_path: Path) -> None:
+    local = tmp_path / "project"
+    local.mkdir()
+    make_tree(local)
+    with Sandbox.create() as sb:
+        made = sb.files.upload_path(str(local), "/workspace/project", exclude=["node_modules"])
+        assert made.files == 3 and made.symlinks == 1
+        run = sb.commands.run(
+            "sh /workspace/project/run.sh && stat -c %Y /workspace/project/run.sh"
+        )
+        assert run.stdout == "run\n1600000000\n"
+        back = tmp_path / "back"
+        sb.files.download_path("/workspace/project", str(back))
+    expected = tmp_path / "expected"
+    expected.mkdir()
+    make_tree(expected)
+    shutil.rmtree(expected / "node_modules")
+    same_tree(expected, back)
+    assert os.stat(back / "run.sh").st_mtime == 1_600_000_000
+
+
+async def test_trees_and_watch_async(env: Daemon, tmp_path: Path) -> None:
+    local = tmp_path / "project"
+    local.mkdir()
+    make_tree(local)
+    async with await AsyncSandbox.create() as sb:
+        await sb.files.make_dir("/workspace/w")
+        events = sb.files.watch_dir("/workspace/w")
+        first = await events.__anext__()
+        assert first.type == "ready"
+        await sb.files.upload_path(str(local), "/workspace/w/p")
+        seen = await events.__anext__()
+        assert seen.path.startswith("/workspace/w/p")
+        await events.aclose()  # type: ignore[attr-defined]
+        back = tmp_path / "back"
+        count = await sb.files.download_path("/workspace/w/p", str(back))
+        assert count >= 8
+        same_tree(local, back)
+
+
+def test_watch_sync(env: Daemon) -> None:
+    with Sandbox.create() as sb:
+        sb.files.make_dir("/workspace/w")
+        events = sb.files.watch_dir("/workspace/w", recursive=False)
+        assert next(events).type == "ready"
+        sb.files.write("/workspace/w/f", "x")
+        # The daemon writes through a temporary name and renames it into place.
+        seen = next(e for e in events if e.path == "/workspace/w/f")
+        assert seen.type in ("create", "rename")
+        events.close()  # type: ignore[attr-defined]
+
+
+def tar_of(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            info.size = len(data) if info.isfile() else 0
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    return out.getvalue()
+
+
+def entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = link
+    info.mode = 0o644
+    return info
+
+
+HOSTILE = {
+    "dot-dot": tar_of((entry("../escaped"), b"pwned")),
+    "absolute": tar_of((entry("/tmp/airlock-sdk-absolute"), b"pwned")),
+    "through its own symlink": tar_of(
+        (entry("link", tarfile.SYMTYPE, "{outside}"), b""), (entry("link/pwned"), b"pwned")
+    ),
+    "hard link out": tar_of((entry("hard", tarfile.LNKTYPE, "../outside/secret"), b"")),
+    "hard link to nothing of its own": tar_of((entry("hard", tarfile.LNKTYPE, "etc/passwd"), b"")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_archives_never_write_outside(tmp_path: Path, name: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("host-secret")
+    target = tmp_path / "target"
+    data = HOSTILE[name].replace(b"{outside}", str(outside).encode())
+    if b"{outside}" in HOSTILE[name]:
+        # The PAX header carries the real path; rebuild with the right link target.
+        data = tar_of(
+            (entry("link", tarfile.SYMTYPE, str(outside)), b""), (entry("link/pwned"), b"pwned")
+        )
+    with pytest.raises((UnsafeArchiveError, tarfile.TarError)):
+        sync_io.extract(iter([data]), str(target))
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+    assert (outside / "secret").read_text() == "host-secret"
+    assert not (tmp_path / "escaped").exists()
+    assert not Path("/tmp/airlock-sdk-absolute").exists()
+
+
+def test_a_symlink_already_in_the_target_is_never_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = tmp_path / "target"
+    target.mkdir()
+    os.symlink(outside, target / "dir")
+    with pytest.raises(UnsafeArchiveError):
+        extract(io.BytesIO(tar_of((entry("dir/pwned"), b"pwned"))), target)
+    assert list(outside.iterdir()) == []
+    # A file named like the planted link replaces the link, never writes through it.
+    os.symlink(outside / "victim", target / "file")
+    extract(io.BytesIO(tar_of((entry("file"), b"safe"))), target)
+    assert (target / "file").read_bytes() == b"safe" and not (outside / "victim").exists()
+
+
+async def test_the_async_extractor_refuses_too(tmp_path: Path) -> None:
+    from airlock._async import _io as async_io
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield HOSTILE["dot-dot"]
+
+    with pytest.raises(UnsafeArchiveError):
+        await async_io.extract(chunks(), str(tmp_path / "t"))
+    assert not (tmp_path / "escaped").exists()
