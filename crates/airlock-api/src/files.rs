@@ -79,6 +79,19 @@ pub struct MoveFile {
     pub overwrite: Option<bool>,
 }
 
+/// Body of `POST /files/archive`: the chosen entries under `path` as one tar stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackPaths {
+    /// The directory the names are relative to.
+    pub path: String,
+    /// Entries to pack, relative to `path`; a directory comes without its contents.
+    pub paths: Vec<String>,
+    /// `tar` (default) or `tar.zst`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
 /// Body of `POST /files/compose`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

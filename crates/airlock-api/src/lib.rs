@@ -16,7 +16,7 @@ pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use exec::{ExecEvent, ExecRequest, ExecResult};
 pub use files::{
     ArchiveResult, BatchItem, BatchResult, ComposeFiles, FileEntry, FileList, MakeDir, MoveFile,
-    SkippedEntry, WatchEvent, WriteResult,
+    PackPaths, SkippedEntry, WatchEvent, WriteResult,
 };
 pub use mode::FileMode;
 pub use sandbox::{CreateSandbox, InjectedFile, Limits, Sandbox, SandboxState};

@@ -140,6 +140,33 @@ fn routes() -> Vec<(&'static str, Route)> {
                 .0
             })
         }),
+        ("POST archive paths", |f, p| {
+            Box::pin(async move {
+                // The hostile path as the directory, and as a chosen entry under /.
+                let mut worst = 0;
+                for body in [
+                    json!({"path": p, "paths": ["secret"]}),
+                    json!({"path": "/", "paths": [p.trim_start_matches('/')]}),
+                ] {
+                    let r = f
+                        .http
+                        .post(f.url("/archive", &[]))
+                        .bearer_auth(&f.token)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status().as_u16();
+                    let body = r.bytes().await.unwrap();
+                    assert!(
+                        !String::from_utf8_lossy(&body).contains("host-secret"),
+                        "archive of chosen paths leaked the host file"
+                    );
+                    worst = worst.max(status);
+                }
+                worst
+            })
+        }),
         ("GET archive", |f, p| {
             Box::pin(async move {
                 let r = f
@@ -319,7 +346,7 @@ async fn every_route_against_every_path_attack() {
         .unwrap();
     assert_eq!(health["state"], "running");
     eprintln!(
-        "escape corpus: {cases} cases (18 routes × 7 attacks), outcomes by status: {outcomes:?}"
+        "escape corpus: {cases} cases (19 routes × 7 attacks), outcomes by status: {outcomes:?}"
     );
     assert!(cases >= 40);
 }
@@ -349,6 +376,20 @@ fn rpcs() -> Vec<(&'static str, Rpc)> {
     vec![
         ("DownloadFile", |mut f, id, p| {
             Box::pin(async move { code(grpc::download(&mut f, grpc::get(&id, &p)).await) })
+        }),
+        ("DownloadFile archive paths", |mut f, id, p| {
+            Box::pin(async move {
+                let mut r = grpc::get(&id, "/");
+                r.as_archive = true;
+                r.paths = vec![p.trim_start_matches('/').to_owned()];
+                match grpc::download(&mut f, r).await {
+                    Ok((_, body)) => {
+                        assert!(!String::from_utf8_lossy(&body).contains("host-secret"));
+                        tonic::Code::Ok
+                    }
+                    Err(e) => e.code(),
+                }
+            })
         }),
         ("DownloadFile archive", |mut f, id, p| {
             Box::pin(async move {
@@ -561,5 +602,5 @@ async fn every_grpc_file_rpc_against_every_path_attack() {
         .unwrap()
         .into_inner();
     assert_eq!(alive.state, pb::SandboxState::Running as i32);
-    eprintln!("gRPC escape corpus: {cases} cases (16 RPCs × 7 attacks), outcomes: {outcomes:?}");
+    eprintln!("gRPC escape corpus: {cases} cases (17 RPCs × 7 attacks), outcomes: {outcomes:?}");
 }

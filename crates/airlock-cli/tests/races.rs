@@ -179,6 +179,18 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
     let _ = packed.chunk().await;
     drop(packed);
     count("GET archive", status);
+    let chosen = files
+        .http
+        .post(files.url("/archive", &[]))
+        .bearer_auth(&files.token)
+        .json(&json!({"path": base, "paths": ["secret"]}))
+        .send()
+        .await
+        .unwrap();
+    let status = chosen.status().as_u16();
+    let body = chosen.bytes().await.unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&body).contains("host-secret"));
+    count("POST archive paths", status);
     {
         let watched = files
             .http

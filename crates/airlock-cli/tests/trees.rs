@@ -373,3 +373,36 @@ fn zstd_bomb(size: u64) -> Vec<u8> {
     out.extend_from_slice(&zstd::encode_all(&[0u8; 1024][..], 1).unwrap());
     out
 }
+
+#[tokio::test]
+async fn chosen_paths_come_back_in_one_stream() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, serde_json::json!({})).await;
+    let setup = "mkdir -p /workspace/t/sub/deep && echo a > /workspace/t/a && echo b > /workspace/t/sub/b \
+                 && echo c > /workspace/t/sub/deep/c && ln -s a /workspace/t/link";
+    assert_eq!(sh(&daemon.client(), &id, setup).await.exit_code, 0);
+    let files = Files::new(&daemon, &id);
+    let ask = |paths: serde_json::Value| {
+        files
+            .http
+            .post(files.url("/archive", &[]))
+            .bearer_auth(&files.token)
+            .json(&serde_json::json!({"path": "/workspace/t", "paths": paths}))
+            .send()
+    };
+    let answer = ask(serde_json::json!(["sub/b", "link", "sub/deep", "gone"]))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let tar = answer.bytes().await.unwrap();
+    let names: Vec<String> = tar::Archive::new(&tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    // A directory comes alone, without what is in it; what is gone is left out.
+    assert_eq!(names, ["sub/b", "link", "sub/deep"]);
+    for bad in [serde_json::json!(["../etc/passwd"]), serde_json::json!([])] {
+        assert_eq!(ask(bad).await.unwrap().status(), 400);
+    }
+}

@@ -101,6 +101,28 @@ impl Client {
         copy_stream(response.bytes_stream().map_err(Error::from), out).await
     }
 
+    /// Streams only the chosen entries under `dir` (paths relative to it; a directory
+    /// comes without its contents) as one tar into `out`: what a mirror pulls back when
+    /// some files changed. Returns its size.
+    pub async fn download_paths(
+        &self,
+        id: &str,
+        dir: &str,
+        paths: &[String],
+        out: &mut (impl AsyncWrite + Unpin),
+    ) -> Result<u64, Error> {
+        let route = self.files_route(id, "/archive");
+        let body = airlock_api::PackPaths {
+            path: dir.to_owned(),
+            paths: paths.to_vec(),
+            format: None,
+        };
+        let response = self
+            .idempotent(|| send(self.request(Method::POST, &route).json(&body)))
+            .await?;
+        copy_stream(response.bytes_stream().map_err(Error::from), out).await
+    }
+
     /// Changes under `dir` as they happen. The first event is `ready`: the watch is in
     /// place. `overflow` means events were lost and the tree should be rescanned.
     pub async fn watch(

@@ -35,6 +35,52 @@ impl Root {
             .map_err(|e| FsError::from_io(dir.as_str(), e))?;
         Ok(count)
     }
+
+    /// Writes the chosen entries under `dir` as a tar stream, each named by its path
+    /// relative to `dir`: a file, a symlink (as a link), or a directory (the directory
+    /// alone, not what is in it). Entries that are gone are left out, as a walk leaves
+    /// out what vanished under it. Returns how many entries were written.
+    pub fn pack_paths(&self, dir: &SandboxPath, rels: &[String], out: impl Write) -> FsResult<u64> {
+        let mut builder = tar::Builder::new(out);
+        let mut count = 0;
+        for rel in rels {
+            let path = SandboxPath::parse(&format!("{dir}/{rel}"))?;
+            if !path.starts_with(dir) || path == *dir {
+                return Err(FsError::BadPath {
+                    path: rel.clone(),
+                    reason: "names no entry below the archive's directory",
+                });
+            }
+            let (parent, name) = match self.parent_of(&path) {
+                Ok(found) => found,
+                Err(FsError::NotFound { .. }) => continue,
+                Err(other) => return Err(other),
+            };
+            let name = CString::new(name).map_err(|_| FsError::BadPath {
+                path: rel.clone(),
+                reason: "contains a NUL byte",
+            })?;
+            let name_in_archive =
+                PathBuf::from(&path.as_str()[dir.as_str().len()..].trim_start_matches('/'));
+            match pack_one(
+                &mut builder,
+                &parent,
+                &name,
+                &name_in_archive,
+                &mut count,
+                false,
+            ) {
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOENT.raw_os_error()) => {}
+                other => other.map_err(|e| FsError::from_io(path.as_str(), e))?,
+            }
+        }
+        builder
+            .into_inner()
+            .map_err(|e| FsError::from_io(dir.as_str(), e))?
+            .flush()
+            .map_err(|e| FsError::from_io(dir.as_str(), e))?;
+        Ok(count)
+    }
 }
 
 fn pack_dir<W: Write>(
@@ -47,7 +93,7 @@ fn pack_dir<W: Write>(
     children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     for (name, _) in children {
         rel.push(std::ffi::OsStr::from_bytes(name.as_bytes()));
-        let result = pack_one(builder, dir, &name, rel, count);
+        let result = pack_one(builder, dir, &name, rel, count, true);
         rel.pop();
         let vanished = [
             rustix::io::Errno::NOENT,
@@ -71,6 +117,7 @@ fn pack_one<W: Write>(
     name: &CString,
     rel: &PathBuf,
     count: &mut u64,
+    recurse: bool,
 ) -> std::io::Result<()> {
     let entry = Entry::at(dir, name.as_c_str(), String::new())?;
     let mut header = tar::Header::new_gnu();
@@ -84,6 +131,9 @@ fn pack_one<W: Write>(
             header.set_size(0);
             builder.append_data(&mut header, rel, std::io::empty())?;
             *count += 1;
+            if !recurse {
+                return Ok(());
+            }
             let child = open_beneath(dir, name.as_c_str(), OFlags::RDONLY | OFlags::DIRECTORY)?;
             pack_dir(builder, &child, &mut rel.clone(), count)
         }

@@ -21,6 +21,12 @@ const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 /// The magic number that starts every zstd frame.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
+/// Most entries one `archive_paths` may name.
+const MAX_CHOSEN: usize = 100_000;
+
+/// An archive as it is read: a stream of tar (or tar.zst) bytes.
+pub type TarStream = tokio_util::io::ReaderStream<tokio::io::DuplexStream>;
+
 /// How a tree travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArchiveFormat {
@@ -59,7 +65,61 @@ impl Service {
         id: &str,
         path: &str,
         format: Option<ArchiveFormat>,
-    ) -> Result<tokio_util::io::ReaderStream<tokio::io::DuplexStream>, ApiError> {
+    ) -> Result<TarStream, ApiError> {
+        self.packed(caller, id, path, format, |root, dir, sink| {
+            root.pack(dir, sink).map(drop)
+        })
+        .await
+    }
+
+    /// The chosen entries under `path` (paths relative to it) as one tar stream: what a
+    /// mirror pulls back when only some files changed, in one request instead of one per
+    /// file. A directory named alone comes without its contents.
+    pub async fn archive_paths(
+        &self,
+        caller: &Principal,
+        id: &str,
+        path: &str,
+        paths: Vec<String>,
+        format: Option<ArchiveFormat>,
+    ) -> Result<TarStream, ApiError> {
+        if paths.is_empty() || paths.len() > MAX_CHOSEN {
+            return Err(ApiError::bad_request(format!(
+                "name 1 to {MAX_CHOSEN} paths to pack"
+            )));
+        }
+        // Every name is checked before the answer starts, so a bad one is a 400, not a
+        // stream cut short.
+        let dir = parse(path)?;
+        for rel in &paths {
+            let full = parse(&format!("{dir}/{rel}"))?;
+            if !full.starts_with(&dir) || full == dir || rel.starts_with('/') {
+                return Err(ApiError::bad_request(format!(
+                    "{rel:?} names no entry below {dir}"
+                )));
+            }
+        }
+        self.packed(caller, id, path, format, move |root, dir, sink| {
+            root.pack_paths(dir, &paths, sink).map(drop)
+        })
+        .await
+    }
+
+    /// Checks `path` is a directory, then streams what `pack` writes, compressed if asked.
+    async fn packed(
+        &self,
+        caller: &Principal,
+        id: &str,
+        path: &str,
+        format: Option<ArchiveFormat>,
+        pack: impl FnOnce(
+            &airlock_fs::Root,
+            &airlock_fs::SandboxPath,
+            &mut dyn std::io::Write,
+        ) -> Result<(), airlock_fs::FsError>
+        + Send
+        + 'static,
+    ) -> Result<TarStream, ApiError> {
         let path = parse(path)?;
         let format = format.unwrap_or(ArchiveFormat::Tar);
         let root = self.root_of(caller, id)?;
@@ -75,16 +135,16 @@ impl Service {
         let (reader, writer) = tokio::io::duplex(ARCHIVE_PIPE);
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            let sink = std::io::BufWriter::with_capacity(
+            let mut sink = std::io::BufWriter::with_capacity(
                 ARCHIVE_PIPE,
                 tokio_util::io::SyncIoBridge::new_with_handle(writer, runtime),
             );
             let packed = match format {
-                ArchiveFormat::Tar => root.pack(&path, sink).map(drop),
+                ArchiveFormat::Tar => pack(&root, &path, &mut sink),
                 ArchiveFormat::TarZst => zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL)
                     .map_err(|e| io_error(&path, e))
                     .and_then(|mut encoder| {
-                        root.pack(&path, &mut encoder)?;
+                        pack(&root, &path, &mut encoder)?;
                         encoder.finish().map(drop).map_err(|e| io_error(&path, e))
                     }),
             };

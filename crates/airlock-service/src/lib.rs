@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use airlock_sandbox::{Engine, InitProcess, SandboxConfig, TemplateStore};
 
-pub use archive::{ArchiveFormat, ArchiveUpload};
+pub use archive::{ArchiveFormat, ArchiveUpload, TarStream};
 pub use batch::{BatchDefaults, BatchPart, batch_broken, batch_result};
 pub use body::{ByteStream, byte_stream};
 pub use error::ApiError;

@@ -27,10 +27,16 @@ pub async fn download_file(
 ) -> Result<Out, Status> {
     if r.as_archive {
         let format = archive_format(r.archive_format);
-        let tar = service
-            .archive(caller, &r.sandbox_id, &r.remote_path, format)
-            .await
-            .map_err(status)?;
+        let tar = if r.paths.is_empty() {
+            service
+                .archive(caller, &r.sandbox_id, &r.remote_path, format)
+                .await
+        } else {
+            service
+                .archive_paths(caller, &r.sandbox_id, &r.remote_path, r.paths, format)
+                .await
+        }
+        .map_err(status)?;
         let header = pb::DownloadFileHeader {
             is_archive: true,
             ..Default::default()

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::body::stream;
 use super::failure::Answer;
-use super::json::Query;
+use super::json::{Json, Query};
 
 #[derive(Deserialize)]
 pub struct DownloadQuery {
@@ -31,6 +31,29 @@ pub async fn download(
 ) -> Answer<Response> {
     let format = q.format.as_deref().map(ArchiveFormat::parse).transpose()?;
     let stream = service.archive(&caller, &id, &q.path, format).await?;
+    let format = format.unwrap_or(ArchiveFormat::Tar);
+    Ok((
+        [(header::CONTENT_TYPE, format.content_type())],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// The chosen entries under a directory, as one stream (what a mirror pulls back).
+pub async fn download_paths(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(req): Json<airlock_api::PackPaths>,
+) -> Answer<Response> {
+    let format = req
+        .format
+        .as_deref()
+        .map(ArchiveFormat::parse)
+        .transpose()?;
+    let stream = service
+        .archive_paths(&caller, &id, &req.path, req.paths, format)
+        .await?;
     let format = format.unwrap_or(ArchiveFormat::Tar);
     Ok((
         [(header::CONTENT_TYPE, format.content_type())],

@@ -71,6 +71,7 @@ pub fn router(
             "/sandboxes/{id}/files/archive",
             get(archive::download)
                 .put(archive::upload)
+                .post(archive::download_paths)
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         // Uploads stream to disk in constant memory, so they take no body size cap.
