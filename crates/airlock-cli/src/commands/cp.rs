@@ -105,7 +105,7 @@ async fn down(
         if into.exists() && !into.is_dir() {
             bail!("{} exists and is not a directory", into.display());
         }
-        return download::tree(client, id, remote, &into, args.quiet).await;
+        return download::tree(client, id, remote, &into, args.quiet, None).await;
     }
     let dest = if local_is_dir {
         local.join(base_name(remote))

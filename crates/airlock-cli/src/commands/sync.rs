@@ -58,7 +58,17 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         checksum: args.checksum,
     };
     if args.back {
-        pull(&client, &id, &local, &ours, &theirs, how, &mut summary).await?;
+        pull(
+            &client,
+            &id,
+            &dir,
+            &local,
+            &ours,
+            &theirs,
+            how,
+            &mut summary,
+        )
+        .await?;
     } else {
         push(&client, &id, &dir, &local, ours, &theirs, how, &mut summary).await?;
     }
@@ -228,6 +238,7 @@ async fn push(
 async fn pull(
     client: &Client,
     id: &str,
+    dir: &str,
     local: &Path,
     ours: &[LocalEntry],
     theirs: &BTreeMap<String, FileEntry>,
@@ -250,8 +261,9 @@ async fn pull(
         }
     }
     std::fs::create_dir_all(local)?;
+    // Everything that changed comes back in one stream, not one request per file.
+    let mut wanted = Vec::new();
     for (path, entry) in theirs {
-        let target = local.join(path);
         // Kinds a sync does not carry (devices, FIFOs) are left alone when a local
         // entry is already there.
         let carried = matches!(entry.kind.as_str(), "dir" | "file" | "symlink");
@@ -262,27 +274,20 @@ async fn pull(
             continue;
         }
         match entry.kind.as_str() {
-            "dir" => std::fs::create_dir_all(&target)?,
-            "symlink" => {
-                let _ = std::fs::remove_file(&target);
-                if let Some(link) = &entry.symlink_target {
-                    std::os::unix::fs::symlink(link, &target)?;
-                }
+            "dir" => std::fs::create_dir_all(local.join(path))?,
+            "symlink" | "file" => {
+                wanted.push(path.clone());
                 summary.sent += 1;
-            }
-            "file" => {
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                let got = download::file(client, id, &entry.path, entry.size, &target, true, true)
-                    .await?;
-                summary.sent += 1;
-                summary.bytes += got.bytes;
+                summary.bytes += entry.size;
             }
             other => summary
                 .problems
                 .push(format!("{}: a {other}, left out", entry.path)),
         }
+    }
+    if !wanted.is_empty() {
+        let got = download::tree(client, id, dir, local, true, Some(&wanted)).await?;
+        summary.problems.extend(got.problems);
     }
     Ok(())
 }

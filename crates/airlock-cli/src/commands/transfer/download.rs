@@ -62,13 +62,15 @@ pub async fn file(
 }
 
 /// Downloads the sandbox tree under `src` into the local directory `dest` (made if
-/// missing). Modes and mtimes come as they are in the sandbox.
+/// missing), or with `only`, just those entries of it (paths relative to `src`), in one
+/// stream either way. Modes and mtimes come as they are in the sandbox.
 pub async fn tree(
     client: &Client,
     id: &str,
     src: &str,
     dest: &Path,
     quiet: bool,
+    only: Option<&[String]>,
 ) -> anyhow::Result<Downloaded> {
     std::fs::create_dir_all(dest).with_context(|| format!("making {}", dest.display()))?;
     let root = airlock_fs::Root::open(dest)?;
@@ -85,9 +87,14 @@ pub async fn tree(
     });
     let progress = bar(0, quiet, src);
     let mut counted = ProgressWriter::new(&mut writer, progress.clone());
-    let fetched = client
-        .download_archive(id, src, ArchiveFormat::Tar, &mut counted)
-        .await;
+    let fetched = match only {
+        Some(paths) => client.download_paths(id, src, paths, &mut counted).await,
+        None => {
+            client
+                .download_archive(id, src, ArchiveFormat::Tar, &mut counted)
+                .await
+        }
+    };
     drop(counted);
     drop(writer);
     progress.finish_and_clear();
