@@ -30,6 +30,8 @@ from .models import (
     CommandResult,
     EntryInfo,
     SandboxInfo,
+    SyncResult,
+    WatchEvent,
     WriteInfo,
 )
 
@@ -53,7 +55,9 @@ __all__ = [
     "QuotaExceededError",
     "Sandbox",
     "SandboxInfo",
+    "SyncResult",
     "TimeoutError",
     "TooLargeError",
+    "WatchEvent",
     "WriteInfo",
 ]

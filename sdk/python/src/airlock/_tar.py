@@ -30,8 +30,24 @@ def pack(local: str | os.PathLike[str], exclude: list[str] | None = None) -> Ite
     """The tree under `local` as a tar stream: names relative to it, modes, mtimes and
     symlinks (as links) kept; `exclude` globs match names or relative paths."""
     root = Path(local)
-    patterns = exclude or []
-    for path in _walk(root, patterns):
+    yield from _pack(root, _walk(root, exclude or []))
+
+
+def pack_selected(local: str | os.PathLike[str], rels: list[str]) -> Iterator[bytes]:
+    """Only the named entries of the tree under `local` (a directory alone, not what is
+    in it), as a tar stream: what a mirror sends when some files changed."""
+    root = Path(local)
+    yield from _pack(root, (root / rel for rel in rels))
+
+
+def walk(local: str | os.PathLike[str], exclude: list[str] | None = None) -> Iterator[Path]:
+    """Every path under `local` that `pack` would send, parents before children."""
+    root = Path(local)
+    return _walk(root, exclude or [])
+
+
+def _pack(root: Path, paths: Iterator[Path]) -> Iterator[bytes]:
+    for path in paths:
         rel = path.relative_to(root).as_posix()
         info = os.lstat(path)
         member = tarfile.TarInfo(rel)

@@ -179,3 +179,12 @@ class WatchEvent:
             is_dir=bool(j.get("dir")),
             message=j.get("message"),
         )
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What a sync moved: entries sent, their bytes, and entries deleted."""
+
+    sent: int
+    bytes: int
+    deleted: int

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
+import shutil
+import stat
 from collections.abc import Iterator
+from pathlib import Path
 
 # `builtins.list`: the `list` method shadows the builtin inside the class.
 from typing import IO, Any, Literal, overload
 
-from .. import _core, _tar
+from .. import _core, _sync_plan, _tar
 from ..errors import ConflictError, NotFoundError
-from ..models import ArchiveResult, BatchResult, EntryInfo, WatchEvent, WriteInfo
+from ..models import ArchiveResult, BatchResult, EntryInfo, SyncResult, WatchEvent, WriteInfo
 from . import _io
 from .http import HTTP
 
@@ -205,6 +209,58 @@ class Files:
             received = _io.counted_stream(response.iter_bytes(), on_progress)
             return _io.extract(received, local)
 
+    def sync(
+        self,
+        local: str,
+        remote: str,
+        *,
+        delete: bool = False,
+        back: bool = False,
+        exclude: builtins.list[str] | None = None,
+    ) -> SyncResult:
+        """Mirrors `local` into the directory `remote` (or, with `back=True`, `remote`
+        into `local`): both sides are listed, and only entries whose kind, size, mtime
+        or mode differ move, all in one tar stream. With `delete`, what the source side
+        does not have is removed from the other. What mirror-mode frameworks call before
+        and after each command."""
+        theirs = self._remote_sides(remote)
+        ours = _local_sides(local, exclude)
+        if back:
+            todo = _sync_plan.plan(theirs, ours, delete)
+            for rel in todo.delete:
+                _remove_local(os.path.join(local, rel))
+            moved = 0
+            if todo.send:
+                body = {"path": remote, "paths": todo.send}
+                route = self._route("/archive")
+                with self._http.stream("POST", route, json_body=body) as response:
+                    _io.extract(response.iter_bytes(), local)
+                moved = sum(theirs[r].size for r in todo.send)
+            return SyncResult(len(todo.send), moved, len(todo.delete))
+        todo = _sync_plan.plan(ours, theirs, delete)
+        if todo.send:
+            self.make_dir(remote)
+            chunks = _io.from_thread(_tar.pack_selected(local, todo.send))
+            self._http.call("PUT", self._route("/archive"), params={"path": remote}, content=chunks)
+        for rel in todo.delete:
+            self.remove(f"{remote.rstrip('/')}/{rel}", recursive=True)
+        moved = sum(ours[r].size for r in todo.send)
+        return SyncResult(len(todo.send), moved, len(todo.delete))
+
+    def _remote_sides(self, remote: str) -> dict[str, _sync_plan.Side]:
+        try:
+            entries = self.list(remote, depth=64)
+        except NotFoundError:
+            return {}
+        base = remote.rstrip("/") + "/"
+        sides = {}
+        for e in entries:
+            kind = e.type if e.type in ("file", "dir", "symlink") else "other"
+            sides[e.path[len(base) :]] = _sync_plan.Side(
+                kind, e.size, _sync_plan.rfc3339_seconds(e.mtime), e.mode, e.symlink_target
+            )
+        return sides
+
     def watch_dir(self, path: str, *, recursive: bool = True) -> Iterator[WatchEvent]:
         """Changes under `path` as they happen; the first event is `ready`, sent once the
         watch is in place. Stop iterating (or close the iterator) to end the watch."""
@@ -276,3 +332,30 @@ class Files:
 def _from(base: int, on_progress: _io.Progress) -> _io.Progress:
     """Progress of a resumed chunk, counted from where the upload stood."""
     return lambda sent, total: on_progress(base + sent, total)
+
+
+def _local_sides(local: str, exclude: builtins.list[str] | None) -> dict[str, _sync_plan.Side]:
+    root = Path(local)
+    if not root.is_dir():
+        return {}
+    sides = {}
+    for path in _tar.walk(root, exclude):
+        info = os.lstat(path)
+        rel = path.relative_to(root).as_posix()
+        if stat.S_ISLNK(info.st_mode):
+            sides[rel] = _sync_plan.Side("symlink", target=os.readlink(path))
+        elif stat.S_ISDIR(info.st_mode):
+            sides[rel] = _sync_plan.Side("dir")
+        elif stat.S_ISREG(info.st_mode):
+            mode = stat.S_IMODE(info.st_mode)
+            sides[rel] = _sync_plan.Side("file", info.st_size, int(info.st_mtime), mode)
+        else:
+            sides[rel] = _sync_plan.Side("other")
+    return sides
+
+
+def _remove_local(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
