@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import io
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,35 @@ async def test_fifty_concurrent_writes(env: Daemon) -> None:
         assert all(w.sha256 == hashlib.sha256(payloads[w.path]).hexdigest() for w in written)
         back = await asyncio.gather(*(sb.files.read(path) for path in payloads))
         assert back == list(payloads.values())
+
+
+async def test_the_rest_of_the_async_surface(env: Daemon, tmp_path: Path) -> None:
+    """The methods the first async test leaves out, so every method runs on both
+    clients: get_info, mirror mode both ways, resumable writes, progress, watch."""
+    async with await AsyncSandbox.create() as sb:
+        f = sb.files
+        sent: list[int] = []
+        await f.write(
+            "/workspace/r", BINARY, resumable=True, on_progress=lambda s, _: sent.append(s)
+        )
+        assert sent[-1] == len(BINARY) and await f.read("/workspace/r") == BINARY
+        assert (await f.get_info("/workspace/r")).size == len(BINARY)
+        got: list[int] = []
+        await f.read_to("/workspace/r", io.BytesIO(), on_progress=lambda s, _: got.append(s))
+        assert got[-1] == len(BINARY)
+        local = tmp_path / "mirror"
+        local.mkdir()
+        (local / "a").write_text("a")
+        first = await f.sync(str(local), "/workspace/m")
+        assert first.sent == 1
+        await sb.commands.run("echo b > /workspace/m/b", check=True)
+        back = await f.sync(str(local), "/workspace/m", back=True)
+        assert back.sent == 1 and (local / "b").read_text() == "b\n"
+        await f.make_dir("/workspace/w")
+        events = f.watch_dir("/workspace/w", recursive=False)
+        assert (await events.__anext__()).type == "ready"
+        await f.write("/workspace/w/x", "x")
+        async for event in events:
+            if event.path == "/workspace/w/x":
+                break
+        await events.aclose()  # type: ignore[attr-defined]
