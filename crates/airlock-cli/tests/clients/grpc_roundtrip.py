@@ -33,6 +33,10 @@ def generate(proto_dir: str, out: str) -> None:
     )
     if status != 0:
         raise SystemExit(f"protoc failed: {status}")
+    # Regular packages, so these win over the Python SDK's own `airlock` package when
+    # both are importable (a namespace package would lose to it).
+    for package in ("airlock", "airlock/v1"):
+        open(os.path.join(out, package, "__init__.py"), "w").close()
     sys.path.insert(0, out)
 
 
