@@ -10,6 +10,7 @@ pub mod files;
 pub mod mode;
 pub mod sandbox;
 pub mod template;
+pub mod token;
 
 pub use defaults::{DEFAULT_PORT, default_home, default_url};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
@@ -21,3 +22,4 @@ pub use files::{
 pub use mode::FileMode;
 pub use sandbox::{CreateSandbox, InjectedFile, Limits, Sandbox, SandboxState};
 pub use template::Template;
+pub use token::{CreateSandboxToken, CreateToken, SandboxToken, TokenCreated, TokenInfo};

@@ -604,3 +604,52 @@ async fn every_grpc_file_rpc_against_every_path_attack() {
     assert_eq!(alive.state, pb::SandboxState::Running as i32);
     eprintln!("gRPC escape corpus: {cases} cases (17 RPCs × 7 attacks), outcomes: {outcomes:?}");
 }
+
+/// Another tenant's token against every file route of a sandbox it does not own: each
+/// answer is 404 (or 400 for a path refused before any lookup), never a result, and the
+/// sandbox's files are unchanged.
+#[tokio::test]
+async fn every_route_with_another_tenants_token() {
+    let daemon = Daemon::start();
+    let admin = reqwest::Client::new();
+    let mint = |tenant: &'static str| {
+        admin
+            .post(format!("{}/v1/tokens", daemon.url))
+            .bearer_auth(&daemon.token)
+            .json(&json!({"name": "escapes", "tenant": tenant}))
+            .send()
+    };
+    let owner: Value = mint("owner").await.unwrap().json().await.unwrap();
+    let stranger: Value = mint("stranger").await.unwrap().json().await.unwrap();
+    let made: Value = admin
+        .post(format!("{}/v1/sandboxes", daemon.url))
+        .bearer_auth(owner["token"].as_str().unwrap())
+        .json(&json!({"files": [{"path": "/workspace/secret", "content": "owner-secret"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = made["id"].as_str().unwrap();
+    let mut files = Files::new(&daemon, id);
+    files.token = stranger["token"].as_str().unwrap().to_owned();
+    let sentinel = HostSentinel::new();
+    let paths = ["/workspace/secret", "/workspace", "/workspace/new", "/"];
+    let mut cases = 0;
+    for (route, drive) in routes() {
+        for path in paths {
+            let status = drive(&files, path.to_owned()).await;
+            cases += 1;
+            assert!(
+                status == 404 || status == 400,
+                "{route} {path} with another tenant's token: {status}"
+            );
+        }
+    }
+    let mut owners = Files::new(&daemon, id);
+    owners.token = owner["token"].as_str().unwrap().to_owned();
+    assert_eq!(owners.bytes("/workspace/secret").await, b"owner-secret");
+    sentinel.assert_untouched();
+    eprintln!("cross-tenant escape corpus: {cases} cases, all 404 or 400");
+}

@@ -82,6 +82,7 @@ async fn the_document_and_the_router_agree_both_ways() {
                 path.replace("{id}", sandbox)
                     .replace("{upload}", &upload)
                     .replace("{name}", "no-such-template")
+                    .replace("{token}", "no-such-token")
             );
             let response = http
                 .request(method.to_uppercase().parse().unwrap(), url)

@@ -2,13 +2,11 @@
 //! `airlock-service`, the token check, and the bounded accept loop. Faces only parse,
 //! call the service and encode; every rule lives in the service.
 
-mod auth;
 #[doc(hidden)]
 pub mod fuzz_api;
 mod grpc;
 mod http;
 mod rest;
-mod token;
 
 /// Settings of `airlock serve`.
 #[derive(Debug, Clone)]
@@ -34,7 +32,6 @@ use tokio::net::TcpListener;
 pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     std::fs::create_dir_all(&config.home)?;
     let home = config.home.canonicalize()?;
-    let token = token::load_or_create(&home.join("token"))?;
     let started = std::time::SystemTime::now();
     let service = Arc::new(Service::open(&home, config.upload_expiry).await?);
     let listener = TcpListener::bind(&config.listen).await?;
@@ -45,13 +42,8 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     let reaper = tokio::spawn(service.clone().expire_forever());
     let upload_reaper = tokio::spawn(service.clone().expire_uploads_forever());
     tokio::spawn(service.clone().sweep_leftovers(started));
-    let auth = Arc::new(auth::Authenticator::new(token));
-    let rest = rest::router(
-        service.clone(),
-        auth.clone(),
-        config.connections.idle_timeout,
-    );
-    let grpc = grpc::router(service.clone(), auth);
+    let rest = rest::router(service.clone(), config.connections.idle_timeout);
+    let grpc = grpc::router(service.clone());
     let app = dispatch(rest, grpc);
     http::serve(listener, app, config.connections, shutdown_signal()).await;
     reaper.abort();

@@ -8,8 +8,8 @@ use airlock_fs::{FileOwner, UnpackLimits};
 use super::files::parse;
 use super::{Service, blocking};
 use crate::ApiError;
-use crate::Principal;
 use crate::body::{BodyPump, ByteStream};
+use crate::{Need, Principal};
 
 /// Buffer between the packing thread and the response.
 const ARCHIVE_PIPE: usize = 256 * 1024;
@@ -122,7 +122,7 @@ impl Service {
     ) -> Result<TarStream, ApiError> {
         let path = parse(path)?;
         let format = format.unwrap_or(ArchiveFormat::Tar);
-        let root = self.root_of(caller, id)?;
+        let root = self.root_of(caller, id, Need::Read)?;
         // Refuse a missing or non-directory path with a clean 4xx before streaming starts.
         let (root, path) = blocking(move || {
             root.resolve(
@@ -171,7 +171,7 @@ impl Service {
         let dir = parse(&upload.path)?;
         let limits = upload.limits();
         let format = upload.format;
-        let root = self.root_of(caller, id)?;
+        let root = self.root_of(caller, id, Need::Write)?;
         let (reader, pump) = BodyPump::new(body);
         let outcome = blocking(move || {
             let (format, body) = sniff(format, reader).map_err(|e| io_error(&dir, e))?;

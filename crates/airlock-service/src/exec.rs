@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::validate::{self, CheckedExec};
 use super::{Service, blocking};
 use crate::ApiError;
-use crate::Principal;
+use crate::{Need, Principal};
 
 /// Events of one exec, in order; the last is `Exit` (or `Error`).
 pub type ExecEvents = mpsc::Receiver<ProcessEvent>;
@@ -71,7 +71,7 @@ impl Service {
         stdin: ProcessInput,
     ) -> Result<ExecEvents, ApiError> {
         let checked = validate::exec(&req)?;
-        let entry = self.entry(caller, id)?;
+        let entry = self.entry(caller, id, Need::Write)?;
         let record = entry.record();
         let leaf = format!("exec-{}", entry.exec_seq.fetch_add(1, Ordering::Relaxed));
         let plan = ExecPlan {

@@ -9,9 +9,9 @@ use airlock_fs::{Entry, FileOwner, Placement, Root, SandboxPath, WriteOptions, W
 
 use super::{Service, blocking};
 use crate::ApiError;
-use crate::Principal;
 use crate::body::{BodyPump, ByteStream};
 use crate::options::PutFile;
+use crate::{Need, Principal};
 
 /// Listing page size when the client names none, and the most it may ask for.
 const DEFAULT_LIMIT: usize = 1000;
@@ -48,9 +48,14 @@ pub enum FileBody {
 }
 
 impl Service {
-    /// The root of a sandbox that exists (in any state).
-    pub(super) fn root_of(&self, caller: &Principal, id: &str) -> Result<Root, ApiError> {
-        self.entry(caller, id)?;
+    /// The root of a sandbox that exists (in any state), for a caller allowed `need`.
+    pub(super) fn root_of(
+        &self,
+        caller: &Principal,
+        id: &str,
+        need: Need,
+    ) -> Result<Root, ApiError> {
+        self.entry(caller, id, need)?;
         self.root_unchecked(id)
     }
 
@@ -64,9 +69,10 @@ impl Service {
         &self,
         caller: &Principal,
         id: &str,
+        need: Need,
         op: impl FnOnce(&Root) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let root = self.root_of(caller, id)?;
+        let root = self.root_of(caller, id, need)?;
         blocking(move || op(&root)).await?
     }
 
@@ -77,8 +83,10 @@ impl Service {
         path: &str,
     ) -> Result<FileEntry, ApiError> {
         let path = parse(path)?;
-        self.on_root(caller, id, move |root| Ok(to_api(&root.stat(&path)?)))
-            .await
+        self.on_root(caller, id, Need::Read, move |root| {
+            Ok(to_api(&root.stat(&path)?))
+        })
+        .await
     }
 
     /// One page of the entries under a directory, depth first.
@@ -98,7 +106,7 @@ impl Service {
                 "depth must be 1 to {MAX_DEPTH}, limit 1 to {MAX_LIMIT}"
             )));
         }
-        self.on_root(caller, id, move |root| {
+        self.on_root(caller, id, Need::Read, move |root| {
             let page = root.list(&path, depth, limit, cursor.as_ref())?;
             let mut entries: Vec<FileEntry> = page.entries.iter().map(to_api).collect();
             if checksum {
@@ -127,7 +135,7 @@ impl Service {
         path: &str,
     ) -> Result<(FileBody, Entry), ApiError> {
         let path = parse(path)?;
-        self.on_root(caller, id, move |root| {
+        self.on_root(caller, id, Need::Read, move |root| {
             let (file, mut entry) = root.open_read(&path)?;
             if entry.size > SMALL_FILE {
                 return Ok((FileBody::Stream(file), entry));
@@ -152,7 +160,7 @@ impl Service {
         body: ByteStream,
     ) -> Result<(WriteResult, bool), ApiError> {
         let path = parse(path)?;
-        let root = self.root_of(caller, id)?;
+        let root = self.root_of(caller, id, Need::Write)?;
         let put = put.checked()?;
         let (mut reader, pump) = BodyPump::new(body);
         let outcome = blocking(move || {
@@ -196,7 +204,7 @@ impl Service {
             }
         };
         let path = parse(path)?;
-        let root = self.root_of(caller, id)?;
+        let root = self.root_of(caller, id, Need::Write)?;
         let (mut reader, pump) = BodyPump::new(body);
         let outcome = blocking(move || {
             Ok::<_, ApiError>(written(&root.write_in_place(
@@ -232,7 +240,7 @@ impl Service {
         let mode = req.mode.map_or(DEFAULT_FILE_MODE, |m| m.0);
         let mut opts = WriteOptions::new(mode, FileOwner::SANDBOX_USER);
         opts.overwrite = req.overwrite.unwrap_or(true);
-        self.on_root(caller, id, move |root| {
+        self.on_root(caller, id, Need::Write, move |root| {
             Ok(written(&root.compose(&sources, &dest, opts)?))
         })
         .await
@@ -249,7 +257,7 @@ impl Service {
         let path = parse(path)?;
         let mode = mode.map_or(0o755, |m| m.0);
         let parents = parents.unwrap_or(true);
-        self.on_root(caller, id, move |root| {
+        self.on_root(caller, id, Need::Write, move |root| {
             Ok(to_api(&root.mkdir(
                 &path,
                 mode,
@@ -275,7 +283,7 @@ impl Service {
                 "cannot move {from} into itself"
             )));
         }
-        self.on_root(caller, id, move |root| {
+        self.on_root(caller, id, Need::Write, move |root| {
             Ok(to_api(&root.rename(&from, &to, overwrite)?))
         })
         .await
@@ -290,8 +298,10 @@ impl Service {
     ) -> Result<(), ApiError> {
         let path = parse(path)?;
         let recursive = recursive.unwrap_or(false);
-        self.on_root(caller, id, move |root| Ok(root.remove(&path, recursive)?))
-            .await
+        self.on_root(caller, id, Need::Write, move |root| {
+            Ok(root.remove(&path, recursive)?)
+        })
+        .await
     }
 }
 

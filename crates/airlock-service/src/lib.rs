@@ -5,6 +5,7 @@
 mod archive;
 mod batch;
 mod body;
+mod credentials;
 mod error;
 mod exec;
 mod files;
@@ -15,6 +16,8 @@ mod principal;
 mod record;
 mod recovery;
 mod templates;
+mod token;
+mod tokens;
 mod upload_new;
 mod upload_record;
 mod uploads;
@@ -35,7 +38,7 @@ pub use error::ApiError;
 pub use exec::{ExecEvents, ProcessEvent, ProcessInput};
 pub use files::{FileBody, ListFiles, byte_window, mtime_text, to_api};
 pub use options::{PutFile, parse_mode, parse_mtime, parse_sha256};
-pub use principal::Principal;
+pub use principal::{Access, Need, Principal};
 use record::SandboxRecord;
 pub use upload_new::CHUNK_CHECKSUMS;
 pub use upload_record::UploadRecord;
@@ -49,6 +52,8 @@ pub const ADMIN_OWNER: &str = "admin";
 #[derive(Debug)]
 pub struct Service {
     engine: Arc<Engine>,
+    /// The admin token and every minted one.
+    credentials: credentials::Credentials,
     templates: TemplateStore,
     sandboxes: RwLock<BTreeMap<String, Arc<Entry>>>,
     /// Resumable uploads with a request in progress.
@@ -89,6 +94,7 @@ impl Service {
         let engine = Arc::new(Engine::new(home)?);
         let templates = TemplateStore::new(engine.layout().clone());
         let service = Self {
+            credentials: credentials::Credentials::open(home)?,
             engine,
             templates,
             sandboxes: RwLock::new(BTreeMap::new()),
@@ -99,23 +105,27 @@ impl Service {
         Ok(service)
     }
 
-    /// Succeeds when the sandbox exists for this caller (404 otherwise), whatever its
-    /// state.
-    pub fn require(&self, caller: &Principal, id: &str) -> Result<(), ApiError> {
-        self.entry(caller, id).map(drop)
+    /// Succeeds when the sandbox exists for this caller (404 otherwise) and the caller
+    /// may do `need` there (403 otherwise), whatever its state.
+    pub fn require(&self, caller: &Principal, id: &str, need: Need) -> Result<(), ApiError> {
+        self.entry(caller, id, need).map(drop)
     }
 
     /// The one door to a sandbox: every operation on one comes through here, so the
-    /// caller's reach is checked in one place. A sandbox the caller may not reach is "not
-    /// found", never "forbidden": its existence is not the caller's to learn.
-    fn entry(&self, caller: &Principal, id: &str) -> Result<Arc<Entry>, ApiError> {
-        self.sandboxes
+    /// caller's reach and rights are checked in one place. A sandbox the caller may not
+    /// reach is "not found", never "forbidden": its existence is not the caller's to
+    /// learn. One it reaches but may not do `need` in is "forbidden".
+    fn entry(&self, caller: &Principal, id: &str, need: Need) -> Result<Arc<Entry>, ApiError> {
+        let entry = self
+            .sandboxes
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(id)
-            .filter(|entry| caller.may_reach(&entry.owner))
+            .filter(|entry| caller.reaches(&entry.owner, &entry.id))
             .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("no sandbox {id}")))
+            .ok_or_else(|| ApiError::not_found(format!("no sandbox {id}")))?;
+        caller.allows(need)?;
+        Ok(entry)
     }
 
     fn entries(&self) -> Vec<Arc<Entry>> {

@@ -11,7 +11,7 @@ use super::record::{SandboxRecord, now_secs, random_hex};
 use super::validate::{self, CheckedFile, DEFAULT_PIDS};
 use super::{Entry, Service, blocking};
 use crate::ApiError;
-use crate::Principal;
+use crate::{Need, Principal};
 
 /// How long `stop` lets processes react to SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -27,6 +27,7 @@ impl Service {
         caller: &Principal,
         req: CreateSandbox,
     ) -> Result<Sandbox, ApiError> {
+        caller.require_account("create sandboxes")?;
         validate::create(&req)?;
         let template_name = req.template.clone().unwrap_or_else(|| HOST_TEMPLATE.into());
         let template = self.template_root(&template_name)?;
@@ -86,25 +87,26 @@ impl Service {
     }
 
     /// Every sandbox the caller may reach, oldest first.
-    pub fn list(&self, caller: &Principal) -> Vec<Sandbox> {
+    pub fn list(&self, caller: &Principal) -> Result<Vec<Sandbox>, ApiError> {
+        caller.require_account("list sandboxes")?;
         let mut all: Vec<Sandbox> = self
             .entries()
             .iter()
-            .filter(|e| caller.may_reach(&e.owner))
+            .filter(|e| caller.reaches(&e.owner, &e.id))
             .map(|e| e.record().to_api())
             .collect();
         all.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
-        all
+        Ok(all)
     }
 
     /// One sandbox.
     pub fn get(&self, caller: &Principal, id: &str) -> Result<Sandbox, ApiError> {
-        Ok(self.entry(caller, id)?.record().to_api())
+        Ok(self.entry(caller, id, Need::Read)?.record().to_api())
     }
 
     /// Starts a sandbox; starting a running one is a no-op.
     pub async fn start(&self, caller: &Principal, id: &str) -> Result<Sandbox, ApiError> {
-        let entry = self.entry(caller, id)?;
+        let entry = self.entry(caller, id, Need::Manage)?;
         let mut life = entry.life.lock().await;
         if life.deleted {
             return Err(ApiError::not_found(format!("no sandbox {id}")));
@@ -125,7 +127,7 @@ impl Service {
 
     /// Stops a sandbox's processes; its files stay. Stopping a stopped one is a no-op.
     pub async fn stop(&self, caller: &Principal, id: &str) -> Result<Sandbox, ApiError> {
-        let entry = self.entry(caller, id)?;
+        let entry = self.entry(caller, id, Need::Manage)?;
         let mut life = entry.life.lock().await;
         if let Some(init) = life.init.take() {
             self.engine.stop(id, &init, STOP_GRACE).await?;
@@ -137,7 +139,7 @@ impl Service {
 
     /// Deletes a sandbox: its processes, mounts, groups and files.
     pub async fn delete(&self, caller: &Principal, id: &str) -> Result<(), ApiError> {
-        let entry = self.entry(caller, id)?;
+        let entry = self.entry(caller, id, Need::Manage)?;
         // Watches hold the sandbox's directories open; let them go first.
         entry.closed.cancel();
         let mut life = entry.life.lock().await;
@@ -153,6 +155,7 @@ impl Service {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+        self.credentials.forget_sandbox(id);
         tracing::info!(id, "sandbox deleted");
         Ok(())
     }

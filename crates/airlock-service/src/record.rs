@@ -83,6 +83,6 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-fn rfc3339(secs: u64) -> String {
+pub fn rfc3339(secs: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }

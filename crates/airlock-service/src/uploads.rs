@@ -14,9 +14,9 @@ pub use super::upload_new::{ChunkChecksum, NewUpload};
 use super::upload_record::{UploadRecord, new_upload_id};
 use super::{Service, blocking};
 use crate::ApiError;
-use crate::Principal;
 use crate::body::{BodyPump, ByteStream};
 use crate::options::parse_sha256;
+use crate::{Need, Principal};
 
 /// Bytes moved per read/write.
 const BUFFER: usize = 1024 * 1024;
@@ -56,7 +56,7 @@ impl Service {
             expires_at: now_secs() + self.upload_expiry.as_secs(),
         };
         let dir = self.engine.layout().uploads(id);
-        self.on_root(caller, id, move |root| {
+        self.on_root(caller, id, Need::Write, move |root| {
             let mut record = record;
             record.partial = root.create_partial(&dest, true, FileOwner::SANDBOX_USER)?;
             if let Err(e) = record.save(&dir) {
@@ -80,7 +80,7 @@ impl Service {
         id: &str,
         upload: &str,
     ) -> Result<UploadRecord, ApiError> {
-        self.require(caller, id)?;
+        self.require(caller, id, Need::Write)?;
         let dir = self.engine.layout().uploads(id);
         let record = {
             let (dir, upload) = (dir.clone(), upload.to_owned());
@@ -90,7 +90,7 @@ impl Service {
             return Ok(record);
         }
         let _busy = self.claim_upload(upload)?;
-        self.on_root(caller, id, move |root| {
+        self.on_root(caller, id, Need::Write, move |root| {
             let record = find(&dir, &record.id)?;
             if record.offset < record.length {
                 return Ok(record);
@@ -113,7 +113,7 @@ impl Service {
         checksum: Option<ChunkChecksum>,
         body: ByteStream,
     ) -> Result<UploadState, ApiError> {
-        let root = self.root_of(caller, id)?;
+        let root = self.root_of(caller, id, Need::Write)?;
         let _busy = self.claim_upload(upload)?;
         let dir = self.engine.layout().uploads(id);
         let upload = upload.to_owned();
@@ -152,11 +152,11 @@ impl Service {
         id: &str,
         upload: &str,
     ) -> Result<(), ApiError> {
-        self.require(caller, id)?;
+        self.require(caller, id, Need::Write)?;
         let _busy = self.claim_upload(upload)?;
         let dir = self.engine.layout().uploads(id);
         let upload = upload.to_owned();
-        self.on_root(caller, id, move |root| {
+        self.on_root(caller, id, Need::Write, move |root| {
             let record = find(&dir, &upload)?;
             forget(root, &dir, &record);
             Ok(())

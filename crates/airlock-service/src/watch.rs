@@ -17,7 +17,7 @@ pub type WatchEvents = std::pin::Pin<Box<dyn futures_util::Stream<Item = api::Wa
 use super::files::parse;
 use super::{Service, blocking};
 use crate::ApiError;
-use crate::Principal;
+use crate::{Need, Principal};
 
 /// Events buffered for one client.
 const QUEUE: usize = 1024;
@@ -65,9 +65,9 @@ impl Service {
         path: &str,
         recursive: bool,
     ) -> Result<mpsc::Receiver<WatchEvent>, ApiError> {
-        let closed = self.entry(caller, id)?.closed.clone();
+        let closed = self.entry(caller, id, Need::Read)?.closed.clone();
         let path = parse(path)?;
-        let root = self.root_of(caller, id)?;
+        let root = self.root_of(caller, id, Need::Read)?;
         let watcher = blocking(move || root.watch(&path, recursive)).await??;
         let (tx, rx) = mpsc::channel(QUEUE);
         std::thread::Builder::new()

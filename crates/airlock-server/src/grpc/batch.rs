@@ -7,7 +7,7 @@ use airlock_api::BatchItem;
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::write_files_request::Payload;
 use airlock_service::{
-    BatchDefaults, BatchPart, Principal, PutFile, Service, batch_broken, batch_result,
+    BatchDefaults, BatchPart, Need, Principal, PutFile, Service, batch_broken, batch_result,
 };
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -38,7 +38,9 @@ pub async fn write_files(
         }) => start,
         _ => return Err(invalid("the first message of WriteFiles must be `start`")),
     };
-    service.require(caller, &start.sandbox_id).map_err(status)?;
+    service
+        .require(caller, &start.sandbox_id, Need::Write)
+        .map_err(status)?;
     let defaults = BatchDefaults {
         mode: start.mode,
         parents: start.parents,

@@ -21,16 +21,15 @@ use airlock_service::{Principal, Service};
 use tonic::service::Routes;
 use tonic::{Request, Status};
 
-use crate::auth::Authenticator;
-
 /// The largest message either side may send: chunks of any size up to this. The file
 /// itself has no cap; it is streamed.
 pub const MESSAGE_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Every gRPC service, as one router for the daemon's dispatcher.
-pub fn router(service: Arc<Service>, auth: Arc<Authenticator>) -> axum::Router {
+pub fn router(service: Arc<Service>) -> axum::Router {
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    let check = move |request: Request<()>| authenticate(&auth, request);
+    let door = service.clone();
+    let check = move |request: Request<()>| authenticate(&door, request);
     let files = FilesServer::new(files::FilesFace(service.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);
@@ -76,12 +75,12 @@ pub fn router(service: Arc<Service>, auth: Arc<Authenticator>) -> axum::Router {
 
 /// The interceptor every Airlock service sits behind: the caller's principal, or
 /// UNAUTHENTICATED.
-fn authenticate(auth: &Authenticator, mut request: Request<()>) -> Result<Request<()>, Status> {
+fn authenticate(service: &Service, mut request: Request<()>) -> Result<Request<()>, Status> {
     let header = request
         .metadata()
         .get("authorization")
         .and_then(|v| v.to_str().ok());
-    let caller = auth.principal(header).map_err(status::status)?;
+    let caller = service.authenticate(header).map_err(status::status)?;
     request.extensions_mut().insert(caller);
     Ok(request)
 }

@@ -33,7 +33,12 @@ impl pb::sandboxes_server::Sandboxes for SandboxesFace {
         request: Request<pb::ListSandboxesRequest>,
     ) -> Answer<pb::ListSandboxesResponse> {
         let caller = caller(&request)?;
-        let sandboxes = self.0.list(&caller).into_iter().map(convert::sandbox);
+        let sandboxes = self
+            .0
+            .list(&caller)
+            .map_err(status)?
+            .into_iter()
+            .map(convert::sandbox);
         Ok(Response::new(pb::ListSandboxesResponse {
             sandboxes: sandboxes.collect(),
         }))

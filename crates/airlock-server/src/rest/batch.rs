@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use airlock_api::BatchResult;
 use airlock_service::{
-    BatchDefaults, BatchPart, Principal, PutFile, Service, batch_broken, batch_result,
+    BatchDefaults, BatchPart, Need, Principal, PutFile, Service, batch_broken, batch_result,
 };
 use axum::Extension;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
@@ -36,7 +36,7 @@ pub async fn batch(
     Query(q): Query<BatchQuery>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Answer<axum::Json<BatchResult>> {
-    service.require(&caller, &id)?;
+    service.require(&caller, &id, Need::Write)?;
     let defaults = BatchDefaults::from_text(q.mode.as_deref(), q.parents, q.overwrite)?;
     let mut multipart = multipart.map_err(|e| {
         Failure(airlock_service::ApiError::bad_request(format!(

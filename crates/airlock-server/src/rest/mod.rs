@@ -14,6 +14,7 @@ mod openapi;
 pub(crate) mod range;
 mod sandboxes;
 mod templates;
+mod tokens;
 pub(crate) mod tus;
 mod watch;
 
@@ -29,18 +30,13 @@ use axum::routing::{get, post, put};
 
 use airlock_service::{ApiError, Principal, Service};
 
-use crate::auth::Authenticator;
 use failure::Failure;
 
 /// JSON bodies (creation with inline files) may be this large.
 pub(crate) const JSON_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The whole HTTP surface. A request body that sends nothing for `idle` fails.
-pub fn router(
-    service: Arc<Service>,
-    auth: Arc<Authenticator>,
-    idle: std::time::Duration,
-) -> Router {
+pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
     let v1 = Router::new()
         .route("/sandboxes", post(sandboxes::create).get(sandboxes::list))
         .route(
@@ -90,7 +86,13 @@ pub fn router(
         )
         .fallback(unknown_route)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .route_layer(middleware::from_fn_with_state(auth, require_token))
+        .route("/tokens", post(tokens::create).get(tokens::list))
+        .route("/tokens/{token}", axum::routing::delete(tokens::revoke))
+        .route("/sandboxes/{id}/tokens", post(tokens::create_for_sandbox))
+        .route_layer(middleware::from_fn_with_state(
+            service.clone(),
+            require_token,
+        ))
         // Added after the token check, so the description needs no token.
         .route("/openapi.json", get(openapi::document))
         .with_state(service);
@@ -170,7 +172,7 @@ async fn close_after_refused_body(request: Request, next: Next) -> Response {
 /// Every `/v1` route needs `Authorization: Bearer <token>`; the handlers get the caller
 /// it names as a [`Principal`].
 async fn require_token(
-    State(auth): State<Arc<Authenticator>>,
+    State(service): State<Arc<Service>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -178,7 +180,7 @@ async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match auth.principal(presented) {
+    match service.authenticate(presented) {
         Ok(caller) => {
             request.extensions_mut().insert::<Principal>(caller);
             next.run(request).await

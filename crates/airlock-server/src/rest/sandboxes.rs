@@ -25,8 +25,8 @@ pub async fn create(
 pub async fn list(
     State(service): State<Arc<Service>>,
     Extension(caller): Caller,
-) -> axum::Json<Vec<Sandbox>> {
-    axum::Json(service.list(&caller))
+) -> Answer<axum::Json<Vec<Sandbox>>> {
+    Ok(axum::Json(service.list(&caller)?))
 }
 
 pub async fn get(
