@@ -198,7 +198,8 @@ pub struct Connection {
     /// Daemon address.
     #[arg(long, env = "AIRLOCK_URL", global = true, hide_env_values = true)]
     pub url: Option<String>,
-    /// Admin token (default: the `token` file in the daemon's home).
+    /// Bearer token: the admin's, a tenant's API token, or a sandbox token (default: the
+    /// admin token in the daemon's home).
     #[arg(long, env = "AIRLOCK_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
 }
