@@ -28,11 +28,7 @@ impl Root {
         let mut count = 0;
         pack_dir(&mut builder, &fd, &mut PathBuf::new(), &mut count)
             .map_err(|e| FsError::from_io(dir.as_str(), e))?;
-        builder
-            .into_inner()
-            .map_err(|e| FsError::from_io(dir.as_str(), e))?
-            .flush()
-            .map_err(|e| FsError::from_io(dir.as_str(), e))?;
+        finish(builder, dir)?;
         Ok(count)
     }
 
@@ -74,13 +70,17 @@ impl Root {
                 other => other.map_err(|e| FsError::from_io(path.as_str(), e))?,
             }
         }
-        builder
-            .into_inner()
-            .map_err(|e| FsError::from_io(dir.as_str(), e))?
-            .flush()
-            .map_err(|e| FsError::from_io(dir.as_str(), e))?;
+        finish(builder, dir)?;
         Ok(count)
     }
+}
+
+/// Writes the tar trailer and flushes.
+fn finish<W: Write>(builder: tar::Builder<W>, dir: &SandboxPath) -> FsResult<()> {
+    builder
+        .into_inner()
+        .and_then(|mut out| out.flush())
+        .map_err(|e| FsError::from_io(dir.as_str(), e))
 }
 
 fn pack_dir<W: Write>(

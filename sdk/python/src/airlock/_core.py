@@ -207,3 +207,14 @@ def known_length(data: object) -> int | None:
         return upload_length(data)
     except (ValueError, OSError):
         return None
+
+
+def window(data: object, position: int) -> object:
+    """What is left of a resumable upload's `data` from `position`: text and bytes are
+    sliced, a file is seeked."""
+    if isinstance(data, str):
+        return data.encode()[position:]
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data[position:])
+    data.seek(position)  # type: ignore[attr-defined]
+    return data

@@ -11,13 +11,37 @@ DEPTH = 8
 TICK = 0.1
 
 
-class Pipe:
+class _Buffered:
+    """A file's `read` over chunks that `_next` hands out (b"" at the end)."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._ended = False
+
+    def _next(self) -> bytes:
+        raise NotImplementedError
+
+    def read(self, size: int | None = -1) -> bytes:
+        want = size if size is not None and size >= 0 else None
+        while not self._ended and (want is None or len(self._pending) < want):
+            chunk = self._next()
+            if not chunk:
+                self._ended = True
+                break
+            self._pending += chunk
+        if want is None:
+            out, self._pending = self._pending, b""
+        else:
+            out, self._pending = self._pending[:want], self._pending[want:]
+        return out
+
+
+class Pipe(_Buffered):
     """A writer puts chunks (b"" ends the stream); a reader reads them as a file."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._chunks: queue.Queue[bytes] = queue.Queue(maxsize=DEPTH)
-        self._pending = b""
-        self._ended = False
         self.abandoned = False
 
     def put(self, chunk: bytes) -> None:
@@ -29,41 +53,20 @@ class Pipe:
             except queue.Full:
                 continue
 
-    def read(self, size: int | None = -1) -> bytes:
-        want = size if size is not None and size >= 0 else None
-        while not self._ended and (want is None or len(self._pending) < want):
-            chunk = self._chunks.get()
-            if not chunk:
-                self._ended = True
-                break
-            self._pending += chunk
-        if want is None:
-            out, self._pending = self._pending, b""
-        else:
-            out, self._pending = self._pending[:want], self._pending[want:]
-        return out
+    def _next(self) -> bytes:
+        return self._chunks.get()
 
     def abandon(self) -> None:
         """The reader is done (finished or failed): writers stop waiting."""
         self.abandoned = True
 
 
-class IterReader:
+class IterReader(_Buffered):
     """An iterator of chunks read as a file."""
 
     def __init__(self, chunks: object) -> None:
+        super().__init__()
         self._chunks = iter(chunks)  # type: ignore[call-overload]
-        self._pending = b""
 
-    def read(self, size: int | None = -1) -> bytes:
-        want = size if size is not None and size >= 0 else None
-        while want is None or len(self._pending) < want:
-            chunk = next(self._chunks, b"")
-            if not chunk:
-                break
-            self._pending += chunk
-        if want is None:
-            out, self._pending = self._pending, b""
-        else:
-            out, self._pending = self._pending[:want], self._pending[want:]
-        return out
+    def _next(self) -> bytes:
+        return bytes(next(self._chunks, b""))

@@ -104,16 +104,6 @@ async def extract(chunks: AsyncIterator[bytes], local: str) -> int:
 TRANSIENT = (httpx.TransportError,)
 
 
-def window(data: Any, position: int) -> Any:
-    """What is left of `data` from `position` (a file is seeked, bytes are sliced)."""
-    if isinstance(data, str):
-        return data.encode()[position:]
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data[position:])
-    data.seek(position)
-    return data
-
-
 #: Told the bytes moved so far and the total when known.
 Progress = Callable[[int, Optional[int]], None]
 

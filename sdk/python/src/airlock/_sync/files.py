@@ -288,7 +288,7 @@ class Files:
         offset, failures, digest = 0, 0, sha256
         while offset < length:
             try:
-                chunk = _io.body(_io.window(data, start + offset))
+                chunk = _io.body(_core.window(data, start + offset))
                 if on_progress is not None:
                     chunk = _io.counted(chunk, length, _from(offset, on_progress))
                 offset, committed = self._http.tus_patch(location, offset, chunk)
