@@ -43,6 +43,9 @@ pub enum Command {
     /// Manage root filesystem templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Mint, list and revoke tokens: tenants' API tokens (admin) and sandbox tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Copy files and directories between this machine and a sandbox (like `docker cp`).
     #[command(after_help = "\
 Either SRC or DST is ID:PATH (PATH absolute inside the sandbox).
@@ -316,6 +319,50 @@ pub struct ExecArgs {
     pub command: Vec<String>,
     #[command(flatten)]
     pub out: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint an API token for a tenant (admin only); prints the secret once.
+    #[command(
+        after_help = "Example:\n  airlock token create --tenant team-a --name ci --ttl 86400"
+    )]
+    Create {
+        /// The tenant it acts as: [a-z0-9._-], not `admin`.
+        #[arg(long)]
+        tenant: String,
+        /// What the token is for.
+        #[arg(long)]
+        name: String,
+        /// Lifetime in seconds (none: no expiry).
+        #[arg(long)]
+        ttl: Option<u64>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// List API tokens, without secrets (admin only).
+    Ls(JsonFlag),
+    /// Revoke an API token at once (admin only).
+    Rm {
+        /// Token id.
+        id: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Mint a token for one sandbox: read, or read and write; prints the secret once.
+    #[command(after_help = "Example:\n  airlock token sandbox ID --access read --ttl 3600")]
+    Sandbox {
+        /// Sandbox id.
+        id: String,
+        /// `read` or `write`.
+        #[arg(long, default_value = "read")]
+        access: String,
+        /// Lifetime in seconds (none: until the sandbox is deleted).
+        #[arg(long)]
+        ttl: Option<u64>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 #[derive(Debug, Subcommand)]

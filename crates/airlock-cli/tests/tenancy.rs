@@ -348,3 +348,47 @@ async fn tenants_and_scoped_tokens_reach_only_what_they_may() {
         );
     }
 }
+
+#[test]
+fn the_cli_mints_lists_uses_and_revokes_tokens() {
+    let daemon = Daemon::start();
+    let text = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let token = text(daemon.cli(&["token", "create", "--tenant", "team-a", "--name", "ci"]));
+    assert!(token.starts_with("alk_"), "{token}");
+    // `--token` is every verb's own flag, so it goes after the verb.
+    let as_tenant = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--token", token.as_str()]);
+        daemon.cli(&all)
+    };
+    let id = text(as_tenant(&["create"]));
+    let scoped = text(as_tenant(&["token", "sandbox", &id, "--access", "write"]));
+    assert!(scoped.starts_with("als_"), "{scoped}");
+    let listed: Value =
+        serde_json::from_str(&text(daemon.cli(&["token", "ls", "--json"]))).unwrap();
+    let token_id = listed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed[0]["tenant"], "team-a");
+    assert!(!listed.to_string().contains(&token));
+    // The tenant's token may not mint API tokens.
+    assert!(!as_tenant(&["token", "ls"]).status.success());
+    // The sandbox token runs a command in its sandbox, and nothing beyond it.
+    let ran = daemon.cli(&["exec", "--token", &scoped, &id, "--", "true"]);
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(!daemon.cli(&["--token", &scoped, "ls"]).status.success());
+    assert_eq!(text(daemon.cli(&["token", "rm", &token_id])), token_id);
+    assert!(
+        !as_tenant(&["ls"]).status.success(),
+        "a revoked token still worked"
+    );
+}

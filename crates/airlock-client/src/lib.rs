@@ -44,6 +44,7 @@ mod discover;
 mod error;
 mod files;
 mod resumable;
+mod tokens;
 mod trees;
 
 use airlock_api::{

@@ -7,6 +7,7 @@ mod sandboxes;
 pub mod serve;
 mod sync;
 mod templates;
+mod tokens;
 mod transfer;
 
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ pub async fn run_client(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rm(args) => sandboxes::remove(args).await,
         Command::Exec(args) => exec::run(args).await,
         Command::Template(cmd) => templates::run(cmd).await,
+        Command::Token(cmd) => tokens::run(cmd).await,
         Command::Cp(args) => cp::run(args).await,
         Command::Fs(cmd) => fs::run(cmd).await,
         Command::Watch(args) => fs::watch(args).await,
