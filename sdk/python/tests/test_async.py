@@ -100,3 +100,22 @@ async def test_the_rest_of_the_async_surface(env: Daemon, tmp_path: Path) -> Non
             if event.path == "/workspace/w/x":
                 break
         await events.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_sandbox_token_reaches_its_sandbox_alone(env: Daemon) -> None:
+    from airlock import AuthenticationError, PermissionDeniedError
+
+    async with await AsyncSandbox.create() as sb:
+        await sb.files.write("/workspace/shared.txt", "for the reviewer")
+        token = await sb.create_token("read", ttl=600)
+        reviewer = await AsyncSandbox.connect(sb.sandbox_id, token=token)
+        assert (
+            await reviewer.files.read("/workspace/shared.txt", format="text") == "for the reviewer"
+        )
+        with pytest.raises(PermissionDeniedError):
+            await reviewer.files.write("/workspace/x", "no")
+        with pytest.raises(PermissionDeniedError):
+            await AsyncSandbox.list(token=token)
+        await reviewer.close()
+    with pytest.raises(AuthenticationError):
+        await AsyncSandbox.connect(sb.sandbox_id, token=token)

@@ -83,6 +83,17 @@ class Sandbox:
         self.info = SandboxInfo.from_json(answer)
         return self.info
 
+    def create_token(self, access: str = "read", *, ttl: int | None = None) -> str:
+        """Mints a token for this sandbox alone, `read` (its files) or `write` (also
+        writes and commands), to hand to a tool that should reach nothing else. The
+        secret is returned once."""
+        body: dict[str, Any] = {"access": access}
+        if ttl is not None:
+            body["ttl_secs"] = ttl
+        route = _core.sandbox_route(self.sandbox_id, "/tokens")
+        answer = self._http.call("POST", route, json_body=body)
+        return str(answer["token"])
+
     def kill(self) -> None:
         """Deletes the sandbox: its processes and files are gone."""
         self._http.call("DELETE", _core.sandbox_route(self.sandbox_id), idempotent=True)
