@@ -4,6 +4,7 @@ the async client feeds a download to the tar extractor running in a worker threa
 from __future__ import annotations
 
 import queue
+from typing import Callable
 
 #: Chunks in flight between the network and the extractor.
 DEPTH = 8
@@ -12,14 +13,12 @@ TICK = 0.1
 
 
 class _Buffered:
-    """A file's `read` over chunks that `_next` hands out (b"" at the end)."""
+    """A file's `read` over chunks that `next_chunk` hands out (b"" at the end)."""
 
-    def __init__(self) -> None:
+    def __init__(self, next_chunk: Callable[[], bytes]) -> None:
+        self._next = next_chunk
         self._pending = b""
         self._ended = False
-
-    def _next(self) -> bytes:
-        raise NotImplementedError
 
     def read(self, size: int | None = -1) -> bytes:
         want = size if size is not None and size >= 0 else None
@@ -40,8 +39,8 @@ class Pipe(_Buffered):
     """A writer puts chunks (b"" ends the stream); a reader reads them as a file."""
 
     def __init__(self) -> None:
-        super().__init__()
         self._chunks: queue.Queue[bytes] = queue.Queue(maxsize=DEPTH)
+        super().__init__(self._chunks.get)
         self.abandoned = False
 
     def put(self, chunk: bytes) -> None:
@@ -53,9 +52,6 @@ class Pipe(_Buffered):
             except queue.Full:
                 continue
 
-    def _next(self) -> bytes:
-        return self._chunks.get()
-
     def abandon(self) -> None:
         """The reader is done (finished or failed): writers stop waiting."""
         self.abandoned = True
@@ -65,8 +61,5 @@ class IterReader(_Buffered):
     """An iterator of chunks read as a file."""
 
     def __init__(self, chunks: object) -> None:
-        super().__init__()
-        self._chunks = iter(chunks)  # type: ignore[call-overload]
-
-    def _next(self) -> bytes:
-        return bytes(next(self._chunks, b""))
+        remaining = iter(chunks)  # type: ignore[call-overload]
+        super().__init__(lambda: bytes(next(remaining, b"")))
