@@ -155,11 +155,20 @@ impl Credentials {
         Ok(found)
     }
 
-    /// Forgets the tokens of a deleted sandbox.
+    /// Forgets the tokens of a deleted sandbox (the file is rewritten only if it had
+    /// any: most deletions touch no token).
     pub fn forget_sandbox(&self, sandbox_id: &str) {
-        let outcome = self.change(|tokens| {
-            tokens.retain(|t| t.scope.as_ref().is_none_or(|s| s.sandbox_id != sandbox_id))
-        });
+        let scoped = |t: &TokenRecord| t.scope.as_ref().is_some_and(|s| s.sandbox_id == sandbox_id);
+        let any = self
+            .tokens
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(scoped);
+        if !any {
+            return;
+        }
+        let outcome = self.change(|tokens| tokens.retain(|t| !scoped(t)));
         if let Err(err) = outcome {
             tracing::warn!(%err, "forgetting a deleted sandbox's tokens");
         }

@@ -47,6 +47,41 @@ pub enum FileBody {
     Stream(std::fs::File),
 }
 
+/// Bytes per chunk when a download streams.
+const DOWNLOAD_CHUNK: usize = 256 * 1024;
+
+/// The bytes of a window of a file: whole already (a small file), or a stream.
+pub enum FileWindow {
+    /// Every byte of the window.
+    Bytes(bytes::Bytes),
+    /// Chunks of the window as they are read.
+    Stream(ByteStream),
+}
+
+impl FileBody {
+    /// Bytes `[start, start + len)` of the content, which a face sends as it is.
+    pub async fn window(self, start: u64, len: u64) -> Result<FileWindow, ApiError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        Ok(match self {
+            Self::Small(bytes) => FileWindow::Bytes(
+                bytes::Bytes::from(bytes).slice(start as usize..(start + len) as usize),
+            ),
+            Self::Stream(file) => {
+                let mut file = tokio::fs::File::from_std(file);
+                if start > 0 {
+                    file.seek(std::io::SeekFrom::Start(start))
+                        .await
+                        .map_err(|e| ApiError::internal("seeking", e))?;
+                }
+                FileWindow::Stream(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                    file.take(len),
+                    DOWNLOAD_CHUNK,
+                )))
+            }
+        })
+    }
+}
+
 impl Service {
     /// The root of a sandbox that exists (in any state), for a caller allowed `need`.
     pub(super) fn root_of(

@@ -36,7 +36,7 @@ pub use batch::{BatchDefaults, BatchPart, batch_broken, batch_result};
 pub use body::{ByteStream, byte_stream};
 pub use error::ApiError;
 pub use exec::{ExecEvents, ProcessEvent, ProcessInput};
-pub use files::{FileBody, ListFiles, byte_window, mtime_text, to_api};
+pub use files::{FileBody, FileWindow, ListFiles, byte_window, mtime_text, to_api};
 pub use options::{PutFile, parse_mode, parse_mtime, parse_sha256};
 pub use principal::{Access, Need, Principal};
 use record::SandboxRecord;

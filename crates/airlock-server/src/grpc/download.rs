@@ -1,22 +1,15 @@
 //! `DownloadFile`: a header, then the file's bytes (a range of them) or a directory's tar
 //! stream, in chunks.
 
-use std::io::SeekFrom;
-
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::download_file_response::Payload;
-use airlock_service::{FileBody, Principal, Service, byte_window, mtime_text};
+use airlock_service::{FileWindow, Principal, Service, byte_window, mtime_text};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 use tonic::Status;
 
 use super::status::status;
 use super::upload::archive_format;
-
-/// Bytes per chunk message.
-const CHUNK: usize = 256 * 1024;
 
 type Out = std::pin::Pin<Box<dyn Stream<Item = Result<pb::DownloadFileResponse, Status>> + Send>>;
 
@@ -58,22 +51,11 @@ pub async fn download_file(
         etag: entry.etag(),
         sha256: None,
     };
-    let body: std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>> = match content {
-        FileBody::Small(bytes) => {
-            let bytes = Bytes::from(bytes).slice(start as usize..(start + len) as usize);
-            Box::pin(futures_util::stream::iter(
-                (!bytes.is_empty()).then_some(Ok(bytes)),
-            ))
+    let body = match content.window(start, len).await.map_err(status)? {
+        FileWindow::Bytes(bytes) => {
+            futures_util::stream::iter((!bytes.is_empty()).then_some(Ok(bytes))).boxed()
         }
-        FileBody::Stream(file) => {
-            let mut file = tokio::fs::File::from_std(file);
-            if start > 0 {
-                file.seek(SeekFrom::Start(start))
-                    .await
-                    .map_err(|e| status(airlock_service::ApiError::internal("seeking", e)))?;
-            }
-            Box::pin(ReaderStream::with_capacity(file.take(len), CHUNK))
-        }
+        FileWindow::Stream(chunks) => chunks,
     };
     Ok(with_header(header, body))
 }

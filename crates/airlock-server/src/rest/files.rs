@@ -1,20 +1,17 @@
 //! `/v1/sandboxes/{id}/files...`: download with ranges, streamed atomic upload, append and
 //! offset writes, list, stat, mkdir, move, delete.
 
-use std::io::SeekFrom;
 use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_api::{ErrorCode, FileEntry, FileList, MakeDir, MoveFile, WriteResult};
-use airlock_service::{ApiError, FileBody, ListFiles, Principal, PutFile, Service, mtime_text};
+use airlock_service::{ApiError, FileWindow, ListFiles, Principal, PutFile, Service, mtime_text};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use super::body::stream;
 use super::failure::{Answer, Failure};
@@ -23,9 +20,6 @@ use super::json::{Json, Query};
 use super::range::{ByteRange, parse_range};
 
 type Caller = Extension<Principal>;
-
-/// Bytes per chunk when streaming a download.
-const DOWNLOAD_CHUNK: usize = 256 * 1024;
 
 #[derive(Deserialize)]
 pub struct PathQuery {
@@ -139,19 +133,9 @@ pub async fn download(
         start: 0,
         len: size,
     });
-    let body = match content {
-        FileBody::Small(bytes) => {
-            Body::from(bytes::Bytes::from(bytes).slice(start as usize..(start + len) as usize))
-        }
-        FileBody::Stream(file) => {
-            let mut file = tokio::fs::File::from_std(file);
-            if start > 0 {
-                file.seek(SeekFrom::Start(start))
-                    .await
-                    .map_err(|e| ApiError::internal("seeking", e))?;
-            }
-            Body::from_stream(ReaderStream::with_capacity(file.take(len), DOWNLOAD_CHUNK))
-        }
+    let body = match content.window(start, len).await? {
+        FileWindow::Bytes(bytes) => Body::from(bytes),
+        FileWindow::Stream(chunks) => Body::from_stream(chunks),
     };
     let mut response = Response::new(body);
     *response.status_mut() = if range.is_some() {

@@ -48,27 +48,25 @@ class HTTP:
         idempotent: bool = False,
     ) -> Any:
         """Sends one request and answers its JSON (None for an empty answer)."""
-        attempts = ATTEMPTS if idempotent else 1
-        for attempt in range(attempts):
-            try:
-                response = self._client.request(
-                    method,
-                    path,
-                    params=params,
-                    json=json_body,
-                    content=content,
-                    files=files,
-                )
-                break
-            except httpx.ConnectError:
-                if attempt + 1 == attempts:
-                    raise
-                _io.sleep(BACKOFF * (attempt + 1))
+        request = self._client.build_request(
+            method, path, params=params, json=json_body, content=content, files=files
+        )
+        response = self._send(request, stream=False, retry=idempotent)
         if response.status_code >= 400:
             raise _core.failure(response.status_code, response.content)
         if not response.content:
             return None
         return json.loads(response.content)
+
+    def _send(self, request: httpx.Request, *, stream: bool, retry: bool) -> httpx.Response:
+        """Sends `request`. One that may safely repeat is tried again while the daemon
+        refuses connections (a restart, say), backing off a little each time."""
+        for attempt in range(1, ATTEMPTS if retry else 1):
+            try:
+                return self._client.send(request, stream=stream)
+            except httpx.ConnectError:
+                _io.sleep(BACKOFF * attempt)
+        return self._client.send(request, stream=stream)
 
     @contextmanager
     def stream(
@@ -84,14 +82,7 @@ class HTTP:
         request = self._client.build_request(
             method, path, params=params, json=json_body, timeout=timeout
         )
-        for attempt in range(ATTEMPTS):
-            try:
-                response = self._client.send(request, stream=True)
-                break
-            except httpx.ConnectError:
-                if attempt + 1 == ATTEMPTS or method != "GET":
-                    raise
-                _io.sleep(BACKOFF * (attempt + 1))
+        response = self._send(request, stream=True, retry=method == "GET")
         try:
             if response.status_code >= 400:
                 raise _core.failure(response.status_code, response.read())
