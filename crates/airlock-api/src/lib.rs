@@ -22,4 +22,6 @@ pub use files::{
 pub use mode::FileMode;
 pub use sandbox::{CreateSandbox, InjectedFile, Limits, Sandbox, SandboxState};
 pub use template::Template;
-pub use token::{CreateSandboxToken, CreateToken, SandboxToken, TokenCreated, TokenInfo};
+pub use token::{
+    CreateSandboxToken, CreateToken, SandboxToken, SignUrl, SignedUrl, TokenCreated, TokenInfo,
+};

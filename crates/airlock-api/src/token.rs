@@ -71,3 +71,29 @@ pub struct SandboxToken {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
 }
+
+/// Body of `POST /v1/sandboxes/{id}/files/signed-url`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignUrl {
+    /// The one file the URL reaches, as the file routes take it.
+    pub path: String,
+    /// `GET` (download; `HEAD` too) or `PUT` (upload); `GET` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Lifetime in seconds (1 to 604800); 300 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+}
+
+/// A signed URL: anyone holding it may do its one method on its one file, with no
+/// header, until it expires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignedUrl {
+    /// The URL. The daemon answers it absolute, from the request's `Host`.
+    pub url: String,
+    /// `GET` or `PUT`.
+    pub method: String,
+    /// RFC 3339 expiry.
+    pub expires_at: String,
+}

@@ -46,6 +46,12 @@ pub enum Command {
     /// Mint, list and revoke tokens: tenants' API tokens (admin) and sandbox tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print a signed URL for one file (ID:PATH): curl or a browser use it with no header
+    /// until it expires.
+    #[command(
+        after_help = "Examples:\n  curl -o report.pdf \"$(airlock sign ID:/workspace/report.pdf)\"\n  curl -T data.csv \"$(airlock sign --put --ttl 600 ID:/workspace/data.csv)\""
+    )]
+    Sign(SignArgs),
     /// Copy files and directories between this machine and a sandbox (like `docker cp`).
     #[command(after_help = "\
 Either SRC or DST is ID:PATH (PATH absolute inside the sandbox).
@@ -127,6 +133,20 @@ pub struct SyncArgs {
     /// Leave out what the local .gitignore files ignore.
     #[arg(long)]
     pub gitignore: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// ID:PATH of the file.
+    pub target: String,
+    /// Sign an upload (PUT) instead of a download (GET).
+    #[arg(long)]
+    pub put: bool,
+    /// Lifetime in seconds (at most a week).
+    #[arg(long, default_value_t = 300)]
+    pub ttl: u64,
     #[command(flatten)]
     pub out: JsonFlag,
 }

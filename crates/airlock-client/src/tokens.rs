@@ -1,7 +1,9 @@
 //! Tokens: a tenant's API tokens (the admin mints, lists and revokes them) and tokens
 //! for one sandbox (its tenant mints them).
 
-use airlock_api::{CreateSandboxToken, CreateToken, SandboxToken, TokenCreated, TokenInfo};
+use airlock_api::{
+    CreateSandboxToken, CreateToken, SandboxToken, SignUrl, SignedUrl, TokenCreated, TokenInfo,
+};
 use reqwest::Method;
 
 use crate::{Client, Error, json, send};
@@ -47,6 +49,27 @@ impl Client {
         };
         json(
             self.request(Method::POST, &format!("/sandboxes/{id}/tokens"))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Signs a URL for one file of sandbox `id` and one method (`GET` or `PUT`): usable
+    /// with no header until it expires.
+    pub async fn sign_url(
+        &self,
+        id: &str,
+        path: &str,
+        method: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<SignedUrl, Error> {
+        let body = SignUrl {
+            path: path.to_owned(),
+            method: Some(method.to_owned()),
+            ttl_secs,
+        };
+        json(
+            self.request(Method::POST, &format!("/sandboxes/{id}/files/signed-url"))
                 .json(&body),
         )
         .await

@@ -15,6 +15,7 @@ mod options;
 mod principal;
 mod record;
 mod recovery;
+mod signing;
 mod templates;
 mod token;
 mod tokens;
@@ -40,6 +41,7 @@ pub use files::{FileBody, FileWindow, ListFiles, byte_window, mtime_text, to_api
 pub use options::{PutFile, parse_mode, parse_mtime, parse_sha256};
 pub use principal::{Access, Need, Principal};
 use record::SandboxRecord;
+pub use signing::{SignedMethod, SignedRequest};
 pub use upload_new::CHUNK_CHECKSUMS;
 pub use upload_record::UploadRecord;
 pub use uploads::{ChunkChecksum, NewUpload, UploadState};
@@ -54,6 +56,8 @@ pub struct Service {
     engine: Arc<Engine>,
     /// The admin token and every minted one.
     credentials: credentials::Credentials,
+    /// The key signed URLs are signed with.
+    signer: signing::Signer,
     templates: TemplateStore,
     sandboxes: RwLock<BTreeMap<String, Arc<Entry>>>,
     /// Resumable uploads with a request in progress.
@@ -95,6 +99,7 @@ impl Service {
         let templates = TemplateStore::new(engine.layout().clone());
         let service = Self {
             credentials: credentials::Credentials::open(home)?,
+            signer: signing::Signer::open(home)?,
             engine,
             templates,
             sandboxes: RwLock::new(BTreeMap::new()),

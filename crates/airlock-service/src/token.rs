@@ -21,6 +21,11 @@ impl Token {
     pub fn matches(&self, candidate: &str) -> bool {
         self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
     }
+
+    /// The secret's bytes, as a key (signed URLs use a token file of their own).
+    pub fn key(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 /// Reads the token file, or creates it with 32 random bytes in hex.

@@ -29,6 +29,7 @@ pub async fn run_client(command: Command) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => exec::run(args).await,
         Command::Template(cmd) => templates::run(cmd).await,
         Command::Token(cmd) => tokens::run(cmd).await,
+        Command::Sign(args) => tokens::sign(args).await,
         Command::Cp(args) => cp::run(args).await,
         Command::Fs(cmd) => fs::run(cmd).await,
         Command::Watch(args) => fs::watch(args).await,

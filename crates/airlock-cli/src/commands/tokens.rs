@@ -1,9 +1,10 @@
-//! `airlock token create|ls|rm|sandbox`.
+//! `airlock token create|ls|rm|sandbox` and `airlock sign`.
 
 use std::process::ExitCode;
 
 use super::connect;
-use crate::args::TokenCommand;
+use super::transfer::target::remote;
+use crate::args::{SignArgs, TokenCommand};
 use crate::output::{print_json, print_table};
 
 pub async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
@@ -68,6 +69,22 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
                 println!("{}", made.token);
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a signed URL, alone on stdout so `curl "$(airlock sign …)"` works.
+pub async fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
+    let (id, path) = remote(&args.target)?;
+    let method = if args.put { "PUT" } else { "GET" };
+    let signed = connect(&args.out.conn)?
+        .sign_url(&id, &path, method, Some(args.ttl))
+        .await?;
+    if args.out.json {
+        print_json(&signed)?;
+    } else {
+        eprintln!("{method} until {}:", signed.expires_at);
+        println!("{}", signed.url);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,7 @@ mod json;
 mod openapi;
 pub(crate) mod range;
 mod sandboxes;
+mod signed;
 mod templates;
 mod tokens;
 pub(crate) mod tus;
@@ -89,6 +90,7 @@ pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
         .route("/tokens", post(tokens::create).get(tokens::list))
         .route("/tokens/{token}", axum::routing::delete(tokens::revoke))
         .route("/sandboxes/{id}/tokens", post(tokens::create_for_sandbox))
+        .route("/sandboxes/{id}/files/signed-url", post(signed::sign))
         .route_layer(middleware::from_fn_with_state(
             service.clone(),
             require_token,
@@ -169,8 +171,9 @@ async fn close_after_refused_body(request: Request, next: Next) -> Response {
     response
 }
 
-/// Every `/v1` route needs `Authorization: Bearer <token>`; the handlers get the caller
-/// it names as a [`Principal`].
+/// Every `/v1` route needs `Authorization: Bearer <token>`, or, on a file's content
+/// route, a signed URL's parameters; the handlers get the caller either names as a
+/// [`Principal`].
 async fn require_token(
     State(service): State<Arc<Service>>,
     mut request: Request,
@@ -180,7 +183,12 @@ async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match service.authenticate(presented) {
+    let caller = if presented.is_none() && signed::presents_signature(&request) {
+        signed::admit(&service, &request)
+    } else {
+        service.authenticate(presented)
+    };
+    match caller {
         Ok(caller) => {
             request.extensions_mut().insert::<Principal>(caller);
             next.run(request).await

@@ -1,0 +1,102 @@
+//! Signed URLs on REST: minting them (`POST /v1/sandboxes/{id}/files/signed-url`) and
+//! admitting a request that presents one instead of a token.
+
+use std::sync::Arc;
+
+use airlock_api::{SignUrl, SignedUrl};
+use airlock_service::{ApiError, Principal, Service, SignedMethod, SignedRequest};
+use axum::Extension;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, header};
+
+use super::failure::Answer;
+use super::json::Json;
+
+/// The one route a signed URL may name.
+const SIGNED_ROUTE: &str = "/v1/sandboxes/{id}/files/content";
+
+pub async fn sign(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(req): Json<SignUrl>,
+) -> Answer<axum::Json<SignedUrl>> {
+    let mut signed = service.sign_url(&caller, &id, req)?;
+    signed.url = format!("{}{}", origin(&headers), signed.url);
+    Ok(axum::Json(signed))
+}
+
+/// The origin the client reached the daemon at, so the URL works as handed out. A
+/// proxy that ends TLS says so with `X-Forwarded-Proto`.
+fn origin(headers: &HeaderMap) -> String {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let scheme = match text("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let host = text(header::HOST.as_str()).unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+/// Whether a request carries a signature rather than a token.
+pub fn presents_signature(request: &Request) -> bool {
+    request
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("signature=")))
+}
+
+/// The principal a signed request acts as. The service checks the signature against
+/// the sandbox, method and `path` read here, which are the ones the handler acts on:
+/// the route is the content route and `path` appears exactly once.
+pub fn admit(service: &Service, request: &Request) -> Result<Principal, ApiError> {
+    let matched = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(axum::extract::MatchedPath::as_str);
+    if matched != Some(SIGNED_ROUTE) {
+        return Err(refused("a signed URL reaches a file's content route only"));
+    }
+    let method = SignedMethod::from_request(request.method().as_str())
+        .ok_or_else(|| refused("a signed URL is for GET, HEAD or PUT"))?;
+    // The URI seen here may have lost its `/v1` (nested routers strip their prefix).
+    let sandbox_id = request
+        .uri()
+        .path()
+        .split('/')
+        .skip_while(|segment| *segment != "sandboxes")
+        .nth(1)
+        .unwrap_or_default();
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded_pairs(request.uri().query().unwrap_or_default())?;
+    let once = |name: &str| -> Result<&str, ApiError> {
+        let mut found = pairs.iter().filter(|(key, _)| key == name);
+        match (found.next(), found.next()) {
+            (Some((_, value)), None) => Ok(value),
+            _ => Err(ApiError::bad_request(format!(
+                "a signed URL carries `{name}` exactly once"
+            ))),
+        }
+    };
+    service.authenticate_signed(&SignedRequest {
+        sandbox_id,
+        method,
+        path: once("path")?,
+        expires: once("expires")?,
+        signature: once("signature")?,
+    })
+}
+
+fn serde_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let uri: axum::http::Uri = format!("/?{query}")
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad query"))?;
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
+}
+
+fn refused(message: &str) -> ApiError {
+    ApiError::forbidden(message)
+}
