@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const PROTOS: [&str; 3] = [
+const PROTOS: [&str; 4] = [
     "airlock/v1/files.proto",
     "airlock/v1/sandboxes.proto",
     "airlock/v1/exec.proto",
+    "airlock/v1/tokens.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

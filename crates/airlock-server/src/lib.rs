@@ -6,6 +6,7 @@
 pub mod fuzz_api;
 mod grpc;
 mod http;
+mod origin;
 mod rest;
 
 /// Settings of `airlock serve`.
@@ -59,7 +60,9 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
 fn dispatch(rest: axum::Router, grpc: axum::Router) -> axum::Router {
     use futures_util::future::Either;
     use tower::ServiceExt;
-    let route = tower::service_fn(move |request: axum::extract::Request| {
+    let route = tower::service_fn(move |mut request: axum::extract::Request| {
+        let origin = origin::Origin::of(request.uri(), request.headers());
+        request.extensions_mut().insert(origin);
         if grpc::is_grpc(request.headers()) {
             Either::Left(grpc.clone().oneshot(request))
         } else {

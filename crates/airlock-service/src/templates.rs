@@ -8,8 +8,10 @@ use crate::body::{BodyPump, ByteStream};
 use crate::{ApiError, Principal};
 
 impl Service {
-    /// The built-in template and every registered one.
-    pub fn templates(&self, _caller: &Principal) -> Vec<Template> {
+    /// The built-in template and every registered one; a sandbox token sees none (it
+    /// reaches its sandbox's files and nothing else).
+    pub fn templates(&self, caller: &Principal) -> Result<Vec<Template>, ApiError> {
+        caller.require_account("list templates")?;
         let host = Template {
             name: HOST_TEMPLATE.into(),
             kind: "host".into(),
@@ -28,7 +30,7 @@ impl Service {
                 created_at,
             }
         });
-        std::iter::once(host).chain(registered).collect()
+        Ok(std::iter::once(host).chain(registered).collect())
     }
 
     /// Registers a root filesystem from a tar stream (read on a blocking thread).
@@ -61,7 +63,7 @@ impl Service {
                 format!("unpacking template {name}: {}", error_chain(&e)),
             ),
         })?;
-        self.templates(caller)
+        self.templates(caller)?
             .into_iter()
             .find(|t| t.name == name)
             .ok_or_else(|| ApiError::not_found(name.to_owned()))

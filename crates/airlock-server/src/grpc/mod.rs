@@ -1,5 +1,5 @@
 //! The gRPC face (package `airlock.v1`), served on the daemon's port beside REST: Files,
-//! Sandboxes and Exec over the same service, plus the standard health service and server
+//! Sandboxes, Exec and Tokens over the same service, plus the standard health service and server
 //! reflection (v1 and v1alpha), so grpcurl and grpc_health_probe need no proto files.
 //! Handlers only decode, call the service and encode.
 
@@ -10,6 +10,7 @@ mod exec;
 mod files;
 mod sandboxes;
 pub(crate) mod status;
+mod tokens;
 pub(crate) mod upload;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use airlock_proto::v1::exec_server::ExecServer;
 use airlock_proto::v1::files_server::FilesServer;
 use airlock_proto::v1::sandboxes_server::SandboxesServer;
+use airlock_proto::v1::tokens_server::TokensServer;
 use airlock_service::{Principal, Service};
 use tonic::service::Routes;
 use tonic::{Request, Status};
@@ -35,6 +37,7 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         .max_encoding_message_size(MESSAGE_LIMIT);
     let sandboxes = SandboxesServer::new(sandboxes::SandboxesFace(service.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT);
+    let tokens = TokensServer::new(tokens::TokensFace(service.clone()));
     let exec = ExecServer::new(exec::ExecFace(service))
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);
@@ -48,6 +51,9 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         health_reporter
             .set_serving::<ExecServer<exec::ExecFace>>()
             .await;
+        health_reporter
+            .set_serving::<TokensServer<tokens::TokensFace>>()
+            .await;
     });
     let mut routes = Routes::new(health)
         .add_service(tonic::service::interceptor::InterceptedService::new(
@@ -56,6 +62,10 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         ))
         .add_service(tonic::service::interceptor::InterceptedService::new(
             sandboxes,
+            check.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            tokens,
             check.clone(),
         ))
         .add_service(tonic::service::interceptor::InterceptedService::new(

@@ -7,7 +7,8 @@ use airlock_api::{SignUrl, SignedUrl};
 use airlock_service::{ApiError, Principal, Service, SignedMethod, SignedRequest};
 use axum::Extension;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, header};
+
+use crate::origin::Origin;
 
 use super::failure::Answer;
 use super::json::Json;
@@ -19,24 +20,12 @@ pub async fn sign(
     State(service): State<Arc<Service>>,
     Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Extension(Origin(origin)): Extension<Origin>,
     Json(req): Json<SignUrl>,
 ) -> Answer<axum::Json<SignedUrl>> {
     let mut signed = service.sign_url(&caller, &id, req)?;
-    signed.url = format!("{}{}", origin(&headers), signed.url);
+    signed.url = format!("{origin}{}", signed.url);
     Ok(axum::Json(signed))
-}
-
-/// The origin the client reached the daemon at, so the URL works as handed out. A
-/// proxy that ends TLS says so with `X-Forwarded-Proto`.
-fn origin(headers: &HeaderMap) -> String {
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let scheme = match text("x-forwarded-proto") {
-        Some("https") => "https",
-        _ => "http",
-    };
-    let host = text(header::HOST.as_str()).unwrap_or("localhost");
-    format!("{scheme}://{host}")
 }
 
 /// Whether a request carries a signature rather than a token.

@@ -15,8 +15,8 @@ use super::failure::Answer;
 pub async fn list(
     State(service): State<Arc<Service>>,
     Extension(caller): Extension<Principal>,
-) -> axum::Json<Vec<Template>> {
-    axum::Json(service.templates(&caller))
+) -> Answer<axum::Json<Vec<Template>>> {
+    Ok(axum::Json(service.templates(&caller)?))
 }
 
 /// The body is a tar stream of the root filesystem, unpacked as it arrives.
