@@ -41,6 +41,9 @@ pub enum ErrorCode {
     DiskQuota,
     /// The target kept changing under a lookup (a rename race); try again (503).
     Busy,
+    /// The tenant is at its cap of concurrent watches, commands or uploads; try again
+    /// after `Retry-After` seconds (429).
+    TooManyRequests,
     /// A code this client does not know (sent by a newer daemon); never sent.
     #[serde(other)]
     Unknown,
@@ -65,6 +68,7 @@ impl ErrorCode {
             Self::Internal => 500,
             Self::DiskQuota => 507,
             Self::Busy => 503,
+            Self::TooManyRequests => 429,
             Self::Unknown => 500,
         }
     }

@@ -250,6 +250,15 @@ pub struct ServeArgs {
     /// Fail a request whose body stalls, or drop a client that stops reading, for this long.
     #[arg(long, env = "AIRLOCK_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: std::time::Duration,
+    /// Each tenant may hold this many watches at once (429 past it).
+    #[arg(long, env = "AIRLOCK_MAX_WATCHES_PER_TENANT", default_value_t = 64)]
+    pub max_watches_per_tenant: usize,
+    /// Each tenant may run this many commands at once (429 past it).
+    #[arg(long, env = "AIRLOCK_MAX_EXECS_PER_TENANT", default_value_t = 64)]
+    pub max_execs_per_tenant: usize,
+    /// Each tenant may stream this many uploads at once (429 past it).
+    #[arg(long, env = "AIRLOCK_MAX_UPLOADS_PER_TENANT", default_value_t = 64)]
+    pub max_uploads_per_tenant: usize,
 }
 
 #[derive(Debug, Args)]

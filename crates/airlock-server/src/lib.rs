@@ -16,12 +16,12 @@ pub struct ServeConfig {
     pub listen: String,
     /// Directory holding all state.
     pub home: std::path::PathBuf,
-    /// How long a resumable upload may sit untouched before it is removed.
-    pub upload_expiry: std::time::Duration,
+    /// The service's own settings: upload expiry, tenant caps, audit, OIDC.
+    pub service: airlock_service::Settings,
     /// Bounds on concurrent connections and on stalled clients.
     pub connections: ConnectionLimits,
 }
-pub use airlock_service::{ApiError, Service};
+pub use airlock_service::{ApiError, Service, Settings, TenantCaps};
 pub use http::ConnectionLimits;
 
 use std::sync::Arc;
@@ -34,7 +34,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     std::fs::create_dir_all(&config.home)?;
     let home = config.home.canonicalize()?;
     let started = std::time::SystemTime::now();
-    let service = Arc::new(Service::open(&home, config.upload_expiry).await?);
+    let service = Arc::new(Service::open(&home, config.service.clone()).await?);
     let listener = TcpListener::bind(&config.listen).await?;
     let address = listener.local_addr()?;
     // Tests and scripts that listen on port 0 learn the real port here.

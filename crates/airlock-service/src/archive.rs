@@ -1,5 +1,6 @@
 //! Directory trees as tar streams, both ways, optionally zstd-compressed.
 
+use crate::caps::Work;
 use std::io::Read;
 
 use airlock_api::{ArchiveResult, SkippedEntry};
@@ -172,6 +173,7 @@ impl Service {
         let limits = upload.limits();
         let format = upload.format;
         let root = self.root_of(caller, id, Need::Write)?;
+        let _slot = self.slot(id, Work::Upload)?;
         let (reader, pump) = BodyPump::new(body);
         let outcome = blocking(move || {
             let (format, body) = sniff(format, reader).map_err(|e| io_error(&dir, e))?;

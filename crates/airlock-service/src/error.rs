@@ -16,6 +16,9 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// What failed, for the caller; never an internal cause.
     pub message: String,
+    /// Seconds after which trying again may succeed (REST `Retry-After`, gRPC
+    /// `RetryInfo`).
+    pub retry_after: Option<u64>,
 }
 
 /// Numbers internal failures so an answer can point at its log line.
@@ -27,7 +30,14 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the caller when to try again.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// A malformed request.

@@ -1,5 +1,6 @@
 //! Running commands: one event pump serves both the streamed and the buffered answer.
 
+use crate::caps::Work;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -72,6 +73,7 @@ impl Service {
     ) -> Result<ExecEvents, ApiError> {
         let checked = validate::exec(&req)?;
         let entry = self.entry(caller, id, Need::Write)?;
+        let slot = self.slot(id, Work::Exec)?;
         let record = entry.record();
         let leaf = format!("exec-{}", entry.exec_seq.fetch_add(1, Ordering::Relaxed));
         let plan = ExecPlan {
@@ -91,7 +93,7 @@ impl Service {
             self.engine.spawn_exec(id, &init, &leaf, plan)?
         };
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(pump(
+        let pumped = pump(
             self.engine.clone(),
             id.to_owned(),
             leaf,
@@ -99,7 +101,12 @@ impl Service {
             checked,
             stdin,
             tx,
-        ));
+        );
+        // The tenant's slot is held until the command has exited and been reaped.
+        tokio::spawn(async move {
+            pumped.await;
+            drop(slot);
+        });
         Ok(rx)
     }
 

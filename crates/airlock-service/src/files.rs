@@ -2,6 +2,7 @@
 //! confined engine; read-only injected files are protected by their read-only mounts, so
 //! the kernel itself refuses (EROFS/EBUSY, answered 403) any write, move or removal.
 
+use crate::caps::Work;
 use std::time::{Duration, UNIX_EPOCH};
 
 use airlock_api::{FileEntry, FileList, FileMode, WriteResult};
@@ -197,6 +198,7 @@ impl Service {
         let path = parse(path)?;
         let root = self.root_of(caller, id, Need::Write)?;
         let put = put.checked()?;
+        let _slot = self.slot(id, Work::Upload)?;
         let (mut reader, pump) = BodyPump::new(body);
         let outcome = blocking(move || {
             let existed = root.stat(&path).is_ok();
@@ -240,6 +242,7 @@ impl Service {
         };
         let path = parse(path)?;
         let root = self.root_of(caller, id, Need::Write)?;
+        let _slot = self.slot(id, Work::Upload)?;
         let (mut reader, pump) = BodyPump::new(body);
         let outcome = blocking(move || {
             Ok::<_, ApiError>(written(&root.write_in_place(

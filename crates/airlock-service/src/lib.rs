@@ -5,6 +5,7 @@
 mod archive;
 mod batch;
 mod body;
+mod caps;
 mod credentials;
 mod error;
 mod exec;
@@ -15,6 +16,7 @@ mod options;
 mod principal;
 mod record;
 mod recovery;
+mod settings;
 mod signing;
 mod templates;
 mod token;
@@ -35,12 +37,14 @@ use airlock_sandbox::{Engine, InitProcess, SandboxConfig, TemplateStore};
 pub use archive::{ArchiveFormat, ArchiveUpload, TarStream};
 pub use batch::{BatchDefaults, BatchPart, batch_broken, batch_result};
 pub use body::{ByteStream, byte_stream};
+pub use caps::TenantCaps;
 pub use error::ApiError;
 pub use exec::{ExecEvents, ProcessEvent, ProcessInput};
 pub use files::{FileBody, FileWindow, ListFiles, byte_window, mtime_text, to_api};
 pub use options::{PutFile, parse_mode, parse_mtime, parse_sha256};
 pub use principal::{Access, Need, Principal};
 use record::SandboxRecord;
+pub use settings::Settings;
 pub use signing::{SignedMethod, SignedRequest};
 pub use upload_new::CHUNK_CHECKSUMS;
 pub use upload_record::UploadRecord;
@@ -64,6 +68,8 @@ pub struct Service {
     busy_uploads: Mutex<std::collections::HashSet<String>>,
     /// How long an upload may sit untouched before it is removed.
     upload_expiry: std::time::Duration,
+    /// What each tenant's sandboxes hold of their caps now.
+    counts: caps::Counts,
 }
 
 /// One sandbox in memory.
@@ -93,8 +99,8 @@ struct Life {
 
 impl Service {
     /// Opens the daemon home and brings every recorded sandbox back. Resumable uploads
-    /// left untouched for `upload_expiry` are removed.
-    pub async fn open(home: &Path, upload_expiry: std::time::Duration) -> std::io::Result<Self> {
+    /// left untouched for `settings.upload_expiry` are removed.
+    pub async fn open(home: &Path, settings: Settings) -> std::io::Result<Self> {
         let engine = Arc::new(Engine::new(home)?);
         let templates = TemplateStore::new(engine.layout().clone());
         let service = Self {
@@ -104,7 +110,8 @@ impl Service {
             templates,
             sandboxes: RwLock::new(BTreeMap::new()),
             busy_uploads: Mutex::new(std::collections::HashSet::new()),
-            upload_expiry,
+            upload_expiry: settings.upload_expiry,
+            counts: caps::Counts::new(settings.caps),
         };
         service.recover().await?;
         Ok(service)
@@ -131,6 +138,18 @@ impl Service {
             .ok_or_else(|| ApiError::not_found(format!("no sandbox {id}")))?;
         caller.allows(need)?;
         Ok(entry)
+    }
+
+    /// Takes one of the sandbox's tenant's slots for `work` (429 past its cap).
+    fn slot(&self, id: &str, work: caps::Work) -> Result<caps::Slot, ApiError> {
+        let owner = self
+            .sandboxes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|entry| entry.owner.clone())
+            .ok_or_else(|| ApiError::not_found(format!("no sandbox {id}")))?;
+        self.counts.take(&owner, work)
     }
 
     fn entries(&self) -> Vec<Arc<Entry>> {

@@ -1,6 +1,7 @@
 //! Resumable uploads: create, append at the agreed offset (optionally checksummed), query,
 //! terminate, and expire when abandoned. The REST face speaks tus 1.0 over these.
 
+use crate::caps::Work;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
@@ -115,6 +116,7 @@ impl Service {
     ) -> Result<UploadState, ApiError> {
         let root = self.root_of(caller, id, Need::Write)?;
         let _busy = self.claim_upload(upload)?;
+        let _slot = self.slot(id, Work::Upload)?;
         let dir = self.engine.layout().uploads(id);
         let upload = upload.to_owned();
         let expiry = self.upload_expiry;

@@ -2,6 +2,7 @@
 //! queue. A client that reads too slowly loses events and is told so (an `overflow`
 //! event), instead of the queue growing without bound.
 
+use crate::caps::Work;
 use std::time::Duration;
 
 use airlock_api as api;
@@ -36,6 +37,10 @@ impl Service {
         path: &str,
         recursive: Option<bool>,
     ) -> Result<WatchEvents, ApiError> {
+        // The door first: a caller that may not reach the sandbox learns nothing of
+        // its tenant's counts.
+        self.require(caller, id, Need::Read)?;
+        let slot = self.slot(id, Work::Watch)?;
         let events = self
             .watch_raw(caller, id, path, recursive.unwrap_or(false))
             .await?;
@@ -46,12 +51,16 @@ impl Service {
             dir: true,
             message: None,
         };
-        let events = ReceiverStream::new(events).map(|e| api::WatchEvent {
-            kind: e.kind.name().into(),
-            path: e.path,
-            from: e.from,
-            dir: e.is_dir,
-            message: e.message,
+        // The tenant's slot is held as long as the stream is.
+        let events = ReceiverStream::new(events).map(move |e| {
+            let _held = &slot;
+            api::WatchEvent {
+                kind: e.kind.name().into(),
+                path: e.path,
+                from: e.from,
+                dir: e.is_dir,
+                message: e.message,
+            }
         });
         Ok(Box::pin(
             futures_util::stream::once(async move { ready }).chain(events),

@@ -23,7 +23,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = airlock_server::ServeConfig {
         listen: args.listen,
         home,
-        upload_expiry: args.upload_expiry,
+        service: airlock_server::Settings {
+            upload_expiry: args.upload_expiry,
+            caps: airlock_server::TenantCaps {
+                watches: args.max_watches_per_tenant,
+                execs: args.max_execs_per_tenant,
+                uploads: args.max_uploads_per_tenant,
+            },
+        },
         connections: airlock_server::ConnectionLimits {
             max_connections: args.max_connections.max(1),
             header_timeout: args.header_timeout,

@@ -25,6 +25,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::BadRange => Code::OutOfRange,
         ErrorCode::ChecksumMismatch => Code::DataLoss,
         ErrorCode::Busy => Code::Unavailable,
+        ErrorCode::TooManyRequests => Code::ResourceExhausted,
         _ => Code::Internal,
     }
 }
@@ -42,7 +43,10 @@ pub fn code_name(code: ErrorCode) -> String {
 /// engine's wording of the former.
 pub fn status(err: ApiError) -> Status {
     let name = code_name(err.code);
-    let details = ErrorDetails::with_error_info(name.clone(), ERROR_DOMAIN, []);
+    let mut details = ErrorDetails::with_error_info(name.clone(), ERROR_DOMAIN, []);
+    if let Some(secs) = err.retry_after {
+        details.set_retry_info(Some(std::time::Duration::from_secs(secs)));
+    }
     let code = match grpc_code(err.code) {
         Code::FailedPrecondition if err.message.contains("already exists") => Code::AlreadyExists,
         code => code,

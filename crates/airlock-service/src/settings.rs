@@ -1,0 +1,23 @@
+//! How the daemon's operator tunes the service (`airlock serve` flags).
+
+use std::time::Duration;
+
+use crate::caps::TenantCaps;
+
+/// Everything [`crate::Service::open`] takes besides its home.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a resumable upload may sit untouched before it is removed.
+    pub upload_expiry: Duration,
+    /// Per-tenant caps on concurrent watches, commands and uploads.
+    pub caps: TenantCaps,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            upload_expiry: Duration::from_secs(24 * 3600),
+            caps: TenantCaps::default(),
+        }
+    }
+}
