@@ -50,6 +50,14 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as it travels in JSON (`disk_quota`, ...).
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "internal".to_owned())
+    }
+
     /// The HTTP status this code is sent with.
     pub fn status(self) -> u16 {
         match self {

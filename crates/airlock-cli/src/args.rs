@@ -259,6 +259,15 @@ pub struct ServeArgs {
     /// Each tenant may stream this many uploads at once (429 past it).
     #[arg(long, env = "AIRLOCK_MAX_UPLOADS_PER_TENANT", default_value_t = 64)]
     pub max_uploads_per_tenant: usize,
+    /// The audit log: one JSON line per mutating call and per transfer [default: HOME/audit.log].
+    #[arg(long, env = "AIRLOCK_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// Rotate the audit log when it passes this many MiB.
+    #[arg(long, env = "AIRLOCK_AUDIT_LOG_MAX_MB", default_value_t = 64)]
+    pub audit_log_max_mb: u64,
+    /// Rotated audit logs kept (audit.log.1 is the newest).
+    #[arg(long, env = "AIRLOCK_AUDIT_LOG_KEEP", default_value_t = 5)]
+    pub audit_log_keep: usize,
 }
 
 #[derive(Debug, Args)]

@@ -21,7 +21,7 @@ pub struct ServeConfig {
     /// Bounds on concurrent connections and on stalled clients.
     pub connections: ConnectionLimits,
 }
-pub use airlock_service::{ApiError, Service, Settings, TenantCaps};
+pub use airlock_service::{ApiError, AuditSettings, Service, Settings, TenantCaps};
 pub use http::ConnectionLimits;
 
 use std::sync::Arc;

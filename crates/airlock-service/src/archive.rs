@@ -1,6 +1,5 @@
 //! Directory trees as tar streams, both ways, optionally zstd-compressed.
 
-use crate::caps::Work;
 use std::io::Read;
 
 use airlock_api::{ArchiveResult, SkippedEntry};
@@ -9,7 +8,9 @@ use airlock_fs::{FileOwner, UnpackLimits};
 use super::files::parse;
 use super::{Service, blocking};
 use crate::ApiError;
+use crate::audit::Counted;
 use crate::body::{BodyPump, ByteStream};
+use crate::caps::Work;
 use crate::{Need, Principal};
 
 /// Buffer between the packing thread and the response.
@@ -26,7 +27,7 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const MAX_CHOSEN: usize = 100_000;
 
 /// An archive as it is read: a stream of tar (or tar.zst) bytes.
-pub type TarStream = tokio_util::io::ReaderStream<tokio::io::DuplexStream>;
+pub type TarStream = Counted<tokio_util::io::ReaderStream<tokio::io::DuplexStream>>;
 
 /// How a tree travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,10 +68,14 @@ impl Service {
         path: &str,
         format: Option<ArchiveFormat>,
     ) -> Result<TarStream, ApiError> {
-        self.packed(caller, id, path, format, |root, dir, sink| {
+        let audit = self.audit(caller, "archive.download", Some(id)).path(path);
+        let packed = self.packed(caller, id, path, format, |root, dir, sink| {
             root.pack(dir, sink).map(drop)
-        })
-        .await
+        });
+        match packed.await {
+            Ok(stream) => Ok(Counted::new(stream, audit)),
+            Err(err) => audit.done(Err(err)),
+        }
     }
 
     /// The chosen entries under `path` (paths relative to it) as one tar stream: what a
@@ -100,10 +105,14 @@ impl Service {
                 )));
             }
         }
-        self.packed(caller, id, path, format, move |root, dir, sink| {
+        let audit = self.audit(caller, "archive.download", Some(id)).path(path);
+        let packed = self.packed(caller, id, path, format, move |root, dir, sink| {
             root.pack_paths(dir, &paths, sink).map(drop)
-        })
-        .await
+        });
+        match packed.await {
+            Ok(stream) => Ok(Counted::new(stream, audit)),
+            Err(err) => audit.done(Err(err)),
+        }
     }
 
     /// Checks `path` is a directory, then streams what `pack` writes, compressed if asked.
@@ -120,7 +129,7 @@ impl Service {
         ) -> Result<(), airlock_fs::FsError>
         + Send
         + 'static,
-    ) -> Result<TarStream, ApiError> {
+    ) -> Result<tokio_util::io::ReaderStream<tokio::io::DuplexStream>, ApiError> {
         let path = parse(path)?;
         let format = format.unwrap_or(ArchiveFormat::Tar);
         let root = self.root_of(caller, id, Need::Read)?;
@@ -169,46 +178,55 @@ impl Service {
         upload: ArchiveUpload,
         body: ByteStream,
     ) -> Result<ArchiveResult, ApiError> {
-        let dir = parse(&upload.path)?;
-        let limits = upload.limits();
-        let format = upload.format;
-        let root = self.root_of(caller, id, Need::Write)?;
-        let _slot = self.slot(id, Work::Upload)?;
-        let (reader, pump) = BodyPump::new(body);
-        let outcome = blocking(move || {
-            let (format, body) = sniff(format, reader).map_err(|e| io_error(&dir, e))?;
-            let report = match format {
-                ArchiveFormat::Tar => root.unpack(&dir, body, FileOwner::SANDBOX_USER, limits)?,
-                ArchiveFormat::TarZst => {
-                    let mut decoder =
-                        zstd::stream::read::Decoder::new(body).map_err(|e| io_error(&dir, e))?;
-                    decoder
-                        .window_log_max(ZSTD_WINDOW_LOG_MAX)
-                        .map_err(|e| io_error(&dir, e))?;
-                    root.unpack(&dir, decoder, FileOwner::SANDBOX_USER, limits)?
-                }
-            };
-            Ok(ArchiveResult {
-                path: dir.to_string(),
-                entries: report.entries,
-                files: report.files,
-                dirs: report.dirs,
-                symlinks: report.symlinks,
-                hardlinks: report.hardlinks,
-                bytes: report.bytes,
-                skipped: report
-                    .skipped
-                    .into_iter()
-                    .map(|s| SkippedEntry {
-                        path: s.path,
-                        reason: s.reason.to_owned(),
-                    })
-                    .collect(),
+        let audit = self
+            .audit(caller, "archive.upload", Some(id))
+            .path(&upload.path);
+        let result = async {
+            let dir = parse(&upload.path)?;
+            let limits = upload.limits();
+            let format = upload.format;
+            let root = self.root_of(caller, id, Need::Write)?;
+            let _slot = self.slot(id, Work::Upload)?;
+            let (reader, pump) = BodyPump::new(body);
+            let outcome = blocking(move || {
+                let (format, body) = sniff(format, reader).map_err(|e| io_error(&dir, e))?;
+                let report = match format {
+                    ArchiveFormat::Tar => {
+                        root.unpack(&dir, body, FileOwner::SANDBOX_USER, limits)?
+                    }
+                    ArchiveFormat::TarZst => {
+                        let mut decoder = zstd::stream::read::Decoder::new(body)
+                            .map_err(|e| io_error(&dir, e))?;
+                        decoder
+                            .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                            .map_err(|e| io_error(&dir, e))?;
+                        root.unpack(&dir, decoder, FileOwner::SANDBOX_USER, limits)?
+                    }
+                };
+                Ok(ArchiveResult {
+                    path: dir.to_string(),
+                    entries: report.entries,
+                    files: report.files,
+                    dirs: report.dirs,
+                    symlinks: report.symlinks,
+                    hardlinks: report.hardlinks,
+                    bytes: report.bytes,
+                    skipped: report
+                        .skipped
+                        .into_iter()
+                        .map(|s| SkippedEntry {
+                            path: s.path,
+                            reason: s.reason.to_owned(),
+                        })
+                        .collect(),
+                })
             })
-        })
+            .await;
+            pump.finish().await;
+            outcome?
+        }
         .await;
-        pump.finish().await;
-        outcome?
+        audit.done(result)
     }
 }
 

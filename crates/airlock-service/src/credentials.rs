@@ -97,11 +97,13 @@ impl Credentials {
         Ok(match &record.scope {
             None => Principal::Tenant {
                 tenant: record.tenant.clone(),
+                by: format!("token {}", record.id),
             },
             Some(scope) => Principal::Sandbox {
                 tenant: record.tenant.clone(),
                 sandbox_id: scope.sandbox_id.clone(),
                 access: scope.access,
+                by: format!("sandbox token {}", record.id),
             },
         })
     }
@@ -220,7 +222,8 @@ mod tests {
         assert_eq!(
             creds.resolve(&secret).unwrap(),
             Principal::Tenant {
-                tenant: "team-a".into()
+                tenant: "team-a".into(),
+                by: format!("token {}", record.id),
             }
         );
         // Kept across a restart; revoked at once.

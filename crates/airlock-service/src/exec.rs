@@ -1,6 +1,5 @@
 //! Running commands: one event pump serves both the streamed and the buffered answer.
 
-use crate::caps::Work;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,6 +17,7 @@ use tokio::sync::mpsc;
 use super::validate::{self, CheckedExec};
 use super::{Service, blocking};
 use crate::ApiError;
+use crate::caps::Work;
 use crate::{Need, Principal};
 
 /// Events of one exec, in order; the last is `Exit` (or `Error`).
@@ -71,43 +71,48 @@ impl Service {
         req: ExecRequest,
         stdin: ProcessInput,
     ) -> Result<ExecEvents, ApiError> {
-        let checked = validate::exec(&req)?;
-        let entry = self.entry(caller, id, Need::Write)?;
-        let slot = self.slot(id, Work::Exec)?;
-        let record = entry.record();
-        let leaf = format!("exec-{}", entry.exec_seq.fetch_add(1, Ordering::Relaxed));
-        let plan = ExecPlan {
-            argv: checked.argv.clone(),
-            env: environment(id, &record.env, &req.env),
-            cwd: checked.cwd.clone(),
-        };
-        let child = {
-            // Held while spawning so a concurrent stop cannot tear the groups down under us.
-            let life = entry.life.lock().await;
-            let init = life.init.clone().ok_or_else(|| {
-                ApiError::conflict(format!(
-                    "sandbox {id} is {:?}, not running; start it first",
-                    record.state
-                ))
-            })?;
-            self.engine.spawn_exec(id, &init, &leaf, plan)?
-        };
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let pumped = pump(
-            self.engine.clone(),
-            id.to_owned(),
-            leaf,
-            child,
-            checked,
-            stdin,
-            tx,
-        );
-        // The tenant's slot is held until the command has exited and been reaped.
-        tokio::spawn(async move {
-            pumped.await;
-            drop(slot);
-        });
-        Ok(rx)
+        let audit = self.audit(caller, "exec.start", Some(id));
+        let result = async {
+            let checked = validate::exec(&req)?;
+            let entry = self.entry(caller, id, Need::Write)?;
+            let slot = self.slot(id, Work::Exec)?;
+            let record = entry.record();
+            let leaf = format!("exec-{}", entry.exec_seq.fetch_add(1, Ordering::Relaxed));
+            let plan = ExecPlan {
+                argv: checked.argv.clone(),
+                env: environment(id, &record.env, &req.env),
+                cwd: checked.cwd.clone(),
+            };
+            let child = {
+                // Held while spawning so a concurrent stop cannot tear the groups down under us.
+                let life = entry.life.lock().await;
+                let init = life.init.clone().ok_or_else(|| {
+                    ApiError::conflict(format!(
+                        "sandbox {id} is {:?}, not running; start it first",
+                        record.state
+                    ))
+                })?;
+                self.engine.spawn_exec(id, &init, &leaf, plan)?
+            };
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let pumped = pump(
+                self.engine.clone(),
+                id.to_owned(),
+                leaf,
+                child,
+                checked,
+                stdin,
+                tx,
+            );
+            // The tenant's slot is held until the command has exited and been reaped.
+            tokio::spawn(async move {
+                pumped.await;
+                drop(slot);
+            });
+            Ok(rx)
+        }
+        .await;
+        audit.done(result)
     }
 
     /// Runs a command to the end and answers with all of its output.

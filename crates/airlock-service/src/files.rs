@@ -2,7 +2,6 @@
 //! confined engine; read-only injected files are protected by their read-only mounts, so
 //! the kernel itself refuses (EROFS/EBUSY, answered 403) any write, move or removal.
 
-use crate::caps::Work;
 use std::time::{Duration, UNIX_EPOCH};
 
 use airlock_api::{FileEntry, FileList, FileMode, WriteResult};
@@ -10,7 +9,9 @@ use airlock_fs::{Entry, FileOwner, Placement, Root, SandboxPath, WriteOptions, W
 
 use super::{Service, blocking};
 use crate::ApiError;
+use crate::audit::{Counted, Pending};
 use crate::body::{BodyPump, ByteStream};
+use crate::caps::Work;
 use crate::options::PutFile;
 use crate::{Need, Principal};
 
@@ -42,8 +43,14 @@ pub(crate) const DEFAULT_FILE_MODE: u32 = 0o644;
 /// Files up to this size are read whole when opened for download.
 const SMALL_FILE: u64 = 64 * 1024;
 
-/// A download's content: read already (small files) or an open file to stream.
-pub enum FileBody {
+/// A download's content, with its audit line, written once the bytes are sent.
+pub struct FileBody {
+    content: Content,
+    audit: Pending,
+}
+
+/// Read already (small files) or an open file to stream.
+enum Content {
     Small(Vec<u8>),
     Stream(std::fs::File),
 }
@@ -63,21 +70,25 @@ impl FileBody {
     /// Bytes `[start, start + len)` of the content, which a face sends as it is.
     pub async fn window(self, start: u64, len: u64) -> Result<FileWindow, ApiError> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        Ok(match self {
-            Self::Small(bytes) => FileWindow::Bytes(
-                bytes::Bytes::from(bytes).slice(start as usize..(start + len) as usize),
-            ),
-            Self::Stream(file) => {
+        let mut audit = self.audit;
+        Ok(match self.content {
+            Content::Small(bytes) => {
+                audit.bytes(len);
+                drop(audit.done(Ok(())));
+                FileWindow::Bytes(
+                    bytes::Bytes::from(bytes).slice(start as usize..(start + len) as usize),
+                )
+            }
+            Content::Stream(file) => {
                 let mut file = tokio::fs::File::from_std(file);
                 if start > 0 {
                     file.seek(std::io::SeekFrom::Start(start))
                         .await
                         .map_err(|e| ApiError::internal("seeking", e))?;
                 }
-                FileWindow::Stream(Box::pin(tokio_util::io::ReaderStream::with_capacity(
-                    file.take(len),
-                    DOWNLOAD_CHUNK,
-                )))
+                let chunks =
+                    tokio_util::io::ReaderStream::with_capacity(file.take(len), DOWNLOAD_CHUNK);
+                FileWindow::Stream(Box::pin(Counted::of_length(chunks, audit, len)))
             }
         })
     }
@@ -170,20 +181,29 @@ impl Service {
         id: &str,
         path: &str,
     ) -> Result<(FileBody, Entry), ApiError> {
-        let path = parse(path)?;
-        self.on_root(caller, id, Need::Read, move |root| {
-            let (file, mut entry) = root.open_read(&path)?;
-            if entry.size > SMALL_FILE {
-                return Ok((FileBody::Stream(file), entry));
-            }
-            let mut bytes = Vec::with_capacity(entry.size as usize);
-            std::io::Read::read_to_end(&mut std::io::Read::take(file, SMALL_FILE), &mut bytes)
-                .map_err(|e| ApiError::internal("reading", e))?;
-            // What was read is what is sent, even if the file changed meanwhile.
-            entry.size = bytes.len() as u64;
-            Ok((FileBody::Small(bytes), entry))
-        })
-        .await
+        let audit = self.audit(caller, "file.read", Some(id)).path(path);
+        let path = match parse(path) {
+            Ok(path) => path,
+            Err(err) => return audit.done(Err(err)),
+        };
+        let opened = self
+            .on_root(caller, id, Need::Read, move |root| {
+                let (file, mut entry) = root.open_read(&path)?;
+                if entry.size > SMALL_FILE {
+                    return Ok((Content::Stream(file), entry));
+                }
+                let mut bytes = Vec::with_capacity(entry.size as usize);
+                std::io::Read::read_to_end(&mut std::io::Read::take(file, SMALL_FILE), &mut bytes)
+                    .map_err(|e| ApiError::internal("reading", e))?;
+                // What was read is what is sent, even if the file changed meanwhile.
+                entry.size = bytes.len() as u64;
+                Ok((Content::Small(bytes), entry))
+            })
+            .await;
+        match opened {
+            Ok((content, entry)) => Ok((FileBody { content, audit }, entry)),
+            Err(err) => audit.done(Err(err)),
+        }
     }
 
     /// Streams `body` into `path`, atomically. Returns the result and whether it was new.
@@ -195,29 +215,38 @@ impl Service {
         put: PutFile,
         body: ByteStream,
     ) -> Result<(WriteResult, bool), ApiError> {
-        let path = parse(path)?;
-        let root = self.root_of(caller, id, Need::Write)?;
-        let put = put.checked()?;
-        let _slot = self.slot(id, Work::Upload)?;
-        let (mut reader, pump) = BodyPump::new(body);
-        let outcome = blocking(move || {
-            let existed = root.stat(&path).is_ok();
-            let opts = WriteOptions {
-                mode: put.mode.unwrap_or(DEFAULT_FILE_MODE),
-                owner: FileOwner::SANDBOX_USER,
-                parents: put.parents.unwrap_or(false),
-                overwrite: put.overwrite.unwrap_or(true),
-                mtime: put.mtime,
-                expect_sha256: put.expect_sha256,
-            };
-            Ok::<_, ApiError>((
-                written(&root.write_file(&path, &mut reader, opts)?),
-                !existed,
-            ))
-        })
+        let mut audit = self.audit(caller, "file.write", Some(id)).path(path);
+        let result = async {
+            let path = parse(path)?;
+            let root = self.root_of(caller, id, Need::Write)?;
+            let put = put.checked()?;
+            let _slot = self.slot(id, Work::Upload)?;
+            let (mut reader, pump) = BodyPump::new(body);
+            let outcome = blocking(move || {
+                let existed = root.stat(&path).is_ok();
+                let opts = WriteOptions {
+                    mode: put.mode.unwrap_or(DEFAULT_FILE_MODE),
+                    owner: FileOwner::SANDBOX_USER,
+                    parents: put.parents.unwrap_or(false),
+                    overwrite: put.overwrite.unwrap_or(true),
+                    mtime: put.mtime,
+                    expect_sha256: put.expect_sha256,
+                };
+                Ok::<_, ApiError>((
+                    written(&root.write_file(&path, &mut reader, opts)?),
+                    !existed,
+                ))
+            })
+            .await;
+            pump.finish().await;
+            outcome?
+        }
         .await;
-        pump.finish().await;
-        outcome?
+        if let Ok(value) = &result {
+            audit.bytes(value.0.entry.size);
+            audit.sha256(&value.0.sha256);
+        }
+        audit.done(result)
     }
 
     /// Appends to, or writes at an offset of, `path`: exactly one of `append` and
@@ -231,30 +260,38 @@ impl Service {
         offset: Option<u64>,
         body: ByteStream,
     ) -> Result<WriteResult, ApiError> {
-        let at = match (append.unwrap_or(false), offset) {
-            (true, None) => Placement::Append,
-            (false, Some(offset)) => Placement::Offset(offset),
-            _ => {
-                return Err(ApiError::bad_request(
-                    "give exactly one of append=true or offset=N",
-                ));
-            }
-        };
-        let path = parse(path)?;
-        let root = self.root_of(caller, id, Need::Write)?;
-        let _slot = self.slot(id, Work::Upload)?;
-        let (mut reader, pump) = BodyPump::new(body);
-        let outcome = blocking(move || {
-            Ok::<_, ApiError>(written(&root.write_in_place(
-                &path,
-                &mut reader,
-                at,
-                FileOwner::SANDBOX_USER,
-            )?))
-        })
+        let mut audit = self.audit(caller, "file.patch", Some(id)).path(path);
+        let result = async {
+            let at = match (append.unwrap_or(false), offset) {
+                (true, None) => Placement::Append,
+                (false, Some(offset)) => Placement::Offset(offset),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "give exactly one of append=true or offset=N",
+                    ));
+                }
+            };
+            let path = parse(path)?;
+            let root = self.root_of(caller, id, Need::Write)?;
+            let _slot = self.slot(id, Work::Upload)?;
+            let (mut reader, pump) = BodyPump::new(body);
+            let outcome = blocking(move || {
+                Ok::<_, ApiError>(written(&root.write_in_place(
+                    &path,
+                    &mut reader,
+                    at,
+                    FileOwner::SANDBOX_USER,
+                )?))
+            })
+            .await;
+            pump.finish().await;
+            outcome?
+        }
         .await;
-        pump.finish().await;
-        outcome?
+        if let Ok(value) = &result {
+            audit.sha256(&value.sha256);
+        }
+        audit.done(result)
     }
 
     /// Concatenates sources into a destination, atomically.
@@ -264,24 +301,35 @@ impl Service {
         id: &str,
         req: airlock_api::ComposeFiles,
     ) -> Result<WriteResult, ApiError> {
-        if req.sources.is_empty() || req.sources.len() > MAX_COMPOSE {
-            return Err(ApiError::bad_request(format!(
-                "compose takes 1 to {MAX_COMPOSE} sources"
-            )));
+        let mut audit = self
+            .audit(caller, "file.compose", Some(id))
+            .path(&req.destination);
+        let result = async {
+            if req.sources.is_empty() || req.sources.len() > MAX_COMPOSE {
+                return Err(ApiError::bad_request(format!(
+                    "compose takes 1 to {MAX_COMPOSE} sources"
+                )));
+            }
+            let sources = req
+                .sources
+                .iter()
+                .map(|s| parse(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let dest = parse(&req.destination)?;
+            let mode = req.mode.map_or(DEFAULT_FILE_MODE, |m| m.0);
+            let mut opts = WriteOptions::new(mode, FileOwner::SANDBOX_USER);
+            opts.overwrite = req.overwrite.unwrap_or(true);
+            self.on_root(caller, id, Need::Write, move |root| {
+                Ok(written(&root.compose(&sources, &dest, opts)?))
+            })
+            .await
         }
-        let sources = req
-            .sources
-            .iter()
-            .map(|s| parse(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let dest = parse(&req.destination)?;
-        let mode = req.mode.map_or(DEFAULT_FILE_MODE, |m| m.0);
-        let mut opts = WriteOptions::new(mode, FileOwner::SANDBOX_USER);
-        opts.overwrite = req.overwrite.unwrap_or(true);
-        self.on_root(caller, id, Need::Write, move |root| {
-            Ok(written(&root.compose(&sources, &dest, opts)?))
-        })
-        .await
+        .await;
+        if let Ok(value) = &result {
+            audit.bytes(value.entry.size);
+            audit.sha256(&value.sha256);
+        }
+        audit.done(result)
     }
 
     pub async fn make_dir(
@@ -292,18 +340,23 @@ impl Service {
         mode: Option<FileMode>,
         parents: Option<bool>,
     ) -> Result<FileEntry, ApiError> {
-        let path = parse(path)?;
-        let mode = mode.map_or(0o755, |m| m.0);
-        let parents = parents.unwrap_or(true);
-        self.on_root(caller, id, Need::Write, move |root| {
-            Ok(to_api(&root.mkdir(
-                &path,
-                mode,
-                FileOwner::SANDBOX_USER,
-                parents,
-            )?))
-        })
-        .await
+        let audit = self.audit(caller, "dir.make", Some(id)).path(path);
+        let result = async {
+            let path = parse(path)?;
+            let mode = mode.map_or(0o755, |m| m.0);
+            let parents = parents.unwrap_or(true);
+            self.on_root(caller, id, Need::Write, move |root| {
+                Ok(to_api(&root.mkdir(
+                    &path,
+                    mode,
+                    FileOwner::SANDBOX_USER,
+                    parents,
+                )?))
+            })
+            .await
+        }
+        .await;
+        audit.done(result)
     }
 
     pub async fn move_file(
@@ -314,17 +367,22 @@ impl Service {
         to: &str,
         overwrite: Option<bool>,
     ) -> Result<FileEntry, ApiError> {
-        let overwrite = overwrite.unwrap_or(false);
-        let (from, to) = (parse(from)?, parse(to)?);
-        if to.starts_with(&from) && to != from {
-            return Err(ApiError::bad_request(format!(
-                "cannot move {from} into itself"
-            )));
+        let audit = self.audit(caller, "file.move", Some(id)).path(from).to(to);
+        let result = async {
+            let overwrite = overwrite.unwrap_or(false);
+            let (from, to) = (parse(from)?, parse(to)?);
+            if to.starts_with(&from) && to != from {
+                return Err(ApiError::bad_request(format!(
+                    "cannot move {from} into itself"
+                )));
+            }
+            self.on_root(caller, id, Need::Write, move |root| {
+                Ok(to_api(&root.rename(&from, &to, overwrite)?))
+            })
+            .await
         }
-        self.on_root(caller, id, Need::Write, move |root| {
-            Ok(to_api(&root.rename(&from, &to, overwrite)?))
-        })
-        .await
+        .await;
+        audit.done(result)
     }
 
     pub async fn remove_file(
@@ -334,12 +392,17 @@ impl Service {
         path: &str,
         recursive: Option<bool>,
     ) -> Result<(), ApiError> {
-        let path = parse(path)?;
-        let recursive = recursive.unwrap_or(false);
-        self.on_root(caller, id, Need::Write, move |root| {
-            Ok(root.remove(&path, recursive)?)
-        })
-        .await
+        let audit = self.audit(caller, "file.remove", Some(id)).path(path);
+        let result = async {
+            let path = parse(path)?;
+            let recursive = recursive.unwrap_or(false);
+            self.on_root(caller, id, Need::Write, move |root| {
+                Ok(root.remove(&path, recursive)?)
+            })
+            .await
+        }
+        .await;
+        audit.done(result)
     }
 }
 

@@ -3,6 +3,7 @@
 //! adapters) resolve the caller to a [`Principal`], parse, call and encode.
 
 mod archive;
+mod audit;
 mod batch;
 mod body;
 mod caps;
@@ -35,6 +36,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use airlock_sandbox::{Engine, InitProcess, SandboxConfig, TemplateStore};
 
 pub use archive::{ArchiveFormat, ArchiveUpload, TarStream};
+pub use audit::{AuditSettings, Counted};
 pub use batch::{BatchDefaults, BatchPart, batch_broken, batch_result};
 pub use body::{ByteStream, byte_stream};
 pub use caps::TenantCaps;
@@ -70,6 +72,8 @@ pub struct Service {
     upload_expiry: std::time::Duration,
     /// What each tenant's sandboxes hold of their caps now.
     counts: caps::Counts,
+    /// One line per mutating call and per transfer.
+    audit_log: Arc<audit::AuditLog>,
 }
 
 /// One sandbox in memory.
@@ -112,6 +116,7 @@ impl Service {
             busy_uploads: Mutex::new(std::collections::HashSet::new()),
             upload_expiry: settings.upload_expiry,
             counts: caps::Counts::new(settings.caps),
+            audit_log: Arc::new(audit::AuditLog::open(home, &settings.audit)?),
         };
         service.recover().await?;
         Ok(service)
@@ -138,6 +143,25 @@ impl Service {
             .ok_or_else(|| ApiError::not_found(format!("no sandbox {id}")))?;
         caller.allows(need)?;
         Ok(entry)
+    }
+
+    /// Starts the audit line of a call by `caller`; its tenant is the sandbox's when
+    /// there is one, else the caller's.
+    fn audit(
+        &self,
+        caller: &Principal,
+        action: &'static str,
+        sandbox: Option<&str>,
+    ) -> audit::Pending {
+        let owner = sandbox.and_then(|id| {
+            self.sandboxes
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(id)
+                .map(|entry| entry.owner.clone())
+        });
+        let tenant = owner.unwrap_or_else(|| caller.owner().to_owned());
+        audit::Pending::new(self.audit_log.clone(), caller, tenant, sandbox, action)
     }
 
     /// Takes one of the sandbox's tenant's slots for `work` (429 past its cap).

@@ -27,63 +27,71 @@ impl Service {
         caller: &Principal,
         req: CreateSandbox,
     ) -> Result<Sandbox, ApiError> {
-        caller.require_account("create sandboxes")?;
-        validate::create(&req)?;
-        let template_name = req.template.clone().unwrap_or_else(|| HOST_TEMPLATE.into());
-        let template = self.template_root(&template_name)?;
-        let limits = validate::limits(&req.limits, self.disk_free_mb())?;
-        let files = req
-            .files
-            .iter()
-            .map(validate::injected_file)
-            .collect::<Result<Vec<_>, _>>()?;
-        let id = new_id();
-        let now = now_secs();
-        let config = SandboxConfig {
-            id: id.clone(),
-            template,
-            limits: engine_limits(&limits),
-            readonly: files
+        let mut audit = self.audit(caller, "sandbox.create", None);
+        let result = async {
+            caller.require_account("create sandboxes")?;
+            validate::create(&req)?;
+            let template_name = req.template.clone().unwrap_or_else(|| HOST_TEMPLATE.into());
+            let template = self.template_root(&template_name)?;
+            let limits = validate::limits(&req.limits, self.disk_free_mb())?;
+            let files = req
+                .files
                 .iter()
-                .filter(|f| f.readonly)
-                .map(|f| f.path.clone())
-                .collect(),
-        };
-        let record = SandboxRecord {
-            id: id.clone(),
-            template: template_name,
-            state: SandboxState::Created,
-            env: req.env,
-            limits,
-            labels: req.labels,
-            owner: caller.owner().to_owned(),
-            readonly_paths: config.readonly.iter().map(ToString::to_string).collect(),
-            created_at: now,
-            started_at: None,
-            expires_at: req.ttl_secs.map(|ttl| now + ttl),
-        };
-        let (engine, setup_config, setup_record) =
-            (self.engine.clone(), config.clone(), record.clone());
-        blocking(move || {
-            let made = provision(&engine, &setup_config, &files, &setup_record);
-            if made.is_err() {
-                let _ = engine.destroy(&setup_config.id);
+                .map(validate::injected_file)
+                .collect::<Result<Vec<_>, _>>()?;
+            let id = new_id();
+            let now = now_secs();
+            let config = SandboxConfig {
+                id: id.clone(),
+                template,
+                limits: engine_limits(&limits),
+                readonly: files
+                    .iter()
+                    .filter(|f| f.readonly)
+                    .map(|f| f.path.clone())
+                    .collect(),
+            };
+            let record = SandboxRecord {
+                id: id.clone(),
+                template: template_name,
+                state: SandboxState::Created,
+                env: req.env,
+                limits,
+                labels: req.labels,
+                owner: caller.owner().to_owned(),
+                readonly_paths: config.readonly.iter().map(ToString::to_string).collect(),
+                created_at: now,
+                started_at: None,
+                expires_at: req.ttl_secs.map(|ttl| now + ttl),
+            };
+            let (engine, setup_config, setup_record) =
+                (self.engine.clone(), config.clone(), record.clone());
+            blocking(move || {
+                let made = provision(&engine, &setup_config, &files, &setup_record);
+                if made.is_err() {
+                    let _ = engine.destroy(&setup_config.id);
+                }
+                made
+            })
+            .await??;
+            let entry = Entry::new(record, config);
+            self.sandboxes
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone(), entry);
+            if req.start.unwrap_or(true)
+                && let Err(err) = self.start(caller, &id).await
+            {
+                let _ = self.delete(caller, &id).await;
+                return Err(err);
             }
-            made
-        })
-        .await??;
-        let entry = Entry::new(record, config);
-        self.sandboxes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), entry);
-        if req.start.unwrap_or(true)
-            && let Err(err) = self.start(caller, &id).await
-        {
-            let _ = self.delete(caller, &id).await;
-            return Err(err);
+            self.get(caller, &id)
         }
-        self.get(caller, &id)
+        .await;
+        if let Ok(value) = &result {
+            audit.set_sandbox(&value.id);
+        }
+        audit.done(result)
     }
 
     /// Every sandbox the caller may reach, oldest first.
@@ -106,58 +114,73 @@ impl Service {
 
     /// Starts a sandbox; starting a running one is a no-op.
     pub async fn start(&self, caller: &Principal, id: &str) -> Result<Sandbox, ApiError> {
-        let entry = self.entry(caller, id, Need::Manage)?;
-        let mut life = entry.life.lock().await;
-        if life.deleted {
-            return Err(ApiError::not_found(format!("no sandbox {id}")));
+        let audit = self.audit(caller, "sandbox.start", Some(id));
+        let result = async {
+            let entry = self.entry(caller, id, Need::Manage)?;
+            let mut life = entry.life.lock().await;
+            if life.deleted {
+                return Err(ApiError::not_found(format!("no sandbox {id}")));
+            }
+            if life.init.is_none() {
+                let init = self.engine.start(&entry.config).await?;
+                let init = Arc::new(init);
+                life.init = Some(init.clone());
+                entry.update(&self.engine, |r| {
+                    r.state = SandboxState::Running;
+                    r.started_at = Some(now_secs());
+                });
+                tokio::spawn(watch_init(self.engine.clone(), entry.clone(), init));
+            }
+            drop(life);
+            self.get(caller, id)
         }
-        if life.init.is_none() {
-            let init = self.engine.start(&entry.config).await?;
-            let init = Arc::new(init);
-            life.init = Some(init.clone());
-            entry.update(&self.engine, |r| {
-                r.state = SandboxState::Running;
-                r.started_at = Some(now_secs());
-            });
-            tokio::spawn(watch_init(self.engine.clone(), entry.clone(), init));
-        }
-        drop(life);
-        self.get(caller, id)
+        .await;
+        audit.done(result)
     }
 
     /// Stops a sandbox's processes; its files stay. Stopping a stopped one is a no-op.
     pub async fn stop(&self, caller: &Principal, id: &str) -> Result<Sandbox, ApiError> {
-        let entry = self.entry(caller, id, Need::Manage)?;
-        let mut life = entry.life.lock().await;
-        if let Some(init) = life.init.take() {
-            self.engine.stop(id, &init, STOP_GRACE).await?;
-            entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
+        let audit = self.audit(caller, "sandbox.stop", Some(id));
+        let result = async {
+            let entry = self.entry(caller, id, Need::Manage)?;
+            let mut life = entry.life.lock().await;
+            if let Some(init) = life.init.take() {
+                self.engine.stop(id, &init, STOP_GRACE).await?;
+                entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
+            }
+            drop(life);
+            self.get(caller, id)
         }
-        drop(life);
-        self.get(caller, id)
+        .await;
+        audit.done(result)
     }
 
     /// Deletes a sandbox: its processes, mounts, groups and files.
     pub async fn delete(&self, caller: &Principal, id: &str) -> Result<(), ApiError> {
-        let entry = self.entry(caller, id, Need::Manage)?;
-        // Watches hold the sandbox's directories open; let them go first.
-        entry.closed.cancel();
-        let mut life = entry.life.lock().await;
-        if let Some(init) = life.init.take() {
-            self.engine.stop(id, &init, Duration::ZERO).await?;
-            entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
+        let audit = self.audit(caller, "sandbox.delete", Some(id));
+        let result = async {
+            let entry = self.entry(caller, id, Need::Manage)?;
+            // Watches hold the sandbox's directories open; let them go first.
+            entry.closed.cancel();
+            let mut life = entry.life.lock().await;
+            if let Some(init) = life.init.take() {
+                self.engine.stop(id, &init, Duration::ZERO).await?;
+                entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
+            }
+            let engine = self.engine.clone();
+            let owned_id = id.to_owned();
+            blocking(move || engine.destroy(&owned_id)).await??;
+            life.deleted = true;
+            self.sandboxes
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id);
+            self.credentials.forget_sandbox(id);
+            tracing::info!(id, "sandbox deleted");
+            Ok(())
         }
-        let engine = self.engine.clone();
-        let owned_id = id.to_owned();
-        blocking(move || engine.destroy(&owned_id)).await??;
-        life.deleted = true;
-        self.sandboxes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-        self.credentials.forget_sandbox(id);
-        tracing::info!(id, "sandbox deleted");
-        Ok(())
+        .await;
+        audit.done(result)
     }
 
     /// Deletes sandboxes whose TTL has run out, forever.

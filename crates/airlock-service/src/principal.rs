@@ -36,6 +36,8 @@ pub enum Principal {
     Tenant {
         /// The tenant's name.
         tenant: String,
+        /// Which credential, in words safe to log: `token 3fa2c1d0e9b8`, `oidc alice`.
+        by: String,
     },
     /// A token for one sandbox, with read or write access to it.
     Sandbox {
@@ -45,6 +47,8 @@ pub enum Principal {
         sandbox_id: String,
         /// What it may do there.
         access: Access,
+        /// Which credential, in words safe to log: `token 3fa2c1d0e9b8`, `signed URL`.
+        by: String,
     },
 }
 
@@ -53,7 +57,15 @@ impl Principal {
     pub fn owner(&self) -> &str {
         match self {
             Self::Admin => crate::ADMIN_OWNER,
-            Self::Tenant { tenant } | Self::Sandbox { tenant, .. } => tenant,
+            Self::Tenant { tenant, .. } | Self::Sandbox { tenant, .. } => tenant,
+        }
+    }
+
+    /// The credential, in words safe to log (never a secret).
+    pub fn by(&self) -> &str {
+        match self {
+            Self::Admin => "admin token",
+            Self::Tenant { by, .. } | Self::Sandbox { by, .. } => by,
         }
     }
 
@@ -81,7 +93,7 @@ impl Principal {
     pub(crate) fn reaches(&self, owner: &str, id: &str) -> bool {
         match self {
             Self::Admin => true,
-            Self::Tenant { tenant } => tenant == owner,
+            Self::Tenant { tenant, .. } => tenant == owner,
             Self::Sandbox {
                 tenant, sandbox_id, ..
             } => tenant == owner && sandbox_id == id,
@@ -120,12 +132,16 @@ mod tests {
             tenant: "t".into(),
             sandbox_id: "s1".into(),
             access,
+            by: "token x".into(),
         }
     }
 
     #[test]
     fn reach_is_by_tenant_and_by_sandbox() {
-        let tenant = Principal::Tenant { tenant: "t".into() };
+        let tenant = Principal::Tenant {
+            tenant: "t".into(),
+            by: "token y".into(),
+        };
         assert!(tenant.reaches("t", "any") && !tenant.reaches("u", "any"));
         assert!(scoped(Access::Read).reaches("t", "s1"));
         assert!(!scoped(Access::Read).reaches("t", "s2"));
@@ -144,7 +160,10 @@ mod tests {
                 .require_account("create sandboxes")
                 .is_err()
         );
-        let tenant = Principal::Tenant { tenant: "t".into() };
+        let tenant = Principal::Tenant {
+            tenant: "t".into(),
+            by: "token y".into(),
+        };
         assert!(tenant.allows(Need::Manage).is_ok());
         assert!(tenant.require_admin("mint API tokens").is_err());
     }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::audit::AuditSettings;
 use crate::caps::TenantCaps;
 
 /// Everything [`crate::Service::open`] takes besides its home.
@@ -11,6 +12,8 @@ pub struct Settings {
     pub upload_expiry: Duration,
     /// Per-tenant caps on concurrent watches, commands and uploads.
     pub caps: TenantCaps,
+    /// Where the audit log goes and when it rotates.
+    pub audit: AuditSettings,
 }
 
 impl Default for Settings {
@@ -18,6 +21,7 @@ impl Default for Settings {
         Self {
             upload_expiry: Duration::from_secs(24 * 3600),
             caps: TenantCaps::default(),
+            audit: AuditSettings::default(),
         }
     }
 }

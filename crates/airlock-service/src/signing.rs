@@ -124,42 +124,46 @@ impl Service {
         id: &str,
         req: SignUrl,
     ) -> Result<SignedUrl, ApiError> {
-        let method = match req.method.as_deref().unwrap_or("GET") {
-            "GET" => SignedMethod::Get,
-            "PUT" => SignedMethod::Put,
-            other => {
+        let audit = self.audit(caller, "url.sign", Some(id)).path(&req.path);
+        let result = (|| {
+            let method = match req.method.as_deref().unwrap_or("GET") {
+                "GET" => SignedMethod::Get,
+                "PUT" => SignedMethod::Put,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "method {other:?}: a URL is signed for GET or PUT"
+                    )));
+                }
+            };
+            let need = match method {
+                SignedMethod::Get => Need::Read,
+                SignedMethod::Put => Need::Write,
+            };
+            let entry = self.entry(caller, id, need)?;
+            if req.path.is_empty() || req.path.contains('\0') || req.path.len() > 4096 {
+                return Err(ApiError::bad_request(
+                    "a signed URL's path is 1 to 4096 bytes, no NUL",
+                ));
+            }
+            let ttl = req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
+            if !(1..=MAX_TTL_SECS).contains(&ttl) {
                 return Err(ApiError::bad_request(format!(
-                    "method {other:?}: a URL is signed for GET or PUT"
+                    "ttl_secs is 1 to {MAX_TTL_SECS}"
                 )));
             }
-        };
-        let need = match method {
-            SignedMethod::Get => Need::Read,
-            SignedMethod::Put => Need::Write,
-        };
-        let entry = self.entry(caller, id, need)?;
-        if req.path.is_empty() || req.path.contains('\0') || req.path.len() > 4096 {
-            return Err(ApiError::bad_request(
-                "a signed URL's path is 1 to 4096 bytes, no NUL",
-            ));
-        }
-        let ttl = req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
-        if !(1..=MAX_TTL_SECS).contains(&ttl) {
-            return Err(ApiError::bad_request(format!(
-                "ttl_secs is 1 to {MAX_TTL_SECS}"
-            )));
-        }
-        let expires = now_secs().saturating_add(ttl);
-        let signature = encode(self.signer.sign(&entry.id, method, &req.path, expires));
-        Ok(SignedUrl {
-            url: format!(
-                "/v1/sandboxes/{}/files/content?path={}&expires={expires}&signature={signature}",
-                entry.id,
-                utf8_percent_encode(&req.path, QUERY_VALUE)
-            ),
-            method: method.name().to_owned(),
-            expires_at: rfc3339(expires),
-        })
+            let expires = now_secs().saturating_add(ttl);
+            let signature = encode(self.signer.sign(&entry.id, method, &req.path, expires));
+            Ok(SignedUrl {
+                url: format!(
+                    "/v1/sandboxes/{}/files/content?path={}&expires={expires}&signature={signature}",
+                    entry.id,
+                    utf8_percent_encode(&req.path, QUERY_VALUE)
+                ),
+                method: method.name().to_owned(),
+                expires_at: rfc3339(expires),
+            })
+        })();
+        audit.done(result)
     }
 
     /// The principal a signed request acts as: a sandbox token of that one sandbox,
@@ -200,6 +204,7 @@ impl Service {
             tenant: owner,
             sandbox_id: req.sandbox_id.to_owned(),
             access: req.method.access(),
+            by: "signed URL".into(),
         })
     }
 }

@@ -40,6 +40,9 @@ impl Service {
         name: &str,
         archive: ByteStream,
     ) -> Result<Template, ApiError> {
+        let audit = self.audit(caller, "template.register", None).target(name);
+        let result = async {
+
         caller.require_admin("register templates")?;
         if name == HOST_TEMPLATE || !valid_template_name(name) {
             return Err(ApiError::bad_request(format!(
@@ -67,26 +70,34 @@ impl Service {
             .into_iter()
             .find(|t| t.name == name)
             .ok_or_else(|| ApiError::not_found(name.to_owned()))
+        }
+        .await;
+        audit.done(result)
     }
 
     /// Removes a registered template that no sandbox uses.
     pub async fn delete_template(&self, caller: &Principal, name: &str) -> Result<(), ApiError> {
-        caller.require_admin("delete templates")?;
-        if name == HOST_TEMPLATE || self.templates.rootfs(name).is_none() {
-            return Err(ApiError::not_found(format!(
-                "no registered template {name:?}"
-            )));
+        let audit = self.audit(caller, "template.delete", None).target(name);
+        let result = async {
+            caller.require_admin("delete templates")?;
+            if name == HOST_TEMPLATE || self.templates.rootfs(name).is_none() {
+                return Err(ApiError::not_found(format!(
+                    "no registered template {name:?}"
+                )));
+            }
+            if self.entries().iter().any(|e| e.record().template == name) {
+                return Err(ApiError::conflict(format!(
+                    "template {name} is used by sandboxes; delete them first"
+                )));
+            }
+            let store = self.templates.clone();
+            let owned = name.to_owned();
+            blocking(move || store.remove(&owned))
+                .await?
+                .map_err(|e| ApiError::internal("removing template", e))
         }
-        if self.entries().iter().any(|e| e.record().template == name) {
-            return Err(ApiError::conflict(format!(
-                "template {name} is used by sandboxes; delete them first"
-            )));
-        }
-        let store = self.templates.clone();
-        let owned = name.to_owned();
-        blocking(move || store.remove(&owned))
-            .await?
-            .map_err(|e| ApiError::internal("removing template", e))
+        .await;
+        audit.done(result)
     }
 }
 

@@ -30,23 +30,31 @@ impl Service {
         caller: &Principal,
         req: CreateToken,
     ) -> Result<TokenCreated, ApiError> {
-        caller.require_admin("mint API tokens")?;
-        check_tenant(&req.tenant)?;
-        if req.name.is_empty() || req.name.len() > 128 {
-            return Err(ApiError::bad_request(
-                "a token's name is 1 to 128 characters",
-            ));
+        let mut audit = self.audit(caller, "token.create", None);
+        let result = (|| {
+            caller.require_admin("mint API tokens")?;
+            check_tenant(&req.tenant)?;
+            if req.name.is_empty() || req.name.len() > 128 {
+                return Err(ApiError::bad_request(
+                    "a token's name is 1 to 128 characters",
+                ));
+            }
+            let (record, token) =
+                self.credentials
+                    .mint(req.name, req.tenant, req.ttl_secs, None)?;
+            Ok(TokenCreated {
+                id: record.id,
+                token,
+                name: record.name,
+                tenant: record.tenant,
+                expires_at: record.expires_at.map(rfc3339),
+            })
+        })();
+        if let Ok(value) = &result {
+            audit.set_target(&value.id);
+            audit.set_tenant(&value.tenant);
         }
-        let (record, token) = self
-            .credentials
-            .mint(req.name, req.tenant, req.ttl_secs, None)?;
-        Ok(TokenCreated {
-            id: record.id,
-            token,
-            name: record.name,
-            tenant: record.tenant,
-            expires_at: record.expires_at.map(rfc3339),
-        })
+        audit.done(result)
     }
 
     /// Every API token, without secrets (admin only).
@@ -68,12 +76,16 @@ impl Service {
 
     /// Revokes an API token at once (admin only).
     pub fn revoke_token(&self, caller: &Principal, id: &str) -> Result<(), ApiError> {
-        caller.require_admin("revoke API tokens")?;
-        if self.credentials.revoke(id)? {
-            Ok(())
-        } else {
-            Err(ApiError::not_found(format!("no token {id}")))
-        }
+        let audit = self.audit(caller, "token.revoke", None).target(id);
+        let result = (|| {
+            caller.require_admin("revoke API tokens")?;
+            if self.credentials.revoke(id)? {
+                Ok(())
+            } else {
+                Err(ApiError::not_found(format!("no token {id}")))
+            }
+        })();
+        audit.done(result)
     }
 
     /// Mints a token for one sandbox, by its tenant or the admin.
@@ -83,29 +95,33 @@ impl Service {
         id: &str,
         req: CreateSandboxToken,
     ) -> Result<SandboxToken, ApiError> {
-        let entry = self.entry(caller, id, Need::Manage)?;
-        let access = match req.access.as_str() {
-            "read" => Access::Read,
-            "write" => Access::Write,
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "access {other:?} is not read or write"
-                )));
-            }
-        };
-        let scope = Scope {
-            sandbox_id: entry.id.clone(),
-            access,
-        };
-        let name = format!("sandbox {} ({})", entry.id, req.access);
-        let (record, token) =
-            self.credentials
-                .mint(name, entry.owner.clone(), req.ttl_secs, Some(scope))?;
-        Ok(SandboxToken {
-            token,
-            access: req.access,
-            expires_at: record.expires_at.map(rfc3339),
-        })
+        let audit = self.audit(caller, "sandbox_token.create", Some(id));
+        let result = (|| {
+            let entry = self.entry(caller, id, Need::Manage)?;
+            let access = match req.access.as_str() {
+                "read" => Access::Read,
+                "write" => Access::Write,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "access {other:?} is not read or write"
+                    )));
+                }
+            };
+            let scope = Scope {
+                sandbox_id: entry.id.clone(),
+                access,
+            };
+            let name = format!("sandbox {} ({})", entry.id, req.access);
+            let (record, token) =
+                self.credentials
+                    .mint(name, entry.owner.clone(), req.ttl_secs, Some(scope))?;
+            Ok(SandboxToken {
+                token,
+                access: req.access,
+                expires_at: record.expires_at.map(rfc3339),
+            })
+        })();
+        audit.done(result)
     }
 }
 

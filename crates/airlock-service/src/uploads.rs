@@ -1,7 +1,6 @@
 //! Resumable uploads: create, append at the agreed offset (optionally checksummed), query,
 //! terminate, and expire when abandoned. The REST face speaks tus 1.0 over these.
 
-use crate::caps::Work;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use super::upload_record::{UploadRecord, new_upload_id};
 use super::{Service, blocking};
 use crate::ApiError;
 use crate::body::{BodyPump, ByteStream};
+use crate::caps::Work;
 use crate::options::parse_sha256;
 use crate::{Need, Principal};
 
@@ -39,37 +39,44 @@ impl Service {
         id: &str,
         new: NewUpload,
     ) -> Result<UploadState, ApiError> {
-        let dest = parse(&new.path)?;
-        if let Some(mode) = new.mode {
-            crate::options::check_mode(mode)?;
+        let audit = self
+            .audit(caller, "upload.create", Some(id))
+            .path(&new.path);
+        let result = async {
+            let dest = parse(&new.path)?;
+            if let Some(mode) = new.mode {
+                crate::options::check_mode(mode)?;
+            }
+            let record = UploadRecord {
+                id: new_upload_id(),
+                path: dest.to_string(),
+                length: new.length,
+                offset: 0,
+                mode: new.mode,
+                mtime: new.mtime,
+                overwrite: new.overwrite.unwrap_or(true),
+                sha256: new.sha256,
+                partial: String::new(),
+                metadata: new.metadata,
+                expires_at: now_secs() + self.upload_expiry.as_secs(),
+            };
+            let dir = self.engine.layout().uploads(id);
+            self.on_root(caller, id, Need::Write, move |root| {
+                let mut record = record;
+                record.partial = root.create_partial(&dest, true, FileOwner::SANDBOX_USER)?;
+                if let Err(e) = record.save(&dir) {
+                    let _ = root.discard_partial(&dest, &record.partial);
+                    return Err(ApiError::internal("saving an upload record", e));
+                }
+                if record.length == 0 {
+                    return finish(root, &dir, record, None);
+                }
+                Ok(UploadState { record, done: None })
+            })
+            .await
         }
-        let record = UploadRecord {
-            id: new_upload_id(),
-            path: dest.to_string(),
-            length: new.length,
-            offset: 0,
-            mode: new.mode,
-            mtime: new.mtime,
-            overwrite: new.overwrite.unwrap_or(true),
-            sha256: new.sha256,
-            partial: String::new(),
-            metadata: new.metadata,
-            expires_at: now_secs() + self.upload_expiry.as_secs(),
-        };
-        let dir = self.engine.layout().uploads(id);
-        self.on_root(caller, id, Need::Write, move |root| {
-            let mut record = record;
-            record.partial = root.create_partial(&dest, true, FileOwner::SANDBOX_USER)?;
-            if let Err(e) = record.save(&dir) {
-                let _ = root.discard_partial(&dest, &record.partial);
-                return Err(ApiError::internal("saving an upload record", e));
-            }
-            if record.length == 0 {
-                return finish(root, &dir, record, None);
-            }
-            Ok(UploadState { record, done: None })
-        })
-        .await
+        .await;
+        audit.done(result)
     }
 
     /// Where upload `upload` stands (404 when unknown, finished or expired). An upload
@@ -114,37 +121,49 @@ impl Service {
         checksum: Option<ChunkChecksum>,
         body: ByteStream,
     ) -> Result<UploadState, ApiError> {
-        let root = self.root_of(caller, id, Need::Write)?;
-        let _busy = self.claim_upload(upload)?;
-        let _slot = self.slot(id, Work::Upload)?;
-        let dir = self.engine.layout().uploads(id);
-        let upload = upload.to_owned();
-        let expiry = self.upload_expiry;
-        let (body, pump) = BodyPump::new(body);
-        let outcome = blocking(move || {
-            let root = &root;
-            let mut record = find(&dir, &upload)?;
-            if offset != record.offset {
-                return Err(ApiError::conflict(format!(
-                    "Upload-Offset is {offset} but the upload stands at {}",
-                    record.offset
-                )));
-            }
-            let Appended { kept, ended, whole } = append(root, &record, checksum, body);
-            record.offset += kept;
-            record.expires_at = now_secs() + expiry.as_secs();
-            record
-                .save(&dir)
-                .map_err(|e| ApiError::internal("saving an upload record", e))?;
-            ended?;
-            if record.offset == record.length {
-                return finish(root, &dir, record, whole);
-            }
-            Ok(UploadState { record, done: None })
-        })
+        let mut audit = self.audit(caller, "upload.append", Some(id)).target(upload);
+        let result = async {
+            let root = self.root_of(caller, id, Need::Write)?;
+            let _busy = self.claim_upload(upload)?;
+            let _slot = self.slot(id, Work::Upload)?;
+            let dir = self.engine.layout().uploads(id);
+            let upload = upload.to_owned();
+            let expiry = self.upload_expiry;
+            let (body, pump) = BodyPump::new(body);
+            let outcome = blocking(move || {
+                let root = &root;
+                let mut record = find(&dir, &upload)?;
+                if offset != record.offset {
+                    return Err(ApiError::conflict(format!(
+                        "Upload-Offset is {offset} but the upload stands at {}",
+                        record.offset
+                    )));
+                }
+                let Appended { kept, ended, whole } = append(root, &record, checksum, body);
+                record.offset += kept;
+                record.expires_at = now_secs() + expiry.as_secs();
+                record
+                    .save(&dir)
+                    .map_err(|e| ApiError::internal("saving an upload record", e))?;
+                ended?;
+                if record.offset == record.length {
+                    return finish(root, &dir, record, whole);
+                }
+                Ok(UploadState { record, done: None })
+            })
+            .await;
+            pump.finish().await;
+            outcome?
+        }
         .await;
-        pump.finish().await;
-        outcome?
+        if let Ok(value) = &result {
+            audit.set_path(&value.record.path);
+            if let Some(done) = &value.done {
+                audit.bytes(done.entry.size);
+                audit.sha256(&done.sha256);
+            }
+        }
+        audit.done(result)
     }
 
     /// Abandons an upload: its partial file and record go.
@@ -154,16 +173,21 @@ impl Service {
         id: &str,
         upload: &str,
     ) -> Result<(), ApiError> {
-        self.require(caller, id, Need::Write)?;
-        let _busy = self.claim_upload(upload)?;
-        let dir = self.engine.layout().uploads(id);
-        let upload = upload.to_owned();
-        self.on_root(caller, id, Need::Write, move |root| {
-            let record = find(&dir, &upload)?;
-            forget(root, &dir, &record);
-            Ok(())
-        })
-        .await
+        let audit = self.audit(caller, "upload.cancel", Some(id)).target(upload);
+        let result = async {
+            self.require(caller, id, Need::Write)?;
+            let _busy = self.claim_upload(upload)?;
+            let dir = self.engine.layout().uploads(id);
+            let upload = upload.to_owned();
+            self.on_root(caller, id, Need::Write, move |root| {
+                let record = find(&dir, &upload)?;
+                forget(root, &dir, &record);
+                Ok(())
+            })
+            .await
+        }
+        .await;
+        audit.done(result)
     }
 
     /// Removes abandoned uploads, forever.

@@ -2,7 +2,6 @@
 //! queue. A client that reads too slowly loses events and is told so (an `overflow`
 //! event), instead of the queue growing without bound.
 
-use crate::caps::Work;
 use std::time::Duration;
 
 use airlock_api as api;
@@ -18,6 +17,7 @@ pub type WatchEvents = std::pin::Pin<Box<dyn futures_util::Stream<Item = api::Wa
 use super::files::parse;
 use super::{Service, blocking};
 use crate::ApiError;
+use crate::caps::Work;
 use crate::{Need, Principal};
 
 /// Events buffered for one client.

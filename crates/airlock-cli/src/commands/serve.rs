@@ -30,6 +30,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 execs: args.max_execs_per_tenant,
                 uploads: args.max_uploads_per_tenant,
             },
+            audit: airlock_server::AuditSettings {
+                path: args.audit_log,
+                max_bytes: args.audit_log_max_mb.saturating_mul(1 << 20),
+                keep: args.audit_log_keep,
+            },
         },
         connections: airlock_server::ConnectionLimits {
             max_connections: args.max_connections.max(1),

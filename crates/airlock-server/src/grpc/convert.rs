@@ -71,7 +71,7 @@ pub fn batch(result: api::BatchResult) -> pb::WriteFilesResponse {
             .into_iter()
             .map(|item| {
                 let (code, message) = item.error.map_or((String::new(), String::new()), |e| {
-                    (super::status::code_name(e.code), e.message)
+                    (e.code.name(), e.message)
                 });
                 pb::WriteFilesResult {
                     path: item.path,

@@ -30,19 +30,11 @@ pub fn grpc_code(code: ErrorCode) -> Code {
     }
 }
 
-/// Airlock's code as the text REST sends (`disk_quota`, ...).
-pub fn code_name(code: ErrorCode) -> String {
-    serde_json::to_value(code)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "internal".to_owned())
-}
-
 /// The status answering `err`. REST has one 409 for "in the way"; gRPC tells a target
 /// that already exists (ALREADY_EXISTS) from a wrong state (FAILED_PRECONDITION) by the
 /// engine's wording of the former.
 pub fn status(err: ApiError) -> Status {
-    let name = code_name(err.code);
+    let name = err.code.name();
     let mut details = ErrorDetails::with_error_info(name.clone(), ERROR_DOMAIN, []);
     if let Some(secs) = err.retry_after {
         details.set_retry_info(Some(std::time::Duration::from_secs(secs)));
