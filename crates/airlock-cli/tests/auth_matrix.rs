@@ -263,6 +263,7 @@ fn rest_routes() -> Vec<Rest> {
         ),
         rest(Account, Method::GET, "/templates", Body::None),
         rest(Admin, Method::GET, "/tokens", Body::None),
+        rest(Admin, Method::GET, "/metrics", Body::None),
         rest(
             Admin,
             Method::POST,
@@ -289,6 +290,15 @@ fn rest_routes() -> Vec<Rest> {
     routes
 }
 
+/// Routes are under `/v1`, but for the metrics.
+fn url(daemon: &Daemon, route: &str) -> String {
+    if route == "/metrics" {
+        format!("{}{route}", daemon.url)
+    } else {
+        format!("{}/v1{route}", daemon.url)
+    }
+}
+
 fn one_file_tar(name: &str) -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
@@ -309,10 +319,7 @@ async fn send_rest(
     let fill = |text: &str| text.replace("{s}", s).replace("{tag}", tag);
     let http = reqwest::Client::new();
     let mut request = http
-        .request(
-            route.method.clone(),
-            format!("{}/v1{}", daemon.url, fill(route.route)),
-        )
+        .request(route.method.clone(), url(daemon, &fill(route.route)))
         .timeout(Duration::from_secs(30));
     if let Some(token) = token {
         request = request.bearer_auth(token);

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "options", "head"];
 
 /// Paths the router declares, read from the REST face's source: `.route("...")` calls,
-/// under `/v1` except `/healthz`.
+/// under `/v1` except `/healthz` and `/metrics`.
 fn declared_paths() -> BTreeSet<String> {
     let source = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -28,7 +28,7 @@ fn declared_paths() -> BTreeSet<String> {
         .filter_map(|rest| rest.trim_start().strip_prefix('"'))
         .map(|rest| rest.split('"').next().unwrap())
         .map(|path| match path {
-            "/healthz" => path.to_owned(),
+            "/healthz" | "/metrics" => path.to_owned(),
             _ => format!("/v1{path}"),
         })
         .collect()

@@ -6,6 +6,7 @@
 pub mod fuzz_api;
 mod grpc;
 mod http;
+mod observe;
 mod origin;
 mod rest;
 
@@ -45,7 +46,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     tokio::spawn(service.clone().sweep_leftovers(started));
     let rest = rest::router(service.clone(), config.connections.idle_timeout);
     let grpc = grpc::router(service.clone());
-    let app = dispatch(rest, grpc);
+    let app = dispatch(service.clone(), rest, grpc);
     http::serve(listener, app, config.connections, shutdown_signal()).await;
     reaper.abort();
     upload_reaper.abort();
@@ -56,8 +57,8 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
 }
 
 /// One port, two faces: gRPC requests (told by their content type) go to the gRPC
-/// router, everything else to REST.
-fn dispatch(rest: axum::Router, grpc: axum::Router) -> axum::Router {
+/// router, everything else to REST. Both are measured here, once.
+fn dispatch(service: Arc<Service>, rest: axum::Router, grpc: axum::Router) -> axum::Router {
     use futures_util::future::Either;
     use tower::ServiceExt;
     let route = tower::service_fn(move |mut request: axum::extract::Request| {
@@ -69,7 +70,12 @@ fn dispatch(rest: axum::Router, grpc: axum::Router) -> axum::Router {
             Either::Right(rest.clone().oneshot(request))
         }
     });
-    axum::Router::new().fallback_service(route)
+    axum::Router::new()
+        .fallback_service(route)
+        .layer(axum::middleware::from_fn_with_state(
+            service,
+            observe::observe,
+        ))
 }
 
 /// Process-wide setup that must happen while the process is still single-threaded:

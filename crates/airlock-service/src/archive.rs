@@ -73,7 +73,7 @@ impl Service {
             root.pack(dir, sink).map(drop)
         });
         match packed.await {
-            Ok(stream) => Ok(Counted::new(stream, audit)),
+            Ok(stream) => Ok(Counted::new(stream, audit).in_flight(self.metrics.transfer())),
             Err(err) => audit.done(Err(err)),
         }
     }
@@ -110,7 +110,7 @@ impl Service {
             root.pack_paths(dir, &paths, sink).map(drop)
         });
         match packed.await {
-            Ok(stream) => Ok(Counted::new(stream, audit)),
+            Ok(stream) => Ok(Counted::new(stream, audit).in_flight(self.metrics.transfer())),
             Err(err) => audit.done(Err(err)),
         }
     }
@@ -226,6 +226,9 @@ impl Service {
             outcome?
         }
         .await;
+        if result.is_ok() {
+            self.metrics.upload_committed();
+        }
         audit.done(result)
     }
 }

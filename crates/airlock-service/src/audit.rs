@@ -251,6 +251,8 @@ pub struct Counted<S> {
     /// The length, when known: a face that sent `Content-Length` bytes may drop the
     /// stream without polling its end, and that is a whole transfer too.
     length: Option<u64>,
+    /// Counts the download in flight until it ends.
+    in_flight: Option<crate::metrics::InFlight>,
 }
 
 impl<S> Counted<S> {
@@ -260,7 +262,14 @@ impl<S> Counted<S> {
             audit: Some(audit),
             sent: 0,
             length: None,
+            in_flight: None,
         }
+    }
+
+    /// Counts the stream as a transfer in flight while it lasts.
+    pub(crate) fn in_flight(mut self, guard: crate::metrics::InFlight) -> Self {
+        self.in_flight = Some(guard);
+        self
     }
 
     /// The same, for a stream of exactly `length` bytes.
@@ -271,6 +280,7 @@ impl<S> Counted<S> {
     }
 
     fn finish(&mut self, result: Result<(), ApiError>) {
+        self.in_flight = None;
         if let Some(mut audit) = self.audit.take() {
             audit.bytes(self.sent);
             drop(audit.done(result));

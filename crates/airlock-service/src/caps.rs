@@ -73,6 +73,8 @@ pub struct Counts {
 /// A held slot; given back when dropped.
 #[derive(Debug)]
 pub struct Slot {
+    /// An upload's slot also counts it as a transfer in flight.
+    pub(crate) in_flight: Option<crate::metrics::InFlight>,
     key: (String, Work),
     held: Arc<Mutex<HashMap<(String, Work), usize>>>,
 }
@@ -106,6 +108,7 @@ impl Counts {
         }
         *count += 1;
         Ok(Slot {
+            in_flight: None,
             key,
             held: self.held.clone(),
         })

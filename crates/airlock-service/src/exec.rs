@@ -112,6 +112,9 @@ impl Service {
             Ok(rx)
         }
         .await;
+        if result.is_ok() {
+            self.metrics.exec_started();
+        }
         audit.done(result)
     }
 

@@ -12,6 +12,7 @@ use crate::ApiError;
 use crate::audit::{Counted, Pending};
 use crate::body::{BodyPump, ByteStream};
 use crate::caps::Work;
+use crate::metrics::InFlight;
 use crate::options::PutFile;
 use crate::{Need, Principal};
 
@@ -47,6 +48,7 @@ const SMALL_FILE: u64 = 64 * 1024;
 pub struct FileBody {
     content: Content,
     audit: Pending,
+    in_flight: InFlight,
 }
 
 /// Read already (small files) or an open file to stream.
@@ -88,7 +90,8 @@ impl FileBody {
                 }
                 let chunks =
                     tokio_util::io::ReaderStream::with_capacity(file.take(len), DOWNLOAD_CHUNK);
-                FileWindow::Stream(Box::pin(Counted::of_length(chunks, audit, len)))
+                let counted = Counted::of_length(chunks, audit, len).in_flight(self.in_flight);
+                FileWindow::Stream(Box::pin(counted))
             }
         })
     }
@@ -201,7 +204,15 @@ impl Service {
             })
             .await;
         match opened {
-            Ok((content, entry)) => Ok((FileBody { content, audit }, entry)),
+            Ok((content, entry)) => {
+                let in_flight = self.metrics.transfer();
+                let body = FileBody {
+                    content,
+                    audit,
+                    in_flight,
+                };
+                Ok((body, entry))
+            }
             Err(err) => audit.done(Err(err)),
         }
     }
@@ -245,6 +256,7 @@ impl Service {
         if let Ok(value) = &result {
             audit.bytes(value.0.entry.size);
             audit.sha256(&value.0.sha256);
+            self.metrics.upload_committed();
         }
         audit.done(result)
     }

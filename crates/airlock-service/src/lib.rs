@@ -13,6 +13,7 @@ mod exec;
 mod files;
 mod leftovers;
 mod lifecycle;
+mod metrics;
 mod options;
 mod principal;
 mod record;
@@ -43,6 +44,7 @@ pub use caps::TenantCaps;
 pub use error::ApiError;
 pub use exec::{ExecEvents, ProcessEvent, ProcessInput};
 pub use files::{FileBody, FileWindow, ListFiles, byte_window, mtime_text, to_api};
+pub use metrics::Metrics;
 pub use options::{PutFile, parse_mode, parse_mtime, parse_sha256};
 pub use principal::{Access, Need, Principal};
 use record::SandboxRecord;
@@ -74,6 +76,8 @@ pub struct Service {
     counts: caps::Counts,
     /// One line per mutating call and per transfer.
     audit_log: Arc<audit::AuditLog>,
+    /// What `GET /metrics` shows.
+    metrics: metrics::Metrics,
 }
 
 /// One sandbox in memory.
@@ -117,6 +121,7 @@ impl Service {
             upload_expiry: settings.upload_expiry,
             counts: caps::Counts::new(settings.caps),
             audit_log: Arc::new(audit::AuditLog::open(home, &settings.audit)?),
+            metrics: metrics::Metrics::default(),
         };
         service.recover().await?;
         Ok(service)
@@ -173,7 +178,11 @@ impl Service {
             .get(id)
             .map(|entry| entry.owner.clone())
             .ok_or_else(|| ApiError::not_found(format!("no sandbox {id}")))?;
-        self.counts.take(&owner, work)
+        let mut slot = self.counts.take(&owner, work)?;
+        if work == caps::Work::Upload {
+            slot.in_flight = Some(self.metrics.transfer());
+        }
+        Ok(slot)
     }
 
     fn entries(&self) -> Vec<Arc<Entry>> {

@@ -161,6 +161,7 @@ impl Service {
             if let Some(done) = &value.done {
                 audit.bytes(done.entry.size);
                 audit.sha256(&done.sha256);
+                self.metrics.upload_committed();
             }
         }
         audit.done(result)

@@ -97,9 +97,10 @@ pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
         ))
         // Added after the token check, so the description needs no token.
         .route("/openapi.json", get(openapi::document))
-        .with_state(service);
+        .with_state(service.clone());
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics).with_state(service))
         .nest("/v1", v1)
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(idle, idle_body::idle_bodies))
@@ -197,6 +198,28 @@ async fn require_token(
     }
 }
 
+/// `GET /metrics`: the OpenMetrics exposition, for the admin token alone.
+async fn metrics(State(service): State<Arc<Service>>, headers: axum::http::HeaderMap) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller = match service.authenticate(presented) {
+        Ok(caller) => caller,
+        Err(refused) => return unauthorized(refused),
+    };
+    match service.metrics_text(&caller) {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(refused) => Failure(refused).into_response(),
+    }
+}
+
 fn unauthorized(refused: ApiError) -> Response {
     let mut response = Failure(refused).into_response();
     response.headers_mut().insert(
@@ -219,7 +242,14 @@ async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| crate::observe::RouteLabel(m.as_str().to_owned()));
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
     let status = response.status();
     let micros = started.elapsed().as_micros() as u64;
     if status.is_server_error() {

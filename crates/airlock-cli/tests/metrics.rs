@@ -1,0 +1,133 @@
+//! `GET /metrics`: the admin's view of both faces and the service, in the OpenMetrics
+//! text format, with bounded labels (route templates and RPC names, never raw paths).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Daemon, grpc};
+
+async fn scrape(daemon: &Daemon, token: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(format!("{}/metrics", daemon.url));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The value of the sample whose line starts with `prefix`.
+fn value(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no sample {prefix} in\n{text}"))
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_both_faces_and_the_service() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = common::sandbox(&client).await.id;
+    let http = reqwest::Client::new();
+    let content = vec![7u8; 1 << 20];
+    let url = format!(
+        "{}/v1/sandboxes/{id}/files/content?path=/workspace/m.bin",
+        daemon.url
+    );
+    let put = http
+        .put(&url)
+        .bearer_auth(&daemon.token)
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let got = http
+        .get(&url)
+        .bearer_auth(&daemon.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().len(), content.len());
+    common::sh(&client, &id, "true").await;
+    for n in 0..20 {
+        http.get(format!("{}/no/such/route/{n}", daemon.url))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut files = grpc::files(&daemon).await;
+    let missing = files
+        .stat(airlock_proto::v1::StatRequest {
+            sandbox_id: id.clone(),
+            path: "/workspace/none".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let (_, body) = grpc::download(&mut files, grpc::get(&id, "/workspace/m.bin"))
+        .await
+        .unwrap();
+    assert_eq!(body.len(), content.len());
+
+    // Only the admin reads them.
+    assert_eq!(scrape(&daemon, None).await.0, 401);
+    let tenant = client
+        .create_token("t", "team-a", None)
+        .await
+        .unwrap()
+        .token;
+    assert_eq!(scrape(&daemon, Some(&tenant)).await.0, 403);
+    let (status, text) = scrape(&daemon, Some(&daemon.token)).await;
+    assert_eq!(status, 200);
+
+    let route = "/v1/sandboxes/{id}/files/content";
+    let rest = |status: &str| {
+        format!(r#"airlock_requests_total{{face="rest",route="{route}",status="{status}"}}"#)
+    };
+    assert_eq!(value(&text, &rest("201")), 1.0);
+    assert_eq!(value(&text, &rest("200")), 1.0);
+    assert_eq!(
+        value(
+            &text,
+            r#"airlock_requests_total{face="rest",route="unmatched",status="404"}"#
+        ),
+        20.0
+    );
+    assert!(
+        !text.contains("/no/such/route"),
+        "a raw path became a label"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"airlock_requests_total{face="grpc",route="/airlock.v1.Files/Stat",status="5"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"airlock_requests_total{face="grpc",route="/airlock.v1.Files/DownloadFile",status="0"}"#
+        ),
+        1.0
+    );
+    assert!(value(&text, r#"airlock_received_bytes_total{face="rest"}"#) >= content.len() as f64);
+    assert!(value(&text, r#"airlock_sent_bytes_total{face="rest"}"#) >= content.len() as f64);
+    assert!(value(&text, r#"airlock_sent_bytes_total{face="grpc"}"#) >= content.len() as f64);
+    assert!(value(&text, "airlock_execs_total") >= 1.0);
+    assert!(value(&text, "airlock_uploads_total") >= 1.0);
+    assert_eq!(value(&text, r#"airlock_sandboxes{state="running"}"#), 1.0);
+    assert_eq!(value(&text, "airlock_transfers_in_flight"), 0.0);
+    assert!(
+        value(
+            &text,
+            &format!(r#"airlock_request_duration_seconds_count{{face="rest",route="{route}"}}"#)
+        ) >= 2.0
+    );
+    assert!(text.trim_end().ends_with("# EOF"));
+}

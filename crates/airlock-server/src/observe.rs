@@ -1,0 +1,140 @@
+//! Request metrics for both faces, measured once around the dispatcher: requests by
+//! face, route template and status, time to the answer's head, and body bytes each way.
+//! A gRPC call's status is in its trailers when it streamed, so it is recorded when the
+//! trailers pass (or, for a call cut short, when its body is dropped: `cancelled`).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use airlock_service::Service;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body::Frame;
+
+/// The route template REST matched, put on its answer for this layer to read.
+#[derive(Debug, Clone)]
+pub struct RouteLabel(pub String);
+
+/// A route no face knew; one label for all of them keeps label sets bounded.
+const UNMATCHED: &str = "unmatched";
+
+pub async fn observe(
+    State(service): State<Arc<Service>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let grpc = crate::grpc::is_grpc(request.headers());
+    let face = if grpc { "grpc" } else { "rest" };
+    let rpc = request.uri().path().to_owned();
+    let request = request.map(|body| {
+        Body::new(Counting {
+            inner: body,
+            service: service.clone(),
+            face,
+            inbound: true,
+            rpc: None,
+        })
+    });
+    let response = next.run(request).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut rpc_end = None;
+    if grpc {
+        match grpc_status(response.headers()) {
+            // Trailers-only: the call ended with its head.
+            Some(status) => record_rpc(&service, &rpc, &status, seconds),
+            None => rpc_end = Some((rpc, seconds)),
+        }
+    } else {
+        let route = response
+            .extensions()
+            .get::<RouteLabel>()
+            .map_or(UNMATCHED, |r| r.0.as_str());
+        let status = response.status().as_u16().to_string();
+        service.metrics().request(face, route, &status, seconds);
+    }
+    response.map(|body| {
+        Body::new(Counting {
+            inner: body,
+            service,
+            face,
+            inbound: false,
+            rpc: rpc_end,
+        })
+    })
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Records one RPC; calls to methods no service has (UNIMPLEMENTED) share one label.
+fn record_rpc(service: &Service, rpc: &str, status: &str, seconds: f64) {
+    let route = if status == "12" { UNMATCHED } else { rpc };
+    service.metrics().request("grpc", route, status, seconds);
+}
+
+/// A body that counts its bytes into the metrics, and records a streamed RPC's status
+/// from its trailers.
+struct Counting {
+    inner: Body,
+    service: Arc<Service>,
+    face: &'static str,
+    inbound: bool,
+    /// A gRPC answer still owed its request metric: the method and time to head.
+    rpc: Option<(String, f64)>,
+}
+
+impl http_body::Body for Counting {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                let bytes = data.len() as u64;
+                if self.inbound {
+                    self.service.metrics().received(self.face, bytes);
+                } else {
+                    self.service.metrics().sent(self.face, bytes);
+                }
+            } else if let Some(trailers) = frame.trailers_ref()
+                && let Some((rpc, seconds)) = self.rpc.take()
+            {
+                let status = grpc_status(trailers).unwrap_or_else(|| "0".into());
+                record_rpc(&self.service, &rpc, &status, seconds);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counting {
+    fn drop(&mut self) {
+        // A streamed call whose trailers never went: the client left, or the
+        // connection broke.
+        if let Some((rpc, seconds)) = self.rpc.take() {
+            record_rpc(&self.service, &rpc, "1", seconds);
+        }
+    }
+}
