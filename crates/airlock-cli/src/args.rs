@@ -268,6 +268,15 @@ pub struct ServeArgs {
     /// Rotated audit logs kept (audit.log.1 is the newest).
     #[arg(long, env = "AIRLOCK_AUDIT_LOG_KEEP", default_value_t = 5)]
     pub audit_log_keep: usize,
+    /// Accept OIDC bearer JWTs from this issuer (its URL exactly as tokens name it in `iss`).
+    #[arg(long, env = "AIRLOCK_OIDC_ISSUER", requires = "oidc_audience")]
+    pub oidc_issuer: Option<String>,
+    /// The audience OIDC tokens must name in `aud`.
+    #[arg(long, env = "AIRLOCK_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+    /// The OIDC claim that names the caller's tenant.
+    #[arg(long, env = "AIRLOCK_OIDC_TENANT_CLAIM", default_value = "sub")]
+    pub oidc_tenant_claim: String,
 }
 
 #[derive(Debug, Args)]

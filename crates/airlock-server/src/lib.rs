@@ -2,6 +2,7 @@
 //! `airlock-service`, the token check, and the bounded accept loop. Faces only parse,
 //! call the service and encode; every rule lives in the service.
 
+mod fetch;
 #[doc(hidden)]
 pub mod fuzz_api;
 mod grpc;
@@ -21,8 +22,21 @@ pub struct ServeConfig {
     pub service: airlock_service::Settings,
     /// Bounds on concurrent connections and on stalled clients.
     pub connections: ConnectionLimits,
+    /// Accept OIDC bearers from this issuer.
+    pub oidc: Option<OidcConfig>,
 }
 pub use airlock_service::{ApiError, AuditSettings, Service, Settings, TenantCaps};
+
+/// The OIDC issuer `airlock serve` trusts, if any.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// The issuer URL, exactly as its tokens name it.
+    pub issuer: String,
+    /// The audience its tokens must name.
+    pub audience: String,
+    /// The claim that names the tenant.
+    pub tenant_claim: String,
+}
 pub use http::ConnectionLimits;
 
 use std::sync::Arc;
@@ -35,7 +49,17 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     std::fs::create_dir_all(&config.home)?;
     let home = config.home.canonicalize()?;
     let started = std::time::SystemTime::now();
-    let service = Arc::new(Service::open(&home, config.service.clone()).await?);
+    let mut settings = config.service.clone();
+    if let Some(oidc) = &config.oidc {
+        let fetch = fetch::HttpFetch::new().map_err(std::io::Error::other)?;
+        settings.oidc = Some(airlock_service::OidcSettings {
+            issuer: oidc.issuer.clone(),
+            audience: oidc.audience.clone(),
+            tenant_claim: oidc.tenant_claim.clone(),
+            fetch: Arc::new(fetch),
+        });
+    }
+    let service = Arc::new(Service::open(&home, settings).await?);
     let listener = TcpListener::bind(&config.listen).await?;
     let address = listener.local_addr()?;
     // Tests and scripts that listen on port 0 learn the real port here.

@@ -14,6 +14,7 @@ mod files;
 mod leftovers;
 mod lifecycle;
 mod metrics;
+mod oidc;
 mod options;
 mod principal;
 mod record;
@@ -45,6 +46,7 @@ pub use error::ApiError;
 pub use exec::{ExecEvents, ProcessEvent, ProcessInput};
 pub use files::{FileBody, FileWindow, ListFiles, byte_window, mtime_text, to_api};
 pub use metrics::Metrics;
+pub use oidc::{Fetch, OidcSettings};
 pub use options::{PutFile, parse_mode, parse_mtime, parse_sha256};
 pub use principal::{Access, Need, Principal};
 use record::SandboxRecord;
@@ -78,6 +80,8 @@ pub struct Service {
     audit_log: Arc<audit::AuditLog>,
     /// What `GET /metrics` shows.
     metrics: metrics::Metrics,
+    /// Validates OIDC bearers, when an issuer is configured.
+    oidc: Option<oidc::Oidc>,
 }
 
 /// One sandbox in memory.
@@ -122,6 +126,7 @@ impl Service {
             counts: caps::Counts::new(settings.caps),
             audit_log: Arc::new(audit::AuditLog::open(home, &settings.audit)?),
             metrics: metrics::Metrics::default(),
+            oidc: settings.oidc.map(oidc::Oidc::new),
         };
         service.recover().await?;
         Ok(service)

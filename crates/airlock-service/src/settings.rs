@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::audit::AuditSettings;
 use crate::caps::TenantCaps;
+use crate::oidc::OidcSettings;
 
 /// Everything [`crate::Service::open`] takes besides its home.
 #[derive(Debug, Clone)]
@@ -14,6 +15,8 @@ pub struct Settings {
     pub caps: TenantCaps,
     /// Where the audit log goes and when it rotates.
     pub audit: AuditSettings,
+    /// Accept OIDC bearers from this issuer.
+    pub oidc: Option<OidcSettings>,
 }
 
 impl Default for Settings {
@@ -22,6 +25,7 @@ impl Default for Settings {
             upload_expiry: Duration::from_secs(24 * 3600),
             caps: TenantCaps::default(),
             audit: AuditSettings::default(),
+            oidc: None,
         }
     }
 }

@@ -10,13 +10,17 @@ use crate::{Access, ApiError, Need, Principal, Service};
 
 impl Service {
     /// The principal an `Authorization` header value names: the one authenticator
-    /// every face calls before anything else.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
+    /// every face calls before anything else. A bearer is the admin token, a minted
+    /// token, or (when an issuer is configured) an OIDC JWT.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
         match authorization
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
         {
-            Some(token) if !token.is_empty() => self.credentials.resolve(token),
+            Some(token) if !token.is_empty() => match &self.oidc {
+                Some(oidc) if crate::oidc::Oidc::looks_like_jwt(token) => oidc.verify(token).await,
+                _ => self.credentials.resolve(token),
+            },
             _ => Err(ApiError::new(
                 airlock_api::ErrorCode::Unauthorized,
                 "send Authorization: Bearer <token> (the admin token is in the daemon's home, file `token`)",

@@ -35,7 +35,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 max_bytes: args.audit_log_max_mb.saturating_mul(1 << 20),
                 keep: args.audit_log_keep,
             },
+            // Filled in by the daemon, which owns the HTTP client it needs.
+            oidc: None,
         },
+        oidc: args
+            .oidc_issuer
+            .zip(args.oidc_audience)
+            .map(|(issuer, audience)| airlock_server::OidcConfig {
+                issuer,
+                audience,
+                tenant_claim: args.oidc_tenant_claim,
+            }),
         connections: airlock_server::ConnectionLimits {
             max_connections: args.max_connections.max(1),
             header_timeout: args.header_timeout,

@@ -27,18 +27,18 @@ use tonic::{Request, Status};
 /// itself has no cap; it is streamed.
 pub const MESSAGE_LIMIT: usize = 8 * 1024 * 1024;
 
-/// Every gRPC service, as one router for the daemon's dispatcher.
+/// Every gRPC service, as one router for the daemon's dispatcher. Airlock's own
+/// services sit behind [`authenticate`]; health and reflection answer anyone, as
+/// probes and grpcurl expect.
 pub fn router(service: Arc<Service>) -> axum::Router {
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    let door = service.clone();
-    let check = move |request: Request<()>| authenticate(&door, request);
     let files = FilesServer::new(files::FilesFace(service.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);
     let sandboxes = SandboxesServer::new(sandboxes::SandboxesFace(service.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT);
     let tokens = TokensServer::new(tokens::TokensFace(service.clone()));
-    let exec = ExecServer::new(exec::ExecFace(service))
+    let exec = ExecServer::new(exec::ExecFace(service.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);
     tokio::spawn(async move {
@@ -56,21 +56,10 @@ pub fn router(service: Arc<Service>) -> axum::Router {
             .await;
     });
     let mut routes = Routes::new(health)
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            files,
-            check.clone(),
-        ))
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            sandboxes,
-            check.clone(),
-        ))
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            tokens,
-            check.clone(),
-        ))
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            exec, check,
-        ));
+        .add_service(files)
+        .add_service(sandboxes)
+        .add_service(tokens)
+        .add_service(exec);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(airlock_proto::FILE_DESCRIPTOR_SET)
@@ -80,22 +69,41 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         (Ok(v1), Ok(v1alpha)) => routes = routes.add_service(v1).add_service(v1alpha),
         (Err(err), _) | (_, Err(err)) => tracing::error!(%err, "gRPC reflection is off"),
     }
-    routes.prepare().into_axum_router()
+    routes
+        .prepare()
+        .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(service, authenticate))
 }
 
-/// The interceptor every Airlock service sits behind: the caller's principal, or
-/// UNAUTHENTICATED.
-fn authenticate(service: &Service, mut request: Request<()>) -> Result<Request<()>, Status> {
+/// Services anyone may call: health checks and reflection.
+fn is_public(path: &str) -> bool {
+    path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
+}
+
+/// Resolves the caller of every Airlock RPC (through the same authenticator REST uses)
+/// and puts it on the request, or answers UNAUTHENTICATED.
+async fn authenticate(
+    axum::extract::State(service): axum::extract::State<Arc<Service>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if is_public(request.uri().path()) {
+        return next.run(request).await;
+    }
     let header = request
-        .metadata()
-        .get("authorization")
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let caller = service.authenticate(header).map_err(status::status)?;
-    request.extensions_mut().insert(caller);
-    Ok(request)
+    match service.authenticate(header).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(refused) => status::status(refused).into_http(),
+    }
 }
 
-/// The caller the interceptor put on a request.
+/// The caller [`authenticate`] put on a request.
 fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
     request
         .extensions()

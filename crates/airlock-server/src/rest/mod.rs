@@ -187,7 +187,7 @@ async fn require_token(
     let caller = if presented.is_none() && signed::presents_signature(&request) {
         signed::admit(&service, &request)
     } else {
-        service.authenticate(presented)
+        service.authenticate(presented).await
     };
     match caller {
         Ok(caller) => {
@@ -203,7 +203,7 @@ async fn metrics(State(service): State<Arc<Service>>, headers: axum::http::Heade
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let caller = match service.authenticate(presented) {
+    let caller = match service.authenticate(presented).await {
         Ok(caller) => caller,
         Err(refused) => return unauthorized(refused),
     };
