@@ -255,6 +255,33 @@ fn routes() -> Vec<(&'static str, Route)> {
                     .as_u16()
             })
         }),
+        ("signed GET", |f, p| {
+            Box::pin(async move {
+                let Some(url) = signed(f, &p, "GET").await else {
+                    return 400;
+                };
+                let got = f.http.get(url).send().await.unwrap();
+                let status = got.status().as_u16();
+                let body = got.bytes().await.unwrap_or_default();
+                assert!(!String::from_utf8_lossy(&body).contains("host-secret"));
+                status
+            })
+        }),
+        ("signed PUT", |f, p| {
+            Box::pin(async move {
+                let Some(url) = signed(f, &p, "PUT").await else {
+                    return 400;
+                };
+                f.http
+                    .put(url)
+                    .body("pwned")
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        }),
         ("GET watch", |f, p| {
             Box::pin(async move {
                 let r = f
@@ -269,6 +296,21 @@ fn routes() -> Vec<(&'static str, Route)> {
             })
         }),
     ]
+}
+
+/// A signed URL for `path` and `method`, minted with the fixture's token; none when
+/// the daemon refuses to sign it.
+async fn signed(f: &Files, path: &str, method: &str) -> Option<String> {
+    let (status, answer) = f
+        .call(
+            reqwest::Method::POST,
+            "/signed-url",
+            &[],
+            Some(json!({"path": path, "method": method})),
+        )
+        .await;
+    assert!(status < 500, "signing {path}: {status}");
+    answer["url"].as_str().map(str::to_owned)
 }
 
 /// Links inside the sandbox that point at the host sentinel, and the hostile paths that
@@ -346,7 +388,7 @@ async fn every_route_against_every_path_attack() {
         .unwrap();
     assert_eq!(health["state"], "running");
     eprintln!(
-        "escape corpus: {cases} cases (19 routes × 7 attacks), outcomes by status: {outcomes:?}"
+        "escape corpus: {cases} cases (21 routes × 7 attacks), outcomes by status: {outcomes:?}"
     );
     assert!(cases >= 40);
 }
@@ -595,6 +637,37 @@ async fn every_grpc_file_rpc_against_every_path_attack() {
             assert_sentinel_untouched(&sentinel, &format!("{rpc} × {attack}"));
         }
     }
+    // Tokens.SignUrl: a URL signed over gRPC for each hostile path, then used.
+    let mut tokens = pb::tokens_client::TokensClient::with_interceptor(
+        grpc::channel(&daemon).await,
+        grpc::Bearer(daemon.token.clone()),
+    );
+    for (attack, path) in &attacks {
+        for method in ["GET", "PUT"] {
+            let signed = tokens
+                .sign_url(pb::SignUrlRequest {
+                    sandbox_id: id.clone(),
+                    path: path.clone(),
+                    method: method.into(),
+                    ttl_secs: None,
+                })
+                .await;
+            cases += 1;
+            let Ok(signed) = signed else { continue };
+            let url = signed.into_inner().url;
+            let http = reqwest::Client::new();
+            let response = if method == "GET" {
+                http.get(&url).send().await.unwrap()
+            } else {
+                http.put(&url).body("pwned").send().await.unwrap()
+            };
+            let status = response.status().as_u16();
+            let body = response.bytes().await.unwrap_or_default();
+            assert!(status < 500, "SignUrl {method} × {attack}: {status}");
+            assert!(!String::from_utf8_lossy(&body).contains("host-secret"));
+            assert_sentinel_untouched(&sentinel, &format!("SignUrl {method} × {attack}"));
+        }
+    }
     let mut sandboxes = grpc::sandboxes(&daemon).await;
     let alive = sandboxes
         .get(pb::GetSandboxRequest { sandbox_id: id })
@@ -602,7 +675,9 @@ async fn every_grpc_file_rpc_against_every_path_attack() {
         .unwrap()
         .into_inner();
     assert_eq!(alive.state, pb::SandboxState::Running as i32);
-    eprintln!("gRPC escape corpus: {cases} cases (17 RPCs × 7 attacks), outcomes: {outcomes:?}");
+    eprintln!(
+        "gRPC escape corpus: {cases} cases (17 file RPCs × 7 attacks, and SignUrl GET and PUT × 7), outcomes: {outcomes:?}"
+    );
 }
 
 /// Another tenant's token against every file route of a sandbox it does not own: each

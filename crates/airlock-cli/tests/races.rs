@@ -163,6 +163,42 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
         )
         .await;
     count("PUT archive", status);
+    // Signed URLs: signed once, used while the path swaps under them.
+    for method in ["GET", "PUT"] {
+        let path = if method == "GET" {
+            format!("{base}/secret")
+        } else {
+            format!("{name}-signed")
+        };
+        let (status, answer) = files
+            .call(
+                reqwest::Method::POST,
+                "/signed-url",
+                &[],
+                Some(json!({"path": path, "method": method})),
+            )
+            .await;
+        count("POST signed-url", status);
+        let Some(url) = answer["url"].as_str() else {
+            continue;
+        };
+        let used = if method == "GET" {
+            files.http.get(url).send().await.unwrap()
+        } else {
+            files.http.put(url).body("racing").send().await.unwrap()
+        };
+        let status = used.status().as_u16();
+        let body = used.bytes().await.unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&body).contains("host-secret"));
+        count(
+            if method == "GET" {
+                "signed GET"
+            } else {
+                "signed PUT"
+            },
+            status,
+        );
+    }
     if !i.is_multiple_of(10) {
         return;
     }
