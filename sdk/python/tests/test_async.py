@@ -119,3 +119,24 @@ async def test_a_sandbox_token_reaches_its_sandbox_alone(env: Daemon) -> None:
         await reviewer.close()
     with pytest.raises(AuthenticationError):
         await AsyncSandbox.connect(sb.sandbox_id, token=token)
+
+
+async def test_signed_urls_need_no_token(env: Daemon) -> None:
+    import httpx
+
+    async with await AsyncSandbox.create() as sb:
+        data = bytes(range(256)) * 1024
+        await sb.files.write("/workspace/report.bin", data)
+        down = await sb.download_url("/workspace/report.bin", ttl=60)
+        up = await sb.upload_url("/workspace/incoming.bin", ttl=60)
+        async with httpx.AsyncClient() as plain:
+            got = await plain.get(down)
+            assert got.status_code == 200 and got.content == data
+            ranged = await plain.get(down, headers={"Range": "bytes=10-19"})
+            assert ranged.status_code == 206 and ranged.content == data[10:20]
+            sent = await plain.put(up, content=b"from a browser")
+            assert sent.status_code == 201
+            # Each URL grants its one method only.
+            assert (await plain.put(down, content=b"x")).status_code == 403
+            assert (await plain.get(up)).status_code == 403
+        assert await sb.files.read("/workspace/incoming.bin") == b"from a browser"

@@ -23,6 +23,7 @@ from .errors import (
     QuotaExceededError,
     TimeoutError,
     TooLargeError,
+    TooManyRequestsError,
 )
 from .models import (
     BatchItem,
@@ -58,6 +59,7 @@ __all__ = [
     "SyncResult",
     "TimeoutError",
     "TooLargeError",
+    "TooManyRequestsError",
     "WatchEvent",
     "WriteInfo",
 ]

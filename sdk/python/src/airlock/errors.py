@@ -61,6 +61,10 @@ class BusyError(AirlockError):
     """The target kept changing under a lookup; try again (503)."""
 
 
+class TooManyRequestsError(AirlockError):
+    """The tenant is at its cap of watches, commands or uploads; try again soon (429)."""
+
+
 class CommandExitError(AirlockError):
     """A command exited non-zero and the caller asked for that to raise."""
 
@@ -86,6 +90,7 @@ _BY_CODE: dict[str, type[AirlockError]] = {
     "checksum_mismatch": ChecksumMismatchError,
     "disk_quota": QuotaExceededError,
     "busy": BusyError,
+    "too_many_requests": TooManyRequestsError,
 }
 
 

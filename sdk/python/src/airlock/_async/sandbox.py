@@ -94,6 +94,22 @@ class AsyncSandbox:
         answer = await self._http.call("POST", route, json_body=body)
         return str(answer["token"])
 
+    async def download_url(self, path: str, *, ttl: int = 300) -> str:
+        """A signed URL that downloads `path` (GET, Range too) with no header, until it
+        expires: for a browser, `curl`, or a program that should hold no token."""
+        return await self._sign(path, "GET", ttl)
+
+    async def upload_url(self, path: str, *, ttl: int = 300) -> str:
+        """A signed URL that replaces `path` with a PUT's body, with no header, until it
+        expires."""
+        return await self._sign(path, "PUT", ttl)
+
+    async def _sign(self, path: str, method: str, ttl: int) -> str:
+        body = {"path": path, "method": method, "ttl_secs": ttl}
+        route = _core.sandbox_route(self.sandbox_id, "/files/signed-url")
+        answer = await self._http.call("POST", route, json_body=body)
+        return str(answer["url"])
+
     async def kill(self) -> None:
         """Deletes the sandbox: its processes and files are gone."""
         await self._http.call("DELETE", _core.sandbox_route(self.sandbox_id), idempotent=True)
