@@ -39,25 +39,8 @@ async fn transfers_and_changes_are_audited_without_secrets() {
     let sha = airlock_fs::hex(&sha2::Sha256::digest(&content));
 
     // A REST upload and a streamed download.
-    let url = format!(
-        "{}/v1/sandboxes/{id}/files/content?path=/workspace/data.bin",
-        daemon.url
-    );
-    let put = http
-        .put(&url)
-        .bearer_auth(&made.token)
-        .body(content.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 201);
-    let got = http
-        .get(&url)
-        .bearer_auth(&made.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.bytes().await.unwrap().len(), content.len());
+    let rest = common::files::Files::new(&daemon, &id).with_token(&made.token);
+    rest.round_trip("/workspace/data.bin", &content).await;
     // A gRPC upload, and a download through a signed URL.
     let mut files = grpc::files_with(&daemon, &made.token).await;
     files

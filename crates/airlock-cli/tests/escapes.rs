@@ -301,16 +301,9 @@ fn routes() -> Vec<(&'static str, Route)> {
 /// A signed URL for `path` and `method`, minted with the fixture's token; none when
 /// the daemon refuses to sign it.
 async fn signed(f: &Files, path: &str, method: &str) -> Option<String> {
-    let (status, answer) = f
-        .call(
-            reqwest::Method::POST,
-            "/signed-url",
-            &[],
-            Some(json!({"path": path, "method": method})),
-        )
-        .await;
+    let (status, url) = f.sign(path, method).await;
     assert!(status < 500, "signing {path}: {status}");
-    answer["url"].as_str().map(str::to_owned)
+    url
 }
 
 /// Links inside the sandbox that point at the host sentinel, and the hostile paths that

@@ -34,25 +34,9 @@ async fn metrics_count_both_faces_and_the_service() {
     let id = common::sandbox(&client).await.id;
     let http = reqwest::Client::new();
     let content = vec![7u8; 1 << 20];
-    let url = format!(
-        "{}/v1/sandboxes/{id}/files/content?path=/workspace/m.bin",
-        daemon.url
-    );
-    let put = http
-        .put(&url)
-        .bearer_auth(&daemon.token)
-        .body(content.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 201);
-    let got = http
-        .get(&url)
-        .bearer_auth(&daemon.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.bytes().await.unwrap().len(), content.len());
+    common::files::Files::new(&daemon, &id)
+        .round_trip("/workspace/m.bin", &content)
+        .await;
     common::sh(&client, &id, "true").await;
     for n in 0..20 {
         http.get(format!("{}/no/such/route/{n}", daemon.url))

@@ -170,16 +170,9 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
         } else {
             format!("{name}-signed")
         };
-        let (status, answer) = files
-            .call(
-                reqwest::Method::POST,
-                "/signed-url",
-                &[],
-                Some(json!({"path": path, "method": method})),
-            )
-            .await;
+        let (status, url) = files.sign(&path, method).await;
         count("POST signed-url", status);
-        let Some(url) = answer["url"].as_str() else {
+        let Some(url) = url else {
             continue;
         };
         let used = if method == "GET" {

@@ -21,6 +21,12 @@ impl Files {
         }
     }
 
+    /// The same routes, called with another token.
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = token.to_owned();
+        self
+    }
+
     pub fn url(&self, route: &str, query: &[(&str, &str)]) -> reqwest::Url {
         reqwest::Url::parse_with_params(&format!("{}{route}", self.base), query).unwrap()
     }
@@ -68,6 +74,22 @@ impl Files {
             req = req.header("Range", range);
         }
         req.send().await.unwrap()
+    }
+
+    /// Signs a URL for `path` and `method`; the status and the URL (none when refused).
+    pub async fn sign(&self, path: &str, method: &str) -> (u16, Option<String>) {
+        let body = serde_json::json!({"path": path, "method": method});
+        let (status, answer) = self
+            .call(reqwest::Method::POST, "/signed-url", &[], Some(body))
+            .await;
+        (status, answer["url"].as_str().map(str::to_owned))
+    }
+
+    /// Writes `content` to `path` and reads it back whole, both over REST.
+    pub async fn round_trip(&self, path: &str, content: &[u8]) {
+        let (status, _) = self.put(path, &[], content.to_vec()).await;
+        assert_eq!(status, 201, "PUT {path}");
+        assert_eq!(self.bytes(path).await.len(), content.len(), "GET {path}");
     }
 
     pub async fn bytes(&self, path: &str) -> Vec<u8> {
