@@ -71,6 +71,11 @@ impl ExecResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ExecEvent {
+    /// A process started in the background: its number. First of its events.
+    Start {
+        /// See [`crate::ProcessInfo::pid`].
+        pid: u32,
+    },
     /// Bytes the command wrote to stdout.
     Stdout(Chunk),
     /// Bytes the command wrote to stderr.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod exec;
 pub mod files;
 pub mod mode;
+pub mod process;
 pub mod sandbox;
 pub mod template;
 pub mod token;
@@ -20,6 +21,7 @@ pub use files::{
     PackPaths, SkippedEntry, WatchEvent, WriteResult,
 };
 pub use mode::FileMode;
+pub use process::{ProcessInfo, SignalProcess};
 pub use sandbox::{CreateSandbox, InjectedFile, Limits, Sandbox, SandboxState};
 pub use template::Template;
 pub use token::{

@@ -27,6 +27,11 @@ pub type ExecEvents = mpsc::Receiver<ProcessEvent>;
 /// base64, protobuf bytes).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProcessEvent {
+    /// A process that outlives its request started: its number. First of its events.
+    Start {
+        /// See [`airlock_api::ProcessInfo::pid`].
+        pid: u32,
+    },
     /// Bytes written to stdout.
     Stdout(Bytes),
     /// Bytes written to stderr.
@@ -56,11 +61,11 @@ const CHUNK: usize = 64 * 1024;
 const QUEUE: usize = 16;
 /// Once the command exits, how long we keep draining pipes that a background process
 /// it left behind may hold open.
-const DRAIN_GRACE: Duration = Duration::from_millis(50);
+pub(crate) const DRAIN_GRACE: Duration = Duration::from_millis(50);
 /// Buffered answers keep at most this much of each stream.
 const BUFFER_CAP: usize = 16 * 1024 * 1024;
 /// Exit code reported for a timeout, as coreutils' `timeout` does.
-const TIMED_OUT: i32 = 124;
+pub(crate) const TIMED_OUT: i32 = 124;
 
 impl Service {
     /// Starts a command; its output and exit arrive as events.
@@ -73,27 +78,12 @@ impl Service {
     ) -> Result<ExecEvents, ApiError> {
         let audit = self.audit(caller, "exec.start", Some(id));
         let result = async {
-            let checked = validate::exec(&req)?;
-            let entry = self.entry(caller, id, Need::Write)?;
-            let slot = self.slot(id, Work::Exec)?;
-            let record = entry.record();
-            let leaf = format!("exec-{}", entry.exec_seq.fetch_add(1, Ordering::Relaxed));
-            let plan = ExecPlan {
-                argv: checked.argv.clone(),
-                env: environment(id, &record.env, &req.env),
-                cwd: checked.cwd.clone(),
-            };
-            let child = {
-                // Held while spawning so a concurrent stop cannot tear the groups down under us.
-                let life = entry.life.lock().await;
-                let init = life.init.clone().ok_or_else(|| {
-                    ApiError::conflict(format!(
-                        "sandbox {id} is {:?}, not running; start it first",
-                        record.state
-                    ))
-                })?;
-                self.engine.spawn_exec(id, &init, &leaf, plan)?
-            };
+            let Launched {
+                child,
+                leaf,
+                checked,
+                slot,
+            } = self.launch(caller, id, &req).await?;
             let (tx, rx) = mpsc::channel(QUEUE);
             let pumped = pump(
                 self.engine.clone(),
@@ -116,6 +106,42 @@ impl Service {
             self.metrics.exec_started();
         }
         audit.done(result)
+    }
+
+    /// Checks a command, takes a slot of the tenant's exec cap, and spawns it in the
+    /// sandbox (which must be running); shared by exec and by processes that outlive
+    /// their request.
+    pub(crate) async fn launch(
+        &self,
+        caller: &Principal,
+        id: &str,
+        req: &ExecRequest,
+    ) -> Result<Launched, ApiError> {
+        let checked = validate::exec(req)?;
+        let entry = self.entry(caller, id, Need::Write)?;
+        let slot = self.slot(id, Work::Exec)?;
+        let record = entry.record();
+        let leaf = format!("exec-{}", entry.exec_seq.fetch_add(1, Ordering::Relaxed));
+        let plan = ExecPlan {
+            argv: checked.argv.clone(),
+            env: environment(id, &record.env, &req.env),
+            cwd: checked.cwd.clone(),
+        };
+        // Held while spawning so a concurrent stop cannot tear the groups down under us.
+        let life = entry.life.lock().await;
+        let init = life.init.clone().ok_or_else(|| {
+            ApiError::conflict(format!(
+                "sandbox {id} is {:?}, not running; start it first",
+                record.state
+            ))
+        })?;
+        let child = self.engine.spawn_exec(id, &init, &leaf, plan)?;
+        Ok(Launched {
+            child,
+            leaf,
+            checked,
+            slot,
+        })
     }
 
     /// Runs a command to the end and answers with all of its output.
@@ -142,12 +168,23 @@ impl Service {
                 ProcessEvent::Error { message } => {
                     return Err(ApiError::internal("running command", message));
                 }
+                ProcessEvent::Start { .. } => {}
             }
         }
         (result.stdout, result.stdout_b64) = text_and_exact(out);
         (result.stderr, result.stderr_b64) = text_and_exact(err);
         Ok(result)
     }
+}
+
+/// A command just spawned, with what its pump needs.
+pub(crate) struct Launched {
+    pub child: Child,
+    /// Its cgroup leaf: killing it kills the whole tree.
+    pub leaf: String,
+    pub checked: CheckedExec,
+    /// The tenant's exec slot, held until the command has exited.
+    pub slot: crate::caps::Slot,
 }
 
 /// The command's environment: sane defaults, then the sandbox's, then the request's.
@@ -256,7 +293,7 @@ enum Ended {
     Abandoned,
 }
 
-fn exit_code(status: std::process::ExitStatus) -> i32 {
+pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status
         .code()

@@ -17,6 +17,7 @@ mod metrics;
 mod oidc;
 mod options;
 mod principal;
+mod processes;
 mod record;
 mod recovery;
 mod settings;
@@ -49,6 +50,7 @@ pub use metrics::Metrics;
 pub use oidc::{Fetch, OidcSettings};
 pub use options::{PutFile, parse_mode, parse_mtime, parse_sha256};
 pub use principal::{Access, Need, Principal};
+pub use processes::{ProcessEvents, Selector};
 use record::SandboxRecord;
 pub use settings::Settings;
 pub use signing::{SignedMethod, SignedRequest};
@@ -101,6 +103,8 @@ struct Entry {
     exec_seq: AtomicU64,
     /// Cancelled when the sandbox is deleted: long-lived streams (watches) end then.
     closed: tokio_util::sync::CancellationToken,
+    /// Processes that outlive their requests.
+    processes: Arc<processes::Registry>,
 }
 
 #[derive(Debug, Default)]
@@ -210,6 +214,7 @@ impl Entry {
             life: tokio::sync::Mutex::new(Life::default()),
             exec_seq: AtomicU64::new(0),
             closed: tokio_util::sync::CancellationToken::new(),
+            processes: Arc::default(),
         })
     }
 

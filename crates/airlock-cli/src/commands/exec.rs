@@ -40,6 +40,8 @@ pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     while let Some(event) = events.next().await {
         match event? {
+            // Only background processes announce themselves.
+            ExecEvent::Start { .. } => {}
             ExecEvent::Stdout(chunk) => {
                 out.write_all(&chunk.bytes())?;
                 out.flush()?;

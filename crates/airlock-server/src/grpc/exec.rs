@@ -66,28 +66,33 @@ impl pb::exec_server::Exec for ExecFace {
             .exec_stream(&caller, &start.sandbox_id, req, stdin)
             .await
             .map_err(status)?;
-        let out = ReceiverStream::new(events).map(|event| {
-            let payload = match event {
-                ProcessEvent::Stdout(bytes) => Out::Stdout(bytes),
-                ProcessEvent::Stderr(bytes) => Out::Stderr(bytes),
-                ProcessEvent::Exit {
-                    exit_code,
-                    timed_out,
-                } => Out::Exit(pb::ExecExit {
-                    exit_code,
-                    timed_out,
-                }),
-                ProcessEvent::Error { message } => {
-                    return Err(status(airlock_service::ApiError::internal(
-                        "following the command",
-                        message,
-                    )));
-                }
-            };
-            Ok(pb::RunResponse {
-                payload: Some(payload),
-            })
-        });
+        let out = ReceiverStream::new(events).map(run_response);
         Ok(Response::new(Box::pin(out)))
     }
+}
+
+/// One event of a command as the wire carries it; a failure to follow it ends the stream
+/// with INTERNAL.
+pub fn run_response(event: ProcessEvent) -> Result<pb::RunResponse, Status> {
+    let payload = match event {
+        ProcessEvent::Start { pid } => Out::Started(pb::ProcessStarted { pid }),
+        ProcessEvent::Stdout(bytes) => Out::Stdout(bytes),
+        ProcessEvent::Stderr(bytes) => Out::Stderr(bytes),
+        ProcessEvent::Exit {
+            exit_code,
+            timed_out,
+        } => Out::Exit(pb::ExecExit {
+            exit_code,
+            timed_out,
+        }),
+        ProcessEvent::Error { message } => {
+            return Err(status(airlock_service::ApiError::internal(
+                "following the command",
+                message,
+            )));
+        }
+    };
+    Ok(pb::RunResponse {
+        payload: Some(payload),
+    })
 }

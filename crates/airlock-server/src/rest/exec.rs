@@ -48,6 +48,7 @@ pub async fn exec(
 /// JSON carries output as text when it is UTF-8, else as base64.
 pub fn encode(event: ProcessEvent) -> ExecEvent {
     match event {
+        ProcessEvent::Start { pid } => ExecEvent::Start { pid },
         ProcessEvent::Stdout(bytes) => ExecEvent::Stdout(Chunk::from_bytes(&bytes)),
         ProcessEvent::Stderr(bytes) => ExecEvent::Stderr(Chunk::from_bytes(&bytes)),
         ProcessEvent::Exit {

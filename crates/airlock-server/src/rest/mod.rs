@@ -11,6 +11,7 @@ mod headers;
 mod idle_body;
 mod json;
 mod openapi;
+mod processes;
 pub(crate) mod range;
 mod sandboxes;
 mod signed;
@@ -47,6 +48,26 @@ pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
         .route("/sandboxes/{id}/start", post(sandboxes::start))
         .route("/sandboxes/{id}/stop", post(sandboxes::stop))
         .route("/sandboxes/{id}/exec", post(exec::exec))
+        .route(
+            "/sandboxes/{id}/processes",
+            post(processes::start).get(processes::list),
+        )
+        .route(
+            "/sandboxes/{id}/processes/{pid}",
+            get(processes::get).delete(processes::kill),
+        )
+        .route(
+            "/sandboxes/{id}/processes/{pid}/events",
+            get(processes::events),
+        )
+        .route(
+            "/sandboxes/{id}/processes/{pid}/stdin",
+            post(processes::stdin).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/sandboxes/{id}/processes/{pid}/signal",
+            post(processes::signal),
+        )
         .route(
             "/sandboxes/{id}/files",
             get(files::list).delete(files::delete),

@@ -1,0 +1,173 @@
+//! `/v1/sandboxes/{id}/processes`: processes that outlive the request that started them.
+
+use std::sync::Arc;
+
+use airlock_api::{ExecRequest, ProcessInfo, SignalProcess};
+use airlock_service::{Principal, ProcessEvents, Selector, Service};
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::body::stream;
+use super::exec::encode;
+use super::failure::Answer;
+use super::json::{Json, Query};
+
+type Caller = Extension<Principal>;
+
+#[derive(Deserialize)]
+pub struct StartQuery {
+    /// A name to find it by later.
+    tag: Option<String>,
+    /// Keep stdin open for `POST .../stdin`.
+    stdin: Option<bool>,
+    /// Answer its events (NDJSON) instead of its description.
+    stream: Option<bool>,
+}
+
+/// Starts a process; 201 with its description, or its events with `?stream=true` (the
+/// process runs on if the client hangs up).
+pub async fn start(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<StartQuery>,
+    Json(req): Json<ExecRequest>,
+) -> Answer<Response> {
+    let keep_stdin = q.stdin.unwrap_or(false);
+    let (info, events) = service
+        .start_process(&caller, &id, req, q.tag, keep_stdin)
+        .await?;
+    if q.stream == Some(true) {
+        return Ok(ndjson(events));
+    }
+    Ok((StatusCode::CREATED, axum::Json(info)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    tag: Option<String>,
+}
+
+pub async fn list(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Answer<axum::Json<Vec<ProcessInfo>>> {
+    let mut all = service.processes(&caller, &id)?;
+    if let Some(tag) = q.tag {
+        all.retain(|p| p.tag.as_deref() == Some(tag.as_str()));
+    }
+    Ok(axum::Json(all))
+}
+
+pub async fn get(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
+    Path((id, pid)): Path<(String, String)>,
+) -> Answer<axum::Json<ProcessInfo>> {
+    Ok(axum::Json(service.process(
+        &caller,
+        &id,
+        &selector(&pid)?,
+    )?))
+}
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    /// Send the buffered output (the last MiB) before what comes next.
+    replay: Option<bool>,
+}
+
+/// The process's events as NDJSON: `start`, then output, then `exit`.
+pub async fn events(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
+    Path((id, pid)): Path<(String, String)>,
+    Query(q): Query<EventsQuery>,
+) -> Answer<Response> {
+    let replay = q.replay.unwrap_or(false);
+    let events = service.connect_process(&caller, &id, &selector(&pid)?, replay)?;
+    Ok(ndjson(events))
+}
+
+#[derive(Deserialize)]
+pub struct StdinQuery {
+    /// Close stdin after this body.
+    close: Option<bool>,
+}
+
+/// The body goes to the process's stdin (which it must have kept open: `?stdin=true`).
+pub async fn stdin(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
+    Path((id, pid)): Path<(String, String)>,
+    Query(q): Query<StdinQuery>,
+    body: Body,
+) -> Answer<StatusCode> {
+    let which = selector(&pid)?;
+    let mut chunks = stream(body);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            airlock_service::ApiError::bad_request(format!("reading the body: {e}"))
+        })?;
+        service
+            .send_input(&caller, &id, &which, chunk, false)
+            .await?;
+    }
+    if q.close == Some(true) {
+        service
+            .send_input(&caller, &id, &which, bytes::Bytes::new(), true)
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn signal(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
+    Path((id, pid)): Path<(String, String)>,
+    Json(req): Json<SignalProcess>,
+) -> Answer<StatusCode> {
+    service
+        .signal_process(&caller, &id, &selector(&pid)?, &req.signal)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Kills the process and everything it started.
+pub async fn kill(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
+    Path((id, pid)): Path<(String, String)>,
+) -> Answer<StatusCode> {
+    service
+        .signal_process(&caller, &id, &selector(&pid)?, "SIGKILL")
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A process named in a path: its number.
+fn selector(pid: &str) -> Result<Selector, airlock_service::ApiError> {
+    pid.parse().map(Selector::Pid).map_err(|_| {
+        airlock_service::ApiError::bad_request(format!("{pid:?} is not a process number"))
+    })
+}
+
+fn ndjson(events: ProcessEvents) -> Response {
+    let lines = events.map(|event| {
+        let mut line = serde_json::to_vec(&encode(event)).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(line)
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response()
+}

@@ -1,0 +1,460 @@
+//! Processes that outlive the request that started them (E2B's background commands):
+//! each sandbox keeps a registry of them. A process runs until it exits, is signalled,
+//! or its sandbox stops, whoever is or is not listening. Its output goes to a bounded
+//! buffer (the last [`BUFFER_BYTES`] per process, for a client that reconnects) and to
+//! whoever is connected now; a listener too slow to keep up loses events rather than
+//! stalling the process, and is told so. Ended processes are kept a while
+//! ([`LINGER`], at most [`KEEP_ENDED`] of them) so their exit status can be read.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use airlock_api::{ExecRequest, ProcessInfo};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::exec::Launched;
+use crate::record::{now_secs, rfc3339};
+use crate::{ApiError, Need, Principal, ProcessEvent, Service};
+
+/// Output kept per process for clients that connect later.
+const BUFFER_BYTES: usize = 1 << 20;
+/// Events queued for one live listener; past this it loses events (bounded memory: at
+/// most this many chunks of at most [`CHUNK`] bytes).
+const LISTENER_QUEUE: usize = 256;
+/// Bytes read from a pipe at a time.
+const CHUNK: usize = 64 * 1024;
+/// How long an ended process stays listed.
+const LINGER: Duration = Duration::from_secs(600);
+/// The most ended processes a sandbox keeps.
+const KEEP_ENDED: usize = 64;
+/// Stdin chunks queued for a process before `send_input` waits.
+const STDIN_QUEUE: usize = 64;
+
+/// Which process: by number, or by the tag it was started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// The daemon's number.
+    Pid(u32),
+    /// The caller's tag.
+    Tag(String),
+}
+
+/// The events of one process, as a stream that ends after `Exit`.
+pub type ProcessEvents = std::pin::Pin<Box<dyn Stream<Item = ProcessEvent> + Send>>;
+
+/// Signals a caller may send.
+const SIGNALS: [(&str, rustix::process::Signal); 9] = [
+    ("SIGTERM", rustix::process::Signal::TERM),
+    ("SIGKILL", rustix::process::Signal::KILL),
+    ("SIGINT", rustix::process::Signal::INT),
+    ("SIGHUP", rustix::process::Signal::HUP),
+    ("SIGQUIT", rustix::process::Signal::QUIT),
+    ("SIGUSR1", rustix::process::Signal::USR1),
+    ("SIGUSR2", rustix::process::Signal::USR2),
+    ("SIGSTOP", rustix::process::Signal::STOP),
+    ("SIGCONT", rustix::process::Signal::CONT),
+];
+
+/// One sandbox's processes.
+#[derive(Debug, Default)]
+pub struct Registry {
+    next: AtomicU32,
+    table: Mutex<BTreeMap<u32, Arc<Process>>>,
+}
+
+/// What stdin's feeder is told.
+#[derive(Debug)]
+enum Input {
+    Data(Bytes),
+    Close,
+}
+
+#[derive(Debug)]
+struct Process {
+    pid: u32,
+    tag: Option<String>,
+    cmd: Vec<String>,
+    cwd: String,
+    started_at: u64,
+    /// The host's pid of the command, for signals; none once reaped.
+    host_pid: Mutex<Option<u32>>,
+    leaf: String,
+    stdin: mpsc::Sender<Input>,
+    state: Mutex<State>,
+    live: broadcast::Sender<ProcessEvent>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The latest output, oldest first, at most [`BUFFER_BYTES`].
+    buffer: VecDeque<ProcessEvent>,
+    buffered: usize,
+    /// The exit event, once it ended, and when.
+    ended: Option<(ProcessEvent, Instant)>,
+}
+
+impl Process {
+    fn info(&self) -> ProcessInfo {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let exit_code = match &state.ended {
+            Some((ProcessEvent::Exit { exit_code, .. }, _)) => Some(*exit_code),
+            _ => None,
+        };
+        ProcessInfo {
+            pid: self.pid,
+            tag: self.tag.clone(),
+            cmd: self.cmd.clone(),
+            cwd: self.cwd.clone(),
+            running: state.ended.is_none(),
+            exit_code,
+            started_at: rfc3339(self.started_at),
+        }
+    }
+
+    /// Keeps an event and hands it to whoever listens.
+    fn record(&self, event: ProcessEvent) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match &event {
+            ProcessEvent::Stdout(bytes) | ProcessEvent::Stderr(bytes) => {
+                state.buffered += bytes.len();
+                state.buffer.push_back(event.clone());
+                while state.buffered > BUFFER_BYTES {
+                    match state.buffer.pop_front() {
+                        Some(ProcessEvent::Stdout(b) | ProcessEvent::Stderr(b)) => {
+                            state.buffered -= b.len();
+                        }
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+            }
+            _ => state.ended = Some((event.clone(), Instant::now())),
+        }
+        // Sent under the lock, so a listener that subscribes under it misses nothing.
+        let _ = self.live.send(event);
+    }
+
+    /// The events from now on (with the buffered output first when `replay`), ending
+    /// with the exit.
+    fn listen(&self, replay: bool) -> ProcessEvents {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let start = ProcessEvent::Start { pid: self.pid };
+        let mut first = vec![start];
+        if replay {
+            first.extend(state.buffer.iter().cloned());
+        }
+        if let Some((exit, _)) = &state.ended {
+            first.push(exit.clone());
+            return Box::pin(futures_util::stream::iter(first));
+        }
+        let receiver = self.live.subscribe();
+        drop(state);
+        // Ends right after the process's last event: the sender lives on in the
+        // registry, so the channel itself would never close.
+        let until_exit =
+            futures_util::stream::unfold((receiver, false), |(mut rx, done)| async move {
+                if done {
+                    return None;
+                }
+                match rx.recv().await {
+                    Ok(event) => {
+                        let last = !matches!(
+                            event,
+                            ProcessEvent::Stdout(_)
+                                | ProcessEvent::Stderr(_)
+                                | ProcessEvent::Start { .. }
+                        );
+                        Some((event, (rx, last)))
+                    }
+                    Err(broadcast::error::RecvError::Lagged(lost)) => {
+                        let message =
+                            format!("{lost} output events were lost: this listener fell behind");
+                        Some((ProcessEvent::Error { message }, (rx, false)))
+                    }
+                    Err(broadcast::error::RecvError::Closed) => None,
+                }
+            });
+        Box::pin(futures_util::stream::iter(first).chain(until_exit))
+    }
+}
+
+impl Registry {
+    fn find(&self, selector: &Selector) -> Result<Arc<Process>, ApiError> {
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let found = match selector {
+            Selector::Pid(pid) => table.get(pid).cloned(),
+            // The newest process with that tag.
+            Selector::Tag(tag) => table
+                .values()
+                .rev()
+                .find(|p| p.tag.as_deref() == Some(tag.as_str()))
+                .cloned(),
+        };
+        found.ok_or_else(|| ApiError::not_found(format!("no process {selector:?}")))
+    }
+
+    /// Forgets ended processes past their linger, and the oldest beyond the cap.
+    fn prune(table: &mut BTreeMap<u32, Arc<Process>>) {
+        let ended: Vec<(u32, Instant)> = table
+            .values()
+            .filter_map(|p| {
+                let state = p.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.ended.as_ref().map(|(_, at)| (p.pid, *at))
+            })
+            .collect();
+        let excess = ended.len().saturating_sub(KEEP_ENDED);
+        for (n, (pid, at)) in ended.into_iter().enumerate() {
+            if n < excess || at.elapsed() > LINGER {
+                table.remove(&pid);
+            }
+        }
+    }
+}
+
+impl Service {
+    /// Starts a process that runs on when the caller goes away. The answer's events
+    /// begin with `Start` and its output from the first byte.
+    pub async fn start_process(
+        &self,
+        caller: &Principal,
+        id: &str,
+        req: ExecRequest,
+        tag: Option<String>,
+        keep_stdin: bool,
+    ) -> Result<(ProcessInfo, ProcessEvents), ApiError> {
+        let audit = self.audit(caller, "process.start", Some(id));
+        let result = async {
+            if let Some(tag) = &tag
+                && (tag.is_empty() || tag.len() > 256 || tag.contains('\0'))
+            {
+                return Err(ApiError::bad_request("a tag is 1 to 256 bytes, no NUL"));
+            }
+            let registry = self.entry(caller, id, Need::Write)?.processes.clone();
+            let Launched {
+                mut child,
+                leaf,
+                checked,
+                slot,
+            } = self.launch(caller, id, &req).await?;
+            let (stdin, inputs) = mpsc::channel(STDIN_QUEUE);
+            let process = Arc::new(Process {
+                pid: registry.next.fetch_add(1, Ordering::Relaxed) + 1,
+                tag,
+                cmd: checked.argv.clone(),
+                cwd: checked.cwd.clone(),
+                started_at: now_secs(),
+                host_pid: Mutex::new(child.id()),
+                leaf: leaf.clone(),
+                stdin,
+                state: Mutex::default(),
+                live: broadcast::channel(LISTENER_QUEUE).0,
+            });
+            let events = process.listen(true);
+            {
+                let mut table = registry.table.lock().unwrap_or_else(|p| p.into_inner());
+                Registry::prune(&mut table);
+                table.insert(process.pid, process.clone());
+            }
+            let pipes = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+            let (engine, sandbox) = (self.engine.clone(), id.to_owned());
+            let deadline = checked.timeout_ms.map(Duration::from_millis);
+            let first_input = Bytes::from(checked.stdin);
+            let proc = process.clone();
+            tokio::spawn(async move {
+                let feeder = tokio::spawn(feed(pipes.0, first_input, inputs, keep_stdin));
+                let readers = [
+                    pipes
+                        .1
+                        .map(|out| tokio::spawn(forward(out, proc.clone(), ProcessEvent::Stdout))),
+                    pipes
+                        .2
+                        .map(|err| tokio::spawn(forward(err, proc.clone(), ProcessEvent::Stderr))),
+                ];
+                let waited =
+                    tokio::time::timeout(deadline.unwrap_or(Duration::MAX), child.wait()).await;
+                let (status, timed_out) = match waited {
+                    Ok(status) => (status.map(crate::exec::exit_code), false),
+                    Err(_) => {
+                        let (engine, sandbox, leaf) =
+                            (engine.clone(), sandbox.clone(), leaf.clone());
+                        let _ = crate::blocking(move || engine.kill_exec(&sandbox, &leaf)).await;
+                        let _ = child.wait().await;
+                        (Ok(crate::exec::TIMED_OUT), true)
+                    }
+                };
+                *proc.host_pid.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                feeder.abort();
+                for reader in readers.into_iter().flatten() {
+                    // A child it left behind may hold the pipe; stop reading soon after.
+                    let mut reader = reader;
+                    if tokio::time::timeout(crate::exec::DRAIN_GRACE, &mut reader)
+                        .await
+                        .is_err()
+                    {
+                        reader.abort();
+                    }
+                }
+                proc.record(match status {
+                    Ok(exit_code) => ProcessEvent::Exit {
+                        exit_code,
+                        timed_out,
+                    },
+                    Err(err) => ProcessEvent::Error {
+                        message: format!("waiting for the process: {err}"),
+                    },
+                });
+                engine.finish_exec(&sandbox, &leaf);
+                drop(slot);
+            });
+            self.metrics.exec_started();
+            Ok((process.info(), events))
+        }
+        .await;
+        audit.done(result)
+    }
+
+    /// The sandbox's processes, running and recently ended, oldest first.
+    pub fn processes(&self, caller: &Principal, id: &str) -> Result<Vec<ProcessInfo>, ApiError> {
+        let registry = self.entry(caller, id, Need::Read)?.processes.clone();
+        let mut table = registry.table.lock().unwrap_or_else(|p| p.into_inner());
+        Registry::prune(&mut table);
+        Ok(table.values().map(|p| p.info()).collect())
+    }
+
+    /// One process.
+    pub fn process(
+        &self,
+        caller: &Principal,
+        id: &str,
+        which: &Selector,
+    ) -> Result<ProcessInfo, ApiError> {
+        let registry = self.entry(caller, id, Need::Read)?.processes.clone();
+        Ok(registry.find(which)?.info())
+    }
+
+    /// A process's events from now on: `Start`, its buffered output too when `replay`,
+    /// then what it writes until it exits.
+    pub fn connect_process(
+        &self,
+        caller: &Principal,
+        id: &str,
+        which: &Selector,
+        replay: bool,
+    ) -> Result<ProcessEvents, ApiError> {
+        let registry = self.entry(caller, id, Need::Read)?.processes.clone();
+        Ok(registry.find(which)?.listen(replay))
+    }
+
+    /// Feeds bytes to a process's stdin (waiting while its queue is full); an empty
+    /// `data` with `close` closes it.
+    pub async fn send_input(
+        &self,
+        caller: &Principal,
+        id: &str,
+        which: &Selector,
+        data: Bytes,
+        close: bool,
+    ) -> Result<(), ApiError> {
+        let registry = self.entry(caller, id, Need::Write)?.processes.clone();
+        let process = registry.find(which)?;
+        let gone = || {
+            ApiError::conflict(format!(
+                "process {} has closed its input or ended",
+                process.pid
+            ))
+        };
+        if !data.is_empty() {
+            process
+                .stdin
+                .send(Input::Data(data))
+                .await
+                .map_err(|_| gone())?;
+        }
+        if close {
+            process.stdin.send(Input::Close).await.map_err(|_| gone())?;
+        }
+        Ok(())
+    }
+
+    /// Sends a signal to a process; `SIGKILL` kills its whole tree (everything it
+    /// started, however it forked).
+    pub async fn signal_process(
+        &self,
+        caller: &Principal,
+        id: &str,
+        which: &Selector,
+        signal: &str,
+    ) -> Result<(), ApiError> {
+        let audit = self
+            .audit(caller, "process.signal", Some(id))
+            .target(signal);
+        let result = async {
+            let registry = self.entry(caller, id, Need::Write)?.processes.clone();
+            let process = registry.find(which)?;
+            let (_, signal) = SIGNALS
+                .iter()
+                .find(|(name, _)| *name == signal)
+                .ok_or_else(|| ApiError::bad_request(format!("signal {signal:?} is not one of SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGSTOP, SIGCONT")))?;
+            if *signal == rustix::process::Signal::KILL {
+                let (engine, sandbox, leaf) = (self.engine.clone(), id.to_owned(), process.leaf.clone());
+                return crate::blocking(move || engine.kill_exec(&sandbox, &leaf)).await?.map_err(ApiError::from);
+            }
+            let host_pid = *process.host_pid.lock().unwrap_or_else(|p| p.into_inner());
+            let pid = host_pid
+                .and_then(|pid| rustix::process::Pid::from_raw(pid as i32))
+                .ok_or_else(|| ApiError::conflict(format!("process {} has ended", process.pid)))?;
+            rustix::process::kill_process(pid, *signal)
+                .map_err(|e| ApiError::conflict(format!("signalling process {}: {e}", process.pid)))
+        }
+        .await;
+        audit.done(result)
+    }
+}
+
+/// Writes the request's stdin, then whatever `send_input` queues, until told to close.
+/// Without `keep_open`, stdin closes after the request's own input, as a command run
+/// with no terminal expects.
+async fn feed(
+    pipe: Option<tokio::process::ChildStdin>,
+    first: Bytes,
+    mut inputs: mpsc::Receiver<Input>,
+    keep_open: bool,
+) {
+    let Some(mut pipe) = pipe else { return };
+    if !first.is_empty() && pipe.write_all(&first).await.is_err() {
+        return;
+    }
+    if !keep_open {
+        return;
+    }
+    while let Some(input) = inputs.recv().await {
+        match input {
+            Input::Data(bytes) => {
+                if pipe.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            Input::Close => return,
+        }
+    }
+    // Every sender is gone (the process was forgotten): the pipe closes here too.
+}
+
+async fn forward(
+    mut pipe: impl AsyncRead + Unpin,
+    process: Arc<Process>,
+    wrap: fn(Bytes) -> ProcessEvent,
+) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => process.record(wrap(Bytes::copy_from_slice(&buf[..n]))),
+        }
+    }
+}
