@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const PROTOS: [&str; 4] = [
+const PROTOS: [&str; 5] = [
     "airlock/v1/files.proto",
     "airlock/v1/sandboxes.proto",
     "airlock/v1/exec.proto",
     "airlock/v1/tokens.proto",
+    "airlock/v1/processes.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -230,3 +230,88 @@ async fn background_processes_outlive_their_request() {
     assert_eq!(reader.info(pid).await["pid"], pid);
     assert_eq!(reader.start("", json!({"cmd": ["true"]})).await.0, 403);
 }
+
+#[tokio::test]
+async fn processes_over_grpc() {
+    use airlock_proto::v1 as pb;
+    use pb::process_selector::Selector as Which;
+    use pb::run_response::Payload;
+
+    let daemon = Daemon::start();
+    let id = common::sandbox(&daemon.client()).await.id;
+    let mut procs = pb::processes_client::ProcessesClient::with_interceptor(
+        common::grpc::channel(&daemon).await,
+        common::grpc::Bearer(daemon.token.clone()),
+    );
+    let by_tag = |tag: &str| {
+        Some(pb::ProcessSelector {
+            selector: Some(Which::Tag(tag.into())),
+        })
+    };
+    // Started with stdin kept open; the start call hangs up after the first event.
+    let mut started = procs
+        .start(pb::StartProcessRequest {
+            start: Some(pb::ExecStart {
+                sandbox_id: id.clone(),
+                cmd: vec!["cat".into()],
+                ..Default::default()
+            }),
+            tag: Some("echo".into()),
+            keep_stdin: true,
+            stdin: bytes::Bytes::from_static(b"first "),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = started.message().await.unwrap().unwrap();
+    let Some(Payload::Started(pb::ProcessStarted { pid })) = first.payload else {
+        panic!("{first:?}")
+    };
+    drop(started);
+    let listed = procs
+        .list(pb::ListProcessesRequest {
+            sandbox_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.processes[0].pid, pid);
+    assert!(listed.processes[0].running);
+    procs
+        .send_input(pb::SendInputRequest {
+            sandbox_id: id.clone(),
+            process: by_tag("echo"),
+            data: bytes::Bytes::from_static(b"second"),
+            close: true,
+        })
+        .await
+        .unwrap();
+    let mut attached = procs
+        .attach(pb::AttachProcessRequest {
+            sandbox_id: id.clone(),
+            process: by_tag("echo"),
+            replay: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut out, mut exit) = (Vec::new(), None);
+    while let Some(event) = attached.message().await.unwrap() {
+        match event.payload {
+            Some(Payload::Stdout(b)) => out.extend_from_slice(&b),
+            Some(Payload::Exit(e)) => exit = Some(e.exit_code),
+            _ => {}
+        }
+    }
+    assert_eq!(out, b"first second");
+    assert_eq!(exit, Some(0));
+    let unknown = procs
+        .send_signal(pb::SendSignalRequest {
+            sandbox_id: id.clone(),
+            process: by_tag("nobody"),
+            signal: "SIGTERM".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+}

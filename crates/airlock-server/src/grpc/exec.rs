@@ -38,15 +38,8 @@ impl pb::exec_server::Exec for ExecFace {
             }) => start,
             _ => return Err(invalid("the first message of Run must be `start`")),
         };
-        let req = ExecRequest {
-            cmd: (!start.cmd.is_empty()).then_some(start.cmd),
-            shell: start.shell,
-            env: start.env.into_iter().collect(),
-            cwd: start.cwd,
-            stdin: None,
-            stdin_b64: None,
-            timeout_ms: start.timeout_ms,
-        };
+        let sandbox_id = start.sandbox_id.clone();
+        let req = exec_request(start);
         let (tx, rx) = tokio::sync::mpsc::channel(STDIN_QUEUE);
         tokio::spawn(async move {
             while let Ok(Some(message)) = incoming.message().await {
@@ -63,7 +56,7 @@ impl pb::exec_server::Exec for ExecFace {
         let stdin = Some(airlock_service::byte_stream(ReceiverStream::new(rx)));
         let events = self
             .0
-            .exec_stream(&caller, &start.sandbox_id, req, stdin)
+            .exec_stream(&caller, &sandbox_id, req, stdin)
             .await
             .map_err(status)?;
         let out = ReceiverStream::new(events).map(run_response);
@@ -95,4 +88,17 @@ pub fn run_response(event: ProcessEvent) -> Result<pb::RunResponse, Status> {
     Ok(pb::RunResponse {
         payload: Some(payload),
     })
+}
+
+/// The command an `ExecStart` names, as the service takes it.
+pub fn exec_request(start: pb::ExecStart) -> ExecRequest {
+    ExecRequest {
+        cmd: (!start.cmd.is_empty()).then_some(start.cmd),
+        shell: start.shell,
+        env: start.env.into_iter().collect(),
+        cwd: start.cwd,
+        stdin: None,
+        stdin_b64: None,
+        timeout_ms: start.timeout_ms,
+    }
 }

@@ -1,5 +1,5 @@
 //! The gRPC face (package `airlock.v1`), served on the daemon's port beside REST: Files,
-//! Sandboxes, Exec and Tokens over the same service, plus the standard health service and server
+//! Sandboxes, Exec, Processes and Tokens over the same service, plus the standard health service and server
 //! reflection (v1 and v1alpha), so grpcurl and grpc_health_probe need no proto files.
 //! Handlers only decode, call the service and encode.
 
@@ -8,6 +8,7 @@ mod convert;
 mod download;
 mod exec;
 mod files;
+mod processes;
 mod sandboxes;
 pub(crate) mod status;
 mod tokens;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use airlock_proto::v1::exec_server::ExecServer;
 use airlock_proto::v1::files_server::FilesServer;
+use airlock_proto::v1::processes_server::ProcessesServer;
 use airlock_proto::v1::sandboxes_server::SandboxesServer;
 use airlock_proto::v1::tokens_server::TokensServer;
 use airlock_service::{Principal, Service};
@@ -38,6 +40,9 @@ pub fn router(service: Arc<Service>) -> axum::Router {
     let sandboxes = SandboxesServer::new(sandboxes::SandboxesFace(service.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT);
     let tokens = TokensServer::new(tokens::TokensFace(service.clone()));
+    let processes = ProcessesServer::new(processes::ProcessesFace(service.clone()))
+        .max_decoding_message_size(MESSAGE_LIMIT)
+        .max_encoding_message_size(MESSAGE_LIMIT);
     let exec = ExecServer::new(exec::ExecFace(service.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);
@@ -54,11 +59,15 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         health_reporter
             .set_serving::<TokensServer<tokens::TokensFace>>()
             .await;
+        health_reporter
+            .set_serving::<ProcessesServer<processes::ProcessesFace>>()
+            .await;
     });
     let mut routes = Routes::new(health)
         .add_service(files)
         .add_service(sandboxes)
         .add_service(tokens)
+        .add_service(processes)
         .add_service(exec);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
