@@ -282,6 +282,59 @@ fn routes() -> Vec<(&'static str, Route)> {
                     .as_u16()
             })
         }),
+        ("agent-sandbox download", |f, p| {
+            Box::pin(async move {
+                let got = agent(
+                    f,
+                    reqwest::Method::GET,
+                    &format!("download/{}", relative(&p)),
+                );
+                let got = got.send().await.unwrap();
+                let status = got.status().as_u16();
+                let body = got.bytes().await.unwrap_or_default();
+                assert!(!String::from_utf8_lossy(&body).contains("host-secret"));
+                status
+            })
+        }),
+        ("agent-sandbox list", |f, p| {
+            Box::pin(async move {
+                let path = format!("list/{}", relative(&p));
+                agent(f, reqwest::Method::GET, &path)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        }),
+        ("agent-sandbox upload", |f, p| {
+            Box::pin(async move {
+                // The filename as the SDK sends it: relative, raw.
+                let name = p.trim_start_matches('/').to_owned();
+                let part = reqwest::multipart::Part::bytes(b"pwned".to_vec()).file_name(name);
+                let form = reqwest::multipart::Form::new().part("file", part);
+                let sent = agent(f, reqwest::Method::POST, "upload").multipart(form);
+                sent.send().await.unwrap().status().as_u16()
+            })
+        }),
+        ("agent-sandbox v1 PUT", |f, p| {
+            Box::pin(async move {
+                let path = format!("v1/files/{}", relative(&p));
+                let sent = agent(f, reqwest::Method::PUT, &path).body("pwned");
+                sent.send().await.unwrap().status().as_u16()
+            })
+        }),
+        ("agent-sandbox v1 DELETE", |f, p| {
+            Box::pin(async move {
+                let path = format!("v1/files/{}?recursive=true", relative(&p));
+                agent(f, reqwest::Method::DELETE, &path)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        }),
         ("GET watch", |f, p| {
             Box::pin(async move {
                 let r = f
@@ -296,6 +349,30 @@ fn routes() -> Vec<(&'static str, Route)> {
             })
         }),
     ]
+}
+
+/// A request to the agent-sandbox face for the fixture's sandbox.
+fn agent(f: &Files, method: reqwest::Method, route: &str) -> reqwest::RequestBuilder {
+    let (origin, rest) = f.base.split_once("/v1/sandboxes/").unwrap();
+    let id = rest.split('/').next().unwrap();
+    f.http
+        .request(method, format!("{origin}/agent-sandbox/{route}"))
+        .bearer_auth(&f.token)
+        .header("X-Sandbox-ID", id)
+}
+
+/// A path as the agent-sandbox SDK sends it: relative, each character percent-encoded
+/// but for the unreserved ones.
+fn relative(path: &str) -> String {
+    path.trim_start_matches('/')
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A signed URL for `path` and `method`, minted with the fixture's token; none when
@@ -381,7 +458,7 @@ async fn every_route_against_every_path_attack() {
         .unwrap();
     assert_eq!(health["state"], "running");
     eprintln!(
-        "escape corpus: {cases} cases (21 routes × 7 attacks), outcomes by status: {outcomes:?}"
+        "escape corpus: {cases} cases (26 routes × 7 attacks), outcomes by status: {outcomes:?}"
     );
     assert!(cases >= 40);
 }

@@ -192,6 +192,36 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
             status,
         );
     }
+    // The agent-sandbox face: its paths come relative and percent-encoded.
+    let (origin, rest) = files.base.split_once("/v1/sandboxes/").unwrap();
+    let sandbox = rest.split('/').next().unwrap();
+    let agent = |method: reqwest::Method, route: String| {
+        files
+            .http
+            .request(method, format!("{origin}/agent-sandbox/{route}"))
+            .bearer_auth(&files.token)
+            .header("X-Sandbox-ID", sandbox)
+    };
+    let relative = |path: &str| path.trim_start_matches('/').replace('/', "%2F");
+    let got = agent(
+        reqwest::Method::GET,
+        format!("download/{}", relative(&format!("{base}/secret"))),
+    )
+    .send()
+    .await
+    .unwrap();
+    let status = got.status().as_u16();
+    let body = got.bytes().await.unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&body).contains("host-secret"));
+    count("agent-sandbox download", status);
+    let put = agent(
+        reqwest::Method::PUT,
+        format!("v1/files/{}", relative(&format!("{name}-agent"))),
+    );
+    count(
+        "agent-sandbox v1 PUT",
+        put.body("racing").send().await.unwrap().status().as_u16(),
+    );
     if !i.is_multiple_of(10) {
         return;
     }

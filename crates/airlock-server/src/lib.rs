@@ -2,8 +2,9 @@
 //! `airlock-service`, the token check, and the bounded accept loop. Faces only parse,
 //! call the service and encode; every rule lives in the service.
 
-mod fetch;
 #[doc(hidden)]
+mod compat;
+mod fetch;
 pub mod fuzz_api;
 mod grpc;
 mod http;

@@ -12,13 +12,9 @@ use axum::Extension;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::failure::{Answer, Failure};
 use super::json::Query;
-
-/// Chunks of one part queued toward the service.
-const PART_QUEUE: usize = 8;
 
 #[derive(Deserialize)]
 pub struct BatchQuery {
@@ -65,7 +61,7 @@ async fn write_part(
     caller: &Principal,
     id: &str,
     defaults: &BatchDefaults,
-    mut field: Field<'_>,
+    field: Field<'_>,
 ) -> (airlock_api::BatchItem, Option<String>) {
     let header = |name: &str| field.headers().get(name).and_then(|v| v.to_str().ok());
     let part = BatchPart {
@@ -82,35 +78,8 @@ async fn write_part(
             None,
         ),
     };
-    let (tx, rx) = tokio::sync::mpsc::channel(PART_QUEUE);
-    let write = service.write_batch_part(
-        caller,
-        id,
-        defaults,
-        part,
-        Box::pin(ReceiverStream::new(rx)),
-    );
-    // Feed the writer as the part arrives; once it has given up, keep reading (and
-    // dropping) the part so the next one can be reached.
-    let feed = async move {
-        let broken = loop {
-            match field.chunk().await {
-                Ok(Some(chunk)) => {
-                    let _ = tx.send(Ok(chunk)).await;
-                }
-                Ok(None) => break None,
-                Err(e) => {
-                    let reason = e.to_string();
-                    let aborted =
-                        std::io::Error::new(std::io::ErrorKind::ConnectionAborted, reason.clone());
-                    let _ = tx.send(Err(aborted)).await;
-                    break Some(reason);
-                }
-            }
-        };
-        // Dropping the sender ends the writer's stream.
-        drop(tx);
-        broken
-    };
-    tokio::join!(write, feed)
+    super::multipart::stream_part(field, |body| {
+        service.write_batch_part(caller, id, defaults, part, body)
+    })
+    .await
 }

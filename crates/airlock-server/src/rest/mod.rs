@@ -3,13 +3,14 @@
 
 mod archive;
 mod batch;
-mod body;
+pub(crate) mod body;
 mod exec;
 mod failure;
 pub(crate) mod files;
 mod headers;
 mod idle_body;
-mod json;
+pub(crate) mod json;
+pub(crate) mod multipart;
 mod openapi;
 mod processes;
 pub(crate) mod range;
@@ -121,8 +122,12 @@ pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
         .with_state(service.clone());
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics).with_state(service))
+        .route("/metrics", get(metrics).with_state(service.clone()))
         .nest("/v1", v1)
+        .nest(
+            "/agent-sandbox",
+            crate::compat::agent_sandbox::router(service.clone()),
+        )
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(idle, idle_body::idle_bodies))
         .layer(middleware::from_fn(close_after_refused_body))
