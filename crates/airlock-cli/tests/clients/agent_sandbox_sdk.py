@@ -99,7 +99,9 @@ def documentation_examples(sandbox: Sandbox, local: str) -> None:
     assert len(sandbox.files.list(sandbox_dir)) == 3
 
     # Download multiple files.
-    sandbox.commands.run("mkdir -p /home/user/output && echo x > /home/user/output/a && echo yy > /home/user/output/b")
+    sandbox.commands.run(
+        "mkdir -p /home/user/output && echo x > /home/user/output/a && echo yy > /home/user/output/b"
+    )
     out_dir = os.path.join(local, "downloaded_output")
     os.makedirs(out_dir, exist_ok=True)
     for entry in sandbox.files.list("/home/user/output"):
@@ -126,7 +128,9 @@ def documentation_examples(sandbox: Sandbox, local: str) -> None:
 
 
 def refusals() -> None:
-    no_token = requests.get(f"{URL}/list/workspace", headers={"X-Sandbox-ID": SANDBOX_ID})
+    no_token = requests.get(
+        f"{URL}/list/workspace", headers={"X-Sandbox-ID": SANDBOX_ID}
+    )
     assert no_token.status_code == 401, no_token.text
     headers = {"Authorization": f"Bearer {TOKEN}", "X-Sandbox-ID": "0123456789ab"}
     other = requests.get(f"{URL}/list/workspace", headers=headers)
