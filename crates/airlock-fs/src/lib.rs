@@ -30,4 +30,4 @@ pub use path::SandboxPath;
 pub use root::Root;
 pub use unpack::{Skipped, UnpackLimits, Unpacked};
 pub use watch::{WatchEvent, WatchKind, Watcher};
-pub use write::{FileOwner, Placement, WriteOptions, Written, hex};
+pub use write::{FileOwner, Placement, WriteOptions, Written, hex, is_write_temp};

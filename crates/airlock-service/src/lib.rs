@@ -30,6 +30,7 @@ mod upload_record;
 mod uploads;
 mod validate;
 mod watch;
+mod watchers;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -105,6 +106,8 @@ struct Entry {
     closed: tokio_util::sync::CancellationToken,
     /// Processes that outlive their requests.
     processes: Arc<processes::Registry>,
+    /// Watches polled instead of held open.
+    watchers: Arc<watchers::Watchers>,
 }
 
 #[derive(Debug, Default)]
@@ -215,6 +218,7 @@ impl Entry {
             exec_seq: AtomicU64::new(0),
             closed: tokio_util::sync::CancellationToken::new(),
             processes: Arc::default(),
+            watchers: Arc::default(),
         })
     }
 

@@ -112,6 +112,26 @@ impl Service {
         Ok(self.entry(caller, id, Need::Read)?.record().to_api())
     }
 
+    /// Sets the sandbox to expire `secs` from now (E2B's `set_timeout`); 0 is refused.
+    pub fn set_timeout(
+        &self,
+        caller: &Principal,
+        id: &str,
+        secs: u64,
+    ) -> Result<Sandbox, ApiError> {
+        let audit = self.audit(caller, "sandbox.timeout", Some(id));
+        let result = (|| {
+            if secs == 0 {
+                return Err(ApiError::bad_request("a timeout is at least 1 second"));
+            }
+            let entry = self.entry(caller, id, Need::Manage)?;
+            let at = now_secs().saturating_add(secs);
+            entry.update(&self.engine, |record| record.expires_at = Some(at));
+            Ok(entry.record().to_api())
+        })();
+        audit.done(result)
+    }
+
     /// Starts a sandbox; starting a running one is a no-op.
     pub async fn start(&self, caller: &Principal, id: &str) -> Result<Sandbox, ApiError> {
         let audit = self.audit(caller, "sandbox.start", Some(id));

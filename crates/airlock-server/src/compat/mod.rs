@@ -2,3 +2,4 @@
 //! port, each a thin layer over the same service: parse, call, encode.
 
 pub mod agent_sandbox;
+pub mod e2b;

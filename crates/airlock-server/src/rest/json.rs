@@ -86,3 +86,14 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
             })
     }
 }
+
+/// Every `key=value` pair of a query string, in order, repeats kept (a signature check
+/// must see a doubled parameter; a filter may hold several).
+pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let uri: axum::http::Uri = format!("/?{query}")
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad query"))?;
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
+}

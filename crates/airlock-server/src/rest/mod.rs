@@ -128,6 +128,11 @@ pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
             "/agent-sandbox",
             crate::compat::agent_sandbox::router(service.clone()),
         )
+        .nest(
+            "/e2b/envd",
+            crate::compat::e2b::envd_router(service.clone()),
+        )
+        .nest("/e2b", crate::compat::e2b::control_router(service.clone()))
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(idle, idle_body::idle_bodies))
         .layer(middleware::from_fn(close_after_refused_body))

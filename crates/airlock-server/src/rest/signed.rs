@@ -58,7 +58,7 @@ pub fn admit(service: &Service, request: &Request) -> Result<Principal, ApiError
         .nth(1)
         .unwrap_or_default();
     let pairs: Vec<(String, String)> =
-        serde_urlencoded_pairs(request.uri().query().unwrap_or_default())?;
+        super::json::query_pairs(request.uri().query().unwrap_or_default())?;
     let once = |name: &str| -> Result<&str, ApiError> {
         let mut found = pairs.iter().filter(|(key, _)| key == name);
         match (found.next(), found.next()) {
@@ -75,15 +75,6 @@ pub fn admit(service: &Service, request: &Request) -> Result<Principal, ApiError
         expires: once("expires")?,
         signature: once("signature")?,
     })
-}
-
-fn serde_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
-    let uri: axum::http::Uri = format!("/?{query}")
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad query"))?;
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
-        .map(|q| q.0)
-        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
 }
 
 fn refused(message: &str) -> ApiError {

@@ -1,0 +1,134 @@
+//! The unmodified E2B Python SDK (e2b, pinned in scripts/setup), configured by
+//! environment alone, drives Airlock: create, files, watch, commands (foreground,
+//! background, stdin, kill), connect, list, timeout, pause and resume, the async client
+//! (tests/clients/e2b_sdk.py); then 1 GiB written from a file object and read back as a
+//! stream, byte-exact, with the daemon's RSS flat.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::Daemon;
+
+async fn run_sdk(daemon: &Daemon, key: &str, big_gib: Option<u32>) -> std::process::Output {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/e2b_sdk.py");
+    let mut command = tokio::process::Command::new(common::python());
+    command
+        .arg(script)
+        .env("E2B_API_URL", format!("{}/e2b", daemon.url))
+        .env("E2B_SANDBOX_URL", format!("{}/e2b/envd", daemon.url))
+        .env("E2B_API_KEY", key)
+        .env_remove("E2B_ACCESS_TOKEN")
+        .env_remove("E2B_DOMAIN");
+    if let Some(gib) = big_gib {
+        command.env("BIG_GIB", gib.to_string());
+    }
+    command.output().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_e2b_sdk_drives_airlock() {
+    let daemon = Daemon::start();
+    let key = daemon
+        .client()
+        .create_token("e2b", "team-a", None)
+        .await
+        .unwrap()
+        .token;
+    let pid = daemon.pid();
+    let before = common::rss_kib(pid);
+    let sampler = common::RssSampler::start(pid);
+    let gib = std::env::var("AIRLOCK_E2B_BIG_GIB")
+        .ok()
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(1);
+    let out = run_sdk(&daemon, &key, Some(gib)).await;
+    let peak = sampler.peak();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "{} daemon RSS {} MiB before, {} MiB at peak",
+        String::from_utf8_lossy(&out.stderr).trim(),
+        before >> 10,
+        peak >> 10
+    );
+    assert!(
+        peak.saturating_sub(before) < 64 * 1024,
+        "the daemon grew by {} MiB moving {gib} GiB",
+        (peak - before) >> 10
+    );
+    // Sandboxes the SDK made belong to the key's tenant; nothing it did left a token
+    // in the log.
+    assert!(!daemon.log().contains(&key), "the key reached the log");
+}
+
+#[tokio::test]
+async fn e2b_routes_refuse_without_credentials() {
+    let daemon = Daemon::start();
+    let http = reqwest::Client::new();
+    let list = http
+        .get(format!("{}/e2b/v2/sandboxes", daemon.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 401);
+    let files = http
+        .get(format!("{}/e2b/envd/files?path=/etc/hostname", daemon.url))
+        .header("E2b-Sandbox-Id", "0123456789ab")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(files.status(), 401);
+    // envd's health answers anyone.
+    let health = http
+        .get(format!("{}/e2b/envd/health", daemon.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 204);
+    // Another tenant's key finds no sandbox.
+    let admin = daemon.client();
+    let a = admin.create_token("a", "team-a", None).await.unwrap().token;
+    let b = admin.create_token("b", "team-b", None).await.unwrap().token;
+    let made: serde_json::Value = http
+        .post(format!("{}/e2b/v2/sandboxes", daemon.url))
+        .header("X-API-KEY", &a)
+        .json(&serde_json::json!({"templateID": "base"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = made["sandboxID"].as_str().unwrap();
+    let seen = http
+        .get(format!("{}/e2b/sandboxes/{id}", daemon.url))
+        .header("X-API-KEY", &b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seen.status(), 404);
+    // Its envd token reaches that sandbox alone.
+    let envd = made["envdAccessToken"].as_str().unwrap();
+    let other: serde_json::Value = http
+        .post(format!("{}/e2b/v2/sandboxes", daemon.url))
+        .header("X-API-KEY", &a)
+        .json(&serde_json::json!({"templateID": "base"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let elsewhere = http
+        .get(format!("{}/e2b/envd/files?path=/etc/hostname", daemon.url))
+        .header("E2b-Sandbox-Id", other["sandboxID"].as_str().unwrap())
+        .header("X-Access-Token", envd)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+}

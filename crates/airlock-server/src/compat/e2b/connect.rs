@@ -1,0 +1,147 @@
+//! The Connect protocol as envd speaks it to the E2B SDKs: the JSON codec, unary calls
+//! (the body is the message) and server-streaming calls (5-byte envelopes: a flags byte
+//! and a big-endian length; the last envelope, flagged 0x02, carries the end of the
+//! stream and any error).
+
+use airlock_api::ErrorCode;
+use airlock_service::ApiError;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// A request message is at most this large: envd's messages are small (files travel
+/// over its REST routes).
+const MESSAGE_LIMIT: usize = 4 << 20;
+/// Flag of the envelope that ends a stream.
+const END_STREAM: u8 = 0x02;
+
+/// Connect's name and HTTP status for one of Airlock's codes.
+fn connect_code(code: ErrorCode) -> (&'static str, StatusCode) {
+    match code {
+        ErrorCode::BadRequest
+        | ErrorCode::HeadersTooLarge
+        | ErrorCode::UnsupportedMediaType
+        | ErrorCode::BadArchive => ("invalid_argument", StatusCode::BAD_REQUEST),
+        ErrorCode::Unauthorized => ("unauthenticated", StatusCode::UNAUTHORIZED),
+        ErrorCode::Forbidden => ("permission_denied", StatusCode::FORBIDDEN),
+        ErrorCode::NotFound => ("not_found", StatusCode::NOT_FOUND),
+        ErrorCode::Timeout => ("deadline_exceeded", StatusCode::GATEWAY_TIMEOUT),
+        ErrorCode::Conflict => ("already_exists", StatusCode::CONFLICT),
+        ErrorCode::TooLarge | ErrorCode::DiskQuota | ErrorCode::TooManyRequests => {
+            ("resource_exhausted", StatusCode::TOO_MANY_REQUESTS)
+        }
+        ErrorCode::BadRange => ("out_of_range", StatusCode::BAD_REQUEST),
+        ErrorCode::Busy => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+        _ => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// The error object Connect sends, in a unary answer or a stream's end.
+fn error_json(err: &ApiError) -> serde_json::Value {
+    json!({"code": connect_code(err.code).0, "message": err.message})
+}
+
+/// A Connect error answer to a unary call.
+pub struct ConnectError(pub ApiError);
+
+impl From<ApiError> for ConnectError {
+    fn from(err: ApiError) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for ConnectError {
+    fn into_response(self) -> Response {
+        let (_, status) = connect_code(self.0.code);
+        (status, axum::Json(error_json(&self.0))).into_response()
+    }
+}
+
+/// A unary call's answer.
+pub type Unary<T> = Result<axum::Json<T>, ConnectError>;
+
+/// A unary request message (`application/json`).
+pub struct Message<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Message<T> {
+    type Rejection = ConnectError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ConnectError> {
+        let bytes = read_limited(request).await?;
+        let text: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+        serde_json::from_slice(text)
+            .map(Message)
+            .map_err(|e| ApiError::bad_request(format!("malformed message: {e}")).into())
+    }
+}
+
+/// The one request message of a server-streaming call: one envelope.
+pub struct Enveloped<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Enveloped<T> {
+    type Rejection = ConnectError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ConnectError> {
+        let bytes = read_limited(request).await?;
+        let malformed = || ApiError::bad_request("a streaming request is one Connect envelope");
+        let (head, rest) = bytes.split_at_checked(5).ok_or_else(malformed)?;
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        if head[0] & 0x01 != 0 {
+            return Err(ApiError::bad_request("compressed Connect messages are not taken").into());
+        }
+        let message = rest.get(..len).ok_or_else(malformed)?;
+        let message: &[u8] = if message.is_empty() { b"{}" } else { message };
+        serde_json::from_slice(message)
+            .map(Enveloped)
+            .map_err(|e| ApiError::bad_request(format!("malformed message: {e}")).into())
+    }
+}
+
+async fn read_limited(request: Request) -> Result<Bytes, ConnectError> {
+    axum::body::to_bytes(request.into_body(), MESSAGE_LIMIT)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the message: {e}")).into())
+}
+
+fn envelope(flags: u8, json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(5 + json.len());
+    out.push(flags);
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    out.extend_from_slice(json);
+    Bytes::from(out)
+}
+
+/// A server-streaming answer: each message in its envelope, then the end of the stream
+/// (with the error, if one ended it).
+pub fn stream<T: Serialize + Send + 'static>(
+    messages: impl Stream<Item = Result<T, ApiError>> + Send + 'static,
+) -> Response {
+    let body = futures_util::stream::unfold(
+        (Box::pin(messages), false),
+        |(mut messages, done)| async move {
+            if done {
+                return None;
+            }
+            let frame = match messages.next().await {
+                Some(Ok(message)) => {
+                    let json = serde_json::to_vec(&message).unwrap_or_default();
+                    return Some((envelope(0, &json), (messages, false)));
+                }
+                Some(Err(err)) => json!({"error": error_json(&err)}),
+                None => json!({}),
+            };
+            let json = serde_json::to_vec(&frame).unwrap_or_default();
+            Some((envelope(END_STREAM, &json), (messages, true)))
+        },
+    );
+    (
+        [(header::CONTENT_TYPE, "application/connect+json")],
+        Body::from_stream(body.map(Ok::<_, std::convert::Infallible>)),
+    )
+        .into_response()
+}
