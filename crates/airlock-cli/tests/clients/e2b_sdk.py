@@ -31,7 +31,9 @@ def files(sb: Sandbox) -> None:
     assert sorted(i.name for i in many) == ["one.txt", "two.txt"], many
     assert f.read("/home/user/a.txt") == "text é"
     assert bytes(f.read("/home/user/b.bin", format="bytes")) == bytes(range(256))
-    assert b"".join(f.read("/home/user/c.bin", format="stream")) == b"from a file object"
+    assert (
+        b"".join(f.read("/home/user/c.bin", format="stream")) == b"from a file object"
+    )
     names = {e.path for e in f.list("/home/user", depth=2)}
     assert "/home/user/many/one.txt" in names and "/home/user/a.txt" in names, names
     assert f.exists("/home/user/a.txt") and not f.exists("/home/user/nope")
@@ -64,7 +66,9 @@ def watch(sb: Sandbox) -> None:
 def commands(sb: Sandbox) -> None:
     out: list[str] = []
     result = sb.commands.run("echo one; echo two >&2", on_stdout=out.append)
-    assert result.exit_code == 0 and result.stdout == "one\n" and result.stderr == "two\n"
+    assert (
+        result.exit_code == 0 and result.stdout == "one\n" and result.stderr == "two\n"
+    )
     assert "".join(out) == "one\n", out
     try:
         sb.commands.run("exit 7")
@@ -147,7 +151,9 @@ async def async_surface() -> None:
         assert (await handle.wait()).stdout == "bg\n"
         await sb.files.make_dir("/home/user/w")
         seen: list[str] = []
-        watching = await sb.files.watch_dir("/home/user/w", lambda e: seen.append(e.name))
+        watching = await sb.files.watch_dir(
+            "/home/user/w", lambda e: seen.append(e.name)
+        )
         await sb.files.write("/home/user/w/made.txt", "z")
         for _ in range(100):
             if "made.txt" in seen:
