@@ -1,4 +1,5 @@
-//! The unmodified E2B Python SDK (e2b, pinned in scripts/setup), configured by
+//! The unmodified E2B SDKs, Python (e2b, pinned in scripts/setup) and JavaScript (npm
+//! e2b, pinned in compat/e2b-js), configured by
 //! environment alone, drives Airlock: create, files, watch, commands (foreground,
 //! background, stdin, kill), connect, list, timeout, pause and resume, the async client
 //! (tests/clients/e2b_sdk.py); then 1 GiB written from a file object and read back as a
@@ -63,6 +64,34 @@ async fn the_e2b_sdk_drives_airlock() {
     // Sandboxes the SDK made belong to the key's tenant; nothing it did left a token
     // in the log.
     assert!(!daemon.log().contains(&key), "the key reached the log");
+}
+
+/// The JavaScript SDK (npm `e2b`, pinned in compat/e2b-js) through `node --test`.
+#[tokio::test]
+async fn the_e2b_javascript_sdk_drives_airlock() {
+    let daemon = Daemon::start();
+    let key = daemon
+        .client()
+        .create_token("e2b-js", "team-a", None)
+        .await
+        .unwrap()
+        .token;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../compat/e2b-js");
+    let out = tokio::process::Command::new("node")
+        .arg("--test")
+        .current_dir(dir)
+        .env("E2B_API_URL", format!("{}/e2b", daemon.url))
+        .env("E2B_SANDBOX_URL", format!("{}/e2b/envd", daemon.url))
+        .env("E2B_API_KEY", &key)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
