@@ -335,6 +335,65 @@ fn routes() -> Vec<(&'static str, Route)> {
                     .as_u16()
             })
         }),
+        ("e2b GET /files", |f, p| {
+            Box::pin(async move {
+                let got = envd(f, reqwest::Method::GET, "files").query(&[("path", &p)]);
+                let got = got.send().await.unwrap();
+                let status = got.status().as_u16();
+                let body = got.bytes().await.unwrap_or_default();
+                assert!(!String::from_utf8_lossy(&body).contains("host-secret"));
+                status
+            })
+        }),
+        ("e2b POST /files octet-stream", |f, p| {
+            Box::pin(async move {
+                let sent = envd(f, reqwest::Method::POST, "files")
+                    .query(&[("path", &p)])
+                    .header("content-type", "application/octet-stream")
+                    .body("pwned");
+                sent.send().await.unwrap().status().as_u16()
+            })
+        }),
+        ("e2b POST /files multipart", |f, p| {
+            Box::pin(async move {
+                let part = reqwest::multipart::Part::bytes(b"pwned".to_vec()).file_name(p);
+                let form = reqwest::multipart::Form::new().part("file", part);
+                let sent = envd(f, reqwest::Method::POST, "files").multipart(form);
+                sent.send().await.unwrap().status().as_u16()
+            })
+        }),
+        ("e2b Connect ListDir", |f, p| {
+            Box::pin(async move {
+                let call = envd(f, reqwest::Method::POST, "filesystem.Filesystem/ListDir")
+                    .json(&json!({"path": p, "depth": 3}));
+                let got = call.send().await.unwrap();
+                let status = got.status().as_u16();
+                let body = got.text().await.unwrap_or_default();
+                assert!(!body.contains("host-secret"));
+                status
+            })
+        }),
+        ("e2b Connect MakeDir", |f, p| {
+            Box::pin(async move {
+                let call = envd(f, reqwest::Method::POST, "filesystem.Filesystem/MakeDir")
+                    .json(&json!({"path": format!("{p}/d")}));
+                call.send().await.unwrap().status().as_u16()
+            })
+        }),
+        ("e2b Connect Move", |f, p| {
+            Box::pin(async move {
+                let call = envd(f, reqwest::Method::POST, "filesystem.Filesystem/Move")
+                    .json(&json!({"source": p, "destination": "/workspace/e2b-moved"}));
+                call.send().await.unwrap().status().as_u16()
+            })
+        }),
+        ("e2b Connect Remove", |f, p| {
+            Box::pin(async move {
+                let call = envd(f, reqwest::Method::POST, "filesystem.Filesystem/Remove")
+                    .json(&json!({"path": p}));
+                call.send().await.unwrap().status().as_u16()
+            })
+        }),
         ("GET watch", |f, p| {
             Box::pin(async move {
                 let r = f
@@ -359,6 +418,17 @@ fn agent(f: &Files, method: reqwest::Method, route: &str) -> reqwest::RequestBui
         .request(method, format!("{origin}/agent-sandbox/{route}"))
         .bearer_auth(&f.token)
         .header("X-Sandbox-ID", id)
+}
+
+/// A request to the E2B envd face for the fixture's sandbox, with the fixture's token
+/// as its access token.
+fn envd(f: &Files, method: reqwest::Method, route: &str) -> reqwest::RequestBuilder {
+    let (origin, rest) = f.base.split_once("/v1/sandboxes/").unwrap();
+    let id = rest.split('/').next().unwrap();
+    f.http
+        .request(method, format!("{origin}/e2b/envd/{route}"))
+        .header("X-Access-Token", &f.token)
+        .header("E2b-Sandbox-Id", id)
 }
 
 /// A path as the agent-sandbox SDK sends it: relative, each character percent-encoded
@@ -458,7 +528,7 @@ async fn every_route_against_every_path_attack() {
         .unwrap();
     assert_eq!(health["state"], "running");
     eprintln!(
-        "escape corpus: {cases} cases (26 routes × 7 attacks), outcomes by status: {outcomes:?}"
+        "escape corpus: {cases} cases (33 routes × 7 attacks), outcomes by status: {outcomes:?}"
     );
     assert!(cases >= 40);
 }

@@ -222,6 +222,30 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
         "agent-sandbox v1 PUT",
         put.body("racing").send().await.unwrap().status().as_u16(),
     );
+    // The E2B envd face: absolute paths in a query, the token as its access token.
+    let envd = |method: reqwest::Method, route: &str| {
+        files
+            .http
+            .request(method, format!("{origin}/e2b/envd/{route}"))
+            .header("X-Access-Token", &files.token)
+            .header("E2b-Sandbox-Id", sandbox)
+    };
+    let secret = format!("{base}/secret");
+    let got = envd(reqwest::Method::GET, "files").query(&[("path", &secret)]);
+    let got = got.send().await.unwrap();
+    let status = got.status().as_u16();
+    let body = got.bytes().await.unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&body).contains("host-secret"));
+    count("e2b GET /files", status);
+    let target = format!("{name}-e2b");
+    let sent = envd(reqwest::Method::POST, "files")
+        .query(&[("path", &target)])
+        .header("content-type", "application/octet-stream")
+        .body("racing");
+    count(
+        "e2b POST /files",
+        sent.send().await.unwrap().status().as_u16(),
+    );
     if !i.is_multiple_of(10) {
         return;
     }
