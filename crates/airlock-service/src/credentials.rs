@@ -136,6 +136,31 @@ impl Credentials {
         Ok((record, secret))
     }
 
+    /// Stores a sandbox token whose secret the daemon derives rather than draws (see
+    /// `envd_tokens`); storing it again is a no-op.
+    pub fn adopt(&self, name: String, tenant: String, scope: Scope, secret: &str) -> Result<(), ApiError> {
+        let hash = hash(secret);
+        let known = self
+            .tokens
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|t| bool::from(t.hash.as_bytes().ct_eq(hash.as_bytes())));
+        if known {
+            return Ok(());
+        }
+        let record = TokenRecord {
+            id: random_hex::<6>(),
+            name,
+            tenant,
+            hash,
+            created_at: now_secs(),
+            expires_at: None,
+            scope: Some(scope),
+        };
+        self.change(|tokens| tokens.push(record))
+    }
+
     /// Every API token (not sandbox tokens).
     pub fn api_tokens(&self) -> Vec<TokenRecord> {
         let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());

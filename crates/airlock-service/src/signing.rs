@@ -86,6 +86,17 @@ impl Signer {
         crate::token::load_or_create(&home.join("signing-key")).map(Self)
     }
 
+    /// A secret derived from the daemon's key for `label` and `subject`, hex: the same
+    /// every time, unguessable without the key.
+    pub fn derive(&self, label: &str, subject: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.key())
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(label.as_bytes());
+        mac.update(b"\0");
+        mac.update(subject.as_bytes());
+        airlock_fs::hex(&mac.finalize().into_bytes())
+    }
+
     fn sign(
         &self,
         sandbox_id: &str,

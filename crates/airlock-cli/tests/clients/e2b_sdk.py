@@ -13,6 +13,7 @@ import os
 import sys
 import time
 
+import httpx
 from e2b import AsyncSandbox, CommandExitException, FileType, Sandbox
 
 
@@ -45,6 +46,26 @@ def files(sb: Sandbox) -> None:
     assert f.make_dir("/home/user/newdir/deeper") is False  # exists already
     f.remove("/home/user/newdir")
     assert not f.exists("/home/user/newdir")
+
+
+def signed_urls(sb: Sandbox) -> None:
+    """download_url and upload_url: the SDK signs them with the access token; anyone
+    holding one uses it with no header."""
+    sb.files.write("/home/user/report.txt", "signed content")
+    plain = httpx.Client()
+    down = sb.download_url("/home/user/report.txt", use_signature_expiration=60)
+    assert plain.get(down).content == b"signed content"
+    forever = sb.download_url("/home/user/report.txt")
+    assert plain.get(forever).status_code == 200
+    up = sb.upload_url("/home/user/uploaded.txt")
+    sent = plain.post(up, files={"file": ("uploaded.txt", b"from a browser")})
+    assert sent.status_code == 200, sent.text
+    assert sb.files.read("/home/user/uploaded.txt") == "from a browser"
+    tampered = down.replace("report.txt", "uploaded.txt")
+    assert plain.get(tampered).status_code == 403
+    assert plain.post(down, content=b"x").status_code in (401, 403)
+    expired = sb.download_url("/home/user/report.txt", use_signature_expiration=-10)
+    assert plain.get(expired).status_code == 401
 
 
 def watch(sb: Sandbox) -> None:
@@ -170,6 +191,7 @@ def main() -> None:
     sb = Sandbox.create(metadata={"purpose": "compat"}, timeout=300)
     try:
         files(sb)
+        signed_urls(sb)
         watch(sb)
         commands(sb)
         lifecycle(sb)

@@ -133,6 +133,7 @@ pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
             crate::compat::e2b::envd_router(service.clone()),
         )
         .nest("/e2b", crate::compat::e2b::control_router(service.clone()))
+        .merge(crate::compat::e2b::signed_files_router(service.clone()))
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(idle, idle_body::idle_bodies))
         .layer(middleware::from_fn(close_after_refused_body))

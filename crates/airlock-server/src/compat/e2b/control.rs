@@ -2,12 +2,12 @@
 //! timing, pausing (stopping) and killing sandboxes, in the JSON shapes the E2B SDKs
 //! read. `X-API-KEY` carries an Airlock API token. A created or connected sandbox comes
 //! with an `envdAccessToken`: a write token for that sandbox alone, which the SDK then
-//! sends to envd.
+//! sends to envd and signs file URLs with.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use airlock_api::{CreateSandbox, CreateSandboxToken, Sandbox, SandboxState};
+use airlock_api::{CreateSandbox, Sandbox, SandboxState};
 use airlock_service::{ApiError, Principal, Service};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -48,27 +48,22 @@ fn template_for(service: &Service, caller: &Principal, asked: &str) -> Result<St
     Ok(if registered { asked } else { "host" }.to_owned())
 }
 
-/// The sandbox as create and connect answer it, with a fresh envd token.
+/// The sandbox as create and connect answer it, with its envd access token.
 async fn created(
     service: &Service,
     caller: &Principal,
     sandbox: &Sandbox,
     template: &str,
 ) -> Answer {
-    let token = service.create_sandbox_token(
-        caller,
-        &sandbox.id,
-        CreateSandboxToken {
-            access: "write".into(),
-            ttl_secs: None,
-        },
-    )?;
+    // Derived, not drawn: the SDK signs file URLs with it, and the daemon must check
+    // those signatures.
+    let token = service.envd_token(caller, &sandbox.id)?;
     let body = json!({
         "templateID": template,
         "sandboxID": sandbox.id,
         "clientID": "airlock",
         "envdVersion": ENVD_VERSION,
-        "envdAccessToken": token.token,
+        "envdAccessToken": token,
         "alias": template,
     });
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())

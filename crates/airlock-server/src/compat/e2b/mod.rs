@@ -150,7 +150,7 @@ async fn api_key(
 }
 
 /// envd's credential, `X-Access-Token` (the sandbox token create and connect handed
-/// out), and the sandbox, `E2b-Sandbox-Id`.
+/// out), and the sandbox, `E2b-Sandbox-Id`; or, on `/files`, a URL the SDK signed.
 async fn access_token(
     State(service): State<Arc<Service>>,
     mut request: Request,
@@ -158,6 +158,15 @@ async fn access_token(
 ) -> Response {
     let token = header(&request, "x-access-token").map(|t| format!("Bearer {t}"));
     let id = header(&request, "e2b-sandbox-id");
+    if token.is_none() && is_signed(&request) {
+        return match signed(&service, id.as_deref(), &request) {
+            Ok(envd) => {
+                request.extensions_mut().insert(envd);
+                next.run(request).await
+            }
+            Err(refused) => Failure(refused).into_response(),
+        };
+    }
     let caller = match service.authenticate(token.as_deref()).await {
         Ok(caller) => caller,
         Err(refused) => return Failure(refused).into_response(),
@@ -167,6 +176,71 @@ async fn access_token(
     };
     request.extensions_mut().insert(Envd { caller, id });
     next.run(request).await
+}
+
+/// `/files` with a `signature` parameter and no token: a URL from the SDK's
+/// `download_url` or `upload_url`.
+fn is_signed(request: &Request) -> bool {
+    request.uri().path().ends_with("/files")
+        && request
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("signature=")))
+}
+
+/// The caller and sandbox a signed URL stands for; `id`, when the request names one,
+/// must be the sandbox that signed.
+fn signed(service: &Service, id: Option<&str>, request: &Request) -> Result<Envd, ApiError> {
+    let pairs = crate::rest::json::query_pairs(request.uri().query().unwrap_or_default())?;
+    let once = |name: &str| -> Result<Option<&str>, ApiError> {
+        let mut found = pairs.iter().filter(|(key, _)| key == name);
+        match (found.next(), found.next()) {
+            (first, None) => Ok(first.map(|(_, v)| v.as_str())),
+            _ => Err(ApiError::bad_request(format!("`{name}` appears twice"))),
+        }
+    };
+    let write = request.method() == axum::http::Method::POST;
+    let signature = airlock_service::EnvdSignature {
+        path: once("path")?.unwrap_or_default(),
+        write,
+        user: once("username")?.unwrap_or_default(),
+        signature: once("signature")?.unwrap_or_default(),
+        expiration: once("signature_expiration")?,
+    };
+    let (id, caller) = service.authenticate_envd_signature(id, &signature)?;
+    Ok(Envd { caller, id })
+}
+
+/// `/files` at the daemon's root: the SDKs build signed file URLs from the sandbox URL's
+/// origin, dropping its path, so they arrive here. Only signed requests are taken.
+pub fn signed_files_router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/files", get(files::read).post(files::write))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .route_layer(middleware::from_fn_with_state(service.clone(), signed_only))
+        .with_state(service)
+}
+
+async fn signed_only(
+    State(service): State<Arc<Service>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if !is_signed(&request) {
+        let refused = ApiError::new(
+            airlock_api::ErrorCode::Unauthorized,
+            "/files takes a signed URL; envd lives under /e2b/envd",
+        );
+        return Failure(refused).into_response();
+    }
+    let id = header(&request, "e2b-sandbox-id");
+    match signed(&service, id.as_deref(), &request) {
+        Ok(envd) => {
+            request.extensions_mut().insert(envd);
+            next.run(request).await
+        }
+        Err(refused) => Failure(refused).into_response(),
+    }
 }
 
 fn header(request: &Request, name: &str) -> Option<String> {
