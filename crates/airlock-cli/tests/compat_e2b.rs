@@ -160,4 +160,41 @@ async fn e2b_routes_refuse_without_credentials() {
         .await
         .unwrap();
     assert_eq!(elsewhere.status(), 404);
+
+    // SeaCloud's envd-compatible extensions, with that token.
+    let envd_call = |method: reqwest::Method, route: &str| {
+        http.request(method, format!("{}/e2b/envd/{route}", daemon.url))
+            .header("E2b-Sandbox-Id", id)
+            .header("X-Access-Token", envd)
+    };
+    let raw = envd_call(reqwest::Method::POST, "file?path=raw.txt").body("raw body");
+    assert_eq!(raw.send().await.unwrap().status(), 200);
+    let read = envd_call(reqwest::Method::GET, "file?path=/home/user/raw.txt");
+    assert_eq!(read.send().await.unwrap().text().await.unwrap(), "raw body");
+    let content = envd_call(reqwest::Method::GET, "files/content?path=raw.txt");
+    assert_eq!(
+        content.send().await.unwrap().text().await.unwrap(),
+        "raw body"
+    );
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"1".to_vec()).file_name("/home/user/b1"),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"2".to_vec()).file_name("b2"),
+        );
+    let batch = envd_call(reqwest::Method::POST, "files/batch").multipart(form);
+    let batch: serde_json::Value = batch.send().await.unwrap().json().await.unwrap();
+    assert_eq!(batch.as_array().unwrap().len(), 2, "{batch}");
+    let compose = envd_call(reqwest::Method::POST, "files/compose").json(
+        &serde_json::json!({"source_paths": ["b1", "/home/user/b2", "raw.txt"], "destination": "all"}),
+    );
+    assert_eq!(compose.send().await.unwrap().status(), 200);
+    let all = envd_call(reqwest::Method::GET, "files?path=all");
+    assert_eq!(
+        all.send().await.unwrap().text().await.unwrap(),
+        "12raw body"
+    );
 }

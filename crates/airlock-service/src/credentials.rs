@@ -138,7 +138,13 @@ impl Credentials {
 
     /// Stores a sandbox token whose secret the daemon derives rather than draws (see
     /// `envd_tokens`); storing it again is a no-op.
-    pub fn adopt(&self, name: String, tenant: String, scope: Scope, secret: &str) -> Result<(), ApiError> {
+    pub fn adopt(
+        &self,
+        name: String,
+        tenant: String,
+        scope: Scope,
+        secret: &str,
+    ) -> Result<(), ApiError> {
         let hash = hash(secret);
         let known = self
             .tokens

@@ -64,7 +64,10 @@ impl Service {
             None => None,
         };
         if expiration.is_some_and(|at| at < now_secs()) {
-            return Err(ApiError::new(airlock_api::ErrorCode::Unauthorized, "the signed URL has expired"));
+            return Err(ApiError::new(
+                airlock_api::ErrorCode::Unauthorized,
+                "the signed URL has expired",
+            ));
         }
         let operation = if signed.write { "write" } else { "read" };
         let candidates: Vec<(String, String)> = self
@@ -85,7 +88,11 @@ impl Service {
                 base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)
             );
             if bool::from(expected.as_bytes().ct_eq(signed.signature.as_bytes())) {
-                let access = if signed.write { Access::Write } else { Access::Read };
+                let access = if signed.write {
+                    Access::Write
+                } else {
+                    Access::Read
+                };
                 let principal = Principal::Sandbox {
                     tenant: owner,
                     sandbox_id: id.clone(),

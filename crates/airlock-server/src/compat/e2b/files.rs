@@ -147,3 +147,52 @@ fn gunzip(body: ByteStream) -> ByteStream {
         )
     }))
 }
+
+/// SeaCloud's `POST /file?path=`: the raw body, streamed, written to `path`.
+pub async fn write_raw(
+    State(service): State<Arc<Service>>,
+    axum::Extension(envd): axum::Extension<Envd>,
+    axum::extract::Query(q): axum::extract::Query<FileQuery>,
+    body: Body,
+) -> Result<Response, Failure> {
+    let path = resolve(q.path.as_deref().unwrap_or_default())?;
+    let put = PutFile {
+        parents: Some(true),
+        ..PutFile::default()
+    };
+    service
+        .put_file(&envd.caller, &envd.id, &path, put, stream(body))
+        .await?;
+    Ok(axum::Json(vec![written(&path)]).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct Compose {
+    source_paths: Vec<String>,
+    destination: String,
+}
+
+/// `POST /files/compose {source_paths, destination}`: the sources, in order, into the
+/// destination, atomically.
+pub async fn compose(
+    State(service): State<Arc<Service>>,
+    axum::Extension(envd): axum::Extension<Envd>,
+    crate::rest::json::Json(req): crate::rest::json::Json<Compose>,
+) -> Result<Response, Failure> {
+    let sources = req
+        .source_paths
+        .iter()
+        .map(|p| resolve(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let destination = resolve(&req.destination)?;
+    let request = airlock_api::ComposeFiles {
+        sources,
+        destination: destination.clone(),
+        mode: None,
+        overwrite: Some(true),
+    };
+    service
+        .compose_files(&envd.caller, &envd.id, request)
+        .await?;
+    Ok(axum::Json(written(&destination)).into_response())
+}

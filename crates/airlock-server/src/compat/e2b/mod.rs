@@ -84,6 +84,11 @@ pub fn control_router(service: Arc<Service>) -> Router {
 pub fn envd_router(service: Arc<Service>) -> Router {
     let checked = Router::new()
         .route("/files", get(files::read).post(files::write))
+        // SeaCloud's envd-compatible extensions.
+        .route("/file", get(files::read).post(files::write_raw))
+        .route("/files/content", get(files::read))
+        .route("/files/batch", post(files::write))
+        .route("/files/compose", post(files::compose))
         .route("/filesystem.Filesystem/Stat", post(filesystem::stat))
         .route("/filesystem.Filesystem/MakeDir", post(filesystem::make_dir))
         .route("/filesystem.Filesystem/Move", post(filesystem::rename))
