@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use airlock_api::{ErrorCode, ExecRequest, FileEntry};
-use airlock_service::{ApiError, FileWindow, ListFiles, Need, Principal, PutFile, Service};
+use airlock_service::{ApiError, ListFiles, Need, Principal, PutFile, Service};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::multipart::{Multipart, MultipartRejection};
@@ -174,10 +174,8 @@ async fn download(
 
 async fn file_bytes(service: &Service, t: &Target, path: &str) -> Answer<Response> {
     let (content, entry) = service.open_file(&t.caller, &t.id, path).await?;
-    let body = match content.window(0, entry.size).await? {
-        FileWindow::Bytes(bytes) => Body::from(bytes),
-        FileWindow::Stream(chunks) => Body::from_stream(chunks),
-    };
+    let whole = crate::rest::range::ranged_body(content, entry.size, None).await?;
+    let (body, _) = whole.map_err(|()| ApiError::bad_request("no range was asked for"))?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),

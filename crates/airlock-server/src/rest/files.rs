@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_api::{ErrorCode, FileEntry, FileList, MakeDir, MoveFile, WriteResult};
-use airlock_service::{ApiError, FileWindow, ListFiles, Principal, PutFile, Service, mtime_text};
+use airlock_service::{ApiError, ListFiles, Principal, PutFile, Service, mtime_text};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -17,7 +17,7 @@ use super::body::stream;
 use super::failure::{Answer, Failure};
 use super::headers::{insert, text};
 use super::json::{Json, Query};
-use super::range::{ByteRange, parse_range};
+use super::range::{ByteRange, ranged_body};
 
 type Caller = Extension<Principal>;
 
@@ -122,21 +122,14 @@ pub async fn download(
 ) -> Answer<Response> {
     let (content, entry) = service.open_file(&caller, &id, &q.path).await?;
     let size = entry.size;
-    let range = match headers.get(header::RANGE) {
-        Some(value) => match parse_range(value.to_str().unwrap_or(""), size) {
-            Ok(range) => Some(range),
-            Err(()) => return Ok(unsatisfiable(size)),
-        },
-        None => None,
+    let asked = headers.get(header::RANGE).map(|v| v.to_str().unwrap_or(""));
+    let Ok((body, range)) = ranged_body(content, size, asked).await? else {
+        return Ok(unsatisfiable(size));
     };
     let ByteRange { start, len } = range.unwrap_or(ByteRange {
         start: 0,
         len: size,
     });
-    let body = match content.window(start, len).await? {
-        FileWindow::Bytes(bytes) => Body::from(bytes),
-        FileWindow::Stream(chunks) => Body::from_stream(chunks),
-    };
     let mut response = Response::new(body);
     *response.status_mut() = if range.is_some() {
         StatusCode::PARTIAL_CONTENT

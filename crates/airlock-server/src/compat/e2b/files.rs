@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use airlock_service::{ApiError, ByteStream, FileWindow, PutFile, Service};
+use airlock_service::{ApiError, ByteStream, PutFile, Service};
 use axum::body::Body;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{FromRequest, Request, State};
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::{Envd, Failure, resolve};
 use crate::rest::body::stream;
-use crate::rest::range::{ByteRange, parse_range};
+use crate::rest::range::{ByteRange, ranged_body};
 
 #[derive(Deserialize)]
 pub struct FileQuery {
@@ -37,20 +37,11 @@ pub async fn read(
     let path = resolve(q.path.as_deref().unwrap_or_default())?;
     let (content, entry) = service.open_file(&envd.caller, &envd.id, &path).await?;
     let size = entry.size;
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(text) => Some(parse_range(text, size).map_err(|()| {
-            ApiError::new(airlock_api::ErrorCode::BadRange, "range not satisfiable")
-        })?),
-        None => None,
-    };
-    let ByteRange { start, len } = range.unwrap_or(ByteRange {
-        start: 0,
-        len: size,
-    });
-    let body = match content.window(start, len).await? {
-        FileWindow::Bytes(bytes) => Body::from(bytes),
-        FileWindow::Stream(chunks) => Body::from_stream(chunks),
-    };
+    let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (body, range) = ranged_body(content, size, asked)
+        .await?
+        .map_err(|()| ApiError::new(airlock_api::ErrorCode::BadRange, "range not satisfiable"))?;
+    let len = range.map_or(size, |r| r.len);
     let mut response = Response::new(body);
     let out = response.headers_mut();
     out.insert(
@@ -60,7 +51,7 @@ pub async fn read(
             .map_err(|_| ApiError::internal("header", "content-type"))?,
     );
     out.insert(header::CONTENT_LENGTH, len.into());
-    if range.is_some() {
+    if let Some(ByteRange { start, len }) = range {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
         let value = format!("bytes {start}-{}/{size}", (start + len).saturating_sub(1));
         if let Ok(value) = value.parse() {
