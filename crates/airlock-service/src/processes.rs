@@ -401,6 +401,12 @@ impl Service {
                 .find(|(name, _)| *name == signal)
                 .ok_or_else(|| ApiError::bad_request(format!("signal {signal:?} is not one of SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGSTOP, SIGCONT")))?;
             if *signal == rustix::process::Signal::KILL {
+                // The process itself first: one killed before it has joined its cgroup
+                // (just started) would otherwise fail to join and exit 125, not 137.
+                let host_pid = *process.host_pid.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(pid) = host_pid.and_then(|pid| rustix::process::Pid::from_raw(pid as i32)) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
                 let (engine, sandbox, leaf) = (self.engine.clone(), id.to_owned(), process.leaf.clone());
                 return crate::blocking(move || engine.kill_exec(&sandbox, &leaf)).await?.map_err(ApiError::from);
             }
