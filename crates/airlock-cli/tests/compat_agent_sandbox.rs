@@ -19,24 +19,13 @@ async fn the_agent_sandbox_sdk_drives_a_sandbox() {
         .token;
     let tenant = airlock_client::Client::new(daemon.url.clone(), token.clone());
     let id = common::sandbox(&tenant).await.id;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/agent_sandbox_sdk.py"
-    );
-    let out = tokio::process::Command::new(common::python())
-        .arg(script)
-        .env("AIRLOCK_URL", &daemon.url)
-        .env("AIRLOCK_TOKEN", &token)
-        .env("SANDBOX_ID", &id)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let client = common::python_client("agent_sandbox_sdk.py");
+    let env = [
+        ("AIRLOCK_URL", daemon.url.as_str()),
+        ("AIRLOCK_TOKEN", token.as_str()),
+        ("SANDBOX_ID", id.as_str()),
+    ];
+    common::run_client(client, &env).await;
     // The files the SDK wrote are the sandbox's, owned by its user.
     let check = common::sh(&daemon.client(), &id, "stat -c %U /home/user/data.csv").await;
     assert_eq!(check.stdout.trim(), "user");

@@ -10,20 +10,21 @@ mod common;
 
 use common::Daemon;
 
-async fn run_sdk(daemon: &Daemon, key: &str, big_gib: Option<u32>) -> std::process::Output {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/e2b_sdk.py");
-    let mut command = tokio::process::Command::new(common::python());
-    command
-        .arg(script)
-        .env("E2B_API_URL", format!("{}/e2b", daemon.url))
-        .env("E2B_SANDBOX_URL", format!("{}/e2b/envd", daemon.url))
-        .env("E2B_API_KEY", key)
-        .env_remove("E2B_ACCESS_TOKEN")
-        .env_remove("E2B_DOMAIN");
-    if let Some(gib) = big_gib {
-        command.env("BIG_GIB", gib.to_string());
-    }
-    command.output().await.unwrap()
+/// The environment that points an E2B SDK at `daemon` with `key`.
+fn e2b_env(daemon: &Daemon, key: &str) -> Vec<(String, String)> {
+    vec![
+        ("E2B_API_URL".into(), format!("{}/e2b", daemon.url)),
+        ("E2B_SANDBOX_URL".into(), format!("{}/e2b/envd", daemon.url)),
+        ("E2B_API_KEY".into(), key.to_owned()),
+    ]
+}
+
+async fn run_e2b(
+    command: tokio::process::Command,
+    env: &[(String, String)],
+) -> std::process::Output {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    common::run_client(command, &env).await
 }
 
 #[tokio::test]
@@ -42,14 +43,10 @@ async fn the_e2b_sdk_drives_airlock() {
         .ok()
         .and_then(|g| g.parse().ok())
         .unwrap_or(1);
-    let out = run_sdk(&daemon, &key, Some(gib)).await;
+    let mut env = e2b_env(&daemon, &key);
+    env.push(("BIG_GIB".into(), gib.to_string()));
+    let out = run_e2b(common::python_client("e2b_sdk.py"), &env).await;
     let peak = sampler.peak();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     eprintln!(
         "{} daemon RSS {} MiB before, {} MiB at peak",
         String::from_utf8_lossy(&out.stderr).trim(),
@@ -76,22 +73,10 @@ async fn the_e2b_javascript_sdk_drives_airlock() {
         .await
         .unwrap()
         .token;
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../compat/e2b-js");
-    let out = tokio::process::Command::new("node")
-        .arg("--test")
-        .current_dir(dir)
-        .env("E2B_API_URL", format!("{}/e2b", daemon.url))
-        .env("E2B_SANDBOX_URL", format!("{}/e2b/envd", daemon.url))
-        .env("E2B_API_KEY", &key)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut node = tokio::process::Command::new("node");
+    node.arg("--test")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../compat/e2b-js"));
+    run_e2b(node, &e2b_env(&daemon, &key)).await;
 }
 
 #[tokio::test]
@@ -122,16 +107,17 @@ async fn e2b_routes_refuse_without_credentials() {
     let admin = daemon.client();
     let a = admin.create_token("a", "team-a", None).await.unwrap().token;
     let b = admin.create_token("b", "team-b", None).await.unwrap().token;
-    let made: serde_json::Value = http
-        .post(format!("{}/e2b/v2/sandboxes", daemon.url))
-        .header("X-API-KEY", &a)
-        .json(&serde_json::json!({"templateID": "base"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let create = || async {
+        let made = http
+            .post(format!("{}/e2b/v2/sandboxes", daemon.url))
+            .header("X-API-KEY", &a)
+            .json(&serde_json::json!({"templateID": "base"}))
+            .send()
+            .await
+            .unwrap();
+        made.json::<serde_json::Value>().await.unwrap()
+    };
+    let made = create().await;
     let id = made["sandboxID"].as_str().unwrap();
     let seen = http
         .get(format!("{}/e2b/sandboxes/{id}", daemon.url))
@@ -142,16 +128,7 @@ async fn e2b_routes_refuse_without_credentials() {
     assert_eq!(seen.status(), 404);
     // Its envd token reaches that sandbox alone.
     let envd = made["envdAccessToken"].as_str().unwrap();
-    let other: serde_json::Value = http
-        .post(format!("{}/e2b/v2/sandboxes", daemon.url))
-        .header("X-API-KEY", &a)
-        .json(&serde_json::json!({"templateID": "base"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other = create().await;
     let elsewhere = http
         .get(format!("{}/e2b/envd/files?path=/etc/hostname", daemon.url))
         .header("E2b-Sandbox-Id", other["sandboxID"].as_str().unwrap())

@@ -299,12 +299,7 @@ fn routes() -> Vec<(&'static str, Route)> {
         ("agent-sandbox list", |f, p| {
             Box::pin(async move {
                 let path = format!("list/{}", relative(&p));
-                agent(f, reqwest::Method::GET, &path)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
+                status(agent(f, reqwest::Method::GET, &path)).await
             })
         }),
         ("agent-sandbox upload", |f, p| {
@@ -314,25 +309,20 @@ fn routes() -> Vec<(&'static str, Route)> {
                 let part = reqwest::multipart::Part::bytes(b"pwned".to_vec()).file_name(name);
                 let form = reqwest::multipart::Form::new().part("file", part);
                 let sent = agent(f, reqwest::Method::POST, "upload").multipart(form);
-                sent.send().await.unwrap().status().as_u16()
+                status(sent).await
             })
         }),
         ("agent-sandbox v1 PUT", |f, p| {
             Box::pin(async move {
                 let path = format!("v1/files/{}", relative(&p));
                 let sent = agent(f, reqwest::Method::PUT, &path).body("pwned");
-                sent.send().await.unwrap().status().as_u16()
+                status(sent).await
             })
         }),
         ("agent-sandbox v1 DELETE", |f, p| {
             Box::pin(async move {
                 let path = format!("v1/files/{}?recursive=true", relative(&p));
-                agent(f, reqwest::Method::DELETE, &path)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
+                status(agent(f, reqwest::Method::DELETE, &path)).await
             })
         }),
         ("e2b GET /files", |f, p| {
@@ -351,7 +341,7 @@ fn routes() -> Vec<(&'static str, Route)> {
                     .query(&[("path", &p)])
                     .header("content-type", "application/octet-stream")
                     .body("pwned");
-                sent.send().await.unwrap().status().as_u16()
+                status(sent).await
             })
         }),
         ("e2b POST /files multipart", |f, p| {
@@ -359,7 +349,7 @@ fn routes() -> Vec<(&'static str, Route)> {
                 let part = reqwest::multipart::Part::bytes(b"pwned".to_vec()).file_name(p);
                 let form = reqwest::multipart::Form::new().part("file", part);
                 let sent = envd(f, reqwest::Method::POST, "files").multipart(form);
-                sent.send().await.unwrap().status().as_u16()
+                status(sent).await
             })
         }),
         ("e2b Connect ListDir", |f, p| {
@@ -377,21 +367,21 @@ fn routes() -> Vec<(&'static str, Route)> {
             Box::pin(async move {
                 let call = envd(f, reqwest::Method::POST, "filesystem.Filesystem/MakeDir")
                     .json(&json!({"path": format!("{p}/d")}));
-                call.send().await.unwrap().status().as_u16()
+                status(call).await
             })
         }),
         ("e2b Connect Move", |f, p| {
             Box::pin(async move {
                 let call = envd(f, reqwest::Method::POST, "filesystem.Filesystem/Move")
                     .json(&json!({"source": p, "destination": "/workspace/e2b-moved"}));
-                call.send().await.unwrap().status().as_u16()
+                status(call).await
             })
         }),
         ("e2b Connect Remove", |f, p| {
             Box::pin(async move {
                 let call = envd(f, reqwest::Method::POST, "filesystem.Filesystem/Remove")
                     .json(&json!({"path": p}));
-                call.send().await.unwrap().status().as_u16()
+                status(call).await
             })
         }),
         ("GET watch", |f, p| {
@@ -408,6 +398,11 @@ fn routes() -> Vec<(&'static str, Route)> {
             })
         }),
     ]
+}
+
+/// A request's status.
+async fn status(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.unwrap().status().as_u16()
 }
 
 /// A request to the agent-sandbox face for the fixture's sandbox.

@@ -58,6 +58,20 @@ async fn metrics_count_both_faces_and_the_service() {
         .unwrap();
     assert_eq!(body.len(), content.len());
 
+    // A streamed call cut short: a watch the client drops after its first event.
+    let mut watch = files
+        .watch(airlock_proto::v1::WatchRequest {
+            sandbox_id: id.clone(),
+            path: "/workspace".into(),
+            recursive: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    watch.message().await.unwrap();
+    drop(watch);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
     // Only the admin reads them.
     assert_eq!(scrape(&daemon, None).await.0, 401);
     let tenant = client
@@ -97,6 +111,13 @@ async fn metrics_count_both_faces_and_the_service() {
         value(
             &text,
             r#"airlock_requests_total{face="grpc",route="/airlock.v1.Files/DownloadFile",status="0"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"airlock_requests_total{face="grpc",route="/airlock.v1.Files/Watch",status="1"}"#
         ),
         1.0
     );

@@ -84,6 +84,13 @@ async fn a_tenant_at_its_cap_waits_and_others_do_not() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
     assert_eq!(watch(&daemon, &b).send().await.unwrap().status(), 200);
+    // The count is taken after the door: team-b, pointed at team-a's sandbox, learns
+    // of no sandbox, not of team-a's load.
+    let prying = Tenant {
+        token: b.token.clone(),
+        id: a.id.clone(),
+    };
+    assert_eq!(watch(&daemon, &prying).send().await.unwrap().status(), 404);
     drop(held);
     let mut freed = false;
     for _ in 0..50 {

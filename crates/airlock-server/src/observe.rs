@@ -31,20 +31,20 @@ pub async fn observe(
     let started = Instant::now();
     let grpc = crate::grpc::is_grpc(request.headers());
     let face = if grpc { "grpc" } else { "rest" };
-    let rpc = request.uri().path().to_owned();
+    // A gRPC call's route is its method; REST's is its template, found by the router.
+    let rpc = grpc.then(|| request.uri().path().to_owned());
     let request = request.map(|body| {
         Body::new(Counting {
             inner: body,
+            bytes: service.metrics().body_bytes(face, true),
             service: service.clone(),
-            face,
-            inbound: true,
             rpc: None,
         })
     });
     let response = next.run(request).await;
     let seconds = started.elapsed().as_secs_f64();
     let mut rpc_end = None;
-    if grpc {
+    if let Some(rpc) = rpc {
         match grpc_status(response.headers()) {
             // Trailers-only: the call ended with its head.
             Some(status) => record_rpc(&service, &rpc, &status, seconds),
@@ -61,9 +61,8 @@ pub async fn observe(
     response.map(|body| {
         Body::new(Counting {
             inner: body,
+            bytes: service.metrics().body_bytes(face, false),
             service,
-            face,
-            inbound: false,
             rpc: rpc_end,
         })
     })
@@ -86,9 +85,9 @@ fn record_rpc(service: &Service, rpc: &str, status: &str, seconds: f64) {
 /// from its trailers.
 struct Counting {
     inner: Body,
+    /// Where its bytes are counted.
+    bytes: airlock_service::ByteCounter,
     service: Arc<Service>,
-    face: &'static str,
-    inbound: bool,
     /// A gRPC answer still owed its request metric: the method and time to head.
     rpc: Option<(String, f64)>,
 }
@@ -104,12 +103,7 @@ impl http_body::Body for Counting {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
-                let bytes = data.len() as u64;
-                if self.inbound {
-                    self.service.metrics().received(self.face, bytes);
-                } else {
-                    self.service.metrics().sent(self.face, bytes);
-                }
+                self.bytes.inc_by(data.len() as u64);
             } else if let Some(trailers) = frame.trailers_ref()
                 && let Some((rpc, seconds)) = self.rpc.take()
             {

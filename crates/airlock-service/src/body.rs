@@ -33,6 +33,12 @@ pub fn byte_stream(
     Box::pin(stream)
 }
 
+/// A body of one chunk (none when empty).
+pub fn bytes_body(bytes: Bytes) -> ByteStream {
+    let chunk = (!bytes.is_empty()).then_some(Ok(bytes));
+    Box::pin(futures_util::stream::iter(chunk))
+}
+
 /// Feeds a body to the engine's blocking reader. If the engine gives up first (quota, bad
 /// path, checksum), the pump keeps draining what the client is still sending for a
 /// moment, as nginx's lingering close does, so the client gets to read the error answer

@@ -83,12 +83,8 @@ impl Credentials {
         if self.admin.matches(presented) {
             return Ok(Principal::Admin);
         }
-        let hash = hash(presented);
         let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());
-        let found = tokens
-            .iter()
-            .find(|t| bool::from(t.hash.as_bytes().ct_eq(hash.as_bytes())));
-        let Some(record) = found else {
+        let Some(record) = find(&tokens, presented) else {
             return Err(unauthorized("the token is not valid for this daemon"));
         };
         if record.expires_at.is_some_and(|at| at <= now_secs()) {
@@ -145,13 +141,11 @@ impl Credentials {
         scope: Scope,
         secret: &str,
     ) -> Result<(), ApiError> {
-        let hash = hash(secret);
-        let known = self
-            .tokens
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(|t| bool::from(t.hash.as_bytes().ct_eq(hash.as_bytes())));
+        let known = find(
+            &self.tokens.read().unwrap_or_else(|p| p.into_inner()),
+            secret,
+        )
+        .is_some();
         if known {
             return Ok(());
         }
@@ -159,7 +153,7 @@ impl Credentials {
             id: random_hex::<6>(),
             name,
             tenant,
-            hash,
+            hash: hash(secret),
             created_at: now_secs(),
             expires_at: None,
             scope: Some(scope),
@@ -216,6 +210,14 @@ impl Credentials {
         *tokens = next;
         Ok(())
     }
+}
+
+/// The record of a secret, found by its hash, compared in constant time.
+fn find<'a>(tokens: &'a [TokenRecord], secret: &str) -> Option<&'a TokenRecord> {
+    let hash = hash(secret);
+    tokens
+        .iter()
+        .find(|t| bool::from(t.hash.as_bytes().ct_eq(hash.as_bytes())))
 }
 
 fn hash(token: &str) -> String {

@@ -61,7 +61,7 @@ const CHUNK: usize = 64 * 1024;
 const QUEUE: usize = 16;
 /// Once the command exits, how long we keep draining pipes that a background process
 /// it left behind may hold open.
-pub(crate) const DRAIN_GRACE: Duration = Duration::from_millis(50);
+const DRAIN_GRACE: Duration = Duration::from_millis(50);
 /// Buffered answers keep at most this much of each stream.
 const BUFFER_CAP: usize = 16 * 1024 * 1024;
 /// Exit code reported for a timeout, as coreutils' `timeout` does.
@@ -83,6 +83,7 @@ impl Service {
                 leaf,
                 checked,
                 slot,
+                ..
             } = self.launch(caller, id, &req).await?;
             let (tx, rx) = mpsc::channel(QUEUE);
             let pumped = pump(
@@ -136,7 +137,9 @@ impl Service {
             ))
         })?;
         let child = self.engine.spawn_exec(id, &init, &leaf, plan)?;
+        drop(life);
         Ok(Launched {
+            entry,
             child,
             leaf,
             checked,
@@ -179,6 +182,8 @@ impl Service {
 
 /// A command just spawned, with what its pump needs.
 pub(crate) struct Launched {
+    /// The sandbox it runs in.
+    pub entry: Arc<crate::Entry>,
     pub child: Child,
     /// Its cgroup leaf: killing it kills the whole tree.
     pub leaf: String,
@@ -236,13 +241,23 @@ async fn pump(
         }
         // Dropping the pipe closes the command's stdin.
     });
-    let mut readers = Vec::new();
-    if let Some(out) = child.stdout.take() {
-        readers.push(tokio::spawn(forward(out, tx.clone(), ProcessEvent::Stdout)));
-    }
-    if let Some(err) = child.stderr.take() {
-        readers.push(tokio::spawn(forward(err, tx.clone(), ProcessEvent::Stderr)));
-    }
+    // Each chunk waits for room in the queue: a slow reader slows the command.
+    let send = |tx: mpsc::Sender<ProcessEvent>| {
+        move |event| {
+            let tx = tx.clone();
+            async move { tx.send(event).await.is_ok() }
+        }
+    };
+    let readers = vec![
+        child
+            .stdout
+            .take()
+            .map(|out| tokio::spawn(read_pipe(out, ProcessEvent::Stdout, send(tx.clone())))),
+        child
+            .stderr
+            .take()
+            .map(|err| tokio::spawn(read_pipe(err, ProcessEvent::Stderr, send(tx.clone())))),
+    ];
     let deadline = exec
         .timeout_ms
         .map(Duration::from_millis)
@@ -256,25 +271,51 @@ async fn pump(
     let exit = match outcome {
         Ended::Exited(status) => status.map(exit_code),
         Ended::TimedOut | Ended::Abandoned => {
-            // Kill the whole tree, however it forked or daemonised, through its cgroup.
-            let (engine, id, leaf) = (engine.clone(), id.clone(), leaf.clone());
-            let _ = blocking(move || engine.kill_exec(&id, &leaf)).await;
+            let _ = kill_tree(&engine, &id, &leaf, child.id()).await;
             let _ = child.wait().await;
             Ok(TIMED_OUT)
         }
     };
     feeder.abort();
-    for mut reader in readers {
+    drain(readers).await;
+    let _ = tx.send(last_event(exit, timed_out)).await;
+    engine.finish_exec(&id, &leaf);
+}
+
+/// Kills a command's whole tree, however it forked or daemonised: the command itself
+/// (`pid`, the host's number for it, while it runs), then its cgroup. The command goes
+/// first because one just spawned may not have joined its cgroup yet; emptying the
+/// group under it would make it fail to join (125) instead of dying by the kill (137).
+pub(crate) async fn kill_tree(
+    engine: &Arc<Engine>,
+    id: &str,
+    leaf: &str,
+    pid: Option<u32>,
+) -> Result<(), ApiError> {
+    if let Some(pid) = pid.and_then(|pid| rustix::process::Pid::from_raw(pid as i32)) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+    let (engine, id, leaf) = (engine.clone(), id.to_owned(), leaf.to_owned());
+    Ok(blocking(move || engine.kill_exec(&id, &leaf)).await??)
+}
+
+/// Lets the output readers finish once the command has exited. A background process it
+/// left may still hold a pipe; a reader still reading after a short grace is stopped,
+/// so the events can end (the process itself runs on, inside the sandbox).
+pub(crate) async fn drain(readers: Vec<Option<tokio::task::JoinHandle<()>>>) {
+    for mut reader in readers.into_iter().flatten() {
         if tokio::time::timeout(DRAIN_GRACE, &mut reader)
             .await
             .is_err()
         {
-            // A background process still holds the pipe; stop reading it so the event
-            // stream can end (the process itself runs on, inside the sandbox).
             reader.abort();
         }
     }
-    let event = match exit {
+}
+
+/// A command's last event: its exit, or why it could not be followed.
+pub(crate) fn last_event(exit: std::io::Result<i32>, timed_out: bool) -> ProcessEvent {
+    match exit {
         Ok(exit_code) => ProcessEvent::Exit {
             exit_code,
             timed_out,
@@ -282,9 +323,7 @@ async fn pump(
         Err(err) => ProcessEvent::Error {
             message: format!("waiting for the command: {err}"),
         },
-    };
-    let _ = tx.send(event).await;
-    engine.finish_exec(&id, &leaf);
+    }
 }
 
 enum Ended {
@@ -300,21 +339,21 @@ pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
-async fn forward(
+/// Reads a pipe in chunks, handing each, wrapped, to `deliver` until the pipe ends or
+/// `deliver` answers false.
+pub(crate) async fn read_pipe<F>(
     mut pipe: impl AsyncRead + Unpin,
-    tx: mpsc::Sender<ProcessEvent>,
     wrap: fn(Bytes) -> ProcessEvent,
-) {
+    mut deliver: impl FnMut(ProcessEvent) -> F,
+) where
+    F: std::future::Future<Output = bool>,
+{
     let mut buf = vec![0u8; CHUNK];
     loop {
         match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => {
-                if tx
-                    .send(wrap(Bytes::copy_from_slice(&buf[..n])))
-                    .await
-                    .is_err()
-                {
+                if !deliver(wrap(Bytes::copy_from_slice(&buf[..n]))).await {
                     return;
                 }
             }

@@ -139,6 +139,25 @@ impl Service {
         .await
     }
 
+    /// Every entry under a directory, all pages: for protocols that have no paging (the
+    /// compatibility faces). `req.cursor` is where to begin.
+    pub async fn list_all_files(
+        &self,
+        caller: &Principal,
+        id: &str,
+        mut req: ListFiles,
+    ) -> Result<Vec<FileEntry>, ApiError> {
+        let mut all = Vec::new();
+        loop {
+            let page = self.list_files(caller, id, req.clone()).await?;
+            all.extend(page.entries);
+            match page.next_cursor {
+                Some(next) => req.cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// One page of the entries under a directory, depth first.
     pub async fn list_files(
         &self,

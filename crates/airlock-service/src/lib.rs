@@ -43,13 +43,13 @@ use airlock_sandbox::{Engine, InitProcess, SandboxConfig, TemplateStore};
 pub use archive::{ArchiveFormat, ArchiveUpload, TarStream};
 pub use audit::{AuditSettings, Counted};
 pub use batch::{BatchDefaults, BatchPart, batch_broken, batch_result};
-pub use body::{ByteStream, byte_stream};
+pub use body::{ByteStream, byte_stream, bytes_body};
 pub use caps::TenantCaps;
 pub use envd_tokens::EnvdSignature;
 pub use error::ApiError;
 pub use exec::{ExecEvents, ProcessEvent, ProcessInput};
 pub use files::{FileBody, FileWindow, ListFiles, byte_window, mtime_text, to_api};
-pub use metrics::Metrics;
+pub use metrics::{ByteCounter, Metrics};
 pub use oidc::{Fetch, OidcSettings};
 pub use options::{PutFile, parse_mode, parse_mtime, parse_sha256};
 pub use principal::{Access, Need, Principal};
@@ -164,6 +164,17 @@ impl Service {
         Ok(entry)
     }
 
+    /// The tenant sandbox `id` belongs to, for the daemon's own bookkeeping (audit,
+    /// caps, checked signatures): no caller's reach is checked here.
+    fn owner_of(&self, id: &str) -> Result<String, ApiError> {
+        self.sandboxes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|entry| entry.owner.clone())
+            .ok_or_else(|| ApiError::not_found(format!("no sandbox {id}")))
+    }
+
     /// Starts the audit line of a call by `caller`; its tenant is the sandbox's when
     /// there is one, else the caller's.
     fn audit(
@@ -172,27 +183,15 @@ impl Service {
         action: &'static str,
         sandbox: Option<&str>,
     ) -> audit::Pending {
-        let owner = sandbox.and_then(|id| {
-            self.sandboxes
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(id)
-                .map(|entry| entry.owner.clone())
-        });
-        let tenant = owner.unwrap_or_else(|| caller.owner().to_owned());
+        let tenant = sandbox
+            .and_then(|id| self.owner_of(id).ok())
+            .unwrap_or_else(|| caller.owner().to_owned());
         audit::Pending::new(self.audit_log.clone(), caller, tenant, sandbox, action)
     }
 
     /// Takes one of the sandbox's tenant's slots for `work` (429 past its cap).
     fn slot(&self, id: &str, work: caps::Work) -> Result<caps::Slot, ApiError> {
-        let owner = self
-            .sandboxes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .map(|entry| entry.owner.clone())
-            .ok_or_else(|| ApiError::not_found(format!("no sandbox {id}")))?;
-        let mut slot = self.counts.take(&owner, work)?;
+        let mut slot = self.counts.take(&self.owner_of(id)?, work)?;
         if work == caps::Work::Upload {
             slot.in_flight = Some(self.metrics.transfer());
         }

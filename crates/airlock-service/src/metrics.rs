@@ -38,6 +38,9 @@ struct StateLabels {
     state: &'static str,
 }
 
+/// A running count of bytes (cheap to clone; clones share the count).
+pub type ByteCounter = Counter;
+
 /// Every family, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -139,18 +142,15 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Body bytes that came in.
-    pub fn received(&self, face: &'static str, bytes: u64) {
-        self.bytes_in
-            .get_or_create(&FaceLabels { face })
-            .inc_by(bytes);
-    }
-
-    /// Body bytes that went out.
-    pub fn sent(&self, face: &'static str, bytes: u64) {
-        self.bytes_out
-            .get_or_create(&FaceLabels { face })
-            .inc_by(bytes);
+    /// The counter of body bytes coming in (`inbound`) or going out through `face`:
+    /// looked up once per body, so each chunk costs one atomic add.
+    pub fn body_bytes(&self, face: &'static str, inbound: bool) -> ByteCounter {
+        let family = if inbound {
+            &self.bytes_in
+        } else {
+            &self.bytes_out
+        };
+        family.get_or_create(&FaceLabels { face }).clone()
     }
 
     pub(crate) fn transfer(&self) -> InFlight {
@@ -207,7 +207,7 @@ mod tests {
     fn the_exposition_names_every_family() {
         let metrics = Metrics::default();
         metrics.request("rest", "/v1/sandboxes", "200", 0.004);
-        metrics.sent("rest", 10);
+        metrics.body_bytes("rest", false).inc_by(10);
         let held = metrics.transfer();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &metrics.registry).unwrap();

@@ -14,20 +14,18 @@ use std::time::{Duration, Instant};
 use airlock_api::{ExecRequest, ProcessInfo};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::exec::Launched;
+use crate::exec::{Launched, drain, kill_tree, last_event, read_pipe};
 use crate::record::{now_secs, rfc3339};
 use crate::{ApiError, Need, Principal, ProcessEvent, Service};
 
 /// Output kept per process for clients that connect later.
 const BUFFER_BYTES: usize = 1 << 20;
 /// Events queued for one live listener; past this it loses events (bounded memory: at
-/// most this many chunks of at most [`CHUNK`] bytes).
+/// most this many chunks of at most 64 KiB, a pipe read).
 const LISTENER_QUEUE: usize = 256;
-/// Bytes read from a pipe at a time.
-const CHUNK: usize = 64 * 1024;
 /// How long an ended process stays listed.
 const LINGER: Duration = Duration::from_secs(600);
 /// The most ended processes a sandbox keeps.
@@ -234,13 +232,14 @@ impl Service {
             {
                 return Err(ApiError::bad_request("a tag is 1 to 256 bytes, no NUL"));
             }
-            let registry = self.entry(caller, id, Need::Write)?.processes.clone();
             let Launched {
+                entry,
                 mut child,
                 leaf,
                 checked,
                 slot,
             } = self.launch(caller, id, &req).await?;
+            let registry = entry.processes.clone();
             let (stdin, inputs) = mpsc::channel(STDIN_QUEUE);
             let process = Arc::new(Process {
                 pid: registry.next.fetch_add(1, Ordering::Relaxed) + 1,
@@ -267,47 +266,34 @@ impl Service {
             let proc = process.clone();
             tokio::spawn(async move {
                 let feeder = tokio::spawn(feed(pipes.0, first_input, inputs, keep_stdin));
-                let readers = [
-                    pipes
-                        .1
-                        .map(|out| tokio::spawn(forward(out, proc.clone(), ProcessEvent::Stdout))),
-                    pipes
-                        .2
-                        .map(|err| tokio::spawn(forward(err, proc.clone(), ProcessEvent::Stderr))),
+                let record = |proc: Arc<Process>| {
+                    move |event| {
+                        proc.record(event);
+                        std::future::ready(true)
+                    }
+                };
+                let readers = vec![
+                    pipes.1.map(|out| {
+                        tokio::spawn(read_pipe(out, ProcessEvent::Stdout, record(proc.clone())))
+                    }),
+                    pipes.2.map(|err| {
+                        tokio::spawn(read_pipe(err, ProcessEvent::Stderr, record(proc.clone())))
+                    }),
                 ];
                 let waited =
                     tokio::time::timeout(deadline.unwrap_or(Duration::MAX), child.wait()).await;
                 let (status, timed_out) = match waited {
                     Ok(status) => (status.map(crate::exec::exit_code), false),
                     Err(_) => {
-                        let (engine, sandbox, leaf) =
-                            (engine.clone(), sandbox.clone(), leaf.clone());
-                        let _ = crate::blocking(move || engine.kill_exec(&sandbox, &leaf)).await;
+                        let _ = kill_tree(&engine, &sandbox, &leaf, child.id()).await;
                         let _ = child.wait().await;
                         (Ok(crate::exec::TIMED_OUT), true)
                     }
                 };
                 *proc.host_pid.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 feeder.abort();
-                for reader in readers.into_iter().flatten() {
-                    // A child it left behind may hold the pipe; stop reading soon after.
-                    let mut reader = reader;
-                    if tokio::time::timeout(crate::exec::DRAIN_GRACE, &mut reader)
-                        .await
-                        .is_err()
-                    {
-                        reader.abort();
-                    }
-                }
-                proc.record(match status {
-                    Ok(exit_code) => ProcessEvent::Exit {
-                        exit_code,
-                        timed_out,
-                    },
-                    Err(err) => ProcessEvent::Error {
-                        message: format!("waiting for the process: {err}"),
-                    },
-                });
+                drain(readers).await;
+                proc.record(last_event(status, timed_out));
                 engine.finish_exec(&sandbox, &leaf);
                 drop(slot);
             });
@@ -350,14 +336,14 @@ impl Service {
         Ok(registry.find(which)?.listen(replay))
     }
 
-    /// Feeds bytes to a process's stdin (waiting while its queue is full); an empty
-    /// `data` with `close` closes it.
+    /// Feeds `body` to a process's stdin as it arrives (waiting while the process's
+    /// queue is full), then closes stdin when `close`.
     pub async fn send_input(
         &self,
         caller: &Principal,
         id: &str,
         which: &Selector,
-        data: Bytes,
+        mut body: crate::ByteStream,
         close: bool,
     ) -> Result<(), ApiError> {
         let registry = self.entry(caller, id, Need::Write)?.processes.clone();
@@ -368,12 +354,16 @@ impl Service {
                 process.pid
             ))
         };
-        if !data.is_empty() {
-            process
-                .stdin
-                .send(Input::Data(data))
-                .await
-                .map_err(|_| gone())?;
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::bad_request(format!("reading the input: {e}")))?;
+            if !chunk.is_empty() {
+                process
+                    .stdin
+                    .send(Input::Data(chunk))
+                    .await
+                    .map_err(|_| gone())?;
+            }
         }
         if close {
             process.stdin.send(Input::Close).await.map_err(|_| gone())?;
@@ -400,17 +390,10 @@ impl Service {
                 .iter()
                 .find(|(name, _)| *name == signal)
                 .ok_or_else(|| ApiError::bad_request(format!("signal {signal:?} is not one of SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGSTOP, SIGCONT")))?;
-            if *signal == rustix::process::Signal::KILL {
-                // The process itself first: one killed before it has joined its cgroup
-                // (just started) would otherwise fail to join and exit 125, not 137.
-                let host_pid = *process.host_pid.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(pid) = host_pid.and_then(|pid| rustix::process::Pid::from_raw(pid as i32)) {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                }
-                let (engine, sandbox, leaf) = (self.engine.clone(), id.to_owned(), process.leaf.clone());
-                return crate::blocking(move || engine.kill_exec(&sandbox, &leaf)).await?.map_err(ApiError::from);
-            }
             let host_pid = *process.host_pid.lock().unwrap_or_else(|p| p.into_inner());
+            if *signal == rustix::process::Signal::KILL {
+                return kill_tree(&self.engine, id, &process.leaf, host_pid).await;
+            }
             let pid = host_pid
                 .and_then(|pid| rustix::process::Pid::from_raw(pid as i32))
                 .ok_or_else(|| ApiError::conflict(format!("process {} has ended", process.pid)))?;
@@ -451,16 +434,54 @@ async fn feed(
     // Every sender is gone (the process was forgotten): the pipe closes here too.
 }
 
-async fn forward(
-    mut pipe: impl AsyncRead + Unpin,
-    process: Arc<Process>,
-    wrap: fn(Bytes) -> ProcessEvent,
-) {
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => process.record(wrap(Bytes::copy_from_slice(&buf[..n]))),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process() -> Process {
+        Process {
+            pid: 1,
+            tag: None,
+            cmd: vec!["true".into()],
+            cwd: "/".into(),
+            started_at: 0,
+            host_pid: Mutex::new(None),
+            leaf: "exec-0".into(),
+            stdin: mpsc::channel(1).0,
+            state: Mutex::default(),
+            live: broadcast::channel(LISTENER_QUEUE).0,
         }
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_falls_behind_is_told_and_the_buffer_stays_bounded() {
+        let p = process();
+        let mut slow = p.listen(false);
+        // More chunks than the listener's queue holds, and more bytes than the buffer.
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        for _ in 0..LISTENER_QUEUE + 10 {
+            p.record(ProcessEvent::Stdout(chunk.clone()));
+        }
+        p.record(ProcessEvent::Exit {
+            exit_code: 0,
+            timed_out: false,
+        });
+        assert_eq!(slow.next().await, Some(ProcessEvent::Start { pid: 1 }));
+        match slow.next().await {
+            Some(ProcessEvent::Error { message }) => assert!(message.contains("lost"), "{message}"),
+            other => panic!("expected the loss to be told, got {other:?}"),
+        }
+        let rest: Vec<ProcessEvent> = slow.collect().await;
+        assert!(matches!(rest.last(), Some(ProcessEvent::Exit { .. })));
+        // The replay buffer keeps the last MiB only.
+        let replayed: Vec<ProcessEvent> = p.listen(true).collect().await;
+        let bytes: usize = replayed
+            .iter()
+            .map(|e| match e {
+                ProcessEvent::Stdout(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(bytes, BUFFER_BYTES);
     }
 }

@@ -137,18 +137,17 @@ impl Service {
     ) -> Result<SignedUrl, ApiError> {
         let audit = self.audit(caller, "url.sign", Some(id)).path(&req.path);
         let result = (|| {
-            let method = match req.method.as_deref().unwrap_or("GET") {
-                "GET" => SignedMethod::Get,
-                "PUT" => SignedMethod::Put,
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "method {other:?}: a URL is signed for GET or PUT"
-                    )));
-                }
-            };
-            let need = match method {
-                SignedMethod::Get => Need::Read,
-                SignedMethod::Put => Need::Write,
+            let asked = req.method.as_deref().unwrap_or("GET");
+            let method = SignedMethod::from_request(asked)
+                .filter(|_| asked != "HEAD")
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "method {asked:?}: a URL is signed for GET or PUT"
+                    ))
+                })?;
+            let need = match method.access() {
+                Access::Read => Need::Read,
+                Access::Write => Need::Write,
             };
             let entry = self.entry(caller, id, need)?;
             if req.path.is_empty() || req.path.contains('\0') || req.path.len() > 4096 {
@@ -204,15 +203,8 @@ impl Service {
                     "the signature does not match this sandbox, method, path and expiry",
                 )
             })?;
-        let owner = self
-            .sandboxes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(req.sandbox_id)
-            .map(|entry| entry.owner.clone())
-            .ok_or_else(|| ApiError::not_found(format!("no sandbox {}", req.sandbox_id)))?;
         Ok(Principal::Sandbox {
-            tenant: owner,
+            tenant: self.owner_of(req.sandbox_id)?,
             sandbox_id: req.sandbox_id.to_owned(),
             access: req.method.access(),
             by: "signed URL".into(),

@@ -317,3 +317,33 @@ pub fn python() -> PathBuf {
     );
     venv
 }
+
+/// Runs a client program (the unmodified SDKs' drivers, under `tests/clients` or
+/// `compat/`) with `env`, and asserts it succeeded, showing its output if not.
+pub async fn run_client(
+    mut command: tokio::process::Command,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let out = command.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A Python driver under `tests/clients`, run by the project's virtualenv.
+pub fn python_client(script: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(python());
+    command.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/clients")
+            .join(script),
+    );
+    command
+}

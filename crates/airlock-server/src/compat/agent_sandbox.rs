@@ -73,13 +73,8 @@ pub fn router(service: Arc<Service>) -> Router {
 
 /// Resolves the credential and the sandbox before any handler runs.
 async fn target(State(service): State<Arc<Service>>, mut request: Request, next: Next) -> Response {
-    let (authorization, id) = {
-        let text = |name| {
-            let value = request.headers().get(name)?;
-            value.to_str().ok().map(str::to_owned)
-        };
-        (text(header::AUTHORIZATION.as_str()), text("x-sandbox-id"))
-    };
+    let authorization = super::header(&request, header::AUTHORIZATION.as_str());
+    let id = super::header(&request, "x-sandbox-id");
     let caller = match service.authenticate(authorization.as_deref()).await {
         Ok(caller) => caller,
         Err(refused) => return Refusal(refused).into_response(),
@@ -188,21 +183,11 @@ async fn file_bytes(service: &Service, t: &Target, path: &str) -> Answer<Respons
 
 /// Every entry directly in `path`, all pages.
 async fn entries(service: &Service, t: &Target, path: &str) -> Result<Vec<FileEntry>, ApiError> {
-    let mut all = Vec::new();
-    let mut cursor = None;
-    loop {
-        let req = ListFiles {
-            path: path.to_owned(),
-            cursor,
-            ..ListFiles::default()
-        };
-        let page = service.list_files(&t.caller, &t.id, req).await?;
-        all.extend(page.entries);
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(all),
-        }
-    }
+    let req = ListFiles {
+        path: path.to_owned(),
+        ..ListFiles::default()
+    };
+    service.list_all_files(&t.caller, &t.id, req).await
 }
 
 fn kind(entry: &FileEntry) -> &'static str {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::process_selector::Selector as Which;
-use airlock_service::{Selector, Service};
+use airlock_service::{Selector, Service, bytes_body};
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -93,7 +93,13 @@ impl pb::processes_server::Processes for ProcessesFace {
         let req = request.into_inner();
         let which = selector(req.process)?;
         self.0
-            .send_input(&caller, &req.sandbox_id, &which, req.data, req.close)
+            .send_input(
+                &caller,
+                &req.sandbox_id,
+                &which,
+                bytes_body(req.data),
+                req.close,
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(pb::SendInputResponse {}))

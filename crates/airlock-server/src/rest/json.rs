@@ -87,13 +87,42 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
     }
 }
 
-/// Every `key=value` pair of a query string, in order, repeats kept (a signature check
-/// must see a doubled parameter; a filter may hold several).
-pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
-    let uri: axum::http::Uri = format!("/?{query}")
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad query"))?;
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
-        .map(|q| q.0)
-        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
+/// A query string's parameters in order, repeats kept: a signature check must see a
+/// doubled parameter, and a filter may hold several.
+pub struct QueryParams(pub Vec<(String, String)>);
+
+impl QueryParams {
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        let uri: axum::http::Uri = format!("/?{query}")
+            .parse()
+            .map_err(|_| ApiError::bad_request("bad query"))?;
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+            .map(|q| Self(q.0))
+            .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
+    }
+
+    /// Whether a raw query names `name`, without decoding it.
+    pub fn names(query: Option<&str>, name: &str) -> bool {
+        query.is_some_and(|q| {
+            q.split('&')
+                .any(|pair| pair.split('=').next() == Some(name))
+        })
+    }
+
+    /// The value of `name`, which may appear once at most.
+    pub fn at_most_once(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut found = self.0.iter().filter(|(key, _)| key == name);
+        match (found.next(), found.next()) {
+            (first, None) => Ok(first.map(|(_, value)| value.as_str())),
+            _ => Err(ApiError::bad_request(format!(
+                "`{name}` appears more than once"
+            ))),
+        }
+    }
+
+    /// The value of `name`, which must appear exactly once.
+    pub fn once(&self, name: &str) -> Result<&str, ApiError> {
+        self.at_most_once(name)?
+            .ok_or_else(|| ApiError::bad_request(format!("`{name}` is missing")))
+    }
 }

@@ -7,7 +7,7 @@ pub(crate) mod body;
 mod exec;
 mod failure;
 pub(crate) mod files;
-mod headers;
+pub(crate) mod headers;
 mod idle_body;
 pub(crate) mod json;
 pub(crate) mod multipart;
@@ -122,7 +122,15 @@ pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
         .with_state(service.clone());
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics).with_state(service.clone()))
+        .route(
+            "/metrics",
+            get(metrics)
+                .route_layer(middleware::from_fn_with_state(
+                    service.clone(),
+                    require_token,
+                ))
+                .with_state(service.clone()),
+        )
         .nest("/v1", v1)
         .nest(
             "/agent-sandbox",
@@ -231,14 +239,10 @@ async fn require_token(
 }
 
 /// `GET /metrics`: the OpenMetrics exposition, for the admin token alone.
-async fn metrics(State(service): State<Arc<Service>>, headers: axum::http::HeaderMap) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let caller = match service.authenticate(presented).await {
-        Ok(caller) => caller,
-        Err(refused) => return unauthorized(refused),
-    };
+async fn metrics(
+    State(service): State<Arc<Service>>,
+    axum::Extension(caller): axum::Extension<Principal>,
+) -> Response {
     match service.metrics_text(&caller) {
         Ok(text) => (
             [(

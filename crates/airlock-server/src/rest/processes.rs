@@ -110,21 +110,10 @@ pub async fn stdin(
     Query(q): Query<StdinQuery>,
     body: Body,
 ) -> Answer<StatusCode> {
-    let which = selector(&pid)?;
-    let mut chunks = stream(body);
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| {
-            airlock_service::ApiError::bad_request(format!("reading the body: {e}"))
-        })?;
-        service
-            .send_input(&caller, &id, &which, chunk, false)
-            .await?;
-    }
-    if q.close == Some(true) {
-        service
-            .send_input(&caller, &id, &which, bytes::Bytes::new(), true)
-            .await?;
-    }
+    let close = q.close == Some(true);
+    service
+        .send_input(&caller, &id, &selector(&pid)?, stream(body), close)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -11,7 +11,7 @@ use axum::extract::{Path, Request, State};
 use crate::origin::Origin;
 
 use super::failure::Answer;
-use super::json::Json;
+use super::json::{Json, QueryParams};
 
 /// The one route a signed URL may name.
 const SIGNED_ROUTE: &str = "/v1/sandboxes/{id}/files/content";
@@ -30,10 +30,7 @@ pub async fn sign(
 
 /// Whether a request carries a signature rather than a token.
 pub fn presents_signature(request: &Request) -> bool {
-    request
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("signature=")))
+    QueryParams::names(request.uri().query(), "signature")
 }
 
 /// The principal a signed request acts as. The service checks the signature against
@@ -57,23 +54,13 @@ pub fn admit(service: &Service, request: &Request) -> Result<Principal, ApiError
         .skip_while(|segment| *segment != "sandboxes")
         .nth(1)
         .unwrap_or_default();
-    let pairs: Vec<(String, String)> =
-        super::json::query_pairs(request.uri().query().unwrap_or_default())?;
-    let once = |name: &str| -> Result<&str, ApiError> {
-        let mut found = pairs.iter().filter(|(key, _)| key == name);
-        match (found.next(), found.next()) {
-            (Some((_, value)), None) => Ok(value),
-            _ => Err(ApiError::bad_request(format!(
-                "a signed URL carries `{name}` exactly once"
-            ))),
-        }
-    };
+    let params = QueryParams::parse(request.uri().query().unwrap_or_default())?;
     service.authenticate_signed(&SignedRequest {
         sandbox_id,
         method,
-        path: once("path")?,
-        expires: once("expires")?,
-        signature: once("signature")?,
+        path: params.once("path")?,
+        expires: params.once("expires")?,
+        signature: params.once("signature")?,
     })
 }
 

@@ -3,7 +3,6 @@
 //! and a big-endian length; the last envelope, flagged 0x02, carries the end of the
 //! stream and any error).
 
-use airlock_api::ErrorCode;
 use airlock_service::ApiError;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
@@ -20,30 +19,29 @@ const MESSAGE_LIMIT: usize = 4 << 20;
 /// Flag of the envelope that ends a stream.
 const END_STREAM: u8 = 0x02;
 
-/// Connect's name and HTTP status for one of Airlock's codes.
-fn connect_code(code: ErrorCode) -> (&'static str, StatusCode) {
-    match code {
-        ErrorCode::BadRequest
-        | ErrorCode::HeadersTooLarge
-        | ErrorCode::UnsupportedMediaType
-        | ErrorCode::BadArchive => ("invalid_argument", StatusCode::BAD_REQUEST),
-        ErrorCode::Unauthorized => ("unauthenticated", StatusCode::UNAUTHORIZED),
-        ErrorCode::Forbidden => ("permission_denied", StatusCode::FORBIDDEN),
-        ErrorCode::NotFound => ("not_found", StatusCode::NOT_FOUND),
-        ErrorCode::Timeout => ("deadline_exceeded", StatusCode::GATEWAY_TIMEOUT),
-        ErrorCode::Conflict => ("already_exists", StatusCode::CONFLICT),
-        ErrorCode::TooLarge | ErrorCode::DiskQuota | ErrorCode::TooManyRequests => {
-            ("resource_exhausted", StatusCode::TOO_MANY_REQUESTS)
-        }
-        ErrorCode::BadRange => ("out_of_range", StatusCode::BAD_REQUEST),
-        ErrorCode::Busy => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+/// Connect's name and HTTP status for an error. Connect's codes are gRPC's, so the
+/// gRPC face's mapping decides the code; Connect's specification gives each its status.
+fn connect_code(err: &ApiError) -> (&'static str, StatusCode) {
+    use tonic::Code;
+    match crate::grpc::status::status(err.clone()).code() {
+        Code::InvalidArgument => ("invalid_argument", StatusCode::BAD_REQUEST),
+        Code::Unauthenticated => ("unauthenticated", StatusCode::UNAUTHORIZED),
+        Code::PermissionDenied => ("permission_denied", StatusCode::FORBIDDEN),
+        Code::NotFound => ("not_found", StatusCode::NOT_FOUND),
+        Code::DeadlineExceeded => ("deadline_exceeded", StatusCode::GATEWAY_TIMEOUT),
+        Code::AlreadyExists => ("already_exists", StatusCode::CONFLICT),
+        Code::FailedPrecondition => ("failed_precondition", StatusCode::BAD_REQUEST),
+        Code::ResourceExhausted => ("resource_exhausted", StatusCode::TOO_MANY_REQUESTS),
+        Code::OutOfRange => ("out_of_range", StatusCode::BAD_REQUEST),
+        Code::Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+        Code::DataLoss => ("data_loss", StatusCode::INTERNAL_SERVER_ERROR),
         _ => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
 
 /// The error object Connect sends, in a unary answer or a stream's end.
 fn error_json(err: &ApiError) -> serde_json::Value {
-    json!({"code": connect_code(err.code).0, "message": err.message})
+    json!({"code": connect_code(err).0, "message": err.message})
 }
 
 /// A Connect error answer to a unary call.
@@ -57,7 +55,7 @@ impl From<ApiError> for ConnectError {
 
 impl IntoResponse for ConnectError {
     fn into_response(self) -> Response {
-        let (_, status) = connect_code(self.0.code);
+        let (_, status) = connect_code(&self.0);
         (status, axum::Json(error_json(&self.0))).into_response()
     }
 }

@@ -49,12 +49,7 @@ fn template_for(service: &Service, caller: &Principal, asked: &str) -> Result<St
 }
 
 /// The sandbox as create and connect answer it, with its envd access token.
-async fn created(
-    service: &Service,
-    caller: &Principal,
-    sandbox: &Sandbox,
-    template: &str,
-) -> Answer {
+fn created(service: &Service, caller: &Principal, sandbox: &Sandbox, template: &str) -> Answer {
     // Derived, not drawn: the SDK signs file URLs with it, and the daemon must check
     // those signatures.
     let token = service.envd_token(caller, &sandbox.id)?;
@@ -88,7 +83,7 @@ pub async fn create(
             },
         )
         .await?;
-    created(&service, &caller, &made, &req.template_id).await
+    created(&service, &caller, &made, &req.template_id)
 }
 
 #[derive(Deserialize)]
@@ -112,7 +107,7 @@ pub async fn connect(
         sandbox = service.set_timeout(&caller, &id, secs)?;
     }
     let template = sandbox.template.clone();
-    let mut answer = created(&service, &caller, &sandbox, &template).await?;
+    let mut answer = created(&service, &caller, &sandbox, &template)?;
     *answer.status_mut() = StatusCode::OK;
     Ok(answer)
 }
@@ -170,7 +165,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Answer {
     let wanted = match q.metadata.as_deref() {
-        Some(metadata) => crate::rest::json::query_pairs(metadata)?,
+        Some(metadata) => crate::rest::json::QueryParams::parse(metadata)?.0,
         None => Vec::new(),
     };
     let states: Option<Vec<&str>> = q.state.as_deref().map(|s| s.split(',').collect());

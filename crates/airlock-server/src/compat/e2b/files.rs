@@ -9,7 +9,7 @@ use airlock_service::{ApiError, ByteStream, PutFile, Service};
 use axum::body::Body;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use serde::Deserialize;
@@ -17,14 +17,13 @@ use serde_json::{Value, json};
 
 use super::{Envd, Failure, resolve};
 use crate::rest::body::stream;
+use crate::rest::headers::insert;
 use crate::rest::range::{ByteRange, ranged_body};
 
 #[derive(Deserialize)]
+/// envd's `username` is ignored (serde skips it): Airlock's sandboxes have one user.
 pub struct FileQuery {
     path: Option<String>,
-    /// envd's user; Airlock's sandboxes have one user, `user`.
-    #[allow(dead_code)]
-    username: Option<String>,
 }
 
 /// `GET /files?path=P`: the bytes, streamed; `Range` answers 206.
@@ -46,17 +45,13 @@ pub async fn read(
     let out = response.headers_mut();
     out.insert(
         header::CONTENT_TYPE,
-        "application/octet-stream"
-            .parse()
-            .map_err(|_| ApiError::internal("header", "content-type"))?,
+        HeaderValue::from_static("application/octet-stream"),
     );
     out.insert(header::CONTENT_LENGTH, len.into());
     if let Some(ByteRange { start, len }) = range {
+        let value = format!("bytes {start}-{}/{size}", start + len - 1);
+        insert(out, header::CONTENT_RANGE.as_str(), &value);
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-        let value = format!("bytes {start}-{}/{size}", (start + len).saturating_sub(1));
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(header::CONTENT_RANGE, value);
-        }
     }
     Ok(response)
 }

@@ -147,27 +147,15 @@ pub async fn list_dir(
     Message(req): Message<PathRequest>,
 ) -> Unary<ListResponse> {
     let path = resolve(&req.path)?;
-    let mut entries = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = service
-            .list_files(
-                &envd.caller,
-                &envd.id,
-                ListFiles {
-                    path: path.clone(),
-                    depth: Some(req.depth.unwrap_or(1).max(1)),
-                    cursor,
-                    ..ListFiles::default()
-                },
-            )
-            .await?;
-        entries.extend(page.entries.iter().map(entry_info));
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+    let listing = ListFiles {
+        path,
+        depth: Some(req.depth.unwrap_or(1).max(1)),
+        ..ListFiles::default()
+    };
+    let all = service
+        .list_all_files(&envd.caller, &envd.id, listing)
+        .await?;
+    let entries = all.iter().map(entry_info).collect();
     Ok(axum::Json(ListResponse { entries }))
 }
 

@@ -13,6 +13,9 @@ mod process;
 use std::sync::Arc;
 
 use airlock_service::{ApiError, Principal, Service};
+
+use crate::compat::header;
+use crate::rest::json::QueryParams;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -187,30 +190,19 @@ async fn access_token(
 /// `download_url` or `upload_url`.
 fn is_signed(request: &Request) -> bool {
     request.uri().path().ends_with("/files")
-        && request
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("signature=")))
+        && QueryParams::names(request.uri().query(), "signature")
 }
 
 /// The caller and sandbox a signed URL stands for; `id`, when the request names one,
 /// must be the sandbox that signed.
 fn signed(service: &Service, id: Option<&str>, request: &Request) -> Result<Envd, ApiError> {
-    let pairs = crate::rest::json::query_pairs(request.uri().query().unwrap_or_default())?;
-    let once = |name: &str| -> Result<Option<&str>, ApiError> {
-        let mut found = pairs.iter().filter(|(key, _)| key == name);
-        match (found.next(), found.next()) {
-            (first, None) => Ok(first.map(|(_, v)| v.as_str())),
-            _ => Err(ApiError::bad_request(format!("`{name}` appears twice"))),
-        }
-    };
-    let write = request.method() == axum::http::Method::POST;
+    let params = QueryParams::parse(request.uri().query().unwrap_or_default())?;
     let signature = airlock_service::EnvdSignature {
-        path: once("path")?.unwrap_or_default(),
-        write,
-        user: once("username")?.unwrap_or_default(),
-        signature: once("signature")?.unwrap_or_default(),
-        expiration: once("signature_expiration")?,
+        path: params.at_most_once("path")?.unwrap_or_default(),
+        write: request.method() == axum::http::Method::POST,
+        user: params.at_most_once("username")?.unwrap_or_default(),
+        signature: params.once("signature")?,
+        expiration: params.at_most_once("signature_expiration")?,
     };
     let (id, caller) = service.authenticate_envd_signature(id, &signature)?;
     Ok(Envd { caller, id })
@@ -246,9 +238,4 @@ async fn signed_only(
         }
         Err(refused) => Failure(refused).into_response(),
     }
-}
-
-fn header(request: &Request, name: &str) -> Option<String> {
-    let value = request.headers().get(name)?;
-    value.to_str().ok().map(str::to_owned)
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use airlock_api::ExecRequest;
 use airlock_api::exec::b64;
-use airlock_service::{ApiError, ProcessEvent, Selector, Service};
+use airlock_service::{ApiError, ProcessEvent, Selector, Service, bytes_body};
 use axum::extract::State;
 use axum::response::Response;
 use base64::Engine as _;
@@ -174,7 +174,13 @@ pub async fn send_input(
         .map_err(|_| ApiError::bad_request("stdin is base64"))?
         .unwrap_or_default();
     service
-        .send_input(&envd.caller, &envd.id, &which, data.into(), false)
+        .send_input(
+            &envd.caller,
+            &envd.id,
+            &which,
+            bytes_body(data.into()),
+            false,
+        )
         .await?;
     Ok(axum::Json(Empty {}))
 }
@@ -186,7 +192,13 @@ pub async fn close_stdin(
 ) -> Unary<Empty> {
     let which = selector(req.process)?;
     service
-        .send_input(&envd.caller, &envd.id, &which, bytes::Bytes::new(), true)
+        .send_input(
+            &envd.caller,
+            &envd.id,
+            &which,
+            bytes_body(bytes::Bytes::new()),
+            true,
+        )
         .await?;
     Ok(axum::Json(Empty {}))
 }
