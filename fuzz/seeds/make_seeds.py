@@ -107,7 +107,8 @@ def field(number: int, value: "bytes | int") -> bytes:
     return varint(number << 3 | 2) + varint(len(value)) + value
 
 
-# The first byte picks the message (see fuzz_targets/grpc_messages.rs).
+# The first byte picks the message (see fuzz_targets/grpc_messages.rs): mod 4, upload,
+# download, batch file, or an envd Connect message.
 upload_meta = (
     field(1, b"0123456789ab")
     + field(2, b"/workspace/a")
@@ -127,7 +128,21 @@ for name, data in {
     + field(1, field(2, b"/workspace/t") + field(5, 1) + field(6, 2)),
     "upload_chunk": b"\x00" + field(2, b"hello"),
     "download_range": b"\x01" + download,
-    "download_archive": b"\x04" + field(2, b"/workspace") + field(3, 1),
+    "download_archive": b"\x05" + field(2, b"/workspace") + field(3, 1),
     "batch_file": b"\x02" + field(2, batch_file),
+    # envd's Connect messages: pick 3 mod 4, then the method (pick / 4) in file order.
+    "connect_list_dir": b"\x0f" + field(1, b"/home/user") + field(2, 2),
+    "connect_start": b"\x2f"
+    + field(
+        1,
+        field(1, b"/bin/sh")
+        + field(2, b"-c")
+        + field(3, field(1, b"K") + field(2, b"V"))
+        + field(4, b"/tmp"),
+    )
+    + field(2, field(1, field(1, 80) + field(2, 24)))
+    + field(3, b"tag")
+    + field(4, 1),
+    "connect_stream_input": b"\x37" + field(2, field(2, field(1, b"\x00\xff"))),
 }.items():
     write("grpc_messages", name, data)

@@ -363,6 +363,22 @@ fn routes() -> Vec<(&'static str, Route)> {
                 status
             })
         }),
+        ("e2b Connect ListDir, binary codec", |f, p| {
+            Box::pin(async move {
+                // ListDirRequest{path = 1, depth = 2} encoded by hand, so the path's
+                // bytes reach the service exactly as sent.
+                let mut message = common::protobuf_string(1, &p);
+                message.extend([0x10, 3]);
+                let call = envd(f, reqwest::Method::POST, "filesystem.Filesystem/ListDir")
+                    .header("content-type", "application/proto")
+                    .body(message);
+                let got = call.send().await.unwrap();
+                let status = got.status().as_u16();
+                let body = got.bytes().await.unwrap_or_default();
+                assert!(!String::from_utf8_lossy(&body).contains("host-secret"));
+                status
+            })
+        }),
         ("e2b Connect MakeDir", |f, p| {
             Box::pin(async move {
                 let call = envd(f, reqwest::Method::POST, "filesystem.Filesystem/MakeDir")
@@ -506,7 +522,9 @@ async fn every_route_against_every_path_attack() {
     let attacks = arm(&daemon, &id, &host).await;
     let mut cases = 0;
     let mut outcomes: std::collections::BTreeMap<u16, usize> = Default::default();
-    for (route, drive) in routes() {
+    let routes = routes();
+    let route_count = routes.len();
+    for (route, drive) in routes {
         for (attack, path) in &attacks {
             let status = drive(&files, path.clone()).await;
             cases += 1;
@@ -523,7 +541,8 @@ async fn every_route_against_every_path_attack() {
         .unwrap();
     assert_eq!(health["state"], "running");
     eprintln!(
-        "escape corpus: {cases} cases (33 routes × 7 attacks), outcomes by status: {outcomes:?}"
+        "escape corpus: {cases} cases ({route_count} routes × {} attacks), outcomes by status: {outcomes:?}",
+        attacks.len()
     );
     assert!(cases >= 40);
 }

@@ -246,6 +246,16 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
         "e2b POST /files",
         sent.send().await.unwrap().status().as_u16(),
     );
+    // Its Connect routes in the binary codec: MakeDirRequest{path = 1}, by hand.
+    let dir = format!("{name}-e2b-dir");
+    let message = common::protobuf_string(1, &dir);
+    let made = envd(reqwest::Method::POST, "filesystem.Filesystem/MakeDir")
+        .header("content-type", "application/proto")
+        .body(message);
+    count(
+        "e2b Connect MakeDir, binary",
+        made.send().await.unwrap().status().as_u16(),
+    );
     if !i.is_multiple_of(10) {
         return;
     }

@@ -12,3 +12,8 @@ pub mod v1 {
 /// The encoded descriptors of every message and service, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/airlock_descriptor.bin"));
+
+/// The encoded descriptors of envd's `filesystem` and `process` packages (`proto/envd`),
+/// which the E2B face uses to read and write Connect's binary protobuf codec.
+pub const ENVD_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/envd_descriptor.bin"));

@@ -73,10 +73,12 @@ pub fn multipart(boundary: &str, body: Vec<u8>) -> usize {
 
 /// The gRPC messages that carry paths and write options, decoded from arbitrary bytes and
 /// read as the gRPC face reads them: an upload's metadata (path, mode, mtime, sha256,
-/// archive format), a download's range, a batch file's header. Returns whether the
-/// message was accepted.
+/// archive format), a download's range, a batch file's header; or, for `kind` 3 mod 4,
+/// the request of an envd Connect method (`kind / 4` picks it) in the binary codec, put
+/// in protobuf's JSON mapping and back, which must give the same message. Returns
+/// whether the message was accepted.
 pub fn grpc_message(kind: u8, bytes: &[u8]) -> bool {
-    match kind % 3 {
+    match kind % 4 {
         0 => match pb::UploadFileRequest::decode(bytes)
             .ok()
             .and_then(|r| r.payload)
@@ -98,6 +100,7 @@ pub fn grpc_message(kind: u8, bytes: &[u8]) -> bool {
                 Err(_) => false,
             }
         }),
+        3 => crate::compat::e2b::connect_binary_roundtrip(usize::from(kind / 4), bytes),
         _ => match pb::WriteFilesRequest::decode(bytes)
             .ok()
             .and_then(|r| r.payload)

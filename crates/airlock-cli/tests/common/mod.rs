@@ -347,3 +347,17 @@ pub fn python_client(script: &str) -> tokio::process::Command {
     );
     command
 }
+
+/// A protobuf string field (`field`, wire type 2), encoded by hand, so a test can send
+/// a path to a binary Connect route byte for byte as it chose.
+pub fn protobuf_string(field: u8, text: &str) -> Vec<u8> {
+    let mut out = vec![field << 3 | 2];
+    let mut len = text.len();
+    while len >= 0x80 {
+        out.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend(text.as_bytes());
+    out
+}

@@ -15,9 +15,11 @@ use serde_json::json;
 
 /// A request message is at most this large: envd's messages are small (files travel
 /// over its REST routes).
-const MESSAGE_LIMIT: usize = 4 << 20;
+pub const MESSAGE_LIMIT: usize = 4 << 20;
 /// Flag of the envelope that ends a stream.
-const END_STREAM: u8 = 0x02;
+pub const END_STREAM: u8 = 0x02;
+/// Flag of an envelope whose message is compressed.
+const COMPRESSED: u8 = 0x01;
 
 /// Connect's name and HTTP status for an error. Connect's codes are gRPC's, so the
 /// gRPC face's mapping decides the code; Connect's specification gives each its status.
@@ -40,7 +42,7 @@ fn connect_code(err: &ApiError) -> (&'static str, StatusCode) {
 }
 
 /// The error object Connect sends, in a unary answer or a stream's end.
-fn error_json(err: &ApiError) -> serde_json::Value {
+pub fn error_json(err: &ApiError) -> serde_json::Value {
     json!({"code": connect_code(err).0, "message": err.message})
 }
 
@@ -89,7 +91,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Enveloped<T> {
         let malformed = || ApiError::bad_request("a streaming request is one Connect envelope");
         let (head, rest) = bytes.split_at_checked(5).ok_or_else(malformed)?;
         let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        if head[0] & 0x01 != 0 {
+        if head[0] & COMPRESSED != 0 {
             return Err(ApiError::bad_request("compressed Connect messages are not taken").into());
         }
         let message = rest.get(..len).ok_or_else(malformed)?;
@@ -106,11 +108,12 @@ async fn read_limited(request: Request) -> Result<Bytes, ConnectError> {
         .map_err(|e| ApiError::bad_request(format!("reading the message: {e}")).into())
 }
 
-fn envelope(flags: u8, json: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(5 + json.len());
+/// One Connect envelope around `message`.
+pub fn envelope(flags: u8, message: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(5 + message.len());
     out.push(flags);
-    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
-    out.extend_from_slice(json);
+    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    out.extend_from_slice(message);
     Bytes::from(out)
 }
 
@@ -142,4 +145,49 @@ pub fn stream<T: Serialize + Send + 'static>(
         Body::from_stream(body.map(Ok::<_, std::convert::Infallible>)),
     )
         .into_response()
+}
+
+/// The envelopes of a streamed body as `(flags, message)`, each read whole as soon as its
+/// last byte arrives, so a client stream is acted on while it is still open. A message
+/// over the limit, a compressed one, or a body cut mid-envelope ends it with an error.
+pub fn envelopes(body: Body) -> impl Stream<Item = Result<(u8, Bytes), ApiError>> + Send {
+    let state = (body.into_data_stream(), bytes::BytesMut::new(), false);
+    futures_util::stream::unfold(state, |(mut data, mut buf, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            if buf.len() >= 5 {
+                let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+                if len > MESSAGE_LIMIT {
+                    let err = ApiError::bad_request(format!(
+                        "a Connect message is at most {MESSAGE_LIMIT} bytes"
+                    ));
+                    return Some((Err(err), (data, buf, true)));
+                }
+                if buf.len() >= 5 + len {
+                    let flags = buf[0];
+                    let message = buf.split_to(5 + len).freeze().slice(5..);
+                    if flags & COMPRESSED != 0 {
+                        let err =
+                            ApiError::bad_request("compressed Connect messages are not taken");
+                        return Some((Err(err), (data, buf, true)));
+                    }
+                    return Some((Ok((flags, message)), (data, buf, false)));
+                }
+            }
+            match data.next().await {
+                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                Some(Err(e)) => {
+                    let err = ApiError::bad_request(format!("reading the stream: {e}"));
+                    return Some((Err(err), (data, buf, true)));
+                }
+                None if buf.is_empty() => return None,
+                None => {
+                    let err = ApiError::bad_request("the stream ended inside a Connect envelope");
+                    return Some((Err(err), (data, buf, true)));
+                }
+            }
+        }
+    })
 }

@@ -9,6 +9,7 @@ mod control;
 mod files;
 mod filesystem;
 mod process;
+mod proto_codec;
 
 use std::sync::Arc;
 
@@ -30,6 +31,11 @@ pub const ENVD_VERSION: &str = "0.6.4";
 
 /// Where a relative path starts: the sandbox user's home, as envd resolves it.
 const HOME: &str = "/home/user";
+
+/// The binary codec's translation, for the fuzzer (`fuzz_api`).
+pub fn connect_binary_roundtrip(pick: usize, binary: &[u8]) -> bool {
+    proto_codec::fuzz_roundtrip(pick, binary)
+}
 
 /// An error in E2B's REST shape: `{"code": <status>, "message"}`.
 pub struct Failure(ApiError);
@@ -120,7 +126,9 @@ pub fn envd_router(service: Arc<Service>) -> Router {
         .route("/process.Process/SendSignal", post(process::send_signal))
         .route("/process.Process/CloseStdin", post(process::close_stdin))
         .route("/process.Process/Update", post(process::update))
+        .route("/process.Process/StreamInput", post(process::stream_input))
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .route_layer(middleware::from_fn(proto_codec::binary_codec))
         .route_layer(middleware::from_fn_with_state(
             service.clone(),
             access_token,
