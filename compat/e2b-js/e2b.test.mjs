@@ -62,6 +62,28 @@ test('files, commands and lifecycle through the E2B SDK', async () => {
     assert.ok((await sb.commands.list()).some((p) => p.pid === sleeper.pid))
     assert.ok(await sb.commands.kill(sleeper.pid))
 
+    // A terminal: an interactive shell typed at and resized.
+    let screen = ''
+    const until = async (text) => {
+      for (let i = 0; i < 200 && !screen.includes(text); i++) {
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      assert.ok(screen.includes(text), `${text} never appeared in ${JSON.stringify(screen)}`)
+    }
+    const term = await sb.pty.create({
+      cols: 80,
+      rows: 24,
+      onData: (d) => { screen += Buffer.from(d).toString() },
+    })
+    const typed = (line) => sb.pty.sendInput(term.pid, new TextEncoder().encode(line))
+    await typed('stty size\n')
+    await until('24 80')
+    await sb.pty.resize(term.pid, { cols: 132, rows: 50 })
+    await typed('stty size\n')
+    await until('50 132')
+    await typed('exit 3\n')
+    await assert.rejects(term.wait(), (e) => e instanceof CommandExitError && e.exitCode === 3)
+
     // Lifecycle.
     const got = await sb.getInfo()
     assert.deepEqual(got.metadata, { purpose: 'js' })

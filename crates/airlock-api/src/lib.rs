@@ -21,7 +21,7 @@ pub use files::{
     PackPaths, SkippedEntry, WatchEvent, WriteResult,
 };
 pub use mode::FileMode;
-pub use process::{ProcessInfo, SignalProcess};
+pub use process::{ProcessInfo, SignalProcess, TerminalSize};
 pub use sandbox::{CreateSandbox, InjectedFile, Limits, Sandbox, SandboxState};
 pub use template::Template;
 pub use token::{

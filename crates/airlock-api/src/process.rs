@@ -22,6 +22,20 @@ pub struct ProcessInfo {
     pub exit_code: Option<i32>,
     /// RFC 3339.
     pub started_at: String,
+    /// Its terminal's size, when it runs with a terminal instead of pipes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<TerminalSize>,
+}
+
+/// A terminal's size in character cells: asked for when a process starts with a
+/// terminal, and the body of `POST .../processes/{pid}/resize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalSize {
+    /// Columns, 1 to 4096.
+    pub cols: u16,
+    /// Rows, 1 to 4096.
+    pub rows: u16,
 }
 
 /// Body of `POST .../processes/{pid}/signal`.

@@ -275,6 +275,12 @@ fn rest_routes() -> Vec<Rest> {
         ),
         rest(
             Write,
+            Method::POST,
+            "/sandboxes/{s}/processes/1/resize",
+            Body::Json(r#"{"cols": 100, "rows": 30}"#),
+        ),
+        rest(
+            Write,
             Method::DELETE,
             "/sandboxes/{s}/processes/1",
             Body::None,
@@ -782,6 +788,19 @@ fn rpcs() -> Vec<(&'static str, Class, bool, Rpc)> {
                     signal: "SIGTERM".into(),
                 };
                 code(processes(ch, t).send_signal(r).await)
+            })
+        }),
+        ("Processes.Resize", Write, false, |ch, t, s, _| {
+            Box::pin(async move {
+                let r = pb::ResizeRequest {
+                    sandbox_id: s,
+                    process: first_process(),
+                    size: Some(pb::TerminalSize {
+                        cols: 100,
+                        rows: 30,
+                    }),
+                };
+                code(processes(ch, t).resize(r).await)
             })
         }),
         ("Tokens.SignUrl GET", Read, false, |ch, t, s, _| {

@@ -1,6 +1,7 @@
 //! Processes that outlive their request: started in the background, listed, reconnected
 //! to with their buffered output, fed stdin, signalled and killed with their whole tree,
-//! on REST and gRPC; the daemon never blocks on a listener that went away.
+//! on REST and gRPC; the daemon never blocks on a listener that went away. A process may
+//! run on a terminal instead of pipes: typed at, resized, its outputs merged.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -17,7 +18,17 @@ struct Procs<'d> {
     http: reqwest::Client,
 }
 
-impl Procs<'_> {
+impl<'d> Procs<'d> {
+    /// A new sandbox, reached with the daemon's token.
+    async fn new(daemon: &'d Daemon) -> Self {
+        Procs {
+            daemon,
+            id: common::sandbox(&daemon.client()).await.id,
+            token: daemon.token.clone(),
+            http: reqwest::Client::new(),
+        }
+    }
+
     fn url(&self, rest: &str) -> String {
         format!(
             "{}/v1/sandboxes/{}/processes{rest}",
@@ -62,6 +73,16 @@ impl Procs<'_> {
             .collect()
     }
 
+    async fn info_by_tag(&self, tag: &str) -> Value {
+        let r = self
+            .http
+            .get(self.url(&format!("?tag={tag}")))
+            .bearer_auth(&self.token)
+            .send();
+        let listed: Value = r.await.unwrap().json().await.unwrap();
+        listed[0].clone()
+    }
+
     async fn post(&self, rest: &str, body: reqwest::Body) -> u16 {
         let r = self
             .http
@@ -83,6 +104,23 @@ impl Procs<'_> {
     }
 }
 
+type GrpcProcesses = airlock_proto::v1::processes_client::ProcessesClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        common::grpc::Bearer,
+    >,
+>;
+
+/// A new sandbox and a gRPC Processes client with the daemon's token.
+async fn grpc_processes(daemon: &Daemon) -> (String, GrpcProcesses) {
+    let id = common::sandbox(&daemon.client()).await.id;
+    let procs = airlock_proto::v1::processes_client::ProcessesClient::with_interceptor(
+        common::grpc::channel(daemon).await,
+        common::grpc::Bearer(daemon.token.clone()),
+    );
+    (id, procs)
+}
+
 fn stdout(events: &[Value]) -> String {
     events
         .iter()
@@ -94,13 +132,8 @@ fn stdout(events: &[Value]) -> String {
 #[tokio::test]
 async fn background_processes_outlive_their_request() {
     let daemon = Daemon::start();
-    let id = common::sandbox(&daemon.client()).await.id;
-    let p = Procs {
-        daemon: &daemon,
-        id: id.clone(),
-        token: daemon.token.clone(),
-        http: reqwest::Client::new(),
-    };
+    let p = Procs::new(&daemon).await;
+    let id = p.id.clone();
 
     // Started, listed by tag, reconnected with its buffered output.
     let (status, started) = p
@@ -238,11 +271,7 @@ async fn processes_over_grpc() {
     use pb::run_response::Payload;
 
     let daemon = Daemon::start();
-    let id = common::sandbox(&daemon.client()).await.id;
-    let mut procs = pb::processes_client::ProcessesClient::with_interceptor(
-        common::grpc::channel(&daemon).await,
-        common::grpc::Bearer(daemon.token.clone()),
-    );
+    let (id, mut procs) = grpc_processes(&daemon).await;
     let by_tag = |tag: &str| {
         Some(pb::ProcessSelector {
             selector: Some(Which::Tag(tag.into())),
@@ -259,6 +288,7 @@ async fn processes_over_grpc() {
             tag: Some("echo".into()),
             keep_stdin: true,
             stdin: bytes::Bytes::from_static(b"first "),
+            terminal: None,
         })
         .await
         .unwrap()
@@ -314,4 +344,215 @@ async fn processes_over_grpc() {
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
+}
+
+/// Reads an NDJSON event stream until its stdout holds `text`; returns all seen so far.
+async fn read_until(answer: &mut reqwest::Response, seen: &mut String, text: &str) {
+    let mut pending = String::new();
+    while !seen.contains(text) {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), answer.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("{text:?} never came; saw {seen:?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the stream ended before {text:?}; saw {seen:?}"));
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some((line, rest)) = pending.split_once('\n') {
+            let event: Value = serde_json::from_str(line).unwrap();
+            if event["type"] == "stdout" {
+                seen.push_str(event["data"].as_str().unwrap());
+            }
+            assert_ne!(
+                event["type"], "stderr",
+                "a terminal has one output: {event}"
+            );
+            pending = rest.to_owned();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_process_can_run_on_a_terminal() {
+    let daemon = Daemon::start();
+    let p = Procs::new(&daemon).await;
+    let script = "test -t 0 && test -t 1 && echo on-a-tty; echo to-stderr >&2; stty size; \
+                  read line; stty size; echo \"got $line\"; exit 4";
+    let mut answer = p
+        .http
+        .post(p.url("?terminal=80x24&stream=true&tag=term"))
+        .bearer_auth(&p.token)
+        .json(&json!({"shell": script}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let mut seen = String::new();
+    read_until(&mut answer, &mut seen, "24 80").await;
+    assert!(
+        seen.contains("on-a-tty") && seen.contains("to-stderr"),
+        "{seen}"
+    );
+    let pid = p.info_by_tag("term").await["pid"].as_u64().unwrap();
+    assert_eq!(
+        p.info(pid).await["terminal"],
+        json!({"cols": 80, "rows": 24})
+    );
+    // Resized: the program sees the new size; the listing shows it.
+    let resize = |body: Value| {
+        p.http
+            .post(p.url(&format!("/{pid}/resize")))
+            .bearer_auth(&p.token)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        resize(json!({"cols": 132, "rows": 50}))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        p.info(pid).await["terminal"],
+        json!({"cols": 132, "rows": 50})
+    );
+    for bad in [
+        json!({"cols": 0, "rows": 5}),
+        json!({"cols": 5000, "rows": 5}),
+        json!({"cols": 5}),
+    ] {
+        assert_eq!(resize(bad.clone()).await.unwrap().status(), 400, "{bad}");
+    }
+    // A terminal's input has no end to close: Ctrl-D is the user's to type.
+    assert_eq!(
+        p.post(&format!("/{pid}/stdin?close=true"), "".into()).await,
+        400
+    );
+    assert_eq!(
+        p.post(&format!("/{pid}/stdin"), "typed\n".into()).await,
+        204
+    );
+    read_until(&mut answer, &mut seen, "got typed").await;
+    assert!(seen.contains("50 132"), "{seen}");
+    assert_eq!(p.wait_ended(pid).await["exit_code"], 4);
+    // Once it ended, its terminal is closed: nothing to resize.
+    let gone = resize(json!({"cols": 10, "rows": 10})).await.unwrap();
+    assert_eq!(gone.status(), 409);
+
+    // The terminal is a descriptor, not a way out: the sandbox has no /dev/pts and no
+    // /dev/ptmx, so no other terminal (another sandbox's, the host's) can be opened;
+    // /dev/tty is the process's own.
+    let probe = "ls /dev/pts 2>&1 || true; test -e /dev/ptmx || echo no-ptmx; \
+                 echo via-dev-tty > /dev/tty; echo probed";
+    let mut answer = p
+        .http
+        .post(p.url("?terminal=80x24&stream=true"))
+        .bearer_auth(&p.token)
+        .json(&json!({"shell": probe}))
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    read_until(&mut answer, &mut seen, "probed").await;
+    assert!(seen.contains("No such file"), "{seen}");
+    assert!(
+        seen.contains("no-ptmx") && seen.contains("via-dev-tty"),
+        "{seen}"
+    );
+
+    // Refused: a size that is not COLSxROWS, too large, and resizing a piped process.
+    for query in [
+        "?terminal=80",
+        "?terminal=axb",
+        "?terminal=0x24",
+        "?terminal=80x99999",
+    ] {
+        let (status, body) = p.start(query, json!({"shell": "true"})).await;
+        assert_eq!(status, 400, "{query}: {body}");
+    }
+    let (_, piped) = p.start("", json!({"shell": "sleep 5"})).await;
+    let piped = piped["pid"].as_u64().unwrap();
+    let status = p
+        .http
+        .post(p.url(&format!("/{piped}/resize")))
+        .bearer_auth(&p.token)
+        .json(&json!({"cols": 10, "rows": 10}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 400);
+    assert!(p.info(piped).await.get("terminal").is_none());
+}
+
+#[tokio::test]
+async fn terminals_over_grpc() {
+    use airlock_proto::v1 as pb;
+    use pb::run_response::Payload;
+
+    let daemon = Daemon::start();
+    let (id, mut procs) = grpc_processes(&daemon).await;
+    let mut started = procs
+        .start(pb::StartProcessRequest {
+            start: Some(pb::ExecStart {
+                sandbox_id: id.clone(),
+                shell: Some("stty size; read x; stty size".into()),
+                ..Default::default()
+            }),
+            terminal: Some(pb::TerminalSize { cols: 90, rows: 20 }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = String::new();
+    let mut pid = 0;
+    let mut resized = false;
+    let mut exit = None;
+    while let Some(event) = started.message().await.unwrap() {
+        match event.payload {
+            Some(Payload::Started(s)) => pid = s.pid,
+            Some(Payload::Stdout(b)) => out.push_str(&String::from_utf8_lossy(&b)),
+            Some(Payload::Exit(e)) => exit = Some(e.exit_code),
+            _ => {}
+        }
+        if out.contains("20 90") && !resized {
+            resized = true;
+            let process = Some(pb::ProcessSelector {
+                selector: Some(pb::process_selector::Selector::Pid(pid)),
+            });
+            procs
+                .resize(pb::ResizeRequest {
+                    sandbox_id: id.clone(),
+                    process: process.clone(),
+                    size: Some(pb::TerminalSize { cols: 70, rows: 10 }),
+                })
+                .await
+                .unwrap();
+            procs
+                .send_input(pb::SendInputRequest {
+                    sandbox_id: id.clone(),
+                    process,
+                    data: bytes::Bytes::from_static(b"\n"),
+                    close: false,
+                })
+                .await
+                .unwrap();
+        }
+    }
+    assert!(out.contains("10 70"), "{out:?}");
+    assert_eq!(exit, Some(0));
+    let too_big = procs
+        .resize(pb::ResizeRequest {
+            sandbox_id: id.clone(),
+            process: Some(pb::ProcessSelector {
+                selector: Some(pb::process_selector::Selector::Pid(pid)),
+            }),
+            size: Some(pb::TerminalSize {
+                cols: 1 << 20,
+                rows: 10,
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(too_big.code(), tonic::Code::InvalidArgument);
 }

@@ -13,6 +13,7 @@ use crate::error::{Doing, SandboxError, SandboxResult};
 use crate::launch::{self, EXEC_HELPER, HelperIo, INIT_HELPER, InitProcess};
 use crate::layout::Layout;
 use crate::spec::{ExecSpec, InitSpec};
+use crate::terminal::{Terminal, WindowSize};
 use crate::{Limits, TemplateRoot, skeleton, sys, view};
 
 /// The sandbox user every command runs as.
@@ -42,6 +43,9 @@ pub struct ExecPlan {
     pub env: Vec<(String, String)>,
     /// Working directory inside.
     pub cwd: String,
+    /// A terminal of this size as its stdin, stdout, stderr and controlling terminal,
+    /// instead of pipes.
+    pub terminal: Option<WindowSize>,
 }
 
 /// The sandbox engine of one daemon home.
@@ -180,14 +184,15 @@ impl Engine {
         }
     }
 
-    /// Spawns a command in a running sandbox, in cgroup leaf `leaf`, with piped stdio.
+    /// Spawns a command in a running sandbox, in cgroup leaf `leaf`, with piped stdio, or
+    /// with a terminal (whose daemon side is returned) when the plan asks for one.
     pub fn spawn_exec(
         &self,
         id: &str,
         init: &InitProcess,
         leaf: &str,
         plan: ExecPlan,
-    ) -> SandboxResult<Child> {
+    ) -> SandboxResult<(Child, Option<Terminal>)> {
         let spec = ExecSpec {
             cgroup_procs: self.cgroups.leaf(id, leaf).doing("starting a command")?,
             argv: plan.argv,
@@ -200,13 +205,33 @@ impl Engine {
                 .collect(),
             uid: SANDBOX_UID,
             gid: SANDBOX_UID,
+            terminal: plan.terminal.is_some(),
         };
-        let io = HelperIo {
-            stdin: Stdio::piped(),
-            stdout: Stdio::piped(),
-            stderr: Stdio::piped(),
+        let (io, terminal) = match plan.terminal {
+            None => {
+                let io = HelperIo {
+                    stdin: Stdio::piped(),
+                    stdout: Stdio::piped(),
+                    stderr: Stdio::piped(),
+                };
+                (io, None)
+            }
+            Some(size) => {
+                let (terminal, replica) = Terminal::open(size).doing("opening a terminal")?;
+                let copy = || replica.try_clone().doing("opening a terminal");
+                let io = HelperIo {
+                    stdin: Stdio::from(copy()?),
+                    stdout: Stdio::from(copy()?),
+                    stderr: Stdio::from(replica),
+                };
+                (io, Some(terminal))
+            }
         };
-        launch::spawn_helper(EXEC_HELPER, &spec, io, Some(init)).doing("starting a command")
+        // The helper's copies of the replica are dropped with its command here, so the
+        // terminal ends when the command and what it left behind have all closed it.
+        let child =
+            launch::spawn_helper(EXEC_HELPER, &spec, io, Some(init)).doing("starting a command")?;
+        Ok((child, terminal))
     }
 
     /// Kills every process an exec started, however deep. Blocking.

@@ -54,6 +54,13 @@ fn exec_command(spec: &ExecSpec) -> io::Error {
         // A session of its own, so terminal signals from the daemon's session never reach it.
         // SAFETY: integer-free call.
         unsafe { libc::setsid() };
+        if spec.terminal {
+            // SAFETY: an ioctl on stdin with an integer argument. Stdin is the terminal
+            // the daemon opened for us; the new session takes it as its own.
+            if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         confine::drop_privileges(spec.uid, spec.gid)?;
         std::env::set_current_dir(&spec.cwd).map_err(|e| {
             io::Error::new(e.kind(), format!("working directory {}: {e}", spec.cwd))

@@ -20,6 +20,7 @@ mod skeleton;
 mod spec;
 mod sys;
 mod templates;
+mod terminal;
 mod view;
 
 pub use engine::{Engine, ExecPlan, SandboxConfig, instance_name};
@@ -28,6 +29,7 @@ pub use launch::{EXEC_HELPER, INIT_HELPER, InitProcess};
 pub use layout::Layout;
 pub use skeleton::WRITABLE_DIRS;
 pub use templates::{HOST_TEMPLATE, TemplateStore, valid_template_name};
+pub use terminal::{Terminal, TerminalIo, WindowSize};
 pub use view::TemplateRoot;
 
 /// Resource limits with the daemon's defaults filled in.

@@ -42,6 +42,9 @@ pub struct ExecSpec {
     pub uid: u32,
     /// See `uid`.
     pub gid: u32,
+    /// Stdin is a terminal to claim as the command's controlling terminal.
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 /// Reads the spec from descriptor 3 and closes it and every other inherited descriptor

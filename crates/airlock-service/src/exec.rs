@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use airlock_api::exec::b64;
-use airlock_api::{ExecRequest, ExecResult};
-use airlock_sandbox::{Engine, ExecPlan};
+use airlock_api::{ExecRequest, ExecResult, TerminalSize};
+use airlock_sandbox::{Engine, ExecPlan, Terminal, WindowSize};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -84,7 +84,7 @@ impl Service {
                 checked,
                 slot,
                 ..
-            } = self.launch(caller, id, &req).await?;
+            } = self.launch(caller, id, &req, None).await?;
             let (tx, rx) = mpsc::channel(QUEUE);
             let pumped = pump(
                 self.engine.clone(),
@@ -110,23 +110,35 @@ impl Service {
     }
 
     /// Checks a command, takes a slot of the tenant's exec cap, and spawns it in the
-    /// sandbox (which must be running); shared by exec and by processes that outlive
-    /// their request.
+    /// sandbox (which must be running), with pipes or with a terminal of `terminal`'s
+    /// size; shared by exec and by processes that outlive their request.
     pub(crate) async fn launch(
         &self,
         caller: &Principal,
         id: &str,
         req: &ExecRequest,
+        terminal: Option<TerminalSize>,
     ) -> Result<Launched, ApiError> {
         let checked = validate::exec(req)?;
+        if let Some(size) = terminal {
+            validate::terminal(size)?;
+        }
         let entry = self.entry(caller, id, Need::Write)?;
         let slot = self.slot(id, Work::Exec)?;
         let record = entry.record();
         let leaf = format!("exec-{}", entry.exec_seq.fetch_add(1, Ordering::Relaxed));
+        let mut env = environment(id, &record.env, &req.env);
+        if terminal.is_some() && !env.iter().any(|(k, _)| k == "TERM") {
+            env.push(("TERM".into(), "xterm-256color".into()));
+        }
         let plan = ExecPlan {
             argv: checked.argv.clone(),
-            env: environment(id, &record.env, &req.env),
+            env,
             cwd: checked.cwd.clone(),
+            terminal: terminal.map(|t| WindowSize {
+                cols: t.cols,
+                rows: t.rows,
+            }),
         };
         // Held while spawning so a concurrent stop cannot tear the groups down under us.
         let life = entry.life.lock().await;
@@ -136,11 +148,12 @@ impl Service {
                 record.state
             ))
         })?;
-        let child = self.engine.spawn_exec(id, &init, &leaf, plan)?;
+        let (child, terminal) = self.engine.spawn_exec(id, &init, &leaf, plan)?;
         drop(life);
         Ok(Launched {
             entry,
             child,
+            terminal,
             leaf,
             checked,
             slot,
@@ -185,6 +198,8 @@ pub(crate) struct Launched {
     /// The sandbox it runs in.
     pub entry: Arc<crate::Entry>,
     pub child: Child,
+    /// The daemon's side of its terminal, when it has one instead of pipes.
+    pub terminal: Option<Terminal>,
     /// Its cgroup leaf: killing it kills the whole tree.
     pub leaf: String,
     pub checked: CheckedExec,

@@ -53,7 +53,7 @@ pub use metrics::{ByteCounter, Metrics};
 pub use oidc::{Fetch, OidcSettings};
 pub use options::{PutFile, parse_mode, parse_mtime, parse_sha256};
 pub use principal::{Access, Need, Principal};
-pub use processes::{ProcessEvents, Selector};
+pub use processes::{ProcessEvents, Selector, StartOptions};
 use record::SandboxRecord;
 pub use settings::Settings;
 pub use signing::{SignedMethod, SignedRequest};

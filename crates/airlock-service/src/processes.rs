@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use airlock_api::{ExecRequest, ProcessInfo};
+use airlock_api::{ExecRequest, ProcessInfo, TerminalSize};
+use airlock_sandbox::{Terminal, WindowSize};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::exec::{Launched, drain, kill_tree, last_event, read_pipe};
@@ -40,6 +41,18 @@ pub enum Selector {
     Pid(u32),
     /// The caller's tag.
     Tag(String),
+}
+
+/// How a process starts, beyond its command.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// The caller's name for it, to find it by later.
+    pub tag: Option<String>,
+    /// Keep stdin open after the request's own input, for `send_input`.
+    pub keep_stdin: bool,
+    /// Run it with a terminal of this size instead of pipes: its stdout and stderr
+    /// arrive together as `Stdout`, and its stdin stays open.
+    pub terminal: Option<TerminalSize>,
 }
 
 /// The events of one process, as a stream that ends after `Exit`.
@@ -83,8 +96,18 @@ struct Process {
     host_pid: Mutex<Option<u32>>,
     leaf: String,
     stdin: mpsc::Sender<Input>,
+    /// Its terminal, when it has one.
+    terminal: Option<ProcessTerminal>,
     state: Mutex<State>,
     live: broadcast::Sender<ProcessEvent>,
+}
+
+/// A process's terminal: the daemon's side while the process runs (closed when it ends,
+/// which hangs up on anything it left behind), and the size last set.
+#[derive(Debug)]
+struct ProcessTerminal {
+    side: Mutex<Option<Terminal>>,
+    size: Mutex<TerminalSize>,
 }
 
 #[derive(Debug, Default)]
@@ -111,6 +134,10 @@ impl Process {
             running: state.ended.is_none(),
             exit_code,
             started_at: rfc3339(self.started_at),
+            terminal: self
+                .terminal
+                .as_ref()
+                .map(|t| *t.size.lock().unwrap_or_else(|p| p.into_inner())),
         }
     }
 
@@ -222,11 +249,15 @@ impl Service {
         caller: &Principal,
         id: &str,
         req: ExecRequest,
-        tag: Option<String>,
-        keep_stdin: bool,
+        options: StartOptions,
     ) -> Result<(ProcessInfo, ProcessEvents), ApiError> {
         let audit = self.audit(caller, "process.start", Some(id));
         let result = async {
+            let StartOptions {
+                tag,
+                keep_stdin,
+                terminal: size,
+            } = options;
             if let Some(tag) = &tag
                 && (tag.is_empty() || tag.len() > 256 || tag.contains('\0'))
             {
@@ -235,10 +266,11 @@ impl Service {
             let Launched {
                 entry,
                 mut child,
+                terminal,
                 leaf,
                 checked,
                 slot,
-            } = self.launch(caller, id, &req).await?;
+            } = self.launch(caller, id, &req, size).await?;
             let registry = entry.processes.clone();
             let (stdin, inputs) = mpsc::channel(STDIN_QUEUE);
             let process = Arc::new(Process {
@@ -250,6 +282,13 @@ impl Service {
                 host_pid: Mutex::new(child.id()),
                 leaf: leaf.clone(),
                 stdin,
+                terminal: terminal
+                    .clone()
+                    .zip(size)
+                    .map(|(side, size)| ProcessTerminal {
+                        side: Mutex::new(Some(side)),
+                        size: Mutex::new(size),
+                    }),
                 state: Mutex::default(),
                 live: broadcast::channel(LISTENER_QUEUE).0,
             });
@@ -259,27 +298,27 @@ impl Service {
                 Registry::prune(&mut table);
                 table.insert(process.pid, process.clone());
             }
-            let pipes = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+            let (input, outputs) = streams(&mut child, terminal.as_ref());
+            // A terminal's input is its user's typing: it stays open.
+            let keep_stdin = keep_stdin || terminal.is_some();
             let (engine, sandbox) = (self.engine.clone(), id.to_owned());
             let deadline = checked.timeout_ms.map(Duration::from_millis);
             let first_input = Bytes::from(checked.stdin);
             let proc = process.clone();
             tokio::spawn(async move {
-                let feeder = tokio::spawn(feed(pipes.0, first_input, inputs, keep_stdin));
+                let feeder = tokio::spawn(feed(input, first_input, inputs, keep_stdin));
                 let record = |proc: Arc<Process>| {
                     move |event| {
                         proc.record(event);
                         std::future::ready(true)
                     }
                 };
-                let readers = vec![
-                    pipes.1.map(|out| {
-                        tokio::spawn(read_pipe(out, ProcessEvent::Stdout, record(proc.clone())))
-                    }),
-                    pipes.2.map(|err| {
-                        tokio::spawn(read_pipe(err, ProcessEvent::Stderr, record(proc.clone())))
-                    }),
-                ];
+                let readers = outputs
+                    .into_iter()
+                    .map(|(out, wrap)| {
+                        Some(tokio::spawn(read_pipe(out, wrap, record(proc.clone()))))
+                    })
+                    .collect();
                 let waited =
                     tokio::time::timeout(deadline.unwrap_or(Duration::MAX), child.wait()).await;
                 let (status, timed_out) = match waited {
@@ -293,6 +332,13 @@ impl Service {
                 *proc.host_pid.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 feeder.abort();
                 drain(readers).await;
+                if let Some(terminal) = &proc.terminal {
+                    terminal
+                        .side
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take();
+                }
                 proc.record(last_event(status, timed_out));
                 engine.finish_exec(&sandbox, &leaf);
                 drop(slot);
@@ -348,6 +394,12 @@ impl Service {
     ) -> Result<(), ApiError> {
         let registry = self.entry(caller, id, Need::Write)?.processes.clone();
         let process = registry.find(which)?;
+        if close && process.terminal.is_some() {
+            return Err(ApiError::bad_request(format!(
+                "process {} reads a terminal, which has no input to close: send Ctrl-D (0x04)",
+                process.pid
+            )));
+        }
         let gone = || {
             ApiError::conflict(format!(
                 "process {} has closed its input or ended",
@@ -369,6 +421,42 @@ impl Service {
             process.stdin.send(Input::Close).await.map_err(|_| gone())?;
         }
         Ok(())
+    }
+
+    /// Resizes a process's terminal; the process is told by `SIGWINCH`.
+    pub async fn resize_terminal(
+        &self,
+        caller: &Principal,
+        id: &str,
+        which: &Selector,
+        size: TerminalSize,
+    ) -> Result<(), ApiError> {
+        let target = format!("{}x{}", size.cols, size.rows);
+        let audit = self
+            .audit(caller, "process.resize", Some(id))
+            .target(&target);
+        let result = async {
+            crate::validate::terminal(size)?;
+            let registry = self.entry(caller, id, Need::Write)?.processes.clone();
+            let process = registry.find(which)?;
+            let terminal = process.terminal.as_ref().ok_or_else(|| {
+                ApiError::bad_request(format!("process {} has no terminal", process.pid))
+            })?;
+            let side = terminal.side.lock().unwrap_or_else(|p| p.into_inner());
+            let side = side
+                .as_ref()
+                .ok_or_else(|| ApiError::conflict(format!("process {} has ended", process.pid)))?;
+            let window = WindowSize {
+                cols: size.cols,
+                rows: size.rows,
+            };
+            side.resize(window)
+                .map_err(|e| ApiError::conflict(format!("resizing the terminal: {e}")))?;
+            *terminal.size.lock().unwrap_or_else(|p| p.into_inner()) = size;
+            Ok(())
+        }
+        .await;
+        audit.done(result)
     }
 
     /// Sends a signal to a process; `SIGKILL` kills its whole tree (everything it
@@ -405,11 +493,35 @@ impl Service {
     }
 }
 
+type StdinSink = Box<dyn AsyncWrite + Send + Unpin>;
+type Output = (Box<dyn AsyncRead + Send + Unpin>, fn(Bytes) -> ProcessEvent);
+
+/// Where a process's input goes and its output comes from: its pipes, or its terminal
+/// (one stream for both outputs).
+fn streams(
+    child: &mut tokio::process::Child,
+    terminal: Option<&Terminal>,
+) -> (Option<StdinSink>, Vec<Output>) {
+    if let Some(terminal) = terminal {
+        let output: Output = (Box::new(terminal.io()), ProcessEvent::Stdout);
+        return (Some(Box::new(terminal.io())), vec![output]);
+    }
+    let input = child.stdin.take().map(|i| Box::new(i) as StdinSink);
+    let mut outputs: Vec<Output> = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        outputs.push((Box::new(out), ProcessEvent::Stdout));
+    }
+    if let Some(err) = child.stderr.take() {
+        outputs.push((Box::new(err), ProcessEvent::Stderr));
+    }
+    (input, outputs)
+}
+
 /// Writes the request's stdin, then whatever `send_input` queues, until told to close.
 /// Without `keep_open`, stdin closes after the request's own input, as a command run
 /// with no terminal expects.
 async fn feed(
-    pipe: Option<tokio::process::ChildStdin>,
+    pipe: Option<StdinSink>,
     first: Bytes,
     mut inputs: mpsc::Receiver<Input>,
     keep_open: bool,
@@ -448,6 +560,7 @@ mod tests {
             host_pid: Mutex::new(None),
             leaf: "exec-0".into(),
             stdin: mpsc::channel(1).0,
+            terminal: None,
             state: Mutex::default(),
             live: broadcast::channel(LISTENER_QUEUE).0,
         }

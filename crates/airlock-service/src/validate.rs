@@ -153,6 +153,22 @@ pub struct CheckedExec {
     pub timeout_ms: Option<u64>,
 }
 
+/// The largest terminal side taken, in cells.
+const TERMINAL_MAX: u16 = 4096;
+
+/// Checks a terminal's size: each side 1 to [`TERMINAL_MAX`] cells.
+pub fn terminal(size: airlock_api::TerminalSize) -> Result<(), ApiError> {
+    let fits = |n: u16| (1..=TERMINAL_MAX).contains(&n);
+    if fits(size.cols) && fits(size.rows) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "a terminal is 1 to {TERMINAL_MAX} columns and rows, not {}x{}",
+            size.cols, size.rows
+        )))
+    }
+}
+
 /// Checks an exec request.
 pub fn exec(req: &ExecRequest) -> Result<CheckedExec, ApiError> {
     let argv = match (&req.cmd, &req.shell) {

@@ -14,7 +14,13 @@ import sys
 import time
 
 import httpx
-from e2b import AsyncSandbox, CommandExitException, FileType, Sandbox
+from connectrpc.code import Code
+from connectrpc.codec import proto_binary_codec
+from connectrpc.errors import ConnectError
+from e2b import AsyncSandbox, CommandExitException, FileType, PtySize, Sandbox
+from e2b.envd.filesystem import filesystem_connect, filesystem_pb
+from e2b.envd.process import process_connect, process_pb
+from protobuf import Oneof
 
 
 def files(sb: Sandbox) -> None:
@@ -111,9 +117,108 @@ def commands(sb: Sandbox) -> None:
     sb.commands.send_stdin(cat.pid, "twice")
     sb.commands.close_stdin(cat.pid)
     assert cat.wait().stdout == "fed twice"
+    # stdin as one ordered client stream (StreamInput).
+    cat = sb.commands.run("cat", background=True, stdin=True)
+    sb.commands.stream_input(cat.pid, ["one ", b"two ", "three"])
+    sb.commands.close_stdin(cat.pid)
+    assert cat.wait().stdout == "one two three"
     # A background command that ends by itself, waited from a new handle.
     bg = sb.commands.run("sleep 1; echo later", background=True)
     assert bg.wait().stdout == "later\n"
+
+
+def terminal(sb: Sandbox) -> None:
+    """`sandbox.pty`: an interactive shell on a terminal, typed at, resized, reconnected."""
+    term = sb.pty.create(PtySize(rows=24, cols=80))
+    screen = b""
+
+    def until(text: bytes) -> None:
+        nonlocal screen
+        for _, _, pty in events:
+            screen += pty or b""
+            if text in screen:
+                return
+        raise AssertionError(f"{text!r} never appeared in {screen!r}")
+
+    events = iter(term)
+    sb.pty.send_stdin(term.pid, b"test -t 0 && stty size\n")
+    until(b"24 80")
+    sb.pty.resize(term.pid, PtySize(rows=50, cols=132))
+    sb.pty.send_stdin(term.pid, b"stty size\n")
+    until(b"50 132")
+    assert any(p.pid == term.pid for p in sb.commands.list())
+    # Reconnected from a new handle, it is still the same shell.
+    again = sb.pty.connect(term.pid)
+    sb.pty.send_stdin(term.pid, b"exit 3\n")
+    try:
+        again.wait()
+        raise AssertionError("exit 3 did not raise")
+    except CommandExitException as e:
+        assert e.exit_code == 3, e.exit_code
+
+
+def binary_codec(sb: Sandbox) -> None:
+    """envd's Connect services in the binary protobuf codec, through connectrpc's own
+    client (the SDKs speak JSON; other Connect clients default to binary)."""
+    headers = dict(sb.connection_config.sandbox_headers)
+    plain = {"send_compression": None, "accept_compression": ()}
+    codec = proto_binary_codec()
+    fs = filesystem_connect.FilesystemClientSync(sb.envd_api_url, codec=codec, **plain)
+    proc = process_connect.ProcessClientSync(sb.envd_api_url, codec=codec, **plain)
+    sb.files.write("/home/user/bin/a.txt", "abc")
+    listing = fs.list_dir(
+        filesystem_pb.ListDirRequest(path="/home/user/bin", depth=1), headers=headers
+    )
+    assert [(e.name, e.size, e.type) for e in listing.entries] == [
+        ("a.txt", 3, filesystem_pb.FileType.FILE)
+    ], listing
+    stat = fs.stat(
+        filesystem_pb.StatRequest(path="/home/user/bin/a.txt"), headers=headers
+    )
+    assert stat.entry is not None and stat.entry.modified_time is not None
+    try:
+        fs.stat(filesystem_pb.StatRequest(path="/home/user/none"), headers=headers)
+        raise AssertionError("a missing path was found")
+    except ConnectError as e:
+        assert e.code == Code.NOT_FOUND, e
+    # A server stream: start first, then output, then the end with its code.
+    start = process_pb.StartRequest(
+        process=process_pb.ProcessConfig(cmd="/bin/sh", args=["-c", "echo hi; exit 3"])
+    )
+    events = [r.event for r in proc.start(start, headers=headers) if r.event]
+    kinds = [e.event.field for e in events if e.event is not None]
+    assert kinds[0] == "start" and kinds[-1] == "end", kinds
+    out = b"".join(
+        e.event.value.output.value
+        for e in events
+        if e.event is not None and e.event.field == "data" and e.event.value.output
+    )
+    end = events[-1].event
+    assert out == b"hi\n" and end is not None and end.value.exit_code == 3, events
+    # A client stream: stdin in binary envelopes.
+    cat = sb.commands.run("cat", background=True, stdin=True)
+    selector = process_pb.ProcessSelector(selector=Oneof("pid", cat.pid))
+    chunks = [
+        process_pb.StreamInputRequest(
+            event=Oneof(
+                "start", process_pb.StreamInputRequest.StartEvent(process=selector)
+            )
+        ),
+        *(
+            process_pb.StreamInputRequest(
+                event=Oneof(
+                    "data",
+                    process_pb.StreamInputRequest.DataEvent(
+                        input=process_pb.ProcessInput(input=Oneof("stdin", chunk))
+                    ),
+                )
+            )
+            for chunk in (b"\x00bin", b"ary\xff")
+        ),
+    ]
+    proc.stream_input(iter(chunks), headers=headers)
+    sb.commands.close_stdin(cat.pid)
+    assert cat.wait().stdout == "\x00binary\ufffd"
 
 
 def lifecycle(sb: Sandbox) -> None:
@@ -170,6 +275,23 @@ async def async_surface() -> None:
         assert result.stdout == "async\n"
         handle = await sb.commands.run("sleep 1; echo bg", background=True)
         assert (await handle.wait()).stdout == "bg\n"
+        # A StreamInput stream is written through while still open: the first line
+        # comes back before the stream is closed.
+        lines: list[str] = []
+        cat = await sb.commands.run(
+            "cat", background=True, stdin=True, on_stdout=lines.append
+        )
+        stdin = sb.commands.stream_input(cat.pid)
+        await stdin.send("live\n")
+        for _ in range(100):
+            if "".join(lines) == "live\n":
+                break
+            await asyncio.sleep(0.1)
+        assert "".join(lines) == "live\n", lines
+        await stdin.send(b"more\n")
+        await stdin.close()
+        await sb.commands.close_stdin(cat.pid)
+        assert (await cat.wait()).stdout == "live\nmore\n"
         await sb.files.make_dir("/home/user/w")
         seen: list[str] = []
         watching = await sb.files.watch_dir(
@@ -194,6 +316,8 @@ def main() -> None:
         signed_urls(sb)
         watch(sb)
         commands(sb)
+        terminal(sb)
+        binary_codec(sb)
         lifecycle(sb)
         if os.environ.get("BIG_GIB"):
             big(sb, int(os.environ["BIG_GIB"]))

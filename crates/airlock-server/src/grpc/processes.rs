@@ -3,9 +3,10 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use airlock_api::TerminalSize;
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::process_selector::Selector as Which;
-use airlock_service::{Selector, Service, bytes_body};
+use airlock_service::{Selector, Service, StartOptions, bytes_body};
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -43,9 +44,14 @@ impl pb::processes_server::Processes for ProcessesFace {
         if !req.stdin.is_empty() {
             exec.stdin_b64 = Some(airlock_api::exec::b64(&req.stdin));
         }
+        let options = StartOptions {
+            tag: req.tag,
+            keep_stdin: req.keep_stdin,
+            terminal: req.terminal.map(terminal_size),
+        };
         let (_, events) = self
             .0
-            .start_process(&caller, &sandbox_id, exec, req.tag, req.keep_stdin)
+            .start_process(&caller, &sandbox_id, exec, options)
             .await
             .map_err(status)?;
         Ok(Response::new(Box::pin(events.map(run_response))))
@@ -68,6 +74,10 @@ impl pb::processes_server::Processes for ProcessesFace {
             running: p.running,
             exit_code: p.exit_code,
             started_at: p.started_at,
+            terminal: p.terminal.map(|t| pb::TerminalSize {
+                cols: t.cols.into(),
+                rows: t.rows.into(),
+            }),
         });
         Ok(Response::new(pb::ListProcessesResponse {
             processes: processes.collect(),
@@ -117,5 +127,30 @@ impl pb::processes_server::Processes for ProcessesFace {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::SendSignalResponse {}))
+    }
+
+    async fn resize(&self, request: Request<pb::ResizeRequest>) -> Answer<pb::ResizeResponse> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let which = selector(req.process)?;
+        let size = req
+            .size
+            .map(terminal_size)
+            .ok_or_else(|| invalid("`size` gives the terminal's columns and rows"))?;
+        self.0
+            .resize_terminal(&caller, &req.sandbox_id, &which, size)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ResizeResponse {}))
+    }
+}
+
+/// A size off the wire; a side too large for any terminal stays too large, for the
+/// service to refuse.
+fn terminal_size(size: pb::TerminalSize) -> TerminalSize {
+    let side = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+    TerminalSize {
+        cols: side(size.cols),
+        rows: side(size.rows),
     }
 }

@@ -70,6 +70,10 @@ pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
             post(processes::signal),
         )
         .route(
+            "/sandboxes/{id}/processes/{pid}/resize",
+            post(processes::resize),
+        )
+        .route(
             "/sandboxes/{id}/files",
             get(files::list).delete(files::delete),
         )

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use airlock_api::{ExecRequest, ProcessInfo, SignalProcess};
-use airlock_service::{Principal, ProcessEvents, Selector, Service};
+use airlock_api::{ExecRequest, ProcessInfo, SignalProcess, TerminalSize};
+use airlock_service::{Principal, ProcessEvents, Selector, Service, StartOptions};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -27,6 +27,24 @@ pub struct StartQuery {
     stdin: Option<bool>,
     /// Answer its events (NDJSON) instead of its description.
     stream: Option<bool>,
+    /// Run it with a terminal of `COLSxROWS` (`80x24`) instead of pipes.
+    terminal: Option<String>,
+}
+
+/// `COLSxROWS`.
+fn terminal_size(text: &str) -> Result<TerminalSize, airlock_service::ApiError> {
+    text.split_once('x')
+        .and_then(|(cols, rows)| {
+            Some(TerminalSize {
+                cols: cols.parse().ok()?,
+                rows: rows.parse().ok()?,
+            })
+        })
+        .ok_or_else(|| {
+            airlock_service::ApiError::bad_request(format!(
+                "terminal {text:?} is not COLSxROWS, like 80x24"
+            ))
+        })
 }
 
 /// Starts a process; 201 with its description, or its events with `?stream=true` (the
@@ -38,10 +56,12 @@ pub async fn start(
     Query(q): Query<StartQuery>,
     Json(req): Json<ExecRequest>,
 ) -> Answer<Response> {
-    let keep_stdin = q.stdin.unwrap_or(false);
-    let (info, events) = service
-        .start_process(&caller, &id, req, q.tag, keep_stdin)
-        .await?;
+    let options = StartOptions {
+        tag: q.tag,
+        keep_stdin: q.stdin.unwrap_or(false),
+        terminal: q.terminal.as_deref().map(terminal_size).transpose()?,
+    };
+    let (info, events) = service.start_process(&caller, &id, req, options).await?;
     if q.stream == Some(true) {
         return Ok(ndjson(events));
     }
@@ -125,6 +145,19 @@ pub async fn signal(
 ) -> Answer<StatusCode> {
     service
         .signal_process(&caller, &id, &selector(&pid)?, &req.signal)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Resizes the process's terminal.
+pub async fn resize(
+    State(service): State<Arc<Service>>,
+    Extension(caller): Caller,
+    Path((id, pid)): Path<(String, String)>,
+    Json(size): Json<TerminalSize>,
+) -> Answer<StatusCode> {
+    service
+        .resize_terminal(&caller, &id, &selector(&pid)?, size)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,14 +1,15 @@
 //! envd's `process.Process` Connect service (JSON codec) over the service's processes
 //! that outlive their request: Start and Connect stream a process's events (`start`
 //! first, then output, then `end`); List, SendInput, SendSignal and CloseStdin act on
-//! one by pid or tag. A command keeps running when its stream hangs up, as in envd.
+//! one by pid or tag; StreamInput feeds stdin from a client stream. A command keeps running when its stream hangs up, as in envd.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use airlock_api::ExecRequest;
+use airlock_api::TerminalSize;
 use airlock_api::exec::b64;
-use airlock_service::{ApiError, ProcessEvent, Selector, Service, bytes_body};
+use airlock_service::{ApiError, ProcessEvent, Selector, Service, StartOptions, bytes_body};
 use axum::extract::State;
 use axum::response::Response;
 use base64::Engine as _;
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Envd;
-use super::connect::{Enveloped, Message, Unary, stream};
+use super::connect::{Enveloped, Message, Unary, envelopes, stream};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -31,10 +32,23 @@ pub struct ProcessConfig {
     cwd: Option<String>,
 }
 
+/// A terminal as envd's `PTY` message has it.
+#[derive(Deserialize, Default)]
+pub struct PtyJson {
+    size: Option<TerminalSize>,
+}
+
+impl PtyJson {
+    /// The size asked for; envd's default when none is given.
+    fn size(self) -> TerminalSize {
+        self.size.unwrap_or(TerminalSize { cols: 80, rows: 24 })
+    }
+}
+
 #[derive(Deserialize)]
 pub struct StartRequest {
     process: Option<ProcessConfig>,
-    pty: Option<Value>,
+    pty: Option<PtyJson>,
     tag: Option<String>,
     stdin: Option<bool>,
 }
@@ -52,11 +66,14 @@ pub struct SelectRequest {
     input: Option<InputJson>,
     #[serde(default)]
     signal: Option<String>,
+    #[serde(default)]
+    pty: Option<PtyJson>,
 }
 
 #[derive(Deserialize)]
 pub struct InputJson {
     stdin: Option<String>,
+    pty: Option<String>,
 }
 
 fn selector(which: Option<SelectorJson>) -> Result<Selector, ApiError> {
@@ -68,9 +85,11 @@ fn selector(which: Option<SelectorJson>) -> Result<Selector, ApiError> {
 }
 
 /// One event as envd's `ProcessEvent` in protobuf's JSON mapping (bytes in base64).
-fn event(event: ProcessEvent) -> Result<Value, ApiError> {
+/// A process with a terminal writes to it, not to stdout: its output is `pty`.
+fn event(event: ProcessEvent, terminal: bool) -> Result<Value, ApiError> {
     let inner = match event {
         ProcessEvent::Start { pid } => json!({"start": {"pid": pid}}),
+        ProcessEvent::Stdout(bytes) if terminal => json!({"data": {"pty": b64(&bytes)}}),
         ProcessEvent::Stdout(bytes) => json!({"data": {"stdout": b64(&bytes)}}),
         ProcessEvent::Stderr(bytes) => json!({"data": {"stderr": b64(&bytes)}}),
         ProcessEvent::Exit { exit_code, .. } => json!({"end": {
@@ -85,8 +104,8 @@ fn event(event: ProcessEvent) -> Result<Value, ApiError> {
     Ok(json!({"event": inner}))
 }
 
-fn events(events: airlock_service::ProcessEvents) -> Response {
-    stream(events.map(event))
+fn events(events: airlock_service::ProcessEvents, terminal: bool) -> Response {
+    stream(events.map(move |e| event(e, terminal)))
 }
 
 /// `Start`: runs `cmd args…` (the SDK's `commands.run` sends `/bin/bash -l -c LINE`).
@@ -96,9 +115,6 @@ pub async fn start(
     axum::Extension(envd): axum::Extension<Envd>,
     Enveloped(req): Enveloped<StartRequest>,
 ) -> Result<Response, super::connect::ConnectError> {
-    if req.pty.is_some() {
-        return Err(ApiError::bad_request("Airlock sandboxes have no terminals (PTY)").into());
-    }
     let config = req.process.unwrap_or_default();
     let mut cmd = vec![config.cmd];
     cmd.extend(config.args);
@@ -108,11 +124,15 @@ pub async fn start(
         cwd: config.cwd.filter(|c| !c.is_empty()),
         ..ExecRequest::default()
     };
-    let keep_stdin = req.stdin.unwrap_or(true);
-    let (_, started) = service
-        .start_process(&envd.caller, &envd.id, exec, req.tag, keep_stdin)
+    let options = StartOptions {
+        tag: req.tag,
+        keep_stdin: req.stdin.unwrap_or(true),
+        terminal: req.pty.map(PtyJson::size),
+    };
+    let (info, started) = service
+        .start_process(&envd.caller, &envd.id, exec, options)
         .await?;
-    Ok(events(started))
+    Ok(events(started, info.terminal.is_some()))
 }
 
 /// `Connect`: a running process's events from now on.
@@ -122,8 +142,9 @@ pub async fn connect(
     Enveloped(req): Enveloped<SelectRequest>,
 ) -> Result<Response, super::connect::ConnectError> {
     let which = selector(req.process)?;
+    let terminal = service.process(&envd.caller, &envd.id, &which)?.terminal;
     let attached = service.connect_process(&envd.caller, &envd.id, &which, false)?;
-    Ok(events(attached))
+    Ok(events(attached, terminal.is_some()))
 }
 
 #[derive(Serialize)]
@@ -166,21 +187,9 @@ pub async fn send_input(
     Message(req): Message<SelectRequest>,
 ) -> Unary<Empty> {
     let which = selector(req.process)?;
-    let data = req
-        .input
-        .and_then(|i| i.stdin)
-        .map(|text| base64::engine::general_purpose::STANDARD.decode(text))
-        .transpose()
-        .map_err(|_| ApiError::bad_request("stdin is base64"))?
-        .unwrap_or_default();
+    let data = stdin_bytes(req.input)?;
     service
-        .send_input(
-            &envd.caller,
-            &envd.id,
-            &which,
-            bytes_body(data.into()),
-            false,
-        )
+        .send_input(&envd.caller, &envd.id, &which, bytes_body(data), false)
         .await?;
     Ok(axum::Json(Empty {}))
 }
@@ -226,7 +235,84 @@ pub async fn send_signal(
     Ok(axum::Json(Empty {}))
 }
 
-/// `Update` resizes a terminal; there are none, so it is refused.
-pub async fn update(Message(_): Message<Value>) -> Unary<Empty> {
-    Err(ApiError::bad_request("Airlock sandboxes have no terminals (PTY) to resize").into())
+/// One message of a `StreamInput` stream.
+#[derive(Deserialize)]
+struct StreamInputMessage {
+    start: Option<SelectRequest>,
+    data: Option<SelectRequest>,
+}
+
+/// `StreamInput`: a client stream whose first message names the process and whose
+/// `data` messages are its stdin, in order, written as they arrive. The answer is
+/// Connect's client-streaming shape: one empty message, then the end (or the error).
+pub async fn stream_input(
+    State(service): State<Arc<Service>>,
+    axum::Extension(envd): axum::Extension<Envd>,
+    body: axum::body::Body,
+) -> Response {
+    let outcome = async {
+        let mut messages = Box::pin(envelopes(body).map(|item| {
+            item.and_then(|(_, json)| {
+                serde_json::from_slice::<StreamInputMessage>(&json)
+                    .map_err(|e| ApiError::bad_request(format!("malformed message: {e}")))
+            })
+        }));
+        let first = messages.next().await.transpose()?;
+        let which = match first.and_then(|m| m.start) {
+            Some(start) => selector(start.process)?,
+            None => {
+                return Err(ApiError::bad_request(
+                    "a StreamInput stream starts with `start`",
+                ));
+            }
+        };
+        // Keepalives carry nothing; each `data` is one chunk of stdin.
+        let input = messages.filter_map(|item| async move {
+            match item {
+                Ok(StreamInputMessage {
+                    data: Some(data), ..
+                }) => Some(stdin_bytes(data.input).map_err(|e| std::io::Error::other(e.message))),
+                Ok(_) => None,
+                Err(err) => Some(Err(std::io::Error::other(err.message))),
+            }
+        });
+        service
+            .send_input(&envd.caller, &envd.id, &which, Box::pin(input), false)
+            .await
+    }
+    .await;
+    stream(futures_util::stream::once(async move {
+        outcome.map(|()| Empty {})
+    }))
+}
+
+/// The input bytes of a `ProcessInput` (base64 in the JSON mapping): for stdin, or
+/// typed at its terminal (`pty`); both go to what the process reads.
+fn stdin_bytes(input: Option<InputJson>) -> Result<bytes::Bytes, ApiError> {
+    let input = input.unwrap_or(InputJson {
+        stdin: None,
+        pty: None,
+    });
+    let text = input.stdin.or(input.pty).unwrap_or_default();
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map(bytes::Bytes::from)
+        .map_err(|_| ApiError::bad_request("input is base64"))
+}
+
+/// `Update` resizes a process's terminal.
+pub async fn update(
+    State(service): State<Arc<Service>>,
+    axum::Extension(envd): axum::Extension<Envd>,
+    Message(req): Message<SelectRequest>,
+) -> Unary<Empty> {
+    let which = selector(req.process)?;
+    let size = req
+        .pty
+        .and_then(|pty| pty.size)
+        .ok_or_else(|| ApiError::bad_request("Update gives the terminal's new `pty.size`"))?;
+    service
+        .resize_terminal(&envd.caller, &envd.id, &which, size)
+        .await?;
+    Ok(axum::Json(Empty {}))
 }
