@@ -1,0 +1,159 @@
+/**
+ * The daemon over HTTP: the bearer token on every request, errors thrown as the
+ * daemon's codes, idempotent calls retried while the daemon refuses connections (a
+ * restart, say), and every call cancellable by an `AbortSignal`.
+ *
+ * Built on `node:http`, not `fetch`: Node 20's `fetch` holds a streamed request body in
+ * memory as it sends it (a gibibyte upload grows the process by a gibibyte) and gives
+ * up on an answer silent for five minutes (a watch, a quiet command). `node:http` has
+ * neither problem; the SDK's surface is still web streams.
+ */
+
+import * as nodeHttp from 'node:http'
+import * as nodeHttps from 'node:https'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+
+import type { Config } from './config.js'
+import { failure } from './errors.js'
+
+/** Options every call takes. */
+export interface CallOptions {
+  /** Aborts the call (and any transfer it is doing). */
+  signal?: AbortSignal
+}
+
+export interface RequestSpec extends CallOptions {
+  params?: Record<string, string | undefined>
+  json?: unknown
+  body?: ReadableStream<Uint8Array> | Uint8Array | string
+  headers?: Record<string, string>
+  /** Safe to repeat: tried again while the daemon refuses connections. */
+  idempotent?: boolean
+}
+
+/** An answer whose body is read as it arrives. */
+export interface Answer {
+  status: number
+  header(name: string): string | undefined
+  body: Streamed
+}
+
+/** A streamed answer's body; `destroy` hangs up. */
+export interface Streamed extends AsyncIterable<Uint8Array> {
+  destroy(): void
+}
+
+/** Adds the caller's signal to a request, when it gave one. */
+export function withSignal<T extends object>(spec: T, options: CallOptions): T & CallOptions {
+  return options.signal ? { ...spec, signal: options.signal } : spec
+}
+
+/** Tries of an idempotent request whose connection is refused, and the pause between. */
+const ATTEMPTS = 3
+const BACKOFF_MS = 200
+
+export class Http {
+  constructor(readonly config: Config) {}
+
+  /** A route (or a whole URL the daemon handed out) with its query. */
+  url(path: string, params?: Record<string, string | undefined>): URL {
+    const url = new URL(/^https?:/.test(path) ? path : this.config.url + path)
+    for (const [key, value] of Object.entries(params ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, value)
+    }
+    return url
+  }
+
+  /**
+   * Sends a request and answers as soon as the answer's head is in; an answer of 400 or
+   * more is thrown as the daemon's error.
+   */
+  async request(method: string, path: string, spec: RequestSpec = {}): Promise<Answer> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once(method, path, spec)
+      } catch (error) {
+        const retry = spec.idempotent === true && !(spec.body instanceof ReadableStream)
+        if (!retry || attempt >= ATTEMPTS || !refused(error)) throw error
+        await new Promise((resolve) => setTimeout(resolve, BACKOFF_MS * attempt))
+      }
+    }
+  }
+
+  /** Sends a request and answers its JSON (undefined for an empty answer). */
+  async call(method: string, path: string, spec: RequestSpec = {}): Promise<any> {
+    const text = await readText((await this.request(method, path, spec)).body)
+    return text ? JSON.parse(text) : undefined
+  }
+
+  private once(method: string, path: string, spec: RequestSpec): Promise<Answer> {
+    const url = this.url(path, spec.params)
+    const transport = url.protocol === 'https:' ? nodeHttps : nodeHttp
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.config.token}`,
+      ...spec.headers,
+    }
+    let body = spec.body
+    if (spec.json !== undefined) {
+      headers['content-type'] = 'application/json'
+      body = JSON.stringify(spec.json)
+    }
+    return new Promise<Answer>((resolve, reject) => {
+      const options: nodeHttp.RequestOptions = { method, headers }
+      if (spec.signal) options.signal = spec.signal
+      const request = transport.request(url, options, (answer) => {
+        const status = answer.statusCode ?? 0
+        const streamedBody = streamed(answer, spec.signal)
+        if (status < 400) {
+          resolve({ status, header: (name) => single(answer.headers[name.toLowerCase()]), body: streamedBody })
+          return
+        }
+        readText(streamedBody).then((text) => reject(failure(status, text)), reject)
+      })
+      request.on('error', reject)
+      if (body instanceof ReadableStream) {
+        // The body goes as the daemon takes it: a slow daemon slows the source.
+        pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), request).catch(
+          (error: unknown) => {
+            request.destroy(error as Error)
+            reject(error)
+          },
+        )
+      } else {
+        request.end(body)
+      }
+    })
+  }
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
+}
+
+/** An answer's chunks; cut short by the caller's abort, it fails with the abort's reason. */
+function streamed(answer: nodeHttp.IncomingMessage, signal: AbortSignal | undefined): Streamed {
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        yield* answer
+      } catch (error) {
+        throw signal?.aborted ? signal.reason : error
+      }
+    },
+    destroy: () => answer.destroy(),
+  }
+}
+
+/** A whole (small) body as text. */
+export async function readText(body: AsyncIterable<Uint8Array>): Promise<string> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of body) chunks.push(chunk)
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** The daemon is not (yet, or any more) listening. */
+function refused(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code
+  return code === 'ECONNREFUSED' || code === 'ECONNRESET'
+}

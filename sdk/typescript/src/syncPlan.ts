@@ -1,0 +1,64 @@
+/**
+ * Mirror mode's decisions, with no I/O: given both sides' listings, which entries to
+ * send and which to delete. An entry is the same on both sides when it is the same kind
+ * and, for a file, the same size, mtime (whole seconds) and mode; for a symlink, the
+ * same target. The Python SDK and the CLI decide the same way.
+ */
+
+/** One entry as either side sees it. */
+export interface Side {
+  /** `file`, `dir`, `symlink`, or `other` (what a mirror never carries). */
+  kind: string
+  size?: number
+  mtime?: number
+  mode?: number
+  target?: string
+}
+
+/** Entries to send (relative paths, parents first) and to delete (children first). */
+export interface Plan {
+  send: string[]
+  delete: string[]
+}
+
+/** Whole epoch seconds of the daemon's RFC 3339 times (UTC, nanoseconds). */
+export function rfc3339Seconds(text: string): number {
+  return Math.floor(Date.parse(`${text.slice(0, 19)}Z`) / 1000)
+}
+
+function same(source: Side, dest: Side): boolean {
+  if (source.kind !== dest.kind) return false
+  if (source.kind === 'symlink') return source.target === dest.target
+  if (source.kind === 'file') {
+    return (
+      source.size === dest.size &&
+      source.mtime === dest.mtime &&
+      ((source.mode ?? 0) & 0o7777) === ((dest.mode ?? 0) & 0o7777)
+    )
+  }
+  return true
+}
+
+const depth = (rel: string): number => rel.split('/').length - 1
+
+/** What to send from `source` and, with `remove`, delete from `dest`. */
+export function plan(source: Map<string, Side>, dest: Map<string, Side>, remove: boolean): Plan {
+  const out: Plan = { send: [], delete: [] }
+  for (const rel of [...source.keys()].sort()) {
+    const entry = source.get(rel) as Side
+    if (entry.kind === 'other') continue
+    const there = dest.get(rel)
+    if (!there || !same(entry, there)) out.send.push(rel)
+  }
+  if (remove) {
+    const gone = [...dest.keys()].filter((rel) => !source.has(rel))
+    gone.sort((a, b) => depth(a) - depth(b))
+    // Nothing below a directory that is itself removed.
+    const kept: string[] = []
+    for (const rel of gone) {
+      if (!kept.some((parent) => rel.startsWith(`${parent}/`))) kept.push(rel)
+    }
+    out.delete = kept.sort((a, b) => depth(b) - depth(a))
+  }
+  return out
+}

@@ -1,0 +1,176 @@
+// Trees: uploadPath and downloadPath as tar streams (modes, mtimes, symlinks, excludes),
+// mirror mode both ways, and hostile archives refused by the local extraction.
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as http from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+
+import * as tar from 'tar-stream'
+
+import { BadArchiveError, Sandbox } from '../src/index.js'
+import { extractTree } from '../src/tar.js'
+import { useSandbox } from './daemon.js'
+
+const fx = useSandbox()
+
+const scratch = (): string => fs.mkdtempSync(join(tmpdir(), 'airlock-ts-tree-'))
+
+/** A small project: nested files, an executable, a symlink, and things to exclude. */
+function project(): string {
+  const root = scratch()
+  fs.mkdirSync(join(root, 'src/deep'), { recursive: true })
+  fs.mkdirSync(join(root, 'node_modules/pkg'), { recursive: true })
+  fs.writeFileSync(join(root, 'src/main.py'), 'print("hi")\n')
+  fs.writeFileSync(join(root, 'src/deep/data.bin'), Buffer.from([0, 1, 2, 255]))
+  fs.writeFileSync(join(root, 'run.sh'), '#!/bin/sh\necho run\n', { mode: 0o755 })
+  fs.writeFileSync(join(root, 'node_modules/pkg/index.js'), 'x')
+  fs.writeFileSync(join(root, 'debug.log'), 'noise')
+  fs.symlinkSync('src/main.py', join(root, 'link.py'))
+  fs.utimesSync(join(root, 'src/main.py'), 1_600_000_000, 1_600_000_000)
+  return root
+}
+
+test('uploadPath and downloadPath carry a tree whole: modes, mtimes, symlinks, excludes', async () => {
+  const local = project()
+  const result = await fx.sandbox.files.uploadPath(local, '/workspace/proj', { exclude: ['node_modules', '*.log'] })
+  assert.equal(result.files, 3)
+  assert.equal(result.symlinks, 1)
+  assert.equal(await fx.sandbox.files.exists('/workspace/proj/node_modules'), false)
+  assert.equal(await fx.sandbox.files.exists('/workspace/proj/debug.log'), false)
+  const run = await fx.sandbox.commands.run('/workspace/proj/run.sh')
+  assert.equal(run.stdout, 'run\n')
+  assert.equal((await fx.sandbox.files.stat('/workspace/proj/link.py')).symlinkTarget, 'src/main.py')
+
+  const back = scratch()
+  const count = await fx.sandbox.files.downloadPath('/workspace/proj', back)
+  assert.ok(count >= 6, `${count} entries`)
+  assert.deepEqual(fs.readFileSync(join(back, 'src/deep/data.bin')), Buffer.from([0, 1, 2, 255]))
+  assert.equal(fs.statSync(join(back, 'run.sh')).mode & 0o777, 0o755)
+  assert.equal(Math.floor(fs.statSync(join(back, 'src/main.py')).mtimeMs / 1000), 1_600_000_000)
+  assert.equal(fs.readlinkSync(join(back, 'link.py')), 'src/main.py')
+})
+
+test('sync mirrors incrementally both ways, deleting only when asked', async () => {
+  const local = project()
+  const exclude = ['node_modules', '*.log']
+  const first = await fx.sandbox.files.sync(local, '/workspace/mirror', { exclude })
+  assert.equal(first.sent, 6)
+  const again = await fx.sandbox.files.sync(local, '/workspace/mirror', { exclude })
+  assert.deepEqual(again, { sent: 0, bytes: 0, deleted: 0 })
+
+  fs.writeFileSync(join(local, 'src/main.py'), 'print("changed")\n')
+  fs.rmSync(join(local, 'run.sh'))
+  const changed = await fx.sandbox.files.sync(local, '/workspace/mirror', { exclude })
+  assert.equal(changed.sent, 1)
+  assert.equal(changed.deleted, 0)
+  assert.equal(await fx.sandbox.files.exists('/workspace/mirror/run.sh'), true)
+  const pruned = await fx.sandbox.files.sync(local, '/workspace/mirror', { exclude, delete: true })
+  assert.equal(pruned.deleted, 1)
+  assert.equal(await fx.sandbox.files.exists('/workspace/mirror/run.sh'), false)
+
+  // A command changes the sandbox; sync back brings only that home.
+  await fx.sandbox.commands.run('echo out > /workspace/mirror/result.txt; rm /workspace/mirror/link.py')
+  const home = await fx.sandbox.files.sync(local, '/workspace/mirror', { back: true, delete: true, exclude })
+  assert.equal(home.sent, 1)
+  assert.equal(home.deleted, 1)
+  assert.equal(fs.readFileSync(join(local, 'result.txt'), 'utf8'), 'out\n')
+  assert.equal(fs.existsSync(join(local, 'link.py')), false)
+  assert.equal(fs.existsSync(join(local, 'node_modules/pkg/index.js')), true, 'an excluded path was touched')
+})
+
+test('downloadPath never writes through a symlink already in the destination', async () => {
+  await fx.sandbox.files.write('/workspace/victim/dir/planted.txt', 'pwned')
+  const outside = scratch()
+  const local = scratch()
+  fs.symlinkSync(outside, join(local, 'dir'))
+  await fx.sandbox.files.downloadPath('/workspace/victim', local)
+  // The link is replaced by the archive's directory, never followed.
+  assert.deepEqual(fs.readdirSync(outside), [], 'a file landed outside the destination')
+  assert.ok(fs.lstatSync(join(local, 'dir')).isDirectory())
+  assert.equal(fs.readFileSync(join(local, 'dir/planted.txt'), 'utf8'), 'pwned')
+})
+
+/** A tar stream of the given entries, crafted as a hostile server could send. */
+async function* crafted(entries: Array<tar.Headers & { body?: string }>): AsyncGenerator<Uint8Array> {
+  const pack = tar.pack()
+  for (const { body, ...header } of entries) pack.entry(header, body ?? '')
+  pack.finalize()
+  for await (const chunk of pack) yield chunk
+}
+
+test('hostile archives are refused, writing nothing outside the destination', async () => {
+  const attacks: Record<string, Array<tar.Headers & { body?: string }>> = {
+    'a climbing name': [{ name: '../escaped.txt', body: 'x' }],
+    'an absolute name': [{ name: '/tmp/airlock-ts-absolute.txt', body: 'x' }],
+    'a climbing name inside': [{ name: 'a/../../escaped.txt', body: 'x' }],
+    'a symlink, then a file through it': [
+      { name: 'link', type: 'symlink', linkname: '/tmp' },
+      { name: 'link/through-link.txt', body: 'x' },
+    ],
+    'a relative symlink out, then a file through it': [
+      { name: 'up', type: 'symlink', linkname: '../..' },
+      { name: 'up/through-up.txt', body: 'x' },
+    ],
+    'a hard link to a host file': [{ name: 'passwd', type: 'link', linkname: '../../../../etc/passwd' }],
+    'a hard link to a file not in the archive': [{ name: 'copy', type: 'link', linkname: 'elsewhere' }],
+  }
+  for (const [attack, entries] of Object.entries(attacks)) {
+    const parent = scratch()
+    const local = join(parent, 'dest')
+    await assert.rejects(extractTree(crafted(entries), local), BadArchiveError, attack)
+    const left = fs.readdirSync(parent)
+    assert.deepEqual(left, ['dest'], `${attack}: ${left}`)
+  }
+  assert.equal(fs.existsSync('/tmp/airlock-ts-absolute.txt'), false)
+  assert.equal(fs.existsSync('/tmp/through-link.txt'), false)
+
+  // Devices and FIFOs are skipped, not made; a symlink itself is fine.
+  const local = scratch()
+  const count = await extractTree(
+    crafted([
+      { name: 'null', type: 'character-device', devmajor: 1, devminor: 3 },
+      { name: 'pipe', type: 'fifo' },
+      { name: 'ok.txt', body: 'fine' },
+      { name: 'ok-link', type: 'symlink', linkname: '/etc/passwd' },
+      { name: 'twin', type: 'link', linkname: 'ok.txt' },
+    ]),
+    local,
+  )
+  assert.equal(count, 3)
+  assert.deepEqual(fs.readdirSync(local).sort(), ['ok-link', 'ok.txt', 'twin'])
+  assert.equal(fs.readFileSync(join(local, 'twin'), 'utf8'), 'fine')
+})
+
+test('downloadPath from a hostile server: a link out and a file through it is refused', async () => {
+  // The threat is the server itself (a compromised daemon, a man in the middle): this
+  // one answers the sandbox lookup, then an archive that plants a link and writes
+  // through it.
+  const server = http.createServer(async (request, answer) => {
+    if (request.url?.startsWith('/v1/sandboxes/0123456789ab/files/archive')) {
+      answer.writeHead(200, { 'content-type': 'application/x-tar' })
+      for await (const chunk of crafted([
+        { name: 'out', type: 'symlink', linkname: outside },
+        { name: 'out/planted.txt', body: 'pwned' },
+      ])) {
+        answer.write(chunk)
+      }
+      answer.end()
+      return
+    }
+    answer.writeHead(200, { 'content-type': 'application/json' })
+    answer.end(JSON.stringify({ id: '0123456789ab', template: 'host', state: 'running', created_at: '' }))
+  })
+  const outside = scratch()
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+  try {
+    const { port } = server.address() as { port: number }
+    const hostile = await Sandbox.connect('0123456789ab', { url: `http://127.0.0.1:${port}`, token: 't' })
+    const local = scratch()
+    await assert.rejects(hostile.files.downloadPath('/workspace', local), BadArchiveError)
+    assert.deepEqual(fs.readdirSync(outside), [], 'a file landed outside the destination')
+  } finally {
+    server.close()
+  }
+})
