@@ -129,6 +129,20 @@ async fn disk_limit_gives_enospc_inside() {
         others.stdout, "freed\nwritten\n",
         "space comes back after deleting"
     );
+    // The image's loop device writes straight to it (direct I/O), so the sandbox's
+    // blocks are not cached a second time as the image's.
+    let home = daemon.home().to_string_lossy().into_owned();
+    let loops: Vec<String> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            std::fs::read_to_string(p.join("loop/backing_file"))
+                .is_ok_and(|b| b.starts_with(&home) && b.contains(&id))
+        })
+        .map(|p| std::fs::read_to_string(p.join("loop/dio")).unwrap())
+        .collect();
+    assert_eq!(loops, ["1\n"], "the sandbox's loop devices and their dio");
 }
 
 #[tokio::test]
