@@ -22,7 +22,7 @@ pub use files::{
 };
 pub use mode::FileMode;
 pub use process::{ProcessInfo, SignalProcess, TerminalSize};
-pub use sandbox::{CreateSandbox, InjectedFile, Limits, Sandbox, SandboxState};
+pub use sandbox::{CreateSandbox, InjectedFile, Limits, PoolInfo, Sandbox, SandboxState};
 pub use template::Template;
 pub use token::{
     CreateSandboxToken, CreateToken, SandboxToken, SignUrl, SignedUrl, TokenCreated, TokenInfo,

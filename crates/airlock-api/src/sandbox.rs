@@ -115,3 +115,16 @@ pub struct Sandbox {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
 }
+
+/// One template's warm pool, as `GET /v1/warm-pools` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolInfo {
+    /// The template its sandboxes are made from.
+    pub template: String,
+    /// How many started sandboxes it keeps ready.
+    pub size: usize,
+    /// How many are ready now.
+    pub ready: usize,
+    /// Creates it has served since the daemon started.
+    pub claimed: u64,
+}

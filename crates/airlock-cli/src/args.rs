@@ -277,6 +277,21 @@ pub struct ServeArgs {
     /// The OIDC claim that names the caller's tenant.
     #[arg(long, env = "AIRLOCK_OIDC_TENANT_CLAIM", default_value = "sub")]
     pub oidc_tenant_claim: String,
+    /// Keep N started sandboxes of TEMPLATE ready, so a create that matches claims one at
+    /// once (repeatable: `--warm-pool host=4 --warm-pool py=2`).
+    #[arg(long = "warm-pool", value_name = "TEMPLATE=N", value_parser = warm_pool)]
+    pub warm_pools: Vec<(String, usize)>,
+}
+
+/// `TEMPLATE=N`.
+fn warm_pool(text: &str) -> Result<(String, usize), String> {
+    let (template, size) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not TEMPLATE=N"))?;
+    let size = size
+        .parse()
+        .map_err(|_| format!("{size:?} is not a number of sandboxes"))?;
+    Ok((template.to_owned(), size))
 }
 
 #[derive(Debug, Args)]

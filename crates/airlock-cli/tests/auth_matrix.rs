@@ -316,6 +316,13 @@ fn rest_routes() -> Vec<Rest> {
             Body::Json(r#"{"rootfs": "/nonexistent"}"#),
         ),
         rest(Admin, Method::DELETE, "/templates/t-{tag}", Body::None),
+        rest(Admin, Method::GET, "/warm-pools", Body::None),
+        rest(
+            Admin,
+            Method::PUT,
+            "/warm-pools/host",
+            Body::Json(r#"{"size": 0}"#),
+        ),
     ];
     for (method, route) in [
         (Method::POST, "/sandboxes/{s}/stop"),

@@ -48,7 +48,7 @@ mod tokens;
 mod trees;
 
 use airlock_api::{
-    CreateSandbox, ErrorBody, ExecEvent, ExecRequest, ExecResult, Sandbox, Template,
+    CreateSandbox, ErrorBody, ExecEvent, ExecRequest, ExecResult, PoolInfo, Sandbox, Template,
 };
 use futures_util::{Stream, TryStreamExt};
 use reqwest::{Method, RequestBuilder, Response};
@@ -212,6 +212,22 @@ impl Client {
         json(
             self.request(Method::PUT, &format!("/templates/{name}"))
                 .body(tar),
+        )
+        .await
+    }
+
+    /// Every warm pool (admin token only).
+    pub async fn pools(&self) -> Result<Vec<PoolInfo>, Error> {
+        self.idempotent(|| json(self.request(Method::GET, "/warm-pools")))
+            .await
+    }
+
+    /// Keeps `size` started sandboxes of `template` ready (admin token only; 0 empties it).
+    pub async fn size_pool(&self, template: &str, size: usize) -> Result<PoolInfo, Error> {
+        let body = serde_json::json!({ "size": size });
+        json(
+            self.request(Method::PUT, &format!("/warm-pools/{template}"))
+                .json(&body),
         )
         .await
     }

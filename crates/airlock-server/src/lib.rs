@@ -68,6 +68,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     tracing::info!(%address, home = %home.display(), "airlock daemon ready");
     let reaper = tokio::spawn(service.clone().expire_forever());
     let upload_reaper = tokio::spawn(service.clone().expire_uploads_forever());
+    let pool_filler = tokio::spawn(service.clone().fill_pools_forever());
     tokio::spawn(service.clone().sweep_leftovers(started));
     let rest = rest::router(service.clone(), config.connections.idle_timeout);
     let grpc = grpc::router(service.clone());
@@ -75,6 +76,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     http::serve(listener, app, config.connections, shutdown_signal()).await;
     reaper.abort();
     upload_reaper.abort();
+    pool_filler.abort();
     tracing::info!("shutting down: stopping sandboxes");
     service.shutdown().await;
     tracing::info!("stopped");

@@ -17,6 +17,7 @@ mod lifecycle;
 mod metrics;
 mod oidc;
 mod options;
+mod pool;
 mod principal;
 mod processes;
 mod record;
@@ -52,6 +53,7 @@ pub use files::{FileBody, FileWindow, ListFiles, byte_window, mtime_text, to_api
 pub use metrics::{ByteCounter, Metrics};
 pub use oidc::{Fetch, OidcSettings};
 pub use options::{PutFile, parse_mode, parse_mtime, parse_sha256};
+pub use pool::POOL_MAX;
 pub use principal::{Access, Need, Principal};
 pub use processes::{ProcessEvents, Selector, StartOptions};
 use record::SandboxRecord;
@@ -87,6 +89,8 @@ pub struct Service {
     metrics: metrics::Metrics,
     /// Validates OIDC bearers, when an issuer is configured.
     oidc: Option<oidc::Oidc>,
+    /// Started sandboxes kept ready per template.
+    pools: pool::Pools,
 }
 
 /// One sandbox in memory.
@@ -136,8 +140,16 @@ impl Service {
             audit_log: Arc::new(audit::AuditLog::open(home, &settings.audit)?),
             metrics: metrics::Metrics::default(),
             oidc: settings.oidc.map(oidc::Oidc::new),
+            pools: pool::Pools::default(),
         };
         service.recover().await?;
+        for (template, size) in &settings.warm_pools {
+            service
+                .size_pool(&Principal::Admin, template, *size)
+                .map_err(|e| {
+                    std::io::Error::other(format!("--warm-pool {template}={size}: {e}"))
+                })?;
+        }
         Ok(service)
     }
 

@@ -39,6 +39,9 @@ impl Service {
                 .iter()
                 .map(validate::injected_file)
                 .collect::<Result<Vec<_>, _>>()?;
+            if let Some(id) = self.claim(caller, &req, &limits, &files).await? {
+                return self.get(caller, &id);
+            }
             let id = new_id();
             let now = now_secs();
             let config = SandboxConfig {
@@ -222,6 +225,7 @@ impl Service {
     /// Stops every running sandbox without changing its record, so that the next daemon
     /// starts it again.
     pub async fn shutdown(&self) {
+        self.drain_pools().await;
         let stops = self.entries().into_iter().map(|entry| async move {
             let mut life = entry.life.lock().await;
             if let Some(init) = life.init.take()
@@ -247,7 +251,7 @@ impl Service {
             })
     }
 
-    fn disk_free_mb(&self) -> u64 {
+    pub(super) fn disk_free_mb(&self) -> u64 {
         rustix::fs::statvfs(self.engine.layout().home())
             .map(|s| s.f_bavail * s.f_frsize / (1024 * 1024))
             .unwrap_or(0)
@@ -317,6 +321,6 @@ pub(super) async fn watch_init(
     }
 }
 
-fn new_id() -> String {
+pub(super) fn new_id() -> String {
     random_hex::<6>()
 }

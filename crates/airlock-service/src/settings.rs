@@ -17,6 +17,8 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// Accept OIDC bearers from this issuer.
     pub oidc: Option<OidcSettings>,
+    /// Started sandboxes to keep ready, per template (`--warm-pool TEMPLATE=N`).
+    pub warm_pools: Vec<(String, usize)>,
 }
 
 impl Default for Settings {
@@ -26,6 +28,7 @@ impl Default for Settings {
             caps: TenantCaps::default(),
             audit: AuditSettings::default(),
             oidc: None,
+            warm_pools: Vec::new(),
         }
     }
 }

@@ -101,6 +101,7 @@ pub fn env(vars: &BTreeMap<String, String>) -> Result<(), ApiError> {
 }
 
 /// An injected file, checked and decoded.
+#[derive(Clone)]
 pub struct CheckedFile {
     pub path: SandboxPath,
     pub content: Vec<u8>,

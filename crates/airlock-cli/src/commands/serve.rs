@@ -37,6 +37,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             },
             // Filled in by the daemon, which owns the HTTP client it needs.
             oidc: None,
+            warm_pools: args.warm_pools,
         },
         oidc: args
             .oidc_issuer

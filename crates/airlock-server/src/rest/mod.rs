@@ -12,6 +12,7 @@ mod idle_body;
 pub(crate) mod json;
 pub(crate) mod multipart;
 mod openapi;
+mod pools;
 mod processes;
 pub(crate) mod range;
 mod sandboxes;
@@ -107,6 +108,8 @@ pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
         )
         .merge(tus_routes())
         .route("/templates", get(templates::list))
+        .route("/warm-pools", get(pools::list))
+        .route("/warm-pools/{template}", put(pools::size))
         .route(
             "/templates/{name}",
             put(templates::register).delete(templates::delete),
