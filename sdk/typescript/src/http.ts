@@ -102,7 +102,9 @@ export class Http {
     return new Promise<Answer>((resolve, reject) => {
       const options: nodeHttp.RequestOptions = { method, headers }
       if (spec.signal) options.signal = spec.signal
+      let answered = false
       const request = transport.request(url, options, (answer) => {
+        answered = true
         const status = answer.statusCode ?? 0
         const streamedBody = streamed(answer, spec.signal)
         if (status < 400) {
@@ -116,6 +118,9 @@ export class Http {
         // The body goes as the daemon takes it: a slow daemon slows the source.
         pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), request).catch(
           (error: unknown) => {
+            // An answer that came early (a refusal while the body was still going)
+            // is the outcome; the body's broken pipe is not.
+            if (answered) return
             request.destroy(error as Error)
             reject(error)
           },

@@ -61,6 +61,9 @@ test('a sandbox token reaches its sandbox alone, and only as far as its access',
     const reader = await Sandbox.connect(sandbox.sandboxId, { token })
     assert.equal(await reader.files.read('/workspace/r.txt', { format: 'text' }), 'readable')
     await assert.rejects(reader.files.write('/workspace/w.txt', 'no'), PermissionDeniedError)
+    // Refused while a big body is still streaming: the refusal is what the caller sees.
+    const big = new Blob([new Uint8Array(64 << 20)]).stream()
+    await assert.rejects(reader.files.write('/workspace/big.bin', big), PermissionDeniedError)
     await assert.rejects(Sandbox.connect(other.sandboxId, { token }), NotFoundError)
   } finally {
     await sandbox.kill()
