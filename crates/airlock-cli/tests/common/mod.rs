@@ -330,7 +330,8 @@ pub async fn run_client(
     let out = command.output().await.unwrap();
     assert!(
         out.status.success(),
-        "{}\n{}",
+        "{}\n{}\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
