@@ -3,7 +3,7 @@
 // daemon killed mid-upload.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { openAsBlob, writeFileSync, mkdtempSync } from 'node:fs'
+import { mkdtempSync, openAsBlob, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -144,7 +144,8 @@ test('a resumable upload survives the daemon killed mid-upload, and verifies', a
   const options = { url: own.url, token: own.token }
   const box = await Sandbox.create(options)
   const data = randomBytes(48 << 20)
-  const local = join(mkdtempSync(join(tmpdir(), 'airlock-ts-up-')), 'big.bin')
+  const scratch = mkdtempSync(join(tmpdir(), 'airlock-ts-up-'))
+  const local = join(scratch, 'big.bin')
   writeFileSync(local, data)
   const digest = createHash('sha256').update(data).digest('hex')
   let killed = false
@@ -169,5 +170,6 @@ test('a resumable upload survives the daemon killed mid-upload, and verifies', a
     assert.equal(createHash('sha256').update(back).digest('hex'), digest)
   } finally {
     await again.stop()
+    rmSync(scratch, { recursive: true, force: true })
   }
 })

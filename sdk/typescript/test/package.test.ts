@@ -3,7 +3,7 @@
 // TypeScript consumer.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
@@ -70,4 +70,5 @@ test('npm pack installs into a fresh project and works from ESM, CommonJS and Ty
       { cwd: project, stdio: 'pipe' },
     )
   }
+  rmSync(project, { recursive: true, force: true })
 })

@@ -5,7 +5,7 @@ import * as fs from 'node:fs'
 import * as http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 
 import * as tar from 'tar-stream'
 
@@ -15,7 +15,16 @@ import { useSandbox } from './daemon.js'
 
 const fx = useSandbox()
 
-const scratch = (): string => fs.mkdtempSync(join(tmpdir(), 'airlock-ts-tree-'))
+/** Scratch directories, removed when the file's tests are done. */
+const made: string[] = []
+const scratch = (): string => {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'airlock-ts-tree-'))
+  made.push(dir)
+  return dir
+}
+after(() => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true })
+})
 
 /** A small project: nested files, an executable, a symlink, and things to exclude. */
 function project(): string {
