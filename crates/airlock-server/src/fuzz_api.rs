@@ -100,7 +100,7 @@ pub fn grpc_message(kind: u8, bytes: &[u8]) -> bool {
                 Err(_) => false,
             }
         }),
-        3 => crate::compat::e2b::connect_binary_roundtrip(usize::from(kind / 4), bytes),
+        3 => crate::compat::e2b::proto_codec::fuzz_roundtrip(usize::from(kind / 4), bytes),
         _ => match pb::WriteFilesRequest::decode(bytes)
             .ok()
             .and_then(|r| r.payload)

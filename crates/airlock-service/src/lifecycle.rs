@@ -268,7 +268,20 @@ fn provision(
     record: &SandboxRecord,
 ) -> Result<(), ApiError> {
     engine.provision(config)?;
-    let root = engine.root(&config.id)?;
+    place_files(engine, &config.id, files)?;
+    record
+        .save(&engine.layout().sandbox(&config.id))
+        .map_err(|e| ApiError::internal("saving record", e))
+}
+
+/// Writes a sandbox's injected files: read-only ones as root and bound read-only, the
+/// others as the sandbox's user. Shared by a fresh create and a warm pool's claim.
+pub(super) fn place_files(
+    engine: &Engine,
+    id: &str,
+    files: &[CheckedFile],
+) -> Result<(), ApiError> {
+    let root = engine.root(id)?;
     for file in files {
         let owner = if file.readonly {
             FileOwner::ROOT
@@ -281,12 +294,10 @@ fn provision(
             WriteOptions::new(file.mode, owner),
         )?;
         if file.readonly {
-            engine.make_readonly(&config.id, &file.path)?;
+            engine.make_readonly(id, &file.path)?;
         }
     }
-    record
-        .save(&engine.layout().sandbox(&config.id))
-        .map_err(|e| ApiError::internal("saving record", e))
+    Ok(())
 }
 
 /// The engine's view of the limits (defaults already filled in by validation).

@@ -15,10 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock_api::{CreateSandbox, Limits, PoolInfo, SandboxState};
-use airlock_fs::{FileOwner, WriteOptions};
 use airlock_sandbox::{InitProcess, SandboxConfig};
 
-use super::lifecycle::{engine_limits, new_id, watch_init};
+use super::lifecycle::{engine_limits, new_id, place_files, watch_init};
 use super::record::{SandboxRecord, now_secs};
 use super::validate::CheckedFile;
 use super::{Entry, Service, blocking};
@@ -185,10 +184,17 @@ impl Service {
             .template
             .clone()
             .unwrap_or_else(|| airlock_sandbox::HOST_TEMPLATE.into());
+        let ready = |pools: &BTreeMap<String, Pool>| {
+            pools.get(&template).is_some_and(|p| !p.ready.is_empty())
+        };
+        // The cheap refusals first: most creates meet no pool, and pay nothing more.
         if req.start == Some(false)
             || files.iter().any(|f| f.readonly)
-            || *limits != pool_limits(self.disk_free_mb())?
+            || !ready(&self.pools.lock())
         {
+            return Ok(None);
+        }
+        if *limits != pool_limits(self.disk_free_mb())? {
             return Ok(None);
         }
         let warm = {
@@ -224,11 +230,7 @@ impl Service {
             record.clone(),
         );
         let placed = blocking(move || -> Result<(), ApiError> {
-            let root = engine.root(&id)?;
-            for file in &written {
-                let options = WriteOptions::new(file.mode, FileOwner::SANDBOX_USER);
-                root.write_file(&file.path, &mut file.content.as_slice(), options)?;
-            }
+            place_files(&engine, &id, &written)?;
             saved
                 .save(&engine.layout().sandbox(&id))
                 .map_err(|e| ApiError::internal("saving record", e))

@@ -73,11 +73,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Message<T> {
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ConnectError> {
         let bytes = read_limited(request).await?;
-        let text: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-        serde_json::from_slice(text)
-            .map(Message)
-            .map_err(|e| ApiError::bad_request(format!("malformed message: {e}")).into())
+        decode(&bytes).map(Message)
     }
+}
+
+/// A message in protobuf's JSON mapping; an empty one is `{}`, as Connect sends it.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConnectError> {
+    let text: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
+    serde_json::from_slice(text)
+        .map_err(|e| ApiError::bad_request(format!("malformed message: {e}")).into())
 }
 
 /// The one request message of a server-streaming call: one envelope.
@@ -87,18 +91,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Enveloped<T> {
     type Rejection = ConnectError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ConnectError> {
-        let bytes = read_limited(request).await?;
-        let malformed = || ApiError::bad_request("a streaming request is one Connect envelope");
-        let (head, rest) = bytes.split_at_checked(5).ok_or_else(malformed)?;
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        if head[0] & COMPRESSED != 0 {
-            return Err(ApiError::bad_request("compressed Connect messages are not taken").into());
-        }
-        let message = rest.get(..len).ok_or_else(malformed)?;
-        let message: &[u8] = if message.is_empty() { b"{}" } else { message };
-        serde_json::from_slice(message)
-            .map(Enveloped)
-            .map_err(|e| ApiError::bad_request(format!("malformed message: {e}")).into())
+        let mut messages = std::pin::pin!(envelopes(request.into_body()));
+        let (_, message) = messages.next().await.ok_or_else(|| {
+            ApiError::bad_request("a streaming request is one Connect envelope")
+        })??;
+        decode(&message).map(Enveloped)
     }
 }
 

@@ -9,7 +9,7 @@ mod control;
 mod files;
 mod filesystem;
 mod process;
-mod proto_codec;
+pub(crate) mod proto_codec;
 
 use std::sync::Arc;
 
@@ -31,11 +31,6 @@ pub const ENVD_VERSION: &str = "0.6.4";
 
 /// Where a relative path starts: the sandbox user's home, as envd resolves it.
 const HOME: &str = "/home/user";
-
-/// The binary codec's translation, for the fuzzer (`fuzz_api`).
-pub fn connect_binary_roundtrip(pick: usize, binary: &[u8]) -> bool {
-    proto_codec::fuzz_roundtrip(pick, binary)
-}
 
 /// An error in E2B's REST shape: `{"code": <status>, "message"}`.
 pub struct Failure(ApiError);
