@@ -91,11 +91,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Enveloped<T> {
     type Rejection = ConnectError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ConnectError> {
-        let mut messages = std::pin::pin!(envelopes(request.into_body()));
-        let (_, message) = messages.next().await.ok_or_else(|| {
-            ApiError::bad_request("a streaming request is one Connect envelope")
-        })??;
-        decode(&message).map(Enveloped)
+        // Read whole, not just to the end of the first envelope: a body left unread
+        // keeps hyper from reusing the connection, and a client that reuses it then
+        // finds it closed under its next request (CI saw exactly that).
+        let bytes = read_limited(request).await?;
+        let malformed = || ApiError::bad_request("a streaming request is one Connect envelope");
+        let (head, rest) = bytes.split_at_checked(5).ok_or_else(malformed)?;
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        if head[0] & COMPRESSED != 0 {
+            return Err(ApiError::bad_request("compressed Connect messages are not taken").into());
+        }
+        decode(rest.get(..len).ok_or_else(malformed)?).map(Enveloped)
     }
 }
 
