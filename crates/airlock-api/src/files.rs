@@ -30,6 +30,9 @@ pub struct FileEntry {
     /// sha256 of a file's content, hex, in listings asked for with `checksum=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// CRC-64/NVME of a file's content, 16 hex digits, in the same listings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
 }
 
 /// A page of `GET /files`.
@@ -48,8 +51,12 @@ pub struct WriteResult {
     /// The file as written.
     #[serde(flatten)]
     pub entry: FileEntry,
-    /// sha256 of the file's whole content, hex.
-    pub sha256: String,
+    /// CRC-64/NVME of the file's whole content: 16 hex digits. Every write reports it.
+    pub crc64nvme: String,
+    /// SHA-256 of the file's whole content, hex: only when the write asked for it
+    /// (`checksum=sha256`) or sent one to verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// Body of `POST /files/mkdir`.

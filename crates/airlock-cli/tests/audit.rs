@@ -7,7 +7,6 @@ mod common;
 
 use common::{Daemon, grpc};
 use serde_json::Value;
-use sha2::Digest;
 
 fn lines(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -36,7 +35,7 @@ async fn transfers_and_changes_are_audited_without_secrets() {
     let id = common::sandbox(&tenant).await.id;
     let http = reqwest::Client::new();
     let content: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
-    let sha = airlock_fs::hex(&sha2::Sha256::digest(&content));
+    let crc = common::files::crc_hex(&content);
 
     // A REST upload and a streamed download.
     let rest = common::files::Files::new(&daemon, &id).with_token(&made.token);
@@ -89,10 +88,10 @@ async fn transfers_and_changes_are_audited_without_secrets() {
     assert_eq!(write["tenant"], "team-a");
     assert_eq!(write["sandbox"], id.as_str());
     assert_eq!(write["bytes"], content.len() as u64);
-    assert_eq!(write["sha256"], sha.as_str());
+    assert_eq!(write["crc64nvme"], crc.as_str());
     assert_eq!(write["outcome"], "ok");
     let grpc_write = find(&log, "file.write", "/workspace/g.bin");
-    assert_eq!(grpc_write["sha256"], sha.as_str());
+    assert_eq!(grpc_write["crc64nvme"], crc.as_str());
     let reads: Vec<&Value> = log
         .iter()
         .filter(|l| l["action"] == "file.read" && l["path"] == "/workspace/data.bin")

@@ -7,10 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::files::{Files, HostSentinel, random, sandbox_with, sha_hex};
+use airlock_fs::{Checks, Hasher};
+use common::files::{Files, HostSentinel, crc_hex, random, sandbox_with, sha_hex};
 use common::{Daemon, sh};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 #[tokio::test]
 async fn byte_exact_round_trips_with_metadata() {
@@ -32,7 +32,8 @@ async fn byte_exact_round_trips_with_metadata() {
             .await;
         assert_eq!(status, 201, "{written}");
         assert_eq!(written["size"], size as u64);
-        assert_eq!(written["sha256"], sha_hex(&data));
+        assert_eq!(written["crc64nvme"], crc_hex(&data));
+        assert!(written.get("sha256").is_none(), "a SHA-256 only when asked");
         assert_eq!(written["mode"], "0640");
         let response = files.get(&path, None).await;
         assert_eq!(
@@ -109,6 +110,35 @@ async fn write_options_are_honoured_and_failures_commit_nothing() {
         200
     );
     assert_eq!(files.bytes("/workspace/tool").await, b"v5");
+    // The CRC-64/NVME is checked the same way; `checksum=sha256` reports a SHA-256 too.
+    let (status, body) = files
+        .put("/workspace/tool", &[("crc64nvme", &"0".repeat(16))], "v6")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("crc64nvme") && message.contains("nothing was written"));
+    for refused in ["0", "g".repeat(16).as_str(), "md5"] {
+        let (status, body) = files
+            .put(
+                "/workspace/tool",
+                &[("crc64nvme", refused), ("checksum", refused)],
+                "v6",
+            )
+            .await;
+        assert_eq!(status, 400, "{refused}: {body}");
+    }
+    assert_eq!(files.bytes("/workspace/tool").await, b"v5");
+    let (status, body) = files
+        .put(
+            "/workspace/summed",
+            &[("crc64nvme", &crc_hex(b"v7")), ("checksum", "sha256")],
+            "v7",
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["crc64nvme"], crc_hex(b"v7"));
+    assert_eq!(body["sha256"], sha_hex(b"v7"));
+    sh(&daemon.client(), &id, "rm /workspace/summed").await;
 
     // A client that dies mid-upload: the old file stays, no temporary file is left.
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
@@ -178,7 +208,7 @@ async fn ranges_append_and_offset() {
     let (status, appended) = post(vec![("path", "/workspace/log"), ("append", "true")], "ab").await;
     assert_eq!(status, 200);
     assert_eq!(appended["size"], 12);
-    assert_eq!(appended["sha256"], sha_hex(b"0123456789ab"));
+    assert_eq!(appended["crc64nvme"], crc_hex(b"0123456789ab"));
     post(vec![("path", "/workspace/log"), ("offset", "1")], "XY").await;
     assert_eq!(files.bytes("/workspace/log").await, b"0XY3456789ab");
     post(
@@ -523,15 +553,11 @@ async fn one_gib_streams_in_constant_memory() {
     let id = sandbox_with(&daemon, serde_json::json!({})).await;
     let files = Files::new(&daemon, &id);
     let block = random(BLOCK, 99);
-    let mut expected = Sha256::new();
+    let mut expected = Hasher::new(&Checks::default());
     for _ in 0..SIZE / BLOCK as u64 {
         expected.update(&block);
     }
-    let expected: String = expected
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let expected = expected.finish().crc64nvme_hex();
     let source = futures_util::stream::iter(
         (0..SIZE / BLOCK as u64)
             .map(move |_| Ok::<_, std::io::Error>(bytes::Bytes::from(block.clone()))),
@@ -552,9 +578,9 @@ async fn one_gib_streams_in_constant_memory() {
         .put("/workspace/big", &[], reqwest::Body::wrap_stream(source))
         .await;
     assert_eq!(status, 201, "{written}");
-    assert_eq!(written["sha256"], expected);
+    assert_eq!(written["crc64nvme"], expected);
     let mut response = files.get("/workspace/big", None).await;
-    let mut got = Sha256::new();
+    let mut got = Hasher::new(&Checks::default());
     let mut total = 0u64;
     while let Some(chunk) = response.chunk().await.unwrap() {
         total += chunk.len() as u64;
@@ -562,13 +588,7 @@ async fn one_gib_streams_in_constant_memory() {
     }
     sampler.abort();
     assert_eq!(total, SIZE);
-    assert_eq!(
-        got.finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-        expected
-    );
+    assert_eq!(got.finish().crc64nvme_hex(), expected);
     let growth = peak
         .load(std::sync::atomic::Ordering::Relaxed)
         .saturating_sub(before);

@@ -7,7 +7,7 @@
 mod common;
 
 use airlock_proto::v1 as pb;
-use common::files::{Files, random, sandbox_with, sha_hex};
+use common::files::{Files, crc_hex, random, sandbox_with, sha_hex};
 use common::grpc::{self, download, get, meta, upload_messages};
 use common::tus::Tus;
 use common::{Daemon, sh};
@@ -43,7 +43,8 @@ async fn files_round_trip_at_every_size_with_modes_and_ranges() {
             .unwrap();
         assert_eq!(done.bytes_written, size as u64);
         let result = done.result.unwrap();
-        assert_eq!(result.sha256, sha_hex(&data));
+        assert_eq!(result.sha256, Some(sha_hex(&data)));
+        assert_eq!(result.crc64nvme, crc_hex(&data));
         assert_eq!(result.entry.unwrap().mode, 0o600);
         let (header, body) = download(&mut files, get(&id, &path)).await.unwrap();
         assert_eq!(body, data, "{name}");
@@ -109,17 +110,19 @@ async fn a_gibibyte_streams_both_ways_in_flat_memory() {
     let before = common::rss_kib(pid);
     let sampler = common::RssSampler::start(pid);
     let first = pb::UploadFileRequest {
-        payload: Some(pb::upload_file_request::Payload::Metadata(meta(
-            &id,
-            "/workspace/big",
-        ))),
+        payload: Some(pb::upload_file_request::Payload::Metadata(
+            pb::UploadFileMetadata {
+                checksum: Some("sha256".into()),
+                ..meta(&id, "/workspace/big")
+            },
+        )),
     };
     let chunks = (0..size / CHUNK).map(move |_| pb::UploadFileRequest {
         payload: Some(pb::upload_file_request::Payload::Chunk(block.clone())),
     });
     let stream = tokio_stream::iter(std::iter::once(first).chain(chunks));
     let done = files.upload_file(stream).await.unwrap().into_inner();
-    assert_eq!(done.result.unwrap().sha256, expected);
+    assert_eq!(done.result.unwrap().sha256, Some(expected.clone()));
     let mut down = files
         .download_file(get(&id, "/workspace/big"))
         .await
@@ -290,7 +293,9 @@ async fn a_cut_off_upload_resumes_by_offset_and_checks_the_whole_checksum() {
         .unwrap();
     let status = done.upload.unwrap();
     assert!(status.complete);
-    assert_eq!(done.result.unwrap().sha256, sha_hex(&data));
+    let result = done.result.unwrap();
+    assert_eq!(result.crc64nvme, crc_hex(&data));
+    assert_eq!(result.sha256, Some(sha_hex(&data)), "sent, so reported");
     let (header, body) = download(&mut files, get(&id, "/workspace/resumed"))
         .await
         .unwrap();
@@ -353,7 +358,7 @@ async fn an_upload_begun_over_tus_finishes_over_grpc_and_back() {
     let done = upload(&mut files, upload_messages(rest, &data[half..], 1 << 20))
         .await
         .unwrap();
-    assert_eq!(done.result.unwrap().sha256, sum);
+    assert_eq!(done.result.unwrap().sha256, Some(sum));
     assert_eq!(
         Files::new(&daemon, &id).bytes("/workspace/crossed").await,
         data
@@ -490,7 +495,7 @@ async fn small_operations_batches_and_watch() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(composed.sha256, sha_hex(b"first filesecond"));
+    assert_eq!(composed.crc64nvme, crc_hex(b"first filesecond"));
     // Paged listing: one entry a page until the last.
     let mut token = String::new();
     let mut names = Vec::new();

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::files::{random, sha_hex};
+use common::files::{crc_hex, random, sha_hex};
 use common::{Daemon, sandbox, sh};
 use serde_json::Value;
 
@@ -334,7 +334,7 @@ fn an_interrupted_cp_resumes_where_it_stopped() {
         resumed > 0 && resumed < data.len() as u64,
         "resumed from {resumed}"
     );
-    assert_eq!(summary["sha256"], sha_hex(&data));
+    assert_eq!(summary["crc64nvme"], crc_hex(&data));
     let check = rt.block_on(sh(
         &daemon.client(),
         &id,

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::files::{Files, random, sandbox_with, sha_hex};
+use common::files::{Files, crc_hex, random, sandbox_with, sha_hex};
 use common::tus::{Tus, b64};
 use common::{Daemon, sh};
 use serde_json::json;
@@ -119,7 +119,11 @@ async fn an_interrupted_upload_resumes_to_the_same_sha256() {
         last.headers()["upload-offset"],
         data.len().to_string().as_str()
     );
-    assert_eq!(last.headers()["x-airlock-sha256"], sha_hex(&data).as_str());
+    assert_eq!(
+        last.headers()["x-airlock-crc64nvme"],
+        crc_hex(&data).as_str()
+    );
+    assert!(last.headers().get("x-airlock-sha256").is_none());
     assert_eq!(files.bytes("/workspace/up/big.bin").await, data);
     assert_eq!(
         tus.offset(&location).await,
@@ -170,6 +174,51 @@ async fn checksums_limits_termination_and_expiry() {
         .await;
     assert_eq!(tus.patch(&location, 0, b"data", None).await.status(), 460);
     assert_eq!(files.get("/workspace/sum", None).await.status(), 404);
+    // The same for a CRC-64/NVME, over two requests (the second reads the file whole).
+    let location = tus
+        .create(
+            4,
+            &[("path", "/workspace/sum"), ("crc64nvme", &crc_hex(b"DATA"))],
+        )
+        .await;
+    assert_eq!(tus.patch(&location, 0, b"da", None).await.status(), 204);
+    assert_eq!(tus.patch(&location, 2, b"ta", None).await.status(), 460);
+    assert_eq!(files.get("/workspace/sum", None).await.status(), 404);
+    // Right ones commit; `checksum: sha256` reports a SHA-256 beside the CRC.
+    let location = tus
+        .create(
+            4,
+            &[
+                ("path", "/workspace/sum"),
+                ("crc64nvme", &crc_hex(b"data")),
+                ("checksum", "sha256"),
+            ],
+        )
+        .await;
+    let done = tus.patch(&location, 0, b"data", None).await;
+    assert_eq!(done.status(), 204);
+    assert_eq!(
+        done.headers()["x-airlock-crc64nvme"],
+        crc_hex(b"data").as_str()
+    );
+    assert_eq!(
+        done.headers()["x-airlock-sha256"],
+        sha_hex(b"data").as_str()
+    );
+    let refused = tus
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/sandboxes/{id}/uploads"),
+        )
+        .header("Upload-Length", "4")
+        .header(
+            "Upload-Metadata",
+            format!("path {},checksum {}", b64("/workspace/x"), b64("md5")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
 
     // More than Upload-Length: 413, nothing kept. Over the disk quota: 507.
     let location = tus.create(4, &[("path", "/workspace/long")]).await;
@@ -214,7 +263,7 @@ async fn checksums_limits_termination_and_expiry() {
     assert!(gone, "the abandoned partial file was removed");
     assert_eq!(tus.offset(&abandoned).await, None);
     let left = sh(&daemon.client(), &id, "ls -A /workspace").await.stdout;
-    assert_eq!(left, "empty\nlater\none\n");
+    assert_eq!(left, "empty\nlater\none\nsum\n");
 }
 
 #[tokio::test]

@@ -22,6 +22,11 @@ pub struct WriteOptions {
     pub no_overwrite: bool,
     /// The sha256 (hex) the content must have; a mismatch commits nothing.
     pub sha256: Option<String>,
+    /// The CRC-64/NVME (16 hex digits) the content must have; a mismatch commits nothing.
+    pub crc64nvme: Option<String>,
+    /// Have the daemon compute and report the SHA-256 too (it always reports the
+    /// CRC-64/NVME).
+    pub report_sha256: bool,
 }
 
 /// What a download's headers say about the file.
@@ -183,6 +188,12 @@ impl Client {
         }
         if let Some(sha) = &opts.sha256 {
             query.push(("sha256", sha.clone()));
+        }
+        if let Some(crc) = &opts.crc64nvme {
+            query.push(("crc64nvme", crc.clone()));
+        }
+        if opts.report_sha256 {
+            query.push(("checksum", "sha256".into()));
         }
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
             content,

@@ -25,7 +25,7 @@
 //! let file = tokio::fs::File::open("model.bin").await.map_err(airlock_client::Error::Local)?;
 //! let opts = WriteOptions { parents: true, ..WriteOptions::default() };
 //! let written = client.write(id, "/workspace/model.bin", file, &opts).await?;
-//! println!("stored {} bytes, sha256 {}", written.entry.size, written.sha256);
+//! println!("stored {} bytes, crc64nvme {}", written.entry.size, written.crc64nvme);
 //!
 //! // Download a directory as one tar stream into a local file.
 //! let mut out = tokio::fs::File::create("coverage.tar").await.map_err(airlock_client::Error::Local)?;

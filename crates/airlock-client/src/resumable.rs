@@ -15,7 +15,10 @@ const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
 pub struct UploadProgress {
     /// Bytes the daemon holds.
     pub offset: u64,
-    /// Set once the last byte is in: the file's sha256 (hex), as the daemon computed it.
+    /// Set once the last byte is in: the file's CRC-64/NVME (hex), as the daemon
+    /// computed it.
+    pub crc64nvme: Option<String>,
+    /// Set once the last byte is in, when the upload asked for it: the file's sha256.
     pub sha256: Option<String>,
 }
 
@@ -91,6 +94,7 @@ impl Client {
             offset: header("upload-offset")
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| Error::Protocol("PATCH without Upload-Offset".into()))?,
+            crc64nvme: header("x-airlock-crc64nvme"),
             sha256: header("x-airlock-sha256"),
         })
     }

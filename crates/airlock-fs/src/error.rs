@@ -54,11 +54,13 @@ pub enum FsError {
         /// What it is.
         kind: &'static str,
     },
-    /// The content's sha256 was not the one the client expected; nothing was committed.
-    #[error("{path}: content sha256 is {actual}, expected {expected}; nothing was written")]
+    /// The content's checksum was not the one the client expected; nothing was committed.
+    #[error("{path}: content {algorithm} is {actual}, expected {expected}; nothing was written")]
     ChecksumMismatch {
         /// The sandbox path.
         path: String,
+        /// Which checksum (`crc64nvme`, `sha256`).
+        algorithm: &'static str,
         /// Hex digest the client sent.
         expected: String,
         /// Hex digest of what arrived.

@@ -6,6 +6,7 @@
 //! paths, `..` stops at the root, and a component swapped for a symlink between two of our
 //! calls still resolves inside. Nothing here knows about HTTP.
 
+mod checksum;
 mod compose;
 mod entry;
 mod error;
@@ -23,6 +24,7 @@ mod unpack;
 mod watch;
 mod write;
 
+pub use checksum::{Checks, Checksums, Hasher, crc_hex};
 pub use entry::{Entry, FileKind};
 pub use error::{FsError, FsResult};
 pub use list::Listing;

@@ -10,9 +10,10 @@ use rustix::fs::OFlags;
 
 use crate::read::reopen;
 use crate::root::open_beneath;
-use crate::write::{check_digest, commit, create_temp, hash_all, seal};
+use crate::write::{commit, create_temp, hash_all, seal};
 use crate::{
-    Entry, FileKind, FileOwner, FsError, FsResult, Root, SandboxPath, WriteOptions, Written,
+    Checksums, Entry, FileKind, FileOwner, FsError, FsResult, Root, SandboxPath, WriteOptions,
+    Written,
 };
 
 /// Names of partial upload files start so.
@@ -69,16 +70,18 @@ impl Root {
         let mut file = self.open_partial(dest, name)?;
         file.rewind()
             .map_err(|e| FsError::from_io(dest.as_str(), e))?;
-        let sha256 = hash_all(&mut file).map_err(|e| FsError::from_io(dest.as_str(), e))?;
-        check_digest(opts.expect_sha256, sha256, dest)?;
+        let checksums =
+            hash_all(&mut file, opts.checks).map_err(|e| FsError::from_io(dest.as_str(), e))?;
+        opts.checks.verify(&checksums, dest)?;
         seal(&file, &opts, dest)?;
         let dir = self.resolve(&parent, OFlags::PATH | OFlags::DIRECTORY)?;
         let entry = commit(&dir, name, final_name, opts.overwrite, dest)?;
-        Ok(Written { entry, sha256 })
+        Ok(Written { entry, checksums })
     }
 
     /// Like [`Root::commit_partial`], for a partial file the caller wrote through `file`
-    /// from its first byte and hashed on the way (`sha256`): no second read. The name must
+    /// from its first byte and hashed on the way (`checksums`, with what `opts` asks for):
+    /// no second read. The name must
     /// still be that same file; if anything replaced it, the file is hashed as usual.
     pub fn commit_partial_hashed(
         &self,
@@ -86,7 +89,7 @@ impl Root {
         name: &str,
         opts: WriteOptions,
         file: &File,
-        sha256: [u8; 32],
+        checksums: Checksums,
     ) -> FsResult<Written> {
         let (parent, final_name) = split(dest)?;
         let dir = self.resolve(&parent, OFlags::PATH | OFlags::DIRECTORY)?;
@@ -95,10 +98,10 @@ impl Root {
         if !named.is_ok_and(|n| (n.st_dev, n.st_ino) == (ours.st_dev, ours.st_ino)) {
             return self.commit_partial(dest, name, opts);
         }
-        check_digest(opts.expect_sha256, sha256, dest)?;
+        opts.checks.verify(&checksums, dest)?;
         seal(file, &opts, dest)?;
         let entry = commit(&dir, name, final_name, opts.overwrite, dest)?;
-        Ok(Written { entry, sha256 })
+        Ok(Written { entry, checksums })
     }
 
     /// Removes the partial file `name` of `dest`, if it is still there.

@@ -4,7 +4,7 @@ use std::fs::File;
 
 use rustix::fs::{Mode, OFlags};
 
-use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
+use crate::{Checks, Checksums, Entry, FileKind, FsError, FsResult, Root, SandboxPath};
 
 impl Root {
     /// Opens a regular file for reading, following symlinks inside the root. FIFOs,
@@ -33,10 +33,10 @@ impl Root {
         Ok((file, entry))
     }
 
-    /// The sha256 of a regular file's content.
-    pub fn sha256(&self, path: &SandboxPath) -> FsResult<[u8; 32]> {
+    /// The checksums of a regular file's content (its CRC, and what `checks` asks for).
+    pub fn checksums(&self, path: &SandboxPath, checks: Checks) -> FsResult<Checksums> {
         let (mut file, _) = self.open_read(path)?;
-        crate::write::hash_all(&mut file).map_err(|e| FsError::from_io(path.as_str(), e))
+        crate::write::hash_all(&mut file, checks).map_err(|e| FsError::from_io(path.as_str(), e))
     }
 }
 

@@ -8,11 +8,10 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps};
 use rustix::io::Errno;
-use sha2::{Digest, Sha256};
 
 use crate::read::reopen;
 use crate::root::openat2_in;
-use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
+use crate::{Checks, Checksums, Entry, FileKind, FsError, FsResult, Hasher, Root, SandboxPath};
 
 /// Bytes moved per read/write.
 const BUFFER: usize = 1024 * 1024;
@@ -62,8 +61,8 @@ pub struct WriteOptions {
     pub overwrite: bool,
     /// Modification time to set (seconds, nanoseconds); now when absent.
     pub mtime: Option<(i64, u32)>,
-    /// Commit only if the content's sha256 is this.
-    pub expect_sha256: Option<[u8; 32]>,
+    /// Checksums to compute beyond the CRC, and to verify before the commit.
+    pub checks: Checks,
 }
 
 impl WriteOptions {
@@ -75,7 +74,7 @@ impl WriteOptions {
             parents: true,
             overwrite: true,
             mtime: None,
-            expect_sha256: None,
+            checks: Checks::default(),
         }
     }
 }
@@ -85,8 +84,8 @@ impl WriteOptions {
 pub struct Written {
     /// The file as it now is.
     pub entry: Entry,
-    /// sha256 of the file's whole content.
-    pub sha256: [u8; 32],
+    /// Checksums of the file's whole content.
+    pub checksums: Checksums,
 }
 
 /// Where an in-place write goes.
@@ -121,9 +120,9 @@ impl Root {
         };
         let (temp_name, file) =
             create_temp(&dir, TEMP_PREFIX).map_err(|e| FsError::from_errno(path.as_str(), e))?;
-        let committed = fill(file, content, &opts, path).and_then(|sha256| {
+        let committed = fill(file, content, &opts, path).and_then(|checksums| {
             let entry = commit(&dir, &temp_name, name, opts.overwrite, path)?;
-            Ok(Written { entry, sha256 })
+            Ok(Written { entry, checksums })
         });
         if committed.is_err() {
             let _ = rustix::fs::unlinkat(&dir, &temp_name, rustix::fs::AtFlags::empty());
@@ -132,13 +131,15 @@ impl Root {
     }
 
     /// Appends `content` to `path`, or writes it at an offset, creating the file (owned by
-    /// `owner`) if it does not exist. Reports the whole file's new sha256.
+    /// `owner`) if it does not exist. Reports the whole file's new checksums (reading it
+    /// whole again: the CRC of a changed middle cannot be derived).
     pub fn write_in_place(
         &self,
         path: &SandboxPath,
         content: &mut impl Read,
         at: Placement,
         owner: FileOwner,
+        checks: Checks,
     ) -> FsResult<Written> {
         let file = self.open_for_update(path, at, owner)?;
         let mut file = std::fs::File::from(file);
@@ -146,13 +147,15 @@ impl Root {
             std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))
                 .map_err(|e| FsError::from_io(path.as_str(), e))?;
         }
-        copy_hashing(content, &mut file).map_err(|e| FsError::from_io(path.as_str(), e))?;
+        copy_hashing(content, &mut file, Checks::default())
+            .map_err(|e| FsError::from_io(path.as_str(), e))?;
         let entry = Entry::of_fd(&file, path.to_string())
             .map_err(|e| FsError::from_errno(path.as_str(), e))?;
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))
             .map_err(|e| FsError::from_io(path.as_str(), e))?;
-        let sha256 = hash_all(&mut file).map_err(|e| FsError::from_io(path.as_str(), e))?;
-        Ok(Written { entry, sha256 })
+        let checksums =
+            hash_all(&mut file, checks).map_err(|e| FsError::from_io(path.as_str(), e))?;
+        Ok(Written { entry, checksums })
     }
 
     /// Opens an existing regular file for writing (checked through an `O_PATH` handle so a
@@ -211,29 +214,13 @@ fn fill(
     content: &mut impl Read,
     opts: &WriteOptions,
     path: &SandboxPath,
-) -> FsResult<[u8; 32]> {
+) -> FsResult<Checksums> {
     let io = |e| FsError::from_io(path.as_str(), e);
     let mut file = std::fs::File::from(file);
-    let sha256 = copy_hashing(content, &mut file).map_err(io)?;
-    check_digest(opts.expect_sha256, sha256, path)?;
+    let checksums = copy_hashing(content, &mut file, opts.checks).map_err(io)?;
+    opts.checks.verify(&checksums, path)?;
     seal(&file, opts, path)?;
-    Ok(sha256)
-}
-
-/// Fails with a checksum mismatch when the client expected another digest.
-pub(crate) fn check_digest(
-    expected: Option<[u8; 32]>,
-    actual: [u8; 32],
-    path: &SandboxPath,
-) -> FsResult<()> {
-    match expected {
-        Some(expected) if expected != actual => Err(FsError::ChecksumMismatch {
-            path: path.to_string(),
-            expected: hex(&expected),
-            actual: hex(&actual),
-        }),
-        _ => Ok(()),
-    }
+    Ok(checksums)
 }
 
 /// Renames a finished temporary file onto its name (never replacing anything unless
@@ -285,8 +272,12 @@ pub(crate) fn seal(file: &std::fs::File, opts: &WriteOptions, path: &SandboxPath
 }
 
 /// Copies everything, hashing as it goes, in one bounded buffer.
-fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<[u8; 32]> {
-    let mut hasher = Sha256::new();
+fn copy_hashing(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    checks: Checks,
+) -> std::io::Result<Checksums> {
+    let mut hasher = Hasher::new(&checks);
     let mut buf = vec![0u8; BUFFER];
     loop {
         let n = fill_buffer(from, &mut buf)?;
@@ -297,7 +288,7 @@ fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<[u
         to.write_all(&buf[..n])?;
     }
     to.flush()?;
-    Ok(hasher.finalize().into())
+    Ok(hasher.finish())
 }
 
 /// Reads until `buf` is full or the input ends. Network bodies arrive in small pieces;
@@ -315,8 +306,8 @@ pub(crate) fn fill_buffer(from: &mut impl Read, buf: &mut [u8]) -> std::io::Resu
     Ok(filled)
 }
 
-pub(crate) fn hash_all(from: &mut impl Read) -> std::io::Result<[u8; 32]> {
-    copy_hashing(from, &mut std::io::sink())
+pub(crate) fn hash_all(from: &mut impl Read, checks: Checks) -> std::io::Result<Checksums> {
+    copy_hashing(from, &mut std::io::sink(), checks)
 }
 
 /// Lowercase hex of a digest.

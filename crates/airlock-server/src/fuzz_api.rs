@@ -29,9 +29,15 @@ pub fn tus_checksum(value: &str) -> bool {
     matches!(crate::rest::tus::chunk_checksum(&headers), Ok(Some(_)))
 }
 
-/// The per-file write options a batch part or a query carries.
-pub fn write_options(mode: Option<&str>, mtime: Option<&str>, sha256: Option<&str>) -> bool {
-    airlock_service::PutFile::from_text(mode, mtime, sha256, None, None).is_ok()
+/// The per-file write options a batch part or a query carries (`sum` is tried as every
+/// checksum option at once).
+pub fn write_options(mode: Option<&str>, mtime: Option<&str>, sum: Option<&str>) -> bool {
+    let checksums = airlock_service::ChecksumText {
+        algorithm: sum,
+        crc64nvme: sum,
+        sha256: sum,
+    };
+    airlock_service::PutFile::from_text(mode, mtime, checksums, None, None).is_ok()
 }
 
 /// Reads `body` as the multipart stream of a batch request with `boundary`, as the batch
@@ -110,7 +116,11 @@ pub fn grpc_message(kind: u8, bytes: &[u8]) -> bool {
                     && airlock_service::PutFile::from_text(
                         None,
                         file.mtime.as_deref(),
-                        file.sha256.as_deref(),
+                        airlock_service::ChecksumText {
+                            algorithm: file.checksum.as_deref(),
+                            crc64nvme: file.crc64nvme.as_deref(),
+                            sha256: file.sha256.as_deref(),
+                        },
                         None,
                         None,
                     )

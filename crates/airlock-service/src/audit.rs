@@ -127,6 +127,8 @@ struct Line {
     #[serde(skip_serializing_if = "Option::is_none")]
     bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    crc64nvme: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<String>,
     outcome: String,
 }
@@ -160,6 +162,7 @@ impl Pending {
                 to: None,
                 target: None,
                 bytes: None,
+                crc64nvme: None,
                 sha256: None,
                 outcome: "aborted".into(),
             },
@@ -210,9 +213,10 @@ impl Pending {
         self.line.bytes = Some(bytes);
     }
 
-    /// The content's sha256, hex.
-    pub fn sha256(&mut self, sha256: &str) {
-        self.line.sha256 = Some(sha256.to_owned());
+    /// The written content's checksums, hex.
+    pub fn checksums(&mut self, written: &airlock_api::WriteResult) {
+        self.line.crc64nvme = Some(written.crc64nvme.clone());
+        self.line.sha256.clone_from(&written.sha256);
     }
 
     /// Writes the line with the call's outcome (`ok`, or the error's code) and hands

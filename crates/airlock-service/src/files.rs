@@ -5,7 +5,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use airlock_api::{FileEntry, FileList, FileMode, WriteResult};
-use airlock_fs::{Entry, FileOwner, Placement, Root, SandboxPath, WriteOptions, Written, hex};
+use airlock_fs::{Checks, Entry, FileOwner, Placement, Root, SandboxPath, WriteOptions, Written};
 
 use super::{Service, blocking};
 use crate::ApiError;
@@ -13,7 +13,7 @@ use crate::audit::{Counted, Pending};
 use crate::body::{BodyPump, ByteStream};
 use crate::caps::Work;
 use crate::metrics::InFlight;
-use crate::options::PutFile;
+use crate::options::{PatchFile, PutFile};
 use crate::{Need, Principal};
 
 /// Listing page size when the client names none, and the most it may ask for.
@@ -34,7 +34,7 @@ pub struct ListFiles {
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// Add each file's sha256.
+    /// Add each file's sha256 and CRC-64/NVME.
     pub checksum: Option<bool>,
 }
 
@@ -180,11 +180,16 @@ impl Service {
             let mut entries: Vec<FileEntry> = page.entries.iter().map(to_api).collect();
             if checksum {
                 for entry in entries.iter_mut().filter(|e| e.kind == "file") {
-                    // A file removed since it was listed simply has no digest.
-                    entry.sha256 = SandboxPath::parse(&entry.path)
+                    // A file removed since it was listed simply has no checksums.
+                    let both = Checks {
+                        sha256: true,
+                        ..Checks::default()
+                    };
+                    let sums = SandboxPath::parse(&entry.path)
                         .ok()
-                        .and_then(|p| root.sha256(&p).ok())
-                        .map(|d| hex(&d));
+                        .and_then(|p| root.checksums(&p, both).ok());
+                    entry.sha256 = sums.and_then(|s| s.sha256_hex());
+                    entry.crc64nvme = sums.map(|s| s.crc64nvme_hex());
                 }
             }
             Ok(FileList {
@@ -260,7 +265,7 @@ impl Service {
                     parents: put.parents.unwrap_or(false),
                     overwrite: put.overwrite.unwrap_or(true),
                     mtime: put.mtime,
-                    expect_sha256: put.expect_sha256,
+                    checks: put.checks,
                 };
                 Ok::<_, ApiError>((
                     written(&root.write_file(&path, &mut reader, opts)?),
@@ -274,7 +279,7 @@ impl Service {
         .await;
         if let Ok(value) = &result {
             audit.bytes(value.0.entry.size);
-            audit.sha256(&value.0.sha256);
+            audit.checksums(&value.0);
             self.metrics.upload_committed();
         }
         audit.done(result)
@@ -287,12 +292,16 @@ impl Service {
         caller: &Principal,
         id: &str,
         path: &str,
-        append: Option<bool>,
-        offset: Option<u64>,
+        patch: PatchFile,
         body: ByteStream,
     ) -> Result<WriteResult, ApiError> {
         let mut audit = self.audit(caller, "file.patch", Some(id)).path(path);
         let result = async {
+            let PatchFile {
+                append,
+                offset,
+                checks,
+            } = patch;
             let at = match (append.unwrap_or(false), offset) {
                 (true, None) => Placement::Append,
                 (false, Some(offset)) => Placement::Offset(offset),
@@ -312,6 +321,7 @@ impl Service {
                     &mut reader,
                     at,
                     FileOwner::SANDBOX_USER,
+                    checks,
                 )?))
             })
             .await;
@@ -320,7 +330,7 @@ impl Service {
         }
         .await;
         if let Ok(value) = &result {
-            audit.sha256(&value.sha256);
+            audit.checksums(value);
         }
         audit.done(result)
     }
@@ -358,7 +368,7 @@ impl Service {
         .await;
         if let Ok(value) = &result {
             audit.bytes(value.entry.size);
-            audit.sha256(&value.sha256);
+            audit.checksums(value);
         }
         audit.done(result)
     }
@@ -444,7 +454,8 @@ pub(super) fn parse(raw: &str) -> Result<SandboxPath, ApiError> {
 pub(super) fn written(w: &Written) -> WriteResult {
     WriteResult {
         entry: to_api(&w.entry),
-        sha256: hex(&w.sha256),
+        crc64nvme: w.checksums.crc64nvme_hex(),
+        sha256: w.checksums.sha256_hex(),
     }
 }
 
@@ -461,6 +472,7 @@ pub fn to_api(entry: &Entry) -> FileEntry {
         gid: entry.gid,
         symlink_target: entry.symlink_target.clone(),
         sha256: None,
+        crc64nvme: None,
     }
 }
 

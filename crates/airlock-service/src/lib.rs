@@ -52,7 +52,9 @@ pub use exec::{ExecEvents, ProcessEvent, ProcessInput};
 pub use files::{FileBody, FileWindow, ListFiles, byte_window, mtime_text, to_api};
 pub use metrics::{ByteCounter, Metrics};
 pub use oidc::{Fetch, OidcSettings};
-pub use options::{PutFile, parse_mode, parse_mtime, parse_sha256};
+pub use options::{
+    ChecksumText, PatchFile, PutFile, parse_crc64nvme, parse_mode, parse_mtime, parse_sha256,
+};
 pub use pool::POOL_MAX;
 pub use principal::{Access, Need, Principal};
 pub use processes::{ProcessEvents, Selector, StartOptions};

@@ -4,6 +4,7 @@
 //! one rule holds everywhere.
 
 use airlock_api::FileMode;
+use airlock_fs::Checks;
 
 use crate::ApiError;
 
@@ -19,8 +20,52 @@ pub struct PutFile {
     pub parents: Option<bool>,
     /// Replace an existing file.
     pub overwrite: Option<bool>,
-    /// The content's sha256; nothing is committed when it differs.
-    pub expect_sha256: Option<[u8; 32]>,
+    /// Checksums to compute beyond the CRC, and to verify: nothing is committed when one
+    /// differs.
+    pub checks: Checks,
+}
+
+/// An in-place write: exactly one of `append` and `offset`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PatchFile {
+    /// Append at the end.
+    pub append: Option<bool>,
+    /// Write at this byte offset.
+    pub offset: Option<u64>,
+    /// Checksums to report beyond the CRC.
+    pub checks: Checks,
+}
+
+/// A write's checksum options in their text forms.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChecksumText<'a> {
+    /// `checksum`: the extra algorithm to compute and report (`sha256`), or `crc64nvme`
+    /// (always computed).
+    pub algorithm: Option<&'a str>,
+    /// The CRC-64/NVME the content must have: 16 hex digits.
+    pub crc64nvme: Option<&'a str>,
+    /// The SHA-256 the content must have: 64 hex digits.
+    pub sha256: Option<&'a str>,
+}
+
+impl ChecksumText<'_> {
+    /// Reads the options by the one rule every face shares.
+    pub fn parse(self) -> Result<Checks, ApiError> {
+        let sha256 = match self.algorithm {
+            None | Some("") | Some("crc64nvme") => false,
+            Some("sha256") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "checksum {other:?} is not one of crc64nvme, sha256"
+                )));
+            }
+        };
+        Ok(Checks {
+            sha256,
+            expect_crc64nvme: self.crc64nvme.map(parse_crc64nvme).transpose()?,
+            expect_sha256: self.sha256.map(parse_sha256).transpose()?,
+        })
+    }
 }
 
 impl PutFile {
@@ -28,7 +73,7 @@ impl PutFile {
     pub fn from_text(
         mode: Option<&str>,
         mtime: Option<&str>,
-        sha256: Option<&str>,
+        checksums: ChecksumText<'_>,
         parents: Option<bool>,
         overwrite: Option<bool>,
     ) -> Result<Self, ApiError> {
@@ -37,7 +82,7 @@ impl PutFile {
             mtime: mtime.map(parse_mtime).transpose()?,
             parents,
             overwrite,
-            expect_sha256: sha256.map(parse_sha256).transpose()?,
+            checks: checksums.parse()?,
         })
     }
 
@@ -104,19 +149,33 @@ fn check_mtime(secs: i64, nanos: u32) -> Result<(), ApiError> {
 
 /// A sha256 given as 64 hex digits.
 pub fn parse_sha256(text: &str) -> Result<[u8; 32], ApiError> {
-    let bad = || ApiError::bad_request(format!("sha256 {text:?} is not 64 hex digits"));
+    let mut out = [0u8; 32];
+    parse_hex(text, "sha256", &mut out)?;
+    Ok(out)
+}
+
+/// A CRC-64/NVME given as 16 hex digits (its big-endian bytes).
+pub fn parse_crc64nvme(text: &str) -> Result<u64, ApiError> {
+    let mut out = [0u8; 8];
+    parse_hex(text, "crc64nvme", &mut out)?;
+    Ok(u64::from_be_bytes(out))
+}
+
+/// Exactly `out.len()` bytes as hex digits, either case.
+fn parse_hex(text: &str, name: &str, out: &mut [u8]) -> Result<(), ApiError> {
+    let digits = out.len() * 2;
+    let bad = || ApiError::bad_request(format!("{name} {text:?} is not {digits} hex digits"));
     // Bytes, not string slices: a multi-byte character must be refused, not split (the
     // fuzzer found a panic here).
     let digit = |b: u8| (b as char).to_digit(16).ok_or_else(bad);
     let hex = text.as_bytes();
-    if hex.len() != 64 {
+    if hex.len() != digits {
         return Err(bad());
     }
-    let mut out = [0u8; 32];
     for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
         *byte = (digit(pair[0])? << 4 | digit(pair[1])?) as u8;
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -132,6 +191,41 @@ mod tests {
         assert!(parse_sha256(&text).is_err());
         let good = "0123456789abcdefABCDEF".repeat(3)[..64].to_owned();
         assert_eq!(parse_sha256(&good).unwrap()[..3], [0x01, 0x23, 0x45]);
+    }
+
+    #[test]
+    fn checksum_options_are_read_by_one_rule() {
+        let checks = ChecksumText {
+            algorithm: Some("sha256"),
+            crc64nvme: Some("D9160D1FA8E418E3"),
+            sha256: None,
+        }
+        .parse()
+        .unwrap();
+        assert!(checks.sha256);
+        assert_eq!(checks.expect_crc64nvme, Some(0xd916_0d1f_a8e4_18e3));
+        let refused = |text: ChecksumText<'_>| text.parse().unwrap_err().to_string();
+        assert!(
+            refused(ChecksumText {
+                algorithm: Some("md5"),
+                ..ChecksumText::default()
+            })
+            .contains("not one of crc64nvme, sha256")
+        );
+        for crc in [
+            "d9160d1fa8e418e",
+            "d9160d1fa8e418e3a",
+            "d9160d1fa8e418eé",
+            "0x160d1fa8e418e3",
+        ] {
+            assert!(
+                refused(ChecksumText {
+                    crc64nvme: Some(crc),
+                    ..ChecksumText::default()
+                })
+                .contains("16 hex digits")
+            );
+        }
     }
 
     #[test]

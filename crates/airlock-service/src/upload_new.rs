@@ -6,7 +6,7 @@ use base64::Engine as _;
 use sha2::digest::DynDigest;
 
 use crate::ApiError;
-use crate::options::{parse_mode, parse_mtime, parse_sha256};
+use crate::options::{ChecksumText, parse_mode, parse_mtime};
 
 /// Chunk checksum algorithms a client may name.
 pub const CHUNK_CHECKSUMS: &str = "sha1,sha256";
@@ -27,13 +27,18 @@ pub struct NewUpload {
     pub overwrite: Option<bool>,
     /// sha256 of the whole file, lower-case hex; the commit is refused when it differs.
     pub sha256: Option<String>,
+    /// CRC-64/NVME of the whole file, lower-case hex; the commit is refused when it differs.
+    pub crc64nvme: Option<String>,
+    /// The extra checksum to compute and report (`sha256`).
+    pub checksum: Option<String>,
     /// The tus metadata as sent, kept to be shown back.
     pub metadata: String,
 }
 
 impl NewUpload {
     /// Reads tus `Upload-Metadata`: `key base64value` pairs, comma-separated, with `path`
-    /// and optionally `mode` (octal), `mtime`, `sha256` (hex) and `overwrite`. Unknown
+    /// and optionally `mode` (octal), `mtime`, `sha256` and `crc64nvme` (hex, to verify),
+    /// `checksum` (`sha256`: report one) and `overwrite`. Unknown
     /// keys are kept but ignored, as tus asks.
     pub fn from_tus_metadata(raw: &str, length: u64) -> Result<Self, ApiError> {
         let mut new = Self {
@@ -54,6 +59,8 @@ impl NewUpload {
                 "path" => new.path = value,
                 "mode" => new.mode = Some(parse_mode(&value)?),
                 "sha256" => new.sha256 = Some(value),
+                "crc64nvme" => new.crc64nvme = Some(value),
+                "checksum" => new.checksum = Some(value),
                 "overwrite" => new.overwrite = Some(value != "false"),
                 // The same rule as every other write's mtime (whole seconds are kept).
                 "mtime" => new.mtime = Some(parse_mtime(&value)?.0),
@@ -68,12 +75,21 @@ impl NewUpload {
         new.checked()
     }
 
-    /// Checks the fields every face may fill: the checksum's form.
+    /// Checks the fields every face may fill: the checksums' forms.
     pub fn checked(mut self) -> Result<Self, ApiError> {
-        if let Some(sha256) = &self.sha256 {
-            parse_sha256(sha256)?;
-            self.sha256 = Some(sha256.to_ascii_lowercase());
+        ChecksumText {
+            algorithm: self.checksum.as_deref(),
+            crc64nvme: self.crc64nvme.as_deref(),
+            sha256: self.sha256.as_deref(),
         }
+        .parse()?;
+        let lower = |text: &mut Option<String>| {
+            if let Some(text) = text.as_mut() {
+                text.make_ascii_lowercase();
+            }
+        };
+        lower(&mut self.sha256);
+        lower(&mut self.crc64nvme);
         Ok(self)
     }
 }

@@ -29,6 +29,12 @@ pub struct UploadRecord {
     pub overwrite: bool,
     /// Hex sha256 the whole content must have, when the client gave one.
     pub sha256: Option<String>,
+    /// Hex CRC-64/NVME the whole content must have, when the client gave one.
+    #[serde(default)]
+    pub crc64nvme: Option<String>,
+    /// The extra checksum the client asked to have reported (`sha256`).
+    #[serde(default)]
+    pub checksum: Option<String>,
     /// The partial file's name in the destination's directory.
     pub partial: String,
     /// `Upload-Metadata` as the client sent it, echoed on HEAD.
@@ -38,6 +44,16 @@ pub struct UploadRecord {
 }
 
 impl UploadRecord {
+    /// The checksums the finished file must be given and checked against.
+    pub fn checks(&self) -> Result<airlock_fs::Checks, crate::ApiError> {
+        crate::ChecksumText {
+            algorithm: self.checksum.as_deref(),
+            crc64nvme: self.crc64nvme.as_deref(),
+            sha256: self.sha256.as_deref(),
+        }
+        .parse()
+    }
+
     fn file(dir: &Path, id: &str) -> PathBuf {
         dir.join(format!("{id}.json"))
     }

@@ -5,8 +5,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use airlock_api::{ErrorCode, WriteResult};
-use airlock_fs::{FileOwner, FsError, Root, WriteOptions};
-use sha2::Sha256;
+use airlock_fs::{Checksums, FileOwner, FsError, Hasher, Root, WriteOptions};
 
 use super::files::{DEFAULT_FILE_MODE, parse, written};
 use super::record::now_secs;
@@ -16,7 +15,6 @@ use super::{Service, blocking};
 use crate::ApiError;
 use crate::body::{BodyPump, ByteStream};
 use crate::caps::Work;
-use crate::options::parse_sha256;
 use crate::{Need, Principal};
 
 /// Bytes moved per read/write.
@@ -56,6 +54,8 @@ impl Service {
                 mtime: new.mtime,
                 overwrite: new.overwrite.unwrap_or(true),
                 sha256: new.sha256,
+                crc64nvme: new.crc64nvme,
+                checksum: new.checksum,
                 partial: String::new(),
                 metadata: new.metadata,
                 expires_at: now_secs() + self.upload_expiry.as_secs(),
@@ -160,7 +160,7 @@ impl Service {
             audit.set_path(&value.record.path);
             if let Some(done) = &value.done {
                 audit.bytes(done.entry.size);
-                audit.sha256(&done.sha256);
+                audit.checksums(done);
                 self.metrics.upload_committed();
             }
         }
@@ -273,9 +273,9 @@ struct Appended {
     kept: u64,
     /// How the request ended.
     ended: Result<(), ApiError>,
-    /// For an upload sent whole in this one request: the file as written, and its sha256,
-    /// so committing it needs no second read.
-    whole: Option<(std::fs::File, [u8; 32])>,
+    /// For an upload sent whole in this one request: the file as written, and its
+    /// checksums, so committing it needs no second read.
+    whole: Option<(std::fs::File, Checksums)>,
 }
 
 /// Writes the chunk after what the partial file holds.
@@ -308,7 +308,11 @@ fn append(
     }
     let room = record.length - record.offset;
     let mut checksum = checksum;
-    let mut whole = (record.offset == 0).then(<Sha256 as sha2::Digest>::new);
+    let checks = match record.checks() {
+        Ok(checks) => checks,
+        Err(e) => return failed(e),
+    };
+    let mut whole = (record.offset == 0).then(|| Hasher::new(&checks));
     let (copied, result) = copy_counted(&mut body, &mut file, room + 1, &mut checksum, &mut whole);
     let discard = |error: ApiError| match file.set_len(record.offset) {
         Ok(()) => failed(error),
@@ -338,7 +342,7 @@ fn append(
             ended: Ok(()),
             whole: whole
                 .filter(|_| copied == room)
-                .map(|hasher| (file, sha2::Digest::finalize(hasher).into())),
+                .map(|hasher| (file, hasher.finish())),
         },
     }
 }
@@ -350,7 +354,7 @@ fn copy_counted(
     to: &mut impl Write,
     limit: u64,
     checksum: &mut Option<ChunkChecksum>,
-    whole: &mut Option<Sha256>,
+    whole: &mut Option<Hasher>,
 ) -> (u64, std::io::Result<()>) {
     let mut buf = vec![0u8; BUFFER];
     let mut copied = 0u64;
@@ -369,7 +373,7 @@ fn copy_counted(
             sum.hasher.update(&buf[..n]);
         }
         if let Some(hasher) = whole.as_mut() {
-            sha2::Digest::update(hasher, &buf[..n]);
+            hasher.update(&buf[..n]);
         }
         copied += n as u64;
     }
@@ -377,12 +381,12 @@ fn copy_counted(
 }
 
 /// Commits a complete upload. Whatever happens, the upload is over: a failure (a wrong
-/// whole-file sha256, a destination that appeared meanwhile) removes the partial file.
+/// whole-file checksum, a destination that appeared meanwhile) removes the partial file.
 fn finish(
     root: &Root,
     dir: &std::path::Path,
     record: UploadRecord,
-    whole: Option<(std::fs::File, [u8; 32])>,
+    whole: Option<(std::fs::File, Checksums)>,
 ) -> Result<UploadState, ApiError> {
     let dest = parse(&record.path)?;
     let mut opts = WriteOptions::new(
@@ -391,10 +395,10 @@ fn finish(
     );
     opts.overwrite = record.overwrite;
     opts.mtime = record.mtime.map(|secs| (secs, 0));
-    opts.expect_sha256 = record.sha256.as_deref().map(parse_sha256).transpose()?;
+    opts.checks = record.checks()?;
     let committed = match whole {
-        Some((file, sha256)) => {
-            root.commit_partial_hashed(&dest, &record.partial, opts, &file, sha256)
+        Some((file, checksums)) => {
+            root.commit_partial_hashed(&dest, &record.partial, opts, &file, checksums)
         }
         None => root.commit_partial(&dest, &record.partial, opts),
     };

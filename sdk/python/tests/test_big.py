@@ -43,7 +43,7 @@ async def test_a_gibibyte_round_trip_in_flat_memory(env: Daemon) -> None:
     before = rss_kib()
     sampler = asyncio.ensure_future(sample())
     async with await AsyncSandbox.create() as sb:
-        written = await sb.files.write("/workspace/big", source())
+        written = await sb.files.write("/workspace/big", source(), checksum="sha256")
         assert written.sha256 == expected.hexdigest() and written.entry.size == GIB
         got = hashlib.sha256()
         total = 0

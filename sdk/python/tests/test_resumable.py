@@ -71,6 +71,7 @@ def test_an_upload_cut_by_a_restart_resumes_and_verifies() -> None:
             assert "error" not in outcome, outcome.get("error")
             written = outcome["written"]
             assert written.sha256 == hashlib.sha256(data).hexdigest()
+            assert len(written.crc64nvme) == 16
             assert sb.files.read("/workspace/big.bin") == data
             sb.kill()
             sb.close()

@@ -20,6 +20,7 @@ from airlock import (
 )
 
 from .conftest import Daemon
+from .crc import crc64nvme
 
 BINARY = bytes(range(256)) * 1000
 
@@ -41,8 +42,15 @@ def test_files_every_method(env: Daemon) -> None:
     with Sandbox.create() as sb:
         f = sb.files
         written = f.write("/workspace/a.txt", "alpha", mode=0o600, mtime=1_600_000_000)
-        assert written.sha256 == hashlib.sha256(b"alpha").hexdigest()
+        assert written.crc64nvme == crc64nvme(b"alpha") and written.sha256 is None
         assert written.entry.mode == 0o600
+        again = f.write(
+            "/workspace/a.txt", "alpha", mode=0o600, mtime=1_600_000_000, checksum="sha256"
+        )
+        assert again.sha256 == hashlib.sha256(b"alpha").hexdigest()
+        with pytest.raises(BadRequestError, match="crc64nvme"):
+            f.write("/workspace/a.txt", "beta", crc64nvme=crc64nvme(b"alpha"))
+        assert f.read("/workspace/a.txt") == b"alpha"
         assert f.read("/workspace/a.txt") == b"alpha"
         assert f.read("/workspace/a.txt", format="text") == "alpha"
         assert b"".join(f.read("/workspace/a.txt", format="stream")) == b"alpha"
@@ -79,11 +87,12 @@ def test_write_files_is_one_batch_with_per_file_results(env: Daemon) -> None:
                 {"path": "/workspace/x/one", "data": "1", "mode": 0o640},
                 {"path": "relative", "data": b"refused"},
                 {"path": "/workspace/x/two", "data": BINARY, "sha256": "0" * 64},
+                {"path": "/workspace/x/four", "data": b"4", "crc64nvme": crc64nvme(b"4")},
                 {"path": "/workspace/x/three", "data": b"3"},
             ]
         )
-        assert (result.written, result.failed) == (2, 2)
-        assert [r.ok for r in result.results] == [True, False, False, True]
+        assert (result.written, result.failed) == (3, 2)
+        assert [r.ok for r in result.results] == [True, False, False, True, True]
         assert result.results[1].error_code == "bad_request"
         assert sb.files.stat("/workspace/x/one").mode == 0o640
         assert not sb.files.exists("/workspace/x/two")

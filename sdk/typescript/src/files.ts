@@ -22,10 +22,11 @@ import {
 import { type BatchFile, multipart } from './multipart.js'
 import { resumableWrite } from './resumable.js'
 import { type Mode, type Mtime, filesRoute, flag, modeText, mtimeText } from './routes.js'
+import { type ChecksumOptions, checksumFields } from './checksums.js'
 import { type Side, plan, rfc3339Seconds } from './syncPlan.js'
 import { extractTree, packTree, posixRelative, walkTree } from './tar.js'
 
-export interface WriteOptions extends CallOptions {
+export interface WriteOptions extends CallOptions, ChecksumOptions {
   /** Permission bits of the file (default 0644, or the old file's). */
   mode?: Mode
   /** Its modification time. */
@@ -34,8 +35,6 @@ export interface WriteOptions extends CallOptions {
   parents?: boolean
   /** Replace an existing file (default true). */
   overwrite?: boolean
-  /** Commit only if the content has this sha256; otherwise nothing changes. */
-  sha256?: string
   /**
    * Upload over tus (a string, bytes or a `Blob`, which `fs.openAsBlob` makes of a
    * local file): a dropped connection or a daemon restart is survived by asking where
@@ -89,7 +88,7 @@ export class Files {
       mtime: options.mtime === undefined ? undefined : mtimeText(options.mtime),
       parents: flag(options.parents ?? true),
       overwrite: flag(options.overwrite),
-      sha256: options.sha256,
+      ...checksumFields(options),
     }
     const body = counted(toStream(data), knownLength(data), options.onProgress)
     const spec = { params, body, headers: { 'content-type': 'application/octet-stream' } }

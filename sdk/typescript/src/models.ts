@@ -16,7 +16,9 @@ export interface EntryInfo {
   uid: number
   gid: number
   symlinkTarget?: string
+  /** In listings asked for with checksums. */
   sha256?: string
+  crc64nvme?: string
 }
 
 export function entryInfo(j: Json): EntryInfo {
@@ -32,16 +34,20 @@ export function entryInfo(j: Json): EntryInfo {
   }
   if (j.symlink_target != null) entry.symlinkTarget = j.symlink_target
   if (j.sha256 != null) entry.sha256 = j.sha256
+  if (j.crc64nvme != null) entry.crc64nvme = j.crc64nvme
   return entry
 }
 
-/** A file as written: its entry and the sha256 of its whole content. */
+/**
+ * A file as written: its entry and the checksums of its whole content: always the
+ * CRC-64/NVME (16 hex digits), the SHA-256 when the write asked for one or sent one.
+ */
 export interface WriteInfo extends EntryInfo {
-  sha256: string
+  crc64nvme: string
 }
 
 export function writeInfo(j: Json): WriteInfo {
-  return { ...entryInfo(j), sha256: j.sha256 }
+  return { ...entryInfo(j), crc64nvme: j.crc64nvme }
 }
 
 /** One file of a batch: written (`result`) or not (`errorCode`, `error`). */

@@ -1,23 +1,22 @@
 /**
  * A batch of files as one `multipart/form-data` body, generated as it is sent: each
- * part's filename is its destination, its headers carry mode, mtime and sha256, and
+ * part's filename is its destination, its headers carry mode, mtime and checksums, and
  * its content streams from whatever the caller gave.
  */
 
 import { randomBytes } from 'node:crypto'
 
 import { type Data, toStream } from './body.js'
+import { type ChecksumOptions, checksumFields } from './checksums.js'
 import { BadRequestError } from './errors.js'
 import { type Mode, type Mtime, modeText, mtimeText } from './routes.js'
 
 /** One file of a batch. */
-export interface BatchFile {
+export interface BatchFile extends ChecksumOptions {
   path: string
   data: Data
   mode?: Mode
   mtime?: Mtime
-  /** Written only if the content has this sha256. */
-  sha256?: string
 }
 
 const encoder = new TextEncoder()
@@ -39,7 +38,7 @@ export function multipart(files: readonly BatchFile[]): { body: ReadableStream<U
       head += 'Content-Type: application/octet-stream\r\n'
       if (f.mode !== undefined) head += `X-Airlock-Mode: ${modeText(f.mode)}\r\n`
       if (f.mtime !== undefined) head += `X-Airlock-Mtime: ${mtimeText(f.mtime)}\r\n`
-      if (f.sha256 !== undefined) head += `X-Airlock-Sha256: ${f.sha256}\r\n`
+      for (const [name, value] of Object.entries(checksumFields(f))) head += `X-Airlock-${name}: ${value}\r\n`
       yield encoder.encode(`${head}\r\n`)
       yield* toStream(f.data)
       yield encoder.encode('\r\n')

@@ -9,7 +9,8 @@ import { counted, toStream } from './body.js'
 import { AirlockError, ConflictError, NotFoundError } from './errors.js'
 import { type Http, readText } from './http.js'
 import { type WriteInfo, entryInfo } from './models.js'
-import { type Mode, type Mtime, filesRoute, flag, modeText, mtimeText, sandboxRoute } from './routes.js'
+import { checksumFields, wantsSha256 } from './checksums.js'
+import { filesRoute, flag, modeText, mtimeText, sandboxRoute } from './routes.js'
 import type { WriteOptions } from './files.js'
 
 /** Consecutive failed attempts an upload survives (a daemon restart takes a few). */
@@ -28,13 +29,13 @@ function sliceable(data: Data): Blob {
   )
 }
 
-function metadata(path: string, mode?: Mode, mtime?: Mtime, overwrite?: boolean, sha256?: string): string {
+function metadata(path: string, options: WriteOptions): string {
   const pairs: Record<string, string | undefined> = {
     path,
-    mode: mode === undefined ? undefined : modeText(mode),
-    mtime: mtime === undefined ? undefined : mtimeText(mtime),
-    overwrite: flag(overwrite),
-    sha256,
+    mode: options.mode === undefined ? undefined : modeText(options.mode),
+    mtime: options.mtime === undefined ? undefined : mtimeText(options.mtime),
+    overwrite: flag(options.overwrite),
+    ...checksumFields(options),
   }
   return Object.entries(pairs)
     .filter(([, v]) => v !== undefined)
@@ -65,7 +66,7 @@ export async function resumableWrite(
     headers: {
       ...TUS,
       'upload-length': String(length),
-      'upload-metadata': metadata(path, options.mode, options.mtime, options.overwrite, options.sha256),
+      'upload-metadata': metadata(path, options),
     },
     ...signal,
   })
@@ -73,7 +74,7 @@ export async function resumableWrite(
   const location = new URL(created.header('location') ?? '', http.config.url).toString()
   let offset = 0
   let failures = 0
-  let digest = options.sha256
+  let sums: Checksums | undefined
   while (offset < length) {
     try {
       const from = offset
@@ -86,7 +87,8 @@ export async function resumableWrite(
       })
       await readText(answer.body)
       offset = Number(answer.header('upload-offset'))
-      digest = answer.header('x-airlock-sha256') ?? digest
+      const crc64nvme = answer.header('x-airlock-crc64nvme')
+      if (crc64nvme !== undefined) sums = { crc64nvme, sha256: answer.header('x-airlock-sha256') }
       failures = 0
     } catch (error) {
       if (!transient(error) || ++failures > ATTEMPTS) throw error
@@ -109,17 +111,28 @@ export async function resumableWrite(
   if (entry.size !== length) {
     throw new ConflictError(`${path} holds ${entry.size} bytes, not the ${length} sent`, 'conflict')
   }
-  return { ...entry, sha256: digest ?? (await sha256Of(http, sandboxId, path)) }
+  sums ??= await checksumsOf(http, sandboxId, path)
+  const written: WriteInfo = { ...entry, crc64nvme: sums.crc64nvme }
+  if (sums.sha256 !== undefined && wantsSha256(options)) written.sha256 = sums.sha256
+  return written
 }
 
-/** A file's sha256, as the daemon computes it in a listing of its directory. */
-async function sha256Of(http: Http, sandboxId: string, path: string): Promise<string> {
+interface Checksums {
+  crc64nvme: string
+  sha256?: string | undefined
+}
+
+/**
+ * A file's checksums, as the daemon computes them in a listing of its directory (when
+ * the answer that carried them was lost).
+ */
+async function checksumsOf(http: Http, sandboxId: string, path: string): Promise<Checksums> {
   const parent = path.slice(0, path.lastIndexOf('/')) || '/'
   const params: Record<string, string> = { path: parent, checksum: 'true' }
   for (;;) {
     const page = await http.call('GET', filesRoute(sandboxId), { params, idempotent: true })
-    for (const e of page.entries as Array<{ path: string; sha256?: string }>) {
-      if (e.path === path && e.sha256) return e.sha256
+    for (const e of page.entries as Array<{ path: string; sha256?: string; crc64nvme?: string }>) {
+      if (e.path === path && e.crc64nvme) return { crc64nvme: e.crc64nvme, sha256: e.sha256 }
     }
     if (!page.next_cursor) throw new NotFoundError(`${path}: not found`, 'not_found', 404)
     params.cursor = page.next_cursor

@@ -43,7 +43,7 @@ test(`${GIB} GiB streamed up and down in flat memory, byte-exact`, async () => {
     peak.theirs = Math.max(peak.theirs, rssKib(daemon.pid) * 1024)
   }, 50)
   try {
-    const written = await sandbox.files.write('/workspace/big.bin', source)
+    const written = await sandbox.files.write('/workspace/big.bin', source, { checksum: 'sha256' })
     const want = sent.digest('hex')
     assert.equal(written.size, total * MIB)
     assert.equal(written.sha256, want)

@@ -11,6 +11,7 @@ import { test } from 'node:test'
 
 import { BadRequestError, ConflictError, NotFoundError, Sandbox, type WatchEvent } from '../src/index.js'
 import { type Daemon, startDaemon, useSandbox } from './daemon.js'
+import { crc64nvme } from './crc.js'
 
 const fx = useSandbox()
 
@@ -39,7 +40,8 @@ test('every kind of data is written exactly and read back three ways', async () 
     const path = `/workspace/kinds/${kind.replace(' ', '-')}`
     const written = await fx.sandbox.files.write(path, data)
     assert.equal(written.size, want.byteLength, kind)
-    assert.equal(written.sha256, createHash('sha256').update(want).digest('hex'), kind)
+    assert.equal(written.crc64nvme, crc64nvme(want), kind)
+    assert.equal(written.sha256, undefined, kind)
     assert.deepEqual(await fx.sandbox.files.read(path), want, kind)
     const chunks: Uint8Array[] = []
     for await (const chunk of await fx.sandbox.files.read(path, { format: 'stream' })) chunks.push(chunk)
@@ -48,7 +50,7 @@ test('every kind of data is written exactly and read back three ways', async () 
   assert.equal(await fx.sandbox.files.read('/workspace/kinds/string', { format: 'text' }), text)
 })
 
-test('mode, mtime, sha256 and overwrite are honoured', async () => {
+test('mode, mtime, checksums and overwrite are honoured', async () => {
   const info = await fx.sandbox.files.write('/workspace/m.sh', '#!/bin/sh\n', { mode: 0o750, mtime: 1_600_000_000 })
   assert.equal(info.mode, 0o750)
   assert.equal(info.mtime.slice(0, 19), '2020-09-13T12:26:40')
@@ -60,7 +62,15 @@ test('mode, mtime, sha256 and overwrite are honoured', async () => {
     fx.sandbox.files.write('/workspace/sum', 'abc', { sha256: '0'.repeat(64) }),
     (e: unknown) => e instanceof BadRequestError && /nothing was written/.test(e.message),
   )
+  await assert.rejects(
+    fx.sandbox.files.write('/workspace/sum', 'abc', { crc64nvme: crc64nvme('abd') }),
+    (e: unknown) => e instanceof BadRequestError && /crc64nvme/.test(e.message),
+  )
   assert.equal(await fx.sandbox.files.exists('/workspace/sum'), false)
+  assert.equal(crc64nvme('123456789'), 'ae8b14860a799888', 'the helper is the catalogue CRC')
+  const both = await fx.sandbox.files.write('/workspace/sum', 'abc', { crc64nvme: crc64nvme('abc'), checksum: 'sha256' })
+  assert.equal(both.crc64nvme, crc64nvme('abc'))
+  assert.equal(both.sha256, createHash('sha256').update('abc').digest('hex'))
 })
 
 test('list, stat, exists, makeDir, rename, remove', async () => {
@@ -89,9 +99,11 @@ test('writeFiles sends one streamed batch; a file that fails fails alone', async
     { path: '/workspace/batch/one.txt', data: 'one', mode: 0o600 },
     { path: '/workspace/batch/two.bin', data: new Blob([BINARY]) },
     { path: '/workspace/batch/bad.txt', data: 'x', sha256: 'f'.repeat(64) },
+    { path: '/workspace/batch/crc.txt', data: 'y', crc64nvme: crc64nvme('y'), checksum: 'sha256' },
     { path: '/workspace/batch/é space.txt', data: Readable.from(['streamed']) },
   ])
-  assert.equal(result.written, 3)
+  assert.equal(result.written, 4)
+  assert.equal(result.results[3]?.result?.sha256, createHash('sha256').update('y').digest('hex'))
   assert.equal(result.failed, 1)
   assert.equal(result.results[2]?.errorCode, 'bad_request')
   assert.match(result.results[2]?.error ?? '', /sha256/)
@@ -165,6 +177,7 @@ test('a resumable upload survives the daemon killed mid-upload, and verifies', a
   const again = await (restarted as Promise<Daemon>)
   try {
     assert.equal(written.sha256, digest)
+    assert.match(written.crc64nvme, /^[0-9a-f]{16}$/)
     assert.equal(written.size, data.length)
     const back = await (await Sandbox.connect(box.sandboxId, options)).files.read('/workspace/big.bin')
     assert.equal(createHash('sha256').update(back).digest('hex'), digest)

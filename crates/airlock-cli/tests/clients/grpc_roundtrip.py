@@ -60,7 +60,10 @@ def main() -> None:
 
         def requests() -> Iterator[object]:
             meta = pb.UploadFileMetadata(
-                sandbox_id=sandbox, remote_path="/workspace/py.bin", mode=0o600
+                sandbox_id=sandbox,
+                remote_path="/workspace/py.bin",
+                mode=0o600,
+                checksum="sha256",
             )
             yield pb.UploadFileRequest(metadata=meta)
             for i in range(int(mib)):

@@ -137,6 +137,13 @@ pub fn sha_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// CRC-64/NVME as the daemon reports it: 16 hex digits.
+pub fn crc_hex(bytes: &[u8]) -> String {
+    let mut hasher = airlock_fs::Hasher::new(&airlock_fs::Checks::default());
+    hasher.update(bytes);
+    hasher.finish().crc64nvme_hex()
+}
+
 pub fn random(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;
     (0..len)

@@ -294,7 +294,13 @@ async fn v1_put(
     crate::rest::json::Query(q): crate::rest::json::Query<ModeQuery>,
     body: Body,
 ) -> Answer<StatusCode> {
-    let put = PutFile::from_text(q.mode.as_deref(), None, None, Some(true), None)?;
+    let put = PutFile::from_text(
+        q.mode.as_deref(),
+        None,
+        Default::default(),
+        Some(true),
+        None,
+    )?;
     service
         .put_file(&t.caller, &t.id, &absolute(&path), put, stream(body))
         .await?;

@@ -7,7 +7,8 @@ use airlock_api::BatchItem;
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::write_files_request::Payload;
 use airlock_service::{
-    BatchDefaults, BatchPart, Need, Principal, PutFile, Service, batch_broken, batch_result,
+    BatchDefaults, BatchPart, ChecksumText, Need, Principal, PutFile, Service, batch_broken,
+    batch_result,
 };
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -93,7 +94,11 @@ fn begin(
     let put = PutFile::from_text(
         None,
         file.mtime.as_deref(),
-        file.sha256.as_deref(),
+        ChecksumText {
+            algorithm: file.checksum.as_deref(),
+            crc64nvme: file.crc64nvme.as_deref(),
+            sha256: file.sha256.as_deref(),
+        },
         None,
         None,
     )

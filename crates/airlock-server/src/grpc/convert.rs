@@ -21,6 +21,7 @@ pub fn entry(e: api::FileEntry) -> pb::FileEntry {
         gid: e.gid,
         symlink_target: e.symlink_target,
         sha256: e.sha256,
+        crc64nvme: e.crc64nvme,
     }
 }
 
@@ -28,6 +29,7 @@ pub fn written(w: api::WriteResult) -> pb::WriteResult {
     pb::WriteResult {
         entry: Some(entry(w.entry)),
         sha256: w.sha256,
+        crc64nvme: w.crc64nvme,
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::upload_file_request::Payload;
 use airlock_service::{
-    ApiError, ArchiveFormat, ArchiveUpload, ByteStream, NewUpload, Principal, PutFile, Service,
-    parse_mtime, parse_sha256,
+    ApiError, ArchiveFormat, ArchiveUpload, ByteStream, ChecksumText, NewUpload, Principal,
+    PutFile, Service, parse_mtime,
 };
 use futures_util::StreamExt;
 use tonic::{Status, Streaming};
@@ -64,23 +64,7 @@ pub async fn upload_file(
         let made = service.extract_archive(caller, id, upload, body).await;
         answer.archive = Some(convert::archive(made.map_err(status)?));
     } else {
-        let put = PutFile {
-            mode: meta.mode,
-            mtime: meta
-                .mtime
-                .as_deref()
-                .map(parse_mtime)
-                .transpose()
-                .map_err(status)?,
-            parents: meta.parents,
-            overwrite: meta.overwrite,
-            expect_sha256: meta
-                .sha256
-                .as_deref()
-                .map(parse_sha256)
-                .transpose()
-                .map_err(status)?,
-        };
+        let put = write_options(&meta).map_err(status)?;
         let (written, _) = service
             .put_file(caller, id, &meta.remote_path, put, body)
             .await
@@ -98,7 +82,12 @@ pub(crate) fn write_options(meta: &pb::UploadFileMetadata) -> Result<PutFile, Ap
         mtime: meta.mtime.as_deref().map(parse_mtime).transpose()?,
         parents: meta.parents,
         overwrite: meta.overwrite,
-        expect_sha256: meta.sha256.as_deref().map(parse_sha256).transpose()?,
+        checks: ChecksumText {
+            algorithm: meta.checksum.as_deref(),
+            crc64nvme: meta.crc64nvme.as_deref(),
+            sha256: meta.sha256.as_deref(),
+        }
+        .parse()?,
     }
     .checked()
 }
@@ -121,6 +110,8 @@ pub async fn create_upload(
         mtime: mtime.map(|(secs, _)| secs),
         overwrite: r.overwrite,
         sha256: r.sha256,
+        crc64nvme: r.crc64nvme,
+        checksum: r.checksum,
         metadata: String::new(),
     }
     .checked()

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use airlock_api::BatchResult;
 use airlock_service::{
-    BatchDefaults, BatchPart, Need, Principal, PutFile, Service, batch_broken, batch_result,
+    BatchDefaults, BatchPart, ChecksumText, Need, Principal, PutFile, Service, batch_broken,
+    batch_result,
 };
 use axum::Extension;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
@@ -24,7 +25,8 @@ pub struct BatchQuery {
 }
 
 /// Each part's filename (or, failing that, its field name) is its absolute destination.
-/// A part may carry `X-Airlock-Mode`, `X-Airlock-Mtime` and `X-Airlock-Sha256` headers.
+/// A part may carry `X-Airlock-Mode`, `X-Airlock-Mtime`, `X-Airlock-Checksum`,
+/// `X-Airlock-Crc64nvme` and `X-Airlock-Sha256` headers.
 pub async fn batch(
     State(service): State<Arc<Service>>,
     Extension(caller): Extension<Principal>,
@@ -73,7 +75,11 @@ async fn write_part(
         put: PutFile::from_text(
             header("x-airlock-mode"),
             header("x-airlock-mtime"),
-            header("x-airlock-sha256"),
+            ChecksumText {
+                algorithm: header("x-airlock-checksum"),
+                crc64nvme: header("x-airlock-crc64nvme"),
+                sha256: header("x-airlock-sha256"),
+            },
             None,
             None,
         ),

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_api::{ErrorCode, FileEntry, FileList, MakeDir, MoveFile, WriteResult};
-use airlock_service::{ApiError, ListFiles, Principal, PutFile, Service, mtime_text};
+use airlock_service::{
+    ApiError, ChecksumText, ListFiles, PatchFile, Principal, PutFile, Service, mtime_text,
+};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -184,6 +186,8 @@ pub struct PutQuery {
     parents: Option<bool>,
     overwrite: Option<bool>,
     sha256: Option<String>,
+    crc64nvme: Option<String>,
+    checksum: Option<String>,
 }
 
 /// The body is streamed to a temporary file and committed atomically when complete.
@@ -195,14 +199,15 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Answer<Response> {
-    let expected = q
-        .sha256
-        .as_deref()
-        .or_else(|| text(&headers, "x-airlock-sha256"));
+    let checksums = ChecksumText {
+        algorithm: either(&q.checksum, &headers, "x-airlock-checksum"),
+        crc64nvme: either(&q.crc64nvme, &headers, "x-airlock-crc64nvme"),
+        sha256: either(&q.sha256, &headers, "x-airlock-sha256"),
+    };
     let put = PutFile::from_text(
         q.mode.as_deref(),
         q.mtime.as_deref(),
-        expected,
+        checksums,
         q.parents,
         q.overwrite,
     )?;
@@ -217,11 +222,17 @@ pub async fn upload(
     Ok((status, axum::Json(result)).into_response())
 }
 
+/// An option from the query string, or else from its header.
+fn either<'a>(query: &'a Option<String>, headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    query.as_deref().or_else(|| text(headers, name))
+}
+
 #[derive(Deserialize)]
 pub struct PatchQuery {
     path: String,
     append: Option<bool>,
     offset: Option<u64>,
+    checksum: Option<String>,
 }
 
 /// `append=true` or `offset=N`: changes the file in place.
@@ -232,8 +243,17 @@ pub async fn patch(
     Query(q): Query<PatchQuery>,
     body: Body,
 ) -> Answer<axum::Json<WriteResult>> {
+    let patch = PatchFile {
+        append: q.append,
+        offset: q.offset,
+        checks: ChecksumText {
+            algorithm: q.checksum.as_deref(),
+            ..ChecksumText::default()
+        }
+        .parse()?,
+    };
     let written = service
-        .patch_file(&caller, &id, &q.path, q.append, q.offset, stream(body))
+        .patch_file(&caller, &id, &q.path, patch, stream(body))
         .await?;
     Ok(axum::Json(written))
 }

@@ -1,7 +1,8 @@
 //! Resumable uploads under `/v1/sandboxes/{id}/uploads`, speaking tus 1.0.0: core,
 //! creation, creation-with-upload, checksum (sha1, sha256), termination, expiration.
 //! The destination travels in `Upload-Metadata` as `path`, with optional `mode` (octal),
-//! `mtime` (epoch seconds), `sha256` (hex, of the whole file) and `overwrite` (`false`
+//! `mtime` (epoch seconds), `sha256` and `crc64nvme` (hex, of the whole file, verified
+//! at the commit), `checksum` (`sha256`: compute and report one) and `overwrite` (`false`
 //! refuses to replace).
 
 use std::sync::Arc;
@@ -161,7 +162,10 @@ fn progress(status: StatusCode, state: &UploadState) -> Response {
         insert(out, "upload-expires", &httpdate::fmt_http_date(expires));
     }
     if let Some(done) = &state.done {
-        insert(out, "x-airlock-sha256", &done.sha256);
+        insert(out, "x-airlock-crc64nvme", &done.crc64nvme);
+        if let Some(sha256) = &done.sha256 {
+            insert(out, "x-airlock-sha256", sha256);
+        }
         insert(out, "x-airlock-path", &done.entry.path);
     }
     response

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-from typing import Any, Union
+from typing import Any, Literal, Union
 from urllib.parse import quote
 
 from .errors import AirlockError, error_for
@@ -45,7 +45,7 @@ def put_params(
     mtime: Mtime | None,
     parents: bool | None,
     overwrite: bool | None,
-    sha256: str | None,
+    checks: dict[str, str],
 ) -> dict[str, str]:
     """A whole-file write's query; the daemon fills what is left out."""
     params = {"path": path}
@@ -57,9 +57,19 @@ def put_params(
         params["parents"] = _flag(parents)
     if overwrite is not None:
         params["overwrite"] = _flag(overwrite)
-    if sha256 is not None:
-        params["sha256"] = sha256
-    return params
+    return params | checks
+
+
+Checksum = Literal["crc64nvme", "sha256"]
+
+
+def checksum_params(
+    sha256: str | None, crc64nvme: str | None, checksum: Checksum | None
+) -> dict[str, str]:
+    """A write's checksum options by the daemon's names: the digests to verify, and the
+    extra one to report (the CRC-64/NVME is always reported)."""
+    given = {"sha256": sha256, "crc64nvme": crc64nvme, "checksum": checksum}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _flag(value: bool) -> str:
@@ -169,7 +179,7 @@ def tus_metadata(
     mode: Mode | None,
     mtime: Mtime | None,
     overwrite: bool | None,
-    sha256: str | None,
+    checks: dict[str, str],
 ) -> str:
     """tus `Upload-Metadata`: comma-separated `key base64(value)` pairs."""
     pairs = {"path": path}
@@ -179,8 +189,7 @@ def tus_metadata(
         pairs["mtime"] = mtime_text(mtime)
     if overwrite is not None:
         pairs["overwrite"] = _flag(overwrite)
-    if sha256 is not None:
-        pairs["sha256"] = sha256
+    pairs |= checks
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
 
 

@@ -20,6 +20,7 @@ class EntryInfo:
     gid: int = 0
     symlink_target: str | None = None
     sha256: str | None = None
+    crc64nvme: str | None = None
 
     @classmethod
     def from_json(cls, j: dict[str, Any]) -> EntryInfo:
@@ -34,15 +35,18 @@ class EntryInfo:
             gid=int(j.get("gid", 0)),
             symlink_target=j.get("symlink_target"),
             sha256=j.get("sha256"),
+            crc64nvme=j.get("crc64nvme"),
         )
 
 
 @dataclass(frozen=True)
 class WriteInfo:
-    """A file as written: its entry and the sha256 of its whole content."""
+    """A file as written: its entry and the checksums of its whole content: always the
+    CRC-64/NVME (16 hex digits), the SHA-256 when the write asked for it or sent one."""
 
     entry: EntryInfo
-    sha256: str
+    crc64nvme: str
+    sha256: str | None = None
 
     @property
     def path(self) -> str:
@@ -50,7 +54,7 @@ class WriteInfo:
 
     @classmethod
     def from_json(cls, j: dict[str, Any]) -> WriteInfo:
-        return cls(entry=EntryInfo.from_json(j), sha256=j["sha256"])
+        return cls(entry=EntryInfo.from_json(j), crc64nvme=j["crc64nvme"], sha256=j.get("sha256"))
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use airlock_client::{ArchiveFormat, Client, WriteOptions};
+use airlock_fs::{Checks, Hasher};
 use anyhow::{Context, bail};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::local_tree::{Filter, LocalEntry, walk, write_tar};
@@ -23,8 +23,10 @@ pub struct Uploaded {
     pub destination: String,
     pub files: u64,
     pub bytes: u64,
+    /// The file's CRC-64/NVME, as the daemon computed it (checked against the local
+    /// file's for a resumable upload).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub crc64nvme: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resumed_from: Option<u64>,
     pub problems: Vec<String>,
@@ -59,7 +61,7 @@ pub async fn file(
         destination: dest.to_owned(),
         files: 1,
         bytes: written.entry.size,
-        sha256: Some(written.sha256),
+        crc64nvme: Some(written.crc64nvme),
         resumed_from: None,
         problems: Vec::new(),
     })
@@ -67,7 +69,7 @@ pub async fn file(
 
 /// A large file over the tus routes. The upload's URL is remembered locally, so running
 /// the same copy again after an interruption continues where the daemon stopped receiving.
-/// The file's sha256 is computed on the way and must match the daemon's.
+/// The file's CRC-64/NVME is computed on the way and must match the daemon's.
 #[allow(clippy::too_many_arguments)]
 async fn resumable(
     client: &Client,
@@ -98,7 +100,7 @@ async fn resumable(
     };
     // The bytes the daemon already has still count toward the local digest.
     let mut file = tokio::fs::File::open(local).await?;
-    let mut hasher = Sha256::new();
+    let mut hasher = Hasher::new(&Checks::default());
     let mut prefix = (&mut file).take(offset);
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -114,11 +116,11 @@ async fn resumable(
     let (hashing, digest) = Hashing::new(Counted::new(file, progress.clone()), hasher);
     let done = client.upload_chunk(&url, offset, hashing).await?;
     progress.finish_and_clear();
-    let local_sha = digest.finish();
-    match done.sha256 {
-        Some(remote) if remote == local_sha => {}
+    let local_crc = digest.finish();
+    match done.crc64nvme {
+        Some(remote) if remote == local_crc => {}
         Some(remote) => {
-            bail!("{dest}: the daemon stored sha256 {remote}, the local file has {local_sha}")
+            bail!("{dest}: the daemon stored crc64nvme {remote}, the local file has {local_crc}")
         }
         None => bail!(
             "{dest}: the upload is not complete ({} of {} bytes); run the copy again",
@@ -131,7 +133,7 @@ async fn resumable(
         destination: dest.to_owned(),
         files: 1,
         bytes: meta.len(),
-        sha256: Some(local_sha),
+        crc64nvme: Some(local_crc),
         resumed_from,
         problems: Vec::new(),
     })
@@ -186,7 +188,7 @@ pub async fn tree(
         destination: dir.to_owned(),
         files: files as u64,
         bytes,
-        sha256: None,
+        crc64nvme: None,
         resumed_from: None,
         problems,
     })
@@ -230,30 +232,34 @@ pub async fn send_entries(
     Ok((result, problems))
 }
 
-/// Hashes what passes through it; the digest is read once the stream is done.
+/// Hashes what passes through it; the checksum is read once the stream is done.
 struct Hashing<R> {
     inner: R,
-    hasher: std::sync::Arc<std::sync::Mutex<Sha256>>,
+    hasher: Shared,
 }
 
-struct Digest256(std::sync::Arc<std::sync::Mutex<Sha256>>);
+type Shared = std::sync::Arc<std::sync::Mutex<Option<Hasher>>>;
 
-impl Digest256 {
+struct Crc(Shared);
+
+impl Crc {
+    /// The CRC-64/NVME of everything read, hex.
     fn finish(self) -> String {
-        let hasher = self.0.lock().map(|h| h.clone()).unwrap_or_default();
-        airlock_fs::hex(&hasher.finalize())
+        let hasher = self.0.lock().ok().and_then(|mut h| h.take());
+        let hasher = hasher.unwrap_or_else(|| Hasher::new(&Checks::default()));
+        hasher.finish().crc64nvme_hex()
     }
 }
 
 impl<R> Hashing<R> {
-    fn new(inner: R, hasher: Sha256) -> (Self, Digest256) {
-        let shared = std::sync::Arc::new(std::sync::Mutex::new(hasher));
+    fn new(inner: R, hasher: Hasher) -> (Self, Crc) {
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(hasher)));
         (
             Self {
                 inner,
                 hasher: shared.clone(),
             },
-            Digest256(shared),
+            Crc(shared),
         )
     }
 }
@@ -266,7 +272,9 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Hashing<R> {
     ) -> std::task::Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Ok(mut hasher) = self.hasher.lock() {
+        if let Ok(mut hasher) = self.hasher.lock()
+            && let Some(hasher) = hasher.as_mut()
+        {
             hasher.update(&buf.filled()[before..]);
         }
         polled

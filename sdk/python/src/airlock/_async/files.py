@@ -43,23 +43,28 @@ class AsyncFiles:
         parents: bool | None = None,
         overwrite: bool | None = None,
         sha256: str | None = None,
+        crc64nvme: str | None = None,
+        checksum: _core.Checksum | None = None,
         resumable: bool = False,
         on_progress: _io.Progress | None = None,
     ) -> WriteInfo:
         """Writes `data` (str, bytes, a binary file object, or an iterator of bytes) to
         `path`, streamed and committed atomically: readers see the old file or the new
-        one, never half. With `sha256`, nothing is written unless the content matches.
+        one, never half. With `sha256` or `crc64nvme` (hex), nothing is written unless the
+        content matches. The answer carries the content's CRC-64/NVME, and its SHA-256 when
+        `sha256` was sent or `checksum="sha256"` asked for one.
 
         With `resumable=True` (str, bytes or a seekable file), the upload goes over tus:
         a dropped connection or a daemon restart is survived by asking the daemon where
         the upload stands and sending the rest from there.
 
         `on_progress(sent, total)` is called as the bytes go (total None when unknown)."""
+        checks = _core.checksum_params(sha256, crc64nvme, checksum)
         if resumable:
             return await self._write_resumable(
-                path, data, mode, mtime, overwrite, sha256, on_progress
+                path, data, mode, mtime, overwrite, checks, on_progress
             )
-        params = _core.put_params(path, mode, mtime, parents, overwrite, sha256)
+        params = _core.put_params(path, mode, mtime, parents, overwrite, checks)
         body = _io.counted(_io.body(data), _core.known_length(data), on_progress)
         answer = await self._http.call("PUT", self._route("/content"), params=params, content=body)
         return WriteInfo.from_json(answer)
@@ -163,7 +168,8 @@ class AsyncFiles:
         overwrite: bool | None = None,
     ) -> BatchResult:
         """Writes many files in one streamed request: each `{"path", "data"}` (plus
-        optional `mode`, `mtime`, `sha256`) is committed on its own, and one that fails
+        optional `mode`, `mtime`, `sha256`, `crc64nvme`, `checksum`) is committed on its
+        own, and one that fails
         gets its own error in the result while the rest go on."""
         parts = []
         for f in files:
@@ -172,8 +178,8 @@ class AsyncFiles:
                 headers["X-Airlock-Mode"] = _core.mode_text(f["mode"])
             if f.get("mtime") is not None:
                 headers["X-Airlock-Mtime"] = _core.mtime_text(f["mtime"])
-            if f.get("sha256") is not None:
-                headers["X-Airlock-Sha256"] = f["sha256"]
+            checks = _core.checksum_params(f.get("sha256"), f.get("crc64nvme"), f.get("checksum"))
+            headers |= {f"X-Airlock-{name.capitalize()}": v for name, v in checks.items()}
             data = f["data"].encode() if isinstance(f["data"], str) else f["data"]
             parts.append(("file", (f["path"], data, "application/octet-stream", headers)))
         params = {}
@@ -286,21 +292,22 @@ class AsyncFiles:
         mode: _core.Mode | None,
         mtime: _core.Mtime | None,
         overwrite: bool | None,
-        sha256: str | None,
+        checks: dict[str, str],
         on_progress: _io.Progress | None,
     ) -> WriteInfo:
         length = _core.upload_length(data)
         start = data.tell() if hasattr(data, "tell") else 0
-        metadata = _core.tus_metadata(path, mode, mtime, overwrite, sha256)
+        metadata = _core.tus_metadata(path, mode, mtime, overwrite, checks)
         location = await self._http.tus_create(self._route_uploads(), length, metadata)
-        offset, failures, digest = 0, 0, sha256
+        offset, failures = 0, 0
+        sums: dict[str, str] | None = None
         while offset < length:
             try:
                 chunk = _io.body(_core.window(data, start + offset))
                 if on_progress is not None:
                     chunk = _io.counted(chunk, length, _from(offset, on_progress))
                 offset, committed = await self._http.tus_patch(location, offset, chunk)
-                digest = committed or digest
+                sums = committed or sums
                 failures = 0
             except _io.TRANSIENT:
                 failures += 1
@@ -318,17 +325,22 @@ class AsyncFiles:
             raise ConflictError(
                 f"{path} holds {entry.size} bytes, not the {length} sent", "conflict"
             )
-        return WriteInfo(entry=entry, sha256=digest or await self._sha256(path))
+        if sums is None:
+            sums = await self._checksums(path)
+            if not ("sha256" in checks or checks.get("checksum") == "sha256"):
+                sums.pop("sha256", None)
+        return WriteInfo(entry=entry, crc64nvme=sums["crc64nvme"], sha256=sums.get("sha256"))
 
-    async def _sha256(self, path: str) -> str:
-        """A file's sha256, as the daemon computes it for a listing of its directory."""
+    async def _checksums(self, path: str) -> dict[str, str]:
+        """A file's checksums, as the daemon computes them for a listing of its directory
+        (when the answer that carried them was lost)."""
         parent = path.rsplit("/", 1)[0] or "/"
         params = {"path": parent, "checksum": "true"}
         while True:
             page = await self._http.call("GET", self._route(), params=params, idempotent=True)
             for entry in page["entries"]:
-                if entry["path"] == path and entry.get("sha256"):
-                    return str(entry["sha256"])
+                if entry["path"] == path and entry.get("crc64nvme"):
+                    return {k: str(entry[k]) for k in ("crc64nvme", "sha256") if entry.get(k)}
             if not page.get("next_cursor"):
                 raise NotFoundError(f"{path}: not found", "not_found", 404)
             params["cursor"] = page["next_cursor"]

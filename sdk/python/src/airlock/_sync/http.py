@@ -102,8 +102,10 @@ class HTTP:
             raise _core.failure(response.status_code, response.content)
         return str(response.headers["location"])
 
-    def tus_patch(self, location: str, offset: int, chunk: _io.Body) -> tuple[int, str | None]:
-        """Appends at `offset`; answers the upload's new offset, and the file's sha256
+    def tus_patch(
+        self, location: str, offset: int, chunk: _io.Body
+    ) -> tuple[int, dict[str, str] | None]:
+        """Appends at `offset`; answers the upload's new offset, and the file's checksums
         once the last byte committed it."""
         headers = {
             "Tus-Resumable": "1.0.0",
@@ -115,7 +117,13 @@ class HTTP:
             raise httpx.RemoteProtocolError(f"HTTP {response.status_code}")
         if response.status_code >= 400:
             raise _core.failure(response.status_code, response.content)
-        return int(response.headers["upload-offset"]), response.headers.get("x-airlock-sha256")
+        offset = int(response.headers["upload-offset"])
+        if "x-airlock-crc64nvme" not in response.headers:
+            return offset, None
+        sums = {"crc64nvme": response.headers["x-airlock-crc64nvme"]}
+        if "x-airlock-sha256" in response.headers:
+            sums["sha256"] = response.headers["x-airlock-sha256"]
+        return offset, sums
 
     def tus_offset(self, location: str) -> int:
         """Where a tus upload stands, by HEAD."""
