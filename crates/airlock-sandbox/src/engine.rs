@@ -1,8 +1,10 @@
 //! The engine's face to the daemon: provision, restore, start, stop, exec, destroy.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use airlock_fs::{Root, SandboxPath};
@@ -53,6 +55,11 @@ pub struct ExecPlan {
 pub struct Engine {
     layout: Layout,
     cgroups: Cgroups,
+    /// An open handle on each mounted view, taken right after the mount and dropped
+    /// before the unmount: a file request then costs no path walk to the sandbox's root.
+    /// Only a mount fills it, so a handle on the bare directory under a view that is not
+    /// mounted yet is never kept.
+    roots: RwLock<HashMap<String, Arc<Root>>>,
 }
 
 impl Engine {
@@ -62,6 +69,7 @@ impl Engine {
         Ok(Self {
             layout: Layout::new(home),
             cgroups,
+            roots: RwLock::new(HashMap::new()),
         })
     }
 
@@ -81,7 +89,8 @@ impl Engine {
     /// Creates a new sandbox's storage and view. Blocking.
     pub fn provision(&self, cfg: &SandboxConfig) -> SandboxResult<()> {
         view::provision(&self.layout, &cfg.id, &cfg.template, cfg.limits.disk_mb)
-            .doing("preparing sandbox storage")
+            .doing("preparing sandbox storage")?;
+        self.keep_root(&cfg.id)
     }
 
     /// Brings an existing sandbox back after a daemon restart: kills anything an earlier
@@ -92,17 +101,35 @@ impl Engine {
             .doing("killing what an earlier daemon left")?;
         view::mount_storage(&self.layout, &cfg.id).doing("remounting sandbox storage")?;
         view::mount_view(&self.layout, &cfg.id, &cfg.template, &cfg.readonly)
-            .doing("remounting the sandbox's view")
+            .doing("remounting the sandbox's view")?;
+        self.keep_root(&cfg.id)
     }
 
     /// A handle on the sandbox's root, for the file engine.
-    pub fn root(&self, id: &str) -> SandboxResult<Root> {
+    pub fn root(&self, id: &str) -> SandboxResult<Arc<Root>> {
+        let kept = self.roots.read().ok().and_then(|r| r.get(id).cloned());
+        match kept {
+            Some(root) => Ok(root),
+            None => Ok(Arc::new(self.open_root(id)?)),
+        }
+    }
+
+    fn open_root(&self, id: &str) -> SandboxResult<Root> {
         Root::open(&self.layout.view(id)).doing("opening the sandbox root")
+    }
+
+    /// Keeps a handle on a view just mounted.
+    fn keep_root(&self, id: &str) -> SandboxResult<()> {
+        let root = Arc::new(self.open_root(id)?);
+        if let Ok(mut roots) = self.roots.write() {
+            roots.insert(id.to_owned(), root);
+        }
+        Ok(())
     }
 
     /// Makes an existing file of the sandbox read-only to everything inside it.
     pub fn make_readonly(&self, id: &str, path: &SandboxPath) -> SandboxResult<()> {
-        view::make_readonly(&self.root(id)?, path).doing("binding a read-only file")
+        view::make_readonly(&*self.root(id)?, path).doing("binding a read-only file")
     }
 
     /// Starts the sandbox's init; returns once its namespaces and mounts are ready.
@@ -171,6 +198,9 @@ impl Engine {
 
     /// Removes everything of a stopped sandbox: groups, mounts, storage. Blocking.
     pub fn destroy(&self, id: &str) -> SandboxResult<()> {
+        if let Ok(mut roots) = self.roots.write() {
+            roots.remove(id);
+        }
         self.cgroups
             .destroy(id)
             .doing("killing the sandbox's processes")?;

@@ -2,6 +2,7 @@
 //! confined engine; read-only injected files are protected by their read-only mounts, so
 //! the kernel itself refuses (EROFS/EBUSY, answered 403) any write, move or removal.
 
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use airlock_api::{FileEntry, FileList, FileMode, WriteResult};
@@ -104,13 +105,13 @@ impl Service {
         caller: &Principal,
         id: &str,
         need: Need,
-    ) -> Result<Root, ApiError> {
+    ) -> Result<Arc<Root>, ApiError> {
         self.entry(caller, id, need)?;
         self.root_unchecked(id)
     }
 
     /// The root of a sandbox, for the daemon's own housekeeping (sweeps, expiry).
-    pub(super) fn root_unchecked(&self, id: &str) -> Result<Root, ApiError> {
+    pub(super) fn root_unchecked(&self, id: &str) -> Result<Arc<Root>, ApiError> {
         Ok(self.engine.root(id)?)
     }
 
