@@ -147,8 +147,8 @@ impl Root {
             std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))
                 .map_err(|e| FsError::from_io(path.as_str(), e))?;
         }
-        copy_hashing(content, &mut file, Checks::default())
-            .map_err(|e| FsError::from_io(path.as_str(), e))?;
+        // The chunk's own checksum would be thrown away: the whole file is read below.
+        copy_chunks(content, &mut file, |_| {}).map_err(|e| FsError::from_io(path.as_str(), e))?;
         let entry = Entry::of_fd(&file, path.to_string())
             .map_err(|e| FsError::from_errno(path.as_str(), e))?;
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))
@@ -278,17 +278,26 @@ fn copy_hashing(
     checks: Checks,
 ) -> std::io::Result<Checksums> {
     let mut hasher = Hasher::new(&checks);
+    copy_chunks(from, to, |chunk| hasher.update(chunk))?;
+    Ok(hasher.finish())
+}
+
+/// Copies everything in one bounded buffer, showing each chunk to `seen` on the way.
+fn copy_chunks(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    mut seen: impl FnMut(&[u8]),
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; BUFFER];
     loop {
         let n = fill_buffer(from, &mut buf)?;
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
+        seen(&buf[..n]);
         to.write_all(&buf[..n])?;
     }
-    to.flush()?;
-    Ok(hasher.finish())
+    to.flush()
 }
 
 /// Reads until `buf` is full or the input ends. Network bodies arrive in small pieces;
