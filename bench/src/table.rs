@@ -126,7 +126,7 @@ impl Table {
             };
             md += &format!(
                 "| {} | {:.3} s | {:.3} s | {:.3} s | {rate} |\n",
-                s.what,
+                cell(&s.what),
                 median,
                 quantile(&s.seconds, 0.0),
                 quantile(&s.seconds, 1.0)
@@ -138,7 +138,9 @@ impl Table {
                 let verdict = if g.pass { "pass" } else { "short" };
                 md += &format!(
                     "| {} | {:.2} | {} | {verdict} |\n",
-                    g.name, g.value, g.target
+                    cell(&g.name),
+                    g.value,
+                    g.target
                 );
             }
         }
@@ -147,4 +149,9 @@ impl Table {
         }
         md + "\n"
     }
+}
+
+/// Text for a Markdown table cell: a shell pipeline's `|` would otherwise split the cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
 }

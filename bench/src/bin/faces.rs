@@ -1,11 +1,18 @@
-//! REST and gRPC side by side on one daemon: a 1 GiB file up and down through the Rust
-//! SDK (REST) and through the gRPC stubs, alternating run by run after an uncounted
-//! warm-up. The quick check of the goal "gRPC within 10 % of REST both ways"; `bench/run`
-//! measures the same rows inside W1 beside the other peers.
+//! Every face on one daemon: a 1 GiB file up and down with curl, through the Rust SDK
+//! (REST), the gRPC stubs, the Python SDK and the TypeScript SDK, alternating run by run
+//! after an uncounted warm-up. Checks the goals "gRPC within 10 % of REST both ways" and
+//! "the Python and TypeScript SDKs at ≥ 0.8× curl's throughput"; `bench/run` measures the
+//! Rust SDK and gRPC rows inside W1 beside the other peers too.
+//!
+//! The Python and TypeScript transfers run as child processes (`bench/sdk/`) that time the
+//! transfer itself, so an interpreter's start-up is not charged to its SDK; they need the
+//! project's `.venv` with the Python SDK and the built TypeScript package (`bench/run`
+//! makes both).
 //!
 //! Usage: faces AIRLOCK_BINARY REPS OUT_PREFIX
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 use airlock_api::CreateSandbox;
@@ -15,6 +22,48 @@ use airlock_bench::{BenchDaemon, airlock_binary, machine, run_shell};
 use airlock_client::WriteOptions;
 
 const GIB: u64 = 1 << 30;
+
+/// The SDKs driven as child processes: a row name and the command that runs the script.
+const SCRIPTED: [(&str, &str, &str); 2] = [
+    ("Python SDK", ".venv/bin/python", "bench/sdk/transfer.py"),
+    ("TypeScript SDK", "node", "bench/sdk/transfer.mjs"),
+];
+
+/// One transfer through a scripted SDK; answers the seconds the script measured.
+fn scripted(
+    (interpreter, script): (&str, &str),
+    daemon: &BenchDaemon,
+    direction: &str,
+    id: &str,
+    local: &Path,
+    remote: &str,
+) -> anyhow::Result<f64> {
+    let output = Command::new(interpreter)
+        .arg(script)
+        .args([direction, id])
+        .arg(local)
+        .arg(remote)
+        .env("AIRLOCK_URL", &daemon.url)
+        .env("AIRLOCK_TOKEN", &daemon.token)
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{script} {direction} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?.trim().parse()?)
+}
+
+/// A `curl` command line for one file of the sandbox, up (`-T`, streamed) or down.
+fn curl(daemon: &BenchDaemon, id: &str, direction: &str, local: &Path, remote: &str) -> String {
+    let transfer = if direction == "up" { "-T" } else { "-o" };
+    format!(
+        "curl -sSf -H 'Authorization: Bearer {}' {transfer} {} '{}/v1/sandboxes/{id}/files/content?path={remote}' > /dev/null",
+        daemon.token,
+        local.display(),
+        daemon.url
+    )
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -31,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let client = daemon.client();
     let id = client.create(&CreateSandbox::default()).await?.id;
     let mut grpc = GrpcFiles::connect(&daemon.url, &daemon.token).await?;
-    let mut t = Table::new("REST and gRPC: one 1 GiB file, up and down");
+    let mut t = Table::new("Every face: one 1 GiB file, up and down");
     for rep in 0..=reps {
         let mut warm = Table::new("");
         let t = if rep == 0 { &mut warm } else { &mut t };
@@ -64,6 +113,30 @@ async fn main() -> anyhow::Result<()> {
         );
         run_shell("sync")?;
         let started = Instant::now();
+        run_shell(&curl(
+            &daemon,
+            &id,
+            "up",
+            &big,
+            &format!("/workspace/curl-{rep}"),
+        ))?;
+        t.record(
+            "up: curl PUT",
+            Some(GIB),
+            None,
+            started.elapsed().as_secs_f64(),
+        );
+        for (name, interpreter, script) in SCRIPTED {
+            run_shell("sync")?;
+            let remote = format!("/workspace/{}-{rep}", face_key(name));
+            let secs = scripted((interpreter, script), &daemon, "up", &id, &big, &remote)?;
+            t.record(&format!("up: {name} (write)"), Some(GIB), None, secs);
+        }
+        run_shell("sync")?;
+        // Each download writes a local GiB: flush the last one's dirty pages first, so no
+        // face pays for another's writeback.
+        run_shell("sync")?;
+        let started = Instant::now();
         let mut local = tokio::fs::File::create(work.join("down-rest")).await?;
         client
             .read_to(&id, &format!("/workspace/rest-{rep}"), &mut local)
@@ -74,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
             None,
             started.elapsed().as_secs_f64(),
         );
+        run_shell("sync")?;
         let started = Instant::now();
         grpc.download(
             &id,
@@ -87,12 +161,38 @@ async fn main() -> anyhow::Result<()> {
             None,
             started.elapsed().as_secs_f64(),
         );
+        run_shell("sync")?;
+        let started = Instant::now();
+        let remote = format!("/workspace/curl-{rep}");
+        run_shell(&curl(
+            &daemon,
+            &id,
+            "down",
+            &work.join("down-curl"),
+            &remote,
+        ))?;
+        t.record(
+            "down: curl GET",
+            Some(GIB),
+            None,
+            started.elapsed().as_secs_f64(),
+        );
+        for (name, interpreter, script) in SCRIPTED {
+            let (remote, local) = (
+                format!("/workspace/{}-{rep}", face_key(name)),
+                work.join(format!("down-{}", face_key(name))),
+            );
+            run_shell("sync")?;
+            let secs = scripted((interpreter, script), &daemon, "down", &id, &local, &remote)?;
+            t.record(&format!("down: {name} (read)"), Some(GIB), None, secs);
+        }
+        // Every face's copy came back whole: a fast wrong answer is no answer.
         run_shell(&format!(
-            "cmp -s {b} {w}/down-rest && cmp -s {b} {w}/down-grpc",
+            "for f in rest grpc curl python typescript; do cmp -s {b} {w}/down-$f || exit 1; done",
             b = big.display(),
             w = work.display()
         ))?;
-        for face in ["rest", "grpc"] {
+        for face in ["rest", "grpc", "curl", "python", "typescript"] {
             client
                 .remove(&id, &format!("/workspace/{face}-{rep}"), false)
                 .await?;
@@ -100,12 +200,19 @@ async fn main() -> anyhow::Result<()> {
     }
     t.ratio_goal("up: gRPC (UploadFile)", "up: REST (SDK write)", 1.1);
     t.ratio_goal("down: gRPC (DownloadFile)", "down: REST (SDK read_to)", 1.1);
-    t.notes
-        .push("Goal: gRPC within 10 % of REST's time (≤ 1.1×) both ways.".into());
+    for (name, _, _) in SCRIPTED {
+        t.ratio_goal(&format!("up: {name} (write)"), "up: curl PUT", 1.25);
+        t.ratio_goal(&format!("down: {name} (read)"), "down: curl GET", 1.25);
+    }
+    t.notes.push(
+        "Goals: gRPC within 10 % of REST's time (≤ 1.1×) both ways; the Python and TypeScript \
+         SDKs at ≥ 0.8× curl's throughput (≤ 1.25× its time) both ways."
+            .into(),
+    );
     drop(daemon);
     let _ = std::fs::remove_dir_all(&work);
     let md = format!(
-        "Machine: {}\n\n{reps} runs per line after a warm-up run, REST and gRPC alternating.\n\n{}",
+        "Machine: {}\n\n{reps} runs per line after a warm-up run, the faces alternating.\n\n{}",
         machine(),
         t.markdown()
     );
@@ -118,4 +225,9 @@ async fn main() -> anyhow::Result<()> {
     )?;
     print!("{md}");
     Ok(())
+}
+
+/// The file-name key of a scripted SDK's row: "Python SDK" → "python".
+fn face_key(name: &str) -> String {
+    name.split(' ').next().unwrap_or(name).to_lowercase()
 }

@@ -1,0 +1,20 @@
+// One timed transfer through the TypeScript SDK (its built ESM package), for bench/run's
+// faces table.
+//
+// Usage: node transfer.mjs up|down SANDBOX_ID LOCAL REMOTE   (AIRLOCK_URL and AIRLOCK_TOKEN set)
+// Prints the transfer's seconds, timed inside the process so Node's start-up is not
+// charged to the SDK.
+import { createWriteStream, openAsBlob } from 'node:fs'
+import { Writable } from 'node:stream'
+import { Sandbox } from '../../sdk/typescript/dist/esm/index.js'
+
+const [direction, sandboxId, local, remote] = process.argv.slice(2)
+const sandbox = await Sandbox.connect(sandboxId)
+const started = performance.now()
+if (direction === 'up') {
+  await sandbox.files.write(remote, await openAsBlob(local))
+} else {
+  const stream = await sandbox.files.read(remote, { format: 'stream' })
+  await stream.pipeTo(Writable.toWeb(createWriteStream(local)))
+}
+console.log(((performance.now() - started) / 1000).toFixed(6))
