@@ -80,6 +80,26 @@ def test_files_every_method(env: Daemon) -> None:
         assert not f.exists("/workspace/d")
 
 
+class _ShrunkFile(io.BytesIO):
+    """A file whose size says more than its reads give: one cut while it is sent."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(size)[: max(0, len(self.getvalue()) // 2 - self.tell())]
+
+
+def test_a_file_goes_from_where_it_stands_and_whole_or_not_at_all(env: Daemon) -> None:
+    with Sandbox.create() as sb:
+        source = io.BytesIO(BINARY)
+        source.seek(1000)
+        sb.files.write("/workspace/rest", source)
+        assert sb.files.read("/workspace/rest") == BINARY[1000:]
+        # Its length goes ahead of it, so a file that gives less is refused, not stored
+        # short; the old content stays.
+        with pytest.raises(ValueError, match="changed while it was sent"):
+            sb.files.write("/workspace/rest", _ShrunkFile(BINARY))
+        assert sb.files.read("/workspace/rest") == BINARY[1000:]
+
+
 def test_write_files_is_one_batch_with_per_file_results(env: Daemon) -> None:
     with Sandbox.create() as sb:
         result = sb.files.write_files(

@@ -33,6 +33,15 @@ export function knownLength(data: Data): number | undefined {
   return undefined
 }
 
+/**
+ * `Content-Length` for a body whose length is known, so it goes unframed rather than
+ * chunked; a source that turns out shorter fails the upload instead of storing a short
+ * file.
+ */
+export function lengthHeader(length: number | undefined): Record<string, string> {
+  return length === undefined ? {} : { 'content-length': String(length) }
+}
+
 /** `data` as a web stream of bytes. */
 export function toStream(data: Data): ReadableStream<Uint8Array> {
   if (typeof data === 'string') return slices(encoder.encode(data))

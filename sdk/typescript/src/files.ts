@@ -2,8 +2,9 @@
 
 import * as fs from 'node:fs/promises'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 
-import { type Data, type Progress, counted, knownLength, lines, toStream } from './body.js'
+import { type Data, type Progress, counted, knownLength, lengthHeader, lines, toStream } from './body.js'
 import { NotFoundError } from './errors.js'
 import { type CallOptions, type Http, withSignal } from './http.js'
 import {
@@ -90,8 +91,10 @@ export class Files {
       overwrite: flag(options.overwrite),
       ...checksumFields(options),
     }
-    const body = counted(toStream(data), knownLength(data), options.onProgress)
-    const spec = { params, body, headers: { 'content-type': 'application/octet-stream' } }
+    const length = knownLength(data)
+    const direct = data instanceof Readable && !options.onProgress
+    const body = direct ? data : counted(toStream(data), length, options.onProgress)
+    const spec = { params, body, headers: { 'content-type': 'application/octet-stream', ...lengthHeader(length) } }
     return writeInfo(await this.http.call('PUT', this.route('/content'), withSignal(spec, options)))
   }
 

@@ -26,7 +26,7 @@ export interface CallOptions {
 export interface RequestSpec extends CallOptions {
   params?: Record<string, string | undefined>
   json?: unknown
-  body?: ReadableStream<Uint8Array> | Uint8Array | string
+  body?: ReadableStream<Uint8Array> | Readable | Uint8Array | string
   headers?: Record<string, string>
   /** Safe to repeat: tried again while the daemon refuses connections. */
   idempotent?: boolean
@@ -74,7 +74,8 @@ export class Http {
       try {
         return await this.once(method, path, spec)
       } catch (error) {
-        const retry = spec.idempotent === true && !(spec.body instanceof ReadableStream)
+        const streamedBody = spec.body instanceof ReadableStream || spec.body instanceof Readable
+        const retry = spec.idempotent === true && !streamedBody
         if (!retry || attempt >= ATTEMPTS || !refused(error)) throw error
         await new Promise((resolve) => setTimeout(resolve, BACKOFF_MS * attempt))
       }
@@ -114,9 +115,14 @@ export class Http {
         readText(streamedBody).then((text) => reject(failure(status, text)), reject)
       })
       request.on('error', reject)
-      if (body instanceof ReadableStream) {
-        // The body goes as the daemon takes it: a slow daemon slows the source.
-        pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), request).catch(
+      if (body instanceof ReadableStream || body instanceof Readable) {
+        // The body goes as the daemon takes it: a slow daemon slows the source. A Node
+        // stream goes as it is: through a web stream and back cost a 1 GiB upload 25 %.
+        const source =
+          body instanceof Readable
+            ? body
+            : Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>)
+        pipeline(source, request).catch(
           (error: unknown) => {
             // An answer that came early (a refusal while the body was still going)
             // is the outcome; the body's broken pipe is not.

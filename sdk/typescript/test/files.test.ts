@@ -50,6 +50,19 @@ test('every kind of data is written exactly and read back three ways', async () 
   assert.equal(await fx.sandbox.files.read('/workspace/kinds/string', { format: 'text' }), text)
 })
 
+test('a Node stream goes to the socket as it is, and one that fails stores nothing', async () => {
+  const path = '/workspace/node-stream.bin'
+  await fx.sandbox.files.write(path, Readable.from([Buffer.from(BINARY)]))
+  const broken = new Readable({
+    read() {
+      this.push(Buffer.from('half of it'))
+      this.destroy(new Error('the source broke'))
+    },
+  })
+  await assert.rejects(fx.sandbox.files.write(path, broken))
+  assert.deepEqual(await fx.sandbox.files.read(path), BINARY)
+})
+
 test('mode, mtime, checksums and overwrite are honoured', async () => {
   const info = await fx.sandbox.files.write('/workspace/m.sh', '#!/bin/sh\n', { mode: 0o750, mtime: 1_600_000_000 })
   assert.equal(info.mode, 0o750)

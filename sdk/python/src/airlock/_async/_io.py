@@ -11,7 +11,7 @@ from typing import IO, Any, Callable, Optional, Union
 
 import httpx
 
-from .. import _tar
+from .. import _core, _tar
 from .._pipe import Pipe
 
 #: Bytes read from a local file at a time.
@@ -24,15 +24,16 @@ async def sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-def body(data: Any) -> Body:
+def body(data: Any, length: int | None = None) -> Body:
     """`data` as a request body: text and bytes as they are; a binary file object or an
-    (async) iterator of bytes streamed, never read whole."""
+    (async) iterator of bytes streamed, never read whole. A file whose `length` went
+    ahead of it as `Content-Length` must give exactly that many bytes."""
     if isinstance(data, str):
         return data.encode()
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
     if hasattr(data, "read"):
-        return _file_chunks(data)
+        return _file_chunks(data, length)
     if hasattr(data, "__aiter__"):
         return _async_chunks(data)
     if hasattr(data, "__iter__"):
@@ -40,9 +41,12 @@ def body(data: Any) -> Body:
     raise TypeError(f"cannot send {type(data).__name__}: give str, bytes, a file or chunks")
 
 
-async def _file_chunks(f: IO[bytes]) -> AsyncIterator[bytes]:
+async def _file_chunks(f: IO[bytes], length: int | None) -> AsyncIterator[bytes]:
+    sent = 0
     while True:
         chunk = await asyncio.to_thread(f.read, CHUNK)
+        sent += len(chunk)
+        _core.check_file_length(sent, length, ended=not chunk)
         if not chunk:
             return
         if isinstance(chunk, str):

@@ -9,7 +9,7 @@ from typing import IO, Any, Callable, Optional, Union
 
 import httpx
 
-from .. import _tar
+from .. import _core, _tar
 from .._pipe import IterReader
 
 #: Bytes read from a local file at a time.
@@ -22,7 +22,7 @@ def sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def body(data: Any) -> Body:
+def body(data: Any, length: int | None = None) -> Body:
     """`data` as a request body: text and bytes as they are; a binary file object or an
     iterator of bytes streamed, never read whole."""
     if isinstance(data, str):
@@ -30,7 +30,7 @@ def body(data: Any) -> Body:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
     if hasattr(data, "read"):
-        return _file_chunks(data)
+        return _file_chunks(data, length)
     if hasattr(data, "__aiter__"):
         raise TypeError("the sync client takes iterators, not async iterators")
     if hasattr(data, "__iter__"):
@@ -38,9 +38,12 @@ def body(data: Any) -> Body:
     raise TypeError(f"cannot send {type(data).__name__}: give str, bytes, a file or chunks")
 
 
-def _file_chunks(f: IO[bytes]) -> Iterator[bytes]:
+def _file_chunks(f: IO[bytes], length: int | None) -> Iterator[bytes]:
+    sent = 0
     while True:
         chunk = f.read(CHUNK)
+        sent += len(chunk)
+        _core.check_file_length(sent, length, ended=not chunk)
         if not chunk:
             return
         if isinstance(chunk, str):

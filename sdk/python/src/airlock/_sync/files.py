@@ -63,8 +63,15 @@ class Files:
         if resumable:
             return self._write_resumable(path, data, mode, mtime, overwrite, checks, on_progress)
         params = _core.put_params(path, mode, mtime, parents, overwrite, checks)
-        body = _io.counted(_io.body(data), _core.known_length(data), on_progress)
-        answer = self._http.call("PUT", self._route("/content"), params=params, content=body)
+        length = _core.known_length(data)
+        body = _io.counted(_io.body(data, length), length, on_progress)
+        answer = self._http.call(
+            "PUT",
+            self._route("/content"),
+            params=params,
+            content=body,
+            headers=_core.length_header(length),
+        )
         return WriteInfo.from_json(answer)
 
     @overload

@@ -45,11 +45,18 @@ class HTTP:
         json_body: Any = None,
         content: _io.Body | None = None,
         files: Any = None,
+        headers: dict[str, str] | None = None,
         idempotent: bool = False,
     ) -> Any:
         """Sends one request and answers its JSON (None for an empty answer)."""
         request = self._client.build_request(
-            method, path, params=params, json=json_body, content=content, files=files
+            method,
+            path,
+            params=params,
+            json=json_body,
+            content=content,
+            files=files,
+            headers=headers,
         )
         response = self._send(request, stream=False, retry=idempotent)
         if response.status_code >= 400:
