@@ -137,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
         // face pays for another's writeback.
         run_shell("sync")?;
         let started = Instant::now();
-        let mut local = tokio::fs::File::create(work.join("down-rest")).await?;
+        let mut local = tokio::fs::File::create(work.join(format!("down-rest-{rep}"))).await?;
         client
             .read_to(&id, &format!("/workspace/rest-{rep}"), &mut local)
             .await?;
@@ -152,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
         grpc.download(
             &id,
             &format!("/workspace/grpc-{rep}"),
-            &work.join("down-grpc"),
+            &work.join(format!("down-grpc-{rep}")),
         )
         .await?;
         t.record(
@@ -168,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
             &daemon,
             &id,
             "down",
-            &work.join("down-curl"),
+            &work.join(format!("down-curl-{rep}")),
             &remote,
         ))?;
         t.record(
@@ -180,15 +180,17 @@ async fn main() -> anyhow::Result<()> {
         for (name, interpreter, script) in SCRIPTED {
             let (remote, local) = (
                 format!("/workspace/{}-{rep}", face_key(name)),
-                work.join(format!("down-{}", face_key(name))),
+                work.join(format!("down-{}-{rep}", face_key(name))),
             );
             run_shell("sync")?;
             let secs = scripted((interpreter, script), &daemon, "down", &id, &local, &remote)?;
             t.record(&format!("down: {name} (read)"), Some(GIB), None, secs);
         }
-        // Every face's copy came back whole: a fast wrong answer is no answer.
+        // Every face's copy came back whole: a fast wrong answer is no answer. Then the
+        // copies go and their blocks are freed outside the timed windows: every run
+        // writes fresh paths (research/BASELINES.md's traps).
         run_shell(&format!(
-            "for f in rest grpc curl python typescript; do cmp -s {b} {w}/down-$f || exit 1; done",
+            "for f in rest grpc curl python typescript; do cmp -s {b} {w}/down-$f-{rep} || exit 1; done; rm {w}/down-*-{rep}; sync",
             b = big.display(),
             w = work.display()
         ))?;

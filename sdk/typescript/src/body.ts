@@ -82,12 +82,22 @@ function fromIterable(chunks: AsyncIterable<Uint8Array | string>): ReadableStrea
         return
       }
       const chunk = next.value
-      controller.enqueue(typeof chunk === 'string' ? encoder.encode(chunk) : new Uint8Array(chunk))
+      controller.enqueue(typeof chunk === 'string' ? encoder.encode(chunk) : plainView(chunk))
     },
     async cancel(reason) {
       await iterator.return?.(reason)
     },
   })
+}
+
+/**
+ * A chunk as a plain `Uint8Array` over the same memory: a Node `Buffer` is one already
+ * but compares unequal to one, and copying every chunk cost downloads a copy of each byte.
+ */
+function plainView(chunk: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(chunk) === Uint8Array.prototype
+    ? chunk
+    : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
 }
 
 /** `stream`, telling `onProgress` of each chunk as it passes. */
