@@ -80,6 +80,12 @@ async fn main() -> anyhow::Result<()> {
     let client = daemon.client();
     let id = client.create(&CreateSandbox::default()).await?.id;
     let mut grpc = GrpcFiles::connect(&daemon.url, &daemon.token).await?;
+    // A directory per face, so checking an upload's CRC reads that upload alone.
+    for face in ["rest", "grpc", "curl", "python", "typescript"] {
+        client
+            .mkdir(&id, &format!("/workspace/{face}"), None)
+            .await?;
+    }
     let mut t = Table::new("Every face: one 1 GiB file, up and down");
     for rep in 0..=reps {
         let mut warm = Table::new("");
@@ -87,14 +93,15 @@ async fn main() -> anyhow::Result<()> {
         run_shell(&format!("cat {} > /dev/null", big.display()))?;
         let started = Instant::now();
         let file = tokio::fs::File::open(&big).await?;
-        client
+        let want = client
             .write(
                 &id,
-                &format!("/workspace/rest-{rep}"),
+                &format!("/workspace/rest/{rep}"),
                 file,
                 &WriteOptions::default(),
             )
-            .await?;
+            .await?
+            .crc64nvme;
         t.record(
             "up: REST (SDK write)",
             Some(GIB),
@@ -103,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         );
         run_shell("sync")?;
         let started = Instant::now();
-        grpc.upload(&id, &big, &format!("/workspace/grpc-{rep}"))
+        grpc.upload(&id, &big, &format!("/workspace/grpc/{rep}"))
             .await?;
         t.record(
             "up: gRPC (UploadFile)",
@@ -111,14 +118,14 @@ async fn main() -> anyhow::Result<()> {
             None,
             started.elapsed().as_secs_f64(),
         );
-        run_shell("sync")?;
+        arrived(&client, &id, &format!("/workspace/grpc/{rep}"), &want).await?;
         let started = Instant::now();
         run_shell(&curl(
             &daemon,
             &id,
             "up",
             &big,
-            &format!("/workspace/curl-{rep}"),
+            &format!("/workspace/curl/{rep}"),
         ))?;
         t.record(
             "up: curl PUT",
@@ -126,50 +133,45 @@ async fn main() -> anyhow::Result<()> {
             None,
             started.elapsed().as_secs_f64(),
         );
+        arrived(&client, &id, &format!("/workspace/curl/{rep}"), &want).await?;
         for (name, interpreter, script) in SCRIPTED {
-            run_shell("sync")?;
-            let remote = format!("/workspace/{}-{rep}", face_key(name));
+            let remote = format!("/workspace/{}/{rep}", face_key(name));
             let secs = scripted((interpreter, script), &daemon, "up", &id, &big, &remote)?;
             t.record(&format!("up: {name} (write)"), Some(GIB), None, secs);
+            arrived(&client, &id, &remote, &want).await?;
         }
-        run_shell("sync")?;
-        // Each download writes a local GiB: flush the last one's dirty pages first, so no
-        // face pays for another's writeback.
+        // Every face downloads the REST upload's copy.
+        let source = format!("/workspace/rest/{rep}");
         run_shell("sync")?;
         let started = Instant::now();
         let mut local = tokio::fs::File::create(work.join(format!("down-rest-{rep}"))).await?;
-        client
-            .read_to(&id, &format!("/workspace/rest-{rep}"), &mut local)
-            .await?;
+        client.read_to(&id, &source, &mut local).await?;
         t.record(
             "down: REST (SDK read_to)",
             Some(GIB),
             None,
             started.elapsed().as_secs_f64(),
         );
+        landed(&big, &work.join(format!("down-rest-{rep}")))?;
         run_shell("sync")?;
         let started = Instant::now();
-        grpc.download(
-            &id,
-            &format!("/workspace/grpc-{rep}"),
-            &work.join(format!("down-grpc-{rep}")),
-        )
-        .await?;
+        grpc.download(&id, &source, &work.join(format!("down-grpc-{rep}")))
+            .await?;
         t.record(
             "down: gRPC (DownloadFile)",
             Some(GIB),
             None,
             started.elapsed().as_secs_f64(),
         );
+        landed(&big, &work.join(format!("down-grpc-{rep}")))?;
         run_shell("sync")?;
         let started = Instant::now();
-        let remote = format!("/workspace/curl-{rep}");
         run_shell(&curl(
             &daemon,
             &id,
             "down",
             &work.join(format!("down-curl-{rep}")),
-            &remote,
+            &source,
         ))?;
         t.record(
             "down: curl GET",
@@ -177,28 +179,15 @@ async fn main() -> anyhow::Result<()> {
             None,
             started.elapsed().as_secs_f64(),
         );
+        landed(&big, &work.join(format!("down-curl-{rep}")))?;
         for (name, interpreter, script) in SCRIPTED {
-            let (remote, local) = (
-                format!("/workspace/{}-{rep}", face_key(name)),
-                work.join(format!("down-{}-{rep}", face_key(name))),
-            );
+            let local = work.join(format!("down-{}-{rep}", face_key(name)));
             run_shell("sync")?;
-            let secs = scripted((interpreter, script), &daemon, "down", &id, &local, &remote)?;
+            let secs = scripted((interpreter, script), &daemon, "down", &id, &local, &source)?;
             t.record(&format!("down: {name} (read)"), Some(GIB), None, secs);
+            landed(&big, &local)?;
         }
-        // Every face's copy came back whole: a fast wrong answer is no answer. Then the
-        // copies go and their blocks are freed outside the timed windows: every run
-        // writes fresh paths (research/BASELINES.md's traps).
-        run_shell(&format!(
-            "for f in rest grpc curl python typescript; do cmp -s {b} {w}/down-$f-{rep} || exit 1; done; rm {w}/down-*-{rep}; sync",
-            b = big.display(),
-            w = work.display()
-        ))?;
-        for face in ["rest", "grpc", "curl", "python", "typescript"] {
-            client
-                .remove(&id, &format!("/workspace/{face}-{rep}"), false)
-                .await?;
-        }
+        client.remove(&id, &source, false).await?;
     }
     t.ratio_goal("up: gRPC (UploadFile)", "up: REST (SDK write)", 1.1);
     t.ratio_goal("down: gRPC (DownloadFile)", "down: REST (SDK read_to)", 1.1);
@@ -232,4 +221,32 @@ async fn main() -> anyhow::Result<()> {
 /// The file-name key of a scripted SDK's row: "Python SDK" → "python".
 fn face_key(name: &str) -> String {
     name.split(' ').next().unwrap_or(name).to_lowercase()
+}
+
+/// Checks that an upload arrived whole (the daemon's CRC of it against the REST upload's),
+/// then removes it and flushes, outside the timed windows: left in place, each GiB slowed
+/// the writes after it (a fifth upload took 2.8 s where the first took 1.1 s).
+async fn arrived(
+    client: &airlock_client::Client,
+    id: &str,
+    remote: &str,
+    want: &str,
+) -> anyhow::Result<()> {
+    let dir = remote.rsplit_once('/').map_or("/", |(dir, _)| dir);
+    let listed = client.list_page(id, dir, 1, None, true).await?;
+    let entry = listed.entries.iter().find(|e| e.path == remote);
+    let got = entry.and_then(|e| e.crc64nvme.as_deref());
+    anyhow::ensure!(got == Some(want), "{remote} arrived as {got:?}, not {want}");
+    client.remove(id, remote, false).await?;
+    run_shell("sync")
+}
+
+/// Checks that a download came back whole (a fast wrong answer is no answer), then removes
+/// it and flushes, outside the timed windows, for the same reason as [`arrived`].
+fn landed(big: &Path, local: &Path) -> anyhow::Result<()> {
+    run_shell(&format!(
+        "cmp -s {} {l} && rm {l} && sync",
+        big.display(),
+        l = local.display()
+    ))
 }
