@@ -515,8 +515,8 @@ async fn w6(env: &Env, single_rate: f64) -> anyhow::Result<Table> {
         env.client.delete(&id).await?;
     }
     // The machine's own limit for the same 4 GiB written 64 files at once: `cp`, started
-    // from a clean page cache like the uploads. Four times W1's bytes pass the kernel's
-    // dirty-page thresholds, so writeback, not the daemon, can bound both.
+    // from a clean page cache like the uploads: the yardstick for the volume, which is
+    // four times W1's.
     let dest = env.work.join("w6-cp");
     sh(&format!("mkdir -p {}", dest.display()))?;
     settle(&src)?;
@@ -546,9 +546,8 @@ async fn w6(env: &Env, single_rate: f64) -> anyhow::Result<Table> {
         1.25,
     );
     t.notes.push(
-        "Goals: the issue's, aggregate ≥ 0.8× one 1 GiB stream's throughput; and, since \
-         4 GiB meet writeback where 1 GiB does not, ≥ 0.8× `cp`'s throughput for the same \
-         files at once (≤ 1.25× its time)."
+        "Goals: the issue's, aggregate ≥ 0.8× one 1 GiB stream's throughput; and ≥ 0.8× \
+         `cp`'s throughput for the same files at once (≤ 1.25× its time)."
             .into(),
     );
     Ok(t)
