@@ -23,35 +23,62 @@ use airlock_client::WriteOptions;
 
 const GIB: u64 = 1 << 30;
 
-/// The SDKs driven as child processes: a row name and the command that runs the script.
-const SCRIPTED: [(&str, &str, &str); 2] = [
-    ("Python SDK", ".venv/bin/python", "bench/sdk/transfer.py"),
-    ("TypeScript SDK", "node", "bench/sdk/transfer.mjs"),
+/// An SDK driven as a child process.
+struct Scripted {
+    /// Its rows' name.
+    name: &'static str,
+    /// Its directory in the sandbox.
+    key: &'static str,
+    interpreter: &'static str,
+    script: &'static str,
+}
+
+const SCRIPTED: [Scripted; 2] = [
+    Scripted {
+        name: "Python SDK",
+        key: "python",
+        interpreter: ".venv/bin/python",
+        script: "bench/sdk/transfer.py",
+    },
+    Scripted {
+        name: "TypeScript SDK",
+        key: "typescript",
+        interpreter: "node",
+        script: "bench/sdk/transfer.mjs",
+    },
 ];
 
-/// One transfer through a scripted SDK; answers the seconds the script measured.
-fn scripted(
-    (interpreter, script): (&str, &str),
-    daemon: &BenchDaemon,
-    direction: &str,
-    id: &str,
-    local: &Path,
-    remote: &str,
-) -> anyhow::Result<f64> {
-    let output = Command::new(interpreter)
-        .arg(script)
-        .args([direction, id])
-        .arg(local)
-        .arg(remote)
-        .env("AIRLOCK_URL", &daemon.url)
-        .env("AIRLOCK_TOKEN", &daemon.token)
-        .output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "{script} {direction} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8(output.stdout)?.trim().parse()?)
+impl Scripted {
+    /// One transfer; answers the seconds the script measured.
+    fn run(
+        &self,
+        daemon: &BenchDaemon,
+        direction: &str,
+        id: &str,
+        local: &Path,
+        remote: &str,
+    ) -> anyhow::Result<f64> {
+        let output = Command::new(self.interpreter)
+            .arg(self.script)
+            .args([direction, id])
+            .arg(local)
+            .arg(remote)
+            .env("AIRLOCK_URL", &daemon.url)
+            .env("AIRLOCK_TOKEN", &daemon.token)
+            .output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "{} {direction} failed: {}",
+            self.script,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8(output.stdout)?.trim().parse()?)
+    }
+}
+
+/// Records one GiB moved since `started`.
+fn record_gib(t: &mut Table, what: &str, started: Instant) {
+    t.record(what, Some(GIB), None, started.elapsed().as_secs_f64());
 }
 
 /// A `curl` command line for one file of the sandbox, up (`-T`, streamed) or down.
@@ -102,22 +129,12 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?
             .crc64nvme;
-        t.record(
-            "up: REST (SDK write)",
-            Some(GIB),
-            None,
-            started.elapsed().as_secs_f64(),
-        );
+        record_gib(t, "up: REST (SDK write)", started);
         run_shell("sync")?;
         let started = Instant::now();
         grpc.upload(&id, &big, &format!("/workspace/grpc/{rep}"))
             .await?;
-        t.record(
-            "up: gRPC (UploadFile)",
-            Some(GIB),
-            None,
-            started.elapsed().as_secs_f64(),
-        );
+        record_gib(t, "up: gRPC (UploadFile)", started);
         arrived(&client, &id, &format!("/workspace/grpc/{rep}"), &want).await?;
         let started = Instant::now();
         run_shell(&curl(
@@ -127,44 +144,26 @@ async fn main() -> anyhow::Result<()> {
             &big,
             &format!("/workspace/curl/{rep}"),
         ))?;
-        t.record(
-            "up: curl PUT",
-            Some(GIB),
-            None,
-            started.elapsed().as_secs_f64(),
-        );
+        record_gib(t, "up: curl PUT", started);
         arrived(&client, &id, &format!("/workspace/curl/{rep}"), &want).await?;
-        for (name, interpreter, script) in SCRIPTED {
-            let remote = format!("/workspace/{}/{rep}", face_key(name));
-            let secs = scripted((interpreter, script), &daemon, "up", &id, &big, &remote)?;
-            t.record(&format!("up: {name} (write)"), Some(GIB), None, secs);
+        for sdk in &SCRIPTED {
+            let remote = format!("/workspace/{}/{rep}", sdk.key);
+            let secs = sdk.run(&daemon, "up", &id, &big, &remote)?;
+            t.record(&format!("up: {} (write)", sdk.name), Some(GIB), None, secs);
             arrived(&client, &id, &remote, &want).await?;
         }
         // Every face downloads the REST upload's copy.
         let source = format!("/workspace/rest/{rep}");
-        run_shell("sync")?;
         let started = Instant::now();
         let mut local = tokio::fs::File::create(work.join(format!("down-rest-{rep}"))).await?;
         client.read_to(&id, &source, &mut local).await?;
-        t.record(
-            "down: REST (SDK read_to)",
-            Some(GIB),
-            None,
-            started.elapsed().as_secs_f64(),
-        );
+        record_gib(t, "down: REST (SDK read_to)", started);
         landed(&big, &work.join(format!("down-rest-{rep}")))?;
-        run_shell("sync")?;
         let started = Instant::now();
         grpc.download(&id, &source, &work.join(format!("down-grpc-{rep}")))
             .await?;
-        t.record(
-            "down: gRPC (DownloadFile)",
-            Some(GIB),
-            None,
-            started.elapsed().as_secs_f64(),
-        );
+        record_gib(t, "down: gRPC (DownloadFile)", started);
         landed(&big, &work.join(format!("down-grpc-{rep}")))?;
-        run_shell("sync")?;
         let started = Instant::now();
         run_shell(&curl(
             &daemon,
@@ -173,25 +172,20 @@ async fn main() -> anyhow::Result<()> {
             &work.join(format!("down-curl-{rep}")),
             &source,
         ))?;
-        t.record(
-            "down: curl GET",
-            Some(GIB),
-            None,
-            started.elapsed().as_secs_f64(),
-        );
+        record_gib(t, "down: curl GET", started);
         landed(&big, &work.join(format!("down-curl-{rep}")))?;
-        for (name, interpreter, script) in SCRIPTED {
-            let local = work.join(format!("down-{}-{rep}", face_key(name)));
-            run_shell("sync")?;
-            let secs = scripted((interpreter, script), &daemon, "down", &id, &local, &source)?;
-            t.record(&format!("down: {name} (read)"), Some(GIB), None, secs);
+        for sdk in &SCRIPTED {
+            let local = work.join(format!("down-{}-{rep}", sdk.key));
+            let secs = sdk.run(&daemon, "down", &id, &local, &source)?;
+            t.record(&format!("down: {} (read)", sdk.name), Some(GIB), None, secs);
             landed(&big, &local)?;
         }
         client.remove(&id, &source, false).await?;
     }
     t.ratio_goal("up: gRPC (UploadFile)", "up: REST (SDK write)", 1.1);
     t.ratio_goal("down: gRPC (DownloadFile)", "down: REST (SDK read_to)", 1.1);
-    for (name, _, _) in SCRIPTED {
+    for sdk in &SCRIPTED {
+        let name = sdk.name;
         t.ratio_goal(&format!("up: {name} (write)"), "up: curl PUT", 1.25);
         t.ratio_goal(&format!("down: {name} (read)"), "down: curl GET", 1.25);
     }
@@ -216,11 +210,6 @@ async fn main() -> anyhow::Result<()> {
     )?;
     print!("{md}");
     Ok(())
-}
-
-/// The file-name key of a scripted SDK's row: "Python SDK" → "python".
-fn face_key(name: &str) -> String {
-    name.split(' ').next().unwrap_or(name).to_lowercase()
 }
 
 /// Checks that an upload arrived whole (the daemon's CRC of it against the REST upload's),

@@ -33,11 +33,7 @@ export function knownLength(data: Data): number | undefined {
   return undefined
 }
 
-/**
- * `Content-Length` for a body whose length is known, so it goes unframed rather than
- * chunked; a source that turns out shorter fails the upload instead of storing a short
- * file.
- */
+/** `Content-Length` for a body whose length is known, so it goes unframed, not chunked. */
 export function lengthHeader(length: number | undefined): Record<string, string> {
   return length === undefined ? {} : { 'content-length': String(length) }
 }

@@ -117,7 +117,7 @@ export class Http {
       request.on('error', reject)
       if (body instanceof ReadableStream || body instanceof Readable) {
         // The body goes as the daemon takes it: a slow daemon slows the source. A Node
-        // stream goes as it is: through a web stream and back cost a 1 GiB upload 25 %.
+        // stream goes as it is, not through a web stream and back.
         const source =
           body instanceof Readable
             ? body

@@ -230,7 +230,9 @@ def check_file_length(sent: int, length: int | None, *, ended: bool) -> None:
     """Refuses a file that gives other than the `length` its size promised (it changed
     while it was sent): raised before the daemon sees a byte too many or the end of a
     short body, so nothing is written and the error says why."""
-    if length is None or (sent <= length and not (ended and sent < length)):
+    too_many = length is not None and sent > length
+    too_few = length is not None and ended and sent < length
+    if not (too_many or too_few):
         return
     gave = f"{sent} bytes" if ended else f"more than {length}"
     raise ValueError(
