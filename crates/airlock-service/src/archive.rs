@@ -123,7 +123,7 @@ impl Service {
         path: &str,
         format: Option<ArchiveFormat>,
         pack: impl FnOnce(
-            &airlock_fs::Root,
+            &dyn airlock_fs::SandboxFs,
             &airlock_fs::SandboxPath,
             &mut dyn std::io::Write,
         ) -> Result<(), airlock_fs::FsError>
@@ -135,10 +135,7 @@ impl Service {
         let root = self.root_of(caller, id, Need::Read)?;
         // Refuse a missing or non-directory path with a clean 4xx before streaming starts.
         let (root, path) = blocking(move || {
-            root.resolve(
-                &path,
-                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
-            )?;
+            root.require_dir(&path)?;
             Ok::<_, airlock_fs::FsError>((root, path))
         })
         .await??;
@@ -150,11 +147,11 @@ impl Service {
                 tokio_util::io::SyncIoBridge::new_with_handle(writer, runtime),
             );
             let packed = match format {
-                ArchiveFormat::Tar => pack(&root, &path, &mut sink),
+                ArchiveFormat::Tar => pack(&*root, &path, &mut sink),
                 ArchiveFormat::TarZst => zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL)
                     .map_err(|e| io_error(&path, e))
                     .and_then(|mut encoder| {
-                        pack(&root, &path, &mut encoder)?;
+                        pack(&*root, &path, &mut encoder)?;
                         encoder.finish().map(drop).map_err(|e| io_error(&path, e))
                     }),
             };
@@ -189,10 +186,10 @@ impl Service {
             let _slot = self.slot(id, Work::Upload)?;
             let (reader, pump) = BodyPump::new(body);
             let outcome = blocking(move || {
-                let (format, body) = sniff(format, reader).map_err(|e| io_error(&dir, e))?;
+                let (format, mut body) = sniff(format, reader).map_err(|e| io_error(&dir, e))?;
                 let report = match format {
                     ArchiveFormat::Tar => {
-                        root.unpack(&dir, body, FileOwner::SANDBOX_USER, limits)?
+                        root.unpack(&dir, &mut body, FileOwner::SANDBOX_USER, limits)?
                     }
                     ArchiveFormat::TarZst => {
                         let mut decoder = zstd::stream::read::Decoder::new(body)
@@ -200,7 +197,7 @@ impl Service {
                         decoder
                             .window_log_max(ZSTD_WINDOW_LOG_MAX)
                             .map_err(|e| io_error(&dir, e))?;
-                        root.unpack(&dir, decoder, FileOwner::SANDBOX_USER, limits)?
+                        root.unpack(&dir, &mut decoder, FileOwner::SANDBOX_USER, limits)?
                     }
                 };
                 Ok(ArchiveResult {

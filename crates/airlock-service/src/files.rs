@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use airlock_api::{FileEntry, FileList, FileMode, WriteResult};
-use airlock_fs::{Checks, Entry, FileOwner, Placement, Root, SandboxPath, WriteOptions, Written};
+use airlock_fs::{
+    Checks, Entry, FileOwner, Placement, SandboxFs, SandboxPath, WriteOptions, Written,
+};
 
 use super::{Service, blocking};
 use crate::ApiError;
@@ -55,7 +57,7 @@ pub struct FileBody {
 /// Read already (small files) or an open file to stream.
 enum Content {
     Small(Vec<u8>),
-    Stream(std::fs::File),
+    Stream(Box<dyn airlock_fs::FileReader>),
 }
 
 /// Bytes per chunk when a download streams.
@@ -72,7 +74,6 @@ pub enum FileWindow {
 impl FileBody {
     /// Bytes `[start, start + len)` of the content, which a face sends as it is.
     pub async fn window(self, start: u64, len: u64) -> Result<FileWindow, ApiError> {
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
         let mut audit = self.audit;
         Ok(match self.content {
             Content::Small(bytes) => {
@@ -83,14 +84,7 @@ impl FileBody {
                 )
             }
             Content::Stream(file) => {
-                let mut file = tokio::fs::File::from_std(file);
-                if start > 0 {
-                    file.seek(std::io::SeekFrom::Start(start))
-                        .await
-                        .map_err(|e| ApiError::internal("seeking", e))?;
-                }
-                let chunks =
-                    tokio_util::io::ReaderStream::with_capacity(file.take(len), DOWNLOAD_CHUNK);
+                let chunks = crate::read_pump::read_window(file, start, len, DOWNLOAD_CHUNK);
                 let counted = Counted::of_length(chunks, audit, len).in_flight(self.in_flight);
                 FileWindow::Stream(Box::pin(counted))
             }
@@ -105,13 +99,13 @@ impl Service {
         caller: &Principal,
         id: &str,
         need: Need,
-    ) -> Result<Arc<Root>, ApiError> {
+    ) -> Result<Arc<dyn SandboxFs>, ApiError> {
         self.entry(caller, id, need)?;
         self.root_unchecked(id)
     }
 
     /// The root of a sandbox, for the daemon's own housekeeping (sweeps, expiry).
-    pub(super) fn root_unchecked(&self, id: &str) -> Result<Arc<Root>, ApiError> {
+    pub(super) fn root_unchecked(&self, id: &str) -> Result<Arc<dyn SandboxFs>, ApiError> {
         Ok(self.engine.root(id)?)
     }
 
@@ -121,10 +115,10 @@ impl Service {
         caller: &Principal,
         id: &str,
         need: Need,
-        op: impl FnOnce(&Root) -> Result<T, ApiError> + Send + 'static,
+        op: impl FnOnce(&dyn SandboxFs) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let root = self.root_of(caller, id, need)?;
-        blocking(move || op(&root)).await?
+        blocking(move || op(&*root)).await?
     }
 
     pub async fn stat_file(

@@ -20,6 +20,7 @@ mod options;
 mod pool;
 mod principal;
 mod processes;
+mod read_pump;
 mod record;
 mod recovery;
 mod settings;

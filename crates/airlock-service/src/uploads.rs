@@ -1,11 +1,11 @@
 //! Resumable uploads: create, append at the agreed offset (optionally checksummed), query,
 //! terminate, and expire when abandoned. The REST face speaks tus 1.0 over these.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use airlock_api::{ErrorCode, WriteResult};
-use airlock_fs::{Checksums, FileOwner, FsError, Hasher, Root, WriteOptions};
+use airlock_fs::{Checksums, FileOwner, FsError, Hasher, PartialFile, SandboxFs, WriteOptions};
 
 use super::files::{DEFAULT_FILE_MODE, parse, written};
 use super::record::now_secs;
@@ -139,7 +139,7 @@ impl Service {
                         record.offset
                     )));
                 }
-                let Appended { kept, ended, whole } = append(root, &record, checksum, body);
+                let Appended { kept, ended, whole } = append(&**root, &record, checksum, body);
                 record.offset += kept;
                 record.expires_at = now_secs() + expiry.as_secs();
                 record
@@ -147,7 +147,7 @@ impl Service {
                     .map_err(|e| ApiError::internal("saving an upload record", e))?;
                 ended?;
                 if record.offset == record.length {
-                    return finish(root, &dir, record, whole);
+                    return finish(&**root, &dir, record, whole);
                 }
                 Ok(UploadState { record, done: None })
             })
@@ -214,9 +214,9 @@ impl Service {
                     // is whole, so it is committed rather than thrown away.
                     let _ = blocking(move || {
                         if record.offset == record.length {
-                            let _ = finish(&root, &dir, record, None);
+                            let _ = finish(&*root, &dir, record, None);
                         } else {
-                            forget(&root, &dir, &record);
+                            forget(&*root, &dir, &record);
                         }
                     })
                     .await;
@@ -275,12 +275,12 @@ struct Appended {
     ended: Result<(), ApiError>,
     /// For an upload sent whole in this one request: the file as written, and its
     /// checksums, so committing it needs no second read.
-    whole: Option<(std::fs::File, Checksums)>,
+    whole: Option<(Box<dyn PartialFile>, Checksums)>,
 }
 
 /// Writes the chunk after what the partial file holds.
 fn append(
-    root: &Root,
+    root: &dyn SandboxFs,
     record: &UploadRecord,
     checksum: Option<ChunkChecksum>,
     mut body: impl Read,
@@ -300,10 +300,7 @@ fn append(
         Err(e) => return failed(e.into()),
     };
     // Whatever an earlier broken request left past the agreed offset goes.
-    let prepared = file
-        .set_len(record.offset)
-        .and_then(|()| file.seek(SeekFrom::Start(record.offset)).map(drop));
-    if let Err(e) = prepared {
+    if let Err(e) = file.cut_to(record.offset) {
         return failed(io(e));
     }
     let room = record.length - record.offset;
@@ -314,7 +311,7 @@ fn append(
     };
     let mut whole = (record.offset == 0).then(|| Hasher::new(&checks));
     let (copied, result) = copy_counted(&mut body, &mut file, room + 1, &mut checksum, &mut whole);
-    let discard = |error: ApiError| match file.set_len(record.offset) {
+    let mut discard = |error: ApiError| match file.cut_to(record.offset) {
         Ok(()) => failed(error),
         Err(e) => failed(io(e)),
     };
@@ -383,10 +380,10 @@ fn copy_counted(
 /// Commits a complete upload. Whatever happens, the upload is over: a failure (a wrong
 /// whole-file checksum, a destination that appeared meanwhile) removes the partial file.
 fn finish(
-    root: &Root,
+    root: &dyn SandboxFs,
     dir: &std::path::Path,
     record: UploadRecord,
-    whole: Option<(std::fs::File, Checksums)>,
+    whole: Option<(Box<dyn PartialFile>, Checksums)>,
 ) -> Result<UploadState, ApiError> {
     let dest = parse(&record.path)?;
     let mut opts = WriteOptions::new(
@@ -398,7 +395,7 @@ fn finish(
     opts.checks = record.checks()?;
     let committed = match whole {
         Some((file, checksums)) => {
-            root.commit_partial_hashed(&dest, &record.partial, opts, &file, checksums)
+            root.commit_partial_written(&dest, &record.partial, opts, &*file, checksums)
         }
         None => root.commit_partial(&dest, &record.partial, opts),
     };
@@ -424,7 +421,7 @@ fn finish(
 }
 
 /// Removes an upload's partial file and record.
-fn forget(root: &Root, dir: &std::path::Path, record: &UploadRecord) {
+fn forget(root: &dyn SandboxFs, dir: &std::path::Path, record: &UploadRecord) {
     if let Ok(dest) = parse(&record.path)
         && let Err(e) = root.discard_partial(&dest, &record.partial)
     {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use airlock_api as api;
-use airlock_fs::{WatchEvent, WatchKind, Watcher};
+use airlock_fs::{WatchEvent, WatchFeed, WatchKind};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -81,12 +81,11 @@ impl Service {
     }
 }
 
-fn pump(mut watcher: Watcher, tx: mpsc::Sender<WatchEvent>, closed: CancellationToken) {
+fn pump(mut watcher: Box<dyn WatchFeed>, tx: mpsc::Sender<WatchEvent>, closed: CancellationToken) {
     let mut lost = false;
     let mut batch = Vec::new();
     while !closed.is_cancelled() && !tx.is_closed() && watcher.is_alive() {
-        wait_readable(&watcher);
-        if let Err(err) = watcher.read(&mut batch) {
+        if let Err(err) = watcher.next_events(&mut batch, TICK) {
             tracing::warn!(%err, "watch ended");
             return;
         }
@@ -101,19 +100,6 @@ fn pump(mut watcher: Watcher, tx: mpsc::Sender<WatchEvent>, closed: Cancellation
             }
         }
     }
-}
-
-fn wait_readable(watcher: &Watcher) {
-    let fd = watcher.fd();
-    let mut fds = [rustix::event::PollFd::new(
-        &fd,
-        rustix::event::PollFlags::IN,
-    )];
-    let tick = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: TICK.as_nanos() as i64,
-    };
-    let _ = rustix::event::poll(&mut fds, Some(&tick));
 }
 
 /// An engine event as clients see it. An atomic write goes through a temporary file
@@ -156,7 +142,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(4);
         let closed = CancellationToken::new();
         let stop = closed.clone();
-        let thread = std::thread::spawn(move || pump(watcher, tx, closed));
+        let thread = std::thread::spawn(move || pump(Box::new(watcher), tx, closed));
         for i in 0..100 {
             std::fs::write(dir.path().join(format!("w/f{i}")), b"x").unwrap();
         }
