@@ -96,8 +96,7 @@ pub trait SandboxFs: Send + Sync + std::fmt::Debug {
     /// Writes the tree under `dir` as a tar stream; returns how many entries it held.
     fn pack(&self, dir: &SandboxPath, out: &mut dyn Write) -> FsResult<u64>;
     /// Like [`SandboxFs::pack`], for the named entries below `dir` only.
-    fn pack_paths(&self, dir: &SandboxPath, rels: &[String], out: &mut dyn Write)
-    -> FsResult<u64>;
+    fn pack_paths(&self, dir: &SandboxPath, rels: &[String], out: &mut dyn Write) -> FsResult<u64>;
     /// Unpacks a tar stream under `dir`, all or nothing.
     fn unpack(
         &self,
@@ -107,13 +106,21 @@ pub trait SandboxFs: Send + Sync + std::fmt::Debug {
         limits: UnpackLimits,
     ) -> FsResult<Unpacked>;
     /// Makes the empty partial file of an upload to `dest`; returns its name.
-    fn create_partial(&self, dest: &SandboxPath, parents: bool, owner: FileOwner)
-    -> FsResult<String>;
+    fn create_partial(
+        &self,
+        dest: &SandboxPath,
+        parents: bool,
+        owner: FileOwner,
+    ) -> FsResult<String>;
     /// Opens the partial file `name` of `dest` to add to it.
     fn open_partial(&self, dest: &SandboxPath, name: &str) -> FsResult<Box<dyn PartialFile>>;
     /// Puts a complete partial file in place at `dest`, reading it to check it.
-    fn commit_partial(&self, dest: &SandboxPath, name: &str, opts: WriteOptions)
-    -> FsResult<Written>;
+    fn commit_partial(
+        &self,
+        dest: &SandboxPath,
+        name: &str,
+        opts: WriteOptions,
+    ) -> FsResult<Written>;
     /// Like [`SandboxFs::commit_partial`], for a partial file written whole through
     /// `file` and hashed on the way: `checksums` is what it holds.
     fn commit_partial_written(
@@ -243,12 +250,7 @@ impl SandboxFs for Root {
         Root::pack(self, dir, out)
     }
 
-    fn pack_paths(
-        &self,
-        dir: &SandboxPath,
-        rels: &[String],
-        out: &mut dyn Write,
-    ) -> FsResult<u64> {
+    fn pack_paths(&self, dir: &SandboxPath, rels: &[String], out: &mut dyn Write) -> FsResult<u64> {
         Root::pack_paths(self, dir, rels, out)
     }
 

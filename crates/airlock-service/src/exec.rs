@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use airlock_api::exec::b64;
 use airlock_api::{ExecRequest, ExecResult, TerminalSize};
-use airlock_sandbox::{Engine, ExecPlan, Terminal, WindowSize};
+use airlock_sandbox::{ExecPlan, WindowSize};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Child;
 use tokio::sync::mpsc;
 
+use super::Service;
 use super::validate::{self, CheckedExec};
-use super::{Service, blocking};
 use crate::ApiError;
+use crate::backend::Spawned;
 use crate::caps::Work;
 use crate::{Need, Principal};
 
@@ -79,22 +79,13 @@ impl Service {
         let audit = self.audit(caller, "exec.start", Some(id));
         let result = async {
             let Launched {
-                child,
-                leaf,
+                spawned,
                 checked,
                 slot,
                 ..
             } = self.launch(caller, id, &req, None).await?;
             let (tx, rx) = mpsc::channel(QUEUE);
-            let pumped = pump(
-                self.engine.clone(),
-                id.to_owned(),
-                leaf,
-                child,
-                checked,
-                stdin,
-                tx,
-            );
+            let pumped = pump(spawned, checked, stdin, tx);
             // The tenant's slot is held until the command has exited and been reaped.
             tokio::spawn(async move {
                 pumped.await;
@@ -148,13 +139,11 @@ impl Service {
                 record.state
             ))
         })?;
-        let (child, terminal) = self.engine.spawn_exec(id, &init, &leaf, plan)?;
+        let spawned = init.spawn(&leaf, plan)?;
         drop(life);
         Ok(Launched {
             entry,
-            child,
-            terminal,
-            leaf,
+            spawned,
             checked,
             slot,
         })
@@ -197,11 +186,8 @@ impl Service {
 pub(crate) struct Launched {
     /// The sandbox it runs in.
     pub entry: Arc<crate::Entry>,
-    pub child: Child,
-    /// The daemon's side of its terminal, when it has one instead of pipes.
-    pub terminal: Option<Terminal>,
-    /// Its cgroup leaf: killing it kills the whole tree.
-    pub leaf: String,
+    /// Its streams and its handle.
+    pub spawned: Spawned,
     pub checked: CheckedExec,
     /// The tenant's exec slot, held until the command has exited.
     pub slot: crate::caps::Slot,
@@ -234,15 +220,18 @@ fn environment(
 }
 
 async fn pump(
-    engine: Arc<Engine>,
-    id: String,
-    leaf: String,
-    mut child: Child,
+    spawned: Spawned,
     exec: CheckedExec,
     input: ProcessInput,
     tx: mpsc::Sender<ProcessEvent>,
 ) {
-    let stdin = child.stdin.take();
+    let Spawned {
+        stdin,
+        stdout,
+        stderr,
+        command,
+        ..
+    } = spawned;
     let feeder = tokio::spawn(async move {
         let Some(mut pipe) = stdin else { return };
         // A command that never reads its input must not make us fail.
@@ -264,54 +253,31 @@ async fn pump(
         }
     };
     let readers = vec![
-        child
-            .stdout
-            .take()
-            .map(|out| tokio::spawn(read_pipe(out, ProcessEvent::Stdout, send(tx.clone())))),
-        child
-            .stderr
-            .take()
-            .map(|err| tokio::spawn(read_pipe(err, ProcessEvent::Stderr, send(tx.clone())))),
+        stdout.map(|out| tokio::spawn(read_pipe(out, ProcessEvent::Stdout, send(tx.clone())))),
+        stderr.map(|err| tokio::spawn(read_pipe(err, ProcessEvent::Stderr, send(tx.clone())))),
     ];
     let deadline = exec
         .timeout_ms
         .map(Duration::from_millis)
         .unwrap_or(Duration::MAX);
     let outcome = tokio::select! {
-        status = child.wait() => Ended::Exited(status),
+        status = command.wait() => Ended::Exited(status),
         _ = tokio::time::sleep(deadline) => Ended::TimedOut,
         _ = tx.closed() => Ended::Abandoned,
     };
     let timed_out = matches!(outcome, Ended::TimedOut);
     let exit = match outcome {
-        Ended::Exited(status) => status.map(exit_code),
+        Ended::Exited(status) => status,
         Ended::TimedOut | Ended::Abandoned => {
-            let _ = kill_tree(&engine, &id, &leaf, child.id()).await;
-            let _ = child.wait().await;
+            let _ = command.kill_all().await;
+            let _ = command.wait().await;
             Ok(TIMED_OUT)
         }
     };
     feeder.abort();
     drain(readers).await;
     let _ = tx.send(last_event(exit, timed_out)).await;
-    engine.finish_exec(&id, &leaf);
-}
-
-/// Kills a command's whole tree, however it forked or daemonised: the command itself
-/// (`pid`, the host's number for it, while it runs), then its cgroup. The command goes
-/// first because one just spawned may not have joined its cgroup yet; emptying the
-/// group under it would make it fail to join (125) instead of dying by the kill (137).
-pub(crate) async fn kill_tree(
-    engine: &Arc<Engine>,
-    id: &str,
-    leaf: &str,
-    pid: Option<u32>,
-) -> Result<(), ApiError> {
-    if let Some(pid) = pid.and_then(|pid| rustix::process::Pid::from_raw(pid as i32)) {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-    }
-    let (engine, id, leaf) = (engine.clone(), id.to_owned(), leaf.to_owned());
-    Ok(blocking(move || engine.kill_exec(&id, &leaf)).await??)
+    command.finish();
 }
 
 /// Lets the output readers finish once the command has exited. A background process it
@@ -342,16 +308,9 @@ pub(crate) fn last_event(exit: std::io::Result<i32>, timed_out: bool) -> Process
 }
 
 enum Ended {
-    Exited(std::io::Result<std::process::ExitStatus>),
+    Exited(std::io::Result<i32>),
     TimedOut,
     Abandoned,
-}
-
-pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Reads a pipe in chunks, handing each, wrapped, to `deliver` until the pipe ends or

@@ -106,7 +106,7 @@ impl Service {
 
     /// The root of a sandbox, for the daemon's own housekeeping (sweeps, expiry).
     pub(super) fn root_unchecked(&self, id: &str) -> Result<Arc<dyn SandboxFs>, ApiError> {
-        Ok(self.engine.root(id)?)
+        Ok(self.backend.fs(id)?)
     }
 
     /// Runs a file operation on a blocking thread.

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::upload_record::UploadRecord;
 use super::{Service, blocking};
 
 impl Service {
@@ -15,8 +14,9 @@ impl Service {
     /// made since then belongs to a request in flight and stays.
     pub async fn sweep_leftovers(self: Arc<Self>, started: SystemTime) {
         for entry in self.entries() {
-            let dir = self.engine.layout().uploads(&entry.id);
-            let keep: HashSet<String> = UploadRecord::all(&dir)
+            let keep: HashSet<String> = self
+                .uploads_of(&entry.id)
+                .all()
                 .into_iter()
                 .map(|r| r.partial)
                 .collect();

@@ -4,6 +4,7 @@
 
 mod archive;
 mod audit;
+mod backend;
 mod batch;
 mod body;
 mod caps;
@@ -11,9 +12,12 @@ mod credentials;
 mod envd_tokens;
 mod error;
 mod exec;
+#[cfg(test)]
+mod fake_backend;
 mod files;
 mod leftovers;
 mod lifecycle;
+mod local_backend;
 mod metrics;
 mod oidc;
 mod options;
@@ -22,7 +26,10 @@ mod principal;
 mod processes;
 mod read_pump;
 mod record;
+mod records;
 mod recovery;
+#[cfg(test)]
+mod rules_tests;
 mod settings;
 mod signing;
 mod templates;
@@ -40,10 +47,11 @@ use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
-use airlock_sandbox::{Engine, InitProcess, SandboxConfig, TemplateStore};
+use airlock_sandbox::{Engine, Layout, SandboxConfig, TemplateStore};
 
 pub use archive::{ArchiveFormat, ArchiveUpload, TarStream};
 pub use audit::{AuditSettings, Counted};
+pub use backend::{Command, CommandTerminal, Running, SandboxBackend, Spawned};
 pub use batch::{BatchDefaults, BatchPart, batch_broken, batch_result};
 pub use body::{ByteStream, byte_stream, bytes_body};
 pub use caps::TenantCaps;
@@ -51,6 +59,7 @@ pub use envd_tokens::EnvdSignature;
 pub use error::ApiError;
 pub use exec::{ExecEvents, ProcessEvent, ProcessInput};
 pub use files::{FileBody, FileWindow, ListFiles, byte_window, mtime_text, to_api};
+pub use local_backend::LocalBackend;
 pub use metrics::{ByteCounter, Metrics};
 pub use oidc::{Fetch, OidcSettings};
 pub use options::{
@@ -59,7 +68,8 @@ pub use options::{
 pub use pool::POOL_MAX;
 pub use principal::{Access, Need, Principal};
 pub use processes::{ProcessEvents, Selector, StartOptions};
-use record::SandboxRecord;
+pub use record::SandboxRecord;
+pub use records::{FileRecords, RecordStore};
 pub use settings::Settings;
 pub use signing::{SignedMethod, SignedRequest};
 pub use upload_new::CHUNK_CHECKSUMS;
@@ -73,7 +83,10 @@ pub const ADMIN_OWNER: &str = "admin";
 /// The daemon's state and every operation on it.
 #[derive(Debug)]
 pub struct Service {
-    engine: Arc<Engine>,
+    /// What runs the sandboxes and holds their files.
+    backend: Arc<dyn SandboxBackend>,
+    /// Where sandbox and upload records live.
+    records: Arc<dyn RecordStore>,
     /// The admin token and every minted one.
     credentials: credentials::Credentials,
     /// The key signed URLs are signed with.
@@ -121,7 +134,7 @@ struct Entry {
 
 #[derive(Debug, Default)]
 struct Life {
-    init: Option<Arc<InitProcess>>,
+    init: Option<Arc<dyn Running>>,
     deleted: bool,
 }
 
@@ -129,13 +142,26 @@ impl Service {
     /// Opens the daemon home and brings every recorded sandbox back. Resumable uploads
     /// left untouched for `settings.upload_expiry` are removed.
     pub async fn open(home: &Path, settings: Settings) -> std::io::Result<Self> {
-        let engine = Arc::new(Engine::new(home)?);
-        let templates = TemplateStore::new(engine.layout().clone());
+        let backend = Arc::new(LocalBackend::new(Engine::new(home)?));
+        let records = Arc::new(FileRecords::new(Layout::new(home)));
+        Self::open_with(home, settings, backend, records).await
+    }
+
+    /// Like [`Service::open`], with sandboxes run by `backend` and records kept in
+    /// `records`. The home still holds credentials, the signing key, templates and the
+    /// audit log.
+    pub async fn open_with(
+        home: &Path,
+        settings: Settings,
+        backend: Arc<dyn SandboxBackend>,
+        records: Arc<dyn RecordStore>,
+    ) -> std::io::Result<Self> {
         let service = Self {
             credentials: credentials::Credentials::open(home)?,
             signer: signing::Signer::open(home)?,
-            engine,
-            templates,
+            backend,
+            templates: TemplateStore::new(Layout::new(home)),
+            records,
             sandboxes: RwLock::new(BTreeMap::new()),
             busy_uploads: Mutex::new(std::collections::HashSet::new()),
             upload_expiry: settings.upload_expiry,
@@ -213,6 +239,11 @@ impl Service {
         Ok(slot)
     }
 
+    /// One sandbox's resumable upload records.
+    fn uploads_of(&self, id: &str) -> records::SandboxUploads {
+        records::SandboxUploads::new(self.records.clone(), id)
+    }
+
     fn entries(&self) -> Vec<Arc<Entry>> {
         self.sandboxes
             .read()
@@ -246,10 +277,10 @@ impl Entry {
     }
 
     /// Changes the record and saves it; a failed save is logged, the change stays.
-    fn update(&self, engine: &Engine, change: impl FnOnce(&mut SandboxRecord)) {
+    fn update(&self, records: &dyn RecordStore, change: impl FnOnce(&mut SandboxRecord)) {
         let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
         change(&mut record);
-        if let Err(err) = record.save(&engine.layout().sandbox(&self.id)) {
+        if let Err(err) = records.save_sandbox(&record) {
             tracing::error!(id = %self.id, %err, "saving sandbox record");
         }
     }

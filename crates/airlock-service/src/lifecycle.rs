@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use airlock_api::{CreateSandbox, Sandbox, SandboxState};
 use airlock_fs::{FileOwner, WriteOptions};
-use airlock_sandbox::{Engine, HOST_TEMPLATE, Limits, SandboxConfig, TemplateRoot};
+use airlock_sandbox::{HOST_TEMPLATE, Limits, SandboxConfig, TemplateRoot};
+
+use crate::RecordStore;
+use crate::backend::{Running, SandboxBackend};
 
 use super::record::{SandboxRecord, now_secs, random_hex};
 use super::validate::{self, CheckedFile, DEFAULT_PIDS};
@@ -67,12 +70,16 @@ impl Service {
                 started_at: None,
                 expires_at: req.ttl_secs.map(|ttl| now + ttl),
             };
-            let (engine, setup_config, setup_record) =
-                (self.engine.clone(), config.clone(), record.clone());
+            let (backend, records, setup_config, setup_record) = (
+                self.backend.clone(),
+                self.records.clone(),
+                config.clone(),
+                record.clone(),
+            );
             blocking(move || {
-                let made = provision(&engine, &setup_config, &files, &setup_record);
+                let made = provision(&*backend, &*records, &setup_config, &files, &setup_record);
                 if made.is_err() {
-                    let _ = engine.destroy(&setup_config.id);
+                    let _ = backend.destroy(&setup_config.id);
                 }
                 made
             })
@@ -129,7 +136,7 @@ impl Service {
             }
             let entry = self.entry(caller, id, Need::Manage)?;
             let at = now_secs().saturating_add(secs);
-            entry.update(&self.engine, |record| record.expires_at = Some(at));
+            entry.update(&*self.records, |record| record.expires_at = Some(at));
             Ok(entry.record().to_api())
         })();
         audit.done(result)
@@ -145,14 +152,13 @@ impl Service {
                 return Err(ApiError::not_found(format!("no sandbox {id}")));
             }
             if life.init.is_none() {
-                let init = self.engine.start(&entry.config).await?;
-                let init = Arc::new(init);
+                let init = self.backend.start(&entry.config).await?;
                 life.init = Some(init.clone());
-                entry.update(&self.engine, |r| {
+                entry.update(&*self.records, |r| {
                     r.state = SandboxState::Running;
                     r.started_at = Some(now_secs());
                 });
-                tokio::spawn(watch_init(self.engine.clone(), entry.clone(), init));
+                tokio::spawn(watch_init(self.records.clone(), entry.clone(), init));
             }
             drop(life);
             self.get(caller, id)
@@ -168,8 +174,8 @@ impl Service {
             let entry = self.entry(caller, id, Need::Manage)?;
             let mut life = entry.life.lock().await;
             if let Some(init) = life.init.take() {
-                self.engine.stop(id, &init, STOP_GRACE).await?;
-                entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
+                init.stop(STOP_GRACE).await?;
+                entry.update(&*self.records, |r| r.state = SandboxState::Stopped);
             }
             drop(life);
             self.get(caller, id)
@@ -187,12 +193,12 @@ impl Service {
             entry.closed.cancel();
             let mut life = entry.life.lock().await;
             if let Some(init) = life.init.take() {
-                self.engine.stop(id, &init, Duration::ZERO).await?;
-                entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
+                init.stop(Duration::ZERO).await?;
+                entry.update(&*self.records, |r| r.state = SandboxState::Stopped);
             }
-            let engine = self.engine.clone();
+            let backend = self.backend.clone();
             let owned_id = id.to_owned();
-            blocking(move || engine.destroy(&owned_id)).await??;
+            blocking(move || backend.destroy(&owned_id)).await??;
             life.deleted = true;
             self.sandboxes
                 .write()
@@ -229,7 +235,7 @@ impl Service {
         let stops = self.entries().into_iter().map(|entry| async move {
             let mut life = entry.life.lock().await;
             if let Some(init) = life.init.take()
-                && let Err(err) = self.engine.stop(&entry.id, &init, SHUTDOWN_GRACE).await
+                && let Err(err) = init.stop(SHUTDOWN_GRACE).await
             {
                 tracing::error!(id = %entry.id, %err, "stopping sandbox at shutdown");
             }
@@ -252,9 +258,7 @@ impl Service {
     }
 
     pub(super) fn disk_free_mb(&self) -> u64 {
-        rustix::fs::statvfs(self.engine.layout().home())
-            .map(|s| s.f_bavail * s.f_frsize / (1024 * 1024))
-            .unwrap_or(0)
+        self.backend.disk_free_mb()
     }
 }
 
@@ -262,26 +266,27 @@ impl Service {
 /// and saves its record last: a crash before that leaves storage without a record, which
 /// the next daemon removes.
 fn provision(
-    engine: &Engine,
+    backend: &dyn SandboxBackend,
+    records: &dyn RecordStore,
     config: &SandboxConfig,
     files: &[CheckedFile],
     record: &SandboxRecord,
 ) -> Result<(), ApiError> {
-    engine.provision(config)?;
-    place_files(engine, &config.id, files)?;
-    record
-        .save(&engine.layout().sandbox(&config.id))
+    backend.provision(config)?;
+    place_files(backend, &config.id, files)?;
+    records
+        .save_sandbox(record)
         .map_err(|e| ApiError::internal("saving record", e))
 }
 
 /// Writes a sandbox's injected files: read-only ones as root and bound read-only, the
 /// others as the sandbox's user. Shared by a fresh create and a warm pool's claim.
 pub(super) fn place_files(
-    engine: &Engine,
+    backend: &dyn SandboxBackend,
     id: &str,
     files: &[CheckedFile],
 ) -> Result<(), ApiError> {
-    let root = engine.root(id)?;
+    let root = backend.fs(id)?;
     for file in files {
         let owner = if file.readonly {
             FileOwner::ROOT
@@ -294,7 +299,7 @@ pub(super) fn place_files(
             WriteOptions::new(file.mode, owner),
         )?;
         if file.readonly {
-            engine.make_readonly(id, &file.path)?;
+            backend.make_readonly(id, &file.path)?;
         }
     }
     Ok(())
@@ -314,11 +319,11 @@ pub(super) fn engine_limits(limits: &airlock_api::Limits) -> Limits {
 /// stopped and clears its groups. A `stop` or `delete` takes the init first, so this
 /// does nothing for them.
 pub(super) async fn watch_init(
-    engine: Arc<airlock_sandbox::Engine>,
+    records: Arc<dyn RecordStore>,
     entry: Arc<Entry>,
-    init: Arc<airlock_sandbox::InitProcess>,
+    init: Arc<dyn Running>,
 ) {
-    let _ = init.wait().await;
+    init.exited().await;
     let mut life = entry.life.lock().await;
     if life
         .init
@@ -327,8 +332,8 @@ pub(super) async fn watch_init(
     {
         life.init = None;
         tracing::warn!(id = %entry.id, "sandbox init exited on its own; marking stopped");
-        let _ = engine.stop(&entry.id, &init, Duration::ZERO).await;
-        entry.update(&engine, |r| r.state = SandboxState::Stopped);
+        let _ = init.stop(Duration::ZERO).await;
+        entry.update(&*records, |r| r.state = SandboxState::Stopped);
     }
 }
 

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock_api::{CreateSandbox, Limits, PoolInfo, SandboxState};
-use airlock_sandbox::{InitProcess, SandboxConfig};
+use airlock_sandbox::SandboxConfig;
+
+use crate::backend::Running;
 
 use super::lifecycle::{engine_limits, new_id, place_files, watch_init};
 use super::record::{SandboxRecord, now_secs};
@@ -32,7 +34,7 @@ const FILL_TICK: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 struct Warm {
     config: SandboxConfig,
-    init: InitProcess,
+    init: Arc<dyn Running>,
 }
 
 #[derive(Debug, Default)]
@@ -143,20 +145,20 @@ impl Service {
             limits: engine_limits(&limits),
             readonly: Vec::new(),
         };
-        let (engine, made) = (self.engine.clone(), config.clone());
+        let (backend, made) = (self.backend.clone(), config.clone());
         blocking(move || {
-            let provisioned = engine.provision(&made);
+            let provisioned = backend.provision(&made);
             if provisioned.is_err() {
-                let _ = engine.destroy(&made.id);
+                let _ = backend.destroy(&made.id);
             }
             provisioned
         })
         .await??;
-        match self.engine.start(&config).await {
+        match self.backend.start(&config).await {
             Ok(init) => Ok(Warm { config, init }),
             Err(err) => {
-                let (engine, id) = (self.engine.clone(), config.id.clone());
-                let _ = blocking(move || engine.destroy(&id)).await;
+                let (backend, id) = (self.backend.clone(), config.id.clone());
+                let _ = blocking(move || backend.destroy(&id)).await;
                 Err(err.into())
             }
         }
@@ -164,11 +166,11 @@ impl Service {
 
     async fn discard(&self, warm: Warm) {
         let id = warm.config.id.clone();
-        if let Err(err) = self.engine.stop(&id, &warm.init, Duration::ZERO).await {
+        if let Err(err) = warm.init.stop(Duration::ZERO).await {
             tracing::error!(%id, %err, "stopping a warm sandbox");
         }
-        let engine = self.engine.clone();
-        let _ = blocking(move || engine.destroy(&id)).await;
+        let backend = self.backend.clone();
+        let _ = blocking(move || backend.destroy(&id)).await;
     }
 
     /// Serves a create from a warm pool when one can serve it exactly as asked: its
@@ -223,16 +225,17 @@ impl Service {
             started_at: Some(now),
             expires_at: req.ttl_secs.map(|ttl| now + ttl),
         };
-        let (engine, id, written, saved) = (
-            self.engine.clone(),
+        let (backend, records, id, written, saved) = (
+            self.backend.clone(),
+            self.records.clone(),
             record.id.clone(),
             files.to_vec(),
             record.clone(),
         );
         let placed = blocking(move || -> Result<(), ApiError> {
-            place_files(&engine, &id, &written)?;
-            saved
-                .save(&engine.layout().sandbox(&id))
+            place_files(&*backend, &id, &written)?;
+            records
+                .save_sandbox(&saved)
                 .map_err(|e| ApiError::internal("saving record", e))
         })
         .await?;
@@ -241,9 +244,9 @@ impl Service {
             return Err(err);
         }
         let entry = Entry::new(record, warm.config);
-        let init = Arc::new(warm.init);
+        let init = warm.init;
         entry.life.lock().await.init = Some(init.clone());
-        tokio::spawn(watch_init(self.engine.clone(), entry.clone(), init));
+        tokio::spawn(watch_init(self.records.clone(), entry.clone(), init));
         let id = entry.id.clone();
         self.sandboxes
             .write()

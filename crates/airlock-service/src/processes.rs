@@ -12,13 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use airlock_api::{ExecRequest, ProcessInfo, TerminalSize};
-use airlock_sandbox::{Terminal, WindowSize};
+use airlock_sandbox::WindowSize;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::exec::{Launched, drain, kill_tree, last_event, read_pipe};
+use crate::backend::{Command, CommandTerminal, Spawned};
+use crate::exec::{Launched, drain, last_event, read_pipe};
 use crate::record::{now_secs, rfc3339};
 use crate::{ApiError, Need, Principal, ProcessEvent, Service};
 
@@ -92,9 +93,8 @@ struct Process {
     cmd: Vec<String>,
     cwd: String,
     started_at: u64,
-    /// The host's pid of the command, for signals; none once reaped.
-    host_pid: Mutex<Option<u32>>,
-    leaf: String,
+    /// The command, for signals.
+    command: Arc<dyn Command>,
     stdin: mpsc::Sender<Input>,
     /// Its terminal, when it has one.
     terminal: Option<ProcessTerminal>,
@@ -106,7 +106,7 @@ struct Process {
 /// which hangs up on anything it left behind), and the size last set.
 #[derive(Debug)]
 struct ProcessTerminal {
-    side: Mutex<Option<Terminal>>,
+    side: Mutex<Option<Arc<dyn CommandTerminal>>>,
     size: Mutex<TerminalSize>,
 }
 
@@ -265,12 +265,17 @@ impl Service {
             }
             let Launched {
                 entry,
-                mut child,
-                terminal,
-                leaf,
+                spawned,
                 checked,
                 slot,
             } = self.launch(caller, id, &req, size).await?;
+            let Spawned {
+                stdin: pipe_in,
+                stdout,
+                stderr,
+                terminal,
+                command,
+            } = spawned;
             let registry = entry.processes.clone();
             let (stdin, inputs) = mpsc::channel(STDIN_QUEUE);
             let process = Arc::new(Process {
@@ -279,8 +284,7 @@ impl Service {
                 cmd: checked.argv.clone(),
                 cwd: checked.cwd.clone(),
                 started_at: now_secs(),
-                host_pid: Mutex::new(child.id()),
-                leaf: leaf.clone(),
+                command: command.clone(),
                 stdin,
                 terminal: terminal
                     .clone()
@@ -298,10 +302,9 @@ impl Service {
                 Registry::prune(&mut table);
                 table.insert(process.pid, process.clone());
             }
-            let (input, outputs) = streams(&mut child, terminal.as_ref());
+            let (input, outputs) = streams(pipe_in, stdout, stderr, terminal.as_deref());
             // A terminal's input is its user's typing: it stays open.
             let keep_stdin = keep_stdin || terminal.is_some();
-            let (engine, sandbox) = (self.engine.clone(), id.to_owned());
             let deadline = checked.timeout_ms.map(Duration::from_millis);
             let first_input = Bytes::from(checked.stdin);
             let proc = process.clone();
@@ -320,16 +323,15 @@ impl Service {
                     })
                     .collect();
                 let waited =
-                    tokio::time::timeout(deadline.unwrap_or(Duration::MAX), child.wait()).await;
+                    tokio::time::timeout(deadline.unwrap_or(Duration::MAX), command.wait()).await;
                 let (status, timed_out) = match waited {
-                    Ok(status) => (status.map(crate::exec::exit_code), false),
+                    Ok(status) => (status, false),
                     Err(_) => {
-                        let _ = kill_tree(&engine, &sandbox, &leaf, child.id()).await;
-                        let _ = child.wait().await;
+                        let _ = command.kill_all().await;
+                        let _ = command.wait().await;
                         (Ok(crate::exec::TIMED_OUT), true)
                     }
                 };
-                *proc.host_pid.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 feeder.abort();
                 drain(readers).await;
                 if let Some(terminal) = &proc.terminal {
@@ -340,7 +342,7 @@ impl Service {
                         .take();
                 }
                 proc.record(last_event(status, timed_out));
-                engine.finish_exec(&sandbox, &leaf);
+                command.finish();
                 drop(slot);
             });
             self.metrics.exec_started();
@@ -478,15 +480,15 @@ impl Service {
                 .iter()
                 .find(|(name, _)| *name == signal)
                 .ok_or_else(|| ApiError::bad_request(format!("signal {signal:?} is not one of SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGSTOP, SIGCONT")))?;
-            let host_pid = *process.host_pid.lock().unwrap_or_else(|p| p.into_inner());
             if *signal == rustix::process::Signal::KILL {
-                return kill_tree(&self.engine, id, &process.leaf, host_pid).await;
+                return Ok(process.command.kill_all().await?);
             }
-            let pid = host_pid
-                .and_then(|pid| rustix::process::Pid::from_raw(pid as i32))
-                .ok_or_else(|| ApiError::conflict(format!("process {} has ended", process.pid)))?;
-            rustix::process::kill_process(pid, *signal)
-                .map_err(|e| ApiError::conflict(format!("signalling process {}: {e}", process.pid)))
+            process.command.signal(*signal).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    ApiError::conflict(format!("process {} has ended", process.pid))
+                }
+                _ => ApiError::conflict(format!("signalling process {}: {e}", process.pid)),
+            })
         }
         .await;
         audit.done(result)
@@ -499,22 +501,23 @@ type Output = (Box<dyn AsyncRead + Send + Unpin>, fn(Bytes) -> ProcessEvent);
 /// Where a process's input goes and its output comes from: its pipes, or its terminal
 /// (one stream for both outputs).
 fn streams(
-    child: &mut tokio::process::Child,
-    terminal: Option<&Terminal>,
+    stdin: Option<StdinSink>,
+    stdout: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    stderr: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    terminal: Option<&dyn CommandTerminal>,
 ) -> (Option<StdinSink>, Vec<Output>) {
     if let Some(terminal) = terminal {
-        let output: Output = (Box::new(terminal.io()), ProcessEvent::Stdout);
-        return (Some(Box::new(terminal.io())), vec![output]);
+        let output: Output = (terminal.output(), ProcessEvent::Stdout);
+        return (Some(terminal.input()), vec![output]);
     }
-    let input = child.stdin.take().map(|i| Box::new(i) as StdinSink);
     let mut outputs: Vec<Output> = Vec::new();
-    if let Some(out) = child.stdout.take() {
-        outputs.push((Box::new(out), ProcessEvent::Stdout));
+    if let Some(out) = stdout {
+        outputs.push((out, ProcessEvent::Stdout));
     }
-    if let Some(err) = child.stderr.take() {
-        outputs.push((Box::new(err), ProcessEvent::Stderr));
+    if let Some(err) = stderr {
+        outputs.push((err, ProcessEvent::Stderr));
     }
-    (input, outputs)
+    (stdin, outputs)
 }
 
 /// Writes the request's stdin, then whatever `send_input` queues, until told to close.
@@ -557,8 +560,7 @@ mod tests {
             cmd: vec!["true".into()],
             cwd: "/".into(),
             started_at: 0,
-            host_pid: Mutex::new(None),
-            leaf: "exec-0".into(),
+            command: crate::fake_backend::host_command("true"),
             stdin: mpsc::channel(1).0,
             terminal: None,
             state: Mutex::default(),

@@ -15,18 +15,19 @@ impl Service {
     /// Loads every record, clears what a crashed daemon left half-made, remounts every
     /// sandbox's view, and starts again those that were running.
     pub(super) async fn recover(&self) -> std::io::Result<()> {
-        let layout = self.engine.layout().clone();
-        std::fs::create_dir_all(layout.sandboxes())?;
         let mut records = Vec::new();
-        for dir in std::fs::read_dir(layout.sandboxes())?.flatten() {
-            let id = dir.file_name().to_string_lossy().into_owned();
-            match SandboxRecord::load(&layout.record(&id)) {
+        let store = self.records.clone();
+        let found = blocking(move || store.sandboxes())
+            .await
+            .map_err(std::io::Error::other)??;
+        for (id, record) in found {
+            match record {
                 Ok(record) => records.push(record),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                     // A create that never finished: nothing was promised to anyone.
                     tracing::warn!(%id, "removing a half-created sandbox");
-                    let engine = self.engine.clone();
-                    blocking(move || engine.destroy(&id))
+                    let backend = self.backend.clone();
+                    blocking(move || backend.destroy(&id))
                         .await
                         .map_err(std::io::Error::other)?
                         .map_err(std::io::Error::other)?;
@@ -38,13 +39,13 @@ impl Service {
         }
         let known: BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
         for stray in self
-            .engine
-            .ids_with_cgroups()
+            .backend
+            .strays()
             .into_iter()
             .filter(|id| !known.contains(id))
         {
-            let engine = self.engine.clone();
-            blocking(move || engine.remove_cgroups(&stray))
+            let backend = self.backend.clone();
+            blocking(move || backend.remove_stray(&stray))
                 .await
                 .map_err(std::io::Error::other)?
                 .map_err(std::io::Error::other)?;
@@ -75,9 +76,9 @@ impl Service {
             limits: engine_limits(&record.limits),
             readonly,
         };
-        let engine = self.engine.clone();
+        let backend = self.backend.clone();
         let restore_config = config.clone();
-        let restored = blocking(move || engine.restore(&restore_config))
+        let restored = blocking(move || backend.restore(&restore_config))
             .await
             .and_then(|done| done.map_err(|e| crate::ApiError::internal("remounting sandbox", e)));
         if let Err(err) = restored {
@@ -92,7 +93,7 @@ impl Service {
             .insert(id.clone(), entry.clone());
         if was_running && let Err(err) = self.start(&Principal::Admin, &id).await {
             tracing::error!(%id, %err, "restarting sandbox failed; it is stopped");
-            entry.update(&self.engine, |r| r.state = SandboxState::Stopped);
+            entry.update(&*self.records, |r| r.state = SandboxState::Stopped);
         }
         tracing::info!(%id, "sandbox restored");
     }

@@ -9,6 +9,7 @@ use airlock_fs::{Checksums, FileOwner, FsError, Hasher, PartialFile, SandboxFs, 
 
 use super::files::{DEFAULT_FILE_MODE, parse, written};
 use super::record::now_secs;
+use super::records::SandboxUploads;
 pub use super::upload_new::{ChunkChecksum, NewUpload};
 use super::upload_record::{UploadRecord, new_upload_id};
 use super::{Service, blocking};
@@ -60,16 +61,16 @@ impl Service {
                 metadata: new.metadata,
                 expires_at: now_secs() + self.upload_expiry.as_secs(),
             };
-            let dir = self.engine.layout().uploads(id);
+            let uploads = self.uploads_of(id);
             self.on_root(caller, id, Need::Write, move |root| {
                 let mut record = record;
                 record.partial = root.create_partial(&dest, true, FileOwner::SANDBOX_USER)?;
-                if let Err(e) = record.save(&dir) {
+                if let Err(e) = uploads.save(&record) {
                     let _ = root.discard_partial(&dest, &record.partial);
                     return Err(ApiError::internal("saving an upload record", e));
                 }
                 if record.length == 0 {
-                    return finish(root, &dir, record, None);
+                    return finish(root, &uploads, record, None);
                 }
                 Ok(UploadState { record, done: None })
             })
@@ -89,22 +90,22 @@ impl Service {
         upload: &str,
     ) -> Result<UploadRecord, ApiError> {
         self.require(caller, id, Need::Write)?;
-        let dir = self.engine.layout().uploads(id);
+        let uploads = self.uploads_of(id);
         let record = {
-            let (dir, upload) = (dir.clone(), upload.to_owned());
-            blocking(move || find(&dir, &upload)).await??
+            let (uploads, upload) = (uploads.clone(), upload.to_owned());
+            blocking(move || find(&uploads, &upload)).await??
         };
         if record.offset < record.length {
             return Ok(record);
         }
         let _busy = self.claim_upload(upload)?;
         self.on_root(caller, id, Need::Write, move |root| {
-            let record = find(&dir, &record.id)?;
+            let record = find(&uploads, &record.id)?;
             if record.offset < record.length {
                 return Ok(record);
             }
             tracing::warn!(upload = %record.id, "committing an upload a crash left complete");
-            finish(root, &dir, record, None).map(|state| state.record)
+            finish(root, &uploads, record, None).map(|state| state.record)
         })
         .await
     }
@@ -126,13 +127,13 @@ impl Service {
             let root = self.root_of(caller, id, Need::Write)?;
             let _busy = self.claim_upload(upload)?;
             let _slot = self.slot(id, Work::Upload)?;
-            let dir = self.engine.layout().uploads(id);
+            let uploads = self.uploads_of(id);
             let upload = upload.to_owned();
             let expiry = self.upload_expiry;
             let (body, pump) = BodyPump::new(body);
             let outcome = blocking(move || {
                 let root = &root;
-                let mut record = find(&dir, &upload)?;
+                let mut record = find(&uploads, &upload)?;
                 if offset != record.offset {
                     return Err(ApiError::conflict(format!(
                         "Upload-Offset is {offset} but the upload stands at {}",
@@ -142,12 +143,12 @@ impl Service {
                 let Appended { kept, ended, whole } = append(&**root, &record, checksum, body);
                 record.offset += kept;
                 record.expires_at = now_secs() + expiry.as_secs();
-                record
-                    .save(&dir)
+                uploads
+                    .save(&record)
                     .map_err(|e| ApiError::internal("saving an upload record", e))?;
                 ended?;
                 if record.offset == record.length {
-                    return finish(&**root, &dir, record, whole);
+                    return finish(&**root, &uploads, record, whole);
                 }
                 Ok(UploadState { record, done: None })
             })
@@ -178,11 +179,11 @@ impl Service {
         let result = async {
             self.require(caller, id, Need::Write)?;
             let _busy = self.claim_upload(upload)?;
-            let dir = self.engine.layout().uploads(id);
+            let uploads = self.uploads_of(id);
             let upload = upload.to_owned();
             self.on_root(caller, id, Need::Write, move |root| {
-                let record = find(&dir, &upload)?;
-                forget(root, &dir, &record);
+                let record = find(&uploads, &upload)?;
+                forget(root, &uploads, &record);
                 Ok(())
             })
             .await
@@ -197,9 +198,9 @@ impl Service {
         loop {
             tokio::time::sleep(tick).await;
             for entry in self.entries() {
-                let dir = self.engine.layout().uploads(&entry.id);
+                let uploads = self.uploads_of(&entry.id);
                 let now = now_secs();
-                for record in UploadRecord::all(&dir) {
+                for record in uploads.all() {
                     if record.expires_at > now {
                         continue;
                     }
@@ -209,14 +210,14 @@ impl Service {
                     let Ok(root) = self.root_unchecked(&entry.id) else {
                         continue;
                     };
-                    let dir = dir.clone();
+                    let uploads = uploads.clone();
                     // All bytes in but never committed (a crash came between): the file
                     // is whole, so it is committed rather than thrown away.
                     let _ = blocking(move || {
                         if record.offset == record.length {
-                            let _ = finish(&*root, &dir, record, None);
+                            let _ = finish(&*root, &uploads, record, None);
                         } else {
-                            forget(&*root, &dir, &record);
+                            forget(&*root, &uploads, &record);
                         }
                     })
                     .await;
@@ -257,8 +258,8 @@ impl Drop for BusyUpload<'_> {
     }
 }
 
-fn find(dir: &std::path::Path, upload: &str) -> Result<UploadRecord, ApiError> {
-    match UploadRecord::load(dir, upload) {
+fn find(uploads: &SandboxUploads, upload: &str) -> Result<UploadRecord, ApiError> {
+    match uploads.load(upload) {
         Ok(Some(record)) if record.expires_at > now_secs() => Ok(record),
         Ok(_) => Err(ApiError::not_found(format!(
             "no upload {upload} (finished, terminated, expired or never made)"
@@ -381,7 +382,7 @@ fn copy_counted(
 /// whole-file checksum, a destination that appeared meanwhile) removes the partial file.
 fn finish(
     root: &dyn SandboxFs,
-    dir: &std::path::Path,
+    uploads: &SandboxUploads,
     record: UploadRecord,
     whole: Option<(Box<dyn PartialFile>, Checksums)>,
 ) -> Result<UploadState, ApiError> {
@@ -400,8 +401,8 @@ fn finish(
         None => root.commit_partial(&dest, &record.partial, opts),
     };
     if committed.is_err() {
-        forget(root, dir, &record);
-    } else if let Err(e) = UploadRecord::remove(dir, &record.id) {
+        forget(root, uploads, &record);
+    } else if let Err(e) = uploads.remove(&record.id) {
         tracing::warn!(%e, "removing a finished upload's record");
     }
     let done = match committed {
@@ -421,13 +422,13 @@ fn finish(
 }
 
 /// Removes an upload's partial file and record.
-fn forget(root: &dyn SandboxFs, dir: &std::path::Path, record: &UploadRecord) {
+fn forget(root: &dyn SandboxFs, uploads: &SandboxUploads, record: &UploadRecord) {
     if let Ok(dest) = parse(&record.path)
         && let Err(e) = root.discard_partial(&dest, &record.partial)
     {
         tracing::warn!(%e, "removing a partial upload");
     }
-    if let Err(e) = UploadRecord::remove(dir, &record.id) {
+    if let Err(e) = uploads.remove(&record.id) {
         tracing::warn!(%e, "removing an upload record");
     }
 }

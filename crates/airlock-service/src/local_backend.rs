@@ -1,0 +1,201 @@
+//! The backend on this machine: the Linux engine (namespaces, mounts, cgroups, Landlock,
+//! seccomp) behind the [`SandboxBackend`] seam, unchanged in behaviour.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use airlock_fs::{SandboxFs, SandboxPath};
+use airlock_sandbox::{
+    Engine, ExecPlan, InitProcess, SandboxConfig, SandboxResult, Terminal, WindowSize,
+};
+use futures_util::future::BoxFuture;
+use rustix::process::Signal;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::backend::{Command, CommandTerminal, Running, SandboxBackend, Spawned};
+
+/// The local Linux engine as a backend.
+#[derive(Debug)]
+pub struct LocalBackend {
+    engine: Arc<Engine>,
+}
+
+impl LocalBackend {
+    /// The backend over an engine.
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine: Arc::new(engine),
+        }
+    }
+}
+
+impl SandboxBackend for LocalBackend {
+    fn provision(&self, cfg: &SandboxConfig) -> SandboxResult<()> {
+        self.engine.provision(cfg)
+    }
+
+    fn restore(&self, cfg: &SandboxConfig) -> SandboxResult<()> {
+        self.engine.restore(cfg)
+    }
+
+    fn fs(&self, id: &str) -> SandboxResult<Arc<dyn SandboxFs>> {
+        Ok(self.engine.root(id)?)
+    }
+
+    fn make_readonly(&self, id: &str, path: &SandboxPath) -> SandboxResult<()> {
+        self.engine.make_readonly(id, path)
+    }
+
+    fn start<'a>(
+        &'a self,
+        cfg: &'a SandboxConfig,
+    ) -> BoxFuture<'a, SandboxResult<Arc<dyn Running>>> {
+        Box::pin(async move {
+            let init = self.engine.start(cfg).await?;
+            Ok(Arc::new(LocalRunning {
+                engine: self.engine.clone(),
+                id: cfg.id.clone(),
+                init,
+            }) as Arc<dyn Running>)
+        })
+    }
+
+    fn destroy(&self, id: &str) -> SandboxResult<()> {
+        self.engine.destroy(id)
+    }
+
+    fn strays(&self) -> Vec<String> {
+        self.engine.ids_with_cgroups()
+    }
+
+    fn remove_stray(&self, id: &str) -> SandboxResult<()> {
+        self.engine.remove_cgroups(id)
+    }
+
+    fn disk_free_mb(&self) -> u64 {
+        rustix::fs::statvfs(self.engine.layout().home())
+            .map(|s| s.f_bavail * s.f_frsize / (1024 * 1024))
+            .unwrap_or(0)
+    }
+}
+
+/// A started sandbox: its init, the process whose namespaces every command joins.
+#[derive(Debug)]
+struct LocalRunning {
+    engine: Arc<Engine>,
+    id: String,
+    init: InitProcess,
+}
+
+impl Running for LocalRunning {
+    fn exited(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let _ = self.init.wait().await;
+        })
+    }
+
+    fn stop(&self, grace: Duration) -> BoxFuture<'_, SandboxResult<()>> {
+        Box::pin(self.engine.stop(&self.id, &self.init, grace))
+    }
+
+    fn spawn(&self, name: &str, plan: ExecPlan) -> SandboxResult<Spawned> {
+        let (mut child, terminal) = self.engine.spawn_exec(&self.id, &self.init, name, plan)?;
+        Ok(Spawned {
+            stdin: child.stdin.take().map(|i| Box::new(i) as _),
+            stdout: child.stdout.take().map(|o| Box::new(o) as _),
+            stderr: child.stderr.take().map(|e| Box::new(e) as _),
+            terminal: terminal.map(|t| Arc::new(LocalTerminal(t)) as _),
+            command: Arc::new(LocalCommand {
+                engine: self.engine.clone(),
+                id: self.id.clone(),
+                leaf: name.to_owned(),
+                pid: Mutex::new(child.id()),
+                child: tokio::sync::Mutex::new(child),
+            }),
+        })
+    }
+}
+
+/// A command: the exec helper's child, in cgroup leaf `leaf`.
+#[derive(Debug)]
+struct LocalCommand {
+    engine: Arc<Engine>,
+    id: String,
+    leaf: String,
+    /// The host's number for the command while it runs; `None` once it was waited for,
+    /// so a signal never reaches a recycled pid.
+    pid: Mutex<Option<u32>>,
+    child: tokio::sync::Mutex<tokio::process::Child>,
+}
+
+impl LocalCommand {
+    fn pid(&self) -> Option<rustix::process::Pid> {
+        let pid = *self.pid.lock().unwrap_or_else(|p| p.into_inner());
+        pid.and_then(|pid| rustix::process::Pid::from_raw(pid as i32))
+    }
+}
+
+impl Command for LocalCommand {
+    fn wait(&self) -> BoxFuture<'_, std::io::Result<i32>> {
+        Box::pin(async move {
+            let status = self.child.lock().await.wait().await?;
+            *self.pid.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            Ok(exit_code(status))
+        })
+    }
+
+    fn signal(&self, signal: Signal) -> std::io::Result<()> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "it has ended"))?;
+        Ok(rustix::process::kill_process(pid, signal)?)
+    }
+
+    /// The command goes first, then its cgroup: one just spawned may not have joined
+    /// its cgroup yet, and emptying the group under it would make it fail to join (125)
+    /// instead of dying by the kill (137).
+    fn kill_all(&self) -> BoxFuture<'_, SandboxResult<()>> {
+        Box::pin(async move {
+            if let Some(pid) = self.pid() {
+                let _ = rustix::process::kill_process(pid, Signal::KILL);
+            }
+            let (engine, id, leaf) = (self.engine.clone(), self.id.clone(), self.leaf.clone());
+            match tokio::task::spawn_blocking(move || engine.kill_exec(&id, &leaf)).await {
+                Ok(killed) => killed,
+                Err(e) => Err(airlock_sandbox::SandboxError::new(
+                    "killing a command",
+                    std::io::Error::other(e),
+                )),
+            }
+        })
+    }
+
+    fn finish(&self) {
+        self.engine.finish_exec(&self.id, &self.leaf);
+    }
+}
+
+/// An exit status as a number: the code, or 128 + the signal, as a shell reports it.
+pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+#[derive(Debug)]
+struct LocalTerminal(Terminal);
+
+impl CommandTerminal for LocalTerminal {
+    fn resize(&self, size: WindowSize) -> std::io::Result<()> {
+        self.0.resize(size)
+    }
+
+    fn output(&self) -> Box<dyn AsyncRead + Send + Unpin> {
+        Box::new(self.0.io())
+    }
+
+    fn input(&self) -> Box<dyn AsyncWrite + Send + Unpin> {
+        Box::new(self.0.io())
+    }
+}

@@ -1,0 +1,225 @@
+//! The service's rules, checked through the fake backend: what the service asks of its
+//! backend at each step of a sandbox's life, who may reach which sandbox, the resumable
+//! upload's state machine, recovery after a restart, and commands' rules. The engine
+//! itself is tested end to end elsewhere; these need no namespaces.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_api::{CreateSandbox, ErrorCode, ExecRequest, SandboxState};
+
+use crate::fake_backend::FakeBackend;
+use airlock_sandbox::Layout;
+
+use crate::{FileRecords, NewUpload, Principal, Service, Settings, bytes_body};
+
+async fn service(home: &std::path::Path) -> (Service, Arc<FakeBackend>) {
+    let backend = FakeBackend::new(home);
+    let records = Arc::new(FileRecords::new(Layout::new(home)));
+    let service = Service::open_with(home, Settings::default(), backend.clone(), records)
+        .await
+        .unwrap();
+    (service, backend)
+}
+
+fn tenant(name: &str) -> Principal {
+    Principal::Tenant {
+        tenant: name.into(),
+        by: format!("test {name}"),
+    }
+}
+
+fn create(start: bool) -> CreateSandbox {
+    CreateSandbox {
+        start: Some(start),
+        ..CreateSandbox::default()
+    }
+}
+
+#[tokio::test]
+async fn each_step_of_a_sandboxs_life_asks_the_backend_once() {
+    let home = tempfile::tempdir().unwrap();
+    let (service, backend) = service(home.path()).await;
+    let me = Principal::Admin;
+    let id = service.create(&me, create(true)).await.unwrap().id;
+    assert_eq!(service.get(&me, &id).unwrap().state, SandboxState::Running);
+    assert_eq!(backend.calls_for(&id), ["provision", "start"]);
+
+    // Starting a running sandbox and stopping a stopped one change nothing.
+    service.start(&me, &id).await.unwrap();
+    let stopped = service.stop(&me, &id).await.unwrap();
+    assert_eq!(stopped.state, SandboxState::Stopped);
+    service.stop(&me, &id).await.unwrap();
+    assert_eq!(backend.calls_for(&id), ["provision", "start", "stop"]);
+
+    service.start(&me, &id).await.unwrap();
+    service.delete(&me, &id).await.unwrap();
+    assert_eq!(
+        backend.calls_for(&id),
+        ["provision", "start", "stop", "start", "stop", "destroy"]
+    );
+    let gone = service.get(&me, &id).unwrap_err();
+    assert_eq!(gone.code, ErrorCode::NotFound);
+    assert!(!home.path().join("sandboxes").join(&id).exists());
+    assert!(!home.path().join("views").join(&id).exists());
+}
+
+#[tokio::test]
+async fn a_sandbox_whose_init_ends_by_itself_is_marked_stopped() {
+    let home = tempfile::tempdir().unwrap();
+    let (service, backend) = service(home.path()).await;
+    let id = service
+        .create(&Principal::Admin, create(true))
+        .await
+        .unwrap()
+        .id;
+    backend.crash(&id);
+    let mut state = SandboxState::Running;
+    for _ in 0..200 {
+        state = service.get(&Principal::Admin, &id).unwrap().state;
+        if state == SandboxState::Stopped {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(state, SandboxState::Stopped);
+    // And it can be started again.
+    let again = service.start(&Principal::Admin, &id).await.unwrap();
+    assert_eq!(again.state, SandboxState::Running);
+}
+
+#[tokio::test]
+async fn another_tenants_sandbox_is_not_found_and_never_reaches_the_backend() {
+    let home = tempfile::tempdir().unwrap();
+    let (service, backend) = service(home.path()).await;
+    let (alice, bob) = (tenant("alice"), tenant("bob"));
+    let id = service.create(&alice, create(false)).await.unwrap().id;
+
+    assert_eq!(
+        service.get(&bob, &id).unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    assert!(service.list(&bob).unwrap().is_empty());
+    let refused = [
+        service.start(&bob, &id).await.unwrap_err().code,
+        service.delete(&bob, &id).await.map(drop).unwrap_err().code,
+        service
+            .stat_file(&bob, &id, "/workspace")
+            .await
+            .map(drop)
+            .unwrap_err()
+            .code,
+    ];
+    assert_eq!(refused, [ErrorCode::NotFound; 3]);
+    assert_eq!(backend.calls_for(&id), ["provision"]);
+
+    assert_eq!(service.list(&alice).unwrap().len(), 1);
+    assert_eq!(service.list(&Principal::Admin).unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_resumable_upload_takes_its_chunks_in_order_and_commits_at_its_length() {
+    let home = tempfile::tempdir().unwrap();
+    let (service, _backend) = service(home.path()).await;
+    let me = Principal::Admin;
+    let id = service.create(&me, create(false)).await.unwrap().id;
+    let new = NewUpload {
+        path: "/workspace/notes.txt".into(),
+        length: 10,
+        ..NewUpload::default()
+    };
+    let upload = service
+        .create_upload(&me, &id, new)
+        .await
+        .unwrap()
+        .record
+        .id;
+
+    let chunk = |text: &'static str| bytes_body(bytes::Bytes::from_static(text.as_bytes()));
+    let wrong = service
+        .append_upload(&me, &id, &upload, 5, None, chunk("world"))
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(wrong.code, ErrorCode::Conflict);
+
+    let half = service
+        .append_upload(&me, &id, &upload, 0, None, chunk("hello"))
+        .await
+        .unwrap();
+    assert_eq!((half.record.offset, half.done.is_some()), (5, false));
+    let path = home
+        .path()
+        .join("views")
+        .join(&id)
+        .join("workspace/notes.txt");
+    assert!(!path.exists(), "nothing is in place before the last byte");
+
+    let whole = service
+        .append_upload(&me, &id, &upload, 5, None, chunk("world"))
+        .await
+        .unwrap();
+    assert_eq!(whole.done.unwrap().entry.size, 10);
+    assert_eq!(std::fs::read(&path).unwrap(), b"helloworld");
+    // A finished upload is gone: its status is 404.
+    let done = service.upload_status(&me, &id, &upload).await.unwrap_err();
+    assert_eq!(done.code, ErrorCode::NotFound);
+}
+
+#[tokio::test]
+async fn a_restarted_service_restores_every_sandbox_and_starts_the_running_ones() {
+    let home = tempfile::tempdir().unwrap();
+    let (first, _) = service(home.path()).await;
+    let running = first
+        .create(&Principal::Admin, create(true))
+        .await
+        .unwrap()
+        .id;
+    let never_started = first
+        .create(&Principal::Admin, create(false))
+        .await
+        .unwrap()
+        .id;
+    first.shutdown().await;
+    drop(first);
+
+    let (second, backend) = service(home.path()).await;
+    let state = |id: &str| second.get(&Principal::Admin, id).unwrap().state;
+    assert_eq!(state(&running), SandboxState::Running);
+    assert_eq!(state(&never_started), SandboxState::Created);
+    assert_eq!(backend.calls_for(&running), ["restore", "start"]);
+    assert_eq!(backend.calls_for(&never_started), ["restore"]);
+}
+
+#[tokio::test]
+async fn a_command_needs_a_running_sandbox_and_reports_its_output_and_exit() {
+    let home = tempfile::tempdir().unwrap();
+    let (service, _backend) = service(home.path()).await;
+    let me = Principal::Admin;
+    let id = service.create(&me, create(false)).await.unwrap().id;
+    let req = ExecRequest {
+        cmd: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo out; echo err >&2; exit 3".into(),
+        ]),
+        ..ExecRequest::default()
+    };
+    let refused = service.exec(&me, &id, req.clone()).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Conflict);
+
+    service.start(&me, &id).await.unwrap();
+    let ran = service.exec(&me, &id, req).await.unwrap();
+    assert_eq!(
+        (ran.exit_code, ran.stdout.as_str(), ran.stderr.as_str()),
+        (3, "out\n", "err\n")
+    );
+
+    let slow = ExecRequest {
+        cmd: Some(vec!["sleep".into(), "30".into()]),
+        timeout_ms: Some(100),
+        ..ExecRequest::default()
+    };
+    let timed_out = service.exec(&me, &id, slow).await.unwrap();
+    assert_eq!(timed_out.exit_code, crate::exec::TIMED_OUT);
+}
