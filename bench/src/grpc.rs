@@ -24,6 +24,8 @@ impl GrpcFiles {
         let channel = Channel::from_shared(url.to_owned())?
             .initial_stream_window_size(8 << 20)
             .initial_connection_window_size(16 << 20)
+            // h2's default is 16 KiB frames: a GiB down would be 65,536 of them.
+            .max_frame_size(1 << 20)
             .connect()
             .await?;
         let client = FilesClient::new(channel)
