@@ -51,6 +51,16 @@ impl FakeBackend {
             .collect()
     }
 
+    /// The ids of every sandbox provisioned so far, oldest first.
+    pub(crate) fn provisioned(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.strip_prefix("provision ").map(str::to_owned))
+            .collect()
+    }
+
     /// Ends a running sandbox as if its init had died on its own.
     pub(crate) fn crash(&self, id: &str) {
         if let Some(stopped) = self.running.lock().unwrap().get(id) {

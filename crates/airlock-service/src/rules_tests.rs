@@ -29,6 +29,17 @@ fn tenant(name: &str) -> Principal {
     }
 }
 
+/// Polls `done` every 10 ms for at most 5 s.
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    done()
+}
+
 fn create(start: bool) -> CreateSandbox {
     CreateSandbox {
         start: Some(start),
@@ -222,4 +233,69 @@ async fn a_command_needs_a_running_sandbox_and_reports_its_output_and_exit() {
     };
     let timed_out = service.exec(&me, &id, slow).await.unwrap();
     assert_eq!(timed_out.exit_code, crate::exec::TIMED_OUT);
+}
+
+#[tokio::test]
+async fn a_matching_create_claims_a_warm_sandbox_as_its_own_and_the_pool_refills() {
+    let home = tempfile::tempdir().unwrap();
+    let (service, backend) = service(home.path()).await;
+    let service = Arc::new(service);
+    tokio::spawn(service.clone().fill_pools_forever());
+    let ready = || service.pools(&Principal::Admin).unwrap()[0].ready;
+    service.size_pool(&Principal::Admin, "host", 1).unwrap();
+    assert!(eventually(|| ready() == 1).await);
+    let warm = backend.provisioned()[0].clone();
+
+    let alice = tenant("alice");
+    let made = CreateSandbox {
+        env: [("GREETING".to_owned(), "hi".to_owned())].into(),
+        labels: [("team".to_owned(), "a".to_owned())].into(),
+        ..CreateSandbox::default()
+    };
+    let claimed = service.create(&alice, made).await.unwrap();
+    assert_eq!(claimed.id, warm, "the create was served from the pool");
+    assert_eq!(claimed.state, SandboxState::Running);
+    assert_eq!(claimed.owner, "alice");
+    assert_eq!(claimed.env["GREETING"], "hi");
+    assert_eq!(claimed.labels["team"], "a");
+    // Claimed as it stood: not provisioned or started a second time.
+    assert_eq!(backend.calls_for(&warm), ["provision", "start"]);
+    let bob = tenant("bob");
+    assert_eq!(
+        service.get(&bob, &warm).unwrap_err().code,
+        ErrorCode::NotFound
+    );
+
+    assert!(eventually(|| ready() == 1).await, "the pool refills");
+    let pool = &service.pools(&Principal::Admin).unwrap()[0];
+    assert_eq!(pool.claimed, 1);
+    assert_ne!(backend.provisioned().last(), Some(&warm));
+}
+
+#[tokio::test]
+async fn a_sandbox_past_its_ttl_is_deleted_and_its_storage_destroyed() {
+    let home = tempfile::tempdir().unwrap();
+    let (service, backend) = service(home.path()).await;
+    let service = Arc::new(service);
+    tokio::spawn(service.clone().expire_forever());
+    let short = CreateSandbox {
+        ttl_secs: Some(1),
+        ..create(true)
+    };
+    let id = service.create(&Principal::Admin, short).await.unwrap().id;
+    let kept = service
+        .create(&Principal::Admin, create(true))
+        .await
+        .unwrap()
+        .id;
+    let gone = || service.get(&Principal::Admin, &id).is_err();
+    assert!(eventually(gone).await);
+    assert_eq!(
+        backend.calls_for(&id),
+        ["provision", "start", "stop", "destroy"]
+    );
+    assert_eq!(
+        service.get(&Principal::Admin, &kept).unwrap().state,
+        SandboxState::Running
+    );
 }
