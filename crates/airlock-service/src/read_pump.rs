@@ -64,3 +64,44 @@ fn read_some(file: &mut dyn FileReader, want: usize) -> std::io::Result<Bytes> {
     buf.truncate(filled);
     Ok(buf.freeze())
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    async fn collect(mut stream: ByteStream) -> (Vec<u8>, Option<std::io::ErrorKind>) {
+        let mut got = Vec::new();
+        while let Some(piece) = stream.next().await {
+            match piece {
+                Ok(bytes) => got.extend_from_slice(&bytes),
+                Err(e) => return (got, Some(e.kind())),
+            }
+        }
+        (got, None)
+    }
+
+    fn file(content: Vec<u8>) -> Box<dyn FileReader> {
+        Box::new(std::io::Cursor::new(content))
+    }
+
+    #[tokio::test]
+    async fn a_window_is_exactly_its_bytes_across_chunk_boundaries() {
+        let content: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let (got, error) = collect(read_window(file(content.clone()), 1_234, 5_000, 1_000)).await;
+        assert_eq!(error, None);
+        assert_eq!(got, content[1_234..6_234]);
+        let (empty, error) = collect(read_window(file(content), 10_000, 0, 1_000)).await;
+        assert!(empty.is_empty() && error.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_its_window_ends_the_stream_with_an_error() {
+        // As if the file was cut while it was sent: a face must not send a short body
+        // as if it were whole.
+        let (got, error) = collect(read_window(file(vec![7; 2_500]), 0, 4_000, 1_000)).await;
+        assert_eq!(got.len(), 2_500);
+        assert_eq!(error, Some(std::io::ErrorKind::UnexpectedEof));
+    }
+}
