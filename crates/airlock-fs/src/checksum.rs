@@ -14,7 +14,7 @@ use crate::write::hex;
 use crate::{FsError, FsResult, SandboxPath};
 
 /// What a write must compute and check beyond its CRC-64/NVME.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Checks {
     /// Compute the SHA-256 too (implied by `expect_sha256`).
     pub sha256: bool,
@@ -57,7 +57,7 @@ impl Checks {
 }
 
 /// The checksums of a whole content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Checksums {
     /// CRC-64/NVME (the polynomial S3 calls CRC64NVME).
     pub crc64nvme: u64,

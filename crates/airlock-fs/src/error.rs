@@ -99,6 +99,17 @@ pub enum FsError {
         path: String,
     },
     /// Any other system error.
+    /// An error an engine in another process reported (an agent in a pod), as it said
+    /// it: its kind decides the answer here as the original's would have.
+    #[error("{message}")]
+    Remote {
+        /// What kind of error it was.
+        kind: FsErrorKind,
+        /// The sandbox path concerned.
+        path: String,
+        /// Its text, as the engine that made it wrote it.
+        message: String,
+    },
     #[error("{path}: {source}")]
     Io {
         /// The sandbox path.
@@ -111,7 +122,116 @@ pub enum FsError {
 /// Result of a file engine operation.
 pub type FsResult<T> = Result<T, FsError>;
 
+/// The kinds of [`FsError`], which is what decides how a caller is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsErrorKind {
+    /// [`FsError::BadPath`].
+    BadPath,
+    /// [`FsError::NotFound`].
+    NotFound,
+    /// [`FsError::ReadOnly`].
+    ReadOnly,
+    /// [`FsError::NoSpace`].
+    NoSpace,
+    /// [`FsError::Conflict`].
+    Conflict,
+    /// [`FsError::IsDirectory`].
+    IsDirectory,
+    /// [`FsError::NotRegular`].
+    NotRegular,
+    /// [`FsError::ChecksumMismatch`].
+    ChecksumMismatch,
+    /// [`FsError::BadArchive`].
+    BadArchive,
+    /// [`FsError::TooLarge`].
+    TooLarge,
+    /// [`FsError::Interrupted`] by a client that went away.
+    Interrupted,
+    /// [`FsError::Interrupted`] by a client that went quiet.
+    Stalled,
+    /// [`FsError::Busy`].
+    Busy,
+    /// [`FsError::Io`]: the engine's own failure, never the caller's.
+    Io,
+}
+
+/// An [`FsError`] as it crosses a process boundary.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WireError {
+    /// Its kind.
+    pub kind: FsErrorKind,
+    /// The sandbox path concerned.
+    pub path: String,
+    /// Its text.
+    pub message: String,
+}
+
 impl FsError {
+    /// What kind of error this is.
+    pub fn kind(&self) -> FsErrorKind {
+        match self {
+            Self::BadPath { .. } => FsErrorKind::BadPath,
+            Self::NotFound { .. } => FsErrorKind::NotFound,
+            Self::ReadOnly { .. } => FsErrorKind::ReadOnly,
+            Self::NoSpace { .. } => FsErrorKind::NoSpace,
+            Self::Conflict { .. } => FsErrorKind::Conflict,
+            Self::IsDirectory { .. } => FsErrorKind::IsDirectory,
+            Self::NotRegular { .. } => FsErrorKind::NotRegular,
+            Self::ChecksumMismatch { .. } => FsErrorKind::ChecksumMismatch,
+            Self::BadArchive { .. } => FsErrorKind::BadArchive,
+            Self::TooLarge { .. } => FsErrorKind::TooLarge,
+            Self::Interrupted { stalled: true, .. } => FsErrorKind::Stalled,
+            Self::Interrupted { .. } => FsErrorKind::Interrupted,
+            Self::Busy { .. } => FsErrorKind::Busy,
+            Self::Remote { kind, .. } => *kind,
+            Self::Io { .. } => FsErrorKind::Io,
+        }
+    }
+
+    /// The sandbox path the error concerns.
+    pub fn path(&self) -> &str {
+        match self {
+            Self::BadPath { path, .. }
+            | Self::NotFound { path }
+            | Self::ReadOnly { path }
+            | Self::NoSpace { path }
+            | Self::Conflict { path, .. }
+            | Self::IsDirectory { path }
+            | Self::NotRegular { path, .. }
+            | Self::ChecksumMismatch { path, .. }
+            | Self::BadArchive { path, .. }
+            | Self::TooLarge { path, .. }
+            | Self::Interrupted { path, .. }
+            | Self::Busy { path }
+            | Self::Remote { path, .. }
+            | Self::Io { path, .. } => path,
+        }
+    }
+
+    /// The error as it crosses to another process. An I/O failure's text names the
+    /// engine's own host paths, so only its sandbox path goes.
+    pub fn to_wire(&self) -> WireError {
+        let message = match self {
+            Self::Io { path, .. } => format!("{path}: the engine failed"),
+            other => other.to_string(),
+        };
+        WireError {
+            kind: self.kind(),
+            path: self.path().to_owned(),
+            message,
+        }
+    }
+
+    /// An error another process sent.
+    pub fn from_wire(wire: WireError) -> Self {
+        Self::Remote {
+            kind: wire.kind,
+            path: wire.path,
+            message: wire.message,
+        }
+    }
+
     /// Classifies an errno from an operation on `path`.
     pub(crate) fn from_errno(path: &str, err: rustix::io::Errno) -> Self {
         use rustix::io::Errno;

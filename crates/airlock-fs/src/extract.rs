@@ -227,7 +227,7 @@ impl<'a> Extractor<'a> {
     fn skip(&mut self, rel: &[u8], reason: &'static str) -> FsResult<()> {
         self.report.skipped.push(Skipped {
             path: self.shown(rel),
-            reason,
+            reason: reason.into(),
         });
         Ok(())
     }

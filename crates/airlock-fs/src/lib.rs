@@ -27,7 +27,7 @@ mod write;
 
 pub use checksum::{Checks, Checksums, Hasher, crc_hex};
 pub use entry::{Entry, FileKind};
-pub use error::{FsError, FsResult};
+pub use error::{FsError, FsErrorKind, FsResult, WireError};
 pub use list::Listing;
 pub use path::SandboxPath;
 pub use root::Root;

@@ -14,7 +14,7 @@ use crate::root::open_beneath;
 use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
 
 /// One page of a listing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Listing {
     /// Entries in order.
     pub entries: Vec<Entry>,

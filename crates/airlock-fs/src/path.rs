@@ -157,3 +157,41 @@ mod tests {
         );
     }
 }
+
+/// On the wire a path is its text; reading one back checks it again, so a process that
+/// receives a path never trusts the sender to have parsed it.
+impl serde::Serialize for SandboxPath {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SandboxPath {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::SandboxPath;
+
+    #[test]
+    fn a_path_read_from_the_wire_is_checked_again() {
+        let path = SandboxPath::parse("/workspace/a b/é").unwrap();
+        let json = serde_json::to_string(&path).unwrap();
+        assert_eq!(serde_json::from_str::<SandboxPath>(&json).unwrap(), path);
+        for hostile in [
+            r#""../etc/passwd""#,
+            r#""/a/../../b""#,
+            r#""relative""#,
+            r#""/a\u0000b""#,
+        ] {
+            assert!(
+                serde_json::from_str::<SandboxPath>(hostile).is_err(),
+                "{hostile} was accepted"
+            );
+        }
+    }
+}

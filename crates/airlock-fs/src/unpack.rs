@@ -25,7 +25,7 @@ use crate::{FileOwner, FsError, FsResult, Root, SandboxPath};
 pub(crate) const STAGING_PREFIX: &str = ".airlock-unpack-";
 
 /// Bounds on what one archive may create; they stop tar bombs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UnpackLimits {
     /// Most entries (of any kind) the archive may hold.
     pub max_entries: u64,
@@ -43,16 +43,16 @@ impl Default for UnpackLimits {
 }
 
 /// An entry that was deliberately not created.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Skipped {
     /// Its sandbox path.
     pub path: String,
     /// Why (a device node, a FIFO, an unknown entry type).
-    pub reason: &'static str,
+    pub reason: std::borrow::Cow<'static, str>,
 }
 
 /// What an extraction created.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Unpacked {
     /// Entries read from the archive.
     pub entries: u64,

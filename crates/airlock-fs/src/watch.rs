@@ -27,7 +27,7 @@ const MAX_DIRS: usize = 8192;
 const READ_BUFFER: usize = 64 * 1024;
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WatchKind {
     /// Created, or moved in from outside the tree.
     Create,
@@ -61,7 +61,7 @@ impl WatchKind {
 }
 
 /// One change under the watched directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WatchEvent {
     /// What happened.
     pub kind: WatchKind,

@@ -17,7 +17,7 @@ use crate::{Checks, Checksums, Entry, FileKind, FsError, FsResult, Hasher, Root,
 const BUFFER: usize = 1024 * 1024;
 
 /// Who owns a file the engine creates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileOwner {
     /// Numeric user id.
     pub uid: u32,
@@ -49,7 +49,7 @@ impl FileOwner {
 }
 
 /// How a whole file is written.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct WriteOptions {
     /// Permission bits; setuid, setgid and sticky are always stripped.
     pub mode: u32,
@@ -80,7 +80,7 @@ impl WriteOptions {
 }
 
 /// What a completed write produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Written {
     /// The file as it now is.
     pub entry: Entry,
@@ -89,7 +89,7 @@ pub struct Written {
 }
 
 /// Where an in-place write goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Placement {
     /// At the end.
     Append,

@@ -213,7 +213,7 @@ impl Service {
                         .into_iter()
                         .map(|s| SkippedEntry {
                             path: s.path,
-                            reason: s.reason.to_owned(),
+                            reason: s.reason.clone().into_owned(),
                         })
                         .collect(),
                 })

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use airlock_api::ErrorCode;
-use airlock_fs::FsError;
+use airlock_fs::{FsError, FsErrorKind};
 
 /// An error any face can report: REST as `{"error": {code, message}}`, gRPC as a status
 /// with the code in its details.
@@ -98,21 +98,22 @@ impl From<airlock_sandbox::SandboxError> for ApiError {
 
 impl From<FsError> for ApiError {
     fn from(err: FsError) -> Self {
-        let code = match &err {
-            FsError::BadPath { .. } => ErrorCode::BadRequest,
-            FsError::NotFound { .. } => ErrorCode::NotFound,
-            FsError::ReadOnly { .. } => ErrorCode::Forbidden,
-            FsError::NoSpace { .. } => ErrorCode::DiskQuota,
-            FsError::Conflict { .. } | FsError::IsDirectory { .. } => ErrorCode::Conflict,
+        // By kind, so an error an agent reported answers as it would have here.
+        let code = match err.kind() {
+            FsErrorKind::BadPath => ErrorCode::BadRequest,
+            FsErrorKind::NotFound => ErrorCode::NotFound,
+            FsErrorKind::ReadOnly => ErrorCode::Forbidden,
+            FsErrorKind::NoSpace => ErrorCode::DiskQuota,
+            FsErrorKind::Conflict | FsErrorKind::IsDirectory => ErrorCode::Conflict,
             // A whole-file checksum miss has always been a 400 on REST; 460 is tus's own.
-            FsError::NotRegular { .. } | FsError::ChecksumMismatch { .. } => ErrorCode::BadRequest,
-            FsError::BadArchive { .. } => ErrorCode::BadArchive,
-            FsError::TooLarge { .. } => ErrorCode::TooLarge,
-            FsError::Busy { .. } => ErrorCode::Busy,
-            FsError::Interrupted { stalled: true, .. } => ErrorCode::Timeout,
-            FsError::Interrupted { .. } => ErrorCode::BadRequest,
-            FsError::Io { path, .. } => {
-                return Self::internal(&format!("on {path}"), &err);
+            FsErrorKind::NotRegular | FsErrorKind::ChecksumMismatch => ErrorCode::BadRequest,
+            FsErrorKind::BadArchive => ErrorCode::BadArchive,
+            FsErrorKind::TooLarge => ErrorCode::TooLarge,
+            FsErrorKind::Busy => ErrorCode::Busy,
+            FsErrorKind::Stalled => ErrorCode::Timeout,
+            FsErrorKind::Interrupted => ErrorCode::BadRequest,
+            FsErrorKind::Io => {
+                return Self::internal(&format!("on {}", err.path()), &err);
             }
         };
         Self::new(code, err.to_string())
@@ -130,6 +131,63 @@ mod tests {
         assert_eq!(err.code, ErrorCode::Internal);
         assert!(!err.message.contains("/var/lib"), "{}", err.message);
         assert!(err.message.contains("opening sandbox root"));
+    }
+
+    #[test]
+    fn an_error_from_another_process_answers_as_the_original_would() {
+        let originals = [
+            FsError::NotFound { path: "/a".into() },
+            FsError::BadPath {
+                path: "/b".into(),
+                reason: "is the root directory",
+            },
+            FsError::ReadOnly { path: "/c".into() },
+            FsError::NoSpace { path: "/d".into() },
+            FsError::Conflict {
+                path: "/e".into(),
+                reason: "already exists",
+            },
+            FsError::ChecksumMismatch {
+                path: "/f".into(),
+                algorithm: "crc64nvme",
+                expected: "00".into(),
+                actual: "11".into(),
+            },
+            FsError::BadArchive {
+                path: "/g".into(),
+                reason: "a link leaves the target".into(),
+            },
+            FsError::TooLarge {
+                path: "/h".into(),
+                reason: "over 1 byte".into(),
+            },
+            FsError::Interrupted {
+                path: "/i".into(),
+                reason: "gone".into(),
+                stalled: true,
+            },
+            FsError::Busy { path: "/j".into() },
+        ];
+        for original in originals {
+            let wire = original.to_wire();
+            let json = serde_json::to_string(&wire).unwrap();
+            let back = FsError::from_wire(serde_json::from_str(&json).unwrap());
+            let (here, there) = (ApiError::from(original), ApiError::from(back));
+            assert_eq!((here.code, &here.message), (there.code, &there.message));
+        }
+    }
+
+    #[test]
+    fn an_engine_failure_crosses_without_its_host_details() {
+        let source = std::io::Error::other("/var/lib/airlock/views/abc: EIO");
+        let wire = FsError::Io {
+            path: "/work/f".into(),
+            source,
+        }
+        .to_wire();
+        assert!(!wire.message.contains("/var/lib"), "{}", wire.message);
+        let answered = ApiError::from(FsError::from_wire(wire));
+        assert_eq!(answered.code, ErrorCode::Internal);
     }
 
     #[test]

@@ -407,7 +407,7 @@ fn finish(
     }
     let done = match committed {
         Ok(done) => done,
-        Err(mismatch @ FsError::ChecksumMismatch { .. }) => {
+        Err(mismatch) if mismatch.kind() == airlock_fs::FsErrorKind::ChecksumMismatch => {
             return Err(ApiError::new(
                 ErrorCode::ChecksumMismatch,
                 mismatch.to_string(),
