@@ -20,6 +20,12 @@ pub enum Command {
         after_help = "Example:\n  sudo airlock serve --listen 127.0.0.1:7711 --home /var/lib/airlock"
     )]
     Serve(ServeArgs),
+    /// Serve a root filesystem's files to a gateway (inside a pod, as its entrypoint's
+    /// wrapper or as a sidecar).
+    #[command(
+        after_help = "Example:\n  airlock agent --listen 0.0.0.0:7712 --root / --secret-file /run/airlock/secret"
+    )]
+    Agent(AgentArgs),
     /// Create a sandbox and print its id.
     #[command(
         after_help = "Examples:\n  airlock create\n  airlock create --memory 1g --disk 2g --env MODE=ci\n  airlock create --no-start --file ./config.toml:/etc/app/config.toml:ro\n  airlock create --upload ./repo:/workspace/repo --file ./ci.env:/etc/ci.env:ro"
@@ -225,6 +231,21 @@ pub struct Connection {
     /// admin token in the daemon's home).
     #[arg(long, env = "AIRLOCK_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+}
+
+/// `airlock agent`'s options.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Address to listen on (the bound address is printed once it listens).
+    #[arg(long, env = "AIRLOCK_AGENT_LISTEN", default_value = "0.0.0.0:7712")]
+    pub listen: String,
+    /// The directory served as the sandbox's root.
+    #[arg(long, env = "AIRLOCK_AGENT_ROOT", default_value = "/")]
+    pub root: PathBuf,
+    /// A file holding the secret every request must present (at least 16 bytes; the
+    /// gateway keeps it in a Kubernetes Secret mounted into the pod).
+    #[arg(long, env = "AIRLOCK_AGENT_SECRET_FILE")]
+    pub secret_file: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(args),
+        Command::Agent(args) => commands::agent::run(args),
         other => {
             // Like other Unix tools, a client verb ends quietly when the reader of its
             // output goes away (`airlock fs ls ID:/ | head`). Never the daemon: it must

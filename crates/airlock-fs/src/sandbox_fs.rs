@@ -93,10 +93,10 @@ pub trait SandboxFs: Send + Sync + std::fmt::Debug {
         dest: &SandboxPath,
         opts: WriteOptions,
     ) -> FsResult<Written>;
-    /// Writes the tree under `dir` as a tar stream; returns how many entries it held.
-    fn pack(&self, dir: &SandboxPath, out: &mut dyn Write) -> FsResult<u64>;
+    /// Writes the tree under `dir` as a tar stream.
+    fn pack(&self, dir: &SandboxPath, out: &mut dyn Write) -> FsResult<()>;
     /// Like [`SandboxFs::pack`], for the named entries below `dir` only.
-    fn pack_paths(&self, dir: &SandboxPath, rels: &[String], out: &mut dyn Write) -> FsResult<u64>;
+    fn pack_paths(&self, dir: &SandboxPath, rels: &[String], out: &mut dyn Write) -> FsResult<()>;
     /// Unpacks a tar stream under `dir`, all or nothing.
     fn unpack(
         &self,
@@ -246,12 +246,12 @@ impl SandboxFs for Root {
         Root::compose(self, sources, dest, opts)
     }
 
-    fn pack(&self, dir: &SandboxPath, out: &mut dyn Write) -> FsResult<u64> {
-        Root::pack(self, dir, out)
+    fn pack(&self, dir: &SandboxPath, out: &mut dyn Write) -> FsResult<()> {
+        Root::pack(self, dir, out).map(drop)
     }
 
-    fn pack_paths(&self, dir: &SandboxPath, rels: &[String], out: &mut dyn Write) -> FsResult<u64> {
-        Root::pack_paths(self, dir, rels, out)
+    fn pack_paths(&self, dir: &SandboxPath, rels: &[String], out: &mut dyn Write) -> FsResult<()> {
+        Root::pack_paths(self, dir, rels, out).map(drop)
     }
 
     fn unpack(

@@ -1,5 +1,6 @@
 //! One module per group of verbs.
 
+pub mod agent;
 mod cp;
 mod exec;
 mod fs;
@@ -19,7 +20,9 @@ use crate::args::{Command, Connection};
 /// Runs a client verb.
 pub async fn run_client(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(_) => unreachable!("serve is not a client verb"),
+        Command::Serve(_) | Command::Agent(_) => {
+            unreachable!("serve and agent are not client verbs")
+        }
         Command::Create(args) => sandboxes::create(args).await,
         Command::Ls(out) => sandboxes::list(out).await,
         Command::Inspect(args) => sandboxes::inspect(args).await,

@@ -1,0 +1,336 @@
+//! The agent's side: each call runs on the blocking pool against the engine over the
+//! pod's root, with bodies streamed both ways.
+
+use std::io::{Read, Seek, Write};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use airlock_fs::{FsError, FsResult, SandboxFs};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::calls::{self, ARGS, RESULT};
+
+/// Bytes per chunk of a streamed answer, and chunks queued ahead of the socket.
+const CHUNK: usize = 256 * 1024;
+const AHEAD: usize = 4;
+/// How long a watch waits for events before it looks whether its client is still there.
+const WATCH_TICK: Duration = Duration::from_millis(500);
+
+#[derive(Clone)]
+struct Agent {
+    fs: Arc<dyn SandboxFs>,
+    secret: Arc<str>,
+}
+
+/// Serves the directory `root` at `listen` to callers that present `secret`, until the
+/// process ends. Prints the bound address on stdout once it listens (so `--listen
+/// 127.0.0.1:0` can be used and found).
+pub async fn serve(listen: &str, root: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    if secret.len() < 16 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the secret must be at least 16 bytes",
+        ));
+    }
+    let opened = airlock_fs::Root::open(root).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("opening the root {}: {e}", root.display()),
+        )
+    })?;
+    let fs: Arc<dyn SandboxFs> = Arc::new(opened);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!("{}", listener.local_addr()?);
+    tracing::info!(root = %root.display(), addr = %listener.local_addr()?, "agent serving");
+    axum::serve(listener, router(fs, secret)).await
+}
+
+/// The agent's routes over `fs`, for callers that present `secret`.
+pub fn router(fs: Arc<dyn SandboxFs>, secret: &str) -> axum::Router {
+    let agent = Agent {
+        fs,
+        secret: secret.into(),
+    };
+    axum::Router::new()
+        .route("/v1/fs/{call}", axum::routing::post(call))
+        .with_state(agent)
+}
+
+async fn call(
+    State(agent): State<Agent>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !bool::from(presented.as_bytes().ct_eq(agent.secret.as_bytes())) {
+        return (StatusCode::UNAUTHORIZED, "the sandbox's secret is required").into_response();
+    }
+    let args = headers
+        .get(ARGS)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match dispatch(agent.fs, &name, args, body).await {
+        Ok(response) => response,
+        Err(refused) => *refused,
+    }
+}
+
+/// An answer that ends a call early (boxed: a response is large).
+type Refused = Box<Response>;
+
+/// A malformed call: the gateway and this agent disagree about the protocol.
+fn bad(message: impl Into<String>) -> Response {
+    (StatusCode::BAD_REQUEST, message.into()).into_response()
+}
+
+fn args<T: for<'de> serde::Deserialize<'de>>(text: &str) -> Result<T, Refused> {
+    calls::decode(text).map_err(|e| Box::new(bad(e)))
+}
+
+/// The engine's refusal, in its wire form.
+fn refused(err: &FsError) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(err.to_wire())).into_response()
+}
+
+/// Runs `op` on the blocking pool and answers its result as JSON.
+async fn answer<T: Serialize + Send + 'static>(
+    op: impl FnOnce() -> FsResult<T> + Send + 'static,
+) -> Result<Response, Refused> {
+    match tokio::task::spawn_blocking(op).await {
+        Ok(Ok(value)) => Ok(axum::Json(value).into_response()),
+        Ok(Err(err)) => Err(Box::new(refused(&err))),
+        Err(e) => Err(Box::new(
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        )),
+    }
+}
+
+/// The request body as a blocking reader (only for use on the blocking pool).
+fn reader(body: Body) -> impl Read + Send + 'static {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    SyncIoBridge::new(StreamReader::new(stream))
+}
+
+async fn dispatch(
+    fs: Arc<dyn SandboxFs>,
+    name: &str,
+    text: &str,
+    body: Body,
+) -> Result<Response, Refused> {
+    match name {
+        "stat" => {
+            let a: calls::OnPath = args(text)?;
+            answer(move || fs.stat(&a.path)).await
+        }
+        "require_dir" => {
+            let a: calls::OnPath = args(text)?;
+            answer(move || fs.require_dir(&a.path)).await
+        }
+        "list" => {
+            let a: calls::List = args(text)?;
+            answer(move || fs.list(&a.dir, a.depth, a.limit, a.cursor.as_ref())).await
+        }
+        "checksums" => {
+            let a: calls::Sums = args(text)?;
+            answer(move || fs.checksums(&a.path, a.checks)).await
+        }
+        "write_file" => {
+            let a: calls::Write = args(text)?;
+            let mut input = reader(body);
+            answer(move || fs.write_file(&a.path, &mut input, a.opts)).await
+        }
+        "write_in_place" => {
+            let a: calls::WriteInPlace = args(text)?;
+            let mut input = reader(body);
+            answer(move || fs.write_in_place(&a.path, &mut input, a.at, a.owner, a.checks)).await
+        }
+        "mkdir" => {
+            let a: calls::Mkdir = args(text)?;
+            answer(move || fs.mkdir(&a.path, a.mode, a.owner, a.parents)).await
+        }
+        "rename" => {
+            let a: calls::Rename = args(text)?;
+            answer(move || fs.rename(&a.from, &a.to, a.overwrite)).await
+        }
+        "remove" => {
+            let a: calls::Remove = args(text)?;
+            answer(move || fs.remove(&a.path, a.recursive)).await
+        }
+        "compose" => {
+            let a: calls::Compose = args(text)?;
+            answer(move || fs.compose(&a.sources, &a.dest, a.opts)).await
+        }
+        "unpack" => {
+            let a: calls::Unpack = args(text)?;
+            let mut input = reader(body);
+            answer(move || fs.unpack(&a.dir, &mut input, a.owner, a.limits)).await
+        }
+        "create_partial" => {
+            let a: calls::CreatePartial = args(text)?;
+            answer(move || fs.create_partial(&a.dest, a.parents, a.owner)).await
+        }
+        "append_partial" => {
+            let a: calls::Partial = args(text)?;
+            let mut input = reader(body);
+            answer(move || {
+                let mut file = fs.open_partial(&a.dest, &a.name)?;
+                let io = |e| FsError::from_io(a.dest.as_str(), e);
+                if let Some(at) = a.at {
+                    file.cut_to(at).map_err(io)?;
+                }
+                std::io::copy(&mut input, &mut file).map_err(io)?;
+                file.flush().map_err(io)
+            })
+            .await
+        }
+        "cut_partial" => {
+            let a: calls::Partial = args(text)?;
+            answer(move || {
+                let mut file = fs.open_partial(&a.dest, &a.name)?;
+                let at = a.at.unwrap_or(0);
+                file.cut_to(at)
+                    .map_err(|e| FsError::from_io(a.dest.as_str(), e))
+            })
+            .await
+        }
+        "commit_partial" => {
+            let a: calls::CommitPartial = args(text)?;
+            answer(move || fs.commit_partial(&a.dest, &a.name, a.opts)).await
+        }
+        "discard_partial" => {
+            let a: calls::Partial = args(text)?;
+            answer(move || fs.discard_partial(&a.dest, &a.name)).await
+        }
+        "sweep" => {
+            let a: calls::Sweep = args(text)?;
+            let before =
+                UNIX_EPOCH + Duration::from_nanos(a.before_ns.min(u64::MAX as u128) as u64);
+            let keep = a.keep.into_iter().collect();
+            answer(move || Ok(fs.sweep_leftovers(before, &keep))).await
+        }
+        "read" => {
+            let a: calls::Read = args(text)?;
+            let opened =
+                tokio::task::spawn_blocking(move || fs.open_read(&a.path).map(|o| (o, a.offset)))
+                    .await
+                    .map_err(|e| Box::new(bad(e.to_string())))?;
+            let ((mut file, entry), offset) = opened.map_err(|e| Box::new(refused(&e)))?;
+            let body = stream_out(move |out| {
+                file.seek(std::io::SeekFrom::Start(offset))?;
+                std::io::copy(&mut file, out).map(drop)
+            });
+            Ok(([(RESULT, calls::encode(&entry))], body).into_response())
+        }
+        "pack" => {
+            let a: calls::Pack = args(text)?;
+            let checked = fs.clone();
+            let dir = a.dir.clone();
+            answer(move || checked.require_dir(&dir)).await?;
+            let body = stream_out(move |out| {
+                let packed = match &a.rels {
+                    Some(rels) => fs.pack_paths(&a.dir, rels, out),
+                    None => fs.pack(&a.dir, out),
+                };
+                packed.map_err(std::io::Error::other)
+            });
+            Ok(body.into_response())
+        }
+        "watch" => {
+            let a: calls::Watch = args(text)?;
+            let feed = tokio::task::spawn_blocking(move || fs.watch(&a.dir, a.recursive))
+                .await
+                .map_err(|e| Box::new(bad(e.to_string())))?
+                .map_err(|e| Box::new(refused(&e)))?;
+            Ok(watch_lines(feed).into_response())
+        }
+        other => Err(Box::new(
+            (StatusCode::NOT_FOUND, format!("no call {other:?}")).into_response(),
+        )),
+    }
+}
+
+/// A body written by `produce` on the blocking pool. If it fails, the body ends with an
+/// error, so the connection is cut and the gateway never takes a partial stream for a
+/// whole one.
+fn stream_out(
+    produce: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
+) -> Body {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            tx: tx.clone(),
+            buf: BytesMut::with_capacity(CHUNK),
+        };
+        let produced = produce(&mut out).and_then(|()| out.flush());
+        if let Err(e) = produced {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    Body::from_stream(ReceiverStream::new(rx))
+}
+
+/// Writes into a channel in chunks of [`CHUNK`] bytes, waiting for room.
+struct ChannelWriter {
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    buf: BytesMut,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.flush()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        self.buf.reserve(CHUNK);
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the gateway went away")
+        })
+    }
+}
+
+/// A watch as JSON lines, one event each, until the directory goes or the gateway does.
+fn watch_lines(mut feed: Box<dyn airlock_fs::WatchFeed>) -> Body {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::new();
+        while !tx.is_closed() && feed.is_alive() {
+            if let Err(err) = feed.next_events(&mut batch, WATCH_TICK) {
+                let _ = tx.blocking_send(Err(std::io::Error::other(err.to_string())));
+                return;
+            }
+            for event in batch.drain(..) {
+                let mut line = serde_json::to_vec(&event).unwrap_or_default();
+                line.push(b'\n');
+                if tx.blocking_send(Ok(Bytes::from(line))).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Body::from_stream(ReceiverStream::new(rx))
+}

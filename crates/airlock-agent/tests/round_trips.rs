@@ -1,0 +1,254 @@
+//! The gateway's client against a real agent on loopback, serving a directory that stands
+//! in for a pod's root: every kind of call, errors in their own kinds, streams both ways,
+//! and the confinement of the engine behind it.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_agent::client::RemoteFs;
+use airlock_fs::{
+    Checks, FileOwner, FsErrorKind, Root, SandboxFs, SandboxPath, UnpackLimits, WatchKind,
+    WriteOptions,
+};
+
+const SECRET: &str = "a-sandbox-secret";
+
+/// An agent serving `dir`, and a client of it.
+async fn agent(dir: &Path, secret: &str) -> RemoteFs {
+    let root: Arc<dyn SandboxFs> = Arc::new(Root::open(dir).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = airlock_agent::server::router(root, SECRET);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    RemoteFs::new(
+        &format!("http://{addr}"),
+        secret,
+        tokio::runtime::Handle::current(),
+    )
+}
+
+fn p(text: &str) -> SandboxPath {
+    SandboxPath::parse(text).unwrap()
+}
+
+fn opts() -> WriteOptions {
+    WriteOptions::new(0o640, FileOwner::SANDBOX_USER)
+}
+
+/// Runs the blocking client calls off the runtime, as the service does.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_goes_through_the_agent_and_back_whole_and_from_any_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = agent(dir.path(), SECRET).await;
+    let content: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let expected = content.clone();
+    blocking(move || {
+        let written = fs
+            .write_file(&p("/workspace/big.bin"), &mut content.as_slice(), opts())
+            .unwrap();
+        assert_eq!(written.entry.size, expected.len() as u64);
+        assert_eq!(written.entry.mode, 0o640);
+        let (mut file, entry) = fs.open_read(&p("/workspace/big.bin")).unwrap();
+        assert_eq!(entry.size, expected.len() as u64);
+        let mut back = Vec::new();
+        file.read_to_end(&mut back).unwrap();
+        assert!(back == expected, "the file came back different");
+        file.seek(SeekFrom::Start(1 << 20)).unwrap();
+        let mut tail = Vec::new();
+        file.read_to_end(&mut tail).unwrap();
+        assert!(
+            tail == expected[1 << 20..],
+            "the window came back different"
+        );
+        let sums = fs
+            .checksums(&p("/workspace/big.bin"), Checks::default())
+            .unwrap();
+        assert_eq!(sums.crc64nvme, written.checksums.crc64nvme);
+    })
+    .await;
+    let on_disk = std::fs::read(dir.path().join("workspace/big.bin")).unwrap();
+    assert_eq!(on_disk.len(), 3 * 1024 * 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_cross_in_their_own_kinds_and_a_wrong_secret_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kept"), b"mine").unwrap();
+    let fs = agent(dir.path(), SECRET).await;
+    let stranger = agent(dir.path(), "not-the-secret").await;
+    blocking(move || {
+        fn kind<T>(r: Result<T, airlock_fs::FsError>) -> FsErrorKind {
+            r.map(drop).unwrap_err().kind()
+        }
+        assert_eq!(kind(fs.stat(&p("/nope"))), FsErrorKind::NotFound);
+        assert_eq!(
+            kind(fs.open_read(&p("/")).map(drop)),
+            FsErrorKind::IsDirectory
+        );
+        let mut no_overwrite = opts();
+        no_overwrite.overwrite = false;
+        let again = fs.write_file(&p("/kept"), &mut &b"theirs"[..], no_overwrite);
+        assert_eq!(kind(again), FsErrorKind::Conflict);
+        let mut wrong = opts();
+        wrong.checks.expect_crc64nvme = Some(1);
+        let mismatch = fs.write_file(&p("/new"), &mut &b"data"[..], wrong);
+        assert_eq!(kind(mismatch), FsErrorKind::ChecksumMismatch);
+        // A wrong secret reads nothing and writes nothing.
+        assert_eq!(kind(stranger.stat(&p("/kept"))), FsErrorKind::Io);
+        let denied = stranger.write_file(&p("/kept"), &mut &b"theirs"[..], opts());
+        assert_eq!(kind(denied), FsErrorKind::Io);
+    })
+    .await;
+    assert_eq!(std::fs::read(dir.path().join("kept")).unwrap(), b"mine");
+    assert!(!dir.path().join("new").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_keeps_every_path_inside_its_root() {
+    let host = tempfile::tempdir().unwrap();
+    let outside = host.path().join("outside");
+    let root = host.path().join("root");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(outside.join("secret"), b"host").unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
+    std::os::unix::fs::symlink("../../..", root.join("climb")).unwrap();
+    let fs = agent(&root, SECRET).await;
+    blocking(move || {
+        for path in ["/escape/secret", "/climb/outside/secret"] {
+            assert!(fs.open_read(&p(path)).is_err(), "{path} was read");
+        }
+        for path in ["/escape/owned", "/climb/outside/owned"] {
+            let _ = fs.write_file(&p(path), &mut &b"x"[..], opts());
+        }
+        let _ = fs.remove(&p("/escape/secret"), false);
+    })
+    .await;
+    assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"host");
+    assert!(!outside.join("owned").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_upload_through_the_agent_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = agent(dir.path(), SECRET).await;
+    /// Gives 1 MiB, then fails as a client that went away would.
+    struct Breaks(usize);
+    impl Read for Breaks {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 >= 1 << 20 {
+                return Err(std::io::ErrorKind::ConnectionAborted.into());
+            }
+            let n = buf.len().min((1 << 20) - self.0);
+            buf[..n].fill(b'z');
+            self.0 += n;
+            Ok(n)
+        }
+    }
+    let failed = blocking(move || fs.write_file(&p("/half"), &mut Breaks(0), opts())).await;
+    assert!(failed.is_err());
+    // The client's error comes back as soon as it cuts the request; the agent removes its
+    // temporary file once it sees the cut.
+    let mut left = Vec::new();
+    for _ in 0..200 {
+        left = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trees_partial_uploads_and_the_rest_of_the_calls_work_through_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = agent(dir.path(), SECRET).await;
+    blocking(move || {
+        let owner = FileOwner::SANDBOX_USER;
+        fs.mkdir(&p("/t/a/b"), 0o755, owner, true).unwrap();
+        for name in ["/t/a/one", "/t/a/b/two"] {
+            fs.write_file(&p(name), &mut name.as_bytes(), opts())
+                .unwrap();
+        }
+        let page = fs.list(&p("/t"), 3, 10, None).unwrap();
+        assert_eq!(page.entries.len(), 4);
+        // A tree out as tar and back in elsewhere.
+        let mut tar = Vec::new();
+        fs.pack(&p("/t"), &mut tar).unwrap();
+        let unpacked = fs
+            .unpack(
+                &p("/copy"),
+                &mut tar.as_slice(),
+                owner,
+                UnpackLimits::default(),
+            )
+            .unwrap();
+        assert_eq!(unpacked.files, 2);
+        let (mut two, _) = fs.open_read(&p("/copy/a/b/two")).unwrap();
+        let mut text = String::new();
+        two.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "/t/a/b/two");
+        // Compose, rename, remove.
+        let both = [p("/t/a/one"), p("/t/a/b/two")];
+        let joined = fs.compose(&both, &p("/joined"), opts()).unwrap();
+        assert_eq!(joined.entry.size, 18);
+        fs.rename(&p("/joined"), &p("/moved"), false).unwrap();
+        fs.remove(&p("/copy"), true).unwrap();
+        assert_eq!(
+            fs.stat(&p("/copy")).unwrap_err().kind(),
+            FsErrorKind::NotFound
+        );
+        // A resumable upload's partial file: writes, a cut, more writes, the commit.
+        let name = fs.create_partial(&p("/up/file"), true, owner).unwrap();
+        let mut part = fs.open_partial(&p("/up/file"), &name).unwrap();
+        part.write_all(b"hello").unwrap();
+        part.flush().unwrap();
+        part.cut_to(3).unwrap();
+        part.write_all(b"p!").unwrap();
+        part.flush().unwrap();
+        drop(part);
+        let done = fs.commit_partial(&p("/up/file"), &name, opts()).unwrap();
+        assert_eq!(done.entry.size, 5);
+        let (mut file, _) = fs.open_read(&p("/up/file")).unwrap();
+        let mut text = String::new();
+        file.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "help!");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_through_the_agent_sees_a_file_appear() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = agent(dir.path(), SECRET).await;
+    let seen = blocking(move || {
+        let mut feed = fs.watch(&p("/"), true).unwrap();
+        fs.write_file(&p("/fresh"), &mut &b"new"[..], opts())
+            .unwrap();
+        let mut events = Vec::new();
+        for _ in 0..20 {
+            feed.next_events(&mut events, Duration::from_millis(100))
+                .unwrap();
+            if events.iter().any(|e| e.path == "/fresh") {
+                break;
+            }
+        }
+        events
+    })
+    .await;
+    assert!(
+        seen.iter()
+            .any(|e| e.path == "/fresh" && matches!(e.kind, WatchKind::Rename | WatchKind::Create)),
+        "{seen:?}"
+    );
+}

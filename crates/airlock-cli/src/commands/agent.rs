@@ -1,0 +1,26 @@
+//! `airlock agent`: the file engine inside a pod, serving the pod's root to the gateway.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::args::AgentArgs;
+
+pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let secret = std::fs::read_to_string(&args.secret_file)
+        .with_context(|| format!("reading the secret from {}", args.secret_file.display()))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(airlock_agent::server::serve(
+        &args.listen,
+        &args.root,
+        secret.trim(),
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
