@@ -30,6 +30,17 @@ const AHEAD: usize = 4;
 /// dropped and an overflow is reported in their place.
 const WATCH_QUEUE: usize = 1024;
 
+/// Calls that change nothing on the agent, so sending one twice is harmless.
+const READ_ONLY: [&str; 7] = [
+    "stat",
+    "require_dir",
+    "list",
+    "read",
+    "checksums",
+    "pack",
+    "watch",
+];
+
 /// One agent, reached at `base` (`http://host:port`) with its sandbox's secret.
 #[derive(Clone)]
 pub struct RemoteFs {
@@ -83,6 +94,15 @@ impl Inner {
     ) -> FsResult<reqwest::Response> {
         let request = self.request(name, args);
         let response = match body {
+            // A pooled connection the agent has just closed (after a stream it cut) fails
+            // a request before it is sent; a call that changes nothing is sent again once.
+            None if READ_ONLY.contains(&name) => {
+                let again = request.try_clone();
+                match (self.runtime.block_on(request.send()), again) {
+                    (Err(e), Some(again)) if e.is_request() => self.runtime.block_on(again.send()),
+                    (first, _) => first,
+                }
+            }
             None => self.runtime.block_on(request.send()),
             Some(body) => {
                 let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(AHEAD);

@@ -252,3 +252,86 @@ async fn a_watch_through_the_agent_sees_a_file_appear() {
         "{seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapping_a_directory_for_a_symlink_under_the_agent_never_reaches_the_host() {
+    let host = tempfile::tempdir().unwrap();
+    let (outside, root) = (host.path().join("outside"), host.path().join("root"));
+    std::fs::create_dir_all(root.join("race/real")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), b"host").unwrap();
+    std::fs::write(root.join("race/real/secret"), b"inside").unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("race/link")).unwrap();
+    let fs = agent(&root, SECRET).await;
+    // A racer swaps the directory and the symlink to the host, as fast as it can.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racer = {
+        let (stop, race) = (stop.clone(), root.join("race"));
+        std::thread::spawn(move || {
+            let dir = rustix::fs::open(&race, rustix::fs::OFlags::PATH, rustix::fs::Mode::empty())
+                .unwrap();
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let flags = rustix::fs::RenameFlags::EXCHANGE;
+                if rustix::fs::renameat_with(&dir, "real", &dir, "link", flags).is_ok() {
+                    swaps += 1;
+                }
+            }
+            swaps
+        })
+    };
+    let failures = blocking(move || {
+        let mut engine_failures = Vec::new();
+        let mut note = |r: Result<(), airlock_fs::FsError>| {
+            // The agent's engine must never fail (its failures cross as "the engine
+            // failed"); a request that could not be sent is the transport's, counted below.
+            if let Err(e) = r
+                && e.kind() == FsErrorKind::Io
+            {
+                engine_failures.push(e.to_string());
+            }
+        };
+        for i in 0..300 {
+            let name = p(&format!("/race/real/owned-{i}"));
+            note(fs.write_file(&name, &mut &b"x"[..], opts()).map(drop));
+            note(fs.open_read(&p("/race/real/secret")).map(drop));
+            note(fs.stat(&p("/race/real/secret")).map(drop));
+            note(fs.list(&p("/race/real"), 1, 10, None).map(drop));
+            note(
+                fs.mkdir(
+                    &p(&format!("/race/real/dir-{i}")),
+                    0o755,
+                    FileOwner::SANDBOX_USER,
+                    false,
+                )
+                .map(drop),
+            );
+            // A pack whose tree is swapped under it is cut, as a local archive download
+            // is once its answer has started: that may fail, but never reach the host.
+            let _ = fs.pack(&p("/race/real"), &mut std::io::sink());
+            note(fs.remove(&name, false));
+        }
+        engine_failures
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = racer.join().unwrap();
+    assert!(swaps > 0, "the racer never swapped");
+    let (transport, engine): (Vec<_>, Vec<_>) = failures
+        .iter()
+        .partition(|f| f.contains("error sending request"));
+    assert!(
+        engine.is_empty(),
+        "engine failures under the race: {engine:?}"
+    );
+    // A request now and then finds its pooled connection just closed by the agent after
+    // a cut pack; RemoteFs sends a read-only call again, and counts the rest here.
+    eprintln!("{} of 1,800 calls could not be sent", transport.len());
+    let mut names: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["secret"], "something appeared outside the root");
+    assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"host");
+}
