@@ -10,16 +10,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use airlock_fs::{
-    Checks, Checksums, Entry, FileOwner, FileReader, FsError, FsResult, Listing, PartialFile,
-    Placement, SandboxFs, SandboxPath, UnpackLimits, Unpacked, WatchEvent, WatchFeed, WireError,
-    WriteOptions, Written,
+    Checks, Checksums, Entry, FileOwner, FileReader, FsError, FsResult, Listing, LossyQueue,
+    PartialFile, Placement, SandboxFs, SandboxPath, UnpackLimits, Unpacked, WatchEvent, WatchFeed,
+    WireError, WriteOptions, Written,
 };
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::io::AsyncBufReadExt;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::io::StreamReader;
 
 use crate::calls::{self, ARGS, RESULT};
 
@@ -84,6 +87,17 @@ impl Inner {
             .header(ARGS, calls::encode(args))
     }
 
+    /// Starts a call whose body is whatever is queued on the returned sender, until it
+    /// is dropped; the task gives the answer.
+    fn stream_request(&self, name: &str, args: &impl Serialize) -> Streaming {
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(AHEAD);
+        let body = reqwest::Body::wrap_stream(ReceiverStream::new(rx));
+        let answer = self
+            .runtime
+            .spawn(self.request(name, args).body(body).send());
+        Streaming { tx, answer }
+    }
+
     /// Sends a call; `body`, when given, is streamed from this thread as it is read.
     fn send(
         &self,
@@ -92,35 +106,41 @@ impl Inner {
         path: &str,
         body: Option<&mut dyn Read>,
     ) -> FsResult<reqwest::Response> {
-        let request = self.request(name, args);
-        let response = match body {
-            // A pooled connection the agent has just closed (after a stream it cut) fails
-            // a request before it is sent; a call that changes nothing is sent again once.
-            None if READ_ONLY.contains(&name) => {
-                let again = request.try_clone();
-                match (self.runtime.block_on(request.send()), again) {
-                    (Err(e), Some(again)) if e.is_request() => self.runtime.block_on(again.send()),
-                    (first, _) => first,
-                }
-            }
-            None => self.runtime.block_on(request.send()),
-            Some(body) => {
-                let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(AHEAD);
-                let stream = reqwest::Body::wrap_stream(ReceiverStream::new(rx));
-                let pending = self.runtime.spawn(request.body(stream).send());
-                let fed = feed(body, &tx);
-                if let Err(e) = &fed {
-                    // The agent sees the body break and commits nothing.
-                    let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
-                }
-                drop(tx);
-                let response = self.runtime.block_on(pending).map_err(|e| io(path, e))?;
-                if let Err(e) = fed {
-                    return Err(FsError::from_io(path, e));
-                }
-                response
-            }
+        let Some(body) = body else {
+            let request = self.request(name, args);
+            // Under load a request now and then fails to be sent (most likely on a pooled
+            // connection the agent had just closed after cutting a stream); a call that
+            // changes nothing is sent again once. One that changes something is not: it
+            // may have reached the agent.
+            let again = READ_ONLY
+                .contains(&name)
+                .then(|| request.try_clone())
+                .flatten();
+            let response = match (self.runtime.block_on(request.send()), again) {
+                (Err(e), Some(again)) if e.is_request() => self.runtime.block_on(again.send()),
+                (first, _) => first,
+            };
+            return self.accepted(response, path);
         };
+        let Streaming { tx, answer } = self.stream_request(name, args);
+        let fed = feed(body, &tx);
+        if let Err(e) = &fed {
+            // The agent sees the body break and commits nothing.
+            let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
+        }
+        drop(tx);
+        let response = self.runtime.block_on(answer).map_err(|e| io(path, e))?;
+        fed.map_err(|e| FsError::from_io(path, e))?;
+        self.accepted(response, path)
+    }
+
+    /// A call's answer when it succeeded; else the agent's refusal as the engine's error,
+    /// or, when it could not be had, a failure of the engine.
+    fn accepted(
+        &self,
+        response: reqwest::Result<reqwest::Response>,
+        path: &str,
+    ) -> FsResult<reqwest::Response> {
         let response = response.map_err(|e| io(path, e))?;
         if response.status().is_success() {
             return Ok(response);
@@ -383,12 +403,8 @@ impl SandboxFs for RemoteFs {
             name: name.to_owned(),
             at: None,
         };
-        self.inner.call::<()>(
-            "append_partial",
-            &args,
-            dest.as_str(),
-            Some(&mut std::io::empty()),
-        )?;
+        self.inner
+            .call::<()>("open_partial", &args, dest.as_str(), None)?;
         Ok(Box::new(RemotePartial {
             fs: self.inner.clone(),
             dest: dest.clone(),
@@ -450,30 +466,19 @@ impl SandboxFs for RemoteFs {
             dir: dir.clone(),
             recursive,
         };
-        let mut response = self.inner.send("watch", &args, dir.as_str(), None)?;
+        let response = self.inner.send("watch", &args, dir.as_str(), None)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(WATCH_QUEUE);
         let alive = Arc::new(AtomicBool::new(true));
         let still = alive.clone();
         let task = self.inner.runtime.spawn(async move {
-            let mut line = Vec::new();
-            let mut lost = false;
-            while let Ok(Some(chunk)) = response.chunk().await {
-                for byte in chunk {
-                    if byte != b'\n' {
-                        line.push(byte);
-                        continue;
-                    }
-                    let Ok(event) = serde_json::from_slice::<WatchEvent>(&line) else {
-                        break;
-                    };
-                    line.clear();
-                    if lost && tx.try_send(WatchEvent::overflow()).is_ok() {
-                        lost = false;
-                    }
-                    if lost || tx.try_send(event).is_err() {
-                        lost = true;
-                    }
-                }
+            let events = response.bytes_stream().map_err(std::io::Error::other);
+            let mut lines = StreamReader::new(events).lines();
+            let mut queue = LossyQueue::default();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let Ok(event) = serde_json::from_str::<WatchEvent>(&line) else {
+                    break;
+                };
+                queue.offer(event, |e| tx.try_send(e).is_ok());
             }
             still.store(false, Ordering::Relaxed);
         });
@@ -566,10 +571,11 @@ struct RemotePartial {
     name: String,
     /// Where the next write goes.
     pos: u64,
-    pending: Option<Appending>,
+    pending: Option<Streaming>,
 }
 
-struct Appending {
+/// A call whose body is still being sent.
+struct Streaming {
     tx: mpsc::Sender<std::io::Result<Bytes>>,
     answer: tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
 }
@@ -585,7 +591,7 @@ impl RemotePartial {
 
     /// Ends the run of writes in flight and reports how it went.
     fn finish(&mut self) -> std::io::Result<()> {
-        let Some(Appending { tx, answer }) = self.pending.take() else {
+        let Some(Streaming { tx, answer }) = self.pending.take() else {
             return Ok(());
         };
         drop(tx);
@@ -593,41 +599,26 @@ impl RemotePartial {
             .fs
             .runtime
             .block_on(answer)
-            .map_err(std::io::Error::other)?
             .map_err(std::io::Error::other)?;
-        if response.status().is_success() {
-            return Ok(());
-        }
-        let text = self
-            .fs
-            .runtime
-            .block_on(response.bytes())
-            .unwrap_or_default();
-        let message = match serde_json::from_slice::<WireError>(&text) {
-            Ok(wire) => wire.message,
-            Err(_) => String::from_utf8_lossy(&text).into_owned(),
-        };
-        Err(std::io::Error::other(message))
+        self.fs
+            .accepted(response, self.dest.as_str())
+            .map(drop)
+            .map_err(std::io::Error::other)
     }
 }
 
 impl Write for RemotePartial {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if self.pending.is_none() {
-            let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(AHEAD);
-            let request = self
+        let run = match self.pending.take() {
+            Some(run) => run,
+            None => self
                 .fs
-                .request("append_partial", &self.args(Some(self.pos)))
-                .body(reqwest::Body::wrap_stream(ReceiverStream::new(rx)));
-            let answer = self.fs.runtime.spawn(request.send());
-            self.pending = Some(Appending { tx, answer });
-        }
-        let sent = self
-            .pending
-            .as_ref()
-            .map(|p| p.tx.blocking_send(Ok(Bytes::copy_from_slice(data))));
+                .stream_request("append_partial", &self.args(Some(self.pos))),
+        };
+        let sent = run.tx.blocking_send(Ok(Bytes::copy_from_slice(data)));
+        self.pending = Some(run);
         match sent {
-            Some(Ok(())) => {
+            Ok(()) => {
                 self.pos += data.len() as u64;
                 Ok(data.len())
             }

@@ -107,17 +107,24 @@ fn refused(err: &FsError) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(err.to_wire())).into_response()
 }
 
-/// Runs `op` on the blocking pool and answers its result as JSON.
-async fn answer<T: Serialize + Send + 'static>(
+/// Runs `op` on the blocking pool; the engine's refusal ends the call.
+async fn run<T: Send + 'static>(
     op: impl FnOnce() -> FsResult<T> + Send + 'static,
-) -> Result<Response, Refused> {
+) -> Result<T, Refused> {
     match tokio::task::spawn_blocking(op).await {
-        Ok(Ok(value)) => Ok(axum::Json(value).into_response()),
+        Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(Box::new(refused(&err))),
         Err(e) => Err(Box::new(
             (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         )),
     }
+}
+
+/// Runs `op` on the blocking pool and answers its result as JSON.
+async fn answer<T: Serialize + Send + 'static>(
+    op: impl FnOnce() -> FsResult<T> + Send + 'static,
+) -> Result<Response, Refused> {
+    run(op).await.map(|value| axum::Json(value).into_response())
 }
 
 /// The request body as a blocking reader (only for use on the blocking pool).
@@ -184,6 +191,10 @@ async fn dispatch(
             let a: calls::CreatePartial = args(text)?;
             answer(move || fs.create_partial(&a.dest, a.parents, a.owner)).await
         }
+        "open_partial" => {
+            let a: calls::Partial = args(text)?;
+            answer(move || fs.open_partial(&a.dest, &a.name).map(drop)).await
+        }
         "append_partial" => {
             let a: calls::Partial = args(text)?;
             let mut input = reader(body);
@@ -200,9 +211,11 @@ async fn dispatch(
         }
         "cut_partial" => {
             let a: calls::Partial = args(text)?;
+            let Some(at) = a.at else {
+                return Err(Box::new(bad("a cut needs `at`")));
+            };
             answer(move || {
                 let mut file = fs.open_partial(&a.dest, &a.name)?;
-                let at = a.at.unwrap_or(0);
                 file.cut_to(at)
                     .map_err(|e| FsError::from_io(a.dest.as_str(), e))
             })
@@ -225,11 +238,8 @@ async fn dispatch(
         }
         "read" => {
             let a: calls::Read = args(text)?;
-            let opened =
-                tokio::task::spawn_blocking(move || fs.open_read(&a.path).map(|o| (o, a.offset)))
-                    .await
-                    .map_err(|e| Box::new(bad(e.to_string())))?;
-            let ((mut file, entry), offset) = opened.map_err(|e| Box::new(refused(&e)))?;
+            let offset = a.offset;
+            let (mut file, entry) = run(move || fs.open_read(&a.path)).await?;
             let body = stream_out(move |out| {
                 file.seek(std::io::SeekFrom::Start(offset))?;
                 std::io::copy(&mut file, out).map(drop)
@@ -238,9 +248,8 @@ async fn dispatch(
         }
         "pack" => {
             let a: calls::Pack = args(text)?;
-            let checked = fs.clone();
-            let dir = a.dir.clone();
-            answer(move || checked.require_dir(&dir)).await?;
+            let (checked, dir) = (fs.clone(), a.dir.clone());
+            run(move || checked.require_dir(&dir)).await?;
             let body = stream_out(move |out| {
                 let packed = match &a.rels {
                     Some(rels) => fs.pack_paths(&a.dir, rels, out),
@@ -252,10 +261,7 @@ async fn dispatch(
         }
         "watch" => {
             let a: calls::Watch = args(text)?;
-            let feed = tokio::task::spawn_blocking(move || fs.watch(&a.dir, a.recursive))
-                .await
-                .map_err(|e| Box::new(bad(e.to_string())))?
-                .map_err(|e| Box::new(refused(&e)))?;
+            let feed = run(move || fs.watch(&a.dir, a.recursive)).await?;
             Ok(watch_lines(feed).into_response())
         }
         other => Err(Box::new(
@@ -333,4 +339,36 @@ fn watch_lines(mut feed: Box<dyn airlock_fs::WatchFeed>) -> Body {
         }
     });
     Body::from_stream(ReceiverStream::new(rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stream_the_agent_cannot_finish_ends_in_an_error_not_an_end() {
+        // Two chunks' worth and a bit, then the producer fails: the gateway must see an
+        // error after the bytes, never a clean end it would take for the whole stream.
+        let body = stream_out(|out| {
+            out.write_all(&vec![7; 2 * CHUNK + 10])?;
+            Err(std::io::Error::other("the tree changed under the pack"))
+        });
+        let mut stream = body.into_data_stream();
+        let mut bytes = 0;
+        let mut ended_in_error = false;
+        while let Some(piece) = stream.next().await {
+            match piece {
+                Ok(piece) => bytes += piece.len(),
+                Err(_) => ended_in_error = true,
+            }
+        }
+        assert_eq!(
+            bytes,
+            2 * CHUNK,
+            "only whole chunks went before the failure"
+        );
+        assert!(ended_in_error);
+    }
 }

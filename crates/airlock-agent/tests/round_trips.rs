@@ -324,8 +324,8 @@ async fn swapping_a_directory_for_a_symlink_under_the_agent_never_reaches_the_ho
         engine.is_empty(),
         "engine failures under the race: {engine:?}"
     );
-    // A request now and then finds its pooled connection just closed by the agent after
-    // a cut pack; RemoteFs sends a read-only call again, and counts the rest here.
+    // A request that failed to be sent is the transport's, not the engine's: RemoteFs
+    // sends a read-only call again; what is left is reported, not failed on.
     eprintln!("{} of 1,800 calls could not be sent", transport.len());
     let mut names: Vec<_> = std::fs::read_dir(&outside)
         .unwrap()

@@ -33,5 +33,5 @@ pub use path::SandboxPath;
 pub use root::Root;
 pub use sandbox_fs::{FileReader, PartialFile, SandboxFs, WatchFeed};
 pub use unpack::{Skipped, UnpackLimits, Unpacked};
-pub use watch::{WatchEvent, WatchKind, Watcher};
+pub use watch::{LossyQueue, WatchEvent, WatchKind, Watcher};
 pub use write::{FileOwner, Placement, WriteOptions, Written, hex, is_write_temp};

@@ -92,6 +92,32 @@ impl WatchEvent {
     }
 }
 
+/// Hands events on to a bounded queue without ever waiting for it. Once one is dropped
+/// (the queue was full), the reader must rescan anyway, so every later one is dropped
+/// too until an overflow event has been handed on in their place.
+#[derive(Debug, Default)]
+pub struct LossyQueue {
+    lost: bool,
+}
+
+impl LossyQueue {
+    /// Offers `event`; `try_send` answers whether the queue took what it was given.
+    pub fn offer(&mut self, event: WatchEvent, mut try_send: impl FnMut(WatchEvent) -> bool) {
+        self.tell_lost(&mut try_send);
+        if self.lost || !try_send(event) {
+            self.lost = true;
+        }
+    }
+
+    /// Hands on the overflow event owed since something was dropped, if the queue has
+    /// room now (also worth trying when nothing new happened).
+    pub fn tell_lost(&mut self, mut try_send: impl FnMut(WatchEvent) -> bool) {
+        if self.lost && try_send(WatchEvent::overflow()) {
+            self.lost = false;
+        }
+    }
+}
+
 /// A live watch. Read it when its descriptor is readable; it never blocks.
 pub struct Watcher {
     inotify: OwnedFd,

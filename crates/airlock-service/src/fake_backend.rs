@@ -17,12 +17,15 @@ use rustix::process::Signal;
 use tokio::sync::watch;
 
 use crate::backend::{Command, Running, SandboxBackend, Spawned};
+use crate::child_process::{ChildProcess, spawned};
+
+/// Every call, in order: what was asked, and of which sandbox.
+type Calls = Arc<Mutex<Vec<(String, String)>>>;
 
 #[derive(Debug)]
 pub(crate) struct FakeBackend {
     layout: Layout,
-    /// Every call, in order: `provision ID`, `start ID`, `stop ID`, `destroy ID`, ...
-    calls: Arc<Mutex<Vec<String>>>,
+    calls: Calls,
     /// Each running sandbox's "stopped" switch, so a test can make one end by itself.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
 }
@@ -37,27 +40,26 @@ impl FakeBackend {
     }
 
     fn note(&self, call: &str, id: &str) {
-        self.calls.lock().unwrap().push(format!("{call} {id}"));
+        note(&self.calls, call, id);
     }
 
-    /// The calls so far that concern sandbox `id`, without it: `["provision", "start"]`.
+    /// The calls so far that concern sandbox `id`: `["provision", "start"]`.
     pub(crate) fn calls_for(&self, id: &str) -> Vec<String> {
-        let suffix = format!(" {id}");
-        self.calls
-            .lock()
-            .unwrap()
+        let calls = self.calls.lock().unwrap();
+        calls
             .iter()
-            .filter_map(|c| c.strip_suffix(&suffix).map(str::to_owned))
+            .filter(|(_, of)| of == id)
+            .map(|(call, _)| call.clone())
             .collect()
     }
 
     /// The ids of every sandbox provisioned so far, oldest first.
     pub(crate) fn provisioned(&self) -> Vec<String> {
-        self.calls
-            .lock()
-            .unwrap()
+        let calls = self.calls.lock().unwrap();
+        calls
             .iter()
-            .filter_map(|c| c.strip_prefix("provision ").map(str::to_owned))
+            .filter(|(call, _)| call == "provision")
+            .map(|(_, id)| id.clone())
             .collect()
     }
 
@@ -71,6 +73,10 @@ impl FakeBackend {
     fn root_dir(&self, id: &str) -> std::path::PathBuf {
         self.layout.view(id)
     }
+}
+
+fn note(calls: &Calls, call: &str, id: &str) {
+    calls.lock().unwrap().push((call.to_owned(), id.to_owned()));
 }
 
 fn failed(action: &'static str, e: std::io::Error) -> SandboxError {
@@ -154,7 +160,7 @@ struct FakeRunning {
     dir: std::path::PathBuf,
     /// True once it has stopped, by a stop or by [`FakeBackend::crash`].
     stopped: watch::Sender<bool>,
-    calls: Arc<Mutex<Vec<String>>>,
+    calls: Calls,
 }
 
 impl Running for FakeRunning {
@@ -167,14 +173,14 @@ impl Running for FakeRunning {
 
     fn stop(&self, _grace: Duration) -> BoxFuture<'_, SandboxResult<()>> {
         Box::pin(async move {
-            self.calls.lock().unwrap().push(format!("stop {}", self.id));
+            note(&self.calls, "stop", &self.id);
             self.stopped.send_replace(true);
             Ok(())
         })
     }
 
     fn spawn(&self, _name: &str, plan: ExecPlan) -> SandboxResult<Spawned> {
-        let mut child = tokio::process::Command::new(&plan.argv[0])
+        let child = tokio::process::Command::new(&plan.argv[0])
             .args(&plan.argv[1..])
             .env_clear()
             .envs(plan.env)
@@ -185,16 +191,9 @@ impl Running for FakeRunning {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| failed("starting a command", e))?;
-        Ok(Spawned {
-            stdin: child.stdin.take().map(|i| Box::new(i) as _),
-            stdout: child.stdout.take().map(|o| Box::new(o) as _),
-            stderr: child.stderr.take().map(|e| Box::new(e) as _),
-            terminal: None,
-            command: Arc::new(HostCommand {
-                pid: Mutex::new(child.id()),
-                child: tokio::sync::Mutex::new(child),
-            }),
-        })
+        Ok(spawned(child, None, |process| {
+            Arc::new(HostCommand(process))
+        }))
     }
 }
 
@@ -204,36 +203,20 @@ pub(crate) fn host_command(program: &str) -> Arc<dyn Command> {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    Arc::new(HostCommand {
-        pid: Mutex::new(child.id()),
-        child: tokio::sync::Mutex::new(child),
-    })
+    spawned(child, None, |process| Arc::new(HostCommand(process))).command
 }
 
 /// A command as a plain child process.
 #[derive(Debug)]
-pub(crate) struct HostCommand {
-    pid: Mutex<Option<u32>>,
-    child: tokio::sync::Mutex<tokio::process::Child>,
-}
+pub(crate) struct HostCommand(ChildProcess);
 
 impl Command for HostCommand {
     fn wait(&self) -> BoxFuture<'_, std::io::Result<i32>> {
-        Box::pin(async move {
-            let status = self.child.lock().await.wait().await?;
-            *self.pid.lock().unwrap() = None;
-            Ok(crate::local_backend::exit_code(status))
-        })
+        Box::pin(self.0.wait())
     }
 
     fn signal(&self, signal: Signal) -> std::io::Result<()> {
-        let pid = self
-            .pid
-            .lock()
-            .unwrap()
-            .and_then(|p| rustix::process::Pid::from_raw(p as i32));
-        let pid = pid.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "ended"))?;
-        Ok(rustix::process::kill_process(pid, signal)?)
+        self.0.signal(signal)
     }
 
     fn kill_all(&self) -> BoxFuture<'_, SandboxResult<()>> {

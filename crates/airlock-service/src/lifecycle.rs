@@ -36,7 +36,7 @@ impl Service {
             validate::create(&req)?;
             let template_name = req.template.clone().unwrap_or_else(|| HOST_TEMPLATE.into());
             let template = self.template_root(&template_name)?;
-            let limits = validate::limits(&req.limits, self.disk_free_mb())?;
+            let limits = validate::limits(&req.limits, self.backend.disk_free_mb())?;
             let files = req
                 .files
                 .iter()
@@ -255,10 +255,6 @@ impl Service {
                     "no template {name:?}; `airlock template ls` lists them"
                 ))
             })
-    }
-
-    pub(super) fn disk_free_mb(&self) -> u64 {
-        self.backend.disk_free_mb()
     }
 }
 

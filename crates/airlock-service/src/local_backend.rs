@@ -1,7 +1,7 @@
 //! The backend on this machine: the Linux engine (namespaces, mounts, cgroups, Landlock,
 //! seccomp) behind the [`SandboxBackend`] seam, unchanged in behaviour.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_fs::{SandboxFs, SandboxPath};
@@ -13,6 +13,7 @@ use rustix::process::Signal;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::backend::{Command, CommandTerminal, Running, SandboxBackend, Spawned};
+use crate::child_process::{ChildProcess, spawned};
 
 /// The local Linux engine as a backend.
 #[derive(Debug)]
@@ -99,20 +100,16 @@ impl Running for LocalRunning {
     }
 
     fn spawn(&self, name: &str, plan: ExecPlan) -> SandboxResult<Spawned> {
-        let (mut child, terminal) = self.engine.spawn_exec(&self.id, &self.init, name, plan)?;
-        Ok(Spawned {
-            stdin: child.stdin.take().map(|i| Box::new(i) as _),
-            stdout: child.stdout.take().map(|o| Box::new(o) as _),
-            stderr: child.stderr.take().map(|e| Box::new(e) as _),
-            terminal: terminal.map(|t| Arc::new(LocalTerminal(t)) as _),
-            command: Arc::new(LocalCommand {
+        let (child, terminal) = self.engine.spawn_exec(&self.id, &self.init, name, plan)?;
+        let terminal = terminal.map(|t| Arc::new(LocalTerminal(t)) as _);
+        Ok(spawned(child, terminal, |process| {
+            Arc::new(LocalCommand {
                 engine: self.engine.clone(),
                 id: self.id.clone(),
                 leaf: name.to_owned(),
-                pid: Mutex::new(child.id()),
-                child: tokio::sync::Mutex::new(child),
-            }),
-        })
+                process,
+            })
+        }))
     }
 }
 
@@ -122,33 +119,16 @@ struct LocalCommand {
     engine: Arc<Engine>,
     id: String,
     leaf: String,
-    /// The host's number for the command while it runs; `None` once it was waited for,
-    /// so a signal never reaches a recycled pid.
-    pid: Mutex<Option<u32>>,
-    child: tokio::sync::Mutex<tokio::process::Child>,
-}
-
-impl LocalCommand {
-    fn pid(&self) -> Option<rustix::process::Pid> {
-        let pid = *self.pid.lock().unwrap_or_else(|p| p.into_inner());
-        pid.and_then(|pid| rustix::process::Pid::from_raw(pid as i32))
-    }
+    process: ChildProcess,
 }
 
 impl Command for LocalCommand {
     fn wait(&self) -> BoxFuture<'_, std::io::Result<i32>> {
-        Box::pin(async move {
-            let status = self.child.lock().await.wait().await?;
-            *self.pid.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            Ok(exit_code(status))
-        })
+        Box::pin(self.process.wait())
     }
 
     fn signal(&self, signal: Signal) -> std::io::Result<()> {
-        let pid = self
-            .pid()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "it has ended"))?;
-        Ok(rustix::process::kill_process(pid, signal)?)
+        self.process.signal(signal)
     }
 
     /// The command goes first, then its cgroup: one just spawned may not have joined
@@ -156,9 +136,7 @@ impl Command for LocalCommand {
     /// instead of dying by the kill (137).
     fn kill_all(&self) -> BoxFuture<'_, SandboxResult<()>> {
         Box::pin(async move {
-            if let Some(pid) = self.pid() {
-                let _ = rustix::process::kill_process(pid, Signal::KILL);
-            }
+            let _ = self.process.signal(Signal::KILL);
             let (engine, id, leaf) = (self.engine.clone(), self.id.clone(), self.leaf.clone());
             match tokio::task::spawn_blocking(move || engine.kill_exec(&id, &leaf)).await {
                 Ok(killed) => killed,
@@ -173,14 +151,6 @@ impl Command for LocalCommand {
     fn finish(&self) {
         self.engine.finish_exec(&self.id, &self.leaf);
     }
-}
-
-/// An exit status as a number: the code, or 128 + the signal, as a shell reports it.
-pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 #[derive(Debug)]

@@ -138,7 +138,7 @@ impl Service {
     /// Makes and starts a sandbox with the defaults, and no record yet.
     async fn make_warm(&self, template_name: &str) -> Result<Warm, ApiError> {
         let template = self.template_root(template_name)?;
-        let limits = pool_limits(self.disk_free_mb())?;
+        let limits = pool_limits(self.backend.disk_free_mb())?;
         let config = SandboxConfig {
             id: new_id(),
             template,
@@ -196,7 +196,7 @@ impl Service {
         {
             return Ok(None);
         }
-        if *limits != pool_limits(self.disk_free_mb())? {
+        if *limits != pool_limits(self.backend.disk_free_mb())? {
             return Ok(None);
         }
         let warm = {

@@ -40,6 +40,12 @@ async fn eventually(mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// A sandbox the admin made, started or not; its id.
+async fn admin_sandbox(service: &Service, start: bool) -> String {
+    let made = service.create(&Principal::Admin, create(start)).await;
+    made.unwrap().id
+}
+
 fn create(start: bool) -> CreateSandbox {
     CreateSandbox {
         start: Some(start),
@@ -79,21 +85,10 @@ async fn each_step_of_a_sandboxs_life_asks_the_backend_once() {
 async fn a_sandbox_whose_init_ends_by_itself_is_marked_stopped() {
     let home = tempfile::tempdir().unwrap();
     let (service, backend) = service(home.path()).await;
-    let id = service
-        .create(&Principal::Admin, create(true))
-        .await
-        .unwrap()
-        .id;
+    let id = admin_sandbox(&service, true).await;
     backend.crash(&id);
-    let mut state = SandboxState::Running;
-    for _ in 0..200 {
-        state = service.get(&Principal::Admin, &id).unwrap().state;
-        if state == SandboxState::Stopped {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(state, SandboxState::Stopped);
+    let state = || service.get(&Principal::Admin, &id).unwrap().state;
+    assert!(eventually(|| state() == SandboxState::Stopped).await);
     // And it can be started again.
     let again = service.start(&Principal::Admin, &id).await.unwrap();
     assert_eq!(again.state, SandboxState::Running);
@@ -181,16 +176,8 @@ async fn a_resumable_upload_takes_its_chunks_in_order_and_commits_at_its_length(
 async fn a_restarted_service_restores_every_sandbox_and_starts_the_running_ones() {
     let home = tempfile::tempdir().unwrap();
     let (first, _) = service(home.path()).await;
-    let running = first
-        .create(&Principal::Admin, create(true))
-        .await
-        .unwrap()
-        .id;
-    let never_started = first
-        .create(&Principal::Admin, create(false))
-        .await
-        .unwrap()
-        .id;
+    let running = admin_sandbox(&first, true).await;
+    let never_started = admin_sandbox(&first, false).await;
     first.shutdown().await;
     drop(first);
 
@@ -283,11 +270,7 @@ async fn a_sandbox_past_its_ttl_is_deleted_and_its_storage_destroyed() {
         ..create(true)
     };
     let id = service.create(&Principal::Admin, short).await.unwrap().id;
-    let kept = service
-        .create(&Principal::Admin, create(true))
-        .await
-        .unwrap()
-        .id;
+    let kept = admin_sandbox(&service, true).await;
     let gone = || service.get(&Principal::Admin, &id).is_err();
     assert!(eventually(gone).await);
     assert_eq!(

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use airlock_api as api;
-use airlock_fs::{WatchEvent, WatchFeed, WatchKind};
+use airlock_fs::{LossyQueue, WatchEvent, WatchFeed, WatchKind};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -82,22 +82,16 @@ impl Service {
 }
 
 fn pump(mut watcher: Box<dyn WatchFeed>, tx: mpsc::Sender<WatchEvent>, closed: CancellationToken) {
-    let mut lost = false;
+    let mut queue = LossyQueue::default();
     let mut batch = Vec::new();
     while !closed.is_cancelled() && !tx.is_closed() && watcher.is_alive() {
         if let Err(err) = watcher.next_events(&mut batch, TICK) {
             tracing::warn!(%err, "watch ended");
             return;
         }
-        if lost && tx.try_send(WatchEvent::overflow()).is_ok() {
-            lost = false;
-        }
+        queue.tell_lost(|e| tx.try_send(e).is_ok());
         for event in batch.drain(..) {
-            // Once something is lost the client must rescan anyway: drop until it has
-            // been told.
-            if lost || tx.try_send(event).is_err() {
-                lost = true;
-            }
+            queue.offer(event, |e| tx.try_send(e).is_ok());
         }
     }
 }

@@ -51,7 +51,7 @@ pub async fn download_file(
         etag: entry.etag(),
         sha256: None,
     };
-    let body = match content.window(start, len).await.map_err(status)? {
+    let body = match content.window(start, len) {
         FileWindow::Bytes(bytes) => {
             futures_util::stream::iter((!bytes.is_empty()).then_some(Ok(bytes))).boxed()
         }

@@ -125,7 +125,7 @@ pub async fn download(
     let (content, entry) = service.open_file(&caller, &id, &q.path).await?;
     let size = entry.size;
     let asked = headers.get(header::RANGE).map(|v| v.to_str().unwrap_or(""));
-    let Ok((body, range)) = ranged_body(content, size, asked).await? else {
+    let Ok((body, range)) = ranged_body(content, size, asked) else {
         return Ok(unsatisfiable(size));
     };
     let ByteRange { start, len } = range.unwrap_or(ByteRange {

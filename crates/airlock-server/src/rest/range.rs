@@ -41,25 +41,25 @@ pub fn parse_range(value: &str, size: u64) -> Result<ByteRange, ()> {
 
 /// A file's body for a `Range` header (or the whole file without one): the window's
 /// bytes and the range answered, or `Err(())` when the range cannot be satisfied.
-pub async fn ranged_body(
+pub fn ranged_body(
     content: airlock_service::FileBody,
     size: u64,
     range: Option<&str>,
-) -> Result<Result<(axum::body::Body, Option<ByteRange>), ()>, airlock_service::ApiError> {
+) -> Result<(axum::body::Body, Option<ByteRange>), ()> {
     let range = match range.map(|text| parse_range(text, size)) {
         Some(Ok(range)) => Some(range),
-        Some(Err(())) => return Ok(Err(())),
+        Some(Err(())) => return Err(()),
         None => None,
     };
     let ByteRange { start, len } = range.unwrap_or(ByteRange {
         start: 0,
         len: size,
     });
-    let body = match content.window(start, len).await? {
+    let body = match content.window(start, len) {
         airlock_service::FileWindow::Bytes(bytes) => axum::body::Body::from(bytes),
         airlock_service::FileWindow::Stream(chunks) => axum::body::Body::from_stream(chunks),
     };
-    Ok(Ok((body, range)))
+    Ok((body, range))
 }
 
 #[cfg(test)]
