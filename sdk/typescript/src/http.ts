@@ -100,6 +100,11 @@ export class Http {
       headers['content-type'] = 'application/json'
       body = JSON.stringify(spec.json)
     }
+    const streaming = body instanceof ReadableStream || body instanceof Readable
+    // A streamed body waits for the daemon's `100 Continue`, which it sends once it reads
+    // the body: a refusal (a token that may not write, a full disk) then comes before
+    // any of the body is sent, instead of racing it and being lost to a broken pipe.
+    if (streaming) headers.expect = '100-continue'
     return new Promise<Answer>((resolve, reject) => {
       const options: nodeHttp.RequestOptions = { method, headers }
       if (spec.signal) options.signal = spec.signal
@@ -115,14 +120,29 @@ export class Http {
         readText(streamedBody).then((text) => reject(failure(status, text)), reject)
       })
       request.on('error', reject)
-      if (body instanceof ReadableStream || body instanceof Readable) {
+      if (streaming) {
         // The body goes as the daemon takes it: a slow daemon slows the source. A Node
         // stream goes as it is, not through a web stream and back.
         const source =
           body instanceof Readable
             ? body
             : Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>)
-        pipeline(source, request).catch(
+        let sending = false
+        request.once('continue', () => {
+          sending = true
+          void send(source)
+        })
+        // Answered before it asked for the body (a refusal): the body is never sent.
+        request.once('response', () => {
+          if (!sending) source.destroy()
+        })
+        request.flushHeaders()
+      } else {
+        request.end(body)
+      }
+
+      function send(source: Readable): Promise<void> {
+        return pipeline(source, request).catch(
           (error: unknown) => {
             // An answer that came early (a refusal while the body was still going)
             // is the outcome; the body's broken pipe is not.
@@ -131,8 +151,6 @@ export class Http {
             reject(error)
           },
         )
-      } else {
-        request.end(body)
       }
     })
   }

@@ -60,7 +60,14 @@ export class Sandbox {
     if (options.ttl !== undefined) json.ttl_secs = options.ttl
     if (options.start !== undefined) json.start = options.start
     if (options.files) json.files = options.files.map(injected)
-    return new Sandbox(sandboxInfo(await http.call('POST', '/v1/sandboxes', withSignal({ json }, options))), http)
+    let info = sandboxInfo(await http.call('POST', '/v1/sandboxes', withSignal({ json }, options)))
+    // On a cluster the daemon answers `pending` before the sandbox's pod runs; wait it out.
+    // The daemon bounds the wait: a sandbox it cannot make is gone (NotFoundError, with why).
+    while (info.state === 'pending') {
+      await pause(PENDING_POLL_MS, options.signal)
+      info = sandboxInfo(await http.call('GET', sandboxRoute(info.sandboxId), withSignal({ idempotent: true }, options)))
+    }
+    return new Sandbox(info, http)
   }
 
   /** An existing sandbox. */
@@ -124,4 +131,23 @@ function injected(f: InjectedFile): Record<string, unknown> {
   if (f.mode !== undefined) out.mode = modeText(f.mode)
   if (f.readonly) out.readonly = true
   return out
+}
+
+/** Milliseconds between looks at a sandbox the daemon answered as pending. */
+const PENDING_POLL_MS = 100
+
+/** Waits `ms`, or rejects as soon as `signal` aborts. */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason)
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', aborted)
+      resolve()
+    }, ms)
+    const aborted = (): void => {
+      clearTimeout(timer)
+      reject(signal?.reason)
+    }
+    signal?.addEventListener('abort', aborted, { once: true })
+  })
 }

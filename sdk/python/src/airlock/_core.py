@@ -16,6 +16,9 @@ from .models import CommandResult
 Mode = Union[int, str]
 Mtime = Union[int, float, str, datetime.datetime]
 
+#: Seconds between looks at a sandbox the daemon answered as pending.
+PENDING_POLL = 0.1
+
 
 def sandbox_route(sandbox_id: str, sub: str = "") -> str:
     return f"/v1/sandboxes/{quote(sandbox_id, safe='')}{sub}"

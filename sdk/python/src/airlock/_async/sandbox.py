@@ -11,6 +11,7 @@ from typing import Any
 from .. import _core
 from .._config import discover
 from ..models import SandboxInfo
+from . import _io
 from .commands import AsyncCommands
 from .files import AsyncFiles
 from .http import AsyncHTTP
@@ -42,15 +43,23 @@ class AsyncSandbox:
         token: str | None = None,
     ) -> AsyncSandbox:
         """Creates a sandbox and (unless `start=False`) starts it. `files` are written
-        before any process runs: `{"path", "data", "mode"?, "readonly"?}`."""
+        before any process runs: `{"path", "data", "mode"?, "readonly"?}`. On a
+        cluster the daemon answers `pending` before the sandbox's pod runs; this waits
+        until it is not (the daemon bounds the wait, and a sandbox that cannot be made
+        is gone with the reason: `NotFoundError`)."""
         http = AsyncHTTP(discover(url, token))
         body = _core.create_body(template, env, files, limits, ttl, labels, start)
         try:
             answer = await http.call("POST", "/v1/sandboxes", json_body=body)
+            info = SandboxInfo.from_json(answer)
+            while info.state == "pending":
+                await _io.sleep(_core.PENDING_POLL)
+                route = f"/v1/sandboxes/{info.sandbox_id}"
+                info = SandboxInfo.from_json(await http.call("GET", route))
         except BaseException:
             await http.aclose()
             raise
-        return cls(SandboxInfo.from_json(answer), http)
+        return cls(info, http)
 
     @classmethod
     async def connect(

@@ -11,6 +11,7 @@ from typing import Any
 from .. import _core
 from .._config import discover
 from ..models import SandboxInfo
+from . import _io
 from .commands import Commands
 from .files import Files
 from .http import HTTP
@@ -42,15 +43,23 @@ class Sandbox:
         token: str | None = None,
     ) -> Sandbox:
         """Creates a sandbox and (unless `start=False`) starts it. `files` are written
-        before any process runs: `{"path", "data", "mode"?, "readonly"?}`."""
+        before any process runs: `{"path", "data", "mode"?, "readonly"?}`. On a
+        cluster the daemon answers `pending` before the sandbox's pod runs; this waits
+        until it is not (the daemon bounds the wait, and a sandbox that cannot be made
+        is gone with the reason: `NotFoundError`)."""
         http = HTTP(discover(url, token))
         body = _core.create_body(template, env, files, limits, ttl, labels, start)
         try:
             answer = http.call("POST", "/v1/sandboxes", json_body=body)
+            info = SandboxInfo.from_json(answer)
+            while info.state == "pending":
+                _io.sleep(_core.PENDING_POLL)
+                route = f"/v1/sandboxes/{info.sandbox_id}"
+                info = SandboxInfo.from_json(http.call("GET", route))
         except BaseException:
             http.close()
             raise
-        return cls(SandboxInfo.from_json(answer), http)
+        return cls(info, http)
 
     @classmethod
     def connect(
