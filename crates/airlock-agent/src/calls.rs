@@ -140,3 +140,47 @@ pub struct Watch {
     pub dir: SandboxPath,
     pub recursive: bool,
 }
+
+/// A command to start in the pod, with pipes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Spawn {
+    /// Unique among the sandbox's commands; later calls name it.
+    pub name: String,
+    pub argv: Vec<String>,
+    /// The whole environment.
+    pub env: Vec<(String, String)>,
+    pub cwd: SandboxPath,
+    /// A terminal of (columns, rows) as its stdin, stdout, stderr and controlling
+    /// terminal, instead of pipes.
+    #[serde(default)]
+    pub terminal: Option<(u16, u16)>,
+}
+
+/// A call on one started command.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OnCommand {
+    pub name: String,
+    /// For `signal`: the signal's number.
+    #[serde(default)]
+    pub signal: Option<i32>,
+    /// For `resize`: the terminal's new (columns, rows).
+    #[serde(default)]
+    pub size: Option<(u16, u16)>,
+}
+
+impl OnCommand {
+    /// A call on command `name` with no further arguments.
+    pub fn of(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            signal: None,
+            size: None,
+        }
+    }
+}
+
+/// Ends every command: a polite signal, then `grace_ms` later a kill.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StopAll {
+    pub grace_ms: u64,
+}

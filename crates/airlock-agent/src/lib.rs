@@ -7,8 +7,12 @@
 //! a chunk of a partial upload), and the answer as JSON, or, for calls that give a stream
 //! (a read, a pack, a watch), the stream as the body with any small result in the
 //! `airlock-result` header. A refused call answers 422 with the engine's error in its wire
-//! form. Every request carries the sandbox's secret as a bearer token.
+//! form. Commands are `POST /v1/proc/{call}`: `spawn`, then each of the command's
+//! streams (`stdin`, `stdout`, `stderr`) as its own request, `wait`, `signal`,
+//! `kill_all`, `finish`, and `stop_all` for every command at once. Every request carries the sandbox's secret as a bearer token.
 
 pub mod calls;
 pub mod client;
+mod commands;
+pub mod commands_client;
 pub mod server;

@@ -19,6 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::calls::{self, ARGS, RESULT};
+use crate::commands::Commands;
 
 /// Bytes per chunk of a streamed answer, and chunks queued ahead of the socket.
 const CHUNK: usize = 256 * 1024;
@@ -29,20 +30,30 @@ const WATCH_TICK: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 struct Agent {
     fs: Arc<dyn SandboxFs>,
+    commands: Arc<Commands>,
     secret: Arc<str>,
 }
 
 /// Serves the directory `root` at `listen` to callers that present `secret`, until the
 /// process ends. Prints the bound address on stdout once it listens (so `--listen
 /// 127.0.0.1:0` can be used and found).
-pub async fn serve(listen: &str, root: &std::path::Path, secret: &str) -> std::io::Result<()> {
+/// With `chroot`, commands run chrooted into `root` (a sidecar serving another
+/// container's root); otherwise they run in the agent's own root with `root` joined to
+/// their working directory.
+pub async fn serve(
+    listen: &str,
+    root: &std::path::Path,
+    secret: &str,
+    chroot: bool,
+) -> std::io::Result<()> {
     if secret.len() < 16 {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "the secret must be at least 16 bytes",
         ));
     }
-    let opened = airlock_fs::Root::open(root).map_err(|e| {
+    // The operator names the root: following a link there is what they mean.
+    let opened = airlock_fs::Root::open_following(root).map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!("opening the root {}: {e}", root.display()),
@@ -52,18 +63,56 @@ pub async fn serve(listen: &str, root: &std::path::Path, secret: &str) -> std::i
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("{}", listener.local_addr()?);
     tracing::info!(root = %root.display(), addr = %listener.local_addr()?, "agent serving");
-    axum::serve(listener, router(fs, secret)).await
+    let commands = Commands::new(root, chroot);
+    axum::serve(listener, router_with(fs, commands, secret)).await
 }
 
-/// The agent's routes over `fs`, for callers that present `secret`.
-pub fn router(fs: Arc<dyn SandboxFs>, secret: &str) -> axum::Router {
+/// The agent's routes over `fs` (files) and `root` (where commands start), for callers
+/// that present `secret`.
+pub fn router(fs: Arc<dyn SandboxFs>, root: &std::path::Path, secret: &str) -> axum::Router {
+    router_with(fs, Commands::new(root, false), secret)
+}
+
+fn router_with(fs: Arc<dyn SandboxFs>, commands: Commands, secret: &str) -> axum::Router {
     let agent = Agent {
         fs,
+        commands: Arc::new(commands),
         secret: secret.into(),
     };
     axum::Router::new()
         .route("/v1/fs/{call}", axum::routing::post(call))
+        .route("/v1/proc/{call}", axum::routing::post(command_call))
+        .route("/v1/health", axum::routing::post(|| async { "ok" }))
+        .layer(axum::middleware::from_fn_with_state(
+            agent.clone(),
+            require_secret,
+        ))
         .with_state(agent)
+}
+
+/// Every call, health included, must carry the sandbox's secret.
+async fn require_secret(
+    State(agent): State<Agent>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !bool::from(presented.as_bytes().ct_eq(agent.secret.as_bytes())) {
+        return (StatusCode::UNAUTHORIZED, "the sandbox's secret is required").into_response();
+    }
+    next.run(request).await
+}
+
+fn args_header(headers: &HeaderMap) -> &str {
+    headers
+        .get(ARGS)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 async fn call(
@@ -72,19 +121,23 @@ async fn call(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !bool::from(presented.as_bytes().ct_eq(agent.secret.as_bytes())) {
-        return (StatusCode::UNAUTHORIZED, "the sandbox's secret is required").into_response();
+    match dispatch(agent.fs, &name, args_header(&headers), body).await {
+        Ok(response) => response,
+        Err(refused) => *refused,
     }
-    let args = headers
-        .get(ARGS)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    match dispatch(agent.fs, &name, args, body).await {
+}
+
+async fn command_call(
+    State(agent): State<Agent>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match agent
+        .commands
+        .dispatch(&name, args_header(&headers), body)
+        .await
+    {
         Ok(response) => response,
         Err(refused) => *refused,
     }

@@ -21,7 +21,7 @@ async fn agent(dir: &Path, secret: &str) -> RemoteFs {
     let root: Arc<dyn SandboxFs> = Arc::new(Root::open(dir).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = airlock_agent::server::router(root, SECRET);
+    let app = airlock_agent::server::router(root, dir, SECRET);
     tokio::spawn(async move { axum::serve(listener, app).await });
     RemoteFs::new(
         &format!("http://{addr}"),

@@ -11,6 +11,10 @@ use crate::FileMode;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SandboxState {
+    /// Being made where it runs (a cluster's pod not yet answering); nothing can be
+    /// done in it yet. It becomes `created` or `running` by itself, or is removed if it
+    /// cannot be made.
+    Pending,
     /// Exists, files can be written, no process has run yet.
     Created,
     /// Its init process is up; exec works.

@@ -246,6 +246,10 @@ pub struct AgentArgs {
     /// gateway keeps it in a Kubernetes Secret mounted into the pod).
     #[arg(long, env = "AIRLOCK_AGENT_SECRET_FILE")]
     pub secret_file: PathBuf,
+    /// Run commands chrooted into the root: for a sidecar serving another container's
+    /// root (`--root /proc/PID/root` with the pod's process namespace shared).
+    #[arg(long, env = "AIRLOCK_AGENT_CHROOT")]
+    pub chroot: bool,
 }
 
 #[derive(Debug, Args)]
@@ -302,6 +306,75 @@ pub struct ServeArgs {
     /// once (repeatable: `--warm-pool host=4 --warm-pool py=2`).
     #[arg(long = "warm-pool", value_name = "TEMPLATE=N", value_parser = warm_pool)]
     pub warm_pools: Vec<(String, usize)>,
+    /// What runs the sandboxes: this machine's engine, or pods in a Kubernetes cluster.
+    #[arg(long, env = "AIRLOCK_BACKEND", value_enum, default_value = "local")]
+    pub backend: BackendKind,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// Where sandboxes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    Local,
+    Kubernetes,
+}
+
+/// The Kubernetes backend's settings (used with `--backend kubernetes`).
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// The namespace sandboxes' pods and Secrets go in.
+    #[arg(
+        long,
+        env = "AIRLOCK_KUBE_NAMESPACE",
+        default_value = "airlock-sandboxes"
+    )]
+    pub kube_namespace: String,
+    /// The image of a sandbox created without a template.
+    #[arg(long, env = "AIRLOCK_KUBE_IMAGE", default_value = "debian:12-slim")]
+    pub kube_image: String,
+    /// A template and the image it names (repeatable: `--kube-template py=python:3.12`).
+    #[arg(long = "kube-template", value_name = "NAME=IMAGE", value_parser = kube_template)]
+    pub kube_templates: Vec<(String, String)>,
+    /// An image with the `airlock` binary at /usr/local/bin/airlock, copied into each pod.
+    #[arg(
+        long,
+        env = "AIRLOCK_KUBE_AGENT_IMAGE",
+        default_value = "airlock:latest"
+    )]
+    pub kube_agent_image: String,
+    /// Run sandboxes' pods under this RuntimeClass (gVisor's or Kata's, say).
+    #[arg(long, env = "AIRLOCK_RUNTIME_CLASS")]
+    pub runtime_class: Option<String>,
+    /// The port the agent listens on inside each pod.
+    #[arg(long, env = "AIRLOCK_KUBE_AGENT_PORT", default_value_t = 7712)]
+    pub kube_agent_port: u16,
+    /// How long a new sandbox's pod may take to run and answer.
+    #[arg(long, env = "AIRLOCK_KUBE_READY_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub kube_ready_timeout: std::time::Duration,
+    /// A kubeconfig file [default: $KUBECONFIG, ~/.kube/config, then the pod's service account].
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// What holds each sandbox: agent-sandbox `Sandbox` objects where its CRDs are
+    /// installed and bare pods elsewhere (auto), or always one of them.
+    #[arg(long, env = "AIRLOCK_KUBE_OBJECTS", value_enum, default_value = "auto")]
+    pub kube_objects: KubeObjects,
+}
+
+/// `--kube-objects`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KubeObjects {
+    Auto,
+    Pods,
+    Sandboxes,
+}
+
+/// `NAME=IMAGE`.
+fn kube_template(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(name, image)| !name.is_empty() && !image.is_empty())
+        .map(|(name, image)| (name.to_owned(), image.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not NAME=IMAGE"))
 }
 
 /// `TEMPLATE=N`.

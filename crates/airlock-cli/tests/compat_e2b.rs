@@ -8,24 +8,7 @@
 
 mod common;
 
-use common::Daemon;
-
-/// The environment that points an E2B SDK at `daemon` with `key`.
-fn e2b_env(daemon: &Daemon, key: &str) -> Vec<(String, String)> {
-    vec![
-        ("E2B_API_URL".into(), format!("{}/e2b", daemon.url)),
-        ("E2B_SANDBOX_URL".into(), format!("{}/e2b/envd", daemon.url)),
-        ("E2B_API_KEY".into(), key.to_owned()),
-    ]
-}
-
-async fn run_e2b(
-    command: tokio::process::Command,
-    env: &[(String, String)],
-) -> std::process::Output {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    common::run_client(command, &env).await
-}
+use common::{Daemon, e2b_env, run_e2b};
 
 #[tokio::test]
 async fn the_e2b_sdk_drives_airlock() {

@@ -720,24 +720,7 @@ async fn lifecycle_codes_health_and_reflection() {
 async fn a_python_grpcio_client_generated_from_the_proto_streams_64_mib_both_ways() {
     let daemon = Daemon::start();
     let id = sandbox_with(&daemon, json!({})).await;
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = tokio::process::Command::new(common::python())
-        .arg(manifest.join("tests/clients/grpc_roundtrip.py"))
-        .arg(daemon.url.trim_start_matches("http://"))
-        .arg(&daemon.token)
-        .arg(&id)
-        .arg("64")
-        .arg(manifest.join("../../proto"))
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.starts_with(&format!("ok {}", 64 << 20)),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sha = stdout.split_whitespace().nth(2).unwrap();
+    let sha = common::grpc_roundtrip(&daemon, &id, 64).await;
     let stat = Files::new(&daemon, &id)
         .call(
             reqwest::Method::GET,

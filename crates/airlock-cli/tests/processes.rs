@@ -346,30 +346,6 @@ async fn processes_over_grpc() {
     assert_eq!(unknown.code(), tonic::Code::NotFound);
 }
 
-/// Reads an NDJSON event stream until its stdout holds `text`; returns all seen so far.
-async fn read_until(answer: &mut reqwest::Response, seen: &mut String, text: &str) {
-    let mut pending = String::new();
-    while !seen.contains(text) {
-        let chunk = tokio::time::timeout(Duration::from_secs(20), answer.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("{text:?} never came; saw {seen:?}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("the stream ended before {text:?}; saw {seen:?}"));
-        pending.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some((line, rest)) = pending.split_once('\n') {
-            let event: Value = serde_json::from_str(line).unwrap();
-            if event["type"] == "stdout" {
-                seen.push_str(event["data"].as_str().unwrap());
-            }
-            assert_ne!(
-                event["type"], "stderr",
-                "a terminal has one output: {event}"
-            );
-            pending = rest.to_owned();
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_process_can_run_on_a_terminal() {
     let daemon = Daemon::start();
@@ -386,7 +362,7 @@ async fn a_process_can_run_on_a_terminal() {
         .unwrap();
     assert_eq!(answer.status(), 200);
     let mut seen = String::new();
-    read_until(&mut answer, &mut seen, "24 80").await;
+    common::read_until(&mut answer, &mut seen, "24 80").await;
     assert!(
         seen.contains("on-a-tty") && seen.contains("to-stderr"),
         "{seen}"
@@ -431,7 +407,7 @@ async fn a_process_can_run_on_a_terminal() {
         p.post(&format!("/{pid}/stdin"), "typed\n".into()).await,
         204
     );
-    read_until(&mut answer, &mut seen, "got typed").await;
+    common::read_until(&mut answer, &mut seen, "got typed").await;
     assert!(seen.contains("50 132"), "{seen}");
     assert_eq!(p.wait_ended(pid).await["exit_code"], 4);
     // Once it ended, its terminal is closed: nothing to resize.
@@ -452,7 +428,7 @@ async fn a_process_can_run_on_a_terminal() {
         .await
         .unwrap();
     let mut seen = String::new();
-    read_until(&mut answer, &mut seen, "probed").await;
+    common::read_until(&mut answer, &mut seen, "probed").await;
     assert!(seen.contains("No such file"), "{seen}");
     assert!(
         seen.contains("no-ptmx") && seen.contains("via-dev-tty"),

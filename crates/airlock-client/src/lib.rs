@@ -141,7 +141,24 @@ impl Client {
 
     /// Creates a sandbox.
     pub async fn create(&self, req: &CreateSandbox) -> Result<Sandbox, Error> {
+        let made = self.create_pending(req).await?;
+        self.until_settled(made).await
+    }
+
+    /// Creates a sandbox and answers at once, perhaps `pending` (on a cluster, before its
+    /// pod runs); [`Client::create`] waits until it is not.
+    pub async fn create_pending(&self, req: &CreateSandbox) -> Result<Sandbox, Error> {
         json(self.request(Method::POST, "/sandboxes").json(req)).await
+    }
+
+    /// Asks again while `sandbox` is pending. One that cannot be made is removed by the
+    /// daemon, which then answers 404 with the reason; the daemon bounds the wait.
+    pub async fn until_settled(&self, mut sandbox: Sandbox) -> Result<Sandbox, Error> {
+        while sandbox.state == airlock_api::SandboxState::Pending {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            sandbox = self.get(&sandbox.id).await?;
+        }
+        Ok(sandbox)
     }
 
     /// Lists sandboxes.

@@ -29,6 +29,18 @@ impl Root {
         Ok(Self { fd })
     }
 
+    /// Opens a directory an operator names as a root, following a final link: a sidecar
+    /// serves another container's root as `/proc/PID/root`, a link the kernel resolves
+    /// into that container's mounts. Paths beneath it are confined as with [`Root::open`].
+    pub fn open_following(dir: &Path) -> std::io::Result<Self> {
+        let fd = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Self { fd })
+    }
+
     /// The root's own descriptor.
     pub fn fd(&self) -> &OwnedFd {
         &self.fd

@@ -18,6 +18,9 @@ pub enum FailureKind {
     Unsupported,
     /// The sandbox's own setup reported a failure, or anything else.
     Internal,
+    /// What runs the sandboxes (a cluster) could not or would not: a bad image, no node
+    /// that fits. Its words are fit to show the caller.
+    Refused,
 }
 
 /// A failed engine operation.
@@ -40,6 +43,15 @@ impl SandboxError {
             kind: classify(&source),
             action,
             source,
+        }
+    }
+
+    /// A refusal by what runs the sandboxes, whose words the caller may see.
+    pub fn refused(action: &'static str, why: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Refused,
+            action,
+            source: io::Error::other(why.into()),
         }
     }
 

@@ -29,6 +29,14 @@ pub use launch::{EXEC_HELPER, INIT_HELPER, InitProcess};
 pub use layout::Layout;
 pub use skeleton::WRITABLE_DIRS;
 pub use templates::{HOST_TEMPLATE, TemplateStore, valid_template_name};
+
+/// A process's end as a shell reports it: its exit code, or 128 + the signal that ended it.
+pub fn shell_exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
 pub use terminal::{Terminal, TerminalIo, WindowSize};
 pub use view::TemplateRoot;
 

@@ -23,6 +23,15 @@ pub enum TemplateRoot {
     Host,
     /// A registered root filesystem (read-only lower layer of an overlay).
     Rootfs(PathBuf),
+    /// A container image, run by a cluster backend; this machine's engine refuses it.
+    Image(String),
+}
+
+fn image_refused(image: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("image {image:?} is a cluster's template; this machine runs root filesystems"),
+    )
 }
 
 /// Creates a new sandbox's storage (and disk image) and mounts its view.
@@ -32,6 +41,9 @@ pub fn provision(
     template: &TemplateRoot,
     disk_mb: Option<u64>,
 ) -> io::Result<()> {
+    if let TemplateRoot::Image(image) = template {
+        return Err(image_refused(image));
+    }
     std::fs::create_dir_all(layout.data(id))?;
     if let Some(mb) = disk_mb {
         disk::create_image(&layout.disk_image(id), mb)?;
@@ -44,6 +56,7 @@ pub fn provision(
                 std::fs::create_dir_all(layout.data(id).join(layer))?;
             }
         }
+        TemplateRoot::Image(image) => return Err(image_refused(image)),
     }
     mount_view(layout, id, template, &[])?;
     if let TemplateRoot::Rootfs(_) = template {
@@ -79,6 +92,7 @@ pub fn mount_view(
     match template {
         TemplateRoot::Host => mount_host_view(layout, id, &view)?,
         TemplateRoot::Rootfs(lower) => mount_overlay_view(layout, id, lower, &view)?,
+        TemplateRoot::Image(image) => return Err(image_refused(image)),
     }
     let root = Root::open(&view)?;
     for path in readonly {

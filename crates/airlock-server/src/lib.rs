@@ -25,6 +25,56 @@ pub struct ServeConfig {
     pub connections: ConnectionLimits,
     /// Accept OIDC bearers from this issuer.
     pub oidc: Option<OidcConfig>,
+    /// What runs the sandboxes.
+    pub backend: Backend,
+}
+
+/// A backend, the store its records live in, and the store of the daemon's tokens and
+/// signing key, as [`Backend::Opened`] makes them.
+pub type OpenedBackend = (
+    Arc<dyn airlock_service::SandboxBackend>,
+    Arc<dyn airlock_service::RecordStore>,
+    Arc<dyn airlock_service::SecretStore>,
+);
+
+/// Makes a backend on the daemon's runtime.
+pub type OpenBackend = Arc<
+    dyn Fn() -> futures_util::future::BoxFuture<'static, std::io::Result<OpenedBackend>>
+        + Send
+        + Sync,
+>;
+
+/// What runs the sandboxes: this machine's engine, or one the binary brings (a
+/// cluster's), so the faces' crate carries no backend's dependencies.
+#[derive(Clone, Default)]
+pub enum Backend {
+    #[default]
+    Local,
+    Opened(OpenBackend),
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Local => "Local",
+            Self::Opened(_) => "Opened",
+        })
+    }
+}
+
+/// The service over the chosen backend.
+async fn open_service(
+    config: &ServeConfig,
+    home: &std::path::Path,
+    settings: Settings,
+) -> std::io::Result<Service> {
+    match &config.backend {
+        Backend::Local => Service::open(home, settings).await,
+        Backend::Opened(open) => {
+            let (backend, records, secrets) = open().await?;
+            Service::open_with(home, settings, backend, records, secrets).await
+        }
+    }
 }
 pub use airlock_service::{ApiError, AuditSettings, Service, Settings, TenantCaps};
 
@@ -60,7 +110,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
             fetch: Arc::new(fetch),
         });
     }
-    let service = Arc::new(Service::open(&home, settings).await?);
+    let service = Arc::new(open_service(&config, &home, settings).await?);
     let listener = TcpListener::bind(&config.listen).await?;
     let address = listener.local_addr()?;
     // Tests and scripts that listen on port 0 learn the real port here.
@@ -69,6 +119,8 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     let reaper = tokio::spawn(service.clone().expire_forever());
     let upload_reaper = tokio::spawn(service.clone().expire_uploads_forever());
     let pool_filler = tokio::spawn(service.clone().fill_pools_forever());
+    let adopter = tokio::spawn(service.clone().adopt_forever());
+    let settler = tokio::spawn(service.clone().settle_forever());
     tokio::spawn(service.clone().sweep_leftovers(started));
     let rest = rest::router(service.clone(), config.connections.idle_timeout);
     let grpc = grpc::router(service.clone());
@@ -77,6 +129,8 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     reaper.abort();
     upload_reaper.abort();
     pool_filler.abort();
+    adopter.abort();
+    settler.abort();
     tracing::info!("shutting down: stopping sandboxes");
     service.shutdown().await;
     tracing::info!("stopped");

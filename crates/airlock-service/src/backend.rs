@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_fs::{SandboxFs, SandboxPath};
-use airlock_sandbox::{ExecPlan, SandboxConfig, SandboxResult, WindowSize};
+use airlock_sandbox::{ExecPlan, SandboxConfig, SandboxResult, TemplateRoot, WindowSize};
 use futures_util::future::BoxFuture;
 use rustix::process::Signal;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -17,8 +17,34 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Sandboxes' lifecycle. Methods without a future block: the service calls them on its
 /// blocking pool.
 pub trait SandboxBackend: Send + Sync + Debug {
-    /// Makes a new sandbox's storage, empty but for its template.
-    fn provision(&self, cfg: &SandboxConfig) -> SandboxResult<()>;
+    /// What template `name` is made from, when this backend names templates itself (a
+    /// cluster's images); `None` leaves it to the daemon's registered templates.
+    fn template(&self, _name: &str) -> Option<TemplateRoot> {
+        None
+    }
+    /// Whether sandboxes go on running when the daemon stops (a cluster's pods do; this
+    /// machine's namespaces end with the daemon, which starts them again).
+    fn outlives_daemon(&self) -> bool {
+        false
+    }
+    /// Whether a new sandbox is answered as `pending` once `provision` returns, to be
+    /// finished by [`SandboxBackend::settle`] (a pod that must be scheduled and pull its
+    /// image); otherwise `provision` returns a sandbox ready for its files.
+    fn starts_pending(&self) -> bool {
+        false
+    }
+    /// Waits until a provisioned sandbox can take its files and commands.
+    fn settle<'a>(&'a self, _cfg: &'a SandboxConfig) -> BoxFuture<'a, SandboxResult<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Whether read-only injected files are given to `provision`, to be mounted read-only
+    /// where the sandbox is made (a cluster's pod), instead of written and bound later.
+    fn mounts_readonly_files(&self) -> bool {
+        false
+    }
+    /// Makes a new sandbox's storage, empty but for its template (and, for a backend
+    /// that mounts them, its `readonly` files).
+    fn provision(&self, cfg: &SandboxConfig, readonly: &[ReadonlyFile]) -> SandboxResult<()>;
     /// Brings an existing sandbox's storage back after a daemon restart, ending anything
     /// an earlier daemon left running in it.
     fn restore(&self, cfg: &SandboxConfig) -> SandboxResult<()>;
@@ -41,6 +67,14 @@ pub trait SandboxBackend: Send + Sync + Debug {
     fn disk_free_mb(&self) -> u64;
 }
 
+/// A read-only injected file, for a backend that mounts them itself.
+#[derive(Debug, Clone)]
+pub struct ReadonlyFile {
+    pub path: SandboxPath,
+    pub content: Vec<u8>,
+    pub mode: u32,
+}
+
 /// A started sandbox.
 pub trait Running: Send + Sync + Debug {
     /// Resolves when the sandbox has stopped, however it stopped.
@@ -49,7 +83,7 @@ pub trait Running: Send + Sync + Debug {
     /// running sandbox held.
     fn stop(&self, grace: Duration) -> BoxFuture<'_, SandboxResult<()>>;
     /// Starts a command; `name` is unique among the sandbox's commands.
-    fn spawn(&self, name: &str, plan: ExecPlan) -> SandboxResult<Spawned>;
+    fn spawn<'a>(&'a self, name: &'a str, plan: ExecPlan) -> BoxFuture<'a, SandboxResult<Spawned>>;
 }
 
 /// A command just started: its streams and its handle.

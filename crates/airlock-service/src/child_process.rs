@@ -19,12 +19,9 @@ pub(crate) struct ChildProcess {
 impl ChildProcess {
     /// Its exit code, or 128 + the signal that ended it, as a shell reports it.
     pub(crate) async fn wait(&self) -> std::io::Result<i32> {
-        use std::os::unix::process::ExitStatusExt;
         let status = self.child.lock().await.wait().await?;
         *self.pid.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        Ok(status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        Ok(airlock_sandbox::shell_exit_code(status))
     }
 
     /// Sends one signal; `NotFound` once it has ended.

@@ -3,8 +3,9 @@
 //! token. A token is 256 random bits, shown once when it is made.
 
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -12,7 +13,10 @@ use subtle::ConstantTimeEq;
 
 use crate::ApiError;
 use crate::principal::{Access, Principal};
-use crate::record::{now_secs, random_hex, save_json};
+use crate::record::{now_secs, random_hex};
+#[cfg(test)]
+use crate::secrets::HomeSecrets;
+use crate::secrets::{SecretStore, write_private};
 use crate::token::{self, Token};
 
 /// Prefixes that tell the kinds apart (and let secret scanners find leaked ones).
@@ -50,9 +54,17 @@ pub struct Scope {
 /// The admin token and every minted one.
 pub struct Credentials {
     admin: Token,
-    file: PathBuf,
+    store: Arc<dyn SecretStore>,
     tokens: RwLock<Vec<TokenRecord>>,
+    /// When the records were last read again after a miss (another daemon sharing the
+    /// store may have minted the token).
+    reread: Mutex<Option<Instant>>,
 }
+
+/// The minted tokens' records, in the secret store.
+const TOKENS: &str = "tokens.json";
+/// A miss rereads the store at most this often.
+const REREAD: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,19 +74,45 @@ impl std::fmt::Debug for Credentials {
 
 impl Credentials {
     /// Loads (or makes) the admin token and the minted tokens of `home`.
+    #[cfg(test)]
     pub fn open(home: &Path) -> io::Result<Self> {
-        let admin = token::load_or_create(&home.join("token"))?;
-        let file = home.join("tokens.json");
-        let tokens = match std::fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(io::Error::other)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
+        Self::open_in(Arc::new(HomeSecrets::new(home)), home)
+    }
+
+    /// Loads (or makes) the admin token and the minted tokens kept in `store`. The
+    /// admin token is also written to `HOME/token` when it is not there, where tools on
+    /// the daemon's machine (the CLI, the SDKs) look for it; the store stays the truth.
+    pub fn open_in(store: Arc<dyn SecretStore>, home: &Path) -> io::Result<Self> {
+        let admin = token::load_or_create(&*store, "token")?;
+        let mirror = home.join("token");
+        if !mirror.exists() {
+            write_private(&mirror, admin.key())?;
+        }
+        let tokens = read_tokens(&*store)?;
         Ok(Self {
             admin,
-            file,
+            store,
             tokens: RwLock::new(tokens),
+            reread: Mutex::new(None),
         })
+    }
+
+    /// Reads the records again (others sharing the store may have changed them).
+    pub fn refresh(&self) -> io::Result<()> {
+        let tokens = read_tokens(&*self.store)?;
+        *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
+        Ok(())
+    }
+
+    /// After a miss: reads the records again unless that was done just now.
+    fn reread_after_miss(&self) -> bool {
+        let mut last = self.reread.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() < REREAD) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        drop(last);
+        self.refresh().is_ok()
     }
 
     /// The principal a presented token names. Unknown, revoked and expired tokens are
@@ -83,8 +121,14 @@ impl Credentials {
         if self.admin.matches(presented) {
             return Ok(Principal::Admin);
         }
+        let known = |tokens: &[TokenRecord]| find(tokens, presented).cloned();
         let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());
-        let Some(record) = find(&tokens, presented) else {
+        let mut found = known(&tokens);
+        drop(tokens);
+        if found.is_none() && self.reread_after_miss() {
+            found = known(&self.tokens.read().unwrap_or_else(|p| p.into_inner()));
+        }
+        let Some(record) = found else {
             return Err(unauthorized("the token is not valid for this daemon"));
         };
         if record.expires_at.is_some_and(|at| at <= now_secs()) {
@@ -158,7 +202,7 @@ impl Credentials {
             expires_at: None,
             scope: Some(scope),
         };
-        self.change(|tokens| tokens.push(record))
+        self.change(|tokens| tokens.push(record.clone()))
     }
 
     /// Every API token (not sandbox tokens).
@@ -202,11 +246,18 @@ impl Credentials {
     }
 
     /// Changes the records and saves them; the change stands only if it was saved.
-    fn change(&self, edit: impl FnOnce(&mut Vec<TokenRecord>)) -> Result<(), ApiError> {
+    /// The edit is made on what the store holds now, not on this daemon's copy, so a
+    /// token another daemon minted meanwhile is kept.
+    fn change(&self, mut edit: impl FnMut(&mut Vec<TokenRecord>)) -> Result<(), ApiError> {
         let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
-        let mut next = tokens.clone();
-        edit(&mut next);
-        save_private(&next, &self.file).map_err(|e| ApiError::internal("saving tokens", e))?;
+        let mut next = Vec::new();
+        self.store
+            .update(TOKENS, &mut |held| {
+                next = parse_tokens(held)?;
+                edit(&mut next);
+                serde_json::to_vec_pretty(&next).map_err(io::Error::other)
+            })
+            .map_err(|e| ApiError::internal("saving tokens", e))?;
         *tokens = next;
         Ok(())
     }
@@ -228,11 +279,15 @@ fn unauthorized(message: &str) -> ApiError {
     ApiError::new(airlock_api::ErrorCode::Unauthorized, message)
 }
 
-/// Saves the records readable by root alone.
-fn save_private(tokens: &[TokenRecord], file: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    save_json(&tokens, file)?;
-    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+fn parse_tokens(held: Option<&[u8]>) -> io::Result<Vec<TokenRecord>> {
+    match held {
+        Some(bytes) => serde_json::from_slice(bytes).map_err(io::Error::other),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn read_tokens(store: &dyn SecretStore) -> io::Result<Vec<TokenRecord>> {
+    parse_tokens(store.load(TOKENS)?.as_deref())
 }
 
 #[cfg(test)]
@@ -274,5 +329,25 @@ mod tests {
         let (_, secret) = creds.mint("x".into(), "t".into(), Some(0), None).unwrap();
         let refused = creds.resolve(&secret).unwrap_err();
         assert_eq!(refused.code, airlock_api::ErrorCode::Unauthorized);
+    }
+
+    #[test]
+    fn daemons_sharing_a_store_see_each_others_tokens_and_lose_none() {
+        let home = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SecretStore> = Arc::new(HomeSecrets::new(home.path()));
+        let a = Credentials::open_in(store.clone(), home.path()).unwrap();
+        let b = Credentials::open_in(store, home.path()).unwrap();
+        assert!(
+            a.resolve(&std::fs::read_to_string(home.path().join("token")).unwrap())
+                .is_ok()
+        );
+        let (_, from_a) = a.mint("one".into(), "team".into(), None, None).unwrap();
+        // b has not read the store since; the miss makes it look again.
+        assert!(matches!(b.resolve(&from_a), Ok(Principal::Tenant { .. })));
+        // b mints on what the store holds, so a's token survives b's write.
+        let (_, from_b) = b.mint("two".into(), "team".into(), None, None).unwrap();
+        a.refresh().unwrap();
+        assert!(a.resolve(&from_a).is_ok() && a.resolve(&from_b).is_ok());
+        assert_eq!(b.api_tokens().len(), 2);
     }
 }

@@ -91,6 +91,7 @@ impl From<airlock_sandbox::SandboxError> for ApiError {
                     ),
                 )
             }
+            FailureKind::Refused => Self::new(ErrorCode::Busy, err.to_string()),
             _ => Self::internal(action, &err),
         }
     }

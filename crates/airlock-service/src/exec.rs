@@ -133,13 +133,11 @@ impl Service {
         };
         // Held while spawning so a concurrent stop cannot tear the groups down under us.
         let life = entry.life.lock().await;
-        let init = life.init.clone().ok_or_else(|| {
-            ApiError::conflict(format!(
-                "sandbox {id} is {:?}, not running; start it first",
-                record.state
-            ))
-        })?;
-        let spawned = init.spawn(&leaf, plan)?;
+        let init = life
+            .init
+            .clone()
+            .ok_or_else(|| not_running(id, record.state))?;
+        let spawned = init.spawn(&leaf, plan).await?;
         drop(life);
         Ok(Launched {
             entry,
@@ -180,6 +178,18 @@ impl Service {
         (result.stderr, result.stderr_b64) = text_and_exact(err);
         Ok(result)
     }
+}
+
+/// Why a command cannot start in a sandbox in `state`.
+pub(crate) fn not_running(id: &str, state: airlock_api::SandboxState) -> ApiError {
+    if state == airlock_api::SandboxState::Pending {
+        return ApiError::conflict(format!(
+            "sandbox {id} is still pending; wait until it is running"
+        ));
+    }
+    ApiError::conflict(format!(
+        "sandbox {id} is {state:?}, not running; start it first"
+    ))
 }
 
 /// A command just spawned, with what its pump needs.

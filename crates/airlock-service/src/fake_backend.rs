@@ -16,7 +16,7 @@ use futures_util::future::BoxFuture;
 use rustix::process::Signal;
 use tokio::sync::watch;
 
-use crate::backend::{Command, Running, SandboxBackend, Spawned};
+use crate::backend::{Command, ReadonlyFile, Running, SandboxBackend, Spawned};
 use crate::child_process::{ChildProcess, spawned};
 
 /// Every call, in order: what was asked, and of which sandbox.
@@ -28,6 +28,9 @@ pub(crate) struct FakeBackend {
     calls: Calls,
     /// Each running sandbox's "stopped" switch, so a test can make one end by itself.
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// When set, new sandboxes start pending, and settle when the test says how:
+    /// `Some(true)` made, `Some(false)` failed.
+    settle_gate: Mutex<Option<watch::Receiver<Option<bool>>>>,
 }
 
 impl FakeBackend {
@@ -36,7 +39,15 @@ impl FakeBackend {
             layout: Layout::new(home),
             calls: Arc::default(),
             running: Mutex::default(),
+            settle_gate: Mutex::default(),
         })
+    }
+
+    /// From now on, sandboxes start pending until the returned switch says how they end.
+    pub(crate) fn make_pending(&self) -> watch::Sender<Option<bool>> {
+        let (tx, rx) = watch::channel(None);
+        *self.settle_gate.lock().unwrap() = Some(rx);
+        tx
     }
 
     fn note(&self, call: &str, id: &str) {
@@ -84,7 +95,27 @@ fn failed(action: &'static str, e: std::io::Error) -> SandboxError {
 }
 
 impl SandboxBackend for FakeBackend {
-    fn provision(&self, cfg: &SandboxConfig) -> SandboxResult<()> {
+    fn starts_pending(&self) -> bool {
+        self.settle_gate.lock().unwrap().is_some()
+    }
+
+    fn settle<'a>(&'a self, cfg: &'a SandboxConfig) -> BoxFuture<'a, SandboxResult<()>> {
+        let gate = self.settle_gate.lock().unwrap().clone();
+        Box::pin(async move {
+            self.note("settle", &cfg.id);
+            let Some(mut gate) = gate else { return Ok(()) };
+            let made = gate.wait_for(Option::is_some).await.map(|v| *v);
+            match made {
+                Ok(Some(true)) => Ok(()),
+                _ => Err(SandboxError::refused(
+                    "starting the sandbox",
+                    "no node fits",
+                )),
+            }
+        })
+    }
+
+    fn provision(&self, cfg: &SandboxConfig, _readonly: &[ReadonlyFile]) -> SandboxResult<()> {
         self.note("provision", &cfg.id);
         // The sandbox's own directory holds its record; the view is its filesystem.
         std::fs::create_dir_all(self.layout.sandbox(&cfg.id))
@@ -179,7 +210,17 @@ impl Running for FakeRunning {
         })
     }
 
-    fn spawn(&self, _name: &str, plan: ExecPlan) -> SandboxResult<Spawned> {
+    fn spawn<'a>(
+        &'a self,
+        _name: &'a str,
+        plan: ExecPlan,
+    ) -> BoxFuture<'a, SandboxResult<Spawned>> {
+        Box::pin(async move { self.spawn_now(plan) })
+    }
+}
+
+impl FakeRunning {
+    fn spawn_now(&self, plan: ExecPlan) -> SandboxResult<Spawned> {
         let child = tokio::process::Command::new(&plan.argv[0])
             .args(&plan.argv[1..])
             .env_clear()

@@ -31,7 +31,9 @@ mod records;
 mod recovery;
 #[cfg(test)]
 mod rules_tests;
+mod secrets;
 mod settings;
+mod settle;
 mod signing;
 mod templates;
 mod token;
@@ -52,7 +54,7 @@ use airlock_sandbox::{Engine, Layout, SandboxConfig, TemplateStore};
 
 pub use archive::{ArchiveFormat, ArchiveUpload, TarStream};
 pub use audit::{AuditSettings, Counted};
-pub use backend::{Command, CommandTerminal, Running, SandboxBackend, Spawned};
+pub use backend::{Command, CommandTerminal, ReadonlyFile, Running, SandboxBackend, Spawned};
 pub use batch::{BatchDefaults, BatchPart, batch_broken, batch_result};
 pub use body::{ByteStream, byte_stream, bytes_body};
 pub use caps::TenantCaps;
@@ -71,6 +73,7 @@ pub use principal::{Access, Need, Principal};
 pub use processes::{ProcessEvents, Selector, StartOptions};
 pub use record::SandboxRecord;
 pub use records::{FileRecords, RecordStore};
+pub use secrets::{HomeSecrets, SecretChange, SecretStore, new_secret};
 pub use settings::Settings;
 pub use signing::{SignedMethod, SignedRequest};
 pub use upload_new::CHUNK_CHECKSUMS;
@@ -108,6 +111,8 @@ pub struct Service {
     oidc: Option<oidc::Oidc>,
     /// Started sandboxes kept ready per template.
     pools: pool::Pools,
+    /// Pending sandboxes to finish, and why recent ones could not be.
+    settling: settle::Settling,
 }
 
 /// One sandbox in memory.
@@ -145,21 +150,23 @@ impl Service {
     pub async fn open(home: &Path, settings: Settings) -> std::io::Result<Self> {
         let backend = Arc::new(LocalBackend::new(Engine::new(home)?));
         let records = Arc::new(FileRecords::new(Layout::new(home)));
-        Self::open_with(home, settings, backend, records).await
+        let secrets = Arc::new(HomeSecrets::new(home));
+        Self::open_with(home, settings, backend, records, secrets).await
     }
 
-    /// Like [`Service::open`], with sandboxes run by `backend` and records kept in
-    /// `records`. The home still holds credentials, the signing key, templates and the
-    /// audit log.
+    /// Like [`Service::open`], with sandboxes run by `backend`, records kept in
+    /// `records`, and tokens and the signing key kept in `secrets`. The home still holds
+    /// templates and the audit log.
     pub async fn open_with(
         home: &Path,
         settings: Settings,
         backend: Arc<dyn SandboxBackend>,
         records: Arc<dyn RecordStore>,
+        secrets: Arc<dyn SecretStore>,
     ) -> std::io::Result<Self> {
         let service = Self {
-            credentials: credentials::Credentials::open(home)?,
-            signer: signing::Signer::open(home)?,
+            signer: signing::Signer::open_in(&*secrets)?,
+            credentials: credentials::Credentials::open_in(secrets, home)?,
             backend,
             templates: TemplateStore::new(Layout::new(home)),
             records,
@@ -171,6 +178,7 @@ impl Service {
             metrics: metrics::Metrics::default(),
             oidc: settings.oidc.map(oidc::Oidc::new),
             pools: pool::Pools::default(),
+            settling: settle::Settling::default(),
         };
         service.recover().await?;
         for (template, size) in &settings.warm_pools {
@@ -201,7 +209,10 @@ impl Service {
             .get(id)
             .filter(|entry| caller.reaches(&entry.owner, &entry.id))
             .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("no sandbox {id}")))?;
+            .ok_or_else(|| {
+                let why = self.settling.failure(caller, id);
+                ApiError::not_found(why.unwrap_or_else(|| format!("no sandbox {id}")))
+            })?;
         caller.allows(need)?;
         Ok(entry)
     }
@@ -275,6 +286,15 @@ impl Entry {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Takes the expiry another daemon sharing the records set (it is only read, never
+    /// saved back).
+    fn follow_expiry(&self, expires_at: Option<u64>) {
+        self.record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .expires_at = expires_at;
     }
 
     /// Changes the record and saves it; a failed save is logged, the change stays.

@@ -8,11 +8,11 @@ use airlock_fs::{FileOwner, WriteOptions};
 use airlock_sandbox::{HOST_TEMPLATE, Limits, SandboxConfig, TemplateRoot};
 
 use crate::RecordStore;
-use crate::backend::{Running, SandboxBackend};
+use crate::backend::{ReadonlyFile, Running, SandboxBackend};
 
 use super::record::{SandboxRecord, now_secs, random_hex};
 use super::validate::{self, CheckedFile, DEFAULT_PIDS};
-use super::{Entry, Service, blocking};
+use super::{Entry, Service, blocking, settle};
 use crate::ApiError;
 use crate::{Need, Principal};
 
@@ -57,10 +57,17 @@ impl Service {
                     .map(|f| f.path.clone())
                     .collect(),
             };
+            // A backend whose sandboxes take a while to exist answers `pending` now and
+            // finishes them off the request (see `settle`).
+            let pending = self.backend.starts_pending();
             let record = SandboxRecord {
                 id: id.clone(),
                 template: template_name,
-                state: SandboxState::Created,
+                state: if pending {
+                    SandboxState::Pending
+                } else {
+                    SandboxState::Created
+                },
                 env: req.env,
                 limits,
                 labels: req.labels,
@@ -76,8 +83,16 @@ impl Service {
                 config.clone(),
                 record.clone(),
             );
+            let placed_now = if pending { Vec::new() } else { files.clone() };
+            let all_files = files.clone();
             blocking(move || {
-                let made = provision(&*backend, &*records, &setup_config, &files, &setup_record);
+                let made = provision(
+                    &*backend,
+                    &*records,
+                    &setup_config,
+                    (&placed_now, &all_files),
+                    &setup_record,
+                );
                 if made.is_err() {
                     let _ = backend.destroy(&setup_config.id);
                 }
@@ -89,6 +104,14 @@ impl Service {
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(id.clone(), entry);
+            if pending {
+                self.settling.queue(settle::Job {
+                    id: id.clone(),
+                    files,
+                    start: req.start.unwrap_or(true),
+                });
+                return self.get(caller, &id);
+            }
             if req.start.unwrap_or(true)
                 && let Err(err) = self.start(caller, &id).await
             {
@@ -147,24 +170,35 @@ impl Service {
         let audit = self.audit(caller, "sandbox.start", Some(id));
         let result = async {
             let entry = self.entry(caller, id, Need::Manage)?;
-            let mut life = entry.life.lock().await;
-            if life.deleted {
-                return Err(ApiError::not_found(format!("no sandbox {id}")));
+            if entry.record().state == SandboxState::Pending {
+                return Err(ApiError::conflict(format!(
+                    "sandbox {id} is still pending; it starts by itself once it can"
+                )));
             }
-            if life.init.is_none() {
-                let init = self.backend.start(&entry.config).await?;
-                life.init = Some(init.clone());
-                entry.update(&*self.records, |r| {
-                    r.state = SandboxState::Running;
-                    r.started_at = Some(now_secs());
-                });
-                tokio::spawn(watch_init(self.records.clone(), entry.clone(), init));
-            }
-            drop(life);
+            self.start_entry(&entry).await?;
             self.get(caller, id)
         }
         .await;
         audit.done(result)
+    }
+
+    /// Starts `entry` unless it runs already (whatever its state: a pending sandbox's
+    /// settling starts it straight from pending).
+    pub(super) async fn start_entry(&self, entry: &Arc<Entry>) -> Result<(), ApiError> {
+        let mut life = entry.life.lock().await;
+        if life.deleted {
+            return Err(ApiError::not_found(format!("no sandbox {}", entry.id)));
+        }
+        if life.init.is_none() {
+            let init = self.backend.start(&entry.config).await?;
+            life.init = Some(init.clone());
+            entry.update(&*self.records, |r| {
+                r.state = SandboxState::Running;
+                r.started_at = Some(now_secs());
+            });
+            tokio::spawn(watch_init(self.records.clone(), entry.clone(), init));
+        }
+        Ok(())
     }
 
     /// Stops a sandbox's processes; its files stay. Stopping a stopped one is a no-op.
@@ -218,7 +252,9 @@ impl Service {
             tokio::time::sleep(EXPIRY_TICK).await;
             let now = now_secs();
             for entry in self.entries() {
-                if entry.record().expires_at.is_some_and(|at| at <= now) {
+                if entry.record().expires_at.is_some_and(|at| at <= now)
+                    && self.still_expired(&entry, now).await
+                {
                     tracing::info!(id = %entry.id, "TTL expired");
                     if let Err(err) = self.delete(&Principal::Admin, &entry.id).await {
                         tracing::error!(id = %entry.id, %err, "deleting expired sandbox");
@@ -228,10 +264,38 @@ impl Service {
         }
     }
 
+    /// Whether `entry` is expired by its stored record too: where daemons share the
+    /// records, another may have given it more time since this one last looked.
+    async fn still_expired(&self, entry: &Arc<Entry>, now: u64) -> bool {
+        if !self.backend.outlives_daemon() {
+            return true;
+        }
+        let store = self.records.clone();
+        let Ok(Ok(found)) = blocking(move || store.sandboxes()).await else {
+            return false;
+        };
+        let stored = found
+            .into_iter()
+            .find(|(id, _)| *id == entry.id)
+            .and_then(|(_, record)| record.ok());
+        match stored {
+            Some(record) => {
+                entry.follow_expiry(record.expires_at);
+                record.expires_at.is_some_and(|at| at <= now)
+            }
+            // Gone already: another daemon deleted it; forgetting it is the adopter's.
+            None => false,
+        }
+    }
+
     /// Stops every running sandbox without changing its record, so that the next daemon
     /// starts it again.
     pub async fn shutdown(&self) {
         self.drain_pools().await;
+        if self.backend.outlives_daemon() {
+            // Another gateway (or this one, restarted) serves them on.
+            return;
+        }
         let stops = self.entries().into_iter().map(|entry| async move {
             let mut life = entry.life.lock().await;
             if let Some(init) = life.init.take()
@@ -244,6 +308,9 @@ impl Service {
     }
 
     pub(super) fn template_root(&self, name: &str) -> Result<TemplateRoot, ApiError> {
+        if let Some(root) = self.backend.template(name) {
+            return Ok(root);
+        }
         if name == HOST_TEMPLATE {
             return Ok(TemplateRoot::Host);
         }
@@ -265,23 +332,45 @@ fn provision(
     backend: &dyn SandboxBackend,
     records: &dyn RecordStore,
     config: &SandboxConfig,
-    files: &[CheckedFile],
+    (files_now, all_files): (&[CheckedFile], &[CheckedFile]),
     record: &SandboxRecord,
 ) -> Result<(), ApiError> {
-    backend.provision(config)?;
-    place_files(backend, &config.id, files)?;
+    backend.provision(config, &mounted_files(backend, all_files))?;
+    place_files(backend, &config.id, files_now)?;
     records
         .save_sandbox(record)
         .map_err(|e| ApiError::internal("saving record", e))
 }
 
-/// Writes a sandbox's injected files: read-only ones as root and bound read-only, the
-/// others as the sandbox's user. Shared by a fresh create and a warm pool's claim.
+/// The read-only files a backend mounts itself, when it does.
+fn mounted_files(backend: &dyn SandboxBackend, files: &[CheckedFile]) -> Vec<ReadonlyFile> {
+    if !backend.mounts_readonly_files() {
+        return Vec::new();
+    }
+    files
+        .iter()
+        .filter(|f| f.readonly)
+        .map(|f| ReadonlyFile {
+            path: f.path.clone(),
+            content: f.content.clone(),
+            mode: f.mode,
+        })
+        .collect()
+}
+
+/// Writes a sandbox's injected files: read-only ones as root and bound read-only (unless
+/// the backend mounted them when it made the sandbox), the others as the sandbox's user.
+/// Shared by a fresh create and a warm pool's claim.
 pub(super) fn place_files(
     backend: &dyn SandboxBackend,
     id: &str,
     files: &[CheckedFile],
 ) -> Result<(), ApiError> {
+    let mounted = backend.mounts_readonly_files();
+    let files: Vec<&CheckedFile> = files.iter().filter(|f| !(f.readonly && mounted)).collect();
+    if files.is_empty() {
+        return Ok(());
+    }
     let root = backend.fs(id)?;
     for file in files {
         let owner = if file.readonly {

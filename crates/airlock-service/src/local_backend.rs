@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use rustix::process::Signal;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::backend::{Command, CommandTerminal, Running, SandboxBackend, Spawned};
+use crate::backend::{Command, CommandTerminal, ReadonlyFile, Running, SandboxBackend, Spawned};
 use crate::child_process::{ChildProcess, spawned};
 
 /// The local Linux engine as a backend.
@@ -31,7 +31,8 @@ impl LocalBackend {
 }
 
 impl SandboxBackend for LocalBackend {
-    fn provision(&self, cfg: &SandboxConfig) -> SandboxResult<()> {
+    /// Read-only files are written and bound after this, by the service.
+    fn provision(&self, cfg: &SandboxConfig, _readonly: &[ReadonlyFile]) -> SandboxResult<()> {
         self.engine.provision(cfg)
     }
 
@@ -99,17 +100,21 @@ impl Running for LocalRunning {
         Box::pin(self.engine.stop(&self.id, &self.init, grace))
     }
 
-    fn spawn(&self, name: &str, plan: ExecPlan) -> SandboxResult<Spawned> {
-        let (child, terminal) = self.engine.spawn_exec(&self.id, &self.init, name, plan)?;
-        let terminal = terminal.map(|t| Arc::new(LocalTerminal(t)) as _);
-        Ok(spawned(child, terminal, |process| {
-            Arc::new(LocalCommand {
-                engine: self.engine.clone(),
-                id: self.id.clone(),
-                leaf: name.to_owned(),
-                process,
-            })
-        }))
+    fn spawn<'a>(&'a self, name: &'a str, plan: ExecPlan) -> BoxFuture<'a, SandboxResult<Spawned>> {
+        // Spawning here is quick (the helper forks and joins); it needs no await.
+        let made = self.engine.spawn_exec(&self.id, &self.init, name, plan);
+        Box::pin(async move {
+            let (child, terminal) = made?;
+            let terminal = terminal.map(|t| Arc::new(LocalTerminal(t)) as _);
+            Ok(spawned(child, terminal, |process| {
+                Arc::new(LocalCommand {
+                    engine: self.engine.clone(),
+                    id: self.id.clone(),
+                    leaf: name.to_owned(),
+                    process,
+                })
+            }))
+        })
     }
 }
 

@@ -147,7 +147,7 @@ impl Service {
         };
         let (backend, made) = (self.backend.clone(), config.clone());
         blocking(move || {
-            let provisioned = backend.provision(&made);
+            let provisioned = backend.provision(&made, &[]);
             if provisioned.is_err() {
                 let _ = backend.destroy(&made.id);
             }

@@ -444,9 +444,12 @@ impl Service {
             let terminal = process.terminal.as_ref().ok_or_else(|| {
                 ApiError::bad_request(format!("process {} has no terminal", process.pid))
             })?;
-            let side = terminal.side.lock().unwrap_or_else(|p| p.into_inner());
-            let side = side
-                .as_ref()
+            // Taken out of the lock: a resize may wait on the network (a pod's agent).
+            let side = terminal
+                .side
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
                 .ok_or_else(|| ApiError::conflict(format!("process {} has ended", process.pid)))?;
             let window = WindowSize {
                 cols: size.cols,

@@ -11,7 +11,88 @@ use super::record::SandboxRecord;
 use super::{Entry, Service, blocking};
 use crate::Principal;
 
+/// How often a gateway whose sandboxes outlive it looks for ones other gateways made or
+/// deleted.
+const ADOPT_TICK: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Service {
+    /// For a backend whose sandboxes outlive the daemon (a cluster's, which several
+    /// gateways share): forever, serve the sandboxes another gateway created, forget
+    /// those another deleted, and reread the tokens. The stores are the truth; this
+    /// gateway's copies follow them.
+    pub async fn adopt_forever(self: std::sync::Arc<Self>) {
+        if !self.backend.outlives_daemon() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(ADOPT_TICK).await;
+            // Tokens minted or revoked through another gateway hold here too.
+            if let Err(err) = self.credentials.refresh() {
+                tracing::warn!(%err, "rereading the tokens");
+            }
+            // Known before listing: an entry is only added once its record is saved, so
+            // one added after this line is never taken for deleted.
+            let known: BTreeSet<String> = self.entries().iter().map(|e| e.id.clone()).collect();
+            let store = self.records.clone();
+            let Ok(Ok(found)) = blocking(move || store.sandboxes()).await else {
+                continue;
+            };
+            let listed: BTreeSet<String> = found.iter().map(|(id, _)| id.clone()).collect();
+            for (id, record) in found {
+                // A record not yet written is a create still under way somewhere.
+                let Ok(record) = record else { continue };
+                match self.held(&id) {
+                    None if !known.contains(&id) => {
+                        tracing::info!(%id, "serving a sandbox another gateway created");
+                        self.restore(record).await;
+                    }
+                    Some(entry) => {
+                        // A timeout set through another gateway holds here too.
+                        entry.follow_expiry(record.expires_at);
+                        if entry.record().state == SandboxState::Pending
+                            && record.state != SandboxState::Pending
+                        {
+                            // Another gateway finished it: take it up as it is now.
+                            self.forget(&id).await;
+                            self.restore(record).await;
+                        }
+                    }
+                    // Deleted here since the listing.
+                    None => {}
+                }
+            }
+            for id in known.difference(&listed) {
+                self.forget(id).await;
+            }
+        }
+    }
+
+    /// Sandbox `id`, if this daemon holds it.
+    fn held(&self, id: &str) -> Option<std::sync::Arc<super::Entry>> {
+        self.sandboxes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Drops a sandbox another gateway deleted: its streams end, nothing is asked of
+    /// the backend.
+    async fn forget(&self, id: &str) {
+        let entry = self
+            .sandboxes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        if let Some(entry) = entry {
+            tracing::info!(%id, "another gateway deleted this sandbox");
+            entry.closed.cancel();
+            let mut life = entry.life.lock().await;
+            life.init = None;
+            life.deleted = true;
+        }
+    }
+
     /// Loads every record, clears what a crashed daemon left half-made, remounts every
     /// sandbox's view, and starts again those that were running.
     pub(super) async fn recover(&self) -> std::io::Result<()> {

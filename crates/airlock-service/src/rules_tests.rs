@@ -16,7 +16,8 @@ use crate::{FileRecords, NewUpload, Principal, Service, Settings, bytes_body};
 async fn service(home: &std::path::Path) -> (Service, Arc<FakeBackend>) {
     let backend = FakeBackend::new(home);
     let records = Arc::new(FileRecords::new(Layout::new(home)));
-    let service = Service::open_with(home, Settings::default(), backend.clone(), records)
+    let secrets = Arc::new(crate::HomeSecrets::new(home));
+    let service = Service::open_with(home, Settings::default(), backend.clone(), records, secrets)
         .await
         .unwrap();
     (service, backend)
@@ -281,4 +282,65 @@ async fn a_sandbox_past_its_ttl_is_deleted_and_its_storage_destroyed() {
         service.get(&Principal::Admin, &kept).unwrap().state,
         SandboxState::Running
     );
+}
+
+#[tokio::test]
+async fn a_pending_sandbox_gets_its_files_then_starts_and_one_that_fails_is_gone_with_why() {
+    let home = tempfile::tempdir().unwrap();
+    let (service, backend) = service(home.path()).await;
+    let service = Arc::new(service);
+    tokio::spawn(service.clone().settle_forever());
+    let settle = backend.make_pending();
+    let alice = tenant("alice");
+    let with_file = CreateSandbox {
+        files: vec![airlock_api::InjectedFile {
+            path: "/workspace/seed.txt".into(),
+            content: Some("seeded".into()),
+            content_b64: None,
+            mode: None,
+            readonly: false,
+        }],
+        ..create(true)
+    };
+    let made = service.create(&alice, with_file).await.unwrap();
+    assert_eq!(made.state, SandboxState::Pending);
+    let id = made.id;
+    let refused = service.start(&alice, &id).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Conflict);
+    let exec = ExecRequest {
+        shell: Some("true".into()),
+        ..ExecRequest::default()
+    };
+    let refused = service.exec(&alice, &id, exec).await.unwrap_err();
+    assert!(refused.message.contains("pending"), "{}", refused.message);
+
+    settle.send_replace(Some(true));
+    let running = || {
+        service
+            .get(&alice, &id)
+            .is_ok_and(|s| s.state == SandboxState::Running)
+    };
+    assert!(eventually(running).await);
+    assert_eq!(backend.calls_for(&id), ["provision", "settle", "start"]);
+    let seed = Layout::new(home.path())
+        .view(&id)
+        .join("workspace/seed.txt");
+    assert_eq!(std::fs::read_to_string(seed).unwrap(), "seeded");
+
+    // A second one cannot be made: it is deleted, and its creator learns why.
+    let settle = backend.make_pending();
+    let doomed = service.create(&alice, create(true)).await.unwrap().id;
+    settle.send_replace(Some(false));
+    let gone = || service.get(&alice, &doomed).is_err();
+    assert!(eventually(gone).await);
+    let why = service.get(&alice, &doomed).unwrap_err();
+    assert_eq!(why.code, ErrorCode::NotFound);
+    assert!(why.message.contains("no node fits"), "{}", why.message);
+    assert_eq!(
+        backend.calls_for(&doomed),
+        ["provision", "settle", "destroy"]
+    );
+    // Another tenant learns nothing of it.
+    let bob = service.get(&tenant("bob"), &doomed).unwrap_err();
+    assert!(!bob.message.contains("no node fits"));
 }

@@ -82,8 +82,14 @@ pub struct SignedRequest<'a> {
 pub struct Signer(Token);
 
 impl Signer {
+    #[cfg(test)]
     pub fn open(home: &std::path::Path) -> std::io::Result<Self> {
-        crate::token::load_or_create(&home.join("signing-key")).map(Self)
+        Self::open_in(&crate::secrets::HomeSecrets::new(home))
+    }
+
+    /// The key kept in `store`, made there if it is not yet.
+    pub fn open_in(store: &dyn crate::SecretStore) -> std::io::Result<Self> {
+        crate::token::load_or_create(store, "signing-key").map(Self)
     }
 
     /// A secret derived from the daemon's key for `label` and `subject`, hex: the same

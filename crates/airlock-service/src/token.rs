@@ -1,10 +1,12 @@
-//! The admin token: created once in `HOME/token` (mode 0600), compared in constant time.
+//! The admin token and the signing key: created once in the daemon's secret store
+//! (`HOME/token` and `HOME/signing-key`, mode 0600, on one machine), compared in
+//! constant time.
 
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::io;
 
 use subtle::ConstantTimeEq;
+
+use crate::secrets::{SecretStore, create, new_secret};
 
 /// A secret bearer token.
 #[derive(Clone)]
@@ -28,26 +30,11 @@ impl Token {
     }
 }
 
-/// Reads the token file, or creates it with 32 random bytes in hex.
-pub fn load_or_create(path: &Path) -> io::Result<Token> {
-    match std::fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => return Ok(Token(text.trim().to_owned())),
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(io::Error::other)?;
-    let text = airlock_fs::hex(&bytes);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    Ok(Token(text))
+/// The secret stored as `name`, or a new one (32 random bytes in hex) stored there.
+pub fn load_or_create(store: &dyn SecretStore, name: &str) -> io::Result<Token> {
+    let held = create(store, name, new_secret()?.as_bytes())?;
+    let text = String::from_utf8(held).map_err(io::Error::other)?;
+    Ok(Token(text.trim().to_owned()))
 }
 
 #[cfg(test)]
@@ -59,12 +46,13 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
-        let first = load_or_create(&path).unwrap();
+        let store = crate::secrets::HomeSecrets::new(dir.path());
+        let first = load_or_create(&store, "token").unwrap();
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let again = load_or_create(&path).unwrap();
+        let again = load_or_create(&store, "token").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(first.matches(&text) && again.matches(&text));
         assert!(!first.matches("") && !first.matches(&text[..10]));

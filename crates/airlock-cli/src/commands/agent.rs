@@ -21,6 +21,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         &args.listen,
         &args.root,
         secret.trim(),
+        args.chroot,
     ))?;
     Ok(ExitCode::SUCCESS)
 }

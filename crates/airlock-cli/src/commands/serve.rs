@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::args::ServeArgs;
+use crate::args::{BackendKind, KubeArgs, KubeObjects, ServeArgs};
 
 /// Sets up the process (private mount namespace, logging) and runs the daemon.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -20,6 +20,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         logs.init();
     }
     let home = args.home.unwrap_or_else(airlock_api::default_home);
+    let backend = match args.backend {
+        BackendKind::Local => airlock_server::Backend::Local,
+        BackendKind::Kubernetes => kubernetes(kube_settings(args.kube)),
+    };
     let config = airlock_server::ServeConfig {
         listen: args.listen,
         home,
@@ -47,6 +51,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 audience,
                 tenant_claim: args.oidc_tenant_claim,
             }),
+        backend,
         connections: airlock_server::ConnectionLimits {
             max_connections: args.max_connections.max(1),
             header_timeout: args.header_timeout,
@@ -58,4 +63,38 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(airlock_server::serve(config))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn kube_settings(args: KubeArgs) -> airlock_kube::KubeSettings {
+    airlock_kube::KubeSettings {
+        namespace: args.kube_namespace,
+        image: args.kube_image,
+        images: args.kube_templates.into_iter().collect(),
+        agent_image: args.kube_agent_image,
+        runtime_class: args.runtime_class,
+        agent_port: args.kube_agent_port,
+        ready_timeout: args.kube_ready_timeout,
+        kubeconfig: args.kubeconfig,
+        objects: match args.kube_objects {
+            KubeObjects::Auto => airlock_kube::Objects::Auto,
+            KubeObjects::Pods => airlock_kube::Objects::Pods,
+            KubeObjects::Sandboxes => airlock_kube::Objects::Sandboxes,
+        },
+    }
+}
+
+/// The Kubernetes backend, opened once the daemon's runtime runs.
+fn kubernetes(settings: airlock_kube::KubeSettings) -> airlock_server::Backend {
+    let settings = std::sync::Arc::new(settings);
+    airlock_server::Backend::Opened(std::sync::Arc::new(move || {
+        let settings = settings.clone();
+        Box::pin(async move {
+            let (backend, records, secrets) = airlock_kube::open(&settings).await?;
+            Ok((
+                std::sync::Arc::new(backend) as _,
+                std::sync::Arc::new(records) as _,
+                std::sync::Arc::new(secrets) as _,
+            ))
+        })
+    }))
 }

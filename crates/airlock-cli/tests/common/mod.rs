@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod census;
+pub mod fake_kube;
 pub mod files;
 pub mod grpc;
 pub mod tus;
@@ -361,4 +362,69 @@ pub fn protobuf_string(field: u8, text: &str) -> Vec<u8> {
     out.push(len as u8);
     out.extend(text.as_bytes());
     out
+}
+
+/// The environment that points an E2B SDK at `daemon` with `key`.
+pub fn e2b_env(daemon: &Daemon, key: &str) -> Vec<(String, String)> {
+    vec![
+        ("E2B_API_URL".into(), format!("{}/e2b", daemon.url)),
+        ("E2B_SANDBOX_URL".into(), format!("{}/e2b/envd", daemon.url)),
+        ("E2B_API_KEY".into(), key.to_owned()),
+    ]
+}
+
+/// Runs an E2B SDK driver with `env`, asserting it succeeded.
+pub async fn run_e2b(
+    command: tokio::process::Command,
+    env: &[(String, String)],
+) -> std::process::Output {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_client(command, &env).await
+}
+
+/// The grpcio client generated from the proto (tests/clients/grpc_roundtrip.py) streams
+/// `mib` MiB to `/workspace/py.bin` in sandbox `id` and back; answers the sha256 it saw.
+pub async fn grpc_roundtrip(daemon: &Daemon, id: &str, mib: u64) -> String {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(python())
+        .arg(manifest.join("tests/clients/grpc_roundtrip.py"))
+        .arg(daemon.url.trim_start_matches("http://"))
+        .arg(&daemon.token)
+        .arg(id)
+        .arg(mib.to_string())
+        .arg(manifest.join("../../proto"))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with(&format!("ok {}", mib << 20)),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.split_whitespace().nth(2).unwrap().to_owned()
+}
+
+/// Reads an NDJSON event stream until its stdout holds `text`; returns all seen so far.
+pub async fn read_until(answer: &mut reqwest::Response, seen: &mut String, text: &str) {
+    let mut pending = String::new();
+    while !seen.contains(text) {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), answer.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("{text:?} never came; saw {seen:?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the stream ended before {text:?}; saw {seen:?}"));
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some((line, rest)) = pending.split_once('\n') {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            if event["type"] == "stdout" {
+                seen.push_str(event["data"].as_str().unwrap());
+            }
+            assert_ne!(
+                event["type"], "stderr",
+                "a terminal has one output: {event}"
+            );
+            pending = rest.to_owned();
+        }
+    }
 }

@@ -107,6 +107,7 @@ pub fn limits(l: api::Limits) -> pb::Limits {
 
 pub fn sandbox(s: api::Sandbox) -> pb::Sandbox {
     let state = match s.state {
+        api::SandboxState::Pending => pb::SandboxState::Pending,
         api::SandboxState::Created => pb::SandboxState::Created,
         api::SandboxState::Running => pb::SandboxState::Running,
         api::SandboxState::Stopped => pb::SandboxState::Stopped,

@@ -83,6 +83,8 @@ pub async fn create(
             },
         )
         .await?;
+    // E2B's SDKs use a sandbox as soon as its create answers.
+    let made = service.until_settled(&caller, &made.id).await?;
     created(&service, &caller, &made, &req.template_id)
 }
 
