@@ -484,6 +484,11 @@ impl SandboxFs for RemoteFs {
         });
         Ok(Box::new(RemoteWatch { rx, alive, task }))
     }
+
+    fn answers_at_once(&self) -> bool {
+        // Every call is a request to the agent.
+        false
+    }
 }
 
 /// A file being read from the agent. Seeking drops the answer in flight; the next read

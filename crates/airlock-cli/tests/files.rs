@@ -597,3 +597,34 @@ async fn one_gib_streams_in_constant_memory() {
         "daemon RSS grew {growth} KiB while moving 1 GiB"
     );
 }
+
+/// A small body is read whole before it is written; a client that leaves partway leaves
+/// the old file as it was and no temporary file.
+#[tokio::test]
+async fn a_small_upload_cut_off_changes_nothing() {
+    use std::io::Write;
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, serde_json::json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let (status, _) = files.put("/workspace/kept.txt", &[], b"old".to_vec()).await;
+    assert_eq!(status, 201);
+    let address = daemon.url.trim_start_matches("http://").to_owned();
+    let mut socket = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        socket,
+        "PUT /v1/sandboxes/{id}/files/content?path=/workspace/kept.txt HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {}\r\nContent-Length: 1024\r\n\r\n",
+        daemon.token
+    )
+    .unwrap();
+    socket.write_all(&[b'n'; 500]).unwrap();
+    drop(socket);
+    let client = daemon.client();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let read = files.get("/workspace/kept.txt", None).await;
+        assert_eq!(read.bytes().await.unwrap().as_ref(), b"old");
+    }
+    let left = sh(&client, &id, "ls -A /workspace").await.stdout;
+    assert_eq!(left, "kept.txt\n", "nothing but the old file");
+}

@@ -137,6 +137,9 @@ pub trait SandboxFs: Send + Sync + std::fmt::Debug {
     fn sweep_leftovers(&self, before: SystemTime, keep: &HashSet<String>) -> usize;
     /// Starts watching `dir` (and below it when `recursive`).
     fn watch(&self, dir: &SandboxPath, recursive: bool) -> FsResult<Box<dyn WatchFeed>>;
+    /// Whether a small call answers from this machine's kernel alone, never waiting on a
+    /// network: then a caller may run it on its own thread instead of handing it off.
+    fn answers_at_once(&self) -> bool;
 }
 
 impl PartialFile for File {
@@ -310,5 +313,9 @@ impl SandboxFs for Root {
 
     fn watch(&self, dir: &SandboxPath, recursive: bool) -> FsResult<Box<dyn WatchFeed>> {
         Root::watch(self, dir, recursive).map(|watcher| Box::new(watcher) as _)
+    }
+
+    fn answers_at_once(&self) -> bool {
+        true
     }
 }
