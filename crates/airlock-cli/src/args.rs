@@ -263,6 +263,11 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "AIRLOCK_LOG_JSON")]
     pub log_json: bool,
+    /// Leave the kernel's cgroup moves as they are. By default the daemon, while it runs,
+    /// mounts a cgroup hierarchy with `favordynmods`: a command then starts about 10 ms
+    /// sooner, and every fork and exit on the machine costs a little more.
+    #[arg(long, env = "AIRLOCK_SLOW_CGROUP_MOVES")]
+    pub slow_cgroup_moves: bool,
     /// Remove resumable uploads untouched for this long (e.g. 30m, 24h).
     #[arg(long, env = "AIRLOCK_UPLOAD_EXPIRY", default_value = "24h", value_parser = humantime::parse_duration)]
     pub upload_expiry: std::time::Duration,

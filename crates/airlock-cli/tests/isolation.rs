@@ -211,3 +211,34 @@ async fn landlock_limits_writes_to_the_sandbox_users_directories() {
     );
     assert!(out.stderr.contains("Permission denied"), "{}", out.stderr);
 }
+
+/// The hierarchy that makes cgroup moves fast is the daemon's alone: mounted in its
+/// private namespace, never in the host's mount table, never inside a sandbox; and
+/// `--slow-cgroup-moves` leaves it out.
+#[tokio::test]
+async fn the_fast_moves_hierarchy_stays_in_the_daemons_namespace() {
+    let mounted_in = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+            .unwrap()
+            .lines()
+            .any(|line| line.contains("name=airlock-moves"))
+    };
+    let daemon = Daemon::start();
+    assert!(mounted_in(&daemon.pid().to_string()), "the daemon has it");
+    assert!(!mounted_in("self"), "the host's mount table does not");
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+    let inside = sh(&client, &id, "grep -c airlock-moves /proc/self/mountinfo").await;
+    assert_eq!(
+        inside.stdout, "0\n",
+        "a sandbox does not: {}",
+        inside.stderr
+    );
+
+    let slow = Daemon::start_with(&["--slow-cgroup-moves"]);
+    let table = std::fs::read_to_string(format!("/proc/{}/mountinfo", slow.pid())).unwrap();
+    assert!(
+        !table.contains("name=airlock-moves"),
+        "--slow-cgroup-moves mounts nothing"
+    );
+}

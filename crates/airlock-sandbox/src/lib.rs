@@ -7,6 +7,7 @@
 //! knows nothing of HTTP or of persisted records; the daemon's service layer drives it.
 
 mod cgroup;
+mod cgroup_moves;
 mod confine;
 mod disk;
 mod engine;
@@ -23,6 +24,7 @@ mod templates;
 mod terminal;
 mod view;
 
+pub use cgroup_moves::favor_cgroup_moves;
 pub use engine::{Engine, ExecPlan, SandboxConfig, instance_name};
 pub use error::{FailureKind, SandboxError, SandboxResult};
 pub use launch::{EXEC_HELPER, INIT_HELPER, InitProcess};

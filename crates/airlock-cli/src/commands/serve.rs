@@ -19,6 +19,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         logs.init();
     }
+    if args.backend == BackendKind::Local && !args.slow_cgroup_moves {
+        // In the private namespace prepare_process made: it ends with the daemon.
+        if let Err(err) = airlock_sandbox::favor_cgroup_moves() {
+            tracing::warn!(%err, "cgroup moves stay slow: favordynmods is not available");
+        }
+    }
     let home = args.home.unwrap_or_else(airlock_api::default_home);
     let backend = match args.backend {
         BackendKind::Local => airlock_server::Backend::Local,
