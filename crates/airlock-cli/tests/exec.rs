@@ -186,3 +186,24 @@ async fn exec_on_missing_or_stopped_sandboxes_is_refused() {
         Some(ErrorCode::Conflict)
     );
 }
+
+/// A command starts as a program expects: no signal blocked, SIGPIPE at its default (a
+/// writer into a closed pipe dies quietly instead of failing with EPIPE).
+#[tokio::test]
+async fn commands_start_with_default_signals() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+    let out = sh(
+        &client,
+        &id,
+        "grep '^SigBlk' /proc/self/status; yes | head -c 2 >/dev/null; echo yes-ended",
+    )
+    .await;
+    assert_eq!(
+        out.stdout, "SigBlk:\t0000000000000000\nyes-ended\n",
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr, "", "yes dies of SIGPIPE without a word");
+}

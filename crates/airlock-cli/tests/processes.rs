@@ -210,6 +210,56 @@ async fn background_processes_outlive_their_request() {
         .unwrap();
     assert_eq!(term.status(), 204);
     assert_eq!(p.wait_ended(sleeper).await["exit_code"], 143);
+    // The signal reaches the command itself, which may handle it: a server shuts down
+    // cleanly and its own exit code comes back.
+    let (_, trapper) = p
+        .start(
+            "",
+            json!({"shell": "trap 'echo cleaned up; exit 7' TERM; echo ready; while :; do sleep 0.05; done"}),
+        )
+        .await;
+    let trapper = trapper["pid"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let term = p
+        .http
+        .post(p.url(&format!("/{trapper}/signal")))
+        .bearer_auth(&p.token)
+        .json(&json!({"signal": "SIGTERM"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(term.status(), 204);
+    assert_eq!(p.wait_ended(trapper).await["exit_code"], 7);
+    assert_eq!(
+        stdout(&p.events(trapper, true).await),
+        "ready\ncleaned up\n"
+    );
+    // SIGSTOP pauses the command's whole tree and SIGCONT resumes it.
+    let (_, paused) = p.start("", json!({"shell": "sleep 100 & wait"})).await;
+    let paused = paused["pid"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let states = "ps -o stat= -C sleep | cut -c1 | tr -d '\\n'";
+    for (signal, want) in [("SIGSTOP", "T"), ("SIGCONT", "S")] {
+        let sent = p
+            .http
+            .post(p.url(&format!("/{paused}/signal")))
+            .bearer_auth(&p.token)
+            .json(&json!({ "signal": signal }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 204);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let seen = common::sh(&daemon.client(), &id, states).await.stdout;
+        assert_eq!(seen, want, "after {signal}");
+    }
+    let killed = p
+        .http
+        .delete(p.url(&format!("/{paused}")))
+        .bearer_auth(&p.token)
+        .send();
+    assert_eq!(killed.await.unwrap().status(), 204);
+    assert_eq!(p.wait_ended(paused).await["exit_code"], 137);
     let (_, tree) = p
         .start("", json!({"shell": "sleep 100 & sleep 100 & wait"}))
         .await;
@@ -222,7 +272,10 @@ async fn background_processes_outlive_their_request() {
         .send();
     assert_eq!(killed.await.unwrap().status(), 204);
     assert_eq!(p.wait_ended(tree).await["exit_code"], 137);
-    let left = common::sh(&daemon.client(), &id, "pgrep -c sleep || true").await;
+    // Live ones only: a killed child may still be a zombie until the sandbox's init reaps
+    // it, and a command started right after the kill can see that.
+    let live_sleeps = "ps -eo stat=,comm= | awk '$2 == \"sleep\" && $1 !~ /^Z/' | wc -l";
+    let left = common::sh(&daemon.client(), &id, live_sleeps).await;
     assert_eq!(left.stdout.trim(), "0", "the tree's children survived");
 
     // Refusals: a bad number, an unknown one, an unknown signal.

@@ -137,6 +137,18 @@ impl Cgroups {
         Ok(())
     }
 
+    /// Sends `signal` once to every process in leaf `name` (a whole exec tree).
+    pub fn signal_leaf(&self, id: &str, name: &str, signal: libc::c_int) {
+        let pids = self
+            .roots()
+            .into_iter()
+            .flat_map(|r| procs_below(&r.join(id).join(name)));
+        for pid in pids {
+            // SAFETY: kill takes plain integers; a pid that already exited yields ESRCH.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+
     /// Removes leaf `name` if nothing is left in it (an exec whose tree has ended).
     pub fn remove_leaf_if_empty(&self, id: &str, name: &str) {
         for root in self.roots() {

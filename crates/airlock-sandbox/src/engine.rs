@@ -269,6 +269,12 @@ impl Engine {
         self.cgroups.kill_leaf(id, leaf).doing("killing a command")
     }
 
+    /// Sends `signal` to every process of a command's tree (SIGSTOP and SIGCONT: a stop
+    /// cannot be passed on by the helper, which it would stop instead).
+    pub fn signal_exec(&self, id: &str, leaf: &str, signal: libc::c_int) {
+        self.cgroups.signal_leaf(id, leaf, signal);
+    }
+
     /// Forgets an exec's group once its processes are all gone.
     pub fn finish_exec(&self, id: &str, leaf: &str) {
         self.cgroups.remove_leaf_if_empty(id, leaf);

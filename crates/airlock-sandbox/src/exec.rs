@@ -33,8 +33,14 @@ fn run(spec: &ExecSpec) -> io::Result<i32> {
     sys::setns(&init, SANDBOX_NAMESPACES)
         .map_err(|e| io::Error::new(e.kind(), format!("entering sandbox: {e}")))?;
     drop(init);
+    // The daemon signals this helper, the command's parent outside the namespace: every
+    // signal is held from here and passed on, so the command decides what a SIGTERM
+    // means and the exit code the daemon hears is the command's own. Blocked before the
+    // fork, so neither a signal nor the child's end can slip past.
+    let signals = sys::block_all_signals();
     match sys::fork()? {
         0 => {
+            sys::reset_signals_for_exec();
             let err = exec_command(spec);
             let program = spec.argv.first().map(String::as_str).unwrap_or_default();
             eprintln!("airlock: {program}: {err}");
@@ -44,7 +50,26 @@ fn run(spec: &ExecSpec) -> io::Result<i32> {
                 126
             })
         }
-        child => sys::wait_exit_code(child),
+        child => forward_until_exit(child, &signals),
+    }
+}
+
+/// Passes every signal but SIGCHLD on to `child` until it ends; its exit code.
+fn forward_until_exit(child: i32, signals: &libc::sigset_t) -> io::Result<i32> {
+    loop {
+        match sys::wait_signal(signals) {
+            libc::SIGCHLD => {
+                if let Some(code) = sys::try_wait_exit_code(child)? {
+                    return Ok(code);
+                }
+            }
+            // Interrupted before a signal came.
+            -1 => {}
+            signal => {
+                // SAFETY: integer-only call; the child is ours and not yet reaped.
+                unsafe { libc::kill(child, signal) };
+            }
+        }
     }
 }
 

@@ -90,27 +90,6 @@ pub fn fork() -> io::Result<i32> {
     cvt(unsafe { libc::fork() }.into()).map(|pid| pid as i32)
 }
 
-/// Waits for child `pid` and turns its end into a shell-style exit code.
-pub fn wait_exit_code(pid: i32) -> io::Result<i32> {
-    let mut status = 0;
-    loop {
-        // SAFETY: `status` is a valid out-pointer for the call's duration.
-        let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if ret >= 0 {
-            break;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-    if libc::WIFSIGNALED(status) {
-        Ok(128 + libc::WTERMSIG(status))
-    } else {
-        Ok(libc::WEXITSTATUS(status))
-    }
-}
-
 /// `pivot_root(".", ".")` then detach the old root: the runc trick that needs no spare dir.
 pub fn pivot_into(new_root: &std::path::Path) -> io::Result<()> {
     std::env::set_current_dir(new_root)?;
@@ -209,6 +188,38 @@ pub fn block_all_signals() -> libc::sigset_t {
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
+}
+
+/// Unblocks every signal and gives SIGPIPE its default action back, as a program expects
+/// to start: a mask and an ignored signal both survive `execve`.
+pub fn reset_signals_for_exec() {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset; signal() with SIG_DFL
+    // installs no handler.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// The exit code of `pid` if it has ended (reaping it), else `None`.
+pub fn try_wait_exit_code(pid: i32) -> io::Result<Option<i32>> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer for the call's duration.
+    let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if ret == 0 {
+        return Ok(None);
+    }
+    // Killed by signal N is 128+N, as a shell reports it.
+    Ok(Some(if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        libc::WEXITSTATUS(status)
+    }))
 }
 
 /// Waits for one of the signals in `set`, returning its number.

@@ -132,7 +132,15 @@ impl Command for LocalCommand {
         Box::pin(self.process.wait())
     }
 
+    /// The helper passes signals on to the command. SIGSTOP cannot be caught, so it and
+    /// its SIGCONT go to the whole tree through its cgroup, as a shell stops a job.
     fn signal(&self, signal: Signal) -> std::io::Result<()> {
+        if signal == Signal::STOP || signal == Signal::CONT {
+            self.process.signal(signal)?;
+            self.engine
+                .signal_exec(&self.id, &self.leaf, signal.as_raw());
+            return Ok(());
+        }
         self.process.signal(signal)
     }
 
