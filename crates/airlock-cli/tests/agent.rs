@@ -2,7 +2,9 @@
 //! on a real port, the gateway's client reaches it there, and it refuses what it must.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
 
 use airlock_agent::client::RemoteFs;
@@ -36,10 +38,7 @@ fn start_with(root: &std::path::Path, secret_file: &std::path::Path, extra: &[&s
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = common::first_line(&mut child);
     Agent {
         child,
         addr: line.trim().to_owned(),

@@ -48,6 +48,17 @@ impl<'d> Procs<'d> {
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Sends a named signal; the answer's status.
+    async fn signal(&self, pid: u64, signal: &str) -> u16 {
+        let r = self
+            .http
+            .post(self.url(&format!("/{pid}/signal")))
+            .bearer_auth(&self.token)
+            .json(&json!({ "signal": signal }))
+            .send();
+        r.await.unwrap().status().as_u16()
+    }
+
     async fn info(&self, pid: u64) -> Value {
         let r = self
             .http
@@ -200,15 +211,7 @@ async fn background_processes_outlive_their_request() {
     // Signals: SIGTERM ends a sleep (143); DELETE kills a whole tree (137).
     let (_, sleeper) = p.start("", json!({"cmd": ["sleep", "100"]})).await;
     let sleeper = sleeper["pid"].as_u64().unwrap();
-    let term = p
-        .http
-        .post(p.url(&format!("/{sleeper}/signal")))
-        .bearer_auth(&p.token)
-        .json(&json!({"signal": "SIGTERM"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(term.status(), 204);
+    assert_eq!(p.signal(sleeper, "SIGTERM").await, 204);
     assert_eq!(p.wait_ended(sleeper).await["exit_code"], 143);
     // The signal reaches the command itself, which may handle it: a server shuts down
     // cleanly and its own exit code comes back.
@@ -220,15 +223,7 @@ async fn background_processes_outlive_their_request() {
         .await;
     let trapper = trapper["pid"].as_u64().unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let term = p
-        .http
-        .post(p.url(&format!("/{trapper}/signal")))
-        .bearer_auth(&p.token)
-        .json(&json!({"signal": "SIGTERM"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(term.status(), 204);
+    assert_eq!(p.signal(trapper, "SIGTERM").await, 204);
     assert_eq!(p.wait_ended(trapper).await["exit_code"], 7);
     assert_eq!(
         stdout(&p.events(trapper, true).await),
@@ -240,15 +235,7 @@ async fn background_processes_outlive_their_request() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let states = "ps -o stat= -C sleep | cut -c1 | tr -d '\\n'";
     for (signal, want) in [("SIGSTOP", "T"), ("SIGCONT", "S")] {
-        let sent = p
-            .http
-            .post(p.url(&format!("/{paused}/signal")))
-            .bearer_auth(&p.token)
-            .json(&json!({ "signal": signal }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(sent.status(), 204);
+        assert_eq!(p.signal(paused, signal).await, 204);
         tokio::time::sleep(Duration::from_millis(200)).await;
         let seen = common::sh(&daemon.client(), &id, states).await.stdout;
         assert_eq!(seen, want, "after {signal}");
@@ -295,15 +282,7 @@ async fn background_processes_outlive_their_request() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
-    let odd = p
-        .http
-        .post(p.url(&format!("/{tree}/signal")))
-        .bearer_auth(&p.token)
-        .json(&json!({"signal": "SIGSEGV"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(odd.status(), 400);
+    assert_eq!(p.signal(tree, "SIGSEGV").await, 400);
 
     // A read-only sandbox token sees processes but may not start or signal them.
     let read = daemon

@@ -11,7 +11,6 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -476,10 +475,7 @@ fn start_agent(ip: &str, port: u16, root: &Path, files: &[(PathBuf, String)]) ->
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = crate::common::first_line(&mut child);
     assert!(!line.is_empty(), "the agent did not start on {ip}:{port}");
     child
 }

@@ -428,3 +428,13 @@ pub async fn read_until(answer: &mut reqwest::Response, seen: &mut String, text:
         }
     }
 }
+
+/// The first line a child prints on stdout (an agent prints the address it listens on).
+pub fn first_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
