@@ -66,6 +66,7 @@ impl Engine {
     /// An engine for the daemon whose state lives in `home`.
     pub fn new(home: &Path) -> io::Result<Self> {
         let cgroups = Cgroups::detect(&instance_name(home))?;
+        crate::helper_binary::choose();
         Ok(Self {
             layout: Layout::new(home),
             cgroups,

@@ -26,7 +26,7 @@ pub struct HelperIo {
     pub stderr: Stdio,
 }
 
-/// Runs the daemon's own binary as helper `kind`, with `spec` readable on descriptor 3
+/// Runs helper `kind` (from the binary `helper_binary` chose), with `spec` readable on descriptor 3
 /// and, when given, a sandbox init's pidfd on descriptor 4.
 pub fn spawn_helper(
     kind: &str,
@@ -41,8 +41,7 @@ pub fn spawn_helper(
     file.rewind()?;
     let raw = file.as_raw_fd();
     let pidfd = init.map(|i| i.pidfd.get_ref().as_raw_fd());
-    // /proc/self/exe is the daemon's binary even if the file on disk was replaced since.
-    let mut cmd = Command::new("/proc/self/exe");
+    let mut cmd = Command::new(crate::helper_binary::program());
     cmd.arg(kind)
         .stdin(io.stdin)
         .stdout(io.stdout)

@@ -13,6 +13,7 @@ mod disk;
 mod engine;
 mod error;
 pub mod exec;
+mod helper_binary;
 pub mod init;
 mod launch;
 mod layout;
@@ -61,6 +62,10 @@ pub fn run_helper_if_requested() {
     match std::env::args().nth(1).as_deref() {
         Some(INIT_HELPER) => init::main(),
         Some(EXEC_HELPER) => exec::main(),
+        Some(helper_binary::IDENTITY) => {
+            println!("{}", helper_binary::BUILD);
+            std::process::exit(0)
+        }
         _ => {}
     }
 }

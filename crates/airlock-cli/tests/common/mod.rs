@@ -20,6 +20,8 @@ const STARTUP: Duration = Duration::from_secs(30);
 
 pub struct Daemon {
     child: Option<Child>,
+    /// The `airlock` binary it runs.
+    binary: PathBuf,
     /// Extra `airlock serve` flags.
     flags: Vec<String>,
     dir: tempfile::TempDir,
@@ -35,6 +37,11 @@ impl Daemon {
 
     /// Starts a daemon with a fresh home and extra `airlock serve` flags.
     pub fn start_with(flags: &[&str]) -> Self {
+        Self::start_binary(Path::new(env!("CARGO_BIN_EXE_airlock")), flags)
+    }
+
+    /// Starts `binary` (an `airlock`) as a daemon with a fresh home.
+    pub fn start_binary(binary: &Path, flags: &[&str]) -> Self {
         assert!(
             rustix_is_root(),
             "the end-to-end tests start real sandboxes and must run as root"
@@ -46,6 +53,7 @@ impl Daemon {
         std::fs::create_dir(dir.path().join("home")).unwrap();
         let mut daemon = Self {
             child: None,
+            binary: binary.to_owned(),
             flags: flags.iter().map(|f| f.to_string()).collect(),
             dir,
             url: String::new(),
@@ -68,7 +76,7 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        let child = Command::new(&self.binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--home"])
             .arg(&home)
             .args(&self.flags)
