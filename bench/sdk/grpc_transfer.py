@@ -1,7 +1,7 @@
 """One timed gRPC transfer through grpcio (gRPC's C core), for bench/run's faces table.
 
 Usage: grpc_transfer.py up|down SANDBOX_ID LOCAL REMOTE   (AIRLOCK_URL and AIRLOCK_TOKEN set)
-Prints the transfer's seconds. The stubs are generated from proto/ into a temporary
+Prints the transfer's seconds and the bytes it moved. The stubs are generated from proto/ into a temporary
 directory before the clock starts, so neither that nor the interpreter's start-up is
 charged to the transfer. Chunks are 1 MiB, as the README advises gRPC clients to send.
 """
@@ -56,13 +56,16 @@ def main() -> None:
                         yield pb.UploadFileRequest(chunk=chunk)
 
             files.UploadFile(requests(), metadata=auth)
+            moved = size
         else:
+            moved = 0
             request = pb.DownloadFileRequest(sandbox_id=sandbox_id, remote_path=remote)
             with open(local, "wb") as sink:
                 for message in files.DownloadFile(request, metadata=auth):
                     if message.WhichOneof("payload") == "chunk":
                         sink.write(message.chunk)
-        print(f"{time.perf_counter() - started:.6f}")
+                        moved += len(message.chunk)
+        print(f"{time.perf_counter() - started:.6f} {moved}")
 
 
 if __name__ == "__main__":

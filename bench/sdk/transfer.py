@@ -2,9 +2,10 @@
 
 Usage: transfer.py up|down SANDBOX_ID LOCAL REMOTE   (AIRLOCK_URL and AIRLOCK_TOKEN set)
 Prints the transfer's seconds, timed inside the process so the interpreter's start-up is
-not charged to the SDK.
+not charged to the SDK, and the bytes it moved.
 """
 
+import os
 import sys
 import time
 
@@ -19,10 +20,11 @@ def main() -> None:
         if direction == "up":
             with open(local, "rb") as source:
                 sandbox.files.write(remote, source)
+            moved = os.path.getsize(local)
         else:
             with open(local, "wb") as sink:
-                sandbox.files.read_to(remote, sink)
-        print(f"{time.perf_counter() - started:.6f}")
+                moved = sandbox.files.read_to(remote, sink)
+        print(f"{time.perf_counter() - started:.6f} {moved}")
     finally:
         sandbox.close()
 

@@ -66,8 +66,8 @@ impl GrpcFiles {
         Ok(())
     }
 
-    /// Streams `from` in sandbox `id` into the local file `to`.
-    pub async fn download(&mut self, id: &str, from: &str, to: &Path) -> anyhow::Result<()> {
+    /// Streams `from` in sandbox `id` into the local file `to`; answers the bytes it got.
+    pub async fn download(&mut self, id: &str, from: &str, to: &Path) -> anyhow::Result<u64> {
         use pb::download_file_response::Payload;
         let ask = pb::DownloadFileRequest {
             sandbox_id: id.to_owned(),
@@ -80,12 +80,14 @@ impl GrpcFiles {
             .await?
             .into_inner();
         let mut out = tokio::fs::File::create(to).await?;
+        let mut got = 0;
         while let Some(message) = stream.message().await? {
             if let Some(Payload::Chunk(chunk)) = message.payload {
                 out.write_all(&chunk).await?;
+                got += chunk.len() as u64;
             }
         }
         out.flush().await?;
-        Ok(())
+        Ok(got)
     }
 }
