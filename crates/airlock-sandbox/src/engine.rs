@@ -11,7 +11,8 @@ use airlock_fs::{Root, SandboxPath};
 use tokio::process::Child;
 
 use crate::cgroup::Cgroups;
-use crate::error::{Doing, SandboxError, SandboxResult};
+use crate::error::{Doing, SandboxResult};
+use crate::janitor::Janitor;
 use crate::launch::{self, EXEC_HELPER, HelperIo, INIT_HELPER, InitProcess};
 use crate::layout::Layout;
 use crate::spec::{ExecSpec, InitSpec};
@@ -60,6 +61,7 @@ pub struct Engine {
     /// Only a mount fills it, so a handle on the bare directory under a view that is not
     /// mounted yet is never kept.
     roots: RwLock<HashMap<String, Arc<Root>>>,
+    janitor: Janitor,
 }
 
 impl Engine {
@@ -67,8 +69,10 @@ impl Engine {
     pub fn new(home: &Path) -> io::Result<Self> {
         let cgroups = Cgroups::detect(&instance_name(home))?;
         crate::helper_binary::choose();
+        let layout = Layout::new(home);
         Ok(Self {
-            layout: Layout::new(home),
+            janitor: Janitor::new(layout.trash())?,
+            layout,
             cgroups,
             roots: RwLock::new(HashMap::new()),
         })
@@ -206,13 +210,9 @@ impl Engine {
             .destroy(id)
             .doing("killing the sandbox's processes")?;
         view::unmount(&self.layout, id).doing("unmounting the sandbox")?;
-        let dir = self.layout.sandbox(id);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                Err(SandboxError::new("removing the sandbox's files", e))
-            }
-            _ => Ok(()),
-        }
+        self.janitor
+            .discard(&self.layout.sandbox(id))
+            .doing("removing the sandbox's files")
     }
 
     /// Spawns a command in a running sandbox, in cgroup leaf `leaf`, with piped stdio, or

@@ -37,6 +37,11 @@ impl Layout {
         self.home.join("sandboxes")
     }
 
+    /// Deleted sandboxes' directories, until the janitor has removed them.
+    pub fn trash(&self) -> PathBuf {
+        self.home.join("trash")
+    }
+
     /// One sandbox's directory.
     pub fn sandbox(&self, id: &str) -> PathBuf {
         self.sandboxes().join(id)

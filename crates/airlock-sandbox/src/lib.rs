@@ -15,6 +15,7 @@ mod error;
 pub mod exec;
 mod helper_binary;
 pub mod init;
+mod janitor;
 mod launch;
 mod layout;
 mod mounts;

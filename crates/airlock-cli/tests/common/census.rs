@@ -1,6 +1,7 @@
 //! A count of everything a daemon holds on the host, to compare before and after.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::{Daemon, children_of, count_entries};
 
@@ -14,9 +15,15 @@ pub struct Census {
 }
 
 /// The daemon's mounts, its child processes, our cgroups, loop devices backed by files in
-/// its home, and entries under its home.
+/// its home, and entries under its home, once the trash of deleted sandboxes' files (which
+/// the daemon empties after their deletes answer) is empty or ten seconds have passed.
 pub fn census(daemon: &Daemon) -> Census {
     let home = daemon.home();
+    let trash = home.join("trash");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count_entries(&trash) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", daemon.pid())).unwrap();
     let instance = airlock_sandbox::instance_name(&home);
     let cgroups = ["memory", "pids", "cpu"]
