@@ -36,8 +36,9 @@ pub fn spawn_helper(
 ) -> io::Result<Child> {
     let memfd = rustix::fs::memfd_create("airlock-spec", rustix::fs::MemfdFlags::CLOEXEC)?;
     let mut file = std::fs::File::from(memfd);
-    serde_json::to_writer(&mut file, spec).map_err(io::Error::other)?;
-    file.flush()?;
+    // Encoded whole, then written at once: `to_writer` on the bare file made one write
+    // call per JSON token, some 150 for a command's spec.
+    file.write_all(&serde_json::to_vec(spec).map_err(io::Error::other)?)?;
     file.rewind()?;
     let raw = file.as_raw_fd();
     let pidfd = init.map(|i| i.pidfd.get_ref().as_raw_fd());
