@@ -6,7 +6,7 @@ use std::path::Path;
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::files_client::FilesClient;
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tonic::transport::Channel;
 
 /// Bytes per chunk message.
@@ -68,6 +68,19 @@ impl GrpcFiles {
 
     /// Streams `from` in sandbox `id` into the local file `to`; answers the bytes it got.
     pub async fn download(&mut self, id: &str, from: &str, to: &Path) -> anyhow::Result<u64> {
+        let mut out = tokio::fs::File::create(to).await?;
+        let got = self.download_into(id, from, &mut out).await?;
+        out.flush().await?;
+        Ok(got)
+    }
+
+    /// Streams `from` in sandbox `id` into `out`; answers the bytes it got.
+    pub async fn download_into(
+        &mut self,
+        id: &str,
+        from: &str,
+        out: &mut (impl AsyncWrite + Unpin),
+    ) -> anyhow::Result<u64> {
         use pb::download_file_response::Payload;
         let ask = pb::DownloadFileRequest {
             sandbox_id: id.to_owned(),
@@ -79,7 +92,6 @@ impl GrpcFiles {
             .download_file(self.request(ask)?)
             .await?
             .into_inner();
-        let mut out = tokio::fs::File::create(to).await?;
         let mut got = 0;
         while let Some(message) = stream.message().await? {
             if let Some(Payload::Chunk(chunk)) = message.payload {
@@ -87,7 +99,6 @@ impl GrpcFiles {
                 got += chunk.len() as u64;
             }
         }
-        out.flush().await?;
         Ok(got)
     }
 }
