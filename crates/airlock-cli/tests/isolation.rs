@@ -189,6 +189,25 @@ EOF"#;
 }
 
 #[tokio::test]
+async fn commands_inherit_only_their_stdio_even_when_started_together() {
+    // The daemon hands each helper its spec and the init's pidfd as inheritable
+    // descriptors, which a helper spawned at the same moment inherits too: whatever a
+    // helper was given or caught must be closed before its command runs.
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let ids = [sandbox(&client).await.id, sandbox(&client).await.id];
+    let runs = (0..24).map(|i| {
+        let client = client.clone();
+        let id = ids[i % 2].clone();
+        async move { sh(&client, &id, "ls /proc/self/fd").await }
+    });
+    for out in futures_util::future::join_all(runs).await {
+        // 3 is `ls`'s own handle on the directory it lists.
+        assert_eq!(out.stdout, "0\n1\n2\n3\n", "{out:?}");
+    }
+}
+
+#[tokio::test]
 async fn landlock_limits_writes_to_the_sandbox_users_directories() {
     let daemon = Daemon::start();
     let client = daemon.client();

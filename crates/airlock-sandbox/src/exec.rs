@@ -6,7 +6,7 @@ use std::io;
 use std::path::Path;
 
 use crate::init::SANDBOX_NAMESPACES;
-use crate::spec::{ExecSpec, INIT_PIDFD, join_cgroups, read_spec};
+use crate::spec::{ExecSpec, join_cgroups, read_spec};
 use crate::{confine, sys};
 
 /// Exit code when the helper itself failed before the command could start.
@@ -14,7 +14,10 @@ pub const SETUP_FAILED: i32 = 125;
 
 /// Entry point of `airlock __airlock-exec`: exits with the command's code.
 pub fn main() -> ! {
-    let code = match read_spec::<ExecSpec>().and_then(|spec| run(&spec)) {
+    let code = match read_spec::<ExecSpec>().and_then(|(spec, init)| {
+        let init = init.ok_or_else(|| io::Error::other("no sandbox init given"))?;
+        run(&spec, init)
+    }) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("airlock: {e}");
@@ -24,12 +27,10 @@ pub fn main() -> ! {
     std::process::exit(code)
 }
 
-fn run(spec: &ExecSpec) -> io::Result<i32> {
+fn run(spec: &ExecSpec, init: std::os::fd::OwnedFd) -> io::Result<i32> {
     join_cgroups(&spec.cgroup_procs)?;
     // The daemon passes the init's pidfd, not its pid: a pid could be recycled by the time
     // we get here, a pidfd cannot, and setns through it fails once the init is gone.
-    // SAFETY: the daemon placed the pidfd at this descriptor and nothing else owns it.
-    let init = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(INIT_PIDFD) };
     sys::setns(&init, SANDBOX_NAMESPACES)
         .map_err(|e| io::Error::new(e.kind(), format!("entering sandbox: {e}")))?;
     drop(init);

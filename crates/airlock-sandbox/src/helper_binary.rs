@@ -22,10 +22,6 @@ pub const IDENTITY: &str = "__airlock-build";
 /// The small helper's name, beside the daemon's binary.
 const NAME: &str = "airlock-helper";
 
-/// The lowest descriptor the held binary may sit at: the spawn places the spec and the
-/// init's pidfd at 3 and 4, which must not land on it.
-const HELD_FD_FLOOR: i32 = 10;
-
 static CHOSEN: OnceLock<Option<OwnedFd>> = OnceLock::new();
 
 /// Chooses the helper binary now (the daemon calls this as it starts); later calls keep
@@ -57,7 +53,7 @@ pub fn program() -> String {
     }
 }
 
-/// `path` held open for executing, at a descriptor above the spawn's slots.
+/// `path` held open for executing.
 fn hold(path: &Path) -> Option<OwnedFd> {
     use rustix::fs::{Mode, OFlags};
     let opened = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).ok()?;
@@ -65,7 +61,7 @@ fn hold(path: &Path) -> Option<OwnedFd> {
     if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
         return None;
     }
-    rustix::io::fcntl_dupfd_cloexec(&opened, HELD_FD_FLOOR).ok()
+    Some(opened)
 }
 
 /// Whether the held binary answers [`IDENTITY`] with this build's stamp.

@@ -24,6 +24,7 @@ pub const SANDBOX_NAMESPACES: libc::c_int = libc::CLONE_NEWNS
 /// Entry point of `airlock __airlock-init`; prints one JSON line and exits.
 pub fn main() -> ! {
     let outcome = read_spec::<InitSpec>()
+        .map(|(spec, _)| spec)
         .map_err(|e| (0, e))
         .and_then(|spec| start(&spec));
     match outcome {

@@ -10,7 +10,6 @@ use serde::Serialize;
 use tokio::io::unix::AsyncFd;
 use tokio::process::{Child, Command};
 
-use crate::spec::{INIT_PIDFD, SPEC_FD};
 use crate::sys;
 
 /// Hidden subcommand that runs the init helper.
@@ -26,46 +25,42 @@ pub struct HelperIo {
     pub stderr: Stdio,
 }
 
-/// Runs helper `kind` (from the binary `helper_binary` chose), with `spec` readable on descriptor 3
-/// and, when given, a sandbox init's pidfd on descriptor 4.
+/// Runs helper `kind` (from the binary `helper_binary` chose) with `spec` in an inherited
+/// memfd and, when given, a copy of a sandbox init's pidfd, both named in its arguments.
+///
+/// Nothing runs between fork and exec, so std spawns through `posix_spawn`, which shares
+/// the daemon's memory until the exec instead of copying its page tables as `fork` does:
+/// with a `pre_exec` hook that placed these descriptors at fixed numbers, each spawn cost
+/// about a millisecond more. The price is that both descriptors are inheritable until the
+/// spawn returns, so a child spawned at the same moment gets them too: helpers close every
+/// descriptor they were not given before anything else (`spec::read_spec`), and the only
+/// other child the daemon starts is the host's `mkfs.ext4`.
 pub fn spawn_helper(
     kind: &str,
     spec: &impl Serialize,
     io: HelperIo,
     init: Option<&InitProcess>,
 ) -> io::Result<Child> {
-    let memfd = rustix::fs::memfd_create("airlock-spec", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let memfd = rustix::fs::memfd_create("airlock-spec", rustix::fs::MemfdFlags::empty())?;
     let mut file = std::fs::File::from(memfd);
     // Encoded whole, then written at once: `to_writer` on the bare file made one write
     // call per JSON token, some 150 for a command's spec.
     file.write_all(&serde_json::to_vec(spec).map_err(io::Error::other)?)?;
     file.rewind()?;
-    let raw = file.as_raw_fd();
-    let pidfd = init.map(|i| i.pidfd.get_ref().as_raw_fd());
+    // `dup` leaves the copy without close-on-exec; the init keeps its own pidfd private.
+    let pidfd = init
+        .map(|i| rustix::io::dup(i.pidfd.get_ref()))
+        .transpose()?;
     let mut cmd = Command::new(crate::helper_binary::program());
     cmd.arg(kind)
+        .arg(file.as_raw_fd().to_string())
+        .args(pidfd.as_ref().map(|fd| fd.as_raw_fd().to_string()))
         .stdin(io.stdin)
         .stdout(io.stdout)
         .stderr(io.stderr)
         .env_clear();
-    // SAFETY: dup2 and fcntl are async-signal-safe and touch only descriptors; this runs
-    // in the forked child between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Lift both above the target slots first, so placing one cannot clobber the
-            // other when it already sits at 3 or 4. The lifted copies close on exec.
-            let lifted = [(Some(raw), SPEC_FD), (pidfd, INIT_PIDFD)]
-                .map(|(from, to)| from.map(|fd| (libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10), to)));
-            for (high, to) in lifted.into_iter().flatten() {
-                if high < 0 || libc::dup2(high, to) < 0 || libc::fcntl(to, libc::F_SETFD, 0) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
     let child = cmd.spawn();
-    drop(file);
+    drop((file, pidfd));
     child
 }
 

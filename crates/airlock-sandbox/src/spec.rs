@@ -1,16 +1,12 @@
-//! What the daemon hands a helper process. It travels as JSON on descriptor 3 (a memfd),
-//! so neither argv nor environment size limits apply.
+//! What the daemon hands a helper process. It travels as JSON in an inherited memfd, so
+//! neither argv nor environment size limits apply; the helper's arguments name that
+//! descriptor and, for the exec helper, the one holding the sandbox init's pidfd.
 
 use std::io::Read;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-
-/// Descriptor number the spec arrives on.
-pub const SPEC_FD: i32 = 3;
-/// Descriptor number of the sandbox init's pidfd, for the exec helper.
-pub const INIT_PIDFD: i32 = 4;
 
 /// How to start a sandbox's init.
 #[derive(Debug, Serialize, Deserialize)]
@@ -47,18 +43,62 @@ pub struct ExecSpec {
     pub terminal: bool,
 }
 
-/// Reads the spec from descriptor 3 and closes it and every other inherited descriptor
-/// above the init pidfd slot (4), so nothing of the daemon's leaks into the sandbox.
-pub fn read_spec<T: DeserializeOwned>() -> std::io::Result<T> {
-    // SAFETY: the daemon placed the spec memfd at descriptor 3 for us and nothing else
-    // in this fresh process owns it.
-    let mut file = unsafe { std::fs::File::from_raw_fd(SPEC_FD) };
+/// Reads the spec from the descriptor named by this helper's first argument after the
+/// subcommand, takes the init's pidfd named by the second when there is one, and closes
+/// every other inherited descriptor above stdio: a helper spawned at the same moment as
+/// another inherits that one's descriptors too, and nothing of the daemon's may reach
+/// the sandbox. Call first, before the helper does anything else.
+pub fn read_spec<T: DeserializeOwned>() -> std::io::Result<(T, Option<OwnedFd>)> {
+    let (spec_fd, init_fd) = descriptors(std::env::args().skip(2))?;
+    // SAFETY: the daemon left these descriptors open for us under the numbers it passed,
+    // and nothing else in this fresh process owns them.
+    let (mut file, init) = unsafe {
+        (
+            std::fs::File::from_raw_fd(spec_fd),
+            init_fd.map(|fd| OwnedFd::from_raw_fd(fd)),
+        )
+    };
     let mut text = String::new();
     file.read_to_string(&mut text)?;
     drop(file);
-    // SAFETY: integer-only call; closes every descriptor from 5 up.
-    unsafe { libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32) };
-    serde_json::from_str(&text).map_err(std::io::Error::other)
+    close_inherited_except(init.as_ref().map(AsRawFd::as_raw_fd));
+    Ok((
+        serde_json::from_str(&text).map_err(std::io::Error::other)?,
+        init,
+    ))
+}
+
+/// The spec's descriptor and the init's, from the helper's arguments: one or two distinct
+/// numbers, none of them stdio.
+fn descriptors(args: impl Iterator<Item = String>) -> std::io::Result<(RawFd, Option<RawFd>)> {
+    let numbers = args
+        .map(|a| a.parse::<RawFd>().ok().filter(|fd| *fd > 2))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| std::io::Error::other("helper arguments are not descriptor numbers"))?;
+    match numbers[..] {
+        [spec] => Ok((spec, None)),
+        [spec, init] if init != spec => Ok((spec, Some(init))),
+        _ => Err(std::io::Error::other(
+            "a helper takes one or two descriptors",
+        )),
+    }
+}
+
+/// Closes every descriptor from 3 up but `keep`.
+fn close_inherited_except(keep: Option<RawFd>) {
+    let close_range = |first: RawFd, last: u32| {
+        // SAFETY: integer-only call; closing descriptors this process owns exclusively.
+        unsafe { libc::syscall(libc::SYS_close_range, first as u32, last, 0u32) };
+    };
+    match keep {
+        Some(fd) => {
+            if fd > 3 {
+                close_range(3, (fd - 1) as u32);
+            }
+            close_range(fd + 1, u32::MAX);
+        }
+        None => close_range(3, u32::MAX),
+    }
 }
 
 /// Writes ourselves into each `cgroup.procs` file.
@@ -70,4 +110,31 @@ pub fn join_cgroups(files: &[PathBuf]) -> std::io::Result<()> {
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::descriptors;
+
+    fn parse(args: &[&str]) -> Option<(i32, Option<i32>)> {
+        descriptors(args.iter().map(|a| a.to_string())).ok()
+    }
+
+    #[test]
+    fn takes_one_or_two_distinct_descriptors_above_stdio() {
+        assert_eq!(parse(&["7"]), Some((7, None)));
+        assert_eq!(parse(&["7", "12"]), Some((7, Some(12))));
+        for bad in [
+            &[][..],
+            &["7", "7"],
+            &["0"],
+            &["7", "2"],
+            &["-1"],
+            &["7", "8", "9"],
+            &["7x"],
+            &[" 7"],
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
 }
