@@ -194,3 +194,44 @@ async fn pools_are_sized_by_the_admin_alone() {
     ready(&daemon, 0).await;
     assert_eq!(daemon.client().list().await.unwrap().len(), 0);
 }
+
+/// Host pids in the daemon's cgroups, however deep.
+fn processes_in_cgroups(daemon: &Daemon) -> Vec<String> {
+    fn walk(dir: &std::path::Path, found: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten().filter(|e| e.path().is_dir()) {
+            let procs =
+                std::fs::read_to_string(entry.path().join("cgroup.procs")).unwrap_or_default();
+            found.extend(procs.lines().map(str::to_owned));
+            walk(&entry.path(), found);
+        }
+    }
+    let instance = airlock_sandbox::instance_name(&daemon.home());
+    let mut found = Vec::new();
+    walk(
+        &std::path::Path::new("/sys/fs/cgroup/pids/airlock").join(instance),
+        &mut found,
+    );
+    found
+}
+
+#[tokio::test]
+async fn a_daemon_stopped_while_its_pools_fill_leaves_no_sandbox_running() {
+    for _ in 0..3 {
+        let mut daemon = Daemon::start_with(&["--warm-pool", "host=16"]);
+        // Stopped as soon as one is ready: the filler is making the next.
+        loop {
+            let (_, all) = pools(&daemon, &daemon.token).await;
+            if all[0]["ready"].as_u64().unwrap() >= 1 {
+                assert!(all[0]["ready"].as_u64().unwrap() < 16, "{all}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(daemon.terminate(), "the daemon exits cleanly");
+        let left = processes_in_cgroups(&daemon);
+        assert!(left.is_empty(), "processes outlived the daemon: {left:?}");
+    }
+}

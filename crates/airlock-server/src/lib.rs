@@ -128,11 +128,14 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     http::serve(listener, app, config.connections, shutdown_signal()).await;
     reaper.abort();
     upload_reaper.abort();
-    pool_filler.abort();
     adopter.abort();
     settler.abort();
     tracing::info!("shutting down: stopping sandboxes");
+    // The pool filler is not aborted before this: cancelled while it starts a sandbox,
+    // it would leave that sandbox running with nothing to stop it. The shutdown waits
+    // for that start to land in its pool, and the filler makes nothing after.
     service.shutdown().await;
+    pool_filler.abort();
     tracing::info!("stopped");
     Ok(())
 }

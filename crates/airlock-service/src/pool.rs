@@ -11,6 +11,7 @@
 //! `start: false`) makes a fresh one as before.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +50,12 @@ struct Pool {
 pub struct Pools {
     pools: Mutex<BTreeMap<String, Pool>>,
     wake: tokio::sync::Notify,
+    /// Held while a sandbox is being made for a pool, until it is in the pool: the drain
+    /// at shutdown waits for it, or the daemon would exit with that sandbox running and
+    /// in no pool.
+    filling: tokio::sync::Mutex<()>,
+    /// Set by the drain; the filler makes nothing after it.
+    closed: AtomicBool,
 }
 
 impl Pools {
@@ -122,12 +129,17 @@ impl Service {
                 let _ = tokio::time::timeout(FILL_TICK, self.pools.wake.notified()).await;
                 continue;
             };
+            let filling = self.pools.filling.lock().await;
+            if self.pools.closed.load(Ordering::Acquire) {
+                return;
+            }
             match self.make_warm(&template).await {
                 Ok(warm) => {
                     let mut pools = self.pools.lock();
                     pools.entry(template).or_default().ready.push_back(warm);
                 }
                 Err(err) => {
+                    drop(filling);
                     tracing::error!(%template, %err, "filling a warm pool");
                     tokio::time::sleep(FILL_TICK).await;
                 }
@@ -257,6 +269,9 @@ impl Service {
 
     /// Stops every warm sandbox (at shutdown); the next daemon removes them.
     pub(super) async fn drain_pools(&self) {
+        self.pools.closed.store(true, Ordering::Release);
+        // A sandbox being made now lands in its pool before this lock is ours.
+        let _filling = self.pools.filling.lock().await;
         let all: Vec<Warm> = {
             let mut pools = self.pools.lock();
             pools.values_mut().flat_map(|p| p.ready.drain(..)).collect()
