@@ -156,6 +156,14 @@ impl Cgroups {
         }
     }
 
+    /// Removes this daemon's own groups (`airlock/<instance>`) if no sandbox's is left in
+    /// them; a daemon that starts makes them again.
+    pub fn remove_instance_if_empty(&self) {
+        for root in self.roots() {
+            remove_quietly(&root.to_path_buf());
+        }
+    }
+
     /// Kills everything in the sandbox's groups, then removes them. An exec helper that
     /// joins a leaf while we tear down makes a removal fail; we then simply go again.
     pub fn destroy(&self, id: &str) -> io::Result<()> {

@@ -281,6 +281,12 @@ impl Engine {
         self.cgroups.remove_leaf_if_empty(id, leaf);
     }
 
+    /// Removes the daemon's own cgroups once no sandbox has any (at shutdown): each
+    /// daemon home has its own, and they would otherwise stay after the home is gone.
+    pub fn release_cgroups(&self) {
+        self.cgroups.remove_instance_if_empty();
+    }
+
     /// Ids that have cgroups but may have no record (left by a crashed daemon).
     pub fn ids_with_cgroups(&self) -> Vec<String> {
         self.cgroups.known_ids()

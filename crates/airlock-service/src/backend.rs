@@ -65,6 +65,9 @@ pub trait SandboxBackend: Send + Sync + Debug {
     fn remove_stray(&self, id: &str) -> SandboxResult<()>;
     /// Free space for new sandboxes' disks, in MiB.
     fn disk_free_mb(&self) -> u64;
+    /// Gives back what the backend holds for itself, once the daemon has stopped every
+    /// sandbox on its way out. Blocking.
+    fn release(&self) {}
 }
 
 /// A read-only injected file, for a backend that mounts them itself.

@@ -305,6 +305,8 @@ impl Service {
             }
         });
         futures_util::future::join_all(stops).await;
+        let backend = self.backend.clone();
+        let _ = blocking(move || backend.release()).await;
     }
 
     pub(super) fn template_root(&self, name: &str) -> Result<TemplateRoot, ApiError> {

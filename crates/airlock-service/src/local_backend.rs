@@ -79,6 +79,10 @@ impl SandboxBackend for LocalBackend {
             .map(|s| s.f_bavail * s.f_frsize / (1024 * 1024))
             .unwrap_or(0)
     }
+
+    fn release(&self) {
+        self.engine.release_cgroups();
+    }
 }
 
 /// A started sandbox: its init, the process whose namespaces every command joins.
