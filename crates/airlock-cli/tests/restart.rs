@@ -1,11 +1,21 @@
 //! The daemon's state survives it: after `kill -9` or SIGTERM every sandbox is listed
-//! again with its files, running ones run again, and nothing of the old daemon lingers.
+//! again with its files, running ones run again, and nothing of the old daemon lingers
+//! (after a SIGTERM not even its cgroups, which the next daemon makes again).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use airlock_api::{CreateSandbox, Limits, SandboxState};
+use common::census::{CONTROLLERS, instance_cgroup};
 use common::{Daemon, alive, children_of, sh};
+
+/// How many of the daemon's own cgroups exist, one per hierarchy at most.
+fn instance_cgroups(daemon: &Daemon) -> usize {
+    CONTROLLERS
+        .iter()
+        .filter(|c| instance_cgroup(daemon, c).exists())
+        .count()
+}
 
 #[tokio::test]
 async fn kill_9_then_restart_brings_every_sandbox_back() {
@@ -108,6 +118,8 @@ async fn sigterm_shuts_down_cleanly_and_sandboxes_return() {
     let client = daemon.client();
     let id = client.create(&CreateSandbox::default()).await.unwrap().id;
     sh(&client, &id, "echo data > /home/user/f").await;
+    sh(&client, &id, "sleep 60 >/dev/null 2>&1 &").await;
+    assert_eq!(instance_cgroups(&daemon), 3, "the sandbox has its groups");
     let inits = children_of(daemon.pid());
     assert!(
         daemon.terminate(),
@@ -117,8 +129,10 @@ async fn sigterm_shuts_down_cleanly_and_sandboxes_return() {
     for pid in inits {
         assert!(!alive(pid), "sandbox processes end with the daemon");
     }
+    assert_eq!(instance_cgroups(&daemon), 0, "the daemon's cgroups stayed");
     daemon.restart();
     let client = daemon.client();
     assert_eq!(client.get(&id).await.unwrap().state, SandboxState::Running);
     assert_eq!(sh(&client, &id, "cat /home/user/f").await.stdout, "data\n");
+    assert_eq!(instance_cgroups(&daemon), 3, "made again by the restart");
 }

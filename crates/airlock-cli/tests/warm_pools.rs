@@ -208,12 +208,8 @@ fn processes_in_cgroups(daemon: &Daemon) -> Vec<String> {
             walk(&entry.path(), found);
         }
     }
-    let instance = airlock_sandbox::instance_name(&daemon.home());
     let mut found = Vec::new();
-    walk(
-        &std::path::Path::new("/sys/fs/cgroup/pids/airlock").join(instance),
-        &mut found,
-    );
+    walk(&common::census::instance_cgroup(daemon, "pids"), &mut found);
     found
 }
 

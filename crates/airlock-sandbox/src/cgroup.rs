@@ -152,7 +152,7 @@ impl Cgroups {
     /// Removes leaf `name` if nothing is left in it (an exec whose tree has ended).
     pub fn remove_leaf_if_empty(&self, id: &str, name: &str) {
         for root in self.roots() {
-            remove_quietly(&root.join(id).join(name));
+            remove_quietly(root.join(id).join(name));
         }
     }
 
@@ -160,7 +160,7 @@ impl Cgroups {
     /// them; a daemon that starts makes them again.
     pub fn remove_instance_if_empty(&self) {
         for root in self.roots() {
-            remove_quietly(&root.to_path_buf());
+            remove_quietly(root);
         }
     }
 
@@ -276,6 +276,6 @@ fn kill_until_empty(dirs: &[PathBuf]) -> io::Result<()> {
     }
 }
 
-fn remove_quietly(dir: &PathBuf) {
+fn remove_quietly(dir: impl AsRef<Path>) {
     let _ = std::fs::remove_dir(dir);
 }

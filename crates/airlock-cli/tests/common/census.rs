@@ -1,6 +1,6 @@
 //! A count of everything a daemon holds on the host, to compare before and after.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{Daemon, children_of, count_entries};
@@ -14,6 +14,17 @@ pub struct Census {
     pub files: usize,
 }
 
+/// The cgroup v1 controllers the daemon makes groups in.
+pub const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+
+/// The daemon's own group (`airlock/<instance>`, one per home) in `controller`'s hierarchy.
+pub fn instance_cgroup(daemon: &Daemon, controller: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join("airlock")
+        .join(airlock_sandbox::instance_name(&daemon.home()))
+}
+
 /// The daemon's mounts, its child processes, our cgroups, loop devices backed by files in
 /// its home, and entries under its home, once the trash of deleted sandboxes' files (which
 /// the daemon empties after their deletes answer) is empty or ten seconds have passed.
@@ -25,17 +36,9 @@ pub fn census(daemon: &Daemon) -> Census {
         std::thread::sleep(Duration::from_millis(10));
     }
     let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", daemon.pid())).unwrap();
-    let instance = airlock_sandbox::instance_name(&home);
-    let cgroups = ["memory", "pids", "cpu"]
+    let cgroups = CONTROLLERS
         .iter()
-        .map(|c| {
-            count_entries(
-                &Path::new("/sys/fs/cgroup")
-                    .join(c)
-                    .join("airlock")
-                    .join(&instance),
-            )
-        })
+        .map(|c| count_entries(&instance_cgroup(daemon, c)))
         .sum();
     let loops = std::fs::read_dir("/sys/block")
         .unwrap()
