@@ -10,6 +10,14 @@ use clap::Parser;
 
 use args::{Cli, Command};
 
+/// jemalloc, not glibc's malloc. A streamed body lives in buffers of a few hundred KiB that
+/// hyper allocates and frees per read; glibc handed them back to the kernel and took them
+/// again, so every upload paid a page fault and a page clear per 4 KiB received (7 % of the
+/// daemon's samples). jemalloc keeps freed extents for reuse: a 1 GiB upload's daemon CPU
+/// went from 1.56–1.76 s to 1.18–1.24 s in alternating runs.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     // The daemon re-executes this binary as its init and exec helpers; those must run
     // before anything else, single-threaded.
