@@ -106,3 +106,56 @@ async fn the_sdk_streams_files_and_reports_typed_errors() {
     let err = client.stat("nosuchbox", "/").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::NotFound));
 }
+
+#[tokio::test]
+async fn write_file_sends_a_local_file_from_its_offset_with_its_length() {
+    use std::io::{Seek, Write};
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+    // Several of the reader's chunks and a short last one.
+    let data = random((1 << 20) + 12345, 9);
+    let mut local = tempfile::tempfile().unwrap();
+    local.write_all(&data).unwrap();
+
+    local.rewind().unwrap();
+    let opts = WriteOptions::default();
+    let whole = client
+        .write_file(
+            &id,
+            "/workspace/whole.bin",
+            local.try_clone().unwrap(),
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert_eq!(whole.entry.size, data.len() as u64);
+    assert_eq!(whole.crc64nvme, common::files::crc_hex(&data));
+
+    local.seek(std::io::SeekFrom::Start(1000)).unwrap();
+    let rest = client
+        .write_file(&id, "/workspace/rest.bin", local, &opts)
+        .await
+        .unwrap();
+    assert_eq!(rest.crc64nvme, common::files::crc_hex(&data[1000..]));
+    let back: Vec<bytes::Bytes> = client
+        .read(&id, "/workspace/rest.bin")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(back.concat(), &data[1000..]);
+
+    // An empty file is an empty body of length 0, not a missing one.
+    let empty = client
+        .write_file(
+            &id,
+            "/workspace/empty",
+            tempfile::tempfile().unwrap(),
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert_eq!(empty.entry.size, 0);
+}

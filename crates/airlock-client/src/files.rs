@@ -7,7 +7,7 @@ use futures_util::{Stream, TryStreamExt};
 use reqwest::Method;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use crate::{Client, Error, json, send};
+use crate::{Client, Error, FileChunks, json, send};
 
 /// Options of a whole-file write.
 #[derive(Debug, Clone, Default)]
@@ -173,6 +173,41 @@ impl Client {
         content: impl AsyncRead + Send + 'static,
         opts: &WriteOptions,
     ) -> Result<WriteResult, Error> {
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+            content,
+            crate::CHUNK,
+        ));
+        self.write_body(id, path, body, opts).await
+    }
+
+    /// Streams a local file, from its current offset, into `path`: the cheapest way to
+    /// upload one (each byte is copied once on this side, and the length is sent up
+    /// front; see [`FileChunks`]).
+    pub async fn write_file(
+        &self,
+        id: &str,
+        path: &str,
+        file: std::fs::File,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, Error> {
+        let chunks = FileChunks::new(file).map_err(Error::Local)?;
+        self.write_body(id, path, chunks, opts).await
+    }
+
+    /// Sends `body` into `path`, committed atomically when complete: e.g. a file's
+    /// [`FileChunks::watched`] by a progress bar.
+    pub async fn write_body(
+        &self,
+        id: &str,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, Error> {
+        json(self.content_put(id, path, opts).body(body)).await
+    }
+
+    /// The `PUT /content` request for `path` with `opts`, before its body.
+    fn content_put(&self, id: &str, path: &str, opts: &WriteOptions) -> reqwest::RequestBuilder {
         let mut query = vec![("path", path.to_owned())];
         if let Some(mode) = opts.mode {
             query.push(("mode", format!("{mode:o}")));
@@ -195,16 +230,8 @@ impl Client {
         if opts.report_sha256 {
             query.push(("checksum", "sha256".into()));
         }
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-            content,
-            crate::CHUNK,
-        ));
-        json(
-            self.request(Method::PUT, &self.files_route(id, "/content"))
-                .query(&query)
-                .body(body),
-        )
-        .await
+        self.request(Method::PUT, &self.files_route(id, "/content"))
+            .query(&query)
     }
 
     /// Appends `content` to `path` (made if missing).

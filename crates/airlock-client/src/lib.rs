@@ -42,6 +42,7 @@
 
 mod discover;
 mod error;
+mod file_chunks;
 mod files;
 mod resumable;
 mod tokens;
@@ -57,6 +58,7 @@ use serde::de::DeserializeOwned;
 pub use airlock_api::{default_home, default_url};
 pub use discover::token as discover_token;
 pub use error::Error;
+pub use file_chunks::FileChunks;
 pub use files::{Download, WriteOptions};
 /// A streamed request body (for template archives).
 pub use reqwest::Body;

@@ -81,6 +81,17 @@ impl Client {
             body,
             crate::CHUNK,
         ));
+        self.upload_body(url, offset, body).await
+    }
+
+    /// Sends `body` (the bytes from `offset` on, e.g. [`FileChunks`](crate::FileChunks)
+    /// of a file sought to `offset`) to the upload at `url`.
+    pub async fn upload_body(
+        &self,
+        url: &str,
+        offset: u64,
+        body: impl Into<reqwest::Body>,
+    ) -> Result<UploadProgress, Error> {
         let response = send(
             self.raw_request(Method::PATCH, url)
                 .header(TUS.0, TUS.1)

@@ -3,7 +3,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use airlock_client::{ArchiveFormat, Client, WriteOptions};
+use airlock_client::{ArchiveFormat, Client, FileChunks, WriteOptions};
 use airlock_fs::{Checks, Hasher};
 use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -48,14 +48,16 @@ pub async fn file(
         return resumable(client, id, local, &meta, dest, mode, mtime, quiet).await;
     }
     let progress = bar(meta.len(), quiet, dest);
-    let reader = Counted::new(tokio::fs::File::open(local).await?, progress.clone());
+    let counted = progress.clone();
+    let file = std::fs::File::open(local)?;
+    let chunks = FileChunks::watched(file, move |chunk| counted.inc(chunk.len() as u64))?;
     let opts = WriteOptions {
         mode: Some(mode),
         mtime,
         parents: true,
         ..WriteOptions::default()
     };
-    let written = client.write(id, dest, reader, &opts).await?;
+    let written = client.write_body(id, dest, chunks, &opts).await?;
     progress.finish_and_clear();
     Ok(Uploaded {
         destination: dest.to_owned(),
@@ -113,8 +115,14 @@ async fn resumable(
     file.seek(std::io::SeekFrom::Start(offset)).await?;
     let progress = bar(meta.len(), quiet, dest);
     progress.set_position(offset);
-    let (hashing, digest) = Hashing::new(Counted::new(file, progress.clone()), hasher);
-    let done = client.upload_chunk(&url, offset, hashing).await?;
+    // The rest is hashed and counted on the thread that reads it.
+    let (counted, digest) = (progress.clone(), Crc::new(hasher));
+    let hashing = digest.clone();
+    let chunks = FileChunks::watched(file.into_std().await, move |chunk| {
+        counted.inc(chunk.len() as u64);
+        hashing.update(chunk);
+    })?;
+    let done = client.upload_body(&url, offset, chunks).await?;
     progress.finish_and_clear();
     let local_crc = digest.finish();
     match done.crc64nvme {
@@ -232,51 +240,27 @@ pub async fn send_entries(
     Ok((result, problems))
 }
 
-/// Hashes what passes through it; the checksum is read once the stream is done.
-struct Hashing<R> {
-    inner: R,
-    hasher: Shared,
-}
-
-type Shared = std::sync::Arc<std::sync::Mutex<Option<Hasher>>>;
-
-struct Crc(Shared);
+/// A checksum fed from the reading thread and read once the upload is done.
+#[derive(Clone)]
+struct Crc(std::sync::Arc<std::sync::Mutex<Option<Hasher>>>);
 
 impl Crc {
-    /// The CRC-64/NVME of everything read, hex.
+    fn new(hasher: Hasher) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(Some(hasher))))
+    }
+
+    fn update(&self, chunk: &[u8]) {
+        if let Ok(mut hasher) = self.0.lock()
+            && let Some(hasher) = hasher.as_mut()
+        {
+            hasher.update(chunk);
+        }
+    }
+
+    /// The CRC-64/NVME of everything seen, hex.
     fn finish(self) -> String {
         let hasher = self.0.lock().ok().and_then(|mut h| h.take());
         let hasher = hasher.unwrap_or_else(|| Hasher::new(&Checks::default()));
         hasher.finish().crc64nvme_hex()
-    }
-}
-
-impl<R> Hashing<R> {
-    fn new(inner: R, hasher: Hasher) -> (Self, Crc) {
-        let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(hasher)));
-        (
-            Self {
-                inner,
-                hasher: shared.clone(),
-            },
-            Crc(shared),
-        )
-    }
-}
-
-impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Hashing<R> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Ok(mut hasher) = self.hasher.lock()
-            && let Some(hasher) = hasher.as_mut()
-        {
-            hasher.update(&buf.filled()[before..]);
-        }
-        polled
     }
 }
