@@ -41,7 +41,7 @@ struct Scripted {
 }
 
 const CURL: [&str; 2] = ["up: curl PUT", "down: curl GET"];
-const REST: [&str; 2] = ["up: REST (SDK write)", "down: REST (SDK read_to)"];
+const REST: [&str; 2] = ["up: REST (SDK write_file)", "down: REST (SDK read_to)"];
 
 const SCRIPTED: [Scripted; 3] = [
     Scripted {
@@ -186,9 +186,9 @@ async fn main() -> anyhow::Result<()> {
         let t = if rep == 0 { &mut warm } else { &mut t };
         run_shell(&format!("cat {} > /dev/null", big.display()))?;
         let started = Instant::now();
-        let file = tokio::fs::File::open(&big).await?;
+        let file = std::fs::File::open(&big)?;
         let want = client
-            .write(
+            .write_file(
                 &id,
                 &format!("/workspace/rest/{rep}"),
                 file,
