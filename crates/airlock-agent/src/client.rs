@@ -4,7 +4,7 @@
 //! queue while the request runs, so nothing is buffered whole.
 
 use std::collections::HashSet;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -272,7 +272,7 @@ impl SandboxFs for RemoteFs {
     fn write_file(
         &self,
         path: &SandboxPath,
-        content: &mut dyn Read,
+        content: &mut dyn BufRead,
         opts: WriteOptions,
     ) -> FsResult<Written> {
         let args = calls::Write {
@@ -286,7 +286,7 @@ impl SandboxFs for RemoteFs {
     fn write_in_place(
         &self,
         path: &SandboxPath,
-        content: &mut dyn Read,
+        content: &mut dyn BufRead,
         at: Placement,
         owner: FileOwner,
         checks: Checks,

@@ -1,7 +1,7 @@
 //! The agent's side: each call runs on the blocking pool against the engine over the
 //! pod's root, with bodies streamed both ways.
 
-use std::io::{Read, Seek, Write};
+use std::io::{BufRead, Seek, Write};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -181,7 +181,7 @@ async fn answer<T: Serialize + Send + 'static>(
 }
 
 /// The request body as a blocking reader (only for use on the blocking pool).
-fn reader(body: Body) -> impl Read + Send + 'static {
+fn reader(body: Body) -> impl BufRead + Send + 'static {
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     SyncIoBridge::new(StreamReader::new(stream))
 }

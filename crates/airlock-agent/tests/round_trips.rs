@@ -154,7 +154,10 @@ async fn a_broken_upload_through_the_agent_stores_nothing() {
             Ok(n)
         }
     }
-    let failed = blocking(move || fs.write_file(&p("/half"), &mut Breaks(0), opts())).await;
+    let failed = blocking(move || {
+        fs.write_file(&p("/half"), &mut std::io::BufReader::new(Breaks(0)), opts())
+    })
+    .await;
     assert!(failed.is_err());
     // The client's error comes back as soon as it cuts the request; the agent removes its
     // temporary file once it sees the cut.

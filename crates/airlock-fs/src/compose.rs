@@ -18,10 +18,11 @@ impl Root {
             .iter()
             .map(|s| self.open_read(s).map(|(file, _)| file))
             .collect::<FsResult<Vec<File>>>()?;
-        let mut concat = Concat {
+        let concat = Concat {
             files: files.into_iter().collect(),
             current: None,
         };
+        let mut concat = std::io::BufReader::with_capacity(crate::write::BUFFER, concat);
         self.write_file(dest, &mut concat, opts)
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{Read, Seek, Write};
+use std::io::{BufRead, Read, Seek, Write};
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::OFlags;
@@ -62,14 +62,14 @@ pub trait SandboxFs: Send + Sync + std::fmt::Debug {
     fn write_file(
         &self,
         path: &SandboxPath,
-        content: &mut dyn Read,
+        content: &mut dyn BufRead,
         opts: WriteOptions,
     ) -> FsResult<Written>;
     /// Writes `content` into an existing (or new) file at `at`, in place.
     fn write_in_place(
         &self,
         path: &SandboxPath,
-        content: &mut dyn Read,
+        content: &mut dyn BufRead,
         at: Placement,
         owner: FileOwner,
         checks: Checks,
@@ -205,7 +205,7 @@ impl SandboxFs for Root {
     fn write_file(
         &self,
         path: &SandboxPath,
-        mut content: &mut dyn Read,
+        mut content: &mut dyn BufRead,
         opts: WriteOptions,
     ) -> FsResult<Written> {
         Root::write_file(self, path, &mut content, opts)
@@ -214,7 +214,7 @@ impl SandboxFs for Root {
     fn write_in_place(
         &self,
         path: &SandboxPath,
-        mut content: &mut dyn Read,
+        mut content: &mut dyn BufRead,
         at: Placement,
         owner: FileOwner,
         checks: Checks,

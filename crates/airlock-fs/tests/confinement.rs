@@ -119,7 +119,7 @@ fn a_failed_write_keeps_the_old_file() {
     }
     let err = root.write_file(
         &SandboxPath::parse("/etc/keep").unwrap(),
-        &mut Broken,
+        &mut std::io::BufReader::new(Broken),
         opts(),
     );
     assert!(err.is_err());

@@ -275,7 +275,7 @@ impl Service {
                 mtime: put.mtime,
                 checks: put.checks,
             };
-            let write = move |root: &dyn SandboxFs, content: &mut dyn std::io::Read| {
+            let write = move |root: &dyn SandboxFs, content: &mut dyn std::io::BufRead| {
                 let existed = root.stat(&path).is_ok();
                 Ok::<_, ApiError>((written(&root.write_file(&path, content, opts)?), !existed))
             };

@@ -1,7 +1,7 @@
 //! Resumable uploads: create, append at the agreed offset (optionally checksummed), query,
 //! terminate, and expire when abandoned. The REST face speaks tus 1.0 over these.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use airlock_api::{ErrorCode, WriteResult};
@@ -17,9 +17,6 @@ use crate::ApiError;
 use crate::body::{BodyPump, ByteStream};
 use crate::caps::Work;
 use crate::{Need, Principal};
-
-/// Bytes moved per read/write.
-const BUFFER: usize = 1024 * 1024;
 
 /// Where an upload stands after a request.
 #[derive(Debug, Clone)]
@@ -284,7 +281,7 @@ fn append(
     root: &dyn SandboxFs,
     record: &UploadRecord,
     checksum: Option<ChunkChecksum>,
-    mut body: impl Read,
+    mut body: impl BufRead,
 ) -> Appended {
     let failed = |error: ApiError| Appended {
         kept: 0,
@@ -346,33 +343,37 @@ fn append(
 }
 
 /// Copies at most `limit` bytes, hashing into the checksum if any; returns how many were
-/// written and how the copy ended.
+/// written and how the copy ended. Each piece is written from the reader's own buffer,
+/// as the socket delivered it: one copy fewer than reading it into ours first.
 fn copy_counted(
-    from: &mut impl Read,
+    from: &mut impl BufRead,
     to: &mut impl Write,
     limit: u64,
     checksum: &mut Option<ChunkChecksum>,
     whole: &mut Option<Hasher>,
 ) -> (u64, std::io::Result<()>) {
-    let mut buf = vec![0u8; BUFFER];
     let mut copied = 0u64;
     while copied < limit {
-        let want = (limit - copied).min(BUFFER as u64) as usize;
-        let n = match from.read(&mut buf[..want]) {
-            Ok(0) => break,
-            Ok(n) => n,
+        let piece = match from.fill_buf() {
+            Ok(piece) => piece,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return (copied, Err(e)),
         };
-        if let Err(e) = to.write_all(&buf[..n]) {
+        let n = usize::try_from(limit - copied).map_or(piece.len(), |left| piece.len().min(left));
+        if n == 0 {
+            break;
+        }
+        let piece = &piece[..n];
+        if let Err(e) = to.write_all(piece) {
             return (copied, Err(e));
         }
         if let Some(sum) = checksum.as_mut() {
-            sum.hasher.update(&buf[..n]);
+            sum.hasher.update(piece);
         }
         if let Some(hasher) = whole.as_mut() {
-            hasher.update(&buf[..n]);
+            hasher.update(piece);
         }
+        from.consume(n);
         copied += n as u64;
     }
     (copied, to.flush())
