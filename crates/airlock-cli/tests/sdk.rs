@@ -159,3 +159,48 @@ async fn write_file_sends_a_local_file_from_its_offset_with_its_length() {
         .unwrap();
     assert_eq!(empty.entry.size, 0);
 }
+
+#[tokio::test]
+async fn read_to_file_saves_a_download_after_the_file_offset() {
+    use std::io::{Read, Seek, Write};
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+    let data = random((3 << 20) + 777, 11);
+    client
+        .write(
+            &id,
+            "/workspace/down.bin",
+            std::io::Cursor::new(data.clone()),
+            &WriteOptions {
+                mode: Some(0o640),
+                ..WriteOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut local = tempfile::tempfile().unwrap();
+    local.write_all(b"kept:").unwrap();
+    let got = client
+        .read_to_file(&id, "/workspace/down.bin", local.try_clone().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((got.size, got.mode), (data.len() as u64, Some(0o640)));
+    let mut back = Vec::new();
+    local.rewind().unwrap();
+    local.read_to_end(&mut back).unwrap();
+    assert_eq!(&back[..5], b"kept:");
+    assert!(
+        back[5..] == data[..],
+        "the download lands whole after what was there"
+    );
+
+    let missing = client
+        .read_to_file(&id, "/workspace/none", tempfile::tempfile().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, Error::Api { status: 404, .. }),
+        "{missing:?}"
+    );
+}

@@ -21,10 +21,11 @@
 //! # async fn demo(client: airlock_client::Client, id: &str) -> Result<(), airlock_client::Error> {
 //! use airlock_client::{ArchiveFormat, WriteOptions};
 //!
-//! // Upload a local file of any size in constant memory.
-//! let file = tokio::fs::File::open("model.bin").await.map_err(airlock_client::Error::Local)?;
+//! // Upload a local file of any size in constant memory (any `AsyncRead` goes through
+//! // `write`; a file is cheapest through `write_file`).
+//! let file = std::fs::File::open("model.bin").map_err(airlock_client::Error::Local)?;
 //! let opts = WriteOptions { parents: true, ..WriteOptions::default() };
-//! let written = client.write(id, "/workspace/model.bin", file, &opts).await?;
+//! let written = client.write_file(id, "/workspace/model.bin", file, &opts).await?;
 //! println!("stored {} bytes, crc64nvme {}", written.entry.size, written.crc64nvme);
 //!
 //! // Download a directory as one tar stream into a local file.
@@ -43,6 +44,7 @@
 mod discover;
 mod error;
 mod file_chunks;
+mod file_sink;
 mod files;
 mod resumable;
 mod tokens;
