@@ -217,12 +217,12 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
             if *what == "down: airlock cp (CLI)" {
                 sh("sync")?;
                 let started = Instant::now();
-                let mut out = tokio::fs::File::create(env.work.join(format!("d-sdk-{r}"))).await?;
+                let out = std::fs::File::create(env.work.join(format!("d-sdk-{r}")))?;
                 env.client
-                    .read_to(&env.id, &format!("/workspace/sdk-{r}"), &mut out)
+                    .read_to_file(&env.id, &format!("/workspace/sdk-{r}"), out)
                     .await?;
                 t.record(
-                    "down: airlock SDK (read_to)",
+                    "down: airlock SDK (read_to_file)",
                     bytes,
                     None,
                     started.elapsed().as_secs_f64(),
@@ -269,7 +269,7 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
     }
     t.ratio_goal("up: airlock cp (CLI)", "up: cp", 1.5);
     t.ratio_goal("up: airlock SDK (write_file)", "up: cp", 1.5);
-    t.ratio_goal("down: airlock SDK (read_to)", "up: cp", 1.5);
+    t.ratio_goal("down: airlock SDK (read_to_file)", "up: cp", 1.5);
     t.ratio_goal("up: airlock SDK (write_file)", "up: curl PUT → nginx", 0.5);
     // A disk limit may cost at most a fifth of the plain rate (≥ 0.8×).
     t.ratio_goal(
@@ -277,7 +277,11 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
         "up: airlock SDK (write_file)",
         1.25,
     );
-    t.ratio_goal("down: airlock SDK (read_to)", "down: curl GET ← nginx", 0.5);
+    t.ratio_goal(
+        "down: airlock SDK (read_to_file)",
+        "down: curl GET ← nginx",
+        0.5,
+    );
     t.ratio_goal(
         "up: airlock gRPC (UploadFile)",
         "up: airlock SDK (write_file)",
@@ -285,7 +289,7 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
     );
     t.ratio_goal(
         "down: airlock gRPC (DownloadFile)",
-        "down: airlock SDK (read_to)",
+        "down: airlock SDK (read_to_file)",
         1.1,
     );
     t.notes.push(
