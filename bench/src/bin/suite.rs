@@ -471,6 +471,9 @@ fn w3(env: &Env, reps: usize) -> anyhow::Result<Table> {
     Ok(t)
 }
 
+const W6_SDK: &str = "64 × 64 MiB, 16 sandboxes (SDK)";
+const W6_CP: &str = "64 × 64 MiB, cp, 64 at once";
+
 /// W6: 64 concurrent 64 MiB uploads across 16 sandboxes, through the SDK, alternating
 /// run by run with `cp` writing the same 64 files at once.
 async fn w6(env: &Env, reps: usize, single_rate: f64) -> anyhow::Result<Table> {
@@ -483,12 +486,7 @@ async fn w6(env: &Env, reps: usize, single_rate: f64) -> anyhow::Result<Table> {
         let t = if rep == 0 { &mut warm } else { &mut t };
         let (secs, failed) = w6_uploads(env, &src).await?;
         errors += failed;
-        t.record(
-            "64 × 64 MiB, 16 sandboxes (SDK)",
-            Some(64 << 26),
-            None,
-            secs,
-        );
+        t.record(W6_SDK, Some(64 << 26), None, secs);
         // The machine's own limit for the same 4 GiB written 64 files at once, from the
         // same clean start: the yardstick for the volume, which is four times W1's.
         let dest = env.work.join(format!("w6-cp-{rep}"));
@@ -500,26 +498,17 @@ async fn w6(env: &Env, reps: usize, single_rate: f64) -> anyhow::Result<Table> {
             src.display(),
             dest.display()
         ))?;
-        t.record(
-            "64 × 64 MiB, cp, 64 at once",
-            Some(64 << 26),
-            None,
-            started.elapsed().as_secs_f64(),
-        );
+        t.record(W6_CP, Some(64 << 26), None, started.elapsed().as_secs_f64());
         sh(&format!("rm -rf {} && sync", dest.display()))?;
     }
-    let aggregate = (64u64 << 26) as f64 / t.median("64 × 64 MiB, 16 sandboxes (SDK)");
+    let aggregate = (64u64 << 26) as f64 / t.median(W6_SDK);
     t.max_goal("errors", errors as f64, 0.0);
     t.min_goal(
         "aggregate / W1 single-stream SDK upload throughput",
         aggregate / single_rate,
         0.8,
     );
-    t.ratio_goal(
-        "64 × 64 MiB, 16 sandboxes (SDK)",
-        "64 × 64 MiB, cp, 64 at once",
-        1.25,
-    );
+    t.ratio_goal(W6_SDK, W6_CP, 1.25);
     t.notes.push(
         "Goals: the issue's, aggregate ≥ 0.8× one 1 GiB stream's throughput; and ≥ 0.8× \
          `cp`'s throughput for the same files at once (≤ 1.25× its time)."

@@ -4,7 +4,7 @@
 //! copies it into the caller's: two copies, and a hop to another thread per chunk. Here one
 //! thread reads the whole file straight into buffers that become the body's chunks, and
 //! hyper hands those to the socket as they are. In 64 concurrent uploads the client's
-//! CPU time was about as large as the daemon's; this is the part of it that was avoidable.
+//! CPU time was about as large as the daemon's; this takes one of its copies away.
 
 use std::io;
 use std::pin::Pin;
@@ -14,9 +14,8 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
-/// Bytes per chunk read from the file: large enough that a chunk costs one system call on
-/// each side, small enough to still be in the CPU's cache when it is sent.
-const CHUNK: usize = 256 * 1024;
+use crate::CHUNK;
+
 /// Chunks read ahead of the socket.
 const AHEAD: usize = 4;
 
@@ -72,16 +71,6 @@ impl FileChunks {
             chunks,
             remaining: length,
         })
-    }
-
-    /// The bytes still to come.
-    pub fn len(&self) -> u64 {
-        self.remaining
-    }
-
-    /// Whether nothing is left to send.
-    pub fn is_empty(&self) -> bool {
-        self.remaining == 0
     }
 }
 

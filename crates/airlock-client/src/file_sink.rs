@@ -20,7 +20,7 @@ const SLICES: usize = 64;
 /// Where a download's chunks go: a thread writing them into a file.
 pub(crate) struct FileSink {
     chunks: Option<mpsc::Sender<Bytes>>,
-    writer: Option<tokio::task::JoinHandle<io::Result<std::fs::File>>>,
+    writer: Option<tokio::task::JoinHandle<io::Result<()>>>,
 }
 
 impl FileSink {
@@ -28,7 +28,7 @@ impl FileSink {
     /// runtime.
     pub(crate) fn new(file: std::fs::File) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = tokio::task::spawn_blocking(move || write_all_of(&file, rx).map(|()| file));
+        let writer = tokio::task::spawn_blocking(move || write_all_of(&file, rx));
         Self {
             chunks: Some(tx),
             writer: Some(writer),
@@ -48,14 +48,14 @@ impl FileSink {
         Err(self.stop().await.err().unwrap_or_else(stopped))
     }
 
-    /// Waits until everything queued is written; returns the file.
-    pub(crate) async fn finish(mut self) -> io::Result<std::fs::File> {
+    /// Waits until everything queued is written.
+    pub(crate) async fn finish(mut self) -> io::Result<()> {
         self.chunks = None;
         self.stop().await
     }
 
     /// How the writing thread ended (once; after that, as if it failed).
-    async fn stop(&mut self) -> io::Result<std::fs::File> {
+    async fn stop(&mut self) -> io::Result<()> {
         let writer = self.writer.take().ok_or_else(stopped)?;
         writer.await.map_err(io::Error::other)?
     }

@@ -67,7 +67,8 @@ pub use reqwest::Body;
 pub use resumable::UploadProgress;
 pub use trees::{ArchiveFormat, BatchFile};
 
-/// Bytes per chunk when streaming a body up.
+/// Bytes per chunk when streaming a body up: large enough that a chunk costs one system
+/// call on each side, small enough to still be in the CPU's cache when it is sent.
 const CHUNK: usize = 256 * 1024;
 /// A transfer that moves nothing for this long is abandoned.
 pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

@@ -15,8 +15,6 @@ use crate::{Checks, Checksums, Entry, FileKind, FsError, FsResult, Hasher, Root,
 
 /// The most bytes gathered for one write.
 pub(crate) const BUFFER: usize = 1024 * 1024;
-/// The gathering buffer a copy starts with.
-const FIRST_BUFFER: usize = 64 * 1024;
 /// A piece of input at least this large is written from where it lies, not gathered.
 const DIRECT: usize = 32 * 1024;
 
@@ -296,7 +294,13 @@ fn copy_chunks(
     to: &mut impl Write,
     mut seen: impl FnMut(&[u8]),
 ) -> std::io::Result<()> {
+    // Grown as pieces come, never zeroed: most files are small, and a whole buffer
+    // zeroed for 1 KiB showed in the profile of small writes.
     let mut gathered: Vec<u8> = Vec::new();
+    let mut emit = |bytes: &[u8], to: &mut dyn Write| {
+        seen(bytes);
+        to.write_all(bytes)
+    };
     loop {
         let piece = match from.fill_buf() {
             Ok(piece) => piece,
@@ -308,30 +312,20 @@ fn copy_chunks(
             break;
         }
         if gathered.is_empty() && n >= DIRECT {
-            seen(piece);
-            to.write_all(piece)?;
+            emit(piece, to)?;
             from.consume(n);
             continue;
         }
-        // Small first: most files are, and a whole buffer for 1 KiB showed in the profile
-        // of small writes. A body that outgrows it gets the large one.
-        if gathered.capacity() == 0 {
-            gathered.reserve_exact(FIRST_BUFFER);
-        } else if gathered.len() + n > gathered.capacity() && gathered.capacity() < BUFFER {
-            gathered.reserve_exact(BUFFER - gathered.len());
-        }
-        let take = n.min(gathered.capacity() - gathered.len());
+        let take = n.min(BUFFER - gathered.len());
         gathered.extend_from_slice(&piece[..take]);
         from.consume(take);
-        if gathered.len() == gathered.capacity() {
-            seen(&gathered);
-            to.write_all(&gathered)?;
+        if gathered.len() == BUFFER {
+            emit(&gathered, to)?;
             gathered.clear();
         }
     }
     if !gathered.is_empty() {
-        seen(&gathered);
-        to.write_all(&gathered)?;
+        emit(&gathered, to)?;
     }
     to.flush()
 }
