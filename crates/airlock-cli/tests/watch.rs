@@ -65,11 +65,28 @@ async fn sees_a_file_in_a_brand_new_nested_directory() {
     let made = sh(
         &daemon.client(),
         &id,
-        "mkdir -p /workspace/x/y/z && echo hi > /workspace/x/y/z/f && mv /workspace/x/y/z/f /workspace/x/g && chmod 600 /workspace/x/g && rm /workspace/x/g",
+        "mkdir -p /workspace/x/y/z && echo hi > /workspace/x/y/z/f",
     )
     .await;
     assert_eq!(made.exit_code, 0, "{}", made.stderr);
+    // The file is moved on only once it has been seen: done at once in the same command,
+    // it could come and go before the watcher had scanned the new directories, leaving
+    // nothing to see (that run of the test failed on a loaded machine).
     let mut seen = Vec::new();
+    while let Some(event) = lines.next().await {
+        let path = event["path"].as_str().unwrap().to_owned();
+        seen.push(format!("{} {path}", event["type"].as_str().unwrap()));
+        if path == "/workspace/x/y/z/f" {
+            break;
+        }
+    }
+    let made = sh(
+        &daemon.client(),
+        &id,
+        "mv /workspace/x/y/z/f /workspace/x/g && chmod 600 /workspace/x/g && rm /workspace/x/g",
+    )
+    .await;
+    assert_eq!(made.exit_code, 0, "{}", made.stderr);
     while let Some(event) = lines.next().await {
         let done = event["type"] == "remove" && event["path"] == "/workspace/x/g";
         seen.push(format!(
