@@ -32,6 +32,9 @@ export interface RequestSpec extends CallOptions {
   idempotent?: boolean
 }
 
+/** One try of a request: a streamed body is a Node stream by then. */
+type OneTry = Omit<RequestSpec, 'body'> & { body?: Readable | Uint8Array | string }
+
 /** An answer whose body is read as it arrives. */
 export interface Answer {
   status: number
@@ -70,13 +73,24 @@ export class Http {
    * more is thrown as the daemon's error.
    */
   async request(method: string, path: string, spec: RequestSpec = {}): Promise<Answer> {
+    // A streamed body becomes one Node stream for every try: a web stream can be read
+    // through only one reader, and a retry must find it unread.
+    const body =
+      spec.body instanceof ReadableStream
+        ? Readable.fromWeb(spec.body as import('node:stream/web').ReadableStream<Uint8Array>)
+        : spec.body
+    const streamed = body instanceof Readable
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.once(method, path, spec)
+        return await this.once(method, path, { ...spec, body })
       } catch (error) {
-        const streamedBody = spec.body instanceof ReadableStream || spec.body instanceof Readable
-        const retry = spec.idempotent === true && !streamedBody
-        if (!retry || attempt >= ATTEMPTS || !refused(error)) throw error
+        if (attempt >= ATTEMPTS) throw error
+        // A kept-alive connection the daemon had already closed fails the next request
+        // sent on it. When nothing was answered and no byte of a streamed body went, the
+        // daemon did nothing with it: send it again, at once, on a fresh connection.
+        if (stale.has(error as object) && (streamed || spec.idempotent === true)) continue
+        const retry = spec.idempotent === true && !streamed
+        if (!retry || !refused(error)) throw error
         await new Promise((resolve) => setTimeout(resolve, BACKOFF_MS * attempt))
       }
     }
@@ -88,19 +102,16 @@ export class Http {
     return text ? JSON.parse(text) : undefined
   }
 
-  private once(method: string, path: string, spec: RequestSpec): Promise<Answer> {
+  private once(method: string, path: string, spec: OneTry): Promise<Answer> {
     const url = this.url(path, spec.params)
     const transport = url.protocol === 'https:' ? nodeHttps : nodeHttp
     const headers: Record<string, string> = {
       authorization: `Bearer ${this.config.token}`,
       ...spec.headers,
     }
-    let body = spec.body
-    if (spec.json !== undefined) {
-      headers['content-type'] = 'application/json'
-      body = JSON.stringify(spec.json)
-    }
-    const streaming = body instanceof ReadableStream || body instanceof Readable
+    if (spec.json !== undefined) headers['content-type'] = 'application/json'
+    const body = spec.json !== undefined ? JSON.stringify(spec.json) : spec.body
+    const streaming = body instanceof Readable
     // A streamed body waits for the daemon's `100 Continue`, which it sends once it reads
     // the body: a refusal (a token that may not write, a full disk) then comes before
     // any of the body is sent, instead of racing it and being lost to a broken pipe.
@@ -119,15 +130,16 @@ export class Http {
         }
         readText(streamedBody).then((text) => reject(failure(status, text)), reject)
       })
-      request.on('error', reject)
+      let sending = false
+      request.on('error', (error) => {
+        if (!answered && !sending && request.reusedSocket && !spec.signal?.aborted && broken(error)) {
+          stale.add(error)
+        }
+        reject(error)
+      })
       if (streaming) {
-        // The body goes as the daemon takes it: a slow daemon slows the source. A Node
-        // stream goes as it is, not through a web stream and back.
-        const source =
-          body instanceof Readable
-            ? body
-            : Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>)
-        let sending = false
+        // The body goes as the daemon takes it: a slow daemon slows the source.
+        const source = body
         request.once('continue', () => {
           sending = true
           void send(source)
@@ -179,6 +191,15 @@ export async function readText(body: AsyncIterable<Uint8Array>): Promise<string>
   const chunks: Uint8Array[] = []
   for await (const chunk of body) chunks.push(chunk)
   return Buffer.concat(chunks).toString('utf8')
+}
+
+/** Errors of requests that failed on a reused connection before anything of theirs was used. */
+const stale = new WeakSet<object>()
+
+/** The connection broke under the request: the peer had closed or reset it. */
+function broken(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code
+  return code === 'ECONNRESET' || code === 'EPIPE'
 }
 
 /** The daemon is not (yet, or any more) listening. */
