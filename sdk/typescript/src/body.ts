@@ -90,7 +90,7 @@ function fromIterable(chunks: AsyncIterable<Uint8Array | string>): ReadableStrea
  * A chunk as a plain `Uint8Array` over the same memory: a Node `Buffer` is one already
  * but compares unequal to one, and copying every chunk cost downloads a copy of each byte.
  */
-function plainView(chunk: Uint8Array): Uint8Array {
+export function plainView(chunk: Uint8Array): Uint8Array {
   return Object.getPrototypeOf(chunk) === Uint8Array.prototype
     ? chunk
     : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)

@@ -110,7 +110,7 @@ export class Files {
     const spec = withSignal({ params: { path }, idempotent: true }, options)
     const answer = await this.http.request('GET', this.route('/content'), spec)
     const size = Number(answer.header('content-length') ?? Number.NaN)
-    const stream = counted(toStream(answer.body), Number.isNaN(size) ? undefined : size, options.onProgress)
+    const stream = counted(answer.body.web(), Number.isNaN(size) ? undefined : size, options.onProgress)
     if (format === 'stream') return stream as ReadResult<F>
     const chunks: Uint8Array[] = []
     for await (const chunk of stream) chunks.push(chunk)
@@ -209,7 +209,7 @@ export class Files {
   ): Promise<number> {
     const spec = withSignal({ params: { path: remote }, idempotent: true }, options)
     const answer = await this.http.request('GET', this.route('/archive'), spec)
-    return extractTree(counted(toStream(answer.body), undefined, options.onProgress), local)
+    return extractTree(counted(answer.body.web(), undefined, options.onProgress), local)
   }
 
   /**
