@@ -75,8 +75,12 @@ impl Root {
         opts.checks.verify(&checksums, dest)?;
         seal(&file, &opts, dest)?;
         let dir = self.resolve(&parent, OFlags::PATH | OFlags::DIRECTORY)?;
-        let entry = commit(&dir, name, final_name, opts.overwrite, dest)?;
-        Ok(Written { entry, checksums })
+        let (entry, created) = commit(&dir, name, final_name, opts.overwrite, dest)?;
+        Ok(Written {
+            entry,
+            checksums,
+            created,
+        })
     }
 
     /// Like [`Root::commit_partial`], for a partial file the caller wrote through `file`
@@ -100,8 +104,12 @@ impl Root {
         }
         opts.checks.verify(&checksums, dest)?;
         seal(file, &opts, dest)?;
-        let entry = commit(&dir, name, final_name, opts.overwrite, dest)?;
-        Ok(Written { entry, checksums })
+        let (entry, created) = commit(&dir, name, final_name, opts.overwrite, dest)?;
+        Ok(Written {
+            entry,
+            checksums,
+            created,
+        })
     }
 
     /// Removes the partial file `name` of `dest`, if it is still there.

@@ -88,6 +88,9 @@ pub struct Written {
     pub entry: Entry,
     /// Checksums of the file's whole content.
     pub checksums: Checksums,
+    /// Whether the write made the file: nothing had its name before.
+    #[serde(default)]
+    pub created: bool,
 }
 
 /// Where an in-place write goes.
@@ -123,8 +126,12 @@ impl Root {
         let (temp_name, file) =
             create_temp(&dir, TEMP_PREFIX).map_err(|e| FsError::from_errno(path.as_str(), e))?;
         let committed = fill(file, content, &opts, path).and_then(|checksums| {
-            let entry = commit(&dir, &temp_name, name, opts.overwrite, path)?;
-            Ok(Written { entry, checksums })
+            let (entry, created) = commit(&dir, &temp_name, name, opts.overwrite, path)?;
+            Ok(Written {
+                entry,
+                checksums,
+                created,
+            })
         });
         if committed.is_err() {
             let _ = rustix::fs::unlinkat(&dir, &temp_name, rustix::fs::AtFlags::empty());
@@ -143,7 +150,7 @@ impl Root {
         owner: FileOwner,
         checks: Checks,
     ) -> FsResult<Written> {
-        let file = self.open_for_update(path, at, owner)?;
+        let (file, created) = self.open_for_update(path, at, owner)?;
         let mut file = std::fs::File::from(file);
         if let Placement::Offset(offset) = at {
             std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))
@@ -157,17 +164,21 @@ impl Root {
             .map_err(|e| FsError::from_io(path.as_str(), e))?;
         let checksums =
             hash_all(&mut file, checks).map_err(|e| FsError::from_io(path.as_str(), e))?;
-        Ok(Written { entry, checksums })
+        Ok(Written {
+            entry,
+            checksums,
+            created,
+        })
     }
 
     /// Opens an existing regular file for writing (checked through an `O_PATH` handle so a
-    /// FIFO is never opened), or creates it.
+    /// FIFO is never opened), or creates it; says which.
     fn open_for_update(
         &self,
         path: &SandboxPath,
         at: Placement,
         owner: FileOwner,
-    ) -> FsResult<OwnedFd> {
+    ) -> FsResult<(OwnedFd, bool)> {
         let mode = if at == Placement::Append {
             OFlags::RDWR | OFlags::APPEND
         } else {
@@ -179,7 +190,7 @@ impl Root {
                     .map_err(|e| FsError::from_errno(path.as_str(), e))?;
                 match entry.kind {
                     FileKind::File => reopen(&handle, mode)
-                        .map(OwnedFd::from)
+                        .map(|file| (OwnedFd::from(file), false))
                         .map_err(|e| FsError::from_errno(path.as_str(), e)),
                     FileKind::Dir => Err(FsError::IsDirectory {
                         path: path.to_string(),
@@ -204,7 +215,7 @@ impl Root {
                 owner
                     .apply(&fd)
                     .map_err(|e| FsError::from_errno(path.as_str(), e))?;
-                Ok(fd)
+                Ok((fd, true))
             }
             Err(e) => Err(e),
         }
@@ -226,22 +237,34 @@ fn fill(
 }
 
 /// Renames a finished temporary file onto its name (never replacing anything unless
-/// `overwrite`), and describes the result.
+/// `overwrite`), and describes the result and whether the name was new. The rename that
+/// may not replace goes first even when replacing is allowed: it tells whether anything
+/// had the name in the same call that commits, where a `stat` before it cost a lookup of
+/// its own and could be overtaken by another writer.
 pub(crate) fn commit(
     dir: &OwnedFd,
     temp_name: &str,
     name: &str,
     overwrite: bool,
     path: &SandboxPath,
-) -> FsResult<Entry> {
-    let flags = if overwrite {
-        RenameFlags::empty()
-    } else {
-        RenameFlags::NOREPLACE
+) -> FsResult<(Entry, bool)> {
+    let fail = |e| FsError::from_errno(path.as_str(), e);
+    let rename = |flags| rustix::fs::renameat_with(dir, temp_name, dir, name, flags);
+    let created = match rename(RenameFlags::NOREPLACE) {
+        Ok(()) => true,
+        Err(Errno::EXIST) if overwrite => {
+            rename(RenameFlags::empty()).map(|()| false).map_err(fail)?
+        }
+        // A filesystem without RENAME_NOREPLACE: look, then replace.
+        Err(Errno::INVAL) if overwrite => {
+            let free =
+                rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_err();
+            rename(RenameFlags::empty()).map(|()| free).map_err(fail)?
+        }
+        Err(e) => return Err(fail(e)),
     };
-    rustix::fs::renameat_with(dir, temp_name, dir, name, flags)
-        .map_err(|e| FsError::from_errno(path.as_str(), e))?;
-    Entry::at(dir, name, path.to_string()).map_err(|e| FsError::from_errno(path.as_str(), e))
+    let entry = Entry::at(dir, name, path.to_string()).map_err(fail)?;
+    Ok((entry, created))
 }
 
 /// Gives a finished file its owner, mode and mtime, on the open descriptor.

@@ -276,8 +276,8 @@ impl Service {
                 checks: put.checks,
             };
             let write = move |root: &dyn SandboxFs, content: &mut dyn std::io::BufRead| {
-                let existed = root.stat(&path).is_ok();
-                Ok::<_, ApiError>((written(&root.write_file(&path, content, opts)?), !existed))
+                let done = root.write_file(&path, content, opts)?;
+                Ok::<_, ApiError>((written(&done), done.created))
             };
             match gather_small(body, SMALL_FILE as usize).await {
                 Gathered::Whole(bytes) => {
