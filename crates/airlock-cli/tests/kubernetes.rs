@@ -416,10 +416,14 @@ async fn two_gateways_serve_the_same_sandboxes() {
     assert_eq!(from_b.stdout, "through-b\n");
 
     // A timeout given through one holds in the other: its reaper does not take the
-    // sandbox at the time it first knew.
+    // sandbox at the time it first knew. The first TTL leaves room for the second gateway
+    // to see the sandbox (it looks every 2 s) before the extension: at 3 s, a loaded CI
+    // machine once extended it only after it had expired and been reaped.
+    let ttl = Duration::from_secs(10);
+    let made = Instant::now();
     let short = a
         .create(&CreateSandbox {
-            ttl_secs: Some(3),
+            ttl_secs: Some(ttl.as_secs()),
             ..Default::default()
         })
         .await
@@ -438,7 +442,12 @@ async fn two_gateways_serve_the_same_sandboxes() {
         .await
         .unwrap();
     assert_eq!(extended.status(), 204);
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        made.elapsed() < ttl,
+        "extended only after the first TTL had run out: the test proves nothing"
+    );
+    // Past the first TTL by four of the reaper's ticks.
+    tokio::time::sleep_until((made + ttl + Duration::from_secs(2)).into()).await;
     assert!(
         b.get(&short).await.is_ok(),
         "the second gateway reaped an extended sandbox"
