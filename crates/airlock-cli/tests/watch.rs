@@ -51,6 +51,22 @@ async fn open_watch(files: &Files, path: &str, recursive: &str) -> reqwest::Resp
         .unwrap()
 }
 
+/// Reads events as "TYPE PATH" into `seen` until one satisfies `last` (or the stream ends).
+async fn read_until(lines: &mut Lines, seen: &mut Vec<String>, last: impl Fn(&str) -> bool) {
+    while let Some(event) = lines.next().await {
+        let line = format!(
+            "{} {}",
+            event["type"].as_str().unwrap(),
+            event["path"].as_str().unwrap()
+        );
+        let done = last(&line);
+        seen.push(line);
+        if done {
+            return;
+        }
+    }
+}
+
 #[tokio::test]
 async fn sees_a_file_in_a_brand_new_nested_directory() {
     let daemon = Daemon::start();
@@ -73,13 +89,10 @@ async fn sees_a_file_in_a_brand_new_nested_directory() {
     // it could come and go before the watcher had scanned the new directories, leaving
     // nothing to see (that run of the test failed on a loaded machine).
     let mut seen = Vec::new();
-    while let Some(event) = lines.next().await {
-        let path = event["path"].as_str().unwrap().to_owned();
-        seen.push(format!("{} {path}", event["type"].as_str().unwrap()));
-        if path == "/workspace/x/y/z/f" {
-            break;
-        }
-    }
+    read_until(&mut lines, &mut seen, |seen| {
+        seen.ends_with(" /workspace/x/y/z/f")
+    })
+    .await;
     let made = sh(
         &daemon.client(),
         &id,
@@ -87,17 +100,10 @@ async fn sees_a_file_in_a_brand_new_nested_directory() {
     )
     .await;
     assert_eq!(made.exit_code, 0, "{}", made.stderr);
-    while let Some(event) = lines.next().await {
-        let done = event["type"] == "remove" && event["path"] == "/workspace/x/g";
-        seen.push(format!(
-            "{} {}",
-            event["type"].as_str().unwrap(),
-            event["path"].as_str().unwrap()
-        ));
-        if done {
-            break;
-        }
-    }
+    read_until(&mut lines, &mut seen, |seen| {
+        seen == "remove /workspace/x/g"
+    })
+    .await;
     for wanted in [
         "create /workspace/x",
         "create /workspace/x/y/z/f",

@@ -60,39 +60,37 @@ async function stub(): Promise<Stub> {
   return { url: `http://127.0.0.1:${port}`, server, dropped, written }
 }
 
-test('a write dropped on a reused connection before any of it went is sent again', async () => {
-  const { url, server, dropped, written } = await stub()
+/**
+ * Runs `check` against a fresh stub, after one call (a connect) has left a kept-alive
+ * connection for the next request to reuse and be dropped on.
+ */
+async function onStub(check: (stub: Stub, sandbox: Sandbox) => Promise<void>): Promise<void> {
+  const found = await stub()
   try {
-    const sandbox = await Sandbox.connect(SANDBOX.id, { url, token: 't' })
+    await check(found, await Sandbox.connect(SANDBOX.id, { url: found.url, token: 't' }))
+  } finally {
+    found.server.close()
+  }
+}
+
+test('a write dropped on a reused connection before any of it went is sent again', () =>
+  onStub(async ({ dropped, written }, sandbox) => {
     const info = await sandbox.files.write('/workspace/f', 'hello')
     assert.equal(info.path, '/workspace/f')
     assert.deepEqual(dropped, [`PUT /v1/sandboxes/${SANDBOX.id}/files/content`])
     assert.deepEqual(written, ['hello'])
-  } finally {
-    server.close()
-  }
-})
+  }))
 
-test('a create dropped on a reused connection is not sent twice', async () => {
-  const { url, server, dropped } = await stub()
-  try {
-    await Sandbox.connect(SANDBOX.id, { url, token: 't' })
+test('a create dropped on a reused connection is not sent twice', () =>
+  onStub(async ({ url, dropped }) => {
     // The stub may have taken the create before it hung up: only the caller can know
     // whether sending it again is safe.
     await assert.rejects(Sandbox.create({ url, token: 't' }), { code: 'ECONNRESET' })
     assert.deepEqual(dropped, ['POST /v1/sandboxes'])
-  } finally {
-    server.close()
-  }
-})
+  }))
 
-test('a read dropped on a reused connection is sent again', async () => {
-  const { url, server, dropped } = await stub()
-  try {
-    const sandbox = await Sandbox.connect(SANDBOX.id, { url, token: 't' })
+test('a read dropped on a reused connection is sent again', () =>
+  onStub(async ({ dropped }, sandbox) => {
     assert.equal((await sandbox.getInfo()).state, 'running')
     assert.deepEqual(dropped, [`GET /v1/sandboxes/${SANDBOX.id}`])
-  } finally {
-    server.close()
-  }
-})
+  }))
