@@ -12,6 +12,7 @@ use tar::EntryType;
 
 use crate::error::is_transport;
 use crate::root::{make_dir_in, open_beneath, openat2_in};
+use crate::skip_forward::SkipForward;
 use crate::unpack::{Skipped, UnpackLimits, Unpacked};
 use crate::{FileOwner, FsError, FsResult, SandboxPath};
 
@@ -65,8 +66,10 @@ impl<'a> Extractor<'a> {
 
     /// Extracts every entry; returns the report and the directories' metadata.
     pub fn run(mut self, input: impl Read) -> FsResult<(Unpacked, Vec<DirMeta>)> {
-        let mut archive = tar::Archive::new(input);
-        let entries = archive.entries().map_err(|e| self.stream_error(e, b""))?;
+        let mut archive = tar::Archive::new(SkipForward::new(input));
+        let entries = archive
+            .entries_with_seek()
+            .map_err(|e| self.stream_error(e, b""))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| self.stream_error(e, b""))?;
             self.report.entries += 1;
@@ -128,16 +131,16 @@ impl<'a> Extractor<'a> {
             });
         }
         let (parent, name) = self.parent_of(rel)?;
-        self.clear(&parent, name, rel)?;
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
-        let fd = openat2_in(
-            &*parent,
-            name,
-            flags,
-            Mode::from_raw_mode(0o600),
-            ResolveFlags::BENEATH,
-        )
-        .map_err(|e| self.errno(rel, e))?;
+        let fd = self.make(&parent, name, rel, || {
+            openat2_in(
+                &*parent,
+                name,
+                flags,
+                Mode::from_raw_mode(0o600),
+                ResolveFlags::BENEATH,
+            )
+        })?;
         let mut file = std::fs::File::from(fd);
         let mut left = size;
         while left > 0 {
@@ -172,11 +175,11 @@ impl<'a> Extractor<'a> {
             _ => return Err(self.bad(rel, "a symlink without a target")),
         };
         let (parent, name) = self.parent_of(rel)?;
-        self.clear(&parent, name, rel)?;
         // Stored as it is: nothing here ever follows it, and inside the sandbox an
         // absolute target means the sandbox's own path.
-        rustix::fs::symlinkat(OsStr::from_bytes(&target), &*parent, name)
-            .map_err(|e| self.errno(rel, e))?;
+        self.make(&parent, name, rel, || {
+            rustix::fs::symlinkat(OsStr::from_bytes(&target), &*parent, name)
+        })?;
         let (uid, gid) = (self.owner.uid, self.owner.gid);
         rustix::fs::chownat(
             &*parent,
@@ -217,9 +220,9 @@ impl<'a> Extractor<'a> {
             _ => return Err(self.bad_owned(rel, not_earlier())),
         }
         let (parent, name) = self.parent_of(rel)?;
-        self.clear(&parent, name, rel)?;
-        rustix::fs::linkat(&src_parent, src_name, &*parent, name, AtFlags::empty())
-            .map_err(|e| self.errno(rel, e))?;
+        self.make(&parent, name, rel, || {
+            rustix::fs::linkat(&src_parent, src_name, &*parent, name, AtFlags::empty())
+        })?;
         self.report.hardlinks += 1;
         Ok(())
     }
@@ -298,6 +301,25 @@ impl<'a> Extractor<'a> {
         );
         self.top = Some(top.clone());
         Ok(top)
+    }
+
+    /// Creates a non-directory entry with `create`, which fails with `EEXIST` rather
+    /// than touch what is there. Only then is the name looked at and cleared: most
+    /// names are new, and asking first would cost every entry a `stat`.
+    fn make<T>(
+        &self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        rel: &[u8],
+        create: impl Fn() -> Result<T, Errno>,
+    ) -> FsResult<T> {
+        match create() {
+            Err(Errno::EXIST) => {
+                self.clear(parent, name, rel)?;
+                create().map_err(|e| self.errno(rel, e))
+            }
+            other => other.map_err(|e| self.errno(rel, e)),
+        }
     }
 
     /// Makes room for a non-directory entry: a later entry of the same name replaces an

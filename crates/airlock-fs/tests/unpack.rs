@@ -189,6 +189,62 @@ fn hard_links_reach_only_files_of_the_same_archive() {
 }
 
 #[test]
+fn a_name_repeated_in_the_archive_is_replaced_by_its_last_entry_never_followed() {
+    let s = scene("dst");
+    let sentinel = s.outside.join("sentinel");
+    let sentinel = sentinel.as_os_str().as_bytes();
+    let archive = tar_of(&[
+        file(b"twice", b"first"),
+        file(b"twice", b"second"),
+        // A symlink to the host first, then a file of that name: the file replaces
+        // the link; nothing is written through it.
+        link(b"lure", tar::EntryType::Symlink, sentinel),
+        file(b"lure", b"inside"),
+        file(b"becomes-link", b"plain"),
+        link(b"becomes-link", tar::EntryType::Symlink, b"twice"),
+        file(b"src", b"shared"),
+        file(b"becomes-hardlink", b"mine"),
+        link(b"becomes-hardlink", tar::EntryType::Link, b"src"),
+    ]);
+    let report = s.unpack(&archive).unwrap();
+    assert_eq!((report.files, report.symlinks, report.hardlinks), (6, 2, 1));
+    s.sentinel_untouched();
+    let dst = s.dst();
+    assert_eq!(fs::read(dst.join("twice")).unwrap(), b"second");
+    assert!(fs::symlink_metadata(dst.join("lure")).unwrap().is_file());
+    assert_eq!(fs::read(dst.join("lure")).unwrap(), b"inside");
+    assert_eq!(
+        fs::read_link(dst.join("becomes-link")).unwrap(),
+        Path::new("twice")
+    );
+    assert_eq!(
+        fs::metadata(dst.join("becomes-hardlink")).unwrap().ino(),
+        fs::metadata(dst.join("src")).unwrap().ino()
+    );
+    assert_eq!(
+        s.dst_names(),
+        ["becomes-hardlink", "becomes-link", "lure", "src", "twice"]
+    );
+}
+
+#[test]
+fn a_directory_of_the_archive_is_never_replaced_by_a_later_file_of_its_name() {
+    let s = scene("dst");
+    for later in [
+        file(b"d", b"file"),
+        link(b"d", tar::EntryType::Symlink, b"/"),
+    ] {
+        let archive = tar_of(&[
+            raw(b"d/", tar::EntryType::Directory),
+            file(b"d/in", b"x"),
+            later,
+        ]);
+        assert!(is_bad_archive(s.unpack(&archive)));
+        assert!(s.dst_names().is_empty());
+    }
+}
+
+#[test]
 fn devices_and_fifos_are_skipped_and_setuid_is_stripped() {
     let s = scene("dst");
     let archive = tar_of(&[
