@@ -2,13 +2,13 @@
 //! from any face. The engine writes from a blocking thread, so the stream is pumped into
 //! a bounded channel that a blocking reader drains.
 
+use std::io::{BufRead, Read};
 use std::pin::Pin;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::io::{StreamReader, SyncIoBridge};
+use tokio::sync::mpsc;
 
 /// A body: chunks of bytes, or the error that broke the stream. A face marks a client
 /// that went quiet as `TimedOut` and one that went away as `ConnectionAborted`.
@@ -22,9 +22,51 @@ const PUMP_DEPTH: usize = 8;
 /// split (without copying) to keep what the queue holds near `PUMP_DEPTH` × this.
 const PIECE: usize = 256 * 1024;
 
-/// What the blocking engine reads a body through.
-pub(crate) type BodyReader =
-    SyncIoBridge<StreamReader<ReceiverStream<std::io::Result<Bytes>>, Bytes>>;
+/// What the blocking engine reads a body through: the pump's pieces, each read from
+/// where it lies until it is used up. The thread blocks only to wait for the next piece;
+/// a bridge that entered the runtime on every `read` cost an unpacked tar of small files
+/// a runtime entry (and a locked seed) per header and per file.
+pub(crate) struct BodyReader {
+    pieces: mpsc::Receiver<std::io::Result<Bytes>>,
+    piece: Bytes,
+}
+
+impl BodyReader {
+    /// Blocks (off the runtime) until a piece with bytes in it comes, or the body ends.
+    fn refill(&mut self) -> std::io::Result<()> {
+        while self.piece.is_empty() {
+            match self.pieces.blocking_recv() {
+                Some(Ok(piece)) => self.piece = piece,
+                Some(Err(e)) => return Err(e),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.refill()?;
+        let n = self.piece.len().min(buf.len());
+        self.piece.copy_to_slice(&mut buf[..n]);
+        Ok(n)
+    }
+}
+
+impl BufRead for BodyReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.refill()?;
+        Ok(&self.piece)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.piece.advance(n.min(self.piece.len()));
+    }
+}
 
 /// Wraps any stream of chunks as a [`ByteStream`].
 pub fn byte_stream(
@@ -50,8 +92,11 @@ pub(crate) struct BodyPump {
 impl BodyPump {
     /// The reader for the engine, and the pump to `finish` once the engine is done.
     pub(crate) fn new(mut body: ByteStream) -> (BodyReader, Self) {
-        let (tx, rx) = tokio::sync::mpsc::channel(PUMP_DEPTH);
-        let reader = SyncIoBridge::new(StreamReader::new(ReceiverStream::new(rx)));
+        let (tx, rx) = mpsc::channel(PUMP_DEPTH);
+        let reader = BodyReader {
+            pieces: rx,
+            piece: Bytes::new(),
+        };
         let pump = tokio::spawn(async move {
             while let Some(item) = body.next().await {
                 let mut sent = true;
@@ -141,6 +186,53 @@ mod tests {
             }
         }
         (out, None)
+    }
+
+    /// Reads a pumped body to its end on a blocking thread, as the engine does.
+    async fn pumped(stream: ByteStream) -> (Vec<u8>, Option<std::io::ErrorKind>) {
+        let (mut reader, pump) = BodyPump::new(stream);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut buf = [0; 3];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => return (out, None),
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(e) => return (out, Some(e.kind())),
+                }
+            }
+        });
+        let outcome = read.await.unwrap();
+        pump.finish().await;
+        outcome
+    }
+
+    #[tokio::test]
+    async fn the_engine_reads_every_piece_in_order_across_small_reads() {
+        let body = chunks(vec![Ok(b"ab"), Ok(b""), Ok(b"cdefg"), Ok(b"h")]);
+        assert_eq!(pumped(body).await, (b"abcdefgh".to_vec(), None));
+        let big = Bytes::from(vec![7u8; PIECE * 2 + 5]);
+        let body = byte_stream(futures_util::stream::iter([Ok(big.clone())]));
+        assert_eq!(pumped(body).await, (big.to_vec(), None));
+    }
+
+    #[tokio::test]
+    async fn a_broken_body_reaches_the_engine_as_its_error_after_what_came() {
+        let broke = std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
+        let body = chunks(vec![Ok(b"abcd"), Err(broke)]);
+        let aborted = Some(std::io::ErrorKind::ConnectionAborted);
+        assert_eq!(pumped(body).await, (b"abcd".to_vec(), aborted));
+    }
+
+    #[tokio::test]
+    async fn the_engine_can_read_lines_through_buf_read() {
+        let body = chunks(vec![Ok(b"one\ntw"), Ok(b"o\nthree")]);
+        let (reader, pump) = BodyPump::new(body);
+        let lines = tokio::task::spawn_blocking(move || {
+            reader.lines().collect::<std::io::Result<Vec<_>>>().unwrap()
+        });
+        assert_eq!(lines.await.unwrap(), ["one", "two", "three"]);
+        pump.finish().await;
     }
 
     #[tokio::test]
