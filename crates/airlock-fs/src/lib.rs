@@ -20,6 +20,7 @@ mod path;
 mod read;
 mod root;
 mod sandbox_fs;
+mod skip_forward;
 mod sweep;
 mod unpack;
 mod watch;
