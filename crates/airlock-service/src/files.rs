@@ -230,8 +230,11 @@ impl Service {
                 if entry.size > SMALL_FILE {
                     return Ok((Content::Stream(file), entry));
                 }
+                // Read up to the size just seen, not to the end: a read that fills the
+                // buffer exactly otherwise asks the file once more for an end it already
+                // knows (a system call per small download).
                 let mut bytes = Vec::with_capacity(entry.size as usize);
-                std::io::Read::read_to_end(&mut std::io::Read::take(file, SMALL_FILE), &mut bytes)
+                std::io::Read::read_to_end(&mut std::io::Read::take(file, entry.size), &mut bytes)
                     .map_err(|e| ApiError::internal("reading", e))?;
                 // What was read is what is sent, even if the file changed meanwhile.
                 entry.size = bytes.len() as u64;
