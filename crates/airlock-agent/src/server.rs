@@ -5,18 +5,17 @@ use std::io::{BufRead, Seek, Write};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use airlock_fs::{FsError, FsResult, SandboxFs};
+use airlock_fs::{FsError, FsResult, PieceReader, Pieces, SandboxFs};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use futures_util::TryStreamExt;
+use futures_util::StreamExt;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::calls::{self, ARGS, RESULT};
 use crate::commands::Commands;
@@ -180,10 +179,28 @@ async fn answer<T: Serialize + Send + 'static>(
     run(op).await.map(|value| axum::Json(value).into_response())
 }
 
-/// The request body as a blocking reader (only for use on the blocking pool).
+/// A request body's chunks, each waited for on the runtime from the blocking pool.
+struct BodyChunks {
+    stream: axum::body::BodyDataStream,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Pieces for BodyChunks {
+    type Piece = Bytes;
+
+    fn next_piece(&mut self) -> Option<std::io::Result<Bytes>> {
+        let next = self.runtime.block_on(self.stream.next());
+        next.map(|chunk| chunk.map_err(std::io::Error::other))
+    }
+}
+
+/// The request body as a blocking reader (only for use on the blocking pool): it goes
+/// back to the runtime once per chunk, not once per read.
 fn reader(body: Body) -> impl BufRead + Send + 'static {
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    SyncIoBridge::new(StreamReader::new(stream))
+    PieceReader::new(BodyChunks {
+        stream: body.into_data_stream(),
+        runtime: tokio::runtime::Handle::current(),
+    })
 }
 
 async fn dispatch(

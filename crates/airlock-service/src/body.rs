@@ -2,11 +2,11 @@
 //! from any face. The engine writes from a blocking thread, so the stream is pumped into
 //! a bounded channel that a blocking reader drains.
 
-use std::io::{BufRead, Read};
 use std::pin::Pin;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use airlock_fs::{PieceReader, Pieces};
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
@@ -22,51 +22,20 @@ const PUMP_DEPTH: usize = 8;
 /// split (without copying) to keep what the queue holds near `PUMP_DEPTH` × this.
 const PIECE: usize = 256 * 1024;
 
-/// What the blocking engine reads a body through: the pump's pieces, each read from
-/// where it lies until it is used up. The thread blocks only to wait for the next piece;
-/// a bridge that entered the runtime on every `read` cost an unpacked tar of small files
-/// a runtime entry (and a locked seed) per header and per file.
-pub(crate) struct BodyReader {
-    pieces: mpsc::Receiver<std::io::Result<Bytes>>,
-    piece: Bytes,
-}
+/// The pump's queue, as the engine's reader waits on it (from the blocking pool).
+pub(crate) struct Pumped(mpsc::Receiver<std::io::Result<Bytes>>);
 
-impl BodyReader {
-    /// Blocks (off the runtime) until a piece with bytes in it comes, or the body ends.
-    fn refill(&mut self) -> std::io::Result<()> {
-        while self.piece.is_empty() {
-            match self.pieces.blocking_recv() {
-                Some(Ok(piece)) => self.piece = piece,
-                Some(Err(e)) => return Err(e),
-                None => break,
-            }
-        }
-        Ok(())
+impl Pieces for Pumped {
+    type Piece = Bytes;
+
+    fn next_piece(&mut self) -> Option<std::io::Result<Bytes>> {
+        self.0.blocking_recv()
     }
 }
 
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.refill()?;
-        let n = self.piece.len().min(buf.len());
-        self.piece.copy_to_slice(&mut buf[..n]);
-        Ok(n)
-    }
-}
-
-impl BufRead for BodyReader {
-    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        self.refill()?;
-        Ok(&self.piece)
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.piece.advance(n.min(self.piece.len()));
-    }
-}
+/// What the blocking engine reads a body through: the pump's pieces, each read where it
+/// lies.
+pub(crate) type BodyReader = PieceReader<Pumped>;
 
 /// Wraps any stream of chunks as a [`ByteStream`].
 pub fn byte_stream(
@@ -93,10 +62,7 @@ impl BodyPump {
     /// The reader for the engine, and the pump to `finish` once the engine is done.
     pub(crate) fn new(mut body: ByteStream) -> (BodyReader, Self) {
         let (tx, rx) = mpsc::channel(PUMP_DEPTH);
-        let reader = BodyReader {
-            pieces: rx,
-            piece: Bytes::new(),
-        };
+        let reader = PieceReader::new(Pumped(rx));
         let pump = tokio::spawn(async move {
             while let Some(item) = body.next().await {
                 let mut sent = true;
@@ -168,6 +134,8 @@ fn join(mut chunks: Vec<Bytes>, size: usize) -> Bytes {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
 
     fn chunks(parts: Vec<std::io::Result<&'static [u8]>>) -> ByteStream {
@@ -222,17 +190,6 @@ mod tests {
         let body = chunks(vec![Ok(b"abcd"), Err(broke)]);
         let aborted = Some(std::io::ErrorKind::ConnectionAborted);
         assert_eq!(pumped(body).await, (b"abcd".to_vec(), aborted));
-    }
-
-    #[tokio::test]
-    async fn the_engine_can_read_lines_through_buf_read() {
-        let body = chunks(vec![Ok(b"one\ntw"), Ok(b"o\nthree")]);
-        let (reader, pump) = BodyPump::new(body);
-        let lines = tokio::task::spawn_blocking(move || {
-            reader.lines().collect::<std::io::Result<Vec<_>>>().unwrap()
-        });
-        assert_eq!(lines.await.unwrap(), ["one", "two", "three"]);
-        pump.finish().await;
     }
 
     #[tokio::test]
