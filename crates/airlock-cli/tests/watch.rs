@@ -89,8 +89,8 @@ async fn sees_a_file_in_a_brand_new_nested_directory() {
     // it could come and go before the watcher had scanned the new directories, leaving
     // nothing to see (that run of the test failed on a loaded machine).
     let mut seen = Vec::new();
-    read_until(&mut lines, &mut seen, |seen| {
-        seen.ends_with(" /workspace/x/y/z/f")
+    read_until(&mut lines, &mut seen, |line| {
+        line.ends_with(" /workspace/x/y/z/f")
     })
     .await;
     let made = sh(
@@ -100,8 +100,8 @@ async fn sees_a_file_in_a_brand_new_nested_directory() {
     )
     .await;
     assert_eq!(made.exit_code, 0, "{}", made.stderr);
-    read_until(&mut lines, &mut seen, |seen| {
-        seen == "remove /workspace/x/g"
+    read_until(&mut lines, &mut seen, |line| {
+        line == "remove /workspace/x/g"
     })
     .await;
     for wanted in [

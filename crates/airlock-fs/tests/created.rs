@@ -9,7 +9,9 @@ use common::{me, scene};
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use airlock_fs::{Checks, FsErrorKind, Placement, Root, SandboxPath, WriteOptions, Written};
+use airlock_fs::{
+    Checks, FsErrorKind, Placement, Root, SandboxPath, WriteOptions, Written, is_write_temp,
+};
 
 fn put(root: &Root, path: &str, body: &[u8], overwrite: bool) -> airlock_fs::FsResult<Written> {
     let opts = WriteOptions {
@@ -24,7 +26,7 @@ fn leftovers(dir: &std::path::Path) -> Vec<String> {
     fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".airlock-tmp-"))
+        .filter(|n| is_write_temp(n))
         .collect()
 }
 
