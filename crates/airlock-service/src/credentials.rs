@@ -55,16 +55,31 @@ pub struct Scope {
 pub struct Credentials {
     admin: Token,
     store: Arc<dyn SecretStore>,
-    tokens: RwLock<Vec<TokenRecord>>,
-    /// When the records were last read again after a miss (another daemon sharing the
-    /// store may have minted the token).
-    reread: Mutex<Option<Instant>>,
+    tokens: RwLock<Held>,
+    /// Serializes this daemon's changes to the store. Readers never wait on it: the
+    /// records' lock is taken only to swap in what a change saved.
+    changing: Mutex<()>,
+    /// When the last reread after a miss began. Held (asynchronously) while a reread is
+    /// under way, so the misses that arrive meanwhile share the next one.
+    reread: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// The records as this daemon last read or wrote them.
+struct Held {
+    records: Vec<TokenRecord>,
+    /// Bumped by every change this daemon makes: a reread that began before a change
+    /// may hold the store as it was before it, and must not undo it (a revoked token
+    /// would be taken again).
+    changes: u64,
 }
 
 /// The minted tokens' records, in the secret store.
 const TOKENS: &str = "tokens.json";
-/// A miss rereads the store at most this often.
-const REREAD: Duration = Duration::from_millis(500);
+/// Rereads after misses begin at most this often, however many bearers miss: a flood
+/// of wrong tokens costs the store ten reads a second, and a token minted through
+/// another daemon sharing the store holds here within this (plus one read) of its
+/// first use.
+const REREAD_SPACING: Duration = Duration::from_millis(100);
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,45 +103,71 @@ impl Credentials {
         if !mirror.exists() {
             write_private(&mirror, admin.key())?;
         }
-        let tokens = read_tokens(&*store)?;
+        let records = read_tokens(&*store)?;
         Ok(Self {
             admin,
             store,
-            tokens: RwLock::new(tokens),
-            reread: Mutex::new(None),
+            tokens: RwLock::new(Held {
+                records,
+                changes: 0,
+            }),
+            changing: Mutex::new(()),
+            reread: tokio::sync::Mutex::new(None),
         })
     }
 
-    /// Reads the records again (others sharing the store may have changed them).
-    pub fn refresh(&self) -> io::Result<()> {
-        let tokens = read_tokens(&*self.store)?;
-        *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
+    fn held(&self) -> std::sync::RwLockReadGuard<'_, Held> {
+        self.tokens.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn held_mut(&self) -> std::sync::RwLockWriteGuard<'_, Held> {
+        self.tokens.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the records again (others sharing the store may have changed them), off
+    /// the runtime's threads: the store may be a cluster's API.
+    pub async fn refresh(&self) -> io::Result<()> {
+        let changes = self.held().changes;
+        let store = self.store.clone();
+        let records = tokio::task::spawn_blocking(move || read_tokens(&*store))
+            .await
+            .map_err(io::Error::other)??;
+        let mut held = self.held_mut();
+        // A change made here meanwhile is newer than what was read.
+        if held.changes == changes {
+            held.records = records;
+        }
         Ok(())
     }
 
-    /// After a miss: reads the records again unless that was done just now.
-    fn reread_after_miss(&self) -> bool {
-        let mut last = self.reread.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|at| at.elapsed() < REREAD) {
-            return false;
+    /// After a miss that happened at `missed`: waits for a reread that began after it
+    /// (joining one under way, or starting one no sooner than [`REREAD_SPACING`] after
+    /// the last); false when the store could not be read.
+    async fn reread_since(&self, missed: Instant) -> bool {
+        let mut last = self.reread.lock().await;
+        if last.is_some_and(|began| began >= missed) {
+            return true;
         }
-        *last = Some(Instant::now());
-        drop(last);
-        self.refresh().is_ok()
+        if let Some(began) = *last {
+            tokio::time::sleep_until((began + REREAD_SPACING).into()).await;
+        }
+        let began = Instant::now();
+        let read = self.refresh().await;
+        *last = Some(began);
+        read.is_ok()
     }
 
     /// The principal a presented token names. Unknown, revoked and expired tokens are
     /// all 401, with no hint of which.
-    pub fn resolve(&self, presented: &str) -> Result<Principal, ApiError> {
+    pub async fn resolve(&self, presented: &str) -> Result<Principal, ApiError> {
         if self.admin.matches(presented) {
             return Ok(Principal::Admin);
         }
-        let known = |tokens: &[TokenRecord]| find(tokens, presented).cloned();
-        let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());
-        let mut found = known(&tokens);
-        drop(tokens);
-        if found.is_none() && self.reread_after_miss() {
-            found = known(&self.tokens.read().unwrap_or_else(|p| p.into_inner()));
+        let missed = Instant::now();
+        let known = || find(&self.held().records, presented).cloned();
+        let mut found = known();
+        if found.is_none() && self.reread_since(missed).await {
+            found = known();
         }
         let Some(record) = found else {
             return Err(unauthorized("the token is not valid for this daemon"));
@@ -185,11 +226,7 @@ impl Credentials {
         scope: Scope,
         secret: &str,
     ) -> Result<(), ApiError> {
-        let known = find(
-            &self.tokens.read().unwrap_or_else(|p| p.into_inner()),
-            secret,
-        )
-        .is_some();
+        let known = find(&self.held().records, secret).is_some();
         if known {
             return Ok(());
         }
@@ -207,8 +244,8 @@ impl Credentials {
 
     /// Every API token (not sandbox tokens).
     pub fn api_tokens(&self) -> Vec<TokenRecord> {
-        let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());
-        tokens
+        self.held()
+            .records
             .iter()
             .filter(|t| t.scope.is_none())
             .cloned()
@@ -230,12 +267,7 @@ impl Credentials {
     /// any: most deletions touch no token).
     pub fn forget_sandbox(&self, sandbox_id: &str) {
         let scoped = |t: &TokenRecord| t.scope.as_ref().is_some_and(|s| s.sandbox_id == sandbox_id);
-        let any = self
-            .tokens
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(scoped);
+        let any = self.held().records.iter().any(scoped);
         if !any {
             return;
         }
@@ -247,9 +279,10 @@ impl Credentials {
 
     /// Changes the records and saves them; the change stands only if it was saved.
     /// The edit is made on what the store holds now, not on this daemon's copy, so a
-    /// token another daemon minted meanwhile is kept.
+    /// token another daemon minted meanwhile is kept. No lock readers take is held
+    /// while the store is written (it may be a cluster's API, and slow).
     fn change(&self, mut edit: impl FnMut(&mut Vec<TokenRecord>)) -> Result<(), ApiError> {
-        let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = Vec::new();
         self.store
             .update(TOKENS, &mut |held| {
@@ -258,7 +291,9 @@ impl Credentials {
                 serde_json::to_vec_pretty(&next).map_err(io::Error::other)
             })
             .map_err(|e| ApiError::internal("saving tokens", e))?;
-        *tokens = next;
+        let mut held = self.held_mut();
+        held.records = next;
+        held.changes += 1;
         Ok(())
     }
 }
@@ -293,9 +328,10 @@ fn read_tokens(store: &dyn SecretStore) -> io::Result<Vec<TokenRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SecretChange;
 
-    #[test]
-    fn tokens_are_stored_as_hashes_and_resolve_to_their_principal() {
+    #[tokio::test]
+    async fn tokens_are_stored_as_hashes_and_resolve_to_their_principal() {
         let home = tempfile::tempdir().unwrap();
         let creds = Credentials::open(home.path()).unwrap();
         let (record, secret) = creds
@@ -308,7 +344,7 @@ mod tests {
             "the secret itself was stored"
         );
         assert_eq!(
-            creds.resolve(&secret).unwrap(),
+            creds.resolve(&secret).await.unwrap(),
             Principal::Tenant {
                 tenant: "team-a".into(),
                 by: format!("token {}", record.id),
@@ -316,38 +352,148 @@ mod tests {
         );
         // Kept across a restart; revoked at once.
         let again = Credentials::open(home.path()).unwrap();
-        assert!(again.resolve(&secret).is_ok());
+        assert!(again.resolve(&secret).await.is_ok());
         assert!(again.revoke(&record.id).unwrap());
-        assert!(again.resolve(&secret).is_err());
-        assert!(again.resolve("").is_err() && again.resolve("alk_").is_err());
+        assert!(again.resolve(&secret).await.is_err());
+        assert!(again.resolve("").await.is_err() && again.resolve("alk_").await.is_err());
     }
 
-    #[test]
-    fn expired_tokens_are_refused() {
+    #[tokio::test]
+    async fn expired_tokens_are_refused() {
         let home = tempfile::tempdir().unwrap();
         let creds = Credentials::open(home.path()).unwrap();
         let (_, secret) = creds.mint("x".into(), "t".into(), Some(0), None).unwrap();
-        let refused = creds.resolve(&secret).unwrap_err();
+        let refused = creds.resolve(&secret).await.unwrap_err();
         assert_eq!(refused.code, airlock_api::ErrorCode::Unauthorized);
     }
 
-    #[test]
-    fn daemons_sharing_a_store_see_each_others_tokens_and_lose_none() {
+    #[tokio::test]
+    async fn daemons_sharing_a_store_see_each_others_tokens_and_lose_none() {
         let home = tempfile::tempdir().unwrap();
         let store: Arc<dyn SecretStore> = Arc::new(HomeSecrets::new(home.path()));
         let a = Credentials::open_in(store.clone(), home.path()).unwrap();
         let b = Credentials::open_in(store, home.path()).unwrap();
         assert!(
             a.resolve(&std::fs::read_to_string(home.path().join("token")).unwrap())
+                .await
                 .is_ok()
         );
         let (_, from_a) = a.mint("one".into(), "team".into(), None, None).unwrap();
         // b has not read the store since; the miss makes it look again.
-        assert!(matches!(b.resolve(&from_a), Ok(Principal::Tenant { .. })));
+        assert!(matches!(
+            b.resolve(&from_a).await,
+            Ok(Principal::Tenant { .. })
+        ));
         // b mints on what the store holds, so a's token survives b's write.
         let (_, from_b) = b.mint("two".into(), "team".into(), None, None).unwrap();
-        a.refresh().unwrap();
-        assert!(a.resolve(&from_a).is_ok() && a.resolve(&from_b).is_ok());
+        a.refresh().await.unwrap();
+        assert!(a.resolve(&from_a).await.is_ok() && a.resolve(&from_b).await.is_ok());
         assert_eq!(b.api_tokens().len(), 2);
+    }
+
+    /// A store whose reads, once armed, take what is stored and then wait to be let go:
+    /// a reread caught between reading and installing.
+    #[derive(Debug)]
+    struct GatedStore {
+        inner: HomeSecrets,
+        armed: std::sync::atomic::AtomicBool,
+        caught: std::sync::mpsc::SyncSender<()>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl SecretStore for GatedStore {
+        fn load(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+            let read = self.inner.load(name);
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                self.caught.send(()).unwrap();
+                self.release.lock().unwrap().recv().unwrap();
+            }
+            read
+        }
+        fn update(&self, name: &str, change: &mut SecretChange<'_>) -> io::Result<Vec<u8>> {
+            self.inner.update(name, change)
+        }
+    }
+
+    fn held_store(
+        home: &Path,
+    ) -> (
+        Arc<GatedStore>,
+        std::sync::mpsc::Receiver<()>,
+        std::sync::mpsc::SyncSender<()>,
+    ) {
+        let (caught, on_caught) = std::sync::mpsc::sync_channel(1);
+        let (let_go, release) = std::sync::mpsc::sync_channel(1);
+        let store = Arc::new(GatedStore {
+            inner: HomeSecrets::new(home),
+            armed: false.into(),
+            caught,
+            release: Mutex::new(release),
+            reads: 0.into(),
+        });
+        (store, on_caught, let_go)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reread_that_began_before_a_revoke_does_not_bring_the_token_back() {
+        let home = tempfile::tempdir().unwrap();
+        let (store, caught, let_go) = held_store(home.path());
+        let creds = Arc::new(Credentials::open_in(store.clone(), home.path()).unwrap());
+        let (record, secret) = creds.mint("ci".into(), "t".into(), None, None).unwrap();
+        store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let rereading = tokio::spawn({
+            let creds = creds.clone();
+            async move { creds.refresh().await.unwrap() }
+        });
+        // The reread holds the records with the token; the revoke lands; then it ends.
+        tokio::task::spawn_blocking(move || caught.recv().unwrap())
+            .await
+            .unwrap();
+        assert!(creds.revoke(&record.id).unwrap());
+        let_go.send(()).unwrap();
+        rereading.await.unwrap();
+        assert!(
+            creds.resolve(&secret).await.is_err(),
+            "the revoked token holds again"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_token_minted_elsewhere_holds_at_once_through_a_flood_of_wrong_ones() {
+        let home = tempfile::tempdir().unwrap();
+        let (store, _caught, _let_go) = held_store(home.path());
+        let here = Arc::new(Credentials::open_in(store.clone(), home.path()).unwrap());
+        let elsewhere =
+            Credentials::open_in(Arc::new(HomeSecrets::new(home.path())), home.path()).unwrap();
+        let started = Instant::now();
+        let flood: Vec<_> = (0..8)
+            .map(|n| {
+                let here = here.clone();
+                tokio::spawn(async move {
+                    while started.elapsed() < Duration::from_secs(1) {
+                        assert!(here.resolve(&format!("alk_wrong{n}")).await.is_err());
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let (_, secret) = elsewhere.mint("ci".into(), "t".into(), None, None).unwrap();
+            assert!(
+                here.resolve(&secret).await.is_ok(),
+                "a new token was refused"
+            );
+        }
+        for task in flood {
+            task.await.unwrap();
+        }
+        // The misses shared their rereads: about one per spacing, not one per miss.
+        let reads = store.reads.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            reads <= 1 + 2 * (1000 / REREAD_SPACING.as_millis() as usize),
+            "{reads} reads"
+        );
     }
 }

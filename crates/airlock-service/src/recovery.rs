@@ -27,7 +27,7 @@ impl Service {
         loop {
             tokio::time::sleep(ADOPT_TICK).await;
             // Tokens minted or revoked through another gateway hold here too.
-            if let Err(err) = self.credentials.refresh() {
+            if let Err(err) = self.credentials.refresh().await {
                 tracing::warn!(%err, "rereading the tokens");
             }
             // Known before listing: an entry is only added once its record is saved, so

@@ -19,7 +19,7 @@ impl Service {
         {
             Some(token) if !token.is_empty() => match &self.oidc {
                 Some(oidc) if crate::oidc::Oidc::looks_like_jwt(token) => oidc.verify(token).await,
-                _ => self.credentials.resolve(token),
+                _ => self.credentials.resolve(token).await,
             },
             _ => Err(ApiError::new(
                 airlock_api::ErrorCode::Unauthorized,
