@@ -14,6 +14,9 @@ use crate::block::wait;
 use crate::holder::Holder;
 use crate::objects::{self, MANAGED_BY, RECORD, SANDBOX, UPLOAD};
 
+/// Tries of a change that other gateways keep changing under it.
+const TRIES: usize = 16;
+
 /// Records as annotations on sandboxes' holders.
 pub struct KubeRecords {
     holders: Api<DynamicObject>,
@@ -71,6 +74,45 @@ impl RecordStore for KubeRecords {
     fn save_sandbox(&self, record: &SandboxRecord) -> io::Result<()> {
         let text = serde_json::to_string(record)?;
         self.annotate(&record.id, RECORD, json!(text))
+    }
+
+    fn change_sandbox(
+        &self,
+        held: &SandboxRecord,
+        change: &mut dyn FnMut(&mut SandboxRecord),
+    ) -> io::Result<SandboxRecord> {
+        let name = objects::name(&held.id);
+        for _ in 0..TRIES {
+            let holder = wait(&self.runtime, self.holders.get(&name)).map_err(io_error)?;
+            // The record another gateway saved, if it reads; this gateway's copy if not.
+            let mut next = holder
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(RECORD))
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or_else(|| held.clone());
+            change(&mut next);
+            // Conditional on the version read: a change saved since is read again.
+            let patch = json!({ "metadata": {
+                "resourceVersion": holder.metadata.resource_version,
+                "annotations": { RECORD: serde_json::to_string(&next)? },
+            } });
+            let patched = wait(
+                &self.runtime,
+                self.holders
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+            );
+            match patched {
+                Ok(_) => return Ok(next),
+                Err(kube::Error::Api(status)) if status.code == 409 => continue,
+                Err(err) => return Err(io_error(err)),
+            }
+        }
+        Err(io::Error::other(format!(
+            "sandbox {}'s record kept changing under this gateway",
+            held.id
+        )))
     }
 
     fn sandboxes(&self) -> io::Result<Vec<(String, io::Result<SandboxRecord>)>> {

@@ -121,8 +121,11 @@ struct Entry {
     id: String,
     /// Who may reach it; fixed at creation.
     owner: String,
-    /// What clients read; saved to disk on every change.
+    /// What clients read; saved on every change. Its lock is held only to read or swap
+    /// it, never while the store is written (which may be a cluster's API).
     record: Mutex<SandboxRecord>,
+    /// One change of the record at a time, held across the save.
+    saving: Mutex<()>,
     /// What the engine needs; fixed at creation.
     config: SandboxConfig,
     /// Lifecycle lock: start, stop, delete and exec spawning take it, so they never
@@ -272,6 +275,7 @@ impl Entry {
             id: record.id.clone(),
             owner: record.owner.clone(),
             record: Mutex::new(record),
+            saving: Mutex::new(()),
             config,
             life: tokio::sync::Mutex::new(Life::default()),
             exec_seq: AtomicU64::new(0),
@@ -297,13 +301,21 @@ impl Entry {
             .expires_at = expires_at;
     }
 
-    /// Changes the record and saves it; a failed save is logged, the change stays.
-    fn update(&self, records: &dyn RecordStore, change: impl FnOnce(&mut SandboxRecord)) {
-        let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
-        change(&mut record);
-        if let Err(err) = records.save_sandbox(&record) {
-            tracing::error!(id = %self.id, %err, "saving sandbox record");
-        }
+    /// Changes the record as the store holds it (keeping what another daemon sharing
+    /// the store changed) and saves it; a failed save is logged, and the change stays
+    /// on this daemon's copy.
+    fn update(&self, records: &dyn RecordStore, mut change: impl FnMut(&mut SandboxRecord)) {
+        let _one_at_a_time = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        let next = match records.change_sandbox(&self.record(), &mut change) {
+            Ok(saved) => saved,
+            Err(err) => {
+                tracing::error!(id = %self.id, %err, "saving sandbox record");
+                let mut next = self.record();
+                change(&mut next);
+                next
+            }
+        };
+        *self.record.lock().unwrap_or_else(|p| p.into_inner()) = next;
     }
 }
 

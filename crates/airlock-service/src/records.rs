@@ -19,6 +19,21 @@ pub trait RecordStore: Send + Sync + Debug {
     /// a record is never what brings a sandbox into being, so a save racing a delete
     /// cannot bring one back.
     fn save_sandbox(&self, record: &SandboxRecord) -> io::Result<()>;
+    /// Saves `change` made to the sandbox's record as the store holds it now, and
+    /// answers what was saved: a change another daemon sharing the store made meanwhile
+    /// (a timeout set through another gateway) is kept, not overwritten by this
+    /// daemon's copy. `held` is that copy, which is what a store only this daemon
+    /// writes holds.
+    fn change_sandbox(
+        &self,
+        held: &SandboxRecord,
+        change: &mut dyn FnMut(&mut SandboxRecord),
+    ) -> io::Result<SandboxRecord> {
+        let mut next = held.clone();
+        change(&mut next);
+        self.save_sandbox(&next)?;
+        Ok(next)
+    }
     /// Every sandbox that has storage, with its record; `NotFound` for one whose create
     /// never finished (storage made, no record yet).
     fn sandboxes(&self) -> io::Result<Vec<(String, io::Result<SandboxRecord>)>>;
