@@ -434,14 +434,7 @@ async fn two_gateways_serve_the_same_sandboxes() {
         || async { b.get(&short).await.is_ok() },
     )
     .await;
-    let extended = reqwest::Client::new()
-        .post(format!("{}/e2b/sandboxes/{short}/timeout", first.url))
-        .header("x-api-key", &first.token)
-        .json(&serde_json::json!({ "timeout": 120 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(extended.status(), 204);
+    set_timeout_through_e2b(&first, &short, 120).await;
     assert!(
         made.elapsed() < ttl,
         "extended only after the first TTL had run out: the test proves nothing"
@@ -466,6 +459,39 @@ async fn two_gateways_serve_the_same_sandboxes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(a.list().await.unwrap().is_empty());
+}
+
+/// A gateway saves its changes to a sandbox's record onto what the cluster holds, not
+/// onto its own copy: a stop through the second gateway, made before it has looked at
+/// the records again, keeps the timeout just set through the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_gateway_keeps_what_another_just_changed() {
+    let fake = FakeKube::start().await;
+    let first = gateway(&fake, &[]);
+    let second = gateway(&fake, &[]);
+    let (a, b) = (first.client(), second.client());
+    let id = a.create(&CreateSandbox::default()).await.unwrap().id;
+    eventually_async("the second gateway sees the sandbox", || async {
+        b.get(&id)
+            .await
+            .is_ok_and(|s| s.state == airlock_api::SandboxState::Running)
+    })
+    .await;
+    let before = b.get(&id).await.unwrap().expires_at;
+    set_timeout_through_e2b(&first, &id, 3600).await;
+    let set = a.get(&id).await.unwrap().expires_at;
+    assert_ne!(
+        set, before,
+        "the timeout changed nothing: the test proves nothing"
+    );
+    let stopped = within("a stop", b.stop(&id)).await.unwrap();
+    assert_eq!(stopped.expires_at, set, "the stop undid the timeout");
+    // What the cluster holds, read afresh by a third gateway.
+    let third = gateway(&fake, &[]);
+    let held = third.client().get(&id).await.unwrap();
+    assert_eq!(held.expires_at, set);
+    assert_eq!(held.state, airlock_api::SandboxState::Stopped);
+    a.delete(&id).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -687,6 +713,18 @@ async fn gateways_share_their_tokens_and_signing_key_through_a_secret() {
     assert_within_rbac(&fake);
 }
 
+/// Sets a sandbox's timeout the way the E2B SDK does, through `gateway`.
+async fn set_timeout_through_e2b(gateway: &Daemon, id: &str, secs: u64) {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/e2b/sandboxes/{id}/timeout", gateway.url))
+        .header("x-api-key", &gateway.token)
+        .json(&serde_json::json!({ "timeout": secs }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 204);
+}
+
 async fn eventually_async<F: std::future::Future<Output = bool>>(
     what: &str,
     mut check: impl FnMut() -> F,
@@ -851,4 +889,54 @@ async fn a_read_only_file_is_mounted_read_only_in_the_pod() {
     let kept = read(&client, &id, "/opt/policy.json").await.unwrap();
     assert_eq!(kept, "{\"allow\": false}");
     client.delete(&id).await.unwrap();
+}
+
+/// Tokens minted and revoked through two gateways while both are busy answering
+/// bearers (known ones, and unknown ones that send each gateway to the Secret again):
+/// every call answers, and each token holds through both gateways as soon as it is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_change_through_two_busy_gateways() {
+    let fake = FakeKube::start().await;
+    let gateways = [gateway(&fake, &[]), gateway(&fake, &[])];
+    let urls: Vec<String> = gateways.iter().map(|g| g.url.clone()).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut busy = Vec::new();
+    for n in 0..6 {
+        let url = urls[n % 2].clone();
+        let token = if n < 3 {
+            gateways[0].token.clone()
+        } else {
+            format!("al_unknown{n}")
+        };
+        let stop = stop.clone();
+        busy.push(tokio::spawn(async move {
+            let client = Client::new(&url, &token);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let answer = tokio::time::timeout(Duration::from_secs(30), client.list()).await;
+                assert!(answer.is_ok(), "a list through {url} did not answer");
+            }
+        }));
+    }
+    for round in 0..20 {
+        let (by, other) = (&gateways[round % 2], &gateways[(round + 1) % 2]);
+        let minted = within("a mint", by.client().create_token("ci", "team-a", None))
+            .await
+            .unwrap();
+        let tenant = Client::new(&other.url, &minted.token);
+        within("a tenant's list", tenant.list()).await.unwrap();
+        within("a revoke", other.client().revoke_token(&minted.id))
+            .await
+            .unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in busy {
+        task.await.unwrap();
+    }
+}
+
+/// `work`'s answer, or a failure naming it when it takes longer than any call should.
+async fn within<T>(what: &str, work: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), work)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not answer"))
 }

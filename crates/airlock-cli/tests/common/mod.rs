@@ -17,6 +17,9 @@ use airlock_client::Client;
 
 /// How long a daemon may take to answer /healthz after it starts.
 const STARTUP: Duration = Duration::from_secs(30);
+/// A daemon still running this long after it started is printed with its log, so a test
+/// that hangs until the runner's timeout (300 s) still shows what the daemon was doing.
+const HANG_REPORT: Duration = Duration::from_secs(240);
 
 pub struct Daemon {
     child: Option<Child>,
@@ -27,6 +30,8 @@ pub struct Daemon {
     dir: tempfile::TempDir,
     pub url: String,
     pub token: String,
+    /// Dropped with the daemon; its hang reporter stops when this is gone.
+    alive: std::sync::Arc<()>,
 }
 
 impl Daemon {
@@ -58,6 +63,7 @@ impl Daemon {
             dir,
             url: String::new(),
             token: String::new(),
+            alive: std::sync::Arc::new(()),
         };
         daemon.spawn();
         daemon
@@ -87,6 +93,7 @@ impl Daemon {
             .spawn()
             .unwrap();
         self.child = Some(child);
+        self.report_a_hang();
         let started = Instant::now();
         loop {
             if let Ok(address) = std::fs::read_to_string(home.join("listen"))
@@ -112,6 +119,25 @@ impl Daemon {
             .unwrap()
             .trim()
             .to_owned();
+    }
+
+    /// Prints the log if the daemon outlives [`HANG_REPORT`].
+    fn report_a_hang(&self) {
+        let alive = std::sync::Arc::downgrade(&self.alive);
+        let log = self.dir.path().join("daemon.log");
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while started.elapsed() < HANG_REPORT {
+                std::thread::sleep(Duration::from_millis(500));
+                if alive.strong_count() == 0 {
+                    return;
+                }
+            }
+            eprintln!(
+                "a daemon has run for {HANG_REPORT:?}; should its test hang, its log is:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        });
     }
 
     pub fn log(&self) -> String {
