@@ -282,7 +282,7 @@ impl Credentials {
     /// token another daemon minted meanwhile is kept. No lock readers take is held
     /// while the store is written (it may be a cluster's API, and slow).
     fn change(&self, mut edit: impl FnMut(&mut Vec<TokenRecord>)) -> Result<(), ApiError> {
-        let _one_at_a_time = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = crate::save_lock::lock_for_save(&self.changing);
         let mut next = Vec::new();
         self.store
             .update(TOKENS, &mut |held| {

@@ -31,6 +31,7 @@ mod records;
 mod recovery;
 #[cfg(test)]
 mod rules_tests;
+mod save_lock;
 mod secrets;
 mod settings;
 mod settle;
@@ -305,7 +306,7 @@ impl Entry {
     /// the store changed) and saves it; a failed save is logged, and the change stays
     /// on this daemon's copy.
     fn update(&self, records: &dyn RecordStore, mut change: impl FnMut(&mut SandboxRecord)) {
-        let _one_at_a_time = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = save_lock::lock_for_save(&self.saving);
         let next = match records.change_sandbox(&self.record(), &mut change) {
             Ok(saved) => saved,
             Err(err) => {
