@@ -72,7 +72,7 @@ impl RemoteFs {
             inner: Arc::new(Inner {
                 base: base.trim_end_matches('/').to_owned(),
                 secret: secret.to_owned(),
-                http: reqwest::Client::new(),
+                http: crate::reach::agent_client(),
                 runtime,
             }),
         }
@@ -111,13 +111,16 @@ impl Inner {
             // Under load a request now and then fails to be sent (most likely on a pooled
             // connection the agent had just closed after cutting a stream); a call that
             // changes nothing is sent again once. One that changes something is not: it
-            // may have reached the agent.
+            // may have reached the agent. A connect that failed is not retried: no
+            // stale connection was involved, and a dead pod's would only double the wait.
             let again = READ_ONLY
                 .contains(&name)
                 .then(|| request.try_clone())
                 .flatten();
             let response = match (self.runtime.block_on(request.send()), again) {
-                (Err(e), Some(again)) if e.is_request() => self.runtime.block_on(again.send()),
+                (Err(e), Some(again)) if e.is_request() && !e.is_connect() => {
+                    self.runtime.block_on(again.send())
+                }
                 (first, _) => first,
             };
             return self.accepted(response, path);

@@ -83,7 +83,7 @@ impl AgentCommands {
         Self {
             base: base.trim_end_matches('/').into(),
             secret: secret.into(),
-            http: reqwest::Client::new(),
+            http: crate::reach::agent_client(),
         }
     }
 

@@ -15,4 +15,7 @@ pub mod calls;
 pub mod client;
 mod commands;
 pub mod commands_client;
+mod reach;
 pub mod server;
+
+pub use reach::CONNECT_TIMEOUT;

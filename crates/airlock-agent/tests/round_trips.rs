@@ -338,3 +338,38 @@ async fn swapping_a_directory_for_a_symlink_under_the_agent_never_reaches_the_ho
     assert_eq!(names, ["secret"], "something appeared outside the root");
     assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"host");
 }
+
+/// An agent whose address drops connections unanswered (a dead pod's, whose SYNs go
+/// nowhere; here, a listener whose backlog is full) fails a call after the connect
+/// timeout instead of leaving it waiting on the kernel's retries for minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_never_answers_the_connect_is_an_error_in_time() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Fill the accept queue (never accepted) until a connect goes unanswered.
+    let mut held = Vec::new();
+    loop {
+        let connect = tokio::net::TcpStream::connect(addr);
+        match tokio::time::timeout(Duration::from_millis(500), connect).await {
+            Ok(stream) => held.push(stream.unwrap()),
+            Err(_) => break,
+        }
+        assert!(held.len() < 64, "the listener's backlog never filled");
+    }
+    let fs = RemoteFs::new(
+        &format!("http://{addr}"),
+        SECRET,
+        tokio::runtime::Handle::current(),
+    );
+    let started = std::time::Instant::now();
+    let asked = blocking(move || fs.stat(&p("/workspace"))).await;
+    assert!(asked.is_err(), "a call through a dead connect answered");
+    let took = started.elapsed();
+    assert!(
+        took >= airlock_agent::CONNECT_TIMEOUT && took < airlock_agent::CONNECT_TIMEOUT * 2,
+        "failed after {took:?}"
+    );
+    drop(listener);
+}
