@@ -114,9 +114,49 @@ impl Scripted {
     }
 }
 
-/// Records one GiB moved since `started`.
-fn record_gib(t: &mut Table, what: &str, started: Instant) {
-    t.record(what, Some(GIB), None, started.elapsed().as_secs_f64());
+/// The wall clock and the daemon's CPU clock at a transfer's start.
+struct Started {
+    at: Instant,
+    cpu: f64,
+}
+
+fn start(daemon: &BenchDaemon) -> anyhow::Result<Started> {
+    Ok(Started {
+        at: Instant::now(),
+        cpu: daemon.cpu_seconds()?,
+    })
+}
+
+/// The timings of each row, and the daemon's CPU time spent on each: a face whose wall
+/// time is longer while the daemon spends less on it is slower in its client.
+struct Tables {
+    time: Table,
+    cpu: Table,
+}
+
+impl Tables {
+    fn new(time: &str, cpu: &str) -> Self {
+        Self {
+            time: Table::new(time),
+            cpu: Table::new(cpu),
+        }
+    }
+
+    /// Records one GiB moved since `started`, taking `secs` as its time when the client
+    /// timed itself.
+    fn record_gib(
+        &mut self,
+        daemon: &BenchDaemon,
+        what: &str,
+        started: Started,
+        secs: Option<f64>,
+    ) -> anyhow::Result<()> {
+        let cpu = daemon.cpu_seconds()? - started.cpu;
+        let secs = secs.unwrap_or_else(|| started.at.elapsed().as_secs_f64());
+        self.time.record(what, Some(GIB), None, secs);
+        self.cpu.record(what, None, None, cpu);
+        Ok(())
+    }
 }
 
 /// A `curl` command line that streams `local` up (`-T`) to the sandbox's file `remote`.
@@ -180,12 +220,15 @@ async fn main() -> anyhow::Result<()> {
             .mkdir(&id, &format!("/workspace/{face}"), None)
             .await?;
     }
-    let mut t = Table::new("Every face: one 1 GiB file, up and down");
+    let mut tables = Tables::new(
+        "Every face: one 1 GiB file, up and down",
+        "The daemon's CPU time (user + system) per 1 GiB, by face",
+    );
     for rep in 0..=reps {
-        let mut warm = Table::new("");
-        let t = if rep == 0 { &mut warm } else { &mut t };
+        let mut warm = Tables::new("", "");
+        let t = if rep == 0 { &mut warm } else { &mut tables };
         run_shell(&format!("cat {} > /dev/null", big.display()))?;
-        let started = Instant::now();
+        let started = start(&daemon)?;
         let file = std::fs::File::open(&big)?;
         let want = client
             .write_file(
@@ -196,26 +239,27 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?
             .crc64nvme;
-        record_gib(t, REST[0], started);
+        t.record_gib(&daemon, REST[0], started, None)?;
         run_shell("sync")?;
-        let started = Instant::now();
+        let started = start(&daemon)?;
         grpc.upload(&id, &big, &format!("/workspace/grpc/{rep}"))
             .await?;
-        record_gib(t, "up: gRPC (UploadFile)", started);
+        t.record_gib(&daemon, "up: gRPC (UploadFile)", started, None)?;
         arrived(&client, &id, &format!("/workspace/grpc/{rep}"), &want).await?;
-        let started = Instant::now();
+        let started = start(&daemon)?;
         run_shell(&curl_up(
             &daemon,
             &id,
             &big,
             &format!("/workspace/curl/{rep}"),
         ))?;
-        record_gib(t, CURL[0], started);
+        t.record_gib(&daemon, CURL[0], started, None)?;
         arrived(&client, &id, &format!("/workspace/curl/{rep}"), &want).await?;
         for sdk in &SCRIPTED {
             let remote = format!("/workspace/{}/{rep}", sdk.key);
+            let started = start(&daemon)?;
             let secs = sdk.run(&daemon, "up", &id, &big, &remote)?;
-            t.record(&sdk.row(0), Some(GIB), None, secs);
+            t.record_gib(&daemon, &sdk.row(0), started, Some(secs))?;
             arrived(&client, &id, &remote, &want).await?;
         }
         // Every face downloads the REST upload's copy into /dev/null, the Rust clients into
@@ -223,26 +267,28 @@ async fn main() -> anyhow::Result<()> {
         // a face costs, not what the local disk does (writing a fresh GiB to a file here
         // took 0.4 to 3 s from one hour to the next, with `cat` as with every client).
         let source = format!("/workspace/rest/{rep}");
-        let started = Instant::now();
+        let started = start(&daemon)?;
         let got = client.read_to(&id, &source, &mut tokio::io::sink()).await?;
-        record_gib(t, REST[1], started);
+        t.record_gib(&daemon, REST[1], started, None)?;
         whole("REST", got.size)?;
-        let started = Instant::now();
+        let started = start(&daemon)?;
         let got = grpc
             .download_into(&id, &source, &mut tokio::io::sink())
             .await?;
-        record_gib(t, "down: gRPC (DownloadFile)", started);
+        t.record_gib(&daemon, "down: gRPC (DownloadFile)", started, None)?;
         whole("gRPC", got)?;
-        let started = Instant::now();
+        let started = start(&daemon)?;
         let got = run_curl(&curl_down(&daemon, &id, &source))?;
-        record_gib(t, CURL[1], started);
+        t.record_gib(&daemon, CURL[1], started, None)?;
         whole("curl", got.trim().parse()?)?;
         for sdk in &SCRIPTED {
+            let started = start(&daemon)?;
             let secs = sdk.run(&daemon, "down", &id, Path::new("/dev/null"), &source)?;
-            t.record(&sdk.row(1), Some(GIB), None, secs);
+            t.record_gib(&daemon, &sdk.row(1), started, Some(secs))?;
         }
         client.remove(&id, &source, false).await?;
     }
+    let Tables { time: mut t, cpu } = tables;
     t.ratio_goal("up: gRPC (UploadFile)", REST[0], 1.1);
     t.ratio_goal("down: gRPC (DownloadFile)", REST[1], 1.1);
     for sdk in &SCRIPTED {
@@ -262,13 +308,14 @@ async fn main() -> anyhow::Result<()> {
     let md = format!(
         "Machine: {}\n\n{reps} runs per line after a warm-up run, the faces alternating.\n\n{}",
         machine(),
-        t.markdown()
+        t.markdown(),
     );
+    let md = format!("{md}\n{}", cpu.markdown());
     std::fs::write(format!("{out}.md"), &md)?;
     std::fs::write(
         format!("{out}.json"),
         serde_json::to_string_pretty(
-            &serde_json::json!({"machine": machine(), "reps": reps, "workloads": [t]}),
+            &serde_json::json!({"machine": machine(), "reps": reps, "workloads": [t, cpu]}),
         )?,
     )?;
     print!("{md}");
