@@ -306,11 +306,11 @@ async fn main() -> anyhow::Result<()> {
     drop(daemon);
     let _ = std::fs::remove_dir_all(&work);
     let md = format!(
-        "Machine: {}\n\n{reps} runs per line after a warm-up run, the faces alternating.\n\n{}",
+        "Machine: {}\n\n{reps} runs per line after a warm-up run, the faces alternating.\n\n{}\n{}",
         machine(),
         t.markdown(),
+        cpu.markdown(),
     );
-    let md = format!("{md}\n{}", cpu.markdown());
     std::fs::write(format!("{out}.md"), &md)?;
     std::fs::write(
         format!("{out}.json"),

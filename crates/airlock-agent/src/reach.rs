@@ -8,8 +8,8 @@ use std::time::Duration;
 /// sooner. Only the connect is bounded; a call's answer may stream for as long as it
 /// streams.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Probes on an idle connection, so one to a vanished pod is found dead and dropped
-/// rather than reused or waited on forever.
+/// Idle time before the kernel probes a pooled connection (TCP keepalive), so one to a
+/// vanished pod is eventually found dead rather than kept forever.
 const KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// A client for one agent's calls.

@@ -346,6 +346,7 @@ async fn swapping_a_directory_for_a_symlink_under_the_agent_never_reaches_the_ho
 async fn an_agent_that_never_answers_the_connect_is_an_error_in_time() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    // Kept open, never accepting, to the end of the test.
     let listener = socket.listen(1).unwrap();
     let addr = listener.local_addr().unwrap();
     // Fill the accept queue (never accepted) until a connect goes unanswered.
@@ -371,5 +372,4 @@ async fn an_agent_that_never_answers_the_connect_is_an_error_in_time() {
         took >= airlock_agent::CONNECT_TIMEOUT && took < airlock_agent::CONNECT_TIMEOUT * 2,
         "failed after {took:?}"
     );
-    drop(listener);
 }

@@ -893,7 +893,8 @@ async fn a_read_only_file_is_mounted_read_only_in_the_pod() {
 
 /// Tokens minted and revoked through two gateways while both are busy answering
 /// bearers (known ones, and unknown ones that send each gateway to the Secret again):
-/// every call answers, and each token holds through both gateways as soon as it is made.
+/// every call answers, and each token holds through the other gateway as soon as it is
+/// made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_change_through_two_busy_gateways() {
     let fake = FakeKube::start().await;
@@ -911,9 +912,10 @@ async fn tokens_change_through_two_busy_gateways() {
         let stop = stop.clone();
         busy.push(tokio::spawn(async move {
             let client = Client::new(&url, &token);
+            let what = format!("a list through {url}");
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let answer = tokio::time::timeout(Duration::from_secs(30), client.list()).await;
-                assert!(answer.is_ok(), "a list through {url} did not answer");
+                // Refused or not, it answers.
+                let _ = within(&what, client.list()).await;
             }
         }));
     }

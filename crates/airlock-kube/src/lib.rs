@@ -7,6 +7,7 @@
 
 mod backend;
 mod block;
+mod conditional;
 mod holder;
 mod objects;
 mod ready;

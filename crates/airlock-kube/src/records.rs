@@ -11,11 +11,9 @@ use serde_json::json;
 use tokio::runtime::Handle;
 
 use crate::block::wait;
+use crate::conditional::{conflict, until_stored};
 use crate::holder::Holder;
 use crate::objects::{self, MANAGED_BY, RECORD, SANDBOX, UPLOAD};
-
-/// Tries of a change that other gateways keep changing under it.
-const TRIES: usize = 16;
 
 /// Records as annotations on sandboxes' holders.
 pub struct KubeRecords {
@@ -64,6 +62,40 @@ impl KubeRecords {
         let pod = wait(&self.runtime, self.holders.get(&objects::name(id))).map_err(io_error)?;
         Ok(pod.metadata.annotations.unwrap_or_default())
     }
+
+    /// One try of `change` on the sandbox's record as stored; `None` when another
+    /// gateway wrote the holder since it was read.
+    async fn try_change(
+        &self,
+        held: &SandboxRecord,
+        change: &mut dyn FnMut(&mut SandboxRecord),
+    ) -> io::Result<Option<SandboxRecord>> {
+        let name = objects::name(&held.id);
+        let holder = self.holders.get(&name).await.map_err(io_error)?;
+        // The record another gateway saved, if it reads; this gateway's copy if not.
+        let mut next = holder
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RECORD))
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_else(|| held.clone());
+        change(&mut next);
+        // Conditional on the version read: a change saved since is read again.
+        let patch = json!({ "metadata": {
+            "resourceVersion": holder.metadata.resource_version,
+            "annotations": { RECORD: serde_json::to_string(&next)? },
+        } });
+        let patched = self
+            .holders
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
+        match patched {
+            Ok(_) => Ok(Some(next)),
+            Err(e) if conflict(&e) => Ok(None),
+            Err(e) => Err(io_error(e)),
+        }
+    }
 }
 
 fn upload_key(id: &str) -> String {
@@ -81,38 +113,15 @@ impl RecordStore for KubeRecords {
         held: &SandboxRecord,
         change: &mut dyn FnMut(&mut SandboxRecord),
     ) -> io::Result<SandboxRecord> {
-        let name = objects::name(&held.id);
-        for _ in 0..TRIES {
-            let holder = wait(&self.runtime, self.holders.get(&name)).map_err(io_error)?;
-            // The record another gateway saved, if it reads; this gateway's copy if not.
-            let mut next = holder
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(RECORD))
-                .and_then(|text| serde_json::from_str(text).ok())
-                .unwrap_or_else(|| held.clone());
-            change(&mut next);
-            // Conditional on the version read: a change saved since is read again.
-            let patch = json!({ "metadata": {
-                "resourceVersion": holder.metadata.resource_version,
-                "annotations": { RECORD: serde_json::to_string(&next)? },
-            } });
-            let patched = wait(
-                &self.runtime,
-                self.holders
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch)),
-            );
-            match patched {
-                Ok(_) => return Ok(next),
-                Err(kube::Error::Api(status)) if status.code == 409 => continue,
-                Err(err) => return Err(io_error(err)),
-            }
-        }
-        Err(io::Error::other(format!(
-            "sandbox {}'s record kept changing under this gateway",
-            held.id
-        )))
+        until_stored(
+            || {
+                format!(
+                    "sandbox {}'s record kept changing under this gateway",
+                    held.id
+                )
+            },
+            || wait(&self.runtime, self.try_change(held, &mut *change)),
+        )
     }
 
     fn sandboxes(&self) -> io::Result<Vec<(String, io::Result<SandboxRecord>)>> {

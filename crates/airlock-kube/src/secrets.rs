@@ -15,11 +15,10 @@ use serde_json::json;
 use tokio::runtime::Handle;
 
 use crate::block::wait;
+use crate::conditional::{conflict, until_stored};
 
 /// The Secret's name, in the sandboxes' namespace.
 pub const GATEWAY_SECRET: &str = "airlock-gateway";
-/// Tries of a change that others keep changing under it.
-const TRIES: usize = 16;
 
 /// The gateways' secrets in the Secret [`GATEWAY_SECRET`].
 pub struct KubeSecrets {
@@ -31,10 +30,6 @@ impl std::fmt::Debug for KubeSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("KubeSecrets")
     }
-}
-
-fn conflict(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(status) if status.code == 409)
 }
 
 impl KubeSecrets {
@@ -113,13 +108,9 @@ impl SecretStore for KubeSecrets {
     }
 
     fn update(&self, name: &str, change: &mut SecretChange<'_>) -> io::Result<Vec<u8>> {
-        for _ in 0..TRIES {
-            if let Some(stored) = wait(&self.runtime, self.try_update(name, change))? {
-                return Ok(stored);
-            }
-        }
-        Err(io::Error::other(format!(
-            "the Secret {GATEWAY_SECRET} kept changing under this gateway"
-        )))
+        until_stored(
+            || format!("the Secret {GATEWAY_SECRET} kept changing under this gateway"),
+            || wait(&self.runtime, self.try_update(name, &mut *change)),
+        )
     }
 }

@@ -55,7 +55,7 @@ pub struct Scope {
 pub struct Credentials {
     admin: Token,
     store: Arc<dyn SecretStore>,
-    tokens: RwLock<Held>,
+    tokens: RwLock<Cached>,
     /// Serializes this daemon's changes to the store. Readers never wait on it: the
     /// records' lock is taken only to swap in what a change saved.
     changing: Mutex<()>,
@@ -65,7 +65,7 @@ pub struct Credentials {
 }
 
 /// The records as this daemon last read or wrote them.
-struct Held {
+struct Cached {
     records: Vec<TokenRecord>,
     /// Bumped by every change this daemon makes: a reread that began before a change
     /// may hold the store as it was before it, and must not undo it (a revoked token
@@ -107,7 +107,7 @@ impl Credentials {
         Ok(Self {
             admin,
             store,
-            tokens: RwLock::new(Held {
+            tokens: RwLock::new(Cached {
                 records,
                 changes: 0,
             }),
@@ -116,26 +116,26 @@ impl Credentials {
         })
     }
 
-    fn held(&self) -> std::sync::RwLockReadGuard<'_, Held> {
+    fn cached(&self) -> std::sync::RwLockReadGuard<'_, Cached> {
         self.tokens.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn held_mut(&self) -> std::sync::RwLockWriteGuard<'_, Held> {
+    fn cached_mut(&self) -> std::sync::RwLockWriteGuard<'_, Cached> {
         self.tokens.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads the records again (others sharing the store may have changed them), off
     /// the runtime's threads: the store may be a cluster's API.
     pub async fn refresh(&self) -> io::Result<()> {
-        let changes = self.held().changes;
+        let changes = self.cached().changes;
         let store = self.store.clone();
         let records = tokio::task::spawn_blocking(move || read_tokens(&*store))
             .await
             .map_err(io::Error::other)??;
-        let mut held = self.held_mut();
+        let mut cached = self.cached_mut();
         // A change made here meanwhile is newer than what was read.
-        if held.changes == changes {
-            held.records = records;
+        if cached.changes == changes {
+            cached.records = records;
         }
         Ok(())
     }
@@ -164,7 +164,7 @@ impl Credentials {
             return Ok(Principal::Admin);
         }
         let missed = Instant::now();
-        let known = || find(&self.held().records, presented).cloned();
+        let known = || find(&self.cached().records, presented).cloned();
         let mut found = known();
         if found.is_none() && self.reread_since(missed).await {
             found = known();
@@ -226,7 +226,7 @@ impl Credentials {
         scope: Scope,
         secret: &str,
     ) -> Result<(), ApiError> {
-        let known = find(&self.held().records, secret).is_some();
+        let known = find(&self.cached().records, secret).is_some();
         if known {
             return Ok(());
         }
@@ -244,7 +244,7 @@ impl Credentials {
 
     /// Every API token (not sandbox tokens).
     pub fn api_tokens(&self) -> Vec<TokenRecord> {
-        self.held()
+        self.cached()
             .records
             .iter()
             .filter(|t| t.scope.is_none())
@@ -267,7 +267,7 @@ impl Credentials {
     /// any: most deletions touch no token).
     pub fn forget_sandbox(&self, sandbox_id: &str) {
         let scoped = |t: &TokenRecord| t.scope.as_ref().is_some_and(|s| s.sandbox_id == sandbox_id);
-        let any = self.held().records.iter().any(scoped);
+        let any = self.cached().records.iter().any(scoped);
         if !any {
             return;
         }
@@ -291,9 +291,9 @@ impl Credentials {
                 serde_json::to_vec_pretty(&next).map_err(io::Error::other)
             })
             .map_err(|e| ApiError::internal("saving tokens", e))?;
-        let mut held = self.held_mut();
-        held.records = next;
-        held.changes += 1;
+        let mut cached = self.cached_mut();
+        cached.records = next;
+        cached.changes += 1;
         Ok(())
     }
 }
@@ -417,7 +417,7 @@ mod tests {
         }
     }
 
-    fn held_store(
+    fn gated_store(
         home: &Path,
     ) -> (
         Arc<GatedStore>,
@@ -439,7 +439,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_reread_that_began_before_a_revoke_does_not_bring_the_token_back() {
         let home = tempfile::tempdir().unwrap();
-        let (store, caught, let_go) = held_store(home.path());
+        let (store, caught, let_go) = gated_store(home.path());
         let creds = Arc::new(Credentials::open_in(store.clone(), home.path()).unwrap());
         let (record, secret) = creds.mint("ci".into(), "t".into(), None, None).unwrap();
         store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -463,7 +463,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_token_minted_elsewhere_holds_at_once_through_a_flood_of_wrong_ones() {
         let home = tempfile::tempdir().unwrap();
-        let (store, _caught, _let_go) = held_store(home.path());
+        let (store, _caught, _let_go) = gated_store(home.path());
         let here = Arc::new(Credentials::open_in(store.clone(), home.path()).unwrap());
         let elsewhere =
             Credentials::open_in(Arc::new(HomeSecrets::new(home.path())), home.path()).unwrap();

@@ -66,6 +66,7 @@ impl Daemon {
             alive: std::sync::Arc::new(()),
         };
         daemon.spawn();
+        daemon.report_a_hang();
         daemon
     }
 
@@ -80,7 +81,7 @@ impl Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join("daemon.log"))
+            .open(self.log_path())
             .unwrap();
         let child = Command::new(&self.binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--home"])
@@ -93,7 +94,6 @@ impl Daemon {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        self.report_a_hang();
         let started = Instant::now();
         loop {
             if let Ok(address) = std::fs::read_to_string(home.join("listen"))
@@ -121,10 +121,10 @@ impl Daemon {
             .to_owned();
     }
 
-    /// Prints the log if the daemon outlives [`HANG_REPORT`].
+    /// Prints the log if the daemon (restarts included) outlives [`HANG_REPORT`].
     fn report_a_hang(&self) {
         let alive = std::sync::Arc::downgrade(&self.alive);
-        let log = self.dir.path().join("daemon.log");
+        let log = self.log_path();
         std::thread::spawn(move || {
             let started = Instant::now();
             while started.elapsed() < HANG_REPORT {
@@ -140,8 +140,12 @@ impl Daemon {
         });
     }
 
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
+    }
+
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     pub fn pid(&self) -> i32 {
