@@ -26,6 +26,8 @@ use tokio::task::JoinSet;
 use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt;
 
+use crate::repoll::Repoll;
+
 /// The ceiling of a connection's read buffer: hyper refuses a request head that does not
 /// fit (431). Bodies are read through the same buffer, and a 1 GiB `curl -T` upload to a
 /// tmpfs home measured about 40 % slower with 32 KiB than with this, so the REST face
@@ -86,10 +88,10 @@ pub async fn serve(
         }
         let app = app.clone();
         let closed = closed.clone();
-        connections.spawn(async move {
+        connections.spawn(Repoll::new(async move {
             serve_connection(tcp, app, limits, closed).await;
             drop(permit);
-        });
+        }));
     }
     let _ = closing.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {

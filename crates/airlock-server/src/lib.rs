@@ -10,6 +10,7 @@ mod grpc;
 mod http;
 mod observe;
 mod origin;
+mod repoll;
 mod rest;
 
 /// Settings of `airlock serve`.
