@@ -386,18 +386,12 @@ async fn resumable_uploads_archives_and_watches_pass_through_the_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_serve_the_same_sandboxes() {
     let fake = FakeKube::start().await;
-    let first = gateway(&fake, &[]);
-    let second = gateway(&fake, &[]);
+    let (first, second, id) = two_gateways_and_a_sandbox(&fake).await;
     let (a, b) = (first.client(), second.client());
-    let id = a.create(&CreateSandbox::default()).await.unwrap().id;
     write(&a, &id, "/workspace/shared.txt", "from the first").await;
 
     // The second gateway serves it once it has seen the record.
-    let started = Instant::now();
-    while b.get(&id).await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "never seen");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_async("never seen", || async { b.get(&id).await.is_ok() }).await;
     assert_eq!(
         read(&b, &id, "/workspace/shared.txt").await.unwrap(),
         "from the first"
@@ -450,14 +444,7 @@ async fn two_gateways_serve_the_same_sandboxes() {
 
     // Deleted through the second, the first forgets it.
     b.delete(&id).await.unwrap();
-    let started = Instant::now();
-    while a.get(&id).await.is_ok() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "never forgotten"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_async("never forgotten", || async { a.get(&id).await.is_err() }).await;
     assert!(a.list().await.unwrap().is_empty());
 }
 
@@ -467,10 +454,8 @@ async fn two_gateways_serve_the_same_sandboxes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_through_one_gateway_keeps_what_another_just_changed() {
     let fake = FakeKube::start().await;
-    let first = gateway(&fake, &[]);
-    let second = gateway(&fake, &[]);
+    let (first, second, id) = two_gateways_and_a_sandbox(&fake).await;
     let (a, b) = (first.client(), second.client());
-    let id = a.create(&CreateSandbox::default()).await.unwrap().id;
     eventually_async("the second gateway sees the sandbox", || async {
         b.get(&id)
             .await
@@ -711,6 +696,13 @@ async fn gateways_share_their_tokens_and_signing_key_through_a_secret() {
     .await;
     first.client().delete(&id).await.unwrap();
     assert_within_rbac(&fake);
+}
+
+/// Two gateways on one cluster, and a sandbox created through the first.
+async fn two_gateways_and_a_sandbox(fake: &FakeKube) -> (Daemon, Daemon, String) {
+    let (first, second) = (gateway(fake, &[]), gateway(fake, &[]));
+    let id = common::sandbox(&first.client()).await.id;
+    (first, second, id)
 }
 
 /// Sets a sandbox's timeout the way the E2B SDK does, through `gateway`.

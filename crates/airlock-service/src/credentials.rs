@@ -163,10 +163,11 @@ impl Credentials {
         if self.admin.matches(presented) {
             return Ok(Principal::Admin);
         }
-        let missed = Instant::now();
         let known = || find(&self.cached().records, presented).cloned();
         let mut found = known();
-        if found.is_none() && self.reread_since(missed).await {
+        // Read after the look, so only a reread that began after it counts (and a hit,
+        // the common case, reads no clock).
+        if found.is_none() && self.reread_since(Instant::now()).await {
             found = known();
         }
         let Some(record) = found else {
