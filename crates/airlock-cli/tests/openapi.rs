@@ -14,8 +14,7 @@ use serde_json::{Value, json};
 
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "options", "head"];
 
-/// Paths the router declares, read from the REST face's source: `.route("...")` calls,
-/// under `/v1` except `/healthz` and `/metrics`.
+/// Paths the router declares, read from the REST face's source: `.route("...")` calls.
 fn declared_paths() -> BTreeSet<String> {
     let source = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -26,11 +25,7 @@ fn declared_paths() -> BTreeSet<String> {
         .split(".route(")
         .skip(1)
         .filter_map(|rest| rest.trim_start().strip_prefix('"'))
-        .map(|rest| rest.split('"').next().unwrap())
-        .map(|path| match path {
-            "/healthz" | "/metrics" => path.to_owned(),
-            _ => format!("/v1{path}"),
-        })
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
         .collect()
 }
 

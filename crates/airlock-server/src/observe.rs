@@ -18,7 +18,7 @@ use http_body::Frame;
 
 /// The route template REST matched, put on its answer for this layer to read.
 #[derive(Debug, Clone)]
-pub struct RouteLabel(pub String);
+pub struct RouteLabel(pub axum::extract::MatchedPath);
 
 /// A route no face knew; one label for all of them keeps label sets bounded.
 const UNMATCHED: &str = "unmatched";

@@ -1,6 +1,7 @@
-//! Request bodies that fail when the client goes quiet. Every route's body is wrapped, so
-//! a client that stalls mid-body (a JSON document, a multipart batch, an upload) loses its
-//! request after the idle timeout instead of holding a connection and a task forever.
+//! Request bodies that fail when the client goes quiet. Every request that has a body
+//! gets one of these (from [`super::envelope`]), so a client that stalls mid-body (a JSON
+//! document, a multipart batch, an upload) loses its request after the idle timeout
+//! instead of holding a connection and a task forever.
 //! An idle timeout, not a total one: a slow but steady upload of any size finishes.
 
 use std::pin::Pin;
@@ -8,28 +9,19 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-/// Wraps the request's body with the idle timeout held in the state.
-pub async fn idle_bodies(State(idle): State<Duration>, request: Request, next: Next) -> Response {
-    next.run(request.map(|body| Body::new(IdleBody::new(body, idle))))
-        .await
-}
-
 /// The error a body read sees when its client went quiet.
-pub fn idle_error(idle: Duration) -> std::io::Error {
+fn idle_error(idle: Duration) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::TimedOut,
         format!("client sent nothing for {} s", idle.as_secs()),
     )
 }
 
-struct IdleBody {
+pub struct IdleBody {
     inner: Body,
     idle: Duration,
     timer: Pin<Box<Sleep>>,
@@ -39,7 +31,7 @@ struct IdleBody {
 }
 
 impl IdleBody {
-    fn new(inner: Body, idle: Duration) -> Self {
+    pub fn new(inner: Body, idle: Duration) -> Self {
         Self {
             inner,
             idle,

@@ -4,6 +4,7 @@
 mod archive;
 mod batch;
 pub(crate) mod body;
+mod envelope;
 mod exec;
 mod failure;
 pub(crate) mod files;
@@ -23,11 +24,10 @@ pub(crate) mod tus;
 mod watch;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -42,57 +42,60 @@ pub(crate) const JSON_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// The whole HTTP surface. A request body that sends nothing for `idle` fails.
 pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
     let v1 = Router::new()
-        .route("/sandboxes", post(sandboxes::create).get(sandboxes::list))
         .route(
-            "/sandboxes/{id}",
+            "/v1/sandboxes",
+            post(sandboxes::create).get(sandboxes::list),
+        )
+        .route(
+            "/v1/sandboxes/{id}",
             get(sandboxes::get).delete(sandboxes::delete),
         )
-        .route("/sandboxes/{id}/start", post(sandboxes::start))
-        .route("/sandboxes/{id}/stop", post(sandboxes::stop))
-        .route("/sandboxes/{id}/exec", post(exec::exec))
+        .route("/v1/sandboxes/{id}/start", post(sandboxes::start))
+        .route("/v1/sandboxes/{id}/stop", post(sandboxes::stop))
+        .route("/v1/sandboxes/{id}/exec", post(exec::exec))
         .route(
-            "/sandboxes/{id}/processes",
+            "/v1/sandboxes/{id}/processes",
             post(processes::start).get(processes::list),
         )
         .route(
-            "/sandboxes/{id}/processes/{pid}",
+            "/v1/sandboxes/{id}/processes/{pid}",
             get(processes::get).delete(processes::kill),
         )
         .route(
-            "/sandboxes/{id}/processes/{pid}/events",
+            "/v1/sandboxes/{id}/processes/{pid}/events",
             get(processes::events),
         )
         .route(
-            "/sandboxes/{id}/processes/{pid}/stdin",
+            "/v1/sandboxes/{id}/processes/{pid}/stdin",
             post(processes::stdin).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route(
-            "/sandboxes/{id}/processes/{pid}/signal",
+            "/v1/sandboxes/{id}/processes/{pid}/signal",
             post(processes::signal),
         )
         .route(
-            "/sandboxes/{id}/processes/{pid}/resize",
+            "/v1/sandboxes/{id}/processes/{pid}/resize",
             post(processes::resize),
         )
         .route(
-            "/sandboxes/{id}/files",
+            "/v1/sandboxes/{id}/files",
             get(files::list).delete(files::delete),
         )
         .route(
-            "/sandboxes/{id}/files/",
+            "/v1/sandboxes/{id}/files/",
             get(files::list).delete(files::delete),
         )
-        .route("/sandboxes/{id}/files/stat", get(files::stat))
-        .route("/sandboxes/{id}/files/mkdir", post(files::mkdir))
-        .route("/sandboxes/{id}/files/move", post(files::rename))
-        .route("/sandboxes/{id}/files/compose", post(files::compose))
-        .route("/sandboxes/{id}/files/watch", get(watch::watch))
+        .route("/v1/sandboxes/{id}/files/stat", get(files::stat))
+        .route("/v1/sandboxes/{id}/files/mkdir", post(files::mkdir))
+        .route("/v1/sandboxes/{id}/files/move", post(files::rename))
+        .route("/v1/sandboxes/{id}/files/compose", post(files::compose))
+        .route("/v1/sandboxes/{id}/files/watch", get(watch::watch))
         .route(
-            "/sandboxes/{id}/files/batch",
+            "/v1/sandboxes/{id}/files/batch",
             post(batch::batch).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route(
-            "/sandboxes/{id}/files/archive",
+            "/v1/sandboxes/{id}/files/archive",
             get(archive::download)
                 .put(archive::upload)
                 .post(archive::download_paths)
@@ -100,32 +103,34 @@ pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
         )
         // Uploads stream to disk in constant memory, so they take no body size cap.
         .route(
-            "/sandboxes/{id}/files/content",
+            "/v1/sandboxes/{id}/files/content",
             get(files::download)
                 .put(files::upload)
                 .post(files::patch)
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .merge(tus_routes())
-        .route("/templates", get(templates::list))
-        .route("/warm-pools", get(pools::list))
-        .route("/warm-pools/{template}", put(pools::size))
+        .route("/v1/templates", get(templates::list))
+        .route("/v1/warm-pools", get(pools::list))
+        .route("/v1/warm-pools/{template}", put(pools::size))
         .route(
-            "/templates/{name}",
+            "/v1/templates/{name}",
             put(templates::register).delete(templates::delete),
         )
-        .fallback(unknown_route)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .route("/tokens", post(tokens::create).get(tokens::list))
-        .route("/tokens/{token}", axum::routing::delete(tokens::revoke))
-        .route("/sandboxes/{id}/tokens", post(tokens::create_for_sandbox))
-        .route("/sandboxes/{id}/files/signed-url", post(signed::sign))
+        .route("/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/v1/tokens/{token}", axum::routing::delete(tokens::revoke))
+        .route(
+            "/v1/sandboxes/{id}/tokens",
+            post(tokens::create_for_sandbox),
+        )
+        .route("/v1/sandboxes/{id}/files/signed-url", post(signed::sign))
         .route_layer(middleware::from_fn_with_state(
             service.clone(),
             require_token,
         ))
         // Added after the token check, so the description needs no token.
-        .route("/openapi.json", get(openapi::document))
+        .route("/v1/openapi.json", get(openapi::document))
         .with_state(service.clone());
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -138,7 +143,9 @@ pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
                 ))
                 .with_state(service.clone()),
         )
-        .nest("/v1", v1)
+        // Merged, not nested: a nested router rewrites every request's URI to strip
+        // its prefix, an allocation and a parse per request for nothing.
+        .merge(v1)
         .nest(
             "/agent-sandbox",
             crate::compat::agent_sandbox::router(service.clone()),
@@ -150,41 +157,7 @@ pub fn router(service: Arc<Service>, idle: std::time::Duration) -> Router {
         .nest("/e2b", crate::compat::e2b::control_router(service.clone()))
         .merge(crate::compat::e2b::signed_files_router(service.clone()))
         .fallback(unknown_route)
-        .layer(middleware::from_fn_with_state(idle, idle_body::idle_bodies))
-        .layer(middleware::from_fn(close_after_refused_body))
-        .layer(middleware::from_fn(refuse_large_heads))
-        .layer(middleware::from_fn(log_request))
-}
-
-/// A request's URI and headers together may be this large; more is answered 431.
-const MAX_HEAD: usize = 32 * 1024;
-
-/// Nothing legitimate needs a larger head (the longest path, percent-encoded, is 12 KiB),
-/// and a small one bounds what every handler may be asked to parse.
-async fn refuse_large_heads(request: Request, next: Next) -> Response {
-    let header_bytes: usize = request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
-    // Requests arrive in origin form: the path and query are the whole URI.
-    let uri = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |pq| pq.as_str().len());
-    if uri + header_bytes > MAX_HEAD {
-        let mut response = Failure(ApiError::new(
-            airlock_api::ErrorCode::HeadersTooLarge,
-            format!(
-                "the request's URI and headers are over {} KiB",
-                MAX_HEAD >> 10
-            ),
-        ))
-        .into_response();
-        headers::close_connection(&mut response);
-        return response;
-    }
-    next.run(request).await
+        .layer(middleware::from_fn_with_state(idle, envelope::envelope))
 }
 
 /// Resumable uploads (tus 1.0), with the protocol's version check on every route.
@@ -192,11 +165,11 @@ fn tus_routes() -> Router<Arc<Service>> {
     use axum::routing::{head, options};
     Router::new()
         .route(
-            "/sandboxes/{id}/uploads",
+            "/v1/sandboxes/{id}/uploads",
             options(tus::options).post(tus::create),
         )
         .route(
-            "/sandboxes/{id}/uploads/{upload}",
+            "/v1/sandboxes/{id}/uploads/{upload}",
             head(tus::status)
                 .patch(tus::append)
                 .delete(tus::terminate)
@@ -204,19 +177,6 @@ fn tus_routes() -> Router<Arc<Service>> {
         )
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(middleware::from_fn(tus::tus_protocol))
-}
-
-/// An error answered before a request body was read (a 409 for an upload, say) leaves
-/// the rest of that body on the connection; asking the client to close it keeps the
-/// next request on a keep-alive connection from failing.
-async fn close_after_refused_body(request: Request, next: Next) -> Response {
-    let has_body = headers::has_body(request.headers());
-    let mut response = next.run(request).await;
-    let status = response.status();
-    if has_body && (status.is_client_error() || status.is_server_error()) {
-        headers::close_connection(&mut response);
-    }
-    response
 }
 
 /// Every `/v1` route needs `Authorization: Bearer <token>`, or, on a file's content
@@ -278,29 +238,4 @@ async fn unknown_route(request: Request) -> Failure {
         request.method(),
         request.uri().path()
     )))
-}
-
-/// One line per request: method, path, status, time. Never headers, so never tokens.
-async fn log_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|m| crate::observe::RouteLabel(m.as_str().to_owned()));
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(route);
-    }
-    let status = response.status();
-    let micros = started.elapsed().as_micros() as u64;
-    if status.is_server_error() {
-        tracing::error!(%method, %path, status = status.as_u16(), micros, "request");
-    } else if status == StatusCode::NOT_FOUND || status.is_client_error() {
-        tracing::info!(%method, %path, status = status.as_u16(), micros, "request");
-    } else {
-        tracing::debug!(%method, %path, status = status.as_u16(), micros, "request");
-    }
-    response
 }
