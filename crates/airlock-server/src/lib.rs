@@ -147,9 +147,9 @@ fn dispatch(service: Arc<Service>, rest: axum::Router, grpc: axum::Router) -> ax
     use futures_util::future::Either;
     use tower::ServiceExt;
     let route = tower::service_fn(move |mut request: axum::extract::Request| {
-        let origin = origin::Origin::of(request.uri(), request.headers());
-        request.extensions_mut().insert(origin);
         if grpc::is_grpc(request.headers()) {
+            let origin = origin::Origin::of(request.uri(), request.headers());
+            request.extensions_mut().insert(origin);
             Either::Left(grpc.clone().oneshot(request))
         } else {
             Either::Right(rest.clone().oneshot(request))

@@ -33,21 +33,26 @@ pub async fn observe(
     let face = if grpc { "grpc" } else { "rest" };
     // A gRPC call's route is its method; REST's is its template, found by the router.
     let rpc = grpc.then(|| request.uri().path().to_owned());
-    let request = request.map(|body| {
-        Body::new(Counting {
-            inner: body,
-            bytes: service.metrics().body_bytes(face, true),
-            service: service.clone(),
-            rpc: None,
+    // A body known to be empty (a GET's) has nothing to count.
+    let request = if http_body::Body::is_end_stream(request.body()) {
+        request
+    } else {
+        request.map(|body| {
+            Body::new(Counting {
+                inner: body,
+                bytes: service.metrics().body_bytes(face, true),
+                service: service.clone(),
+                rpc: None,
+            })
         })
-    });
+    };
     let response = next.run(request).await;
     let seconds = started.elapsed().as_secs_f64();
     let mut rpc_end = None;
     if let Some(rpc) = rpc {
         match grpc_status(response.headers()) {
             // Trailers-only: the call ended with its head.
-            Some(status) => record_rpc(&service, &rpc, &status, seconds),
+            Some(status) => record_rpc(&service, &rpc, status, seconds),
             None => rpc_end = Some((rpc, seconds)),
         }
     } else {
@@ -55,8 +60,8 @@ pub async fn observe(
             .extensions()
             .get::<RouteLabel>()
             .map_or(UNMATCHED, |r| r.0.as_str());
-        let status = response.status().as_u16().to_string();
-        service.metrics().request(face, route, &status, seconds);
+        let status = response.status().as_u16();
+        service.metrics().request(face, route, status, seconds);
     }
     response.map(|body| {
         Body::new(Counting {
@@ -68,16 +73,29 @@ pub async fn observe(
     })
 }
 
-fn grpc_status(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+/// A `grpc-status` that is not a number is counted as UNKNOWN (2).
+fn grpc_status(headers: &HeaderMap) -> Option<u16> {
+    headers.get("grpc-status").map(|v| {
+        std::str::from_utf8(v.as_bytes())
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2)
+    })
 }
 
-/// Records one RPC; calls to methods no service has (UNIMPLEMENTED) share one label.
-fn record_rpc(service: &Service, rpc: &str, status: &str, seconds: f64) {
-    let route = if status == "12" { UNMATCHED } else { rpc };
+/// gRPC's status for a call its client left before the trailers.
+const CANCELLED: u16 = 1;
+
+/// gRPC's status for a method no service has.
+const UNIMPLEMENTED: u16 = 12;
+
+/// Records one RPC; calls to methods no service has share one label.
+fn record_rpc(service: &Service, rpc: &str, status: u16, seconds: f64) {
+    let route = if status == UNIMPLEMENTED {
+        UNMATCHED
+    } else {
+        rpc
+    };
     service.metrics().request("grpc", route, status, seconds);
 }
 
@@ -107,8 +125,8 @@ impl http_body::Body for Counting {
             } else if let Some(trailers) = frame.trailers_ref()
                 && let Some((rpc, seconds)) = self.rpc.take()
             {
-                let status = grpc_status(trailers).unwrap_or_else(|| "0".into());
-                record_rpc(&self.service, &rpc, &status, seconds);
+                let status = grpc_status(trailers).unwrap_or(0);
+                record_rpc(&self.service, &rpc, status, seconds);
             }
         }
         polled
@@ -128,7 +146,7 @@ impl Drop for Counting {
         // A streamed call whose trailers never went: the client left, or the
         // connection broke.
         if let Some((rpc, seconds)) = self.rpc.take() {
-            record_rpc(&self.service, &rpc, "1", seconds);
+            record_rpc(&self.service, &rpc, CANCELLED, seconds);
         }
     }
 }

@@ -1,11 +1,22 @@
-//! The origin a client reached the daemon at (`http://host:port`), found once for both
-//! faces, so URLs the daemon hands out (signed URLs) work as handed out.
+//! The origin a client reached the daemon at (`http://host:port`), found by one rule for
+//! both faces, so URLs the daemon hands out (signed URLs) work as handed out.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri, header};
 
-/// Put on every request by the dispatcher.
+/// Put on each gRPC request by the dispatcher (tonic's handlers see no URI); a REST
+/// handler that needs it extracts it, so no other request pays for it.
 #[derive(Debug, Clone)]
 pub struct Origin(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(&parts.uri, &parts.headers))
+    }
+}
 
 impl Origin {
     /// HTTP/1 names the host in `Host`, HTTP/2 in the URI's authority. A proxy that

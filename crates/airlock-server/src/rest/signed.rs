@@ -20,7 +20,7 @@ pub async fn sign(
     State(service): State<Arc<Service>>,
     Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
-    Extension(Origin(origin)): Extension<Origin>,
+    Origin(origin): Origin,
     Json(req): Json<SignUrl>,
 ) -> Answer<axum::Json<SignedUrl>> {
     let mut signed = service.sign_url(&caller, &id, req)?;
