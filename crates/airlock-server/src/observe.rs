@@ -150,3 +150,27 @@ impl Drop for Counting {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_status(value: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "grpc-status",
+            axum::http::HeaderValue::from_bytes(value).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn grpc_statuses_are_numbers_and_garbage_counts_as_unknown() {
+        assert_eq!(grpc_status(&HeaderMap::new()), None);
+        assert_eq!(grpc_status(&with_status(b"0")), Some(0));
+        assert_eq!(grpc_status(&with_status(b"12")), Some(UNIMPLEMENTED));
+        assert_eq!(grpc_status(&with_status(b"ok")), Some(2));
+        assert_eq!(grpc_status(&with_status(b"\xff")), Some(2));
+        assert_eq!(grpc_status(&with_status(b"99999999")), Some(2));
+    }
+}
