@@ -461,11 +461,6 @@ fn w3(env: &Env, reps: usize) -> anyhow::Result<Table> {
         std::fs::write(format!("{w}/c2"), config(&auth_header, &ours, true))?;
         std::fs::write(format!("{w}/c3"), config("", &nginx, false))?;
         std::fs::write(format!("{w}/c4"), config(&auth_header, &ours, false))?;
-        let run = |t: &mut Table, name: &str, config: &str| {
-            t.time(name, None, Some(1000), || {
-                sh(&format!("curl -sSf --config {w}/{config}"))
-            })
-        };
         // Every other run, Airlock goes first, so neither side always follows the other.
         let order: [(&str, &str); 4] = if rep % 2 == 0 {
             [
@@ -483,7 +478,9 @@ fn w3(env: &Env, reps: usize) -> anyhow::Result<Table> {
             ]
         };
         for (name, config) in order {
-            run(t, name, config);
+            t.time(name, None, Some(1000), || {
+                sh(&format!("curl -sSf --config {w}/{config}"))
+            });
         }
     }
     t.ratio_goal(PUT_OURS, PUT_NGINX, 1.0);

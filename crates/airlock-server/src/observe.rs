@@ -73,18 +73,21 @@ pub async fn observe(
     })
 }
 
-/// A `grpc-status` that is not a number is counted as UNKNOWN (2).
+/// A `grpc-status` that is not a number is counted as UNKNOWN.
 fn grpc_status(headers: &HeaderMap) -> Option<u16> {
     headers.get("grpc-status").map(|v| {
         std::str::from_utf8(v.as_bytes())
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(2)
+            .unwrap_or(UNKNOWN)
     })
 }
 
 /// gRPC's status for a call its client left before the trailers.
 const CANCELLED: u16 = 1;
+
+/// gRPC's status for an error no other code names.
+const UNKNOWN: u16 = 2;
 
 /// gRPC's status for a method no service has.
 const UNIMPLEMENTED: u16 = 12;
