@@ -128,6 +128,8 @@ for name, data in {
     + field(1, field(2, b"/workspace/t") + field(5, 1) + field(6, 2)),
     "upload_chunk": b"\x00" + field(2, b"hello"),
     "download_range": b"\x01" + download,
+    # The same, framed as a whole gRPC request body: flag 0, then a big-endian length.
+    "download_framed": b"\x01\x00" + len(download).to_bytes(4, "big") + download,
     "download_archive": b"\x05" + field(2, b"/workspace") + field(3, 1),
     "batch_file": b"\x02" + field(2, batch_file),
     # envd's Connect messages: pick 3 mod 4, then the method (pick / 4) in file order.

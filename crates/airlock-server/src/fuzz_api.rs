@@ -79,7 +79,8 @@ pub fn multipart(boundary: &str, body: Vec<u8>) -> usize {
 
 /// The gRPC messages that carry paths and write options, decoded from arbitrary bytes and
 /// read as the gRPC face reads them: an upload's metadata (path, mode, mtime, sha256,
-/// archive format), a download's range, a batch file's header; or, for `kind` 3 mod 4,
+/// archive format), a download's range (the bytes also read as a whole gRPC request body,
+/// prefix and all, as `DownloadFile`'s route reads it), a batch file's header; or, for `kind` 3 mod 4,
 /// the request of an envd Connect method (`kind / 4` picks it) in the binary codec, put
 /// in protobuf's JSON mapping and back, which must give the same message. Returns
 /// whether the message was accepted.
@@ -96,16 +97,15 @@ pub fn grpc_message(kind: u8, bytes: &[u8]) -> bool {
             }
             _ => false,
         },
-        1 => pb::DownloadFileRequest::decode(bytes).is_ok_and(|r| {
-            let size = u64::from(kind) * 4099;
-            match airlock_service::byte_window(size, r.offset, r.length) {
-                Ok((start, len)) => {
-                    assert!(start <= size && start.checked_add(len).is_some_and(|end| end <= size));
-                    airlock_fs::SandboxPath::parse(&r.remote_path).is_ok()
-                }
-                Err(_) => false,
-            }
-        }),
+        1 => {
+            // The same bytes as a whole request body, read as `DownloadFile`'s route does.
+            let framed = crate::grpc::wire::decode_request::<pb::DownloadFileRequest>(
+                bytes,
+                crate::grpc::MESSAGE_LIMIT,
+            );
+            download_window(kind, framed.ok())
+                | download_window(kind, pb::DownloadFileRequest::decode(bytes).ok())
+        }
         3 => crate::compat::e2b::proto_codec::fuzz_roundtrip(usize::from(kind / 4), bytes),
         _ => match pb::WriteFilesRequest::decode(bytes)
             .ok()
@@ -129,4 +129,19 @@ pub fn grpc_message(kind: u8, bytes: &[u8]) -> bool {
             _ => false,
         },
     }
+}
+
+/// A download request's range read against a file of a size `kind` picks: an accepted
+/// range lies inside the file.
+fn download_window(kind: u8, request: Option<pb::DownloadFileRequest>) -> bool {
+    request.is_some_and(|r| {
+        let size = u64::from(kind) * 4099;
+        match airlock_service::byte_window(size, r.offset, r.length) {
+            Ok((start, len)) => {
+                assert!(start <= size && start.checked_add(len).is_some_and(|end| end <= size));
+                airlock_fs::SandboxPath::parse(&r.remote_path).is_ok()
+            }
+            Err(_) => false,
+        }
+    })
 }

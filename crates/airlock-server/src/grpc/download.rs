@@ -1,23 +1,117 @@
 //! `DownloadFile`: a header, then the file's bytes (a range of them) or a directory's tar
-//! stream, in chunks.
+//! stream, in chunks. Served by [`serve`], which frames the chunks itself (see
+//! [`super::wire`]); tonic's generated server still has its own way in, which the router
+//! never takes.
+
+use std::sync::Arc;
 
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::download_file_response::Payload;
-use airlock_service::{FileWindow, Principal, Service, byte_window, mtime_text};
+use airlock_service::{ByteStream, FileWindow, Principal, Service, byte_window, mtime_text};
+use axum::extract::State;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use http_body::Frame;
 use tonic::Status;
 
 use super::status::status;
 use super::upload::archive_format;
+use super::{MESSAGE_LIMIT, wire};
+
+/// The route [`serve`] answers.
+pub const PATH: &str = "/airlock.v1.Files/DownloadFile";
+
+/// The field number of `DownloadFileResponse.chunk`; the tests below check it against
+/// prost's encoding.
+const CHUNK_FIELD: u32 = 2;
 
 type Out = std::pin::Pin<Box<dyn Stream<Item = Result<pb::DownloadFileResponse, Status>> + Send>>;
+
+/// The header and the bytes that follow it.
+type Opened = (pb::DownloadFileHeader, ByteStream);
+
+/// The route's handler: the request read and the answer framed by hand, each chunk sent
+/// as the bytes it was read into.
+pub async fn serve(
+    State(service): State<Arc<Service>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let opened = async {
+        let caller = parts
+            .extensions
+            .get::<Principal>()
+            .ok_or_else(|| Status::unauthenticated("no caller"))?;
+        let r = wire::read_request(&parts.headers, body, MESSAGE_LIMIT).await?;
+        open(&service, caller, r).await
+    };
+    match opened.await {
+        Ok((header, chunks)) => wire::response(framed(header, chunks)),
+        Err(refused) => refused.into_http(),
+    }
+}
+
+/// The header as one message, then each chunk as a head and its own bytes, then the
+/// trailers: `grpc-status` 0 at the end, or the read's error where it broke.
+fn framed(header: pb::DownloadFileHeader, chunks: ByteStream) -> axum::body::Body {
+    use futures_util::stream;
+    let header = wire::message(&pb::DownloadFileResponse {
+        payload: Some(Payload::Header(header)),
+    });
+    let frames = chunks
+        .map(Some)
+        .chain(stream::once(std::future::ready(None)))
+        .scan(false, |ended, next| {
+            let frames = match next {
+                _ if *ended => return std::future::ready(None),
+                Some(Ok(chunk)) => chunk_frames(chunk),
+                Some(Err(err)) => {
+                    *ended = true;
+                    let broke = status(airlock_service::ApiError::internal("reading", err));
+                    vec![Frame::trailers(wire::trailers(Err(broke)))]
+                }
+                None => vec![Frame::trailers(wire::trailers(Ok(())))],
+            };
+            std::future::ready(Some(stream::iter(frames)))
+        })
+        .flatten();
+    let body = stream::once(std::future::ready(Frame::data(header))).chain(frames);
+    axum::body::Body::new(http_body_util::StreamBody::new(
+        body.map(Ok::<_, std::convert::Infallible>),
+    ))
+}
+
+/// A chunk as messages of at most the limit, each a head and a slice of the chunk (no
+/// copy).
+fn chunk_frames(mut chunk: Bytes) -> Vec<Frame<Bytes>> {
+    // The key and the length's varint, which share the message limit with the bytes.
+    const ROOM: usize = 16;
+    let mut frames = Vec::with_capacity(2);
+    while !chunk.is_empty() {
+        let piece = chunk.split_to(chunk.len().min(MESSAGE_LIMIT - ROOM));
+        frames.push(Frame::data(wire::bytes_field_head(
+            CHUNK_FIELD,
+            piece.len(),
+        )));
+        frames.push(Frame::data(piece));
+    }
+    frames
+}
 
 pub async fn download_file(
     service: &Service,
     caller: &Principal,
     r: pb::DownloadFileRequest,
 ) -> Result<Out, Status> {
+    let (header, body) = open(service, caller, r).await?;
+    Ok(with_header(header, body))
+}
+
+async fn open(
+    service: &Service,
+    caller: &Principal,
+    r: pb::DownloadFileRequest,
+) -> Result<Opened, Status> {
     if r.as_archive {
         let format = archive_format(r.archive_format);
         let tar = if r.paths.is_empty() {
@@ -34,7 +128,7 @@ pub async fn download_file(
             is_archive: true,
             ..Default::default()
         };
-        return Ok(with_header(header, tar));
+        return Ok((header, tar.boxed()));
     }
     let (content, entry) = service
         .open_file(caller, &r.sandbox_id, &r.remote_path)
@@ -57,7 +151,7 @@ pub async fn download_file(
         }
         FileWindow::Stream(chunks) => chunks,
     };
-    Ok(with_header(header, body))
+    Ok((header, body))
 }
 
 fn with_header(
@@ -76,4 +170,48 @@ fn with_header(
         Err(err) => Err(status(airlock_service::ApiError::internal("reading", err))),
     });
     Box::pin(first.chain(chunks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    /// The messages in `frames`' data, decoded by prost.
+    fn decode(frames: Vec<Frame<Bytes>>) -> Vec<pb::DownloadFileResponse> {
+        let wire: Vec<u8> = frames
+            .into_iter()
+            .flat_map(|f| f.into_data().unwrap().to_vec())
+            .collect();
+        let mut rest = &wire[..];
+        let mut messages = vec![];
+        while !rest.is_empty() {
+            assert_eq!(rest[0], 0, "uncompressed");
+            let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+            assert!(len <= MESSAGE_LIMIT, "a message of {len} bytes");
+            messages.push(pb::DownloadFileResponse::decode(&rest[5..5 + len]).unwrap());
+            rest = &rest[5 + len..];
+        }
+        messages
+    }
+
+    #[test]
+    fn chunks_become_chunk_messages_within_the_limit() {
+        let chunk = Bytes::from(
+            (0..MESSAGE_LIMIT * 2 + 3)
+                .map(|i| i as u8)
+                .collect::<Vec<_>>(),
+        );
+        let messages = decode(chunk_frames(chunk.clone()));
+        assert_eq!(messages.len(), 3);
+        let mut joined = vec![];
+        for message in messages {
+            let Some(Payload::Chunk(bytes)) = message.payload else {
+                panic!("not a chunk: {message:?}");
+            };
+            joined.extend_from_slice(&bytes);
+        }
+        assert_eq!(joined, chunk);
+        assert!(chunk_frames(Bytes::new()).is_empty());
+    }
 }

@@ -13,6 +13,7 @@ mod sandboxes;
 pub(crate) mod status;
 mod tokens;
 pub(crate) mod upload;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 
@@ -81,6 +82,11 @@ pub fn router(service: Arc<Service>) -> axum::Router {
     routes
         .prepare()
         .into_axum_router()
+        // Served by hand ahead of tonic's route to the same call: see `wire`.
+        .route(
+            download::PATH,
+            axum::routing::post(download::serve).with_state(service.clone()),
+        )
         .layer(axum::middleware::from_fn_with_state(service, authenticate))
 }
 
