@@ -148,3 +148,26 @@ for name, data in {
     "connect_stream_input": b"\x37" + field(2, field(2, field(1, b"\x00\xff"))),
 }.items():
     write("grpc_messages", name, data)
+
+
+# An UploadFile request body, framed as gRPC sends it; the first byte is the size of the
+# data frames it is cut into (see fuzz_targets/grpc_upload_body.rs).
+def grpc_frame(message: bytes) -> bytes:
+    return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+upload_body = (
+    grpc_frame(field(1, upload_meta))
+    + grpc_frame(field(2, b"hello"))
+    + grpc_frame(field(2, bytes(range(200))))
+    + grpc_frame(b"")
+    + grpc_frame(field(2, b"ab") + field(2, b"xyz"))
+)
+for name, data in {
+    "upload_body_1": b"\x01" + upload_body,
+    "upload_body_7": b"\x07" + upload_body,
+    "upload_body_whole": b"\xff" + upload_body,
+    "upload_body_cut": b"\x03" + upload_body[:-4],
+}.items():
+    write("grpc_upload_body", name, data)
+

@@ -733,3 +733,176 @@ async fn a_python_grpcio_client_generated_from_the_proto_streams_64_mib_both_way
     assert_eq!(stat["size"], 64 << 20);
     assert_eq!(sha.len(), 64);
 }
+
+/// The two calls the daemon frames by hand (`UploadFile`, `DownloadFile`), sent bytes the
+/// stubs never would: each bad body gets tonic's status, nothing is written, and the
+/// daemon goes on serving. Good bodies cut into odd frames write what prost would read.
+#[tokio::test]
+async fn hand_framed_calls_refuse_bad_frames_and_read_odd_ones() {
+    use prost::Message;
+    const UPLOAD: &str = "/airlock.v1.Files/UploadFile";
+    const DOWNLOAD: &str = "/airlock.v1.Files/DownloadFile";
+    let daemon = Daemon::start();
+    let id = grpc::sandboxes(&daemon)
+        .await
+        .create(pb::CreateSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let metadata = |path: &str| {
+        grpc::framed(
+            &pb::UploadFileRequest {
+                payload: Some(pb::upload_file_request::Payload::Metadata(meta(&id, path))),
+            }
+            .encode_to_vec(),
+        )
+    };
+    let chunk = |bytes: &[u8]| {
+        grpc::framed(
+            &pb::UploadFileRequest {
+                payload: Some(pb::upload_file_request::Payload::Chunk(
+                    bytes::Bytes::copy_from_slice(bytes),
+                )),
+            }
+            .encode_to_vec(),
+        )
+    };
+    let mut files = grpc::files(&daemon).await;
+    let absent = |files: &mut grpc::FilesAuthed, path: &'static str| {
+        let mut files = files.clone();
+        let id = id.clone();
+        async move {
+            let stat = files.stat(pb::StatRequest {
+                sandbox_id: id,
+                path: path.into(),
+            });
+            assert_eq!(
+                stat.await.unwrap_err().code(),
+                Code::NotFound,
+                "{path} was written"
+            );
+        }
+    };
+
+    let mut compressed = chunk(b"data");
+    compressed[0] = 1;
+    let mut too_long = chunk(b"data");
+    too_long[1..5].copy_from_slice(&(64u32 << 20).to_be_bytes());
+    let cut = chunk(b"cut short");
+    // Past the metadata, a broken stream interrupts the upload (INVALID_ARGUMENT, as
+    // for any stream that breaks) and says why in tonic's words.
+    let mut compressed_meta = metadata("/workspace/meta-compressed");
+    compressed_meta[0] = 1;
+    let bad_uploads = [
+        (
+            "/workspace/compressed",
+            vec![metadata("/workspace/compressed"), compressed],
+            &[][..],
+            Code::InvalidArgument,
+            "compressed-flag",
+        ),
+        (
+            "/workspace/too-long",
+            vec![metadata("/workspace/too-long"), too_long],
+            &[],
+            Code::InvalidArgument,
+            "too large",
+        ),
+        (
+            "/workspace/cut",
+            vec![metadata("/workspace/cut"), cut[..cut.len() - 3].to_vec()],
+            &[],
+            Code::InvalidArgument,
+            "Unexpected EOF",
+        ),
+        (
+            "/workspace/garbage",
+            vec![
+                metadata("/workspace/garbage"),
+                grpc::framed(&[0xff, 0xff, 0xff]),
+            ],
+            &[],
+            Code::InvalidArgument,
+            "decoding",
+        ),
+        (
+            "/workspace/twice",
+            vec![metadata("/workspace/twice"), metadata("/workspace/twice")],
+            &[],
+            Code::InvalidArgument,
+            "only chunks",
+        ),
+        (
+            "/workspace/meta-compressed",
+            vec![compressed_meta],
+            &[],
+            Code::Internal,
+            "compressed-flag",
+        ),
+        (
+            "/workspace/gzip",
+            vec![metadata("/workspace/gzip"), chunk(b"x")],
+            &[("grpc-encoding", "gzip")],
+            Code::Unimplemented,
+            "gzip",
+        ),
+        (
+            "/workspace/nothing",
+            vec![],
+            &[],
+            Code::InvalidArgument,
+            "metadata",
+        ),
+    ];
+    for (path, frames, headers, code, words) in bad_uploads {
+        let answer = grpc::raw_call(&daemon, UPLOAD, frames, headers).await;
+        assert_eq!(answer.code, code, "{path}: {answer:?}");
+        assert!(answer.message.contains(words), "{path}: {answer:?}");
+        absent(&mut files, path).await;
+    }
+
+    // A good upload in frames that cut through prefixes, keys and lengths, with a chunk
+    // whose field comes twice (prost keeps the last) and an empty chunk.
+    let mut wire = metadata("/workspace/odd");
+    let big = random(300_000, 16);
+    wire.extend(chunk(&big));
+    wire.extend(chunk(b""));
+    let mut twice = vec![0x12, 2, b'n', b'o'];
+    twice.extend([0x12, 3, b'y', b'e', b's']);
+    wire.extend(grpc::framed(&twice));
+    let frames: Vec<Vec<u8>> = wire.chunks(7).map(<[u8]>::to_vec).collect();
+    let answer = grpc::raw_call(&daemon, UPLOAD, frames, &[]).await;
+    assert_eq!(answer.code, Code::Ok, "{answer:?}");
+    let (_, got) = download(&mut files, get(&id, "/workspace/odd"))
+        .await
+        .unwrap();
+    let mut want = big.clone();
+    want.extend_from_slice(b"yes");
+    assert!(got == want, "the file differs from what was sent");
+
+    let request = grpc::framed(&get(&id, "/workspace/odd").encode_to_vec());
+    let mut compressed = request.clone();
+    compressed[0] = 1;
+    let bad_downloads = [
+        (vec![], &[][..], Code::Internal),
+        (vec![compressed], &[], Code::Internal),
+        (vec![request[..4].to_vec()], &[], Code::Internal),
+        (vec![grpc::framed(&[0xff, 0xff])], &[], Code::Internal),
+        (
+            vec![request.clone()],
+            &[("grpc-encoding", "br")],
+            Code::Unimplemented,
+        ),
+    ];
+    for (frames, headers, code) in bad_downloads {
+        let answer = grpc::raw_call(&daemon, DOWNLOAD, frames, headers).await;
+        assert_eq!(answer.code, code, "{answer:?}");
+        assert!(answer.data.is_empty());
+    }
+    // The request cut into one-byte frames still reads; the daemon serves on.
+    let frames = request.iter().map(|b| vec![*b]).collect();
+    let answer = grpc::raw_call(&daemon, DOWNLOAD, frames, &[]).await;
+    assert_eq!(answer.code, Code::Ok, "{answer:?}");
+    assert!(answer.data.len() > want.len());
+}

@@ -145,3 +145,103 @@ fn download_window(kind: u8, request: Option<pb::DownloadFileRequest>) -> bool {
         }
     })
 }
+
+/// What an `UploadFile` request body says (each metadata message, the chunk bytes
+/// between them joined, an empty message), and whether all of it read without error.
+type UploadReading = (Vec<String>, bool);
+
+/// An `UploadFile` request body cut into data frames of `frame` bytes (at least one),
+/// read as the gRPC face reads it, chunks streamed out of the frames, and read the plain
+/// way (each message gathered whole, then decoded by prost): both readings must fail
+/// alike, and say the same when they do not. Returns whether the body was read.
+pub fn grpc_upload_body(frame: u8, bytes: &[u8]) -> bool {
+    let streamed = read_streamed(usize::from(frame.max(1)), bytes);
+    let whole = read_whole(bytes);
+    assert_eq!(streamed.1, whole.1, "one reading failed, the other did not");
+    if whole.1 {
+        assert_eq!(streamed.0, whole.0, "the readings differ");
+    }
+    whole.1
+}
+
+/// The gRPC face's reading.
+fn read_streamed(frame: usize, bytes: &[u8]) -> UploadReading {
+    use crate::grpc::unframe::{Part, Unframed};
+    use futures_util::StreamExt;
+    let frames: Vec<bytes::Bytes> = bytes
+        .chunks(frame)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let body = axum::body::Body::from_stream(futures_util::stream::iter(
+        frames.into_iter().map(Ok::<_, std::convert::Infallible>),
+    ));
+    let parts = Unframed::new(body, crate::grpc::MESSAGE_LIMIT, 2).collect::<Vec<_>>();
+    let parts = futures_util::FutureExt::now_or_never(parts).expect("a body in memory is ready");
+    let mut said = Said::default();
+    for part in parts {
+        let payload = match part {
+            Ok(Part::Piece(piece)) => Some(pb::upload_file_request::Payload::Chunk(piece)),
+            Ok(Part::Message(m)) => match pb::UploadFileRequest::decode(m) {
+                Ok(r) => r.payload,
+                Err(_) => return said.end(false),
+            },
+            Err(_) => return said.end(false),
+        };
+        said.hear(payload);
+    }
+    said.end(true)
+}
+
+/// The plain reading.
+fn read_whole(mut bytes: &[u8]) -> UploadReading {
+    let mut said = Said::default();
+    while !bytes.is_empty() {
+        let Some((prefix, rest)) = bytes.split_first_chunk::<5>() else {
+            return said.end(false);
+        };
+        let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+        if prefix[0] != 0 || len > crate::grpc::MESSAGE_LIMIT || rest.len() < len {
+            return said.end(false);
+        }
+        match pb::UploadFileRequest::decode(&rest[..len]) {
+            Ok(r) => said.hear(r.payload),
+            Err(_) => return said.end(false),
+        }
+        bytes = &rest[len..];
+    }
+    said.end(true)
+}
+
+/// A reading as it goes.
+#[derive(Default)]
+struct Said {
+    said: Vec<String>,
+    bytes: Vec<u8>,
+}
+
+impl Said {
+    fn hear(&mut self, payload: Option<pb::upload_file_request::Payload>) {
+        use pb::upload_file_request::Payload;
+        if let Some(Payload::Chunk(chunk)) = payload {
+            self.bytes.extend_from_slice(&chunk);
+            return;
+        }
+        self.flush();
+        self.said.push(match payload {
+            Some(Payload::Metadata(m)) => format!("metadata {m:?}"),
+            _ => "empty".into(),
+        });
+    }
+
+    fn flush(&mut self) {
+        if !self.bytes.is_empty() {
+            self.said.push(format!("bytes {:?}", self.bytes));
+            self.bytes.clear();
+        }
+    }
+
+    fn end(mut self, read: bool) -> UploadReading {
+        self.flush();
+        (self.said, read)
+    }
+}

@@ -114,3 +114,56 @@ pub fn get(id: &str, path: &str) -> pb::DownloadFileRequest {
         ..Default::default()
     }
 }
+
+/// What a hand-made gRPC call got back: the status code and message (from the headers of
+/// a trailers-only answer, else from the trailers) and the data frames' bytes.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub code: tonic::Code,
+    pub message: String,
+    pub data: Vec<u8>,
+}
+
+/// One call to `path` whose request body is exactly `frames` (each its own HTTP/2 data
+/// frame, bytes as given: the test frames the messages, or fails to), for what the
+/// generated stubs cannot send.
+pub async fn raw_call(
+    daemon: &Daemon,
+    path: &str,
+    frames: Vec<Vec<u8>>,
+    headers: &[(&'static str, &str)],
+) -> RawAnswer {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let body = http_body_util::StreamBody::new(tokio_stream::iter(frames.into_iter().map(|f| {
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from(f)))
+    })));
+    let mut request = tonic::codegen::http::Request::post(format!("{}{path}", daemon.url))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {}", daemon.token));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(tonic::body::Body::new(body)).unwrap();
+    let response = channel(daemon).await.oneshot(request).await.unwrap();
+    let head = response.headers().clone();
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let status = Status::from_header_map(&head)
+        .or_else(|| Status::from_header_map(&trailers))
+        .expect("a grpc-status");
+    RawAnswer {
+        code: status.code(),
+        message: status.message().to_owned(),
+        data: collected.to_bytes().to_vec(),
+    }
+}
+
+/// A message as gRPC frames it: uncompressed, its length, its bytes.
+pub fn framed(message: &[u8]) -> Vec<u8> {
+    let mut out = vec![0];
+    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    out.extend_from_slice(message);
+    out
+}

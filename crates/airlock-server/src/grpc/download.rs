@@ -38,10 +38,7 @@ pub async fn serve(
 ) -> axum::response::Response {
     let (parts, body) = request.into_parts();
     let opened = async {
-        let caller = parts
-            .extensions
-            .get::<Principal>()
-            .ok_or_else(|| Status::unauthenticated("no caller"))?;
+        let caller = super::caller_in(&parts.extensions)?;
         let r = wire::read_request(&parts.headers, body, MESSAGE_LIMIT).await?;
         open(&service, caller, r).await
     };

@@ -25,7 +25,7 @@ impl pb::files_server::Files for FilesFace {
         request: Request<Streaming<pb::UploadFileRequest>>,
     ) -> Answer<pb::UploadFileResponse> {
         let caller = caller(&request)?;
-        let answer = upload::upload_file(&self.0, &caller, request.into_inner()).await?;
+        let answer = upload::upload_file_tonic(&self.0, &caller, request.into_inner()).await?;
         Ok(Response::new(answer))
     }
 

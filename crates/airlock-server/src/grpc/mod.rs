@@ -12,6 +12,7 @@ mod processes;
 mod sandboxes;
 pub(crate) mod status;
 mod tokens;
+pub(crate) mod unframe;
 pub(crate) mod upload;
 pub(crate) mod wire;
 
@@ -82,10 +83,15 @@ pub fn router(service: Arc<Service>) -> axum::Router {
     routes
         .prepare()
         .into_axum_router()
-        // Served by hand ahead of tonic's route to the same call: see `wire`.
+        // The two calls that carry files, served by hand ahead of tonic's routes to
+        // them, so that no chunk is copied: see `wire` and `unframe`.
         .route(
             download::PATH,
             axum::routing::post(download::serve).with_state(service.clone()),
+        )
+        .route(
+            upload::PATH,
+            axum::routing::post(upload::serve).with_state(service.clone()),
         )
         .layer(axum::middleware::from_fn_with_state(service, authenticate))
 }
@@ -120,10 +126,13 @@ async fn authenticate(
 
 /// The caller [`authenticate`] put on a request.
 fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
-    request
-        .extensions()
+    caller_in(request.extensions()).cloned()
+}
+
+/// The caller [`authenticate`] put on a request, from its extensions.
+fn caller_in(extensions: &axum::http::Extensions) -> Result<&Principal, Status> {
+    extensions
         .get::<Principal>()
-        .cloned()
         .ok_or_else(|| Status::unauthenticated("no caller"))
 }
 

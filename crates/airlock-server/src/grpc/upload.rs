@@ -1,6 +1,9 @@
 //! `UploadFile` and the resumable-upload calls. A plain upload streams into an atomic
 //! write; an archive into an all-or-nothing extraction; with `upload_id`, the chunks
 //! continue the same resumable upload tus speaks, so either face may finish it.
+//! `UploadFile` is served by [`serve`], which reads the chunks as the frames that carried
+//! them (see [`super::unframe`]); tonic's generated server still has its own way in,
+//! which the router never takes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,21 +14,65 @@ use airlock_service::{
     ApiError, ArchiveFormat, ArchiveUpload, ByteStream, ChecksumText, NewUpload, Principal,
     PutFile, Service, parse_mtime,
 };
-use futures_util::StreamExt;
+use axum::extract::State;
+use futures_util::{Stream, StreamExt};
+use prost::Message;
 use tonic::{Status, Streaming};
 
-use super::convert;
 use super::status::{invalid, status};
+use super::unframe::{Part, Unframed};
+use super::{MESSAGE_LIMIT, convert, wire};
 
-pub async fn upload_file(
+/// The route [`serve`] answers.
+pub const PATH: &str = "/airlock.v1.Files/UploadFile";
+
+/// The field number of `UploadFileRequest.chunk`, whose bytes are streamed uncopied.
+const CHUNK_FIELD: u32 = 2;
+
+/// What a request's message carries: the metadata, a chunk (or part of one), or nothing.
+type Incoming = Result<Option<Payload>, Status>;
+
+/// The route's handler: chunks taken from the request's frames without a copy, the
+/// answer one message.
+pub async fn serve(
+    State(service): State<Arc<Service>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let answered = async {
+        let caller = super::caller_in(&parts.extensions)?;
+        wire::refuse_compression(&parts.headers)?;
+        let incoming = Unframed::new(body, MESSAGE_LIMIT, CHUNK_FIELD).map(|part| match part? {
+            Part::Piece(bytes) => Ok(Some(Payload::Chunk(bytes))),
+            Part::Message(message) => pb::UploadFileRequest::decode(message)
+                .map(|m| m.payload)
+                .map_err(|err| Status::internal(format!("decoding a message: {err}"))),
+        });
+        upload_file(&service, caller, incoming).await
+    };
+    match answered.await {
+        Ok(answer) => wire::unary(&answer),
+        Err(refused) => refused.into_http(),
+    }
+}
+
+/// The same call through tonic's decoder.
+pub async fn upload_file_tonic(
     service: &Service,
     caller: &Principal,
-    mut incoming: Streaming<pb::UploadFileRequest>,
+    incoming: Streaming<pb::UploadFileRequest>,
 ) -> Result<pb::UploadFileResponse, Status> {
-    let meta = match incoming.message().await? {
-        Some(pb::UploadFileRequest {
-            payload: Some(Payload::Metadata(meta)),
-        }) => meta,
+    upload_file(service, caller, incoming.map(|m| m.map(|r| r.payload))).await
+}
+
+async fn upload_file(
+    service: &Service,
+    caller: &Principal,
+    incoming: impl Stream<Item = Incoming> + Send + Unpin + 'static,
+) -> Result<pb::UploadFileResponse, Status> {
+    let mut incoming = incoming;
+    let meta = match incoming.next().await.transpose()? {
+        Some(Some(Payload::Metadata(meta))) => meta,
         _ => {
             return Err(invalid(
                 "the first message of UploadFile must be `metadata`",
@@ -136,7 +183,7 @@ pub fn archive_format(format: i32) -> Option<ArchiveFormat> {
 /// second metadata message, or a count other than `declared` ends the body with an
 /// error, so a plain write commits nothing.
 fn chunks(
-    incoming: Streaming<pb::UploadFileRequest>,
+    incoming: impl Stream<Item = Incoming> + Send + 'static,
     received: Arc<AtomicU64>,
     declared: Option<u64>,
 ) -> ByteStream {
@@ -144,9 +191,7 @@ fn chunks(
     let aborted = |why: String| Error::new(ErrorKind::ConnectionAborted, why);
     let counted = received.clone();
     let body = incoming.map(move |message| match message {
-        Ok(pb::UploadFileRequest {
-            payload: Some(Payload::Chunk(chunk)),
-        }) => {
+        Ok(Some(Payload::Chunk(chunk))) => {
             counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             Ok(chunk)
         }

@@ -14,7 +14,7 @@ use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 use tonic::Status;
 
 /// gRPC's message prefix: a compressed flag and a big-endian length.
-const PREFIX: usize = 5;
+pub const PREFIX: usize = 5;
 
 /// The one request message of a unary or server-streaming call, read whole (it is
 /// small), with tonic's codes for the ways it can be wrong.
@@ -31,7 +31,9 @@ pub async fn read_request<M: Message + Default>(
                 .into_inner()
                 .downcast::<http_body_util::LengthLimitError>()
             {
-                Ok(_) => too_large(limit),
+                Ok(_) => Status::out_of_range(format!(
+                    "Error, decoded message length too large: the limit is: {limit} bytes"
+                )),
                 Err(err) => Status::internal(format!("reading the request: {err}")),
             }
         })?;
@@ -41,10 +43,23 @@ pub async fn read_request<M: Message + Default>(
 /// The first message of a request's whole body, as [`read_request`] reads it (and the
 /// fuzzer: these are a client's bytes).
 pub fn decode_request<M: Message + Default>(body: &[u8], limit: usize) -> Result<M, Status> {
-    let Some((&flag, rest)) = body.split_first() else {
+    if body.is_empty() {
         return Err(Status::internal("Missing request message."));
+    }
+    let Some((prefix, message)) = body.split_first_chunk::<PREFIX>() else {
+        return Err(Status::internal("Unexpected EOF decoding stream."));
     };
-    match flag {
+    let length = message_len(prefix, limit)?;
+    let message = message
+        .get(..length)
+        .ok_or_else(|| Status::internal("Unexpected EOF decoding stream."))?;
+    M::decode(message).map_err(|err| Status::internal(format!("decoding the request: {err}")))
+}
+
+/// The length a message's prefix gives, if the message is uncompressed and within the
+/// limit; otherwise tonic's code and words for what is wrong.
+pub fn message_len(prefix: &[u8; PREFIX], limit: usize) -> Result<usize, Status> {
+    match prefix[0] {
         0 => {}
         1 => {
             return Err(Status::internal(
@@ -57,27 +72,17 @@ pub fn decode_request<M: Message + Default>(body: &[u8], limit: usize) -> Result
             )));
         }
     }
-    let Some((length, message)) = rest.split_first_chunk::<4>() else {
-        return Err(Status::internal("Unexpected EOF decoding stream."));
-    };
-    let length = u32::from_be_bytes(*length) as usize;
-    if length > limit {
-        return Err(too_large(limit));
+    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+    if len > limit {
+        return Err(Status::out_of_range(format!(
+            "Error, decoded message length too large: found {len} bytes, the limit is: {limit} bytes"
+        )));
     }
-    let message = message
-        .get(..length)
-        .ok_or_else(|| Status::internal("Unexpected EOF decoding stream."))?;
-    M::decode(message).map_err(|err| Status::internal(format!("decoding the request: {err}")))
-}
-
-fn too_large(limit: usize) -> Status {
-    Status::out_of_range(format!(
-        "Error, decoded message length too large: the limit is: {limit} bytes"
-    ))
+    Ok(len)
 }
 
 /// Only `identity` is spoken, as by tonic without its compression features.
-fn refuse_compression(headers: &HeaderMap) -> Result<(), Status> {
+pub fn refuse_compression(headers: &HeaderMap) -> Result<(), Status> {
     match headers.get("grpc-encoding").map(HeaderValue::as_bytes) {
         None | Some(b"identity") => Ok(()),
         Some(other) => {
@@ -127,6 +132,18 @@ pub fn trailers(outcome: Result<(), Status>) -> HeaderMap {
         let _ = Status::new(unwritable.code(), "").add_header(&mut trailers);
     }
     trailers
+}
+
+/// A unary call's answer: its one message, then `grpc-status` 0.
+pub fn unary(answer: &impl Message) -> axum::response::Response {
+    use futures_util::stream;
+    let frames = [
+        http_body::Frame::data(message(answer)),
+        http_body::Frame::trailers(trailers(Ok(()))),
+    ];
+    response(axum::body::Body::new(http_body_util::StreamBody::new(
+        stream::iter(frames.map(Ok::<_, std::convert::Infallible>)),
+    )))
 }
 
 /// A 200 answer of gRPC content, whose body carries the messages and then the trailers.
