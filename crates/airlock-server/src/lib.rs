@@ -158,7 +158,7 @@ fn dispatch(service: Arc<Service>, rest: axum::Router, grpc: axum::Router) -> ax
     axum::Router::new()
         .fallback_service(route)
         .layer(axum::middleware::from_fn_with_state(
-            service,
+            Arc::new(observe::Observer::new(service)),
             observe::observe,
         ))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use airlock_service::Service;
+use airlock_service::{FaceBytes, Service};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
@@ -23,14 +23,38 @@ pub struct RouteLabel(pub axum::extract::MatchedPath);
 /// A route no face knew; one label for all of them keeps label sets bounded.
 const UNMATCHED: &str = "unmatched";
 
+/// What the layer measures with: the service's metrics, and each face's byte counters,
+/// taken once.
+pub struct Observer {
+    service: Arc<Service>,
+    rest: FaceBytes,
+    grpc: FaceBytes,
+}
+
+impl Observer {
+    pub fn new(service: Arc<Service>) -> Self {
+        let metrics = service.metrics();
+        Self {
+            rest: metrics.face_bytes("rest"),
+            grpc: metrics.face_bytes("grpc"),
+            service,
+        }
+    }
+}
+
 pub async fn observe(
-    State(service): State<Arc<Service>>,
+    State(observer): State<Arc<Observer>>,
     request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let service = &observer.service;
     let grpc = crate::grpc::is_grpc(request.headers());
-    let face = if grpc { "grpc" } else { "rest" };
+    let (face, bytes) = if grpc {
+        ("grpc", &observer.grpc)
+    } else {
+        ("rest", &observer.rest)
+    };
     // A gRPC call's route is its method; REST's is its template, found by the router.
     let rpc = grpc.then(|| request.uri().path().to_owned());
     // A body known to be empty (a GET's) has nothing to count.
@@ -40,7 +64,7 @@ pub async fn observe(
         request.map(|body| {
             Body::new(Counting {
                 inner: body,
-                bytes: service.metrics().body_bytes(face, true),
+                bytes: bytes.received.clone(),
                 service: service.clone(),
                 rpc: None,
             })
@@ -52,7 +76,7 @@ pub async fn observe(
     if let Some(rpc) = rpc {
         match grpc_status(response.headers()) {
             // Trailers-only: the call ended with its head.
-            Some(status) => record_rpc(&service, &rpc, status, seconds),
+            Some(status) => record_rpc(service, &rpc, status, seconds),
             None => rpc_end = Some((rpc, seconds)),
         }
     } else {
@@ -66,8 +90,8 @@ pub async fn observe(
     response.map(|body| {
         Body::new(Counting {
             inner: body,
-            bytes: service.metrics().body_bytes(face, false),
-            service,
+            bytes: bytes.sent.clone(),
+            service: service.clone(),
             rpc: rpc_end,
         })
     })

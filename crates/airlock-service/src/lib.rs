@@ -64,7 +64,7 @@ pub use error::ApiError;
 pub use exec::{ExecEvents, ProcessEvent, ProcessInput};
 pub use files::{FileBody, FileWindow, ListFiles, byte_window, mtime_text, to_api};
 pub use local_backend::LocalBackend;
-pub use metrics::{ByteCounter, Metrics};
+pub use metrics::{ByteCounter, FaceBytes, Metrics};
 pub use oidc::{Fetch, OidcSettings};
 pub use options::{
     ChecksumText, PatchFile, PutFile, parse_crc64nvme, parse_mode, parse_mtime, parse_sha256,

@@ -43,6 +43,13 @@ struct StateLabels {
 /// A running count of bytes (cheap to clone; clones share the count).
 pub type ByteCounter = Counter;
 
+/// A face's two byte counters.
+#[derive(Debug, Clone)]
+pub struct FaceBytes {
+    pub received: ByteCounter,
+    pub sent: ByteCounter,
+}
+
 /// Every family, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -51,8 +58,6 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     bytes_in: Family<FaceLabels, Counter>,
     bytes_out: Family<FaceLabels, Counter>,
-    /// Each face's two byte counters, looked up once here instead of once per body.
-    byte_counters: [(&'static str, [ByteCounter; 2]); 2],
     transfers: Gauge<i64, std::sync::atomic::AtomicI64>,
     execs: Counter<u64, AtomicU64>,
     uploads: Counter<u64, AtomicU64>,
@@ -67,22 +72,11 @@ fn latency_histogram() -> Histogram {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("airlock");
-        let bytes_in = Family::<FaceLabels, Counter>::default();
-        let bytes_out = Family::<FaceLabels, Counter>::default();
-        let counters = |face: &'static str| {
-            let labels = FaceLabels { face };
-            [
-                bytes_in.get_or_create(&labels).clone(),
-                bytes_out.get_or_create(&labels).clone(),
-            ]
-        };
-        let byte_counters = [("rest", counters("rest")), ("grpc", counters("grpc"))];
         let metrics = Self {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
-            bytes_in,
-            bytes_out,
-            byte_counters,
+            bytes_in: Family::default(),
+            bytes_out: Family::default(),
             transfers: Gauge::default(),
             execs: Counter::default(),
             uploads: Counter::default(),
@@ -157,16 +151,14 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The counter of body bytes coming in (`inbound`) or going out through `face`:
-    /// taken once per body, so each chunk costs one atomic add.
-    pub fn body_bytes(&self, face: &'static str, inbound: bool) -> ByteCounter {
-        let direction = usize::from(!inbound);
-        match self.byte_counters.iter().find(|(known, _)| *known == face) {
-            Some((_, counters)) => counters[direction].clone(),
-            None => {
-                let family = [&self.bytes_in, &self.bytes_out][direction];
-                family.get_or_create(&FaceLabels { face }).clone()
-            }
+    /// The counters of body bytes coming in and going out through `face`, shown (at 0)
+    /// from now on. A face takes them once and keeps them, so that counting a chunk is
+    /// one atomic add, not a lookup.
+    pub fn face_bytes(&self, face: &'static str) -> FaceBytes {
+        let labels = FaceLabels { face };
+        FaceBytes {
+            received: self.bytes_in.get_or_create(&labels).clone(),
+            sent: self.bytes_out.get_or_create(&labels).clone(),
         }
     }
 
@@ -224,11 +216,12 @@ mod tests {
     fn the_exposition_names_every_family() {
         let metrics = Metrics::default();
         metrics.request("rest", "/v1/sandboxes", 200, 0.004);
-        metrics.body_bytes("rest", false).inc_by(10);
-        metrics.body_bytes("rest", false).inc_by(1);
-        metrics.body_bytes("rest", true).inc_by(3);
-        // A face the counters were not made for ahead is still counted.
-        metrics.body_bytes("other", true).inc_by(5);
+        let rest = metrics.face_bytes("rest");
+        rest.sent.inc_by(10);
+        metrics.face_bytes("rest").sent.inc_by(1);
+        rest.received.inc_by(3);
+        // Counters taken and not used yet are shown at 0.
+        let _grpc = metrics.face_bytes("grpc");
         let held = metrics.transfer();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &metrics.registry).unwrap();
@@ -236,7 +229,6 @@ mod tests {
             r#"airlock_requests_total{face="rest",route="/v1/sandboxes",status="200"} 1"#,
             r#"airlock_sent_bytes_total{face="rest"} 11"#,
             r#"airlock_received_bytes_total{face="rest"} 3"#,
-            r#"airlock_received_bytes_total{face="other"} 5"#,
             r#"airlock_received_bytes_total{face="grpc"} 0"#,
             "airlock_transfers_in_flight 1",
             "airlock_request_duration_seconds_bucket{le=\"0.008\",face=\"rest\",route=\"/v1/sandboxes\"} 1",
