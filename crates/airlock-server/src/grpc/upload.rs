@@ -68,9 +68,8 @@ pub async fn upload_file_tonic(
 async fn upload_file(
     service: &Service,
     caller: &Principal,
-    incoming: impl Stream<Item = Incoming> + Send + Unpin + 'static,
+    mut incoming: impl Stream<Item = Incoming> + Send + Unpin + 'static,
 ) -> Result<pb::UploadFileResponse, Status> {
-    let mut incoming = incoming;
     let meta = match incoming.next().await.transpose()? {
         Some(Some(Payload::Metadata(meta))) => meta,
         _ => {
