@@ -170,4 +170,3 @@ for name, data in {
     "upload_body_cut": b"\x03" + upload_body[:-4],
 }.items():
     write("grpc_upload_body", name, data)
-
