@@ -1,10 +1,10 @@
-//! gRPC's framing by hand, for the one call whose bytes must not be copied on their way
-//! out: `DownloadFile`. tonic's encoder writes every message into a buffer of its own,
-//! which copies each chunk of a file once more than REST does (about a tenth of the
-//! daemon's time per byte sent). Here a chunk leaves as the reference-counted bytes it was
-//! read into, behind a small frame holding its 5-byte message prefix and protobuf field
-//! key. The request side follows tonic's rules and words: no compression, one message no
-//! larger than the limit.
+//! gRPC's framing by hand, for the two calls whose bytes must not be copied: `DownloadFile`
+//! on its way out (here) and `UploadFile` on its way in (`unframe`, with the prefix check
+//! here). tonic's encoder writes every message into a buffer of its own, which copies
+//! each chunk of a file once more than REST does (about a tenth of the daemon's time per
+//! byte sent). Here a chunk leaves as the reference-counted bytes it was read into, behind
+//! a small frame holding its 5-byte message prefix and protobuf field key. Requests are
+//! read by tonic's rules and words: no compression, messages no larger than the limit.
 
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
