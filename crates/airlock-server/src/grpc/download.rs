@@ -55,23 +55,19 @@ fn framed(header: pb::DownloadFileHeader, chunks: ByteStream) -> axum::body::Bod
     let header = wire::message(&pb::DownloadFileResponse {
         payload: Some(Payload::Header(header)),
     });
-    let frames = chunks
-        .map(Some)
-        .chain(stream::once(std::future::ready(None)))
-        .scan(false, |ended, next| {
-            let frames = match next {
-                _ if *ended => return std::future::ready(None),
-                Some(Ok(chunk)) => chunk_frames(chunk),
-                Some(Err(err)) => {
-                    *ended = true;
-                    let broke = status(airlock_service::ApiError::internal("reading", err));
-                    vec![Frame::trailers(wire::trailers(Err(broke)))]
-                }
-                None => vec![Frame::trailers(wire::trailers(Ok(())))],
-            };
-            std::future::ready(Some(stream::iter(frames)))
+    // The stream is put down once it has ended or failed: what follows is its trailers.
+    let frames = stream::unfold(Some(chunks), |chunks| async move {
+        let mut chunks = chunks?;
+        Some(match chunks.next().await {
+            Some(Ok(chunk)) => (chunk_frames(chunk), Some(chunks)),
+            Some(Err(err)) => {
+                let broke = status(airlock_service::ApiError::internal("reading", err));
+                (vec![Frame::trailers(wire::trailers(Err(broke)))], None)
+            }
+            None => (vec![Frame::trailers(wire::trailers(Ok(())))], None),
         })
-        .flatten();
+    })
+    .flat_map(stream::iter);
     let body = stream::once(std::future::ready(Frame::data(header))).chain(frames);
     axum::body::Body::new(http_body_util::StreamBody::new(
         body.map(Ok::<_, std::convert::Infallible>),

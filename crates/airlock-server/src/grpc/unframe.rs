@@ -94,24 +94,27 @@ impl Unframed {
                 let len = *len;
                 while head.len() < len && !self.pending.is_empty() {
                     head.put_u8(self.pending.get_u8());
-                    if let Some(field_len) = streamed_len(self.key, head, len) {
-                        self.state = State::Streaming(field_len);
-                        return Ok(None);
+                    match shape(self.key, head, len) {
+                        Shape::More => continue,
+                        Shape::Whole if head.len() == len => break,
+                        Shape::Whole => {
+                            let message = std::mem::take(head);
+                            self.state = State::Whole { len, message };
+                        }
+                        // An empty chunk carries nothing to pass on.
+                        Shape::Streamed(0) => self.next_message(),
+                        Shape::Streamed(left) => self.state = State::Streaming(left),
                     }
-                    if head.len() >= MAX_HEAD || not_streamed(self.key, head) {
-                        break;
-                    }
+                    return Ok(None);
                 }
-                if head.len() == len {
-                    let message = std::mem::take(head).freeze();
-                    self.next_message();
-                    return Ok(Some(Part::Message(message)));
+                if head.len() < len {
+                    return Ok(None);
                 }
-                if head.len() >= MAX_HEAD || not_streamed(self.key, head) {
-                    let message = std::mem::take(head);
-                    self.state = State::Whole { len, message };
-                }
-                Ok(None)
+                // The whole message is in the head: a short one, or one whose key and
+                // length were never complete (prost will say what is wrong with it).
+                let message = std::mem::take(head).freeze();
+                self.next_message();
+                Ok(Some(Part::Message(message)))
             }
             State::Streaming(left) => {
                 let piece = self.pending.split_to((*left).min(self.pending.len()));
@@ -140,24 +143,36 @@ impl Unframed {
     }
 }
 
-/// The streamed field's length, once `head` holds its key and a length that fills the
-/// rest of the message exactly.
-fn streamed_len(streamed: u64, head: &[u8], len: usize) -> Option<usize> {
-    let mut rest = head;
-    let key = whole_varint(&mut rest)?;
-    let field_len = whole_varint(&mut rest)?;
-    (key == streamed && rest.is_empty() && head.len() as u64 + field_len == len as u64)
-        .then_some(field_len as usize)
+/// What a message's head says so far about the message.
+enum Shape {
+    /// Not enough of it yet to tell.
+    More,
+    /// One streamed field filling the message, with this many bytes to come.
+    Streamed(usize),
+    /// Anything else: to be gathered whole.
+    Whole,
 }
 
-/// Whether `head` already shows that the message is not one streamed field.
-fn not_streamed(streamed: u64, head: &[u8]) -> bool {
+/// The shape `head` (the first bytes of a message of `len` bytes) shows: the streamed
+/// field's key and a length that fills the rest exactly, or something else.
+fn shape(streamed: u64, head: &[u8], len: usize) -> Shape {
+    if head.len() >= MAX_HEAD {
+        return Shape::Whole;
+    }
     let mut rest = head;
-    match whole_varint(&mut rest) {
-        Some(key) if key != streamed => true,
-        // Key and length read, and they do not fill the message: gather it whole.
-        Some(_) => whole_varint(&mut rest).is_some(),
-        None => false,
+    let Some(key) = whole_varint(&mut rest) else {
+        return Shape::More;
+    };
+    if key != streamed {
+        return Shape::Whole;
+    }
+    let Some(field_len) = whole_varint(&mut rest) else {
+        return Shape::More;
+    };
+    if rest.is_empty() && head.len() as u64 + field_len == len as u64 {
+        Shape::Streamed(field_len as usize)
+    } else {
+        Shape::Whole
     }
 }
 
@@ -179,7 +194,7 @@ impl Stream for Unframed {
             if matches!(this.state, State::Done) {
                 return Poll::Ready(None);
             }
-            if !this.pending.is_empty() || matches!(this.state, State::Streaming(0)) {
+            if !this.pending.is_empty() {
                 match this.step() {
                     Ok(Some(part)) => return Poll::Ready(Some(Ok(part))),
                     Ok(None) if !this.pending.is_empty() => continue,
