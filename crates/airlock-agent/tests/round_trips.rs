@@ -283,40 +283,65 @@ async fn swapping_a_directory_for_a_symlink_under_the_agent_never_reaches_the_ho
             swaps
         })
     };
-    let failures = blocking(move || {
-        let mut engine_failures = Vec::new();
-        let mut note = |r: Result<(), airlock_fs::FsError>| {
-            // The agent's engine must never fail (its failures cross as "the engine
-            // failed"); a request that could not be sent is the transport's, counted below.
-            if let Err(e) = r
-                && e.kind() == FsErrorKind::Io
-            {
-                engine_failures.push(e.to_string());
+    // The call in flight, so that a call the agent never answers fails the test by its
+    // name instead of running into the harness's timeout unexplained (seen once in CI).
+    // The calls run on a thread of their own, not the runtime's blocking pool, whose
+    // shutdown would wait for a stuck call forever.
+    let in_flight = Arc::new(std::sync::Mutex::new(String::new()));
+    let (done, calls) = tokio::sync::oneshot::channel();
+    std::thread::spawn({
+        let in_flight = in_flight.clone();
+        move || {
+            let mut engine_failures = Vec::new();
+            let mut note =
+                |call: &str, i: usize, run: &mut dyn FnMut() -> Result<(), airlock_fs::FsError>| {
+                    *in_flight.lock().unwrap() = format!("{call} #{i}");
+                    // The agent's engine must never fail (its failures cross as "the engine
+                    // failed"); a request that could not be sent is the transport's, counted
+                    // below.
+                    if let Err(e) = run()
+                        && e.kind() == FsErrorKind::Io
+                    {
+                        engine_failures.push(e.to_string());
+                    }
+                };
+            for i in 0..300 {
+                let name = p(&format!("/race/real/owned-{i}"));
+                note("write_file", i, &mut || {
+                    fs.write_file(&name, &mut &b"x"[..], opts()).map(drop)
+                });
+                note("open_read", i, &mut || {
+                    fs.open_read(&p("/race/real/secret")).map(drop)
+                });
+                note("stat", i, &mut || {
+                    fs.stat(&p("/race/real/secret")).map(drop)
+                });
+                note("list", i, &mut || {
+                    fs.list(&p("/race/real"), 1, 10, None).map(drop)
+                });
+                note("mkdir", i, &mut || {
+                    let dir = p(&format!("/race/real/dir-{i}"));
+                    fs.mkdir(&dir, 0o755, FileOwner::SANDBOX_USER, false)
+                        .map(drop)
+                });
+                // A pack whose tree is swapped under it is cut, as a local archive
+                // download is once its answer has started: that may fail, but never
+                // reach the host.
+                note("pack", i, &mut || {
+                    let _ = fs.pack(&p("/race/real"), &mut std::io::sink());
+                    Ok(())
+                });
+                note("remove", i, &mut || fs.remove(&name, false));
             }
-        };
-        for i in 0..300 {
-            let name = p(&format!("/race/real/owned-{i}"));
-            note(fs.write_file(&name, &mut &b"x"[..], opts()).map(drop));
-            note(fs.open_read(&p("/race/real/secret")).map(drop));
-            note(fs.stat(&p("/race/real/secret")).map(drop));
-            note(fs.list(&p("/race/real"), 1, 10, None).map(drop));
-            note(
-                fs.mkdir(
-                    &p(&format!("/race/real/dir-{i}")),
-                    0o755,
-                    FileOwner::SANDBOX_USER,
-                    false,
-                )
-                .map(drop),
-            );
-            // A pack whose tree is swapped under it is cut, as a local archive download
-            // is once its answer has started: that may fail, but never reach the host.
-            let _ = fs.pack(&p("/race/real"), &mut std::io::sink());
-            note(fs.remove(&name, false));
+            let _ = done.send(engine_failures);
         }
-        engine_failures
-    })
-    .await;
+    });
+    let Ok(Ok(failures)) = tokio::time::timeout(Duration::from_secs(150), calls).await else {
+        panic!(
+            "the calls did not finish within 150 s (or their thread panicked); the call in flight: {}",
+            in_flight.lock().unwrap()
+        );
+    };
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let swaps = racer.join().unwrap();
     assert!(swaps > 0, "the racer never swapped");
