@@ -4,8 +4,9 @@
 //! run by run after an uncounted warm-up. Reports the time and the sending thread's CPU.
 //!
 //! This is the measurement behind serving downloads with read + write: the zero-copy
-//! calls took longer and cost the sender more CPU here (a hand-built sendfile path in the
-//! daemon measured the same way), so the daemon does not use them.
+//! calls took longer and cost the sender more CPU here, as a sendfile path built into the
+//! daemon did when downloads were timed by hand (the README's Files section), so the
+//! daemon does not use them.
 //!
 //! Usage: send_paths REPS OUT_PREFIX
 
@@ -24,18 +25,18 @@ const CHUNK: usize = 256 * 1024;
 const PIPE: usize = 512 * 1024;
 
 #[derive(Clone, Copy)]
-enum Path {
+enum Way {
     ReadWrite,
     Sendfile,
     Splice,
 }
 
-impl Path {
+impl Way {
     fn name(self) -> &'static str {
         match self {
-            Path::ReadWrite => "read + write, 256 KiB (the daemon's downloads)",
-            Path::Sendfile => "sendfile",
-            Path::Splice => "splice through a 512 KiB pipe",
+            Way::ReadWrite => "read + write, 256 KiB (the daemon's downloads)",
+            Way::Sendfile => "sendfile",
+            Way::Splice => "splice through a 512 KiB pipe",
         }
     }
 }
@@ -58,13 +59,13 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let mut t = Table::new("A warm 1 GiB file to a loopback socket, three ways");
-    let paths = [Path::ReadWrite, Path::Sendfile, Path::Splice];
+    let ways = [Way::ReadWrite, Way::Sendfile, Way::Splice];
     for rep in 0..=reps {
-        for path in paths {
-            let (secs, cpu) = send(&source, path)?;
+        for way in ways {
+            let (secs, cpu) = send(&source, way)?;
             if rep > 0 {
-                t.record(path.name(), Some(GIB), None, secs);
-                t.record(&format!("sender CPU: {}", path.name()), None, None, cpu);
+                t.record(way.name(), Some(GIB), None, secs);
+                t.record(&format!("sender CPU: {}", way.name()), None, None, cpu);
             }
         }
     }
@@ -83,7 +84,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Sends the whole file one way; the wall time and the sender's CPU seconds.
-fn send(source: &std::path::Path, path: Path) -> anyhow::Result<(f64, f64)> {
+fn send(source: &std::path::Path, way: Way) -> anyhow::Result<(f64, f64)> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let address = listener.local_addr()?;
     let reader = std::thread::spawn(move || -> std::io::Result<u64> {
@@ -101,16 +102,16 @@ fn send(source: &std::path::Path, path: Path) -> anyhow::Result<(f64, f64)> {
     let file = File::open(source)?;
     let cpu_before = thread_cpu();
     let started = Instant::now();
-    match path {
-        Path::ReadWrite => read_write(&file, &socket)?,
-        Path::Sendfile => sendfile(&file, &socket)?,
-        Path::Splice => splice(&file, &socket)?,
+    match way {
+        Way::ReadWrite => read_write(&file, &socket)?,
+        Way::Sendfile => sendfile(&file, &socket)?,
+        Way::Splice => splice(&file, &socket)?,
     }
     drop(socket);
     let got = reader.join().expect("the reader panicked")?;
     let secs = started.elapsed().as_secs_f64();
     let cpu = thread_cpu() - cpu_before;
-    anyhow::ensure!(got == GIB, "{}: the reader got {got} bytes", path.name());
+    anyhow::ensure!(got == GIB, "{}: the reader got {got} bytes", way.name());
     Ok((secs, cpu))
 }
 

@@ -1,7 +1,6 @@
 //! `DownloadFile`: a header, then the file's bytes (a range of them) or a directory's tar
 //! stream, in chunks. Served by [`serve`], which frames the chunks itself (see
-//! [`super::wire`]); tonic's generated server still has its own way in, which the router
-//! never takes.
+//! [`super::wire`]); tonic's generated server does not serve it.
 
 use std::sync::Arc;
 
@@ -10,7 +9,7 @@ use airlock_proto::v1::download_file_response::Payload;
 use airlock_service::{ByteStream, FileWindow, Principal, Service, byte_window, mtime_text};
 use axum::extract::State;
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use http_body::Frame;
 use tonic::Status;
 
@@ -25,8 +24,6 @@ pub const PATH: &str = "/airlock.v1.Files/DownloadFile";
 /// prost's encoding.
 const CHUNK_FIELD: u32 = 2;
 
-type Out = std::pin::Pin<Box<dyn Stream<Item = Result<pb::DownloadFileResponse, Status>> + Send>>;
-
 /// The header and the bytes that follow it.
 type Opened = (pb::DownloadFileHeader, ByteStream);
 
@@ -36,16 +33,12 @@ pub async fn serve(
     State(service): State<Arc<Service>>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
-    let (parts, body) = request.into_parts();
-    let opened = async {
-        let caller = super::caller_in(&parts.extensions)?;
-        let r = wire::read_request(&parts.headers, body, MESSAGE_LIMIT).await?;
-        open(&service, caller, r).await
-    };
-    match opened.await {
-        Ok((header, chunks)) => wire::response(framed(header, chunks)),
-        Err(refused) => refused.into_http(),
-    }
+    super::hand_framed(request, async |caller, headers, body| {
+        let r = wire::read_request(headers, body, MESSAGE_LIMIT).await?;
+        let (header, chunks) = open(&service, caller, r).await?;
+        Ok(wire::response(framed(header, chunks)))
+    })
+    .await
 }
 
 /// The header as one message, then each chunk as a head and its own bytes, then the
@@ -89,15 +82,6 @@ fn chunk_frames(mut chunk: Bytes) -> Vec<Frame<Bytes>> {
         frames.push(Frame::data(piece));
     }
     frames
-}
-
-pub async fn download_file(
-    service: &Service,
-    caller: &Principal,
-    r: pb::DownloadFileRequest,
-) -> Result<Out, Status> {
-    let (header, body) = open(service, caller, r).await?;
-    Ok(with_header(header, body))
 }
 
 async fn open(
@@ -145,24 +129,6 @@ async fn open(
         FileWindow::Stream(chunks) => chunks,
     };
     Ok((header, body))
-}
-
-fn with_header(
-    header: pb::DownloadFileHeader,
-    body: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-) -> Out {
-    let first = futures_util::stream::once(async move {
-        Ok(pb::DownloadFileResponse {
-            payload: Some(Payload::Header(header)),
-        })
-    });
-    let chunks = body.map(|chunk| match chunk {
-        Ok(bytes) => Ok(pb::DownloadFileResponse {
-            payload: Some(Payload::Chunk(bytes)),
-        }),
-        Err(err) => Err(status(airlock_service::ApiError::internal("reading", err))),
-    });
-    Box::pin(first.chain(chunks))
 }
 
 #[cfg(test)]

@@ -20,24 +20,23 @@ type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::files_server::Files for FilesFace {
+    // The two calls that carry files never reach tonic: the router serves their paths by
+    // hand (`upload::serve`, `download::serve`), so that no chunk is copied. Should that
+    // routing ever break, they fail here, loudly, in every test that moves a file.
     async fn upload_file(
         &self,
-        request: Request<Streaming<pb::UploadFileRequest>>,
+        _: Request<Streaming<pb::UploadFileRequest>>,
     ) -> Answer<pb::UploadFileResponse> {
-        let caller = caller(&request)?;
-        let answer = upload::upload_file_tonic(&self.0, &caller, request.into_inner()).await?;
-        Ok(Response::new(answer))
+        Err(not_routed(upload::PATH))
     }
 
     type DownloadFileStream = ServerStream<pb::DownloadFileResponse>;
 
     async fn download_file(
         &self,
-        request: Request<pb::DownloadFileRequest>,
+        _: Request<pb::DownloadFileRequest>,
     ) -> Answer<Self::DownloadFileStream> {
-        let caller = caller(&request)?;
-        let stream = download::download_file(&self.0, &caller, request.into_inner()).await?;
-        Ok(Response::new(stream))
+        Err(not_routed(download::PATH))
     }
 
     async fn create_upload(
@@ -181,4 +180,11 @@ impl pb::files_server::Files for FilesFace {
             events.map(|e| Ok(convert::watch_event(e))),
         )))
     }
+}
+
+/// A hand-served call that came to tonic's generated server instead.
+fn not_routed(path: &str) -> Status {
+    Status::internal(format!(
+        "{path} is served by hand; the router sent it to tonic"
+    ))
 }

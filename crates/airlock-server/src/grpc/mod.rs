@@ -136,6 +136,24 @@ fn caller_in(extensions: &axum::http::Extensions) -> Result<&Principal, Status> 
         .ok_or_else(|| Status::unauthenticated("no caller"))
 }
 
+/// A call served by hand (see `wire`): `call` gets the caller [`authenticate`] put on
+/// the request, the request's headers and its body; a refusal is answered trailers-only.
+async fn hand_framed(
+    request: axum::extract::Request,
+    call: impl AsyncFnOnce(
+        &Principal,
+        &axum::http::HeaderMap,
+        axum::body::Body,
+    ) -> Result<axum::response::Response, Status>,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let answered = async {
+        let caller = caller_in(&parts.extensions)?;
+        call(caller, &parts.headers, body).await
+    };
+    answered.await.unwrap_or_else(Status::into_http)
+}
+
 /// Whether a request is gRPC (by its content type), for the daemon's dispatcher.
 pub fn is_grpc(headers: &axum::http::HeaderMap) -> bool {
     headers

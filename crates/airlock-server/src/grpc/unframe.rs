@@ -242,10 +242,7 @@ mod tests {
 
     /// A message, prefixed as gRPC sends it.
     fn framed(message: &impl Message) -> Vec<u8> {
-        let mut out = vec![0];
-        out.extend_from_slice(&(message.encoded_len() as u32).to_be_bytes());
-        message.encode(&mut out).unwrap();
-        out
+        wire::message(message).to_vec()
     }
 
     fn chunk(bytes: Vec<u8>) -> pb::UploadFileRequest {

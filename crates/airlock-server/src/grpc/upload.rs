@@ -2,8 +2,7 @@
 //! write; an archive into an all-or-nothing extraction; with `upload_id`, the chunks
 //! continue the same resumable upload tus speaks, so either face may finish it.
 //! `UploadFile` is served by [`serve`], which reads the chunks as the frames that carried
-//! them (see [`super::unframe`]); tonic's generated server still has its own way in,
-//! which the router never takes.
+//! them (see [`super::unframe`]); tonic's generated server does not serve it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +16,7 @@ use airlock_service::{
 use axum::extract::State;
 use futures_util::{Stream, StreamExt};
 use prost::Message;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 use super::status::{invalid, status};
 use super::unframe::{Part, Unframed};
@@ -38,31 +37,17 @@ pub async fn serve(
     State(service): State<Arc<Service>>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
-    let (parts, body) = request.into_parts();
-    let answered = async {
-        let caller = super::caller_in(&parts.extensions)?;
-        wire::refuse_compression(&parts.headers)?;
+    super::hand_framed(request, async |caller, headers, body| {
+        wire::refuse_compression(headers)?;
         let incoming = Unframed::new(body, MESSAGE_LIMIT, CHUNK_FIELD).map(|part| match part? {
             Part::Piece(bytes) => Ok(Some(Payload::Chunk(bytes))),
             Part::Message(message) => pb::UploadFileRequest::decode(message)
                 .map(|m| m.payload)
                 .map_err(|err| Status::internal(format!("decoding a message: {err}"))),
         });
-        upload_file(&service, caller, incoming).await
-    };
-    match answered.await {
-        Ok(answer) => wire::unary(&answer),
-        Err(refused) => refused.into_http(),
-    }
-}
-
-/// The same call through tonic's decoder.
-pub async fn upload_file_tonic(
-    service: &Service,
-    caller: &Principal,
-    incoming: Streaming<pb::UploadFileRequest>,
-) -> Result<pb::UploadFileResponse, Status> {
-    upload_file(service, caller, incoming.map(|m| m.map(|r| r.payload))).await
+        Ok(wire::unary(&upload_file(&service, caller, incoming).await?))
+    })
+    .await
 }
 
 async fn upload_file(
