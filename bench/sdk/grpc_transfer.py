@@ -6,7 +6,9 @@ directory before the clock starts, so neither that nor the interpreter's start-u
 charged to the transfer. Chunks are 1 MiB, as the README advises gRPC clients to send.
 """
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -22,6 +24,7 @@ PROTO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "pr
 
 def stubs() -> tuple[ModuleType, ModuleType]:
     out = tempfile.mkdtemp(prefix="airlock-grpc-")
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     args = ["protoc", f"-I{PROTO}", f"--python_out={out}", f"--grpc_python_out={out}"]
     if protoc.main([*args, "airlock/v1/files.proto"]) != 0:
         raise SystemExit("protoc failed")

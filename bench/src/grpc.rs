@@ -1,20 +1,18 @@
 //! Airlock's gRPC face as a benchmark client sees it: a file streamed up with UploadFile
-//! and down with DownloadFile, in 4 MiB chunks over one HTTP/2 connection.
+//! and down with DownloadFile, over one HTTP/2 connection.
 
 use std::path::Path;
 
+use crate::grpc_upload;
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::files_client::FilesClient;
-use futures_util::StreamExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tonic::transport::Channel;
-
-/// Bytes per chunk message.
-const CHUNK: usize = 1 << 20;
 
 /// A connected Files client with the bearer token on every call.
 pub struct GrpcFiles {
     client: FilesClient<Channel>,
+    channel: Channel,
     token: String,
 }
 
@@ -28,11 +26,12 @@ impl GrpcFiles {
             .max_frame_size(1 << 20)
             .connect()
             .await?;
-        let client = FilesClient::new(channel)
+        let client = FilesClient::new(channel.clone())
             .max_decoding_message_size(16 << 20)
             .max_encoding_message_size(16 << 20);
         Ok(Self {
             client,
+            channel,
             token: token.to_owned(),
         })
     }
@@ -45,24 +44,26 @@ impl GrpcFiles {
         Ok(request)
     }
 
-    /// Streams the local file `from` to `to` in sandbox `id`.
+    /// Streams the local file `from` to `to` in sandbox `id`, each chunk read from the
+    /// file straight into the call's send buffer ([`crate::grpc_upload`]).
     pub async fn upload(&mut self, id: &str, from: &Path, to: &str) -> anyhow::Result<()> {
-        use pb::upload_file_request::Payload;
-        let file = tokio::fs::File::open(from).await?;
-        let first = pb::UploadFileRequest {
-            payload: Some(Payload::Metadata(pb::UploadFileMetadata {
-                sandbox_id: id.to_owned(),
-                remote_path: to.to_owned(),
-                ..Default::default()
-            })),
+        let file = std::fs::File::open(from)?;
+        let size = file.metadata()?.len();
+        let metadata = pb::UploadFileMetadata {
+            sandbox_id: id.to_owned(),
+            remote_path: to.to_owned(),
+            size_bytes: Some(size),
+            ..Default::default()
         };
-        let chunks = tokio_util::io::ReaderStream::with_capacity(file, CHUNK)
-            .take_while(|c| std::future::ready(c.is_ok()))
-            .map(|c| pb::UploadFileRequest {
-                payload: Some(Payload::Chunk(c.unwrap_or_default())),
-            });
-        let stream = futures_util::stream::once(async { first }).chain(chunks);
-        self.client.upload_file(self.request(stream)?).await?;
+        let pieces = grpc_upload::pieces(metadata, file, size);
+        let mut grpc =
+            tonic::client::Grpc::new(self.channel.clone()).max_encoding_message_size(16 << 20);
+        grpc.ready().await?;
+        let path =
+            tonic::codegen::http::uri::PathAndQuery::from_static("/airlock.v1.Files/UploadFile");
+        let request = self.request(futures_util::stream::iter(pieces))?;
+        grpc.client_streaming(request, path, grpc_upload::PieceCodec)
+            .await?;
         Ok(())
     }
 
