@@ -15,6 +15,44 @@ use common::{Daemon, sh};
 use serde_json::json;
 use sha2::Digest;
 
+/// A `PATCH` of `chunk` at `offset` on a raw connection, of which only the first half is
+/// sent; the connection is left open.
+fn half_a_patch(
+    daemon: &Daemon,
+    location: &str,
+    offset: usize,
+    chunk: &[u8],
+) -> std::net::TcpStream {
+    let address = daemon.url.trim_start_matches("http://");
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        socket,
+        "PATCH {location} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nTus-Resumable: 1.0.0\r\n\
+         Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {}\r\n\r\n",
+        daemon.token,
+        chunk.len()
+    )
+    .unwrap();
+    socket.write_all(&chunk[..chunk.len() / 2]).unwrap();
+    socket
+}
+
+/// The first line of the answer on a raw connection (what came within 30 s).
+fn status_line(socket: &mut std::net::TcpStream) -> String {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        match std::io::Read::read(socket, &mut byte) {
+            Ok(1) => line.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
 fn sha1_b64(data: &[u8]) -> String {
     format!(
         "sha1 {}",
@@ -76,31 +114,15 @@ async fn an_interrupted_upload_resumes_to_the_same_sha256() {
     assert!(first.headers().contains_key("upload-expires"));
 
     // The client vanishes halfway through its second chunk.
-    let address = daemon.url.trim_start_matches("http://").to_owned();
-    let mut socket = std::net::TcpStream::connect(&address).unwrap();
-    write!(
-        socket,
-        "PATCH {location} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nTus-Resumable: 1.0.0\r\n\
-         Content-Type: application/offset+octet-stream\r\nUpload-Offset: {mib}\r\nContent-Length: {}\r\n\r\n",
-        daemon.token,
-        2 * mib
-    )
-    .unwrap();
-    socket.write_all(&data[mib..mib + mib / 2]).unwrap();
-    drop(socket);
-    let mut kept = None;
-    for _ in 0..100 {
-        kept = tus.offset(&location).await;
-        if kept.is_some_and(|k| k > mib as u64) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let kept = kept.unwrap();
-    assert!(
-        kept > mib as u64 && kept <= (mib + mib / 2) as u64,
-        "kept {kept}"
-    );
+    let mut socket = half_a_patch(&daemon, &location, mib, &data[mib..mib + mib]);
+    // It stops sending (its half of the connection closed, as a dying client's is); the
+    // daemon answers the broken request once it sees that.
+    socket.shutdown(std::net::Shutdown::Write).unwrap();
+    let answer = status_line(&mut socket);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    // Every byte that arrived was kept.
+    let kept = tus.offset(&location).await.unwrap();
+    assert_eq!(kept, (mib + mib / 2) as u64);
 
     // Wrong offset: 409. Wrong chunk checksum: 460, nothing kept.
     assert_eq!(tus.patch(&location, 0, b"x", None).await.status(), 409);
@@ -137,6 +159,57 @@ async fn an_interrupted_upload_resumes_to_the_same_sha256() {
     )
     .await;
     assert_eq!(seen.stdout, "640 1000\nbig.bin\n", "no partial file left");
+}
+
+/// The client learns its connection broke before the daemon does: it asks where the upload
+/// stands and sends the rest while the broken request is still open on the daemon's side.
+/// The newer request takes the upload over at once (the old one keeps what it had and
+/// ends) instead of being refused as busy until the daemon's idle timeout.
+#[tokio::test]
+async fn a_resume_takes_over_from_a_broken_request_the_daemon_still_holds() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let tus = Tus::new(&daemon, &id);
+    let files = Files::new(&daemon, &id);
+    let data = random(3 << 20, 7);
+    let mib = 1 << 20;
+    let location = tus
+        .create(data.len() as u64, &[("path", "/workspace/up/taken.bin")])
+        .await;
+    assert_eq!(
+        tus.patch(&location, 0, &data[..mib], None).await.status(),
+        204
+    );
+
+    // Half of a 1 MiB chunk, and then silence: the socket stays open.
+    let mut broken = half_a_patch(&daemon, &location, mib, &data[mib..2 * mib]);
+
+    // Asked where the upload stands, the daemon stops the broken request (it keeps the
+    // bytes it had at hand) and answers the offset it left. Asked before that request
+    // reached the upload, it answers the offset before it: ask until the broken request
+    // is over, as a client retrying would.
+    broken.set_nonblocking(true).unwrap();
+    let mut at = 0;
+    for _ in 0..200 {
+        at = tus.offset(&location).await.unwrap() as usize;
+        let mut peek = [0u8; 1];
+        let answered =
+            !matches!(broken.peek(&mut peek), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        if answered {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    broken.set_nonblocking(false).unwrap();
+    let answer = status_line(&mut broken);
+    assert!(
+        answer.starts_with("HTTP/1.1 409"),
+        "the broken request is answered as taken over, not left to the idle timeout: {answer:?}"
+    );
+    assert!((mib..=mib + mib / 2).contains(&at), "stands at {at}");
+    let rest = tus.patch(&location, at as u64, &data[at..], None).await;
+    assert_eq!(rest.status(), 204);
+    assert_eq!(files.bytes("/workspace/up/taken.bin").await, data);
 }
 
 #[tokio::test]

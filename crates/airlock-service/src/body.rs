@@ -64,7 +64,16 @@ impl BodyPump {
         let (tx, rx) = mpsc::channel(PUMP_DEPTH);
         let reader = PieceReader::new(Pumped(rx));
         let pump = tokio::spawn(async move {
-            while let Some(item) = body.next().await {
+            loop {
+                // The engine may give up while the client is silent (a refusal before it
+                // read a byte, a client stalled mid-body): noticed at once, so the answer
+                // waits at most the lingering drain, not the body's idle timeout.
+                let item = tokio::select! {
+                    biased;
+                    () = tx.closed() => break,
+                    item = body.next() => item,
+                };
+                let Some(item) = item else { return };
                 let mut sent = true;
                 match item {
                     Ok(mut chunk) => {
@@ -76,11 +85,11 @@ impl BodyPump {
                     Err(e) => sent = tx.send(Err(e)).await.is_ok(),
                 }
                 if !sent {
-                    let drain = async { while let Some(Ok(_)) = body.next().await {} };
-                    let _ = tokio::time::timeout(LINGER, drain).await;
-                    return;
+                    break;
                 }
             }
+            let drain = async { while let Some(Ok(_)) = body.next().await {} };
+            let _ = tokio::time::timeout(LINGER, drain).await;
         });
         (reader, Self { pump })
     }
@@ -190,6 +199,21 @@ mod tests {
         let body = chunks(vec![Ok(b"abcd"), Err(broke)]);
         let aborted = Some(std::io::ErrorKind::ConnectionAborted);
         assert_eq!(pumped(body).await, (b"abcd".to_vec(), aborted));
+    }
+
+    #[tokio::test]
+    async fn an_engine_that_gives_up_on_a_silent_body_is_answered_after_the_linger() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
+        let silent = byte_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let (reader, pump) = BodyPump::new(silent);
+        // A refusal before the engine reads a byte.
+        drop(reader);
+        let waited = std::time::Instant::now();
+        tokio::time::timeout(LINGER * 3, pump.finish())
+            .await
+            .expect("the pump ends without a byte from the client");
+        assert!(waited.elapsed() < LINGER * 3);
+        drop(tx);
     }
 
     #[tokio::test]

@@ -39,6 +39,7 @@ mod signing;
 mod templates;
 mod token;
 mod tokens;
+mod upload_claims;
 mod upload_new;
 mod upload_record;
 mod uploads;
@@ -99,7 +100,7 @@ pub struct Service {
     templates: TemplateStore,
     sandboxes: RwLock<BTreeMap<String, Arc<Entry>>>,
     /// Resumable uploads with a request in progress.
-    busy_uploads: Mutex<std::collections::HashSet<String>>,
+    upload_claims: upload_claims::UploadClaims,
     /// How long an upload may sit untouched before it is removed.
     upload_expiry: std::time::Duration,
     /// What each tenant's sandboxes hold of their caps now.
@@ -175,7 +176,7 @@ impl Service {
             templates: TemplateStore::new(Layout::new(home)),
             records,
             sandboxes: RwLock::new(BTreeMap::new()),
-            busy_uploads: Mutex::new(std::collections::HashSet::new()),
+            upload_claims: upload_claims::UploadClaims::default(),
             upload_expiry: settings.upload_expiry,
             counts: caps::Counts::new(settings.caps),
             audit_log: Arc::new(audit::AuditLog::open(home, &settings.audit)?),

@@ -87,6 +87,9 @@ impl Service {
         upload: &str,
     ) -> Result<UploadRecord, ApiError> {
         self.require(caller, id, Need::Write)?;
+        // A request still appending (its client gone, the daemon not yet aware) is asked
+        // to stop first, so the offset answered is the one the next append must give.
+        let _busy = self.upload_claims.take(id, upload).await?;
         let uploads = self.uploads_of(id);
         let record = {
             let (uploads, upload) = (uploads.clone(), upload.to_owned());
@@ -95,7 +98,6 @@ impl Service {
         if record.offset < record.length {
             return Ok(record);
         }
-        let _busy = self.claim_upload(upload)?;
         self.on_root(caller, id, Need::Write, move |root| {
             let record = find(&uploads, &record.id)?;
             if record.offset < record.length {
@@ -122,12 +124,12 @@ impl Service {
         let mut audit = self.audit(caller, "upload.append", Some(id)).target(upload);
         let result = async {
             let root = self.root_of(caller, id, Need::Write)?;
-            let _busy = self.claim_upload(upload)?;
+            let busy = self.upload_claims.take(id, upload).await?;
             let _slot = self.slot(id, Work::Upload)?;
             let uploads = self.uploads_of(id);
             let upload = upload.to_owned();
             let expiry = self.upload_expiry;
-            let (body, pump) = BodyPump::new(body);
+            let (body, pump) = BodyPump::new(busy.stoppable(body));
             let outcome = blocking(move || {
                 let root = &root;
                 let mut record = find(&uploads, &upload)?;
@@ -151,7 +153,14 @@ impl Service {
             })
             .await;
             pump.finish().await;
-            outcome?
+            match outcome? {
+                // What it had is saved; the client (if it is still there) must ask where
+                // the upload stands, as after any conflict.
+                Err(_) if busy.taken_over() => Err(ApiError::conflict(
+                    "a newer request for this upload took it over; ask where it stands",
+                )),
+                outcome => outcome,
+            }
         }
         .await;
         if let Ok(value) = &result {
@@ -175,7 +184,7 @@ impl Service {
         let audit = self.audit(caller, "upload.cancel", Some(id)).target(upload);
         let result = async {
             self.require(caller, id, Need::Write)?;
-            let _busy = self.claim_upload(upload)?;
+            let _busy = self.upload_claims.take(id, upload).await?;
             let uploads = self.uploads_of(id);
             let upload = upload.to_owned();
             self.on_root(caller, id, Need::Write, move |root| {
@@ -201,7 +210,8 @@ impl Service {
                     if record.expires_at > now {
                         continue;
                     }
-                    let Ok(_busy) = self.claim_upload(&record.id) else {
+                    // One in use is not abandoned: left to its request.
+                    let Ok(_busy) = self.upload_claims.try_claim(&entry.id, &record.id) else {
                         continue;
                     };
                     let Ok(root) = self.root_unchecked(&entry.id) else {
@@ -222,36 +232,6 @@ impl Service {
                 }
             }
         }
-    }
-
-    /// Marks an upload busy for the life of the guard; a second request meanwhile is
-    /// refused rather than interleaved.
-    fn claim_upload(&self, upload: &str) -> Result<BusyUpload<'_>, ApiError> {
-        let mut busy = self.busy_uploads.lock().unwrap_or_else(|p| p.into_inner());
-        if !busy.insert(upload.to_owned()) {
-            return Err(ApiError::conflict(format!(
-                "upload {upload} is busy with another request"
-            )));
-        }
-        Ok(BusyUpload {
-            service: self,
-            upload: upload.to_owned(),
-        })
-    }
-}
-
-struct BusyUpload<'a> {
-    service: &'a Service,
-    upload: String,
-}
-
-impl Drop for BusyUpload<'_> {
-    fn drop(&mut self) {
-        self.service
-            .busy_uploads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.upload);
     }
 }
 
