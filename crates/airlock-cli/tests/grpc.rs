@@ -210,6 +210,45 @@ async fn trees_travel_as_archives_both_ways() {
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
 }
 
+/// Starts a resumable upload of `size` bytes at `path`, mode 0640 and checked against
+/// `whole`'s sha256 when given.
+async fn create_upload(
+    files: &mut grpc::FilesAuthed,
+    id: &str,
+    path: &str,
+    size: usize,
+    whole: Option<&[u8]>,
+) -> pb::UploadStatus {
+    files
+        .create_upload(pb::CreateUploadRequest {
+            sandbox_id: id.to_owned(),
+            remote_path: path.into(),
+            size_bytes: size as u64,
+            mode: whole.map(|_| 0o640),
+            sha256: whole.map(sha_hex),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Sends `data[from..]` to the upload at offset `from`.
+async fn upload_rest(
+    files: &mut grpc::FilesAuthed,
+    id: &str,
+    upload_id: &str,
+    data: &[u8],
+    from: usize,
+) -> pb::UploadFileResponse {
+    let mut rest = meta(id, "");
+    rest.upload_id = upload_id.to_owned();
+    rest.offset = Some(from as u64);
+    upload(files, upload_messages(rest, &data[from..], 1 << 20))
+        .await
+        .unwrap()
+}
+
 /// Sends `data[..cut]` of a resumable upload, then drops the call mid-stream as a lost
 /// connection would.
 async fn cut_off(daemon: &Daemon, id: &str, upload_id: &str, data: &[u8], cut: usize) {
@@ -251,24 +290,76 @@ async fn wait_for_offset(files: &mut grpc::FilesAuthed, id: &str, upload_id: &st
     panic!("the upload never stood at {want}");
 }
 
+/// The stream broke on the client's side only: the daemon still holds the call open.
+/// Asking where the upload stands takes it over from that call at once (which keeps what
+/// it received and ends with FAILED_PRECONDITION), rather than answering the offset from
+/// before that call until the daemon's idle timeout.
+#[tokio::test]
+async fn asking_where_an_upload_stands_takes_it_over_from_a_call_left_open() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let mut files = grpc::files(&daemon).await;
+    let data = random(2 << 20, 6);
+    let made = create_upload(&mut files, &id, "/workspace/held", data.len(), None).await;
+    let half = data.len() / 2;
+    let mut held = grpc::files(&daemon).await;
+    let mut m = meta(&id, "");
+    m.upload_id = made.upload_id.clone();
+    m.offset = Some(0);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    for message in upload_messages(m, &data[..half], 256 * 1024) {
+        tx.send(message).await.unwrap();
+    }
+    let call = tokio::spawn(async move {
+        held.upload_file(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    // Asked where it stands until the held call is over (the first asks may come before
+    // that call reached the upload); `tx` stays open all the while.
+    let mut at = 0;
+    for _ in 0..200 {
+        at = files
+            .get_upload(pb::GetUploadRequest {
+                sandbox_id: id.clone(),
+                upload_id: made.upload_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .offset as usize;
+        if call.is_finished() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(call.is_finished(), "the held call was never taken over");
+    let ended = call.await.unwrap().unwrap_err();
+    assert_eq!(ended.code(), Code::FailedPrecondition, "{ended:?}");
+    drop(tx);
+    // It kept what it had received, up to all it was sent.
+    assert!(at <= half, "stands at {at}");
+    let done = upload_rest(&mut files, &id, &made.upload_id, &data, at).await;
+    assert!(done.upload.unwrap().complete);
+    let (_, body) = download(&mut files, get(&id, "/workspace/held"))
+        .await
+        .unwrap();
+    assert_eq!(body, data);
+}
+
 #[tokio::test]
 async fn a_cut_off_upload_resumes_by_offset_and_checks_the_whole_checksum() {
     let daemon = Daemon::start();
     let id = sandbox_with(&daemon, json!({})).await;
     let mut files = grpc::files(&daemon).await;
     let data = random(3 << 20, 5);
-    let made = files
-        .create_upload(pb::CreateUploadRequest {
-            sandbox_id: id.clone(),
-            remote_path: "/workspace/resumed".into(),
-            size_bytes: data.len() as u64,
-            mode: Some(0o640),
-            sha256: Some(sha_hex(&data)),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let made = create_upload(
+        &mut files,
+        &id,
+        "/workspace/resumed",
+        data.len(),
+        Some(&data),
+    )
+    .await;
     let half = data.len() / 2;
     cut_off(&daemon, &id, &made.upload_id, &data, half).await;
     wait_for_offset(&mut files, &id, &made.upload_id, half as u64).await;
@@ -285,12 +376,7 @@ async fn a_cut_off_upload_resumes_by_offset_and_checks_the_whole_checksum() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
-    let mut rest = meta(&id, "");
-    rest.upload_id = made.upload_id.clone();
-    rest.offset = Some(half as u64);
-    let done = upload(&mut files, upload_messages(rest, &data[half..], 1 << 20))
-        .await
-        .unwrap();
+    let done = upload_rest(&mut files, &id, &made.upload_id, &data, half).await;
     let status = done.upload.unwrap();
     assert!(status.complete);
     let result = done.result.unwrap();

@@ -212,6 +212,48 @@ async fn a_resume_takes_over_from_a_broken_request_the_daemon_still_holds() {
     assert_eq!(files.bytes("/workspace/up/taken.bin").await, data);
 }
 
+/// Several clients resume one upload at once, each asking where it stands and sending the
+/// rest from there, so that each request takes the upload over from another mid-chunk.
+/// Whatever the interleaving, the file that comes out is the data byte for byte: no
+/// request's bytes land at an offset that another request moved.
+#[tokio::test]
+async fn clients_resuming_one_upload_at_once_never_interleave_their_bytes() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let data = random(8 << 20, 11);
+    let location = Tus::new(&daemon, &id)
+        .create(
+            data.len() as u64,
+            &[("path", "/workspace/up/contended.bin")],
+        )
+        .await;
+    let resumer = |_| {
+        let (tus, location, data) = (Tus::new(&daemon, &id), &location, &data);
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..200 {
+                // Gone once the last byte is in: the upload is finished.
+                let Some(at) = tus.offset(location).await else {
+                    break;
+                };
+                let at = at as usize;
+                let answer = tus.patch(location, at as u64, &data[at..], None).await;
+                statuses.push(answer.status().as_u16());
+            }
+            statuses
+        }
+    };
+    let statuses = futures_util::future::join_all((0..4).map(resumer)).await;
+    let all: Vec<u16> = statuses.into_iter().flatten().collect();
+    assert!(
+        all.iter().all(|s| [204, 404, 409].contains(s)),
+        "answers: {all:?}"
+    );
+    assert!(all.contains(&204));
+    assert_eq!(files.bytes("/workspace/up/contended.bin").await, data);
+}
+
 #[tokio::test]
 async fn checksums_limits_termination_and_expiry() {
     let daemon = Daemon::start_with(&["--upload-expiry", "2s"]);

@@ -97,8 +97,8 @@ impl Claim<'_> {
         self.stop.is_cancelled()
     }
 
-    /// `body`, ended with an error once a newer request asks for the upload: after what
-    /// has already arrived, so that bytes the client did send are kept.
+    /// `body`, broken off with an error once a newer request asks for the upload: after
+    /// what has already arrived, so that bytes the client did send are kept.
     pub(crate) fn stoppable(&self, body: ByteStream) -> ByteStream {
         Box::pin(UntilTakenOver {
             body,
@@ -137,7 +137,9 @@ impl Stream for UntilTakenOver {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.over {
-            return Poll::Ready(None);
+            // The rest of the body, for the pump's lingering drain to read and drop, so
+            // that a client still sending can read its 409 instead of a reset.
+            return self.body.as_mut().poll_next(cx);
         }
         let stopping = self.stop.as_mut().poll(cx).is_ready();
         match self.body.as_mut().poll_next(cx) {
@@ -184,9 +186,24 @@ mod tests {
             .expect("send");
         let (got, taken) = tokio::join!(
             async {
-                // The holder reads on until its body stops, then lets go.
-                let got: Vec<_> = body.collect().await;
+                // The holder reads on until its body breaks off, then lets go, as the
+                // engine does.
+                let mut body = body;
+                let mut got = Vec::new();
+                while let Some(item) = body.next().await {
+                    let broke = item.is_err();
+                    got.push(item);
+                    if broke {
+                        break;
+                    }
+                }
                 drop(holder);
+                // What the client sends after the break is still there to drain.
+                tx.send(Ok(Bytes::from_static(b"late")))
+                    .await
+                    .expect("send");
+                let late = body.next().await.expect("more").expect("bytes");
+                assert_eq!(late, Bytes::from_static(b"late"));
                 got
             },
             claims.take("s", "u"),
@@ -199,7 +216,6 @@ mod tests {
         );
         let stop = got[1].as_ref().expect_err("ended by the takeover");
         assert_eq!(stop.kind(), std::io::ErrorKind::ConnectionAborted);
-        drop(tx);
     }
 
     #[tokio::test]

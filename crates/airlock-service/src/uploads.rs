@@ -152,11 +152,15 @@ impl Service {
                 Ok(UploadState { record, done: None })
             })
             .await;
+            // The file is as the engine left it: let a newer request in while what the
+            // client still sends is drained.
+            let taken_over = busy.taken_over();
+            drop(busy);
             pump.finish().await;
             match outcome? {
                 // What it had is saved; the client (if it is still there) must ask where
                 // the upload stands, as after any conflict.
-                Err(_) if busy.taken_over() => Err(ApiError::conflict(
+                Err(_) if taken_over => Err(ApiError::conflict(
                     "a newer request for this upload took it over; ask where it stands",
                 )),
                 outcome => outcome,
