@@ -16,7 +16,8 @@ use airlock_proto::v1 as pb;
 use bytes::BufMut;
 use prost::Message;
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic_prost::ProstDecoder;
 
 /// Bytes of the file per chunk message.
 pub const CHUNK: u64 = 1 << 20;
@@ -46,7 +47,7 @@ pub fn pieces(metadata: pb::UploadFileMetadata, file: File, size: u64) -> Vec<Pi
         .collect()
 }
 
-/// Encodes pieces as `UploadFileRequest`s and decodes the `UploadFileResponse`.
+/// Encodes pieces as `UploadFileRequest`s; the answer is decoded as the stubs decode it.
 #[derive(Default)]
 pub struct PieceCodec;
 
@@ -54,14 +55,14 @@ impl Codec for PieceCodec {
     type Encode = Piece;
     type Decode = pb::UploadFileResponse;
     type Encoder = PieceEncoder;
-    type Decoder = ResponseDecoder;
+    type Decoder = ProstDecoder<pb::UploadFileResponse>;
 
     fn encoder(&mut self) -> PieceEncoder {
         PieceEncoder
     }
 
-    fn decoder(&mut self) -> ResponseDecoder {
-        ResponseDecoder
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::default()
     }
 }
 
@@ -116,19 +117,6 @@ fn put_chunk(file: &File, offset: u64, len: usize, dst: &mut impl BufMut) -> io:
         done += read;
     }
     Ok(())
-}
-
-pub struct ResponseDecoder;
-
-impl Decoder for ResponseDecoder {
-    type Item = pb::UploadFileResponse;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        pb::UploadFileResponse::decode(src)
-            .map(Some)
-            .map_err(|e| Status::internal(e.to_string()))
-    }
 }
 
 #[cfg(test)]

@@ -208,11 +208,9 @@ mod tests {
         let (reader, pump) = BodyPump::new(silent);
         // A refusal before the engine reads a byte.
         drop(reader);
-        let waited = std::time::Instant::now();
         tokio::time::timeout(LINGER * 3, pump.finish())
             .await
             .expect("the pump ends without a byte from the client");
-        assert!(waited.elapsed() < LINGER * 3);
         drop(tx);
     }
 

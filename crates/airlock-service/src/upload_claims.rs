@@ -162,8 +162,8 @@ mod tests {
     use bytes::Bytes;
     use futures_util::StreamExt;
 
-    #[tokio::test]
-    async fn a_held_upload_is_refused_to_a_try_and_free_again_once_let_go() {
+    #[test]
+    fn a_held_upload_is_refused_to_a_try_and_free_again_once_let_go() {
         let claims = UploadClaims::default();
         let first = claims.try_claim("s", "u1").expect("free");
         assert!(claims.try_claim("s", "u1").is_err());
