@@ -264,8 +264,9 @@ async fn main() -> anyhow::Result<()> {
         }
         // Every face downloads the REST upload's copy into /dev/null, the Rust clients into
         // `tokio::io::sink` (a tokio `File` sends every write to a blocking thread): what
-        // a face costs, not what the local disk does (writing a fresh GiB to a file here
-        // took 0.4 to 3 s from one hour to the next, with `cat` as with every client).
+        // a face costs, not what the local page cache does (writing a fresh GiB to a file
+        // here took 0.4 to 3 s, with `cat` as with every client, by how warm the pages were:
+        // see `warm_memory`).
         let source = format!("/workspace/rest/{rep}");
         let started = start(&daemon)?;
         let got = client.read_to(&id, &source, &mut tokio::io::sink()).await?;

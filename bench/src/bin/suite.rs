@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use airlock_api::CreateSandbox;
 use airlock_bench::grpc::GrpcFiles;
 use airlock_bench::table::Table;
-use airlock_bench::{BenchDaemon, airlock_binary, machine, make_tree_of, run_shell};
+use airlock_bench::{
+    BenchDaemon, WARM_FOR_GIB, airlock_binary, machine, make_tree_of, run_shell, warm_memory,
+};
 use airlock_client::{Client, WriteOptions};
 
 const GIB: u64 = 1 << 30;
@@ -96,7 +98,9 @@ async fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&env.work);
     let mut md = format!(
         "Machine: {}\n\n{reps} runs per line after a warm-up run, Airlock and peers alternating. \
-         Sources are read back into the page cache (and dirty pages flushed) before each timed copy; \
+         Sources are read back into the page cache (and dirty pages flushed) before each timed copy, \
+         and memory for what it writes is touched and freed just before (this VM's host discards \
+         the guest's free pages; writing to such pages is up to ten times slower); \
          every run writes to a fresh path; nothing is deleted inside a timed window.\n\n",
         machine()
     );
@@ -154,7 +158,7 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
             ),
         ];
         for (what, line) in &up {
-            settle(&big)?;
+            settle(&big, WARM_FOR_GIB)?;
             t.time(what, bytes, None, || sh(line));
             if *what == "up: airlock cp (CLI)" {
                 let dest = format!("/workspace/sdk-{r}");
@@ -162,7 +166,7 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
                     ("up: airlock SDK (write_file)", &env.id),
                     ("up: airlock SDK, disk-limited sandbox", &env.disk_id),
                 ] {
-                    settle(&big)?;
+                    settle(&big, WARM_FOR_GIB)?;
                     let started = Instant::now();
                     let file = std::fs::File::open(&big)?;
                     env.client
@@ -170,7 +174,7 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
                         .await?;
                     t.record(row, bytes, None, started.elapsed().as_secs_f64());
                 }
-                settle(&big)?;
+                settle(&big, WARM_FOR_GIB)?;
                 let mut grpc = GrpcFiles::connect(&env.url, &env.token).await?;
                 let started = Instant::now();
                 grpc.upload(&env.id, &big, &format!("/workspace/grpc-{r}"))
@@ -212,10 +216,10 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
             ),
         ];
         for (what, line) in &down {
-            sh("sync")?;
+            settle_for_download(WARM_FOR_GIB)?;
             t.time(what, bytes, None, || sh(line));
             if *what == "down: airlock cp (CLI)" {
-                sh("sync")?;
+                settle_for_download(WARM_FOR_GIB)?;
                 let started = Instant::now();
                 let out = std::fs::File::create(env.work.join(format!("d-sdk-{r}")))?;
                 env.client
@@ -227,7 +231,7 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
                     None,
                     started.elapsed().as_secs_f64(),
                 );
-                sh("sync")?;
+                settle_for_download(WARM_FOR_GIB)?;
                 let mut grpc = GrpcFiles::connect(&env.url, &env.token).await?;
                 let started = Instant::now();
                 let local = env.work.join(format!("d-grpc-{r}"));
@@ -300,6 +304,9 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
     Ok(t)
 }
 
+/// Memory warmed before each W2 copy: the 100 MiB tree's pages and inodes, with room.
+const WARM_FOR_TREE: usize = 512 << 20;
+
 /// W2: a tree up and down.
 async fn w2(
     env: &Env,
@@ -370,6 +377,7 @@ async fn w2(
         ];
         for (what, line) in &up {
             sh(&format!("sync && tar c -C {src} . > /dev/null"))?;
+            warm_memory(WARM_FOR_TREE);
             t.time(what, bytes, None, || sh(line));
         }
         sh(&format!(
@@ -396,7 +404,7 @@ async fn w2(
             ),
         ];
         for (what, line) in &down {
-            sh("sync")?;
+            settle_for_download(WARM_FOR_TREE)?;
             t.time(what, bytes, None, || sh(line));
         }
         let count = sh_out(&format!("find {w}/d-cli-{n} -type f | wc -l"))?;
@@ -429,19 +437,26 @@ const PUT_NGINX: &str = "1 KiB PUT: curl → nginx";
 const PUT_OURS: &str = "1 KiB PUT: curl → airlock";
 const GET_NGINX: &str = "1 KiB GET: curl ← nginx";
 const GET_OURS: &str = "1 KiB GET: curl ← airlock";
+const PUT_NGINX_PINNED: &str = "1 KiB PUT: curl → nginx, one core";
+const PUT_OURS_PINNED: &str = "1 KiB PUT: curl → airlock, one core";
+const GET_NGINX_PINNED: &str = "1 KiB GET: curl ← nginx, one core";
+const GET_OURS_PINNED: &str = "1 KiB GET: curl ← airlock, one core";
 
 /// W3 runs this many times `reps`: a run of 1,000 requests takes a fraction of a second,
 /// and on this VM one run's time per request swings by half with how fast each side is
 /// woken, so a median of three says little.
 const W3_RUNS_PER_REP: usize = 5;
 
-/// W3: 1,000 sequential 1 KiB writes, then reads, on one keep-alive connection.
+/// W3: 1,000 sequential 1 KiB writes, then reads, on one keep-alive connection; then the
+/// same with curl, the daemon and nginx all on one core.
 fn w3(env: &Env, reps: usize) -> anyhow::Result<Table> {
     let mut t = Table::new("W3: 1,000 sequential 1 KiB writes and reads, one connection");
     let w = env.work.display().to_string();
     std::fs::write(env.work.join("small"), vec![b'k'; 1024])?;
     let auth_header = format!("header = \"Authorization: Bearer {}\"\n", env.token);
     let files = format!("{}/v1/sandboxes/{}/files/content", env.url, env.id);
+    // The servers' processes (every thread of the daemon, nginx's master and worker).
+    let servers = format!("{} $(pgrep -x nginx)", env.daemon_pid);
     for rep in 0..=reps * W3_RUNS_PER_REP {
         let mut t_rep = Table::new("");
         let t = if rep == 0 { &mut t_rep } else { &mut t };
@@ -455,44 +470,80 @@ fn w3(env: &Env, reps: usize) -> anyhow::Result<Table> {
             }
             c
         };
-        let nginx = |i: usize| format!("{}/s{rep}/f{i}", env.nginx);
-        let ours = |i: usize| format!("{files}?path=/workspace/s{rep}/f{i}&parents=true");
-        std::fs::write(format!("{w}/c1"), config("", &nginx, true))?;
-        std::fs::write(format!("{w}/c2"), config(&auth_header, &ours, true))?;
-        std::fs::write(format!("{w}/c3"), config("", &nginx, false))?;
-        std::fs::write(format!("{w}/c4"), config(&auth_header, &ours, false))?;
-        // Every other run, Airlock goes first, so neither side always follows the other.
-        let order: [(&str, &str); 4] = if rep % 2 == 0 {
-            [
-                (PUT_NGINX, "c1"),
-                (PUT_OURS, "c2"),
-                (GET_NGINX, "c3"),
-                (GET_OURS, "c4"),
-            ]
-        } else {
-            [
-                (PUT_OURS, "c2"),
-                (PUT_NGINX, "c1"),
-                (GET_OURS, "c4"),
-                (GET_NGINX, "c3"),
-            ]
-        };
-        for (name, config) in order {
-            t.time(name, None, Some(1000), || {
-                sh(&format!("curl -sSf --config {w}/{config}"))
-            });
+        for (dir, pinned) in [(format!("s{rep}"), false), (format!("p{rep}"), true)] {
+            let nginx = |i: usize| format!("{}/{dir}/f{i}", env.nginx);
+            let ours = |i: usize| format!("{files}?path=/workspace/{dir}/f{i}&parents=true");
+            std::fs::write(format!("{w}/c1"), config("", &nginx, true))?;
+            std::fs::write(format!("{w}/c2"), config(&auth_header, &ours, true))?;
+            std::fs::write(format!("{w}/c3"), config("", &nginx, false))?;
+            std::fs::write(format!("{w}/c4"), config(&auth_header, &ours, false))?;
+            let names = if pinned {
+                [
+                    PUT_NGINX_PINNED,
+                    PUT_OURS_PINNED,
+                    GET_NGINX_PINNED,
+                    GET_OURS_PINNED,
+                ]
+            } else {
+                [PUT_NGINX, PUT_OURS, GET_NGINX, GET_OURS]
+            };
+            let [put_nginx, put_ours, get_nginx, get_ours] = names;
+            // Every other run, Airlock goes first, so neither side always follows the other.
+            let order: [(&str, &str); 4] = if rep % 2 == 0 {
+                [
+                    (put_nginx, "c1"),
+                    (put_ours, "c2"),
+                    (get_nginx, "c3"),
+                    (get_ours, "c4"),
+                ]
+            } else {
+                [
+                    (put_ours, "c2"),
+                    (put_nginx, "c1"),
+                    (get_ours, "c4"),
+                    (get_nginx, "c3"),
+                ]
+            };
+            // On one core, no request waits for the other core to be woken: what is left
+            // is the work each side does, which the two-core rows mix with where the
+            // scheduler happened to place each side.
+            let curl = if pinned { "taskset -c 0 curl" } else { "curl" };
+            if pinned {
+                pin(&servers, "0")?;
+            }
+            for (name, config) in order {
+                t.time(name, None, Some(1000), || {
+                    sh(&format!("{curl} -sSf --config {w}/{config}"))
+                });
+            }
+            if pinned {
+                pin(&servers, "0-1")?;
+            }
         }
     }
     t.ratio_goal(PUT_OURS, PUT_NGINX, 1.0);
     t.ratio_goal(GET_OURS, GET_NGINX, 1.0);
+    t.ratio_goal(PUT_OURS_PINNED, PUT_NGINX_PINNED, 1.0);
+    t.ratio_goal(GET_OURS_PINNED, GET_NGINX_PINNED, 1.0);
     t.notes.push(format!(
-        "{} runs per line, Airlock and nginx taking turns to go first.",
+        "{} runs per line, Airlock and nginx taking turns to go first. The \"one core\" rows \
+         pin curl, every thread of the daemon and nginx's processes to the first core.",
         reps * W3_RUNS_PER_REP
     ));
     t.notes
         .push("Goal: no slower than nginx per request.".into());
     Ok(t)
 }
+
+/// Moves every thread of the processes `pids` (a shell word list) onto `cpus`.
+fn pin(pids: &str, cpus: &str) -> anyhow::Result<()> {
+    sh(&format!(
+        "for p in {pids}; do taskset -a -p -c {cpus} $p > /dev/null; done"
+    ))
+}
+
+/// Memory warmed before W6's runs: its 4 GiB, and a GiB of room.
+const WARM_FOR_W6: usize = 5 << 30;
 
 const W6_SDK: &str = "64 × 64 MiB, 16 sandboxes (SDK)";
 const W6_CP: &str = "64 × 64 MiB, cp, 64 at once";
@@ -514,7 +565,7 @@ async fn w6(env: &Env, reps: usize, single_rate: f64) -> anyhow::Result<Table> {
         // same clean start: the yardstick for the volume, which is four times W1's.
         let dest = env.work.join(format!("w6-cp-{rep}"));
         sh(&format!("mkdir -p {}", dest.display()))?;
-        settle(&src)?;
+        settle(&src, WARM_FOR_W6)?;
         let started = Instant::now();
         sh(&format!(
             "for n in $(seq 64); do cp {} {}/c$n & done; wait",
@@ -547,7 +598,7 @@ async fn w6_uploads(env: &Env, src: &Path) -> anyhow::Result<(f64, usize)> {
     for _ in 0..16 {
         ids.push(env.client.create(&CreateSandbox::default()).await?.id);
     }
-    settle(src)?;
+    settle(src, WARM_FOR_W6)?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for n in 0..64 {
@@ -673,9 +724,19 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))
 }
 
-/// Flushes dirty pages and reads `file` back into the page cache.
-fn settle(file: &Path) -> anyhow::Result<()> {
-    sh(&format!("sync && cat {} > /dev/null", file.display()))
+/// Flushes dirty pages, reads `file` back into the page cache and warms `writes` bytes of
+/// memory for the copy about to be timed ([`warm_memory`]).
+fn settle(file: &Path, writes: usize) -> anyhow::Result<()> {
+    sh(&format!("sync && cat {} > /dev/null", file.display()))?;
+    warm_memory(writes);
+    Ok(())
+}
+
+/// Flushes dirty pages and warms `writes` bytes of memory, before a timed download.
+fn settle_for_download(writes: usize) -> anyhow::Result<()> {
+    sh("sync")?;
+    warm_memory(writes);
+    Ok(())
 }
 
 fn sh(line: &str) -> anyhow::Result<()> {
