@@ -4,8 +4,10 @@
 use std::path::Path;
 
 use crate::grpc_upload;
+use airlock_client::FileSink;
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::files_client::FilesClient;
+use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tonic::transport::Channel;
 
@@ -68,10 +70,18 @@ impl GrpcFiles {
     }
 
     /// Streams `from` in sandbox `id` into the local file `to`; answers the bytes it got.
+    /// The chunks arrive as they came off the socket and go to a writing thread as they
+    /// are (the SDK's `FileSink`, as `read_to_file` does); tokio's `File` would copy each
+    /// into a buffer of its own first.
     pub async fn download(&mut self, id: &str, from: &str, to: &Path) -> anyhow::Result<u64> {
-        let mut out = tokio::fs::File::create(to).await?;
-        let got = self.download_into(id, from, &mut out).await?;
-        out.flush().await?;
+        let mut stream = self.download_stream(id, from).await?;
+        let mut sink = FileSink::new(std::fs::File::create(to)?);
+        let mut got = 0;
+        while let Some(chunk) = next_chunk(&mut stream).await? {
+            got += chunk.len() as u64;
+            sink.send(chunk).await?;
+        }
+        sink.finish().await?;
         Ok(got)
     }
 
@@ -82,24 +92,43 @@ impl GrpcFiles {
         from: &str,
         out: &mut (impl AsyncWrite + Unpin),
     ) -> anyhow::Result<u64> {
-        use pb::download_file_response::Payload;
+        let mut stream = self.download_stream(id, from).await?;
+        let mut got = 0;
+        while let Some(chunk) = next_chunk(&mut stream).await? {
+            out.write_all(&chunk).await?;
+            got += chunk.len() as u64;
+        }
+        Ok(got)
+    }
+
+    /// Starts a DownloadFile call for `from` in sandbox `id`.
+    async fn download_stream(
+        &mut self,
+        id: &str,
+        from: &str,
+    ) -> anyhow::Result<tonic::Streaming<pb::DownloadFileResponse>> {
         let ask = pb::DownloadFileRequest {
             sandbox_id: id.to_owned(),
             remote_path: from.to_owned(),
             ..Default::default()
         };
-        let mut stream = self
+        Ok(self
             .client
             .download_file(self.request(ask)?)
             .await?
-            .into_inner();
-        let mut got = 0;
-        while let Some(message) = stream.message().await? {
-            if let Some(Payload::Chunk(chunk)) = message.payload {
-                out.write_all(&chunk).await?;
-                got += chunk.len() as u64;
-            }
-        }
-        Ok(got)
+            .into_inner())
     }
+}
+
+/// The next chunk of file data a download sends, skipping its other messages.
+async fn next_chunk(
+    stream: &mut tonic::Streaming<pb::DownloadFileResponse>,
+) -> anyhow::Result<Option<Bytes>> {
+    use pb::download_file_response::Payload;
+    while let Some(message) = stream.message().await? {
+        if let Some(Payload::Chunk(chunk)) = message.payload {
+            return Ok(Some(chunk));
+        }
+    }
+    Ok(None)
 }

@@ -17,8 +17,11 @@ const GATHER: usize = 1024 * 1024;
 /// At most this many chunks per `writev` (well under `IOV_MAX`).
 const SLICES: usize = 64;
 
-/// Where a download's chunks go: a thread writing them into a file.
-pub(crate) struct FileSink {
+/// Where a download's chunks go: a thread writing them into a file. Public for clients
+/// that stream a body of their own (the benchmarks' gRPC client), as [`crate::FileChunks`]
+/// is for uploads.
+#[derive(Debug)]
+pub struct FileSink {
     chunks: Option<mpsc::Sender<Bytes>>,
     writer: Option<tokio::task::JoinHandle<io::Result<()>>>,
 }
@@ -26,7 +29,7 @@ pub(crate) struct FileSink {
 impl FileSink {
     /// Starts writing into `file` at its current offset. Must be called within a tokio
     /// runtime.
-    pub(crate) fn new(file: std::fs::File) -> Self {
+    pub fn new(file: std::fs::File) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = tokio::task::spawn_blocking(move || write_all_of(&file, rx));
         Self {
@@ -36,7 +39,7 @@ impl FileSink {
     }
 
     /// Queues one chunk. Fails with the writer's error if it has stopped.
-    pub(crate) async fn send(&mut self, chunk: Bytes) -> io::Result<()> {
+    pub async fn send(&mut self, chunk: Bytes) -> io::Result<()> {
         let Some(tx) = &self.chunks else {
             return Err(io::Error::other("the file is already finished"));
         };
@@ -49,7 +52,7 @@ impl FileSink {
     }
 
     /// Waits until everything queued is written.
-    pub(crate) async fn finish(mut self) -> io::Result<()> {
+    pub async fn finish(mut self) -> io::Result<()> {
         self.chunks = None;
         self.stop().await
     }

@@ -61,6 +61,7 @@ pub use airlock_api::{default_home, default_url};
 pub use discover::token as discover_token;
 pub use error::Error;
 pub use file_chunks::FileChunks;
+pub use file_sink::FileSink;
 pub use files::{Download, WriteOptions};
 /// A streamed request body (for template archives).
 pub use reqwest::Body;
