@@ -455,8 +455,18 @@ fn w3(env: &Env, reps: usize) -> anyhow::Result<Table> {
     std::fs::write(env.work.join("small"), vec![b'k'; 1024])?;
     let auth_header = format!("header = \"Authorization: Bearer {}\"\n", env.token);
     let files = format!("{}/v1/sandboxes/{}/files/content", env.url, env.id);
-    // The servers' processes (every thread of the daemon, nginx's master and worker).
-    let servers = format!("{} $(pgrep -x nginx)", env.daemon_pid);
+    // The servers' processes: every thread of the daemon, and this run's nginx (the master
+    // named in the pid file `bench/run` gives it, beside its root, and its worker).
+    let pid_file = env
+        .nginx_root
+        .parent()
+        .unwrap_or(&env.nginx_root)
+        .join("nginx.pid");
+    let servers = format!(
+        "{} $(cat {pid}) $(pgrep -P $(cat {pid}))",
+        env.daemon_pid,
+        pid = pid_file.display()
+    );
     for rep in 0..=reps * W3_RUNS_PER_REP {
         let mut t_rep = Table::new("");
         let t = if rep == 0 { &mut t_rep } else { &mut t };
@@ -517,7 +527,7 @@ fn w3(env: &Env, reps: usize) -> anyhow::Result<Table> {
                 });
             }
             if pinned {
-                pin(&servers, "0-1")?;
+                pin(&servers, "$(cat /sys/devices/system/cpu/online)")?;
             }
         }
     }
@@ -535,7 +545,7 @@ fn w3(env: &Env, reps: usize) -> anyhow::Result<Table> {
     Ok(t)
 }
 
-/// Moves every thread of the processes `pids` (a shell word list) onto `cpus`.
+/// Moves every thread of the processes `pids` onto `cpus` (both shell words, expanded).
 fn pin(pids: &str, cpus: &str) -> anyhow::Result<()> {
     sh(&format!(
         "for p in {pids}; do taskset -a -p -c {cpus} $p > /dev/null; done"

@@ -249,40 +249,59 @@ async fn upload_rest(
         .unwrap()
 }
 
-/// Sends `data[..cut]` of a resumable upload, then drops the call mid-stream as a lost
-/// connection would.
-async fn cut_off(daemon: &Daemon, id: &str, upload_id: &str, data: &[u8], cut: usize) {
+/// An `UploadFile` call on a connection of its own that sends `part` from offset 0 of a
+/// resumable upload and stays open: the stream ends only when the sender is dropped.
+async fn open_upload_call(
+    daemon: &Daemon,
+    id: &str,
+    upload_id: &str,
+    part: &[u8],
+) -> (
+    tokio::sync::mpsc::Sender<pb::UploadFileRequest>,
+    tokio::task::JoinHandle<Result<tonic::Response<pb::UploadFileResponse>, tonic::Status>>,
+) {
     let mut files = grpc::files(daemon).await;
     let mut m = meta(id, "");
     m.upload_id = upload_id.to_owned();
     m.offset = Some(0);
-    let mut messages = upload_messages(m, &data[..cut], 256 * 1024);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let call = tokio::spawn(async move {
         files
             .upload_file(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
     });
-    for message in messages.drain(..) {
+    for message in upload_messages(m, part, 256 * 1024) {
         tx.send(message).await.unwrap();
     }
+    (tx, call)
+}
+
+/// Sends `data[..cut]` of a resumable upload, then drops the call mid-stream as a lost
+/// connection would.
+async fn cut_off(daemon: &Daemon, id: &str, upload_id: &str, data: &[u8], cut: usize) {
+    let (tx, call) = open_upload_call(daemon, id, upload_id, &data[..cut]).await;
     // Give the daemon the bytes, then vanish without ending the stream.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     call.abort();
     drop(tx);
 }
 
+/// Where the upload stands, as `GetUpload` answers.
+async fn upload_offset(files: &mut grpc::FilesAuthed, id: &str, upload_id: &str) -> u64 {
+    files
+        .get_upload(pb::GetUploadRequest {
+            sandbox_id: id.into(),
+            upload_id: upload_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .offset
+}
+
 async fn wait_for_offset(files: &mut grpc::FilesAuthed, id: &str, upload_id: &str, want: u64) {
     for _ in 0..100 {
-        let status = files
-            .get_upload(pb::GetUploadRequest {
-                sandbox_id: id.into(),
-                upload_id: upload_id.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if status.offset == want {
+        if upload_offset(files, id, upload_id).await == want {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -302,31 +321,12 @@ async fn asking_where_an_upload_stands_takes_it_over_from_a_call_left_open() {
     let data = random(2 << 20, 6);
     let made = create_upload(&mut files, &id, "/workspace/held", data.len(), None).await;
     let half = data.len() / 2;
-    let mut held = grpc::files(&daemon).await;
-    let mut m = meta(&id, "");
-    m.upload_id = made.upload_id.clone();
-    m.offset = Some(0);
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    for message in upload_messages(m, &data[..half], 256 * 1024) {
-        tx.send(message).await.unwrap();
-    }
-    let call = tokio::spawn(async move {
-        held.upload_file(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-    });
+    let (tx, call) = open_upload_call(&daemon, &id, &made.upload_id, &data[..half]).await;
     // Asked where it stands until the held call is over (the first asks may come before
     // that call reached the upload); `tx` stays open all the while.
     let mut at = 0;
     for _ in 0..200 {
-        at = files
-            .get_upload(pb::GetUploadRequest {
-                sandbox_id: id.clone(),
-                upload_id: made.upload_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .offset as usize;
+        at = upload_offset(&mut files, &id, &made.upload_id).await as usize;
         if call.is_finished() {
             break;
         }
