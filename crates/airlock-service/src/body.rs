@@ -19,17 +19,28 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Pieces queued between the face and the writing thread.
 const PUMP_DEPTH: usize = 8;
 /// The largest piece queued: a face's chunk may be megabytes (a gRPC message), so it is
-/// split (without copying) to keep what the queue holds near `PUMP_DEPTH` × this.
+/// split (without copying) to keep what the pump holds under 2 × `PUMP_DEPTH` × this (the
+/// queue, and the batch the reader took from it).
 const PIECE: usize = 256 * 1024;
 
-/// The pump's queue, as the engine's reader waits on it (from the blocking pool).
-pub(crate) struct Pumped(mpsc::Receiver<std::io::Result<Bytes>>);
+/// The pump's queue, as the engine's reader waits on it (from the blocking pool). It takes
+/// every piece waiting at once: freeing the queue's slots together wakes the pump once,
+/// not once a piece, when the engine is the slower side (a tree of small files).
+pub(crate) struct Pumped {
+    queue: mpsc::Receiver<std::io::Result<Bytes>>,
+    taken: std::collections::VecDeque<std::io::Result<Bytes>>,
+    batch: Vec<std::io::Result<Bytes>>,
+}
 
 impl Pieces for Pumped {
     type Piece = Bytes;
 
     fn next_piece(&mut self) -> Option<std::io::Result<Bytes>> {
-        self.0.blocking_recv()
+        if self.taken.is_empty() {
+            self.queue.blocking_recv_many(&mut self.batch, PUMP_DEPTH);
+            self.taken.extend(self.batch.drain(..));
+        }
+        self.taken.pop_front()
     }
 }
 
@@ -62,7 +73,11 @@ impl BodyPump {
     /// The reader for the engine, and the pump to `finish` once the engine is done.
     pub(crate) fn new(mut body: ByteStream) -> (BodyReader, Self) {
         let (tx, rx) = mpsc::channel(PUMP_DEPTH);
-        let reader = PieceReader::new(Pumped(rx));
+        let reader = PieceReader::new(Pumped {
+            queue: rx,
+            taken: Default::default(),
+            batch: Vec::with_capacity(PUMP_DEPTH),
+        });
         let pump = tokio::spawn(async move {
             loop {
                 // The engine may give up while the client is silent (a refusal before it
@@ -191,6 +206,31 @@ mod tests {
         let big = Bytes::from(vec![7u8; PIECE * 2 + 5]);
         let body = byte_stream(futures_util::stream::iter([Ok(big.clone())]));
         assert_eq!(pumped(body).await, (big.to_vec(), None));
+    }
+
+    #[tokio::test]
+    async fn pieces_taken_in_batches_keep_their_order_and_the_error_its_place() {
+        // More pieces than the queue holds, each different, with an error at the end:
+        // the reader starts late, so it takes full batches.
+        let mut parts: Vec<std::io::Result<Bytes>> = (0..PUMP_DEPTH as u8 * 3 + 1)
+            .map(|i| Ok(Bytes::from(vec![i; 5])))
+            .collect();
+        let expected: Vec<u8> = parts
+            .iter()
+            .flat_map(|p| p.as_ref().unwrap().to_vec())
+            .collect();
+        parts.push(Err(std::io::ErrorKind::ConnectionAborted.into()));
+        let (mut reader, pump) = BodyPump::new(byte_stream(futures_util::stream::iter(parts)));
+        let read = tokio::task::spawn_blocking(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut out = Vec::new();
+            let err = reader.read_to_end(&mut out).unwrap_err();
+            (out, err.kind())
+        });
+        let (out, err) = read.await.unwrap();
+        pump.finish().await;
+        assert_eq!(out, expected);
+        assert_eq!(err, std::io::ErrorKind::ConnectionAborted);
     }
 
     #[tokio::test]
