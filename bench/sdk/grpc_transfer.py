@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from types import ModuleType
 
 import grpc
-from grpc_tools import protoc
+from grpc_tools import protoc  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
 
 CHUNK = 1 << 20
 PROTO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "proto")
