@@ -28,8 +28,8 @@ const PIECE: usize = 256 * 1024;
 /// not once a piece, when the engine is the slower side (a tree of small files).
 pub(crate) struct Pumped {
     queue: mpsc::Receiver<std::io::Result<Bytes>>,
-    taken: std::collections::VecDeque<std::io::Result<Bytes>>,
-    batch: Vec<std::io::Result<Bytes>>,
+    /// The batch taken, newest first, so the next piece is popped off the end.
+    taken: Vec<std::io::Result<Bytes>>,
 }
 
 impl Pieces for Pumped {
@@ -37,10 +37,10 @@ impl Pieces for Pumped {
 
     fn next_piece(&mut self) -> Option<std::io::Result<Bytes>> {
         if self.taken.is_empty() {
-            self.queue.blocking_recv_many(&mut self.batch, PUMP_DEPTH);
-            self.taken.extend(self.batch.drain(..));
+            self.queue.blocking_recv_many(&mut self.taken, PUMP_DEPTH);
+            self.taken.reverse();
         }
-        self.taken.pop_front()
+        self.taken.pop()
     }
 }
 
@@ -75,8 +75,7 @@ impl BodyPump {
         let (tx, rx) = mpsc::channel(PUMP_DEPTH);
         let reader = PieceReader::new(Pumped {
             queue: rx,
-            taken: Default::default(),
-            batch: Vec::with_capacity(PUMP_DEPTH),
+            taken: Vec::with_capacity(PUMP_DEPTH),
         });
         let pump = tokio::spawn(async move {
             loop {
