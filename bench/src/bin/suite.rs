@@ -216,10 +216,10 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
             ),
         ];
         for (what, line) in &down {
-            settle_for_download(WARM_FOR_GIB)?;
+            flush_and_warm(WARM_FOR_GIB)?;
             t.time(what, bytes, None, || sh(line));
             if *what == "down: airlock cp (CLI)" {
-                settle_for_download(WARM_FOR_GIB)?;
+                flush_and_warm(WARM_FOR_GIB)?;
                 let started = Instant::now();
                 let out = std::fs::File::create(env.work.join(format!("d-sdk-{r}")))?;
                 env.client
@@ -231,7 +231,7 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
                     None,
                     started.elapsed().as_secs_f64(),
                 );
-                settle_for_download(WARM_FOR_GIB)?;
+                flush_and_warm(WARM_FOR_GIB)?;
                 let mut grpc = GrpcFiles::connect(&env.url, &env.token).await?;
                 let started = Instant::now();
                 let local = env.work.join(format!("d-grpc-{r}"));
@@ -404,7 +404,7 @@ async fn w2(
             ),
         ];
         for (what, line) in &down {
-            settle_for_download(WARM_FOR_TREE)?;
+            flush_and_warm(WARM_FOR_TREE)?;
             t.time(what, bytes, None, || sh(line));
         }
         let count = sh_out(&format!("find {w}/d-cli-{n} -type f | wc -l"))?;
@@ -703,8 +703,9 @@ async fn memory(env: &Env) -> anyhow::Result<Table> {
     let mut t = Table::new("Memory: the daemon's RSS during a 4 GiB upload and download");
     let src = env.work.join("four.bin");
     sh(&format!("truncate -s 4G {}", src.display()))?;
-    // Only the RSS is a goal here, but the rates beside it should not be cold pages'.
-    settle_for_download(WARM_FOR_W6)?;
+    // Only the RSS is a goal here, but the rates beside it should not be cold pages'. The
+    // source is sparse: there is nothing of it to read back.
+    flush_and_warm(WARM_FOR_W6)?;
     let baseline = rss_kib(env.daemon_pid)?;
     let sampler = Sampler::start(env.daemon_pid);
     let started = Instant::now();
@@ -803,8 +804,9 @@ fn settle(file: &Path, writes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Flushes dirty pages and warms `writes` bytes of memory, before a timed download.
-fn settle_for_download(writes: usize) -> anyhow::Result<()> {
+/// Flushes dirty pages and warms `writes` bytes of memory: `settle` with no local source
+/// to read back first (downloads, and the memory run's sparse upload).
+fn flush_and_warm(writes: usize) -> anyhow::Result<()> {
     sh("sync")?;
     warm_memory(writes);
     Ok(())
