@@ -558,6 +558,8 @@ const WARM_FOR_W6: usize = 5 << 30;
 const W6_SDK: &str = "64 × 64 MiB, 16 sandboxes (SDK)";
 const W6_ONE: &str = "the same 4 GiB as one stream (SDK)";
 const W6_CP: &str = "64 × 64 MiB, cp, 64 at once";
+/// What a W6 run moves: 64 files of 64 MiB.
+const W6_BYTES: u64 = 64 << 26;
 
 /// W6: 64 concurrent 64 MiB uploads across 16 sandboxes, through the SDK, alternating
 /// run by run with the same bytes sent as one stream and with `cp` writing the same 64
@@ -578,26 +580,19 @@ async fn w6(env: &Env, reps: usize, single_rate: f64) -> anyhow::Result<Table> {
         let mut warm = Table::new("");
         let t = if rep == 0 { &mut warm } else { &mut t };
         // Which of the two goes first changes run by run.
-        let first_one = rep % 2 == 1;
-        if first_one {
-            t.record(
-                W6_ONE,
-                Some(64 << 26),
-                None,
-                w6_one_stream(env, &joined).await?,
-            );
-        }
+        let one_first = if rep % 2 == 1 {
+            Some(w6_one_stream(env, &joined).await?)
+        } else {
+            None
+        };
         let (secs, failed) = w6_uploads(env, &src).await?;
         errors += failed;
-        t.record(W6_SDK, Some(64 << 26), None, secs);
-        if !first_one {
-            t.record(
-                W6_ONE,
-                Some(64 << 26),
-                None,
-                w6_one_stream(env, &joined).await?,
-            );
-        }
+        t.record(W6_SDK, Some(W6_BYTES), None, secs);
+        let one = match one_first {
+            Some(secs) => secs,
+            None => w6_one_stream(env, &joined).await?,
+        };
+        t.record(W6_ONE, Some(W6_BYTES), None, one);
         // The machine's own limit for the same 4 GiB written 64 files at once, from the
         // same clean start: the yardstick for the volume, which is four times W1's.
         let dest = env.work.join(format!("w6-cp-{rep}"));
@@ -609,11 +604,11 @@ async fn w6(env: &Env, reps: usize, single_rate: f64) -> anyhow::Result<Table> {
             src.display(),
             dest.display()
         ))?;
-        t.record(W6_CP, Some(64 << 26), None, started.elapsed().as_secs_f64());
+        t.record(W6_CP, Some(W6_BYTES), None, started.elapsed().as_secs_f64());
         sh(&format!("rm -rf {} && sync", dest.display()))?;
     }
     std::fs::remove_file(&joined)?;
-    let aggregate = (64u64 << 26) as f64 / t.median(W6_SDK);
+    let aggregate = W6_BYTES as f64 / t.median(W6_SDK);
     t.max_goal("errors", errors as f64, 0.0);
     // Concurrency's own cost: the same bytes, the same memory warmed, taking turns.
     t.min_goal(
@@ -650,7 +645,7 @@ async fn w6_one_stream(env: &Env, joined: &Path) -> anyhow::Result<f64> {
         .await?;
     let secs = started.elapsed().as_secs_f64();
     anyhow::ensure!(
-        done.entry.size == 64 << 26,
+        done.entry.size == W6_BYTES,
         "one stream wrote {} bytes",
         done.entry.size
     );
