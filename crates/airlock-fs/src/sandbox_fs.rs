@@ -144,7 +144,13 @@ pub trait SandboxFs: Send + Sync + std::fmt::Debug {
 
 impl PartialFile for File {
     fn cut_to(&mut self, len: u64) -> std::io::Result<()> {
-        self.set_len(len)?;
+        // Only a length that is wrong is set. ext4 treats any truncate that leaves a file
+        // empty as an editor rewriting it (`auto_da_alloc`) and writes all of its dirty
+        // pages back when it is closed: a fresh upload's empty partial file, "cut" to 0,
+        // had the request that filled it wait for 1 GiB of writeback at the end.
+        if self.metadata()?.len() != len {
+            self.set_len(len)?;
+        }
         self.seek(std::io::SeekFrom::Start(len)).map(drop)
     }
 
@@ -317,5 +323,53 @@ impl SandboxFs for Root {
 
     fn answers_at_once(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::MetadataExt;
+
+    use super::PartialFile;
+
+    fn file_with(bytes: &[u8]) -> std::fs::File {
+        let mut file = tempfile::tempfile().expect("temp file");
+        file.write_all(bytes).expect("write");
+        // An old mtime: a truncate, even one to the same length, would set it to now.
+        let old = std::fs::FileTimes::new()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000));
+        file.set_times(old).expect("set mtime");
+        file
+    }
+
+    fn all_of(file: &mut std::fs::File) -> Vec<u8> {
+        file.rewind().expect("rewind");
+        let mut all = Vec::new();
+        file.read_to_end(&mut all).expect("read");
+        all
+    }
+
+    #[test]
+    fn a_right_length_is_left_alone() {
+        for bytes in [&b""[..], b"kept"] {
+            let mut file = file_with(bytes);
+            file.cut_to(bytes.len() as u64).expect("cut");
+            // No truncate at all: ext4 flushes an emptied file's pages when it is closed.
+            assert_eq!(file.metadata().expect("stat").mtime(), 1_000_000);
+            assert_eq!(
+                file.stream_position().expect("position"),
+                bytes.len() as u64
+            );
+            assert_eq!(all_of(&mut file), bytes);
+        }
+    }
+
+    #[test]
+    fn what_is_past_the_length_goes() {
+        let mut file = file_with(b"agreed|left by a broken request");
+        file.cut_to(6).expect("cut");
+        assert_eq!(file.stream_position().expect("position"), 6);
+        assert_eq!(all_of(&mut file), b"agreed");
     }
 }
