@@ -282,6 +282,17 @@ impl Client {
         path: &str,
         file: std::fs::File,
     ) -> Result<Download, Error> {
+        self.read_to_file_watched(id, path, file, |_| {}).await
+    }
+
+    /// The same, telling `seen` the size of each chunk as it arrives (a progress bar).
+    pub async fn read_to_file_watched(
+        &self,
+        id: &str,
+        path: &str,
+        file: std::fs::File,
+        mut seen: impl FnMut(usize) + Send,
+    ) -> Result<Download, Error> {
         let response = self.get_content(id, path).await?;
         let (mode, mtime) = described(&response);
         let mut stream = std::pin::pin!(response.bytes_stream().map_err(Error::from));
@@ -289,6 +300,7 @@ impl Client {
         let mut size = 0;
         while let Some(chunk) = next_within_idle(&mut stream).await? {
             size += chunk.len() as u64;
+            seen(chunk.len());
             sink.send(chunk).await.map_err(Error::Local)?;
         }
         sink.finish().await.map_err(Error::Local)?;

@@ -35,11 +35,13 @@ pub async fn file(
     };
     let temp = tempfile_in(&dir)?;
     let progress = bar(size, quiet, src);
-    let mut out = tokio::fs::File::from_std(temp.reopen()?);
-    let mut counted = ProgressWriter::new(&mut out, progress.clone());
-    let got = client.read_to(id, src, &mut counted).await?;
+    let counted = progress.clone();
+    // Not fsynced before the rename, like `cp` and the daemon's own writes: a power loss
+    // soon after may lose it; a crash of this process or the daemon cannot.
+    let got = client
+        .read_to_file_watched(id, src, temp.reopen()?, move |n| counted.inc(n as u64))
+        .await?;
     progress.finish_and_clear();
-    out.sync_data().await.ok();
     if let Some(mode) = got.mode {
         std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(mode & 0o777))?;
     }
