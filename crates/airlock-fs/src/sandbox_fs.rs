@@ -145,9 +145,10 @@ pub trait SandboxFs: Send + Sync + std::fmt::Debug {
 impl PartialFile for File {
     fn cut_to(&mut self, len: u64) -> std::io::Result<()> {
         // Only a length that is wrong is set. ext4 treats any truncate that leaves a file
-        // empty as an editor rewriting it (`auto_da_alloc`) and writes all of its dirty
-        // pages back when it is closed: a fresh upload's empty partial file, "cut" to 0,
-        // had the request that filled it wait for 1 GiB of writeback at the end.
+        // empty as an editor rewriting it (`auto_da_alloc`) and starts writeback of all its
+        // dirty pages when it is closed, in the closing thread: a fresh upload's empty
+        // partial file, "cut" to 0, had the request that filled it submit 1 GiB of
+        // writeback at the end.
         if self.metadata()?.len() != len {
             self.set_len(len)?;
         }
