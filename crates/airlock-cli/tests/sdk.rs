@@ -204,3 +204,81 @@ async fn read_to_file_saves_a_download_after_the_file_offset() {
         "{missing:?}"
     );
 }
+
+/// A tar of `files` files of 4 KiB each (more than one body chunk), written by `tar`.
+fn pack(out: &mut airlock_client::BodyWriter, files: usize) -> std::io::Result<()> {
+    let mut builder = tar::Builder::new(out);
+    for n in 0..files {
+        let data = random(4096, n as u64);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, format!("f{n}"), &data[..])?;
+    }
+    builder.finish()
+}
+
+#[tokio::test]
+async fn a_written_body_uploads_a_tree_whole_and_a_failed_one_leaves_nothing() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+
+    let (mut writer, body) = airlock_client::written_body(|_| {});
+    let packing = tokio::task::spawn_blocking(move || {
+        pack(&mut writer, 300)?;
+        writer.finish()
+    });
+    let done = client
+        .upload_archive_body(
+            &id,
+            "/workspace/whole",
+            body,
+            airlock_client::ArchiveFormat::Tar,
+        )
+        .await
+        .unwrap();
+    packing.await.unwrap().unwrap();
+    assert_eq!(done.files, 300);
+    let back: Vec<bytes::Bytes> = client
+        .read(&id, "/workspace/whole/f299")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(back.concat(), random(4096, 299));
+
+    // The packer fails after more than a chunk went out: the daemon sees a broken body
+    // and extracts nothing, rather than a tree cut short.
+    let (mut writer, body) = airlock_client::written_body(|_| {});
+    let packing = tokio::task::spawn_blocking(move || {
+        pack(&mut writer, 300)?;
+        writer.fail(std::io::Error::other("a local file went away"));
+        Ok::<_, std::io::Error>(())
+    });
+    let failed = client
+        .upload_archive_body(
+            &id,
+            "/workspace/cut",
+            body,
+            airlock_client::ArchiveFormat::Tar,
+        )
+        .await;
+    packing.await.unwrap().unwrap();
+    assert!(failed.is_err(), "{failed:?}");
+    // The client's request fails at once; the daemon notices the broken body, drops its
+    // staging directory and leaves the destination (made first) empty.
+    let mut landed = Vec::new();
+    for _ in 0..100 {
+        landed = client
+            .list_files(&id, "/workspace/cut", 1, false)
+            .await
+            .unwrap();
+        if landed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(landed.is_empty(), "{landed:?}");
+}

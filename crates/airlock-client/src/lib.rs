@@ -49,6 +49,7 @@ mod files;
 mod resumable;
 mod tokens;
 mod trees;
+mod written_body;
 
 use airlock_api::{
     CreateSandbox, ErrorBody, ExecEvent, ExecRequest, ExecResult, PoolInfo, Sandbox, Template,
@@ -67,6 +68,7 @@ pub use files::{Download, WriteOptions};
 pub use reqwest::Body;
 pub use resumable::UploadProgress;
 pub use trees::{ArchiveFormat, BatchFile};
+pub use written_body::{BodyWriter, WrittenBody, written_body};
 
 /// Bytes per chunk when streaming a body up: large enough that a chunk costs one system
 /// call on each side, small enough to still be in the CPU's cache when it is sent.

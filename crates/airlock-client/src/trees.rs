@@ -73,6 +73,18 @@ impl Client {
             tar,
             crate::CHUNK,
         ));
+        self.upload_archive_body(id, dir, body, format).await
+    }
+
+    /// The same, for a body of any kind (e.g. a [`written_body`](crate::written_body) a
+    /// packing thread fills).
+    pub async fn upload_archive_body(
+        &self,
+        id: &str,
+        dir: &str,
+        body: impl Into<reqwest::Body>,
+        format: ArchiveFormat,
+    ) -> Result<ArchiveResult, Error> {
         json(
             self.request(Method::PUT, &self.files_route(id, "/archive"))
                 .query(&[("path", dir), ("format", format.name())])

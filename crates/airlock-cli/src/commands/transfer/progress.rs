@@ -1,11 +1,8 @@
 //! A progress bar (bytes, rate, ETA) on a terminal, and nothing otherwise.
 
 use std::io::IsTerminal;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::io::{AsyncRead, ReadBuf};
 
 /// A bar of `total` bytes on stderr, hidden unless stderr is a terminal and not `quiet`.
 pub fn bar(total: u64, quiet: bool, label: &str) -> ProgressBar {
@@ -20,32 +17,6 @@ pub fn bar(total: u64, quiet: bool, label: &str) -> ProgressBar {
     }
     bar.set_message(label.to_owned());
     bar
-}
-
-/// Counts the bytes read through it on a bar.
-pub struct Counted<R> {
-    inner: R,
-    bar: ProgressBar,
-}
-
-impl<R> Counted<R> {
-    pub fn new(inner: R, bar: ProgressBar) -> Self {
-        Self { inner, bar }
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
-        self.bar.inc(read as u64);
-        polled
-    }
 }
 
 /// Counts bytes written through it on a bar.

@@ -3,19 +3,17 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use airlock_client::{ArchiveFormat, Client, FileChunks, WriteOptions};
+use airlock_client::{ArchiveFormat, Client, FileChunks, WriteOptions, written_body};
 use airlock_fs::{Checks, Hasher};
 use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::local_tree::{Filter, LocalEntry, walk, write_tar};
-use super::progress::{Counted, bar};
+use super::progress::bar;
 use super::resume_state::ResumeState;
 
 /// Files larger than this go through a resumable upload.
 const RESUMABLE_FROM: u64 = 8 << 20;
-/// Buffer between the tar-writing thread and the request body.
-const PIPE: usize = 256 * 1024;
 
 /// What an upload did, for `--json` and the summary line.
 #[derive(Debug, serde::Serialize)]
@@ -202,7 +200,8 @@ pub async fn tree(
     })
 }
 
-/// Streams the given local entries as one tar into `dir`.
+/// Streams the given local entries as one tar into `dir`, packed on a blocking thread
+/// straight into the request body's chunks.
 #[allow(clippy::too_many_arguments)]
 pub async fn send_entries(
     client: &Client,
@@ -214,24 +213,22 @@ pub async fn send_entries(
     quiet: bool,
     bytes: u64,
 ) -> anyhow::Result<(airlock_api::ArchiveResult, Vec<String>)> {
-    let (reader, writer) = tokio::io::duplex(PIPE);
-    let runtime = tokio::runtime::Handle::current();
+    let progress = bar(bytes, quiet, dir);
+    let counted = progress.clone();
+    let (mut writer, body) = written_body(move |n| counted.inc(n as u64));
     let root: PathBuf = root.to_path_buf();
     let packer = tokio::task::spawn_blocking(move || {
-        let sink = std::io::BufWriter::with_capacity(
-            PIPE,
-            tokio_util::io::SyncIoBridge::new_with_handle(writer, runtime),
-        );
-        write_tar(&root, &entries, keep_mtime, sink)
+        match write_tar(&root, &entries, keep_mtime, &mut writer) {
+            Ok(problems) => writer.finish().map(|()| problems),
+            Err(e) => {
+                // The daemon then sees a broken body and extracts nothing.
+                writer.fail(std::io::Error::new(e.kind(), e.to_string()));
+                Err(e)
+            }
+        }
     });
-    let progress = bar(bytes, quiet, dir);
     let sent = client
-        .upload_archive(
-            id,
-            dir,
-            Counted::new(reader, progress.clone()),
-            ArchiveFormat::Tar,
-        )
+        .upload_archive_body(id, dir, body, ArchiveFormat::Tar)
         .await;
     progress.finish_and_clear();
     let packed = packer.await?;
