@@ -42,7 +42,7 @@ pub fn written_body(seen: impl FnMut(usize) + Send + 'static) -> (BodyWriter, Wr
 }
 
 /// The writing end: `std::io::Write` for a blocking thread (it blocks while the body is
-/// [`AHEAD`] chunks ahead of the socket).
+/// a few chunks ahead of the socket).
 pub struct BodyWriter {
     tx: mpsc::Sender<Handed>,
     buffer: Vec<u8>,
