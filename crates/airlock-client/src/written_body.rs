@@ -53,7 +53,7 @@ impl BodyWriter {
     /// Sends what is buffered and ends the body.
     pub fn finish(mut self) -> io::Result<()> {
         if !self.buffer.is_empty() {
-            self.hand_over()?;
+            self.hand_over(0)?;
         }
         self.send(Handed::End)
     }
@@ -63,8 +63,10 @@ impl BodyWriter {
         let _ = self.tx.blocking_send(Handed::Failed(error));
     }
 
-    fn hand_over(&mut self) -> io::Result<()> {
-        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK));
+    /// Sends the buffer as a chunk, leaving one of `next` bytes' room (none after the
+    /// last).
+    fn hand_over(&mut self, next: usize) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(next));
         (self.seen)(chunk.len());
         self.send(Handed::Chunk(Bytes::from(chunk)))
     }
@@ -84,7 +86,7 @@ impl Write for BodyWriter {
         let n = data.len().min(CHUNK - self.buffer.len());
         self.buffer.extend_from_slice(&data[..n]);
         if self.buffer.len() == CHUNK {
-            self.hand_over()?;
+            self.hand_over(CHUNK)?;
         }
         Ok(n)
     }
