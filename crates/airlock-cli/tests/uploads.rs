@@ -254,6 +254,59 @@ async fn clients_resuming_one_upload_at_once_never_interleave_their_bytes() {
     assert_eq!(files.bytes("/workspace/up/contended.bin").await, data);
 }
 
+/// Sends `head` and a 12 MiB body steadily over about 3 s on a raw connection, as a
+/// client that writes its whole request before reading (urllib3, say) does, then reads
+/// the answer's first line. Every write must go through.
+fn send_steadily_then_read(daemon: &Daemon, head: String) -> String {
+    let address = daemon.url.trim_start_matches("http://");
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    let mebibytes = 12;
+    write!(socket, "{head}Content-Length: {}\r\n\r\n", mebibytes << 20).unwrap();
+    for _ in 0..mebibytes {
+        std::thread::sleep(Duration::from_millis(250));
+        socket
+            .write_all(&[7u8; 1 << 20])
+            .expect("the daemon reads what the client sends");
+    }
+    status_line(&mut socket)
+}
+
+/// A client still sending when its request is refused reads the refusal, not a reset,
+/// however long the rest takes to send: refused by the engine (a PATCH at the wrong
+/// offset) or before it (a sandbox that is not there). Nothing of the body is kept.
+#[tokio::test]
+async fn a_refused_body_still_being_sent_gets_its_answer_not_a_reset() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let tus = Tus::new(&daemon, &id);
+    let location = tus
+        .create(32 << 20, &[("path", "/workspace/steady.bin")])
+        .await;
+    let auth = format!("Host: x\r\nAuthorization: Bearer {}\r\n", daemon.token);
+    let at_wrong_offset = format!(
+        "PATCH {location} HTTP/1.1\r\n{auth}Tus-Resumable: 1.0.0\r\n\
+         Content-Type: application/offset+octet-stream\r\nUpload-Offset: 5\r\n"
+    );
+    let nowhere = format!(
+        "PUT /v1/sandboxes/no-such-sandbox/files/content?path=/workspace/x HTTP/1.1\r\n{auth}"
+    );
+    let answers = std::thread::scope(|scope| {
+        let sends = [at_wrong_offset, nowhere].map(|head| {
+            let daemon = &daemon;
+            scope.spawn(move || send_steadily_then_read(daemon, head))
+        });
+        sends.map(|send| send.join().unwrap())
+    });
+    assert!(answers[0].starts_with("HTTP/1.1 409"), "{answers:?}");
+    assert!(answers[1].starts_with("HTTP/1.1 404"), "{answers:?}");
+    // The daemon still serves the upload, from where it stood.
+    assert_eq!(tus.offset(&location).await, Some(0));
+    let rest = random(32 << 20, 3);
+    assert_eq!(tus.patch(&location, 0, &rest, None).await.status(), 204);
+    let files = Files::new(&daemon, &id);
+    assert_eq!(files.bytes("/workspace/steady.bin").await, rest);
+}
+
 #[tokio::test]
 async fn checksums_limits_termination_and_expiry() {
     let daemon = Daemon::start_with(&["--upload-expiry", "2s"]);

@@ -3,7 +3,6 @@
 //! a bounded channel that a blocking reader drains.
 
 use std::pin::Pin;
-use std::time::Duration;
 
 use airlock_fs::{PieceReader, Pieces};
 use bytes::Bytes;
@@ -14,8 +13,6 @@ use tokio::sync::mpsc;
 /// that went quiet as `TimedOut` and one that went away as `ConnectionAborted`.
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
-/// How long a refused body's remainder is still read and discarded.
-const LINGER: Duration = Duration::from_secs(2);
 /// Pieces queued between the face and the writing thread.
 const PUMP_DEPTH: usize = 8;
 /// The largest piece queued: a face's chunk may be megabytes (a gRPC message), so it is
@@ -62,9 +59,9 @@ pub fn bytes_body(bytes: Bytes) -> ByteStream {
 }
 
 /// Feeds a body to the engine's blocking reader. If the engine gives up first (quota, bad
-/// path, checksum), the pump keeps draining what the client is still sending for a
-/// moment, as nginx's lingering close does, so the client gets to read the error answer
-/// instead of a broken pipe.
+/// path, checksum), the pump lets go of the body at once: what the client still sends is
+/// the face's to deal with (REST drains it after the answer, as nginx's lingering close
+/// does; a gRPC stream needs nothing).
 pub(crate) struct BodyPump {
     pump: tokio::task::JoinHandle<()>,
 }
@@ -81,10 +78,10 @@ impl BodyPump {
             loop {
                 // The engine may give up while the client is silent (a refusal before it
                 // read a byte, a client stalled mid-body): noticed at once, so the answer
-                // waits at most the lingering drain, not the body's idle timeout.
+                // never waits for the body's idle timeout.
                 let item = tokio::select! {
                     biased;
-                    () = tx.closed() => break,
+                    () = tx.closed() => return,
                     item = body.next() => item,
                 };
                 let Some(item) = item else { return };
@@ -99,16 +96,14 @@ impl BodyPump {
                     Err(e) => sent = tx.send(Err(e)).await.is_ok(),
                 }
                 if !sent {
-                    break;
+                    return;
                 }
             }
-            let drain = async { while let Some(Ok(_)) = body.next().await {} };
-            let _ = tokio::time::timeout(LINGER, drain).await;
         });
         (reader, Self { pump })
     }
 
-    /// Waits until the body is consumed or the lingering drain is over.
+    /// Waits until the body is consumed or let go of.
     pub(crate) async fn finish(self) {
         let _ = self.pump.await;
     }
@@ -241,16 +236,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_engine_that_gives_up_on_a_silent_body_is_answered_after_the_linger() {
+    async fn an_engine_that_gives_up_on_a_silent_body_is_answered_at_once() {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
         let silent = byte_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
         let (reader, pump) = BodyPump::new(silent);
         // A refusal before the engine reads a byte.
         drop(reader);
-        tokio::time::timeout(LINGER * 3, pump.finish())
+        tokio::time::timeout(std::time::Duration::from_secs(5), pump.finish())
             .await
             .expect("the pump ends without a byte from the client");
-        drop(tx);
+        assert!(tx.is_closed(), "the pump let go of the body");
     }
 
     #[tokio::test]

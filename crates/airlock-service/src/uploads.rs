@@ -152,8 +152,7 @@ impl Service {
                 Ok(UploadState { record, done: None })
             })
             .await;
-            // The file is as the engine left it: let a newer request in while what the
-            // client still sends is drained.
+            // The file is as the engine left it: a newer request may go on from here.
             let taken_over = busy.taken_over();
             drop(busy);
             pump.finish().await;

@@ -1,6 +1,7 @@
 //! What every REST request passes through on its way to a route and back: the head's size
-//! check, the idle timeout on its body, the close after a refused body, the route's label
-//! for the metrics, and the log line. One layer, not five: each layer clones the boxed
+//! check, the idle timeout on its body, the close after a refused body and the lingering
+//! drain of what the route left unread, the route's label for the metrics, and the log
+//! line. One layer, not five: each layer clones the boxed
 //! service under it and boxes a future per request, which W3's 1 KiB requests paid for
 //! in full.
 
@@ -17,6 +18,7 @@ use airlock_service::ApiError;
 use super::failure::Failure;
 use super::headers;
 use super::idle_body::IdleBody;
+use super::lingering::{self, Unread};
 use crate::observe::RouteLabel;
 
 /// A request's URI and headers together may be this large; more is answered 431.
@@ -33,7 +35,14 @@ pub async fn envelope(State(idle): State<Duration>, request: Request, next: Next
     let refused_body = headers::has_body(request.headers());
     let mut response = match head_too_large(&request) {
         Some(refusal) => refusal,
-        None => next.run(with_idle_timeout(request, idle)).await,
+        None => {
+            let (request, unread) = with_idle_timeout(request, idle);
+            let response = next.run(request).await;
+            if let Some(unread) = unread {
+                unread.linger();
+            }
+            response
+        }
     };
     if let Some(route) = route {
         response.extensions_mut().insert(route);
@@ -76,13 +85,16 @@ fn head_too_large(request: &Request) -> Option<Response> {
     Some(response)
 }
 
-/// A body that sends nothing for `idle` fails. A request known to have no body (a GET,
-/// say) has nothing to time, and skips the timer's allocation and clock read.
-fn with_idle_timeout(request: Request, idle: Duration) -> Request {
+/// A body that sends nothing for `idle` fails, and what the route leaves of it unread
+/// comes back to be drained. A request known to have no body (a GET, say) has nothing to
+/// time or drain, and skips the allocations and the clock read.
+fn with_idle_timeout(request: Request, idle: Duration) -> (Request, Option<Unread>) {
     if http_body::Body::is_end_stream(request.body()) {
-        return request;
+        return (request, None);
     }
-    request.map(|body| Body::new(IdleBody::new(body, idle)))
+    let (parts, body) = request.into_parts();
+    let (body, unread) = lingering::returning(Body::new(IdleBody::new(body, idle)));
+    (Request::from_parts(parts, body), Some(unread))
 }
 
 /// One line per request: method, path, status, time. Never headers, so never tokens.

@@ -11,6 +11,7 @@ pub(crate) mod files;
 pub(crate) mod headers;
 mod idle_body;
 pub(crate) mod json;
+mod lingering;
 pub(crate) mod multipart;
 mod openapi;
 mod pools;
