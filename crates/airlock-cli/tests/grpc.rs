@@ -419,6 +419,35 @@ async fn a_cut_off_upload_resumes_by_offset_and_checks_the_whole_checksum() {
     );
 }
 
+/// A call refused while its client is still streaming, steadily over a few seconds, ends
+/// in its status: the daemon lets go of the stream at once, and HTTP/2 ends it without
+/// a reset of the connection. Nothing of it is kept.
+#[tokio::test]
+async fn a_refused_upload_still_streaming_gets_its_status() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let mut files = grpc::files(&daemon).await;
+    let made = create_upload(&mut files, &id, "/workspace/steady", 32 << 20, None).await;
+    let mut wrong = meta(&id, "");
+    wrong.upload_id = made.upload_id.clone();
+    wrong.offset = Some(5);
+    let messages = upload_messages(wrong, &random(12 << 20, 9), 1 << 20);
+    let steady = tokio_stream::StreamExt::throttle(
+        tokio_stream::iter(messages),
+        std::time::Duration::from_millis(250),
+    );
+    let refused = files.upload_file(steady).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    // The connection still serves, and the upload stands where it stood.
+    let data = random(32 << 20, 10);
+    let done = upload_rest(&mut files, &id, &made.upload_id, &data, 0).await;
+    assert!(done.upload.unwrap().complete);
+    assert_eq!(
+        Files::new(&daemon, &id).bytes("/workspace/steady").await,
+        data
+    );
+}
+
 #[tokio::test]
 async fn an_upload_begun_over_tus_finishes_over_grpc_and_back() {
     let daemon = Daemon::start();
