@@ -266,6 +266,33 @@ fn devices_and_fifos_are_skipped_and_setuid_is_stripped() {
     assert_eq!(mode & 0o7777, 0o755);
 }
 
+/// Every permission bit lands as the archive gives it, whether or not the umask would
+/// take it from a new file (0o022 here, as for most daemons): 0o777 and 0o666 have bits
+/// it clears, 0o644 and 0o000 none.
+#[test]
+fn files_get_the_archives_permission_bits_whatever_the_umask() {
+    let s = scene("dst");
+    let modes = [0o777, 0o666, 0o644, 0o640, 0o444, 0o000, 0o751];
+    let names: Vec<String> = modes.iter().map(|m| format!("m{m:o}")).collect();
+    let entries: Vec<_> = modes
+        .iter()
+        .zip(&names)
+        .map(|(&mode, name)| Raw {
+            mode,
+            ..file(name.as_bytes(), b"data")
+        })
+        .collect();
+    s.unpack(&tar_of(&entries)).unwrap();
+    for (mode, name) in modes.iter().zip(&names) {
+        let got = fs::metadata(s.dst().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(got & 0o7777, *mode, "{name}");
+        assert_eq!(fs::read(s.dst().join(name)).unwrap(), b"data", "{name}");
+    }
+}
+
 #[test]
 fn limits_stop_bombs_before_they_land() {
     let s = scene("dst");
