@@ -248,7 +248,16 @@ async fn malformed_requests_and_abusive_clients_under_load() {
     // The healthy client: upload, read back, list, until told to stop.
     let done = Arc::new(AtomicBool::new(false));
     let healthy = {
-        let (files, done) = (Files::new(&daemon, &id), done.clone());
+        // Its pooled connections are dropped after 1 s idle, under the daemon's 3 s head
+        // timeout here, as the Rust SDK's are under the default 30 s: a request sent on
+        // a connection the daemon is closing that instant fails before the daemon sees it
+        // (IncompleteMessage, seen in CI when the pool held a second connection).
+        let mut files = Files::new(&daemon, &id);
+        files.http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let done = done.clone();
         tokio::spawn(async move {
             let (mut rounds, mut errors) = (0usize, Vec::new());
             while !done.load(Ordering::Relaxed) || rounds < 20 {
