@@ -420,8 +420,9 @@ async fn a_cut_off_upload_resumes_by_offset_and_checks_the_whole_checksum() {
 }
 
 /// A call refused while its client is still streaming, steadily over a few seconds, ends
-/// in its status: the daemon lets go of the stream at once, and HTTP/2 ends it without
-/// a reset of the connection. Nothing of it is kept.
+/// in its status, not a transport error (the daemon drops the request stream unread, and
+/// HTTP/2 ends just that stream), and the same connection goes on serving. Nothing of
+/// it is kept.
 #[tokio::test]
 async fn a_refused_upload_still_streaming_gets_its_status() {
     let daemon = Daemon::start();

@@ -267,10 +267,14 @@ fn devices_and_fifos_are_skipped_and_setuid_is_stripped() {
 }
 
 /// Every permission bit lands as the archive gives it, whether or not the umask would
-/// take it from a new file (0o022 here, as for most daemons): 0o777 and 0o666 have bits
-/// it clears, 0o644 and 0o000 none.
+/// take it from a new file: under 0o022 (most daemons'), 0o777 and 0o666 have bits it
+/// clears, 0o644 and 0o000 none.
 #[test]
 fn files_get_the_archives_permission_bits_whatever_the_umask() {
+    // Set, not inherited, so that the test means the same wherever it runs. nextest runs
+    // each test in a process of its own; under `cargo test` 0o022 is the usual umask
+    // anyway.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     let s = scene("dst");
     let modes = [0o777, 0o666, 0o644, 0o640, 0o444, 0o000, 0o751];
     let names: Vec<String> = modes.iter().map(|m| format!("m{m:o}")).collect();

@@ -7,7 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -49,8 +48,9 @@ pub async fn envelope(State(idle): State<Duration>, request: Request, next: Next
     }
     let status = response.status();
     if refused_body && (status.is_client_error() || status.is_server_error()) {
-        // What is left of a refused request's body would otherwise be read as the
-        // next request on this keep-alive connection.
+        // The rest of a refused request's body is drained in the background, but that
+        // drain may give up before its end (`lingering`): the client learns now that
+        // this connection takes no further request.
         headers::close_connection(&mut response);
     }
     log(&method, uri.path(), status, started);
@@ -93,7 +93,7 @@ fn with_idle_timeout(request: Request, idle: Duration) -> (Request, Option<Unrea
         return (request, None);
     }
     let (parts, body) = request.into_parts();
-    let (body, unread) = lingering::returning(Body::new(IdleBody::new(body, idle)));
+    let (body, unread) = lingering::returning(IdleBody::new(body, idle));
     (Request::from_parts(parts, body), Some(unread))
 }
 

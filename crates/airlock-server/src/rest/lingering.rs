@@ -9,6 +9,11 @@
 //! thrown away after the answer has gone out, for as long as the client keeps sending
 //! (within [`LINGER_TIME`], each gap under [`LINGER_QUIET`]).
 //!
+//! The drain starts only once the handler has answered, never when the body is dropped:
+//! hyper sends `100 Continue` to a client that asked for it (the TypeScript SDK does, for
+//! every streamed body) when the body is first read before an answer, and the client
+//! would then send a body nobody wants.
+//!
 //! This is the REST face's business, not the service's: it is how an HTTP/1.1 connection
 //! ends, and nothing a gRPC stream needs.
 
@@ -29,20 +34,33 @@ const LINGER_TIME: Duration = Duration::from_secs(30);
 const LINGER_QUIET: Duration = Duration::from_secs(5);
 
 /// A request body that, dropped before its end, hands what is left back to the
-/// [`Unread`] made with it.
-struct ReturningBody {
-    inner: Body,
+/// [`Unread`] made with it. Generic, so that it and the body it wraps are one allocation
+/// per request, not two: every upload passes through it.
+struct ReturningBody<B: Returnable> {
+    /// Taken only by `drop`.
+    inner: Option<B>,
     back: Option<oneshot::Sender<Body>>,
+}
+
+/// What a returning body can wrap: a request body that can become an axum [`Body`].
+pub trait Returnable:
+    http_body::Body<Data = Bytes, Error = axum::Error> + Send + Unpin + 'static
+{
+}
+
+impl<B> Returnable for B where
+    B: http_body::Body<Data = Bytes, Error = axum::Error> + Send + Unpin + 'static
+{
 }
 
 /// Where the rest of a body dropped unread comes back to.
 pub struct Unread(oneshot::Receiver<Body>);
 
 /// `body`, and the slot its unread rest comes back to if the handler drops it early.
-pub fn returning(body: Body) -> (Body, Unread) {
+pub fn returning(body: impl Returnable) -> (Body, Unread) {
     let (back, rest) = oneshot::channel();
     let body = ReturningBody {
-        inner: body,
+        inner: Some(body),
         back: Some(back),
     };
     (Body::new(body), Unread(rest))
@@ -66,7 +84,7 @@ async fn drain(rest: Body) {
     let _ = tokio::time::timeout(LINGER_TIME, steady).await;
 }
 
-impl http_body::Body for ReturningBody {
+impl<B: Returnable> http_body::Body for ReturningBody<B> {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -74,7 +92,10 @@ impl http_body::Body for ReturningBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = Pin::new(inner).poll_frame(cx);
         if matches!(frame, Poll::Ready(None | Some(Err(_)))) {
             // Read to its end, or broken (the client went away or quiet): nothing is
             // left to drain.
@@ -84,20 +105,21 @@ impl http_body::Body for ReturningBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(B::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner.as_ref().map(B::size_hint).unwrap_or_default()
     }
 }
 
-impl Drop for ReturningBody {
+impl<B: Returnable> Drop for ReturningBody<B> {
     fn drop(&mut self) {
-        if let Some(back) = self.back.take()
-            && !http_body::Body::is_end_stream(&self.inner)
+        if let (Some(back), Some(inner)) = (self.back.take(), self.inner.take())
+            && !inner.is_end_stream()
         {
-            let _ = back.send(std::mem::replace(&mut self.inner, Body::empty()));
+            // Boxed only here, for a body left unread.
+            let _ = back.send(Body::new(inner));
         }
     }
 }
