@@ -44,6 +44,16 @@ const READ_ONLY: [&str; 7] = [
     "watch",
 ];
 
+/// Calls whose work on the agent does not grow with the data: a lookup, a page of a
+/// listing, one directory made, one rename. An agent that has not answered one within
+/// [`QUICK_ANSWER`] is stuck (a stopped process, a hung mount in its pod), and the call
+/// fails rather than hold a thread of the daemon's blocking pool for good. Calls that
+/// stream, hash, pack or delete a tree may take as long as their data does.
+const QUICK: [&str; 5] = ["stat", "require_dir", "list", "mkdir", "rename"];
+
+/// How long an agent may take to answer one of the [`QUICK`] calls in full.
+pub const QUICK_ANSWER: Duration = Duration::from_secs(30);
+
 /// One agent, reached at `base` (`http://host:port`) with its sandbox's secret.
 #[derive(Clone)]
 pub struct RemoteFs {
@@ -55,6 +65,7 @@ struct Inner {
     secret: String,
     http: reqwest::Client,
     runtime: Handle,
+    quick_answer: Duration,
 }
 
 impl std::fmt::Debug for RemoteFs {
@@ -68,12 +79,23 @@ impl std::fmt::Debug for RemoteFs {
 impl RemoteFs {
     /// A client of the agent at `base`; its calls run on `runtime`.
     pub fn new(base: &str, secret: &str, runtime: Handle) -> Self {
+        Self::answering_within(base, secret, runtime, QUICK_ANSWER)
+    }
+
+    /// The same, with its own bound on the answer to a quick call.
+    pub fn answering_within(
+        base: &str,
+        secret: &str,
+        runtime: Handle,
+        quick_answer: Duration,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 base: base.trim_end_matches('/').to_owned(),
                 secret: secret.to_owned(),
                 http: crate::reach::agent_client(),
                 runtime,
+                quick_answer,
             }),
         }
     }
@@ -107,19 +129,29 @@ impl Inner {
         body: Option<&mut dyn Read>,
     ) -> FsResult<reqwest::Response> {
         let Some(body) = body else {
-            let request = self.request(name, args);
+            let mut request = self.request(name, args);
+            if QUICK.contains(&name) {
+                // The whole call, its answer's body included.
+                request = request.timeout(self.quick_answer);
+            }
             // Under load a request now and then fails to be sent (most likely on a pooled
             // connection the agent had just closed after cutting a stream); a call that
             // changes nothing is sent again once. One that changes something is not: it
             // may have reached the agent. A connect that failed is not retried: no
             // stale connection was involved, and a dead pod's would only double the wait.
+            // Nor is one that ran out of time: the agent is stuck, not the connection.
             let again = READ_ONLY
                 .contains(&name)
                 .then(|| request.try_clone())
                 .flatten();
-            let response = match (self.runtime.block_on(request.send()), again) {
-                (Err(e), Some(again)) if e.is_request() && !e.is_connect() => {
-                    self.runtime.block_on(again.send())
+            // Sent from inside the runtime: a bounded request starts its timer as it is
+            // sent, and this thread may be one the runtime does not know.
+            let send = |request: reqwest::RequestBuilder| {
+                self.runtime.block_on(async move { request.send().await })
+            };
+            let response = match (send(request), again) {
+                (Err(e), Some(again)) if e.is_request() && !e.is_connect() && !e.is_timeout() => {
+                    send(again)
                 }
                 (first, _) => first,
             };
@@ -144,7 +176,7 @@ impl Inner {
         response: reqwest::Result<reqwest::Response>,
         path: &str,
     ) -> FsResult<reqwest::Response> {
-        let response = response.map_err(|e| io(path, e))?;
+        let response = response.map_err(|e| self.unanswered(path, &e))?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -173,8 +205,18 @@ impl Inner {
         let text = self
             .runtime
             .block_on(response.bytes())
-            .map_err(|e| io(path, e))?;
+            .map_err(|e| self.unanswered(path, &e))?;
         serde_json::from_slice(&text).map_err(|e| io(path, e))
+    }
+
+    /// A call that got no usable answer; one whose bound ran out says so plainly, where
+    /// reqwest's own text names only the URL.
+    fn unanswered(&self, path: &str, err: &reqwest::Error) -> FsError {
+        if err.is_timeout() && !err.is_connect() {
+            let secs = self.quick_answer.as_secs_f64();
+            return io(path, format!("the agent gave no answer within {secs} s"));
+        }
+        io(path, err)
     }
 
     /// Copies a streamed answer into `out`.

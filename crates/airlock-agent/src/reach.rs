@@ -5,8 +5,8 @@ use std::time::Duration;
 /// How long reaching an agent may take before the call fails. A pod that died, or whose
 /// node went away, drops the connection's SYNs rather than refusing them, and the
 /// kernel retries a connect for about two minutes: the caller gets a clear error
-/// sooner. Only the connect is bounded; a call's answer may stream for as long as it
-/// streams.
+/// sooner. The answer to a quick call (a lookup, say) is bounded too, per call
+/// (`client::QUICK_ANSWER`); one that streams may take as long as it streams.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle time before the kernel probes a pooled connection (TCP keepalive), so one to a
 /// vanished pod is eventually found dead rather than kept forever.

@@ -398,3 +398,76 @@ async fn an_agent_that_never_answers_the_connect_is_an_error_in_time() {
         "failed after {took:?}"
     );
 }
+
+/// An agent that takes connections and reads every request but never answers one: a
+/// stopped process, or one stuck on a hung mount in its pod. Counts the calls it saw.
+async fn silent_agent() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = vec![0u8; 64 * 1024];
+                while let Ok(n) = socket.read(&mut head).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&head[..n]);
+                    let posts = text.matches("POST /v1/fs/").count();
+                    seen.fetch_add(posts, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), calls)
+}
+
+type QuickCall = fn(&RemoteFs) -> airlock_fs::FsResult<()>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_call_to_an_agent_that_never_answers_fails_once_in_time() {
+    let (base, calls) = silent_agent().await;
+    let bound = Duration::from_millis(500);
+    let fs = RemoteFs::answering_within(&base, SECRET, tokio::runtime::Handle::current(), bound);
+    let quick: [(&str, QuickCall); 5] = [
+        ("stat", |fs| fs.stat(&p("/workspace")).map(drop)),
+        ("require_dir", |fs| fs.require_dir(&p("/workspace"))),
+        ("list", |fs| {
+            fs.list(&p("/workspace"), 1, 100, None).map(drop)
+        }),
+        ("mkdir", |fs| {
+            fs.mkdir(&p("/workspace/d"), 0o755, FileOwner::SANDBOX_USER, true)
+                .map(drop)
+        }),
+        ("rename", |fs| {
+            fs.rename(&p("/workspace/a"), &p("/workspace/b"), false)
+                .map(drop)
+        }),
+    ];
+    for (n, (name, call)) in quick.into_iter().enumerate() {
+        let fs = fs.clone();
+        let started = std::time::Instant::now();
+        let err = blocking(move || call(&fs)).await.unwrap_err();
+        let took = started.elapsed();
+        // Far above the bound, so a loaded machine cannot fail it; a hang would.
+        assert!(
+            took >= bound && took < bound * 10,
+            "{name} failed after {took:?}"
+        );
+        assert_eq!(err.kind(), FsErrorKind::Io, "{name}: {err}");
+        assert!(
+            err.to_string().contains("no answer within 0.5 s"),
+            "{name}: {err}"
+        );
+        // Sent once: a call that changes nothing is retried after a failed send, but
+        // not after its bound ran out (that would double the wait on a stuck agent).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let seen = calls.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(seen, n + 1, "{name}: the agent saw {seen} calls in all");
+    }
+}
