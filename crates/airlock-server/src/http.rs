@@ -14,18 +14,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::Request;
 use futures_util::FutureExt;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_io_timeout::TimeoutStream;
-use tower::ServiceExt;
 
+use crate::faces::Faces;
 use crate::repoll::Repoll;
 
 /// The ceiling of a connection's read buffer: hyper refuses a request head that does not
@@ -54,7 +51,7 @@ pub struct ConnectionLimits {
 /// finish their requests for a few seconds.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: Faces,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -129,7 +126,7 @@ async fn speaks_http2(tcp: &tokio::net::TcpStream, timeout: Duration) -> Option<
 /// Serves one connection until it ends or the daemon shuts down.
 async fn serve_connection(
     tcp: tokio::net::TcpStream,
-    app: Router,
+    app: Faces,
     limits: ConnectionLimits,
     mut closed: watch::Receiver<bool>,
 ) {
@@ -139,9 +136,7 @@ async fn serve_connection(
     let mut io = TimeoutStream::new(tcp);
     io.set_write_timeout(Some(limits.idle_timeout));
     let io = TokioIo::new(Box::pin(io));
-    let service = TowerToHyperService::new(
-        app.map_request(|r: Request<Incoming>| r.map(axum::body::Body::new)),
-    );
+    let service = TowerToHyperService::new(app);
     macro_rules! drive {
         ($connection:expr) => {{
             let connection = $connection;

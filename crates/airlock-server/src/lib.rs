@@ -4,6 +4,7 @@
 
 #[doc(hidden)]
 mod compat;
+mod faces;
 mod fetch;
 pub mod fuzz_api;
 mod grpc;
@@ -125,7 +126,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     tokio::spawn(service.clone().sweep_leftovers(started));
     let rest = rest::router(service.clone(), config.connections.idle_timeout);
     let grpc = grpc::router(service.clone());
-    let app = dispatch(service.clone(), rest, grpc);
+    let app = faces::Faces::new(service.clone(), rest, grpc);
     http::serve(listener, app, config.connections, shutdown_signal()).await;
     reaper.abort();
     upload_reaper.abort();
@@ -139,28 +140,6 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     pool_filler.abort();
     tracing::info!("stopped");
     Ok(())
-}
-
-/// One port, two faces: gRPC requests (told by their content type) go to the gRPC
-/// router, everything else to REST. Both are measured here, once.
-fn dispatch(service: Arc<Service>, rest: axum::Router, grpc: axum::Router) -> axum::Router {
-    use futures_util::future::Either;
-    use tower::ServiceExt;
-    let route = tower::service_fn(move |mut request: axum::extract::Request| {
-        if grpc::is_grpc(request.headers()) {
-            let origin = origin::Origin::of(request.uri(), request.headers());
-            request.extensions_mut().insert(origin);
-            Either::Left(grpc.clone().oneshot(request))
-        } else {
-            Either::Right(rest.clone().oneshot(request))
-        }
-    });
-    axum::Router::new()
-        .fallback_service(route)
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(observe::Observer::new(service)),
-            observe::observe,
-        ))
 }
 
 /// Process-wide setup that must happen while the process is still single-threaded:

@@ -3,6 +3,7 @@
 //! A gRPC call's status is in its trailers when it streamed, so it is recorded when the
 //! trailers pass (or, for a call cut short, when its body is dropped: `cancelled`).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -10,9 +11,8 @@ use std::time::Instant;
 
 use airlock_service::{FaceBytes, Service};
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::HeaderMap;
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body::Frame;
 
@@ -42,14 +42,18 @@ impl Observer {
     }
 }
 
-pub async fn observe(
-    State(observer): State<Arc<Observer>>,
+/// Measures one request, of the face `grpc` says, as `next` answers it.
+pub async fn observe<Answer>(
+    observer: &Observer,
+    grpc: bool,
     request: Request,
-    next: Next,
-) -> Response {
+    next: impl FnOnce(Request) -> Answer,
+) -> Response
+where
+    Answer: Future<Output = Response>,
+{
     let started = Instant::now();
     let service = &observer.service;
-    let grpc = crate::grpc::is_grpc(request.headers());
     let (face, bytes) = if grpc {
         ("grpc", &observer.grpc)
     } else {
@@ -70,7 +74,7 @@ pub async fn observe(
             })
         })
     };
-    let response = next.run(request).await;
+    let response = next(request).await;
     let seconds = started.elapsed().as_secs_f64();
     let mut rpc_end = None;
     if let Some(rpc) = rpc {

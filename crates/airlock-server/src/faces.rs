@@ -1,0 +1,80 @@
+//! One port, two faces: gRPC requests (told by their content type) go to the gRPC router,
+//! everything else to REST, and both are measured here, once.
+//!
+//! A plain service rather than an axum `Router` with a fallback and a middleware layer:
+//! that pair cloned a boxed service and boxed a future twice per request, and told
+//! gRPC from REST twice. By hand, one core, 1,000 × 1 KiB GETs: the daemon's CPU per
+//! GET was about 2 µs (a tenth) lower without the outer layer at all.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use airlock_service::Service;
+use axum::Router;
+use axum::body::Body;
+use axum::response::Response;
+use hyper::body::Incoming;
+use tower::ServiceExt;
+
+use crate::observe::{Observer, observe};
+use crate::origin::Origin;
+
+/// The daemon's whole HTTP application: what each connection serves.
+#[derive(Clone)]
+pub(crate) struct Faces {
+    observer: Arc<Observer>,
+    rest: Router,
+    grpc: Router,
+}
+
+impl Faces {
+    pub(crate) fn new(service: Arc<Service>, rest: Router, grpc: Router) -> Self {
+        Self {
+            observer: Arc::new(Observer::new(service)),
+            rest,
+            grpc,
+        }
+    }
+
+    async fn answer(self, request: axum::extract::Request) -> Response {
+        let grpc = crate::grpc::is_grpc(request.headers());
+        let Self {
+            observer,
+            rest,
+            grpc: grpc_router,
+        } = self;
+        observe(&observer, grpc, request, |mut request| async move {
+            let answered = if grpc {
+                // tonic's handlers see no URI; signed URLs need the origin.
+                let origin = Origin::of(request.uri(), request.headers());
+                request.extensions_mut().insert(origin);
+                grpc_router.oneshot(request).await
+            } else {
+                rest.oneshot(request).await
+            };
+            match answered {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        })
+        .await
+    }
+}
+
+impl tower::Service<hyper::Request<Incoming>> for Faces {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: hyper::Request<Incoming>) -> Self::Future {
+        let faces = self.clone();
+        Box::pin(async move { Ok(faces.answer(request.map(Body::new)).await) })
+    }
+}
