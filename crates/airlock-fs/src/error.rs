@@ -98,7 +98,6 @@ pub enum FsError {
         /// The sandbox path.
         path: String,
     },
-    /// Any other system error.
     /// An error an engine in another process reported (an agent in a pod), as it said
     /// it: its kind decides the answer here as the original's would have.
     #[error("{message}")]
@@ -110,6 +109,7 @@ pub enum FsError {
         /// Its text, as the engine that made it wrote it.
         message: String,
     },
+    /// Any other system error.
     #[error("{path}: {source}")]
     Io {
         /// The sandbox path.

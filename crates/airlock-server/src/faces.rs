@@ -3,8 +3,9 @@
 //!
 //! A plain service rather than an axum `Router` with a fallback and a middleware layer:
 //! that pair cloned a boxed service and boxed a future twice per request, and told
-//! gRPC from REST twice. By hand, one core, 1,000 × 1 KiB GETs: the daemon's CPU per
-//! GET was about 2 µs (a tenth) lower without the outer layer at all.
+//! gRPC from REST twice. By hand, one core, 1,000 × 1 KiB GETs: a probe with no outer
+//! layer at all (and so no metrics) spent about 2 µs less of the daemon's CPU per GET, a
+//! tenth; this service, which still measures, about 1 µs less.
 
 use std::convert::Infallible;
 use std::future::Future;
