@@ -35,7 +35,7 @@ pub async fn envelope(State(idle): State<Duration>, request: Request, next: Next
     let mut response = match head_too_large(&request) {
         Some(refusal) => refusal,
         None => {
-            let (request, unread) = with_idle_timeout(request, idle);
+            let (request, unread) = guard_body(request, idle);
             let response = next.run(request).await;
             if let Some(unread) = unread {
                 unread.linger();
@@ -88,7 +88,7 @@ fn head_too_large(request: &Request) -> Option<Response> {
 /// A body that sends nothing for `idle` fails, and what the route leaves of it unread
 /// comes back to be drained. A request known to have no body (a GET, say) has nothing to
 /// time or drain, and skips the allocations and the clock read.
-fn with_idle_timeout(request: Request, idle: Duration) -> (Request, Option<Unread>) {
+fn guard_body(request: Request, idle: Duration) -> (Request, Option<Unread>) {
     if http_body::Body::is_end_stream(request.body()) {
         return (request, None);
     }

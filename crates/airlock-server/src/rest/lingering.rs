@@ -68,7 +68,9 @@ pub fn returning(body: impl Returnable) -> (Body, Unread) {
 
 impl Unread {
     /// Reads and throws away, in the background, what is left of a body the handler
-    /// dropped unread. Call it once the handler has answered.
+    /// dropped unread. Call it once the handler has answered. A body something still
+    /// holds then (a task that reads on after the answer) is left to it: no task is
+    /// spawned to wait for it, so a request read to its end costs no spawn.
     pub fn linger(mut self) {
         if let Ok(rest) = self.0.try_recv() {
             tokio::spawn(drain(rest));
