@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::grpc_upload;
+use crate::{grpc_download, grpc_upload};
 use airlock_client::FileSink;
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::files_client::FilesClient;
@@ -70,10 +70,36 @@ impl GrpcFiles {
     }
 
     /// Streams `from` in sandbox `id` into the local file `to`; answers the bytes it got.
-    /// The chunks arrive as they came off the socket and go to a writing thread as they
-    /// are (the SDK's `FileSink`, as `read_to_file` does); tokio's `File` would copy each
-    /// into a buffer of its own first.
+    /// Each chunk goes to a writing thread (the SDK's `FileSink`, as `read_to_file` does)
+    /// as the slice of the HTTP/2 frame it arrived in ([`crate::grpc_download`]).
     pub async fn download(&mut self, id: &str, from: &str, to: &Path) -> anyhow::Result<u64> {
+        let ask = pb::DownloadFileRequest {
+            sandbox_id: id.to_owned(),
+            remote_path: from.to_owned(),
+            ..Default::default()
+        };
+        let mut sink = FileSink::new(std::fs::File::create(to)?);
+        let mut got = 0;
+        grpc_download::download(&mut self.channel, &self.token, &ask, async |piece| {
+            if let grpc_download::Piece::Chunk(chunk) = piece {
+                got += chunk.len() as u64;
+                sink.send(chunk).await?;
+            }
+            Ok(())
+        })
+        .await?;
+        sink.finish().await?;
+        Ok(got)
+    }
+
+    /// The same with the generated stubs, which copy each frame into a buffer of their own
+    /// and cut the chunks from it.
+    pub async fn download_with_stubs(
+        &mut self,
+        id: &str,
+        from: &str,
+        to: &Path,
+    ) -> anyhow::Result<u64> {
         let mut stream = self.download_stream(id, from).await?;
         let mut sink = FileSink::new(std::fs::File::create(to)?);
         let mut got = 0;

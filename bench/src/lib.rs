@@ -1,6 +1,7 @@
 //! Shared pieces of Airlock's benchmarks: a daemon to measure, timing and summaries.
 
 pub mod grpc;
+pub mod grpc_download;
 pub mod grpc_upload;
 pub mod table;
 
