@@ -208,6 +208,11 @@ pub async fn download(
         )))?;
     std::future::poll_fn(|cx| channel.poll_ready(cx)).await?;
     let response = channel.call(request).await?;
+    anyhow::ensure!(
+        response.status() == http::StatusCode::OK,
+        "DownloadFile answered HTTP {}",
+        response.status()
+    );
     // A call that fails before any message answers with its status in the headers.
     ended_well(response.headers())?;
     let mut body = response.into_body();
@@ -234,17 +239,14 @@ pub async fn download(
     anyhow::bail!("the call ended without its status")
 }
 
-/// Fails with the call's status and message if `headers` hold one other than 0.
+/// Fails with the call's status (tonic decodes its code and percent-encoded message) if
+/// `headers` hold one other than OK.
 fn ended_well(headers: &http::HeaderMap) -> anyhow::Result<()> {
-    match headers.get("grpc-status").map(|s| s.to_str()) {
-        None | Some(Ok("0")) => Ok(()),
-        Some(status) => {
-            let message = headers
-                .get("grpc-message")
-                .and_then(|m| m.to_str().ok())
-                .unwrap_or_default();
-            anyhow::bail!("DownloadFile failed: grpc-status {status:?}: {message}")
+    match tonic::Status::from_header_map(headers) {
+        Some(status) if status.code() != tonic::Code::Ok => {
+            anyhow::bail!("DownloadFile failed: {status}")
         }
+        _ => Ok(()),
     }
 }
 
