@@ -406,3 +406,98 @@ async fn chosen_paths_come_back_in_one_stream() {
         assert_eq!(ask(bad).await.unwrap().status(), 400);
     }
 }
+
+/// A daemon that answers `stat` with a directory and then sends that directory's archive
+/// cut off between two entries: one whole file, then the connection closed with the
+/// chunked body unfinished. A tar cut there reads like a whole one.
+fn daemon_breaking_off_an_archive() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut first_entry = Vec::new();
+    let mut header = tar::Header::new_ustar();
+    header.set_path("kept.txt").unwrap();
+    header.set_size(5);
+    header.set_mode(0o644);
+    header.set_cksum();
+    first_entry.extend_from_slice(header.as_bytes());
+    first_entry.extend_from_slice(b"hello");
+    first_entry.resize(1024, 0);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                if request_line.contains("/files/stat") {
+                    let entry = json!({"name": "tree", "path": "/workspace/tree", "type": "dir",
+                        "size": 0, "mode": "0755", "mtime": "2026-01-01T00:00:00Z", "uid": 0, "gid": 0});
+                    let body = entry.to_string();
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    stream.write_all(head.as_bytes()).unwrap();
+                    stream.write_all(body.as_bytes()).unwrap();
+                } else {
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/x-tar\r\ntransfer-encoding: chunked\r\n\r\n";
+                    stream.write_all(head.as_bytes()).unwrap();
+                    write!(stream, "{:x}\r\n", first_entry.len()).unwrap();
+                    stream.write_all(&first_entry).unwrap();
+                    stream.write_all(b"\r\n").unwrap();
+                    // No last chunk: the body breaks off here.
+                    break;
+                }
+            }
+        }
+    });
+    url
+}
+
+#[test]
+fn a_tree_download_that_breaks_off_leaves_nothing_behind() {
+    let url = daemon_breaking_off_an_archive();
+    let local = tempfile::tempdir().unwrap();
+    let run = |dest: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["cp", "-q", "sbx:/workspace/tree"])
+            .arg(dest)
+            .env("AIRLOCK_URL", &url)
+            .env("AIRLOCK_TOKEN", "token")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Into a directory that does not exist yet: it is not left behind, empty or not.
+    let fresh = local.path().join("fresh");
+    let out = run(&fresh);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        !fresh.exists(),
+        "a broken download left {}",
+        fresh.display()
+    );
+    // Into one that exists: what was there stays, and nothing of the tree is added.
+    let existing = local.path().join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::write(existing.join("mine.txt"), b"mine").unwrap();
+    let out = run(&existing);
+    assert!(!out.status.success(), "{out:?}");
+    let names: Vec<_> = std::fs::read_dir(&existing)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        ["mine.txt"],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

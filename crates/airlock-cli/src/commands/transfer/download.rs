@@ -2,8 +2,11 @@
 //! tar stream, extracted with the same confined engine the daemon uses, so a hostile tree
 //! in the sandbox cannot reach outside the local destination).
 
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use airlock_client::{ArchiveFormat, Client};
 use anyhow::Context;
@@ -65,7 +68,8 @@ pub async fn file(
 
 /// Downloads the sandbox tree under `src` into the local directory `dest` (made if
 /// missing), or with `only`, just those entries of it (paths relative to `src`), in one
-/// stream either way. Modes and mtimes come as they are in the sandbox.
+/// stream either way. Modes and mtimes come as they are in the sandbox. All or nothing: a
+/// download that breaks off leaves `dest` as it was (and not made).
 pub async fn tree(
     client: &Client,
     id: &str,
@@ -74,7 +78,24 @@ pub async fn tree(
     quiet: bool,
     only: Option<&[String]>,
 ) -> anyhow::Result<Downloaded> {
+    let made = !dest.exists();
     std::fs::create_dir_all(dest).with_context(|| format!("making {}", dest.display()))?;
+    let fetched = fetch_tree(client, id, src, dest, quiet, only).await;
+    if fetched.is_err() && made {
+        // Only if it is still empty: nothing of the tree was merged into it.
+        let _ = std::fs::remove_dir(dest);
+    }
+    fetched
+}
+
+async fn fetch_tree(
+    client: &Client,
+    id: &str,
+    src: &str,
+    dest: &Path,
+    quiet: bool,
+    only: Option<&[String]>,
+) -> anyhow::Result<Downloaded> {
     let root = airlock_fs::Root::open(dest)?;
     let (reader, mut writer) = tokio::io::duplex(256 * 1024);
     let runtime = tokio::runtime::Handle::current();
@@ -82,8 +103,12 @@ pub async fn tree(
         uid: rustix::process::geteuid().as_raw(),
         gid: rustix::process::getegid().as_raw(),
     };
+    let whole = Arc::new(AtomicBool::new(false));
+    let input = EndsOnlyWhenWhole {
+        inner: tokio_util::io::SyncIoBridge::new_with_handle(reader, runtime),
+        whole: Arc::clone(&whole),
+    };
     let unpack = tokio::task::spawn_blocking(move || {
-        let input = tokio_util::io::SyncIoBridge::new_with_handle(reader, runtime);
         let top = airlock_fs::SandboxPath::parse("/")?;
         root.unpack(&top, input, me, airlock_fs::UnpackLimits::default())
     });
@@ -98,6 +123,8 @@ pub async fn tree(
         }
     };
     drop(counted);
+    // Said before the stream ends (the writer's drop), so the extraction reads it then.
+    whole.store(fetched.is_ok(), Ordering::Release);
     drop(writer);
     progress.finish_and_clear();
     let unpacked = unpack.await?;
@@ -113,6 +140,24 @@ pub async fn tree(
             .map(|s| format!("{}: {}", s.path, s.reason))
             .collect(),
     })
+}
+
+/// The download's bytes as the extraction reads them, whose end is an error unless the
+/// download completed. A tar cut off between two entries reads like a whole one, so
+/// without this a broken download would be merged into the destination as if complete.
+struct EndsOnlyWhenWhole<R> {
+    inner: R,
+    whole: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for EndsOnlyWhenWhole<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && !self.whole.load(Ordering::Acquire) {
+            return Err(std::io::Error::other("the download broke off"));
+        }
+        Ok(n)
+    }
 }
 
 fn tempfile_in(dir: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
