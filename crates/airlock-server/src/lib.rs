@@ -90,6 +90,12 @@ pub struct OidcConfig {
     /// The claim that names the tenant.
     pub tenant_claim: String,
 }
+/// The gRPC face's reader of a body's length-prefixed messages, one field's bytes handed
+/// on as slices of the frames that carried them: how `UploadFile` reads its requests, and
+/// how a client can read a `DownloadFile` answer (the benchmarks' does).
+pub use grpc::unframe::{Part as GrpcPart, Unframed as GrpcUnframed};
+/// One gRPC message with its 5-byte prefix, as the gRPC face frames what it sends.
+pub use grpc::wire::message as grpc_framed;
 pub use http::ConnectionLimits;
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! A request body's gRPC messages as they arrive, for `UploadFile`, whose chunks must not
-//! be copied: tonic's decoder gathers every message into a buffer of its own before
+//! A body's gRPC messages as they arrive, for `UploadFile`, whose chunks must not be
+//! copied (and for clients reading a `DownloadFile` answer the same way: the crate
+//! exports it): tonic's decoder gathers every message into a buffer of its own before
 //! prost reads it. Here a message that is nothing but one length-delimited field (a
 //! chunk) is passed on as the pieces of the HTTP/2 frames that carried it, by reference
 //! count; any other message (the metadata, or a chunk encoded some other way) is gathered
@@ -28,9 +29,11 @@ pub enum Part {
     Piece(Bytes),
 }
 
-/// The messages of a request body.
+/// The messages of a body.
 pub struct Unframed {
     body: axum::body::Body,
+    /// The body's trailers, once they have passed (a gRPC answer's status).
+    trailers: Option<axum::http::HeaderMap>,
     /// The key of the field that is streamed: its number, length-delimited.
     key: u64,
     limit: usize,
@@ -59,9 +62,14 @@ enum State {
 
 impl Unframed {
     /// The messages of `body`, each at most `limit` bytes, with `field`'s bytes streamed.
-    pub fn new(body: axum::body::Body, limit: usize, field: u32) -> Self {
+    pub fn new<B>(body: B, limit: usize, field: u32) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
         Self {
-            body,
+            body: axum::body::Body::new(body),
+            trailers: None,
             key: u64::from(field << 3 | WireType::LengthDelimited as u32),
             limit,
             pending: Bytes::new(),
@@ -138,6 +146,11 @@ impl Unframed {
         }
     }
 
+    /// The trailers the body ended with, once the stream has ended.
+    pub fn trailers(&self) -> Option<&axum::http::HeaderMap> {
+        self.trailers.as_ref()
+    }
+
     fn next_message(&mut self) {
         self.state = State::Prefix(BytesMut::with_capacity(PREFIX));
     }
@@ -206,14 +219,13 @@ impl Stream for Unframed {
                 }
             }
             match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        this.pending = data;
-                    }
-                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => this.pending = data,
+                    Err(frame) => this.trailers = frame.into_trailers().ok(),
+                },
                 Some(Err(err)) => {
                     this.state = State::Done;
-                    let broke = Status::unknown(format!("reading the request: {err}"));
+                    let broke = Status::unknown(format!("reading the body: {err}"));
                     return Poll::Ready(Some(Err(broke)));
                 }
                 None => {
@@ -355,6 +367,25 @@ mod tests {
         ] {
             assert_eq!(meaning(parts(&wire, sizes)), want, "frames of {sizes:?}");
         }
+    }
+
+    #[test]
+    fn the_trailers_a_body_ends_with_are_kept() {
+        use http_body::Frame;
+        let mut trailers = axum::http::HeaderMap::new();
+        trailers.insert("grpc-status", axum::http::HeaderValue::from_static("5"));
+        let frames = [
+            Frame::data(Bytes::from(framed(&chunk(vec![7; 10])))),
+            Frame::trailers(trailers.clone()),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(
+            frames.map(Ok::<_, std::convert::Infallible>),
+        ));
+        let mut unframed = Unframed::new(body, LIMIT, 2);
+        assert!(unframed.trailers().is_none());
+        let parts = futures_util::FutureExt::now_or_never((&mut unframed).collect::<Vec<_>>());
+        assert_eq!(parts.expect("in memory").len(), 1);
+        assert_eq!(unframed.trailers(), Some(&trailers));
     }
 
     #[test]

@@ -80,66 +80,58 @@ pub async fn tree(
 ) -> anyhow::Result<Downloaded> {
     let made = !dest.exists();
     std::fs::create_dir_all(dest).with_context(|| format!("making {}", dest.display()))?;
-    let fetched = fetch_tree(client, id, src, dest, quiet, only).await;
+    let fetched: anyhow::Result<Downloaded> = async {
+        let root = airlock_fs::Root::open(dest)?;
+        let (reader, mut writer) = tokio::io::duplex(256 * 1024);
+        let runtime = tokio::runtime::Handle::current();
+        let me = airlock_fs::FileOwner {
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+        };
+        let whole = Arc::new(AtomicBool::new(false));
+        let input = EndsOnlyWhenWhole {
+            inner: tokio_util::io::SyncIoBridge::new_with_handle(reader, runtime),
+            whole: Arc::clone(&whole),
+        };
+        let unpack = tokio::task::spawn_blocking(move || {
+            let top = airlock_fs::SandboxPath::parse("/")?;
+            root.unpack(&top, input, me, airlock_fs::UnpackLimits::default())
+        });
+        let progress = bar(0, quiet, src);
+        let mut counted = ProgressWriter::new(&mut writer, progress.clone());
+        let got = match only {
+            Some(paths) => client.download_paths(id, src, paths, &mut counted).await,
+            None => {
+                client
+                    .download_archive(id, src, ArchiveFormat::Tar, &mut counted)
+                    .await
+            }
+        };
+        drop(counted);
+        // Said before the stream ends (the writer's drop), so the extraction reads it then.
+        whole.store(got.is_ok(), Ordering::Release);
+        drop(writer);
+        progress.finish_and_clear();
+        let unpacked = unpack.await?;
+        got?;
+        let report = unpacked.with_context(|| format!("extracting into {}", dest.display()))?;
+        Ok(Downloaded {
+            destination: dest.display().to_string(),
+            files: report.files,
+            bytes: report.bytes,
+            problems: report
+                .skipped
+                .iter()
+                .map(|s| format!("{}: {}", s.path, s.reason))
+                .collect(),
+        })
+    }
+    .await;
     if fetched.is_err() && made {
         // Only if it is still empty: nothing of the tree was merged into it.
         let _ = std::fs::remove_dir(dest);
     }
     fetched
-}
-
-async fn fetch_tree(
-    client: &Client,
-    id: &str,
-    src: &str,
-    dest: &Path,
-    quiet: bool,
-    only: Option<&[String]>,
-) -> anyhow::Result<Downloaded> {
-    let root = airlock_fs::Root::open(dest)?;
-    let (reader, mut writer) = tokio::io::duplex(256 * 1024);
-    let runtime = tokio::runtime::Handle::current();
-    let me = airlock_fs::FileOwner {
-        uid: rustix::process::geteuid().as_raw(),
-        gid: rustix::process::getegid().as_raw(),
-    };
-    let whole = Arc::new(AtomicBool::new(false));
-    let input = EndsOnlyWhenWhole {
-        inner: tokio_util::io::SyncIoBridge::new_with_handle(reader, runtime),
-        whole: Arc::clone(&whole),
-    };
-    let unpack = tokio::task::spawn_blocking(move || {
-        let top = airlock_fs::SandboxPath::parse("/")?;
-        root.unpack(&top, input, me, airlock_fs::UnpackLimits::default())
-    });
-    let progress = bar(0, quiet, src);
-    let mut counted = ProgressWriter::new(&mut writer, progress.clone());
-    let fetched = match only {
-        Some(paths) => client.download_paths(id, src, paths, &mut counted).await,
-        None => {
-            client
-                .download_archive(id, src, ArchiveFormat::Tar, &mut counted)
-                .await
-        }
-    };
-    drop(counted);
-    // Said before the stream ends (the writer's drop), so the extraction reads it then.
-    whole.store(fetched.is_ok(), Ordering::Release);
-    drop(writer);
-    progress.finish_and_clear();
-    let unpacked = unpack.await?;
-    fetched?;
-    let report = unpacked.with_context(|| format!("extracting into {}", dest.display()))?;
-    Ok(Downloaded {
-        destination: dest.display().to_string(),
-        files: report.files,
-        bytes: report.bytes,
-        problems: report
-            .skipped
-            .iter()
-            .map(|s| format!("{}: {}", s.path, s.reason))
-            .collect(),
-    })
 }
 
 /// The download's bytes as the extraction reads them, whose end is an error unless the
