@@ -22,6 +22,7 @@ mod read;
 mod root;
 mod sandbox_fs;
 mod skip_forward;
+mod staged;
 mod sweep;
 mod unpack;
 mod watch;

@@ -1,7 +1,9 @@
-//! Writing files. A whole-file write is atomic: a private temporary file in the target
-//! directory is filled and hashed, given its mode, owner and mtime on the open descriptor,
-//! then renamed over the target (or next to nothing, with no-replace). Appends and writes
-//! at an offset change the file in place.
+//! Writing files. A whole-file write is atomic: a private file in the target directory is
+//! filled and hashed, given its mode, owner and mtime on the open descriptor, then given
+//! its name. The file is unnamed (`O_TMPFILE`) while it fills where the filesystem allows,
+//! and linked in (or, to replace, linked under a temporary name and renamed over the
+//! target); elsewhere it has a random temporary name and is renamed in (or next to
+//! nothing, with no-replace). Appends and writes at an offset change the file in place.
 
 use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -11,6 +13,7 @@ use rustix::io::Errno;
 
 use crate::read::reopen;
 use crate::root::openat2_in;
+use crate::staged::Staged;
 use crate::{Checks, Checksums, Entry, FileKind, FsError, FsResult, Hasher, Root, SandboxPath};
 
 /// The most bytes gathered for one write.
@@ -123,18 +126,26 @@ impl Root {
         } else {
             self.resolve(&parent, OFlags::PATH | OFlags::DIRECTORY)?
         };
-        let (temp_name, file) =
-            create_temp(&dir, TEMP_PREFIX).map_err(|e| FsError::from_errno(path.as_str(), e))?;
-        let committed = fill(file, content, &opts, path).and_then(|checksums| {
-            let (entry, created) = commit(&dir, &temp_name, name, opts.overwrite, path)?;
+        let fail = |e| FsError::from_errno(path.as_str(), e);
+        let (staged, file) = Staged::create(&dir).map_err(fail)?;
+        let mut file = std::fs::File::from(file);
+        let committed = fill(&mut file, content, &opts, path).and_then(|checksums| {
+            let created = staged
+                .name(&dir, &file, name, opts.overwrite)
+                .map_err(fail)?;
+            // The descriptor, not the name: what this write made, even if another
+            // writer has since replaced it.
+            let entry = Entry::of_fd(&file, path.to_string()).map_err(fail)?;
             Ok(Written {
                 entry,
                 checksums,
                 created,
             })
         });
-        if committed.is_err() {
-            let _ = rustix::fs::unlinkat(&dir, &temp_name, rustix::fs::AtFlags::empty());
+        if committed.is_err()
+            && let Staged::Named(temp_name) = &staged
+        {
+            let _ = rustix::fs::unlinkat(&dir, temp_name, rustix::fs::AtFlags::empty());
         }
         committed
     }
@@ -223,16 +234,15 @@ impl Root {
 }
 
 fn fill(
-    file: OwnedFd,
+    file: &mut std::fs::File,
     content: &mut impl BufRead,
     opts: &WriteOptions,
     path: &SandboxPath,
 ) -> FsResult<Checksums> {
     let io = |e| FsError::from_io(path.as_str(), e);
-    let mut file = std::fs::File::from(file);
-    let checksums = copy_hashing(content, &mut file, opts.checks).map_err(io)?;
+    let checksums = copy_hashing(content, file, opts.checks).map_err(io)?;
     opts.checks.verify(&checksums, path)?;
-    seal(&file, opts, path)?;
+    seal(file, opts, path)?;
     Ok(checksums)
 }
 
@@ -249,22 +259,31 @@ pub(crate) fn commit(
     path: &SandboxPath,
 ) -> FsResult<(Entry, bool)> {
     let fail = |e| FsError::from_errno(path.as_str(), e);
+    let created = rename_in(dir, temp_name, name, overwrite).map_err(fail)?;
+    let entry = Entry::at(dir, name, path.to_string()).map_err(fail)?;
+    Ok((entry, created))
+}
+
+/// Renames `temp_name` onto `name` in `dir` (never replacing anything unless
+/// `overwrite`); says whether the name was new.
+pub(crate) fn rename_in(
+    dir: &OwnedFd,
+    temp_name: &str,
+    name: &str,
+    overwrite: bool,
+) -> Result<bool, Errno> {
     let rename = |flags| rustix::fs::renameat_with(dir, temp_name, dir, name, flags);
-    let created = match rename(RenameFlags::NOREPLACE) {
-        Ok(()) => true,
-        Err(Errno::EXIST) if overwrite => {
-            rename(RenameFlags::empty()).map(|()| false).map_err(fail)?
-        }
+    match rename(RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(true),
+        Err(Errno::EXIST) if overwrite => rename(RenameFlags::empty()).map(|()| false),
         // A filesystem without RENAME_NOREPLACE: look, then replace.
         Err(Errno::INVAL) if overwrite => {
             let free =
                 rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_err();
-            rename(RenameFlags::empty()).map(|()| free).map_err(fail)?
+            rename(RenameFlags::empty()).map(|()| free)
         }
-        Err(e) => return Err(fail(e)),
-    };
-    let entry = Entry::at(dir, name, path.to_string()).map_err(fail)?;
-    Ok((entry, created))
+        Err(e) => Err(e),
+    }
 }
 
 /// Gives a finished file its owner, mode and mtime, on the open descriptor.
