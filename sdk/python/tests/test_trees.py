@@ -170,3 +170,17 @@ async def test_the_async_extractor_refuses_too(tmp_path: Path) -> None:
     with pytest.raises(UnsafeArchiveError):
         await async_io.extract(chunks(), str(tmp_path / "t"))
     assert not (tmp_path / "escaped").exists()
+
+
+def test_a_download_cut_off_mid_file_leaves_that_file_as_it_was(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "kept").write_bytes(b"old content")
+    whole = tar_of((entry("first"), b"1" * 600), (entry("kept"), b"n" * 5000))
+    # Cut inside the second file's content: its header and part of its bytes arrived.
+    cut = whole.index(b"n" * 512) + 1024
+    with pytest.raises(tarfile.TarError):
+        sync_io.extract(iter([whole[:cut]]), str(target))
+    assert (target / "kept").read_bytes() == b"old content"
+    assert (target / "first").read_bytes() == b"1" * 600, "entries that arrived whole stay"
+    assert sorted(p.name for p in target.iterdir()) == ["first", "kept"], "no temporary file"

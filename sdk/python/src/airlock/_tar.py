@@ -9,13 +9,19 @@ hard links only to files it has just written.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
+import secrets
 import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
+
+#: The prefix of a file being written, as the daemon names its own (`.airlock-tmp-`
+#: and 16 hex digits).
+TEMP_PREFIX = ".airlock-tmp-"
 
 #: Bytes of a file read at a time while packing.
 CHUNK = 1 << 20
@@ -125,7 +131,8 @@ def extract(stream: IO[bytes], local: str | os.PathLike[str]) -> int:
                     target.mkdir(mode=0o755)
                 os.chmod(target, member.mode & 0o7777)
             elif member.isfile():
-                _clear(target)
+                # No _clear: the new file replaces whatever file or link has the name
+                # in one rename, so a download cut off mid-file leaves the old one.
                 source = archive.extractfile(member)
                 if source is None:
                     raise UnsafeArchiveError(f"{member.name}: no content")
@@ -188,12 +195,28 @@ def _clear(target: Path) -> None:
 
 
 def _write(target: Path, source: IO[bytes], mode: int) -> None:
+    """Fills a new temporary file beside `target`, then renames it over `target` (a
+    file or a link there is replaced, never followed; a directory there is an error).
+    Whatever stops it midway, a broken download above all, removes the temporary file
+    and leaves `target` as it was."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(target, flags, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        while True:
-            chunk = source.read(CHUNK)
-            if not chunk:
-                break
-            out.write(chunk)
-    os.chmod(target, mode)
+    while True:
+        temp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}")
+        try:
+            fd = os.open(temp, flags, 0o600)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while True:
+                chunk = source.read(CHUNK)
+                if not chunk:
+                    break
+                out.write(chunk)
+            os.fchmod(out.fileno(), mode)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
