@@ -10,9 +10,10 @@
  * breaks a rule it stops, writing nothing further, with a `BadArchiveError`.
  */
 
+import { randomBytes } from 'node:crypto'
 import { constants, createReadStream } from 'node:fs'
 import * as fs from 'node:fs/promises'
-import { join, relative, sep } from 'node:path'
+import { dirname, join, relative, sep } from 'node:path'
 
 import * as tar from 'tar-stream'
 
@@ -97,6 +98,9 @@ export async function extractTree(source: AsyncIterable<Uint8Array>, local: stri
   const written = new Set<string>()
   const extract = tar.extract()
   const feeding = feed(source, extract)
+  // Its failure (a broken download) also ends the loop below, which reports it; until
+  // the loop has, it must not count as unhandled, which would end the whole process.
+  feeding.catch(() => undefined)
   let count = 0
   try {
     for await (const entry of extract) {
@@ -115,7 +119,8 @@ export async function extractTree(source: AsyncIterable<Uint8Array>, local: stri
           break
         case 'file':
         case 'contiguous-file':
-          await clear(target)
+          // No clear(): the new file replaces whatever file or link has the name in one
+          // rename, so a download cut off mid-file leaves the old one.
           await writeFile(target, entry, mode)
           written.add(target)
           break
@@ -226,14 +231,38 @@ async function clear(target: string): Promise<void> {
   if (!info.isDirectory()) await fs.unlink(target)
 }
 
-/** A new file (never through a link that appeared since) with `source`'s bytes. */
+/** The prefix of a file being written, as the daemon names its own (and 16 hex digits). */
+const TEMP_PREFIX = '.airlock-tmp-'
+
+/**
+ * Fills a new temporary file beside `target` (never through a link that appeared
+ * since) with `source`'s bytes, then renames it over `target`: a file or a link there
+ * is replaced, never followed; a directory there is an error. Whatever stops it midway,
+ * a broken download above all, removes the temporary file and leaves `target` as it was.
+ */
 async function writeFile(target: string, source: AsyncIterable<Uint8Array>, mode: number): Promise<void> {
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
-  const handle = await fs.open(target, flags, 0o600)
+  let temp: string
+  let handle: fs.FileHandle
+  for (;;) {
+    temp = join(dirname(target), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`)
+    try {
+      handle = await fs.open(temp, flags, 0o600)
+      break
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+  }
   try {
-    for await (const chunk of source) await handle.write(chunk)
-    await handle.chmod(mode)
-  } finally {
-    await handle.close()
+    try {
+      for await (const chunk of source) await handle.write(chunk)
+      await handle.chmod(mode)
+    } finally {
+      await handle.close()
+    }
+    await fs.rename(temp, target)
+  } catch (error) {
+    await fs.unlink(temp).catch(() => undefined)
+    throw error
   }
 }

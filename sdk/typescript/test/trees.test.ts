@@ -152,6 +152,40 @@ test('hostile archives are refused, writing nothing outside the destination', as
   assert.equal(fs.readFileSync(join(local, 'twin'), 'utf8'), 'fine')
 })
 
+/** A tar stream of `entries` cut inside the bytes of the file whose content is `at`. */
+async function cutInside(entries: Array<tar.Headers & { body?: string }>, at: string): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of crafted(entries)) chunks.push(chunk)
+  const whole = Buffer.concat(chunks)
+  return whole.subarray(0, whole.indexOf(at) + 1024)
+}
+
+test('a download cut off mid-file leaves that file as it was', async () => {
+  const entries = [
+    { name: 'first', body: '1'.repeat(600) },
+    { name: 'kept', body: 'n'.repeat(5000) },
+  ]
+  const part = await cutInside(entries, 'n'.repeat(512))
+  async function* broken(): AsyncGenerator<Uint8Array> {
+    yield part
+    throw new Error('the connection broke')
+  }
+  async function* ended(): AsyncGenerator<Uint8Array> {
+    yield part
+  }
+  for (const [how, source] of [
+    ['broken', broken],
+    ['ended early', ended],
+  ] as const) {
+    const local = scratch()
+    fs.writeFileSync(join(local, 'kept'), 'old content')
+    await assert.rejects(extractTree(source(), local), how)
+    assert.equal(fs.readFileSync(join(local, 'kept'), 'utf8'), 'old content', how)
+    assert.equal(fs.readFileSync(join(local, 'first'), 'utf8'), '1'.repeat(600), how)
+    assert.deepEqual(fs.readdirSync(local).sort(), ['first', 'kept'], `${how}: no temporary file`)
+  }
+})
+
 test('downloadPath from a hostile server: a link out and a file through it is refused', async () => {
   // The threat is the server itself (a compromised daemon, a man in the middle): this
   // one answers the sandbox lookup, then an archive that plants a link and writes
