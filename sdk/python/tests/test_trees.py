@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import stat
 import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -172,15 +173,66 @@ async def test_the_async_extractor_refuses_too(tmp_path: Path) -> None:
     assert not (tmp_path / "escaped").exists()
 
 
-def test_a_download_cut_off_mid_file_leaves_that_file_as_it_was(tmp_path: Path) -> None:
+def test_a_download_cut_off_midway_leaves_the_destination_as_it_was(tmp_path: Path) -> None:
     target = tmp_path / "target"
-    target.mkdir()
+    (target / "dir").mkdir(parents=True)
     (target / "kept").write_bytes(b"old content")
-    whole = tar_of((entry("first"), b"1" * 600), (entry("kept"), b"n" * 5000))
-    # Cut inside the second file's content: its header and part of its bytes arrived.
+    whole = tar_of(
+        (entry("first"), b"1" * 600),
+        (entry("dir/inside"), b"2" * 600),
+        (entry("kept"), b"n" * 5000),
+    )
+    # Cut inside the last file's content: two whole entries and part of a third arrived.
     cut = whole.index(b"n" * 512) + 1024
     with pytest.raises(tarfile.TarError):
         sync_io.extract(iter([whole[:cut]]), str(target))
     assert (target / "kept").read_bytes() == b"old content"
-    assert (target / "first").read_bytes() == b"1" * 600, "entries that arrived whole stay"
-    assert sorted(p.name for p in target.iterdir()) == ["first", "kept"], "no temporary file"
+    assert sorted(p.name for p in target.iterdir()) == ["dir", "kept"], "nothing new, no staging"
+    assert list((target / "dir").iterdir()) == []
+
+
+def test_an_archive_refused_midway_leaves_nothing_of_its_earlier_entries(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(UnsafeArchiveError):
+        extract(io.BytesIO(tar_of((entry("fine"), b"ok"), (entry("../escaped"), b"x"))), target)
+    assert list(target.iterdir()) == []
+
+
+def test_a_tree_merges_into_what_is_there(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    (target / "a").mkdir(parents=True)
+    (target / "a" / "old.txt").write_bytes(b"old")
+    (target / "a" / "replaced.txt").write_bytes(b"before")
+    (target / "was-a-file").write_bytes(b"file")
+    os.symlink(tmp_path, target / "was-a-link")
+    a = entry("a", tarfile.DIRTYPE)
+    a.mode, a.mtime = 0o750, 1_000_000_000
+    members = [
+        (a, b""),
+        (entry("a/new.txt"), b"new"),
+        (entry("a/replaced.txt"), b"after"),
+        (entry("was-a-file", tarfile.DIRTYPE), b""),
+        (entry("was-a-file/x"), b"x"),
+        (entry("was-a-link", tarfile.DIRTYPE), b""),
+        (entry("was-a-link/y"), b"y"),
+    ]
+    assert extract(io.BytesIO(tar_of(*members)), target) == len(members)
+    assert (target / "a" / "old.txt").read_bytes() == b"old"
+    assert (target / "a" / "new.txt").read_bytes() == b"new"
+    assert (target / "a" / "replaced.txt").read_bytes() == b"after"
+    assert stat.S_IMODE(os.stat(target / "a").st_mode) == 0o750
+    assert int(os.stat(target / "a").st_mtime) == 1_000_000_000
+    assert (target / "was-a-file" / "x").read_bytes() == b"x"
+    assert not (target / "was-a-link").is_symlink()
+    assert (target / "was-a-link" / "y").read_bytes() == b"y"
+    assert not (tmp_path / "y").exists(), "the link was replaced, never followed"
+    assert sorted(p.name for p in target.iterdir()) == ["a", "was-a-file", "was-a-link"]
+
+
+def test_a_file_where_a_directory_is_refused_before_anything_moves(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    (target / "d").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        extract(io.BytesIO(tar_of((entry("new"), b"n"), (entry("d"), b"file"))), target)
+    assert sorted(p.name for p in target.iterdir()) == ["d"]

@@ -4,7 +4,8 @@
 `tarfile`, contents streamed in chunks). `extract` reads a tar stream from the daemon and
 writes it under a local directory as safely as the daemon extracts: no absolute names, no
 `..`, never through a symlink (the archive's own or one already there), no devices, and
-hard links only to files it has just written.
+hard links only to files it has just written; and all or nothing, moved into place only
+once the whole archive is in.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import fnmatch
 import os
 import secrets
+import shutil
 import stat
 import tarfile
 from collections.abc import Iterator
@@ -22,6 +24,9 @@ from typing import IO
 #: The prefix of a file being written, as the daemon names its own (`.airlock-tmp-`
 #: and 16 hex digits).
 TEMP_PREFIX = ".airlock-tmp-"
+#: The prefix of the directory a tree download is extracted into before it is moved
+#: into place (and 16 hex digits).
+UNPACK_PREFIX = ".airlock-unpack-"
 
 #: Bytes of a file read at a time while packing.
 CHUNK = 1 << 20
@@ -114,25 +119,58 @@ def _contents(path: Path, size: int) -> Iterator[bytes]:
 
 def extract(stream: IO[bytes], local: str | os.PathLike[str]) -> int:
     """Extracts a tar stream under `local` (made if missing); answers the entries
-    written. Raises UnsafeArchiveError, writing nothing further, at the first entry that
-    would land outside `local` or through a symlink."""
+    written. Raises UnsafeArchiveError, writing nothing, at the first entry that would
+    land outside `local` or through a symlink.
+
+    All or nothing: the entries land in a staging directory inside `local` and are
+    moved into place only once the whole archive is in, so a download that breaks off
+    (or an archive refused midway) leaves `local` as it was."""
     root = Path(local)
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
+    staging = _make_staging(root)
+    try:
+        count, described = _extract_into(stream, staging, root)
+        _merge(staging, root, described)
+        if staging in described:  # the archive's own entry for `local` itself
+            _describe(root, described[staging])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return count
+
+
+def _make_staging(root: Path) -> Path:
+    while True:
+        staging = root / f"{UNPACK_PREFIX}{secrets.token_hex(8)}"
+        try:
+            staging.mkdir(mode=0o700)
+            return staging
+        except FileExistsError:
+            continue
+
+
+#: A directory's mode and mtime, as its archive entry gave them.
+Described = dict[Path, tuple[int, int]]
+
+
+def _extract_into(stream: IO[bytes], staging: Path, root: Path) -> tuple[int, Described]:
+    """Extracts under `staging`, checking each entry against what `root` already holds;
+    answers the entries written and the directories the archive described."""
     written: set[Path] = set()
+    described: Described = {}
     count = 0
     with tarfile.open(fileobj=stream, mode="r|*") as archive:
         for member in archive:
-            target = _target(root, member.name)
-            _check_parents(root, target)
+            target = _target(staging, member.name)
+            _check_parents(staging, target)
+            _check_destination(staging, root, target, described, member.isdir())
             if member.isdir():
                 if not target.is_dir() or target.is_symlink():
                     _clear(target)
                     target.mkdir(mode=0o755)
                 os.chmod(target, member.mode & 0o7777)
+                described[target] = (member.mode & 0o7777, int(member.mtime))
             elif member.isfile():
-                # No _clear: the new file replaces whatever file or link has the name
-                # in one rename, so a download cut off mid-file leaves the old one.
                 source = archive.extractfile(member)
                 if source is None:
                     raise UnsafeArchiveError(f"{member.name}: no content")
@@ -142,7 +180,7 @@ def extract(stream: IO[bytes], local: str | os.PathLike[str]) -> int:
                 _clear(target)
                 os.symlink(member.linkname, target)
             elif member.islnk():
-                source_path = _target(root, member.linkname)
+                source_path = _target(staging, member.linkname)
                 if source_path not in written:
                     raise UnsafeArchiveError(
                         f"{member.name}: a hard link to {member.linkname!r}, not to a file of this archive"
@@ -154,7 +192,66 @@ def extract(stream: IO[bytes], local: str | os.PathLike[str]) -> int:
             if not member.issym():
                 os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
             count += 1
-    return count
+    return count, described
+
+
+def _check_destination(
+    staging: Path, root: Path, target: Path, described: Described, is_dir: bool
+) -> None:
+    """Refuses an entry that the move into `root` could not place without writing
+    through something `root` already holds: a symlink or a file where a directory on
+    its way is, unless the archive's own directory replaces it; or a directory where
+    the entry, not one itself, goes."""
+    rel = target.relative_to(staging).parts
+    for depth in range(1, len(rel) + 1):
+        there = root.joinpath(*rel[:depth])
+        try:
+            mode = os.lstat(there).st_mode
+        except FileNotFoundError:
+            return  # from here down, all new
+        last = depth == len(rel)
+        if stat.S_ISDIR(mode):
+            if last and not is_dir:
+                raise IsADirectoryError(f"{there} is a directory; {'/'.join(rel)} is not")
+            continue
+        if last or staging.joinpath(*rel[:depth]) in described:
+            return  # replaced whole by the move
+        raise UnsafeArchiveError(f"{'/'.join(rel)} would be written through {there}")
+
+
+def _merge(staged: Path, into: Path, described: Described) -> None:
+    """Moves everything under `staged` into `into`. A name `into` lacks is renamed
+    across whole; a directory meets a directory by merging; anything else replaces what
+    is there, never followed."""
+    for name in os.listdir(staged):
+        source, dest = staged / name, into / name
+        source_is_dir = stat.S_ISDIR(os.lstat(source).st_mode)
+        try:
+            dest_mode = os.lstat(dest).st_mode
+        except FileNotFoundError:
+            os.rename(source, dest)
+            continue
+        if source_is_dir and stat.S_ISDIR(dest_mode):
+            _merge(source, dest, described)
+            if source in described:
+                _describe(dest, described[source])
+            os.rmdir(source)
+        elif stat.S_ISDIR(dest_mode):
+            raise IsADirectoryError(f"{dest} is a directory; the archive's {name} is not")
+        elif source_is_dir:
+            if source not in described:
+                raise UnsafeArchiveError(f"{dest} is in the way of a directory")
+            os.unlink(dest)
+            os.rename(source, dest)
+        else:
+            os.replace(source, dest)
+
+
+def _describe(dest: Path, mode_and_mtime: tuple[int, int]) -> None:
+    """Gives an existing directory the mode and mtime its archive entry gave."""
+    mode, mtime = mode_and_mtime
+    os.chmod(dest, mode)
+    os.utime(dest, (mtime, mtime))
 
 
 def _target(root: Path, name: str) -> Path:
