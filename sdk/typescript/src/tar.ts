@@ -6,8 +6,9 @@
  * modes, mtimes and symlinks (as links, never followed) kept. `extractTree` writes a tar
  * stream under a local directory as safely as the daemon extracts: no absolute names,
  * no `..`, never through a symlink (the archive's own or one already there), no devices
- * or FIFOs, and hard links only to files it has just written. At the first entry that
- * breaks a rule it stops, writing nothing further, with a `BadArchiveError`.
+ * or FIFOs, and hard links only to files it has just written; all or nothing, moved into
+ * place only once the whole archive is in. At the first entry that breaks a rule it
+ * stops, writing nothing, with a `BadArchiveError`.
  */
 
 import { randomBytes } from 'node:crypto'
@@ -89,12 +90,58 @@ export function packTree(root: string, paths: AsyncIterable<string>): AsyncItera
 
 /**
  * Extracts a tar stream under `local` (made if missing); answers the entries written.
- * Throws `BadArchiveError`, writing nothing further, at the first entry that would land
- * outside `local` or through a symlink.
+ * Throws `BadArchiveError`, writing nothing, at the first entry that would land outside
+ * `local` or through a symlink.
+ *
+ * All or nothing: the entries land in a staging directory inside `local` and are moved
+ * into place only once the whole archive is in, so a download that breaks off (or an
+ * archive refused midway) leaves `local` as it was.
  */
 export async function extractTree(source: AsyncIterable<Uint8Array>, local: string): Promise<number> {
   await fs.mkdir(local, { recursive: true })
   const root = await fs.realpath(local)
+  const staging = await makeStaging(root)
+  try {
+    const described: Described = new Map()
+    const count = await extractInto(source, staging, root, described)
+    await merge(staging, root, described)
+    const own = described.get(staging) // the archive's own entry for `local` itself
+    if (own) await describe(root, own)
+    return count
+  } finally {
+    await fs.rm(staging, { recursive: true, force: true })
+  }
+}
+
+/** A directory's mode and mtime, as its archive entry gave them. */
+type Described = Map<string, { mode: number; mtime: Date | undefined }>
+
+/** The prefix of the directory a tree download is extracted into (and 16 hex digits). */
+const UNPACK_PREFIX = '.airlock-unpack-'
+
+async function makeStaging(root: string): Promise<string> {
+  for (;;) {
+    const staging = join(root, `${UNPACK_PREFIX}${randomBytes(8).toString('hex')}`)
+    try {
+      await fs.mkdir(staging, { mode: 0o700 })
+      return staging
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+  }
+}
+
+/**
+ * Extracts under `staging`, checking each entry against what `root` already holds;
+ * answers the entries written, and fills `described` with the directories the archive
+ * described.
+ */
+async function extractInto(
+  source: AsyncIterable<Uint8Array>,
+  staging: string,
+  root: string,
+  described: Described,
+): Promise<number> {
   const written = new Set<string>()
   const extract = tar.extract()
   const feeding = feed(source, extract)
@@ -105,8 +152,9 @@ export async function extractTree(source: AsyncIterable<Uint8Array>, local: stri
   try {
     for await (const entry of extract) {
       const { header } = entry
-      const target = targetOf(root, header.name)
-      await checkParents(root, target)
+      const target = targetOf(staging, header.name)
+      await checkParents(staging, target)
+      await checkDestination(staging, root, target, described, header.type === 'directory')
       const mode = (header.mode ?? 0o644) & 0o7777
       switch (header.type) {
         case 'directory':
@@ -116,11 +164,10 @@ export async function extractTree(source: AsyncIterable<Uint8Array>, local: stri
             await fs.mkdir(target, { mode: 0o755 })
           }
           await fs.chmod(target, mode)
+          described.set(target, { mode, mtime: header.mtime })
           break
         case 'file':
         case 'contiguous-file':
-          // No clear(): the new file replaces whatever file or link has the name in one
-          // rename, so a download cut off mid-file leaves the old one.
           await writeFile(target, entry, mode)
           written.add(target)
           break
@@ -131,7 +178,7 @@ export async function extractTree(source: AsyncIterable<Uint8Array>, local: stri
           break
         case 'link': {
           entry.resume()
-          const source = targetOf(root, header.linkname ?? '')
+          const source = targetOf(staging, header.linkname ?? '')
           if (!written.has(source)) {
             throw new BadArchiveError(
               `${header.name}: a hard link to ${JSON.stringify(header.linkname)}, not to a file of this archive`,
@@ -159,6 +206,89 @@ export async function extractTree(source: AsyncIterable<Uint8Array>, local: stri
   }
   await feeding
   return count
+}
+
+/**
+ * Refuses an entry that the move into `root` could not place without writing through
+ * something `root` already holds: a symlink or a file where a directory on its way is,
+ * unless the archive's own directory replaces it; or a directory where the entry, not
+ * one itself, goes.
+ */
+async function checkDestination(
+  staging: string,
+  root: string,
+  target: string,
+  described: Described,
+  isDir: boolean,
+): Promise<void> {
+  const rel = relative(staging, target).split(sep).filter((p) => p !== '')
+  for (let depth = 1; depth <= rel.length; depth++) {
+    const there = join(root, ...rel.slice(0, depth))
+    let info
+    try {
+      info = await fs.lstat(there)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return // from here down, all new
+      throw error
+    }
+    const last = depth === rel.length
+    if (info.isDirectory()) {
+      if (last && !isDir) {
+        throw isADirectory(`${there} is a directory; ${rel.join('/')} is not`)
+      }
+      continue
+    }
+    if (last || described.has(join(staging, ...rel.slice(0, depth)))) return // replaced whole by the move
+    throw new BadArchiveError(`${rel.join('/')} would be written through ${there}`, 'bad_archive')
+  }
+}
+
+/**
+ * Moves everything under `staged` into `into`. A name `into` lacks is renamed across
+ * whole; a directory meets a directory by merging; anything else replaces what is
+ * there, never followed.
+ */
+async function merge(staged: string, into: string, described: Described): Promise<void> {
+  for (const name of await fs.readdir(staged)) {
+    const source = join(staged, name)
+    const dest = join(into, name)
+    const sourceIsDir = (await fs.lstat(source)).isDirectory()
+    let destInfo
+    try {
+      destInfo = await fs.lstat(dest)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      await fs.rename(source, dest)
+      continue
+    }
+    if (sourceIsDir && destInfo.isDirectory()) {
+      await merge(source, dest, described)
+      const own = described.get(source)
+      if (own) await describe(dest, own)
+      await fs.rmdir(source)
+    } else if (destInfo.isDirectory()) {
+      throw isADirectory(`${dest} is a directory; the archive's ${name} is not`)
+    } else if (sourceIsDir) {
+      if (!described.has(source)) {
+        throw new BadArchiveError(`${dest} is in the way of a directory`, 'bad_archive')
+      }
+      await fs.unlink(dest)
+      await fs.rename(source, dest)
+    } else {
+      await fs.rename(source, dest)
+    }
+  }
+}
+
+/** The error a file written over a directory meets, as Node's own would say it. */
+function isADirectory(message: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`EISDIR: ${message}`), { code: 'EISDIR' })
+}
+
+/** Gives an existing directory the mode and mtime its archive entry gave. */
+async function describe(dest: string, own: { mode: number; mtime: Date | undefined }): Promise<void> {
+  await fs.chmod(dest, own.mode)
+  if (own.mtime) await fs.utimes(dest, own.mtime, own.mtime)
 }
 
 /** Writes `source` into the extractor, waiting when it is full, then ends it. */

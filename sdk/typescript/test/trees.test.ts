@@ -160,11 +160,13 @@ async function cutInside(entries: Array<tar.Headers & { body?: string }>, at: st
   return whole.subarray(0, whole.indexOf(at) + 1024)
 }
 
-test('a download cut off mid-file leaves that file as it was', async () => {
+test('a download cut off midway leaves the destination as it was', async () => {
   const entries = [
     { name: 'first', body: '1'.repeat(600) },
+    { name: 'dir/inside', body: '2'.repeat(600) },
     { name: 'kept', body: 'n'.repeat(5000) },
   ]
+  // Cut inside the last file's bytes: two whole entries and part of a third arrived.
   const part = await cutInside(entries, 'n'.repeat(512))
   async function* broken(): AsyncGenerator<Uint8Array> {
     yield part
@@ -178,12 +180,63 @@ test('a download cut off mid-file leaves that file as it was', async () => {
     ['ended early', ended],
   ] as const) {
     const local = scratch()
+    fs.mkdirSync(join(local, 'dir'))
     fs.writeFileSync(join(local, 'kept'), 'old content')
     await assert.rejects(extractTree(source(), local), how)
     assert.equal(fs.readFileSync(join(local, 'kept'), 'utf8'), 'old content', how)
-    assert.equal(fs.readFileSync(join(local, 'first'), 'utf8'), '1'.repeat(600), how)
-    assert.deepEqual(fs.readdirSync(local).sort(), ['first', 'kept'], `${how}: no temporary file`)
+    assert.deepEqual(fs.readdirSync(local).sort(), ['dir', 'kept'], `${how}: nothing new, no staging`)
+    assert.deepEqual(fs.readdirSync(join(local, 'dir')), [], how)
   }
+})
+
+test('an archive refused midway leaves nothing of its earlier entries', async () => {
+  const local = scratch()
+  await assert.rejects(
+    extractTree(crafted([{ name: 'fine', body: 'ok' }, { name: '../escaped', body: 'x' }]), local),
+    BadArchiveError,
+  )
+  assert.deepEqual(fs.readdirSync(local), [])
+})
+
+test('a tree merges into what is there; a link in the way is replaced, never followed', async () => {
+  const outside = scratch()
+  const local = scratch()
+  fs.mkdirSync(join(local, 'a'))
+  fs.writeFileSync(join(local, 'a', 'old.txt'), 'old')
+  fs.writeFileSync(join(local, 'a', 'replaced.txt'), 'before')
+  fs.writeFileSync(join(local, 'was-a-file'), 'file')
+  fs.symlinkSync(outside, join(local, 'was-a-link'))
+  const mtime = new Date(1_000_000_000_000)
+  const entries = [
+    { name: 'a', type: 'directory' as const, mode: 0o750, mtime },
+    { name: 'a/new.txt', body: 'new' },
+    { name: 'a/replaced.txt', body: 'after' },
+    { name: 'was-a-file', type: 'directory' as const },
+    { name: 'was-a-file/x', body: 'x' },
+    { name: 'was-a-link', type: 'directory' as const },
+    { name: 'was-a-link/y', body: 'y' },
+  ]
+  assert.equal(await extractTree(crafted(entries), local), entries.length)
+  assert.equal(fs.readFileSync(join(local, 'a', 'old.txt'), 'utf8'), 'old')
+  assert.equal(fs.readFileSync(join(local, 'a', 'new.txt'), 'utf8'), 'new')
+  assert.equal(fs.readFileSync(join(local, 'a', 'replaced.txt'), 'utf8'), 'after')
+  assert.equal(fs.statSync(join(local, 'a')).mode & 0o7777, 0o750)
+  assert.equal(fs.statSync(join(local, 'a')).mtimeMs, mtime.getTime())
+  assert.equal(fs.readFileSync(join(local, 'was-a-file', 'x'), 'utf8'), 'x')
+  assert.equal(fs.lstatSync(join(local, 'was-a-link')).isSymbolicLink(), false)
+  assert.equal(fs.readFileSync(join(local, 'was-a-link', 'y'), 'utf8'), 'y')
+  assert.deepEqual(fs.readdirSync(outside), [], 'the link was replaced, never followed')
+  assert.deepEqual(fs.readdirSync(local).sort(), ['a', 'was-a-file', 'was-a-link'])
+})
+
+test('a file where a directory is is refused before anything moves', async () => {
+  const local = scratch()
+  fs.mkdirSync(join(local, 'd'))
+  await assert.rejects(
+    extractTree(crafted([{ name: 'new', body: 'n' }, { name: 'd', body: 'file' }]), local),
+    (error: NodeJS.ErrnoException) => error.code === 'EISDIR',
+  )
+  assert.deepEqual(fs.readdirSync(local), ['d'])
 })
 
 test('downloadPath from a hostile server: a link out and a file through it is refused', async () => {
