@@ -13,6 +13,7 @@ use tar::EntryType;
 use crate::error::is_transport;
 use crate::root::{make_dir_in, open_beneath, openat2_in};
 use crate::skip_forward::SkipForward;
+use crate::umask::lost_to_umask;
 use crate::unpack::{Skipped, UnpackLimits, Unpacked};
 use crate::{FileOwner, FsError, FsResult, SandboxPath};
 
@@ -132,12 +133,18 @@ impl<'a> Extractor<'a> {
         }
         let (parent, name) = self.parent_of(rel)?;
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+        // setuid, setgid and sticky never survive extraction. No sandbox process can
+        // reach the staging directory (root's, 0700), so the file may be born with its
+        // final bits: one system call a file less, where the umask takes none of them.
+        let perms = mode & 0o777;
+        let born_right = lost_to_umask(perms) == 0;
+        let create_mode = if born_right { perms } else { 0o600 };
         let fd = self.make(&parent, name, rel, || {
             openat2_in(
                 &*parent,
                 name,
                 flags,
-                Mode::from_raw_mode(0o600),
+                Mode::from_raw_mode(create_mode),
                 ResolveFlags::BENEATH,
             )
         })?;
@@ -156,9 +163,10 @@ impl<'a> Extractor<'a> {
             left -= n as u64;
         }
         self.owner.apply(&file).map_err(|e| self.errno(rel, e))?;
-        // setuid, setgid and sticky never survive extraction.
-        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o777))
-            .map_err(|e| self.errno(rel, e))?;
+        if !born_right {
+            rustix::fs::fchmod(&file, Mode::from_raw_mode(perms))
+                .map_err(|e| self.errno(rel, e))?;
+        }
         rustix::fs::futimens(&file, &times(mtime)).map_err(|e| self.errno(rel, e))?;
         self.report.files += 1;
         Ok(())

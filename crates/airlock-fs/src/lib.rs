@@ -24,6 +24,7 @@ mod sandbox_fs;
 mod skip_forward;
 mod staged;
 mod sweep;
+mod umask;
 mod unpack;
 mod watch;
 mod write;
