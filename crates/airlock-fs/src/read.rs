@@ -1,10 +1,11 @@
 //! Opening a file for reading: only regular files, and never a blocking open.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 
 use rustix::fs::{Mode, OFlags};
+use rustix::path::DecInt;
 use rustix::process::Pid;
 
 use crate::{Checks, Checksums, Entry, FileKind, FsError, FsResult, Root, SandboxPath};
@@ -48,7 +49,7 @@ impl Root {
 pub(crate) fn reopen(handle: &std::os::fd::OwnedFd, flags: OFlags) -> rustix::io::Result<File> {
     let flags = flags | OFlags::CLOEXEC | OFlags::NOCTTY;
     let fd = match own_fd_dir() {
-        Some(dir) => rustix::fs::openat(dir, handle.as_raw_fd().to_string(), flags, Mode::empty()),
+        Some(dir) => rustix::fs::openat(dir, DecInt::from_fd(handle), flags, Mode::empty()),
         None => rustix::fs::open(crate::root::fd_path(handle).as_str(), flags, Mode::empty()),
     }?;
     Ok(File::from(fd))

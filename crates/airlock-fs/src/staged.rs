@@ -14,7 +14,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use crate::root::openat2_in;
-use crate::write::{TEMP_PREFIX, create_temp, random_u64, rename_in};
+use crate::write::{TEMP_PREFIX, create_temp, rename_in, under_temp_name};
 
 /// How a file being filled is held before it is named.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,14 +105,7 @@ fn link(file: &impl AsFd, dir: &OwnedFd, name: &str) -> Result<(), Errno> {
 
 /// Links an open file in under a new random temporary name, and answers the name.
 fn link_temporarily(file: &impl AsFd, dir: &OwnedFd) -> Result<String, Errno> {
-    loop {
-        let temp_name = format!("{TEMP_PREFIX}{:016x}", random_u64());
-        match link(file, dir, &temp_name) {
-            Ok(()) => return Ok(temp_name),
-            Err(Errno::EXIST) => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    under_temp_name(TEMP_PREFIX, |temp_name| link(file, dir, temp_name)).map(|(name, ())| name)
 }
 
 #[cfg(test)]

@@ -397,16 +397,27 @@ pub fn is_write_temp(path: &str) -> bool {
 /// existing entry.
 pub(crate) fn create_temp(dir: &OwnedFd, prefix: &str) -> Result<(String, OwnedFd), Errno> {
     let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
-    loop {
-        let name = format!("{prefix}{:016x}", random_u64());
-        match openat2_in(
+    under_temp_name(prefix, |name| {
+        openat2_in(
             dir,
-            name.as_str(),
+            name,
             flags,
             Mode::from_raw_mode(0o600),
             ResolveFlags::BENEATH,
-        ) {
-            Ok(fd) => return Ok((name, fd)),
+        )
+    })
+}
+
+/// Runs `make` with fresh names of `prefix` and random hex until one is not taken
+/// (`make` fails with EEXIST for a taken one); answers the name and what `make` made.
+pub(crate) fn under_temp_name<T>(
+    prefix: &str,
+    mut make: impl FnMut(&str) -> Result<T, Errno>,
+) -> Result<(String, T), Errno> {
+    loop {
+        let name = format!("{prefix}{:016x}", random_u64());
+        match make(&name) {
+            Ok(made) => return Ok((name, made)),
             Err(Errno::EXIST) => continue,
             Err(e) => return Err(e),
         }
