@@ -236,3 +236,23 @@ def test_a_file_where_a_directory_is_refused_before_anything_moves(tmp_path: Pat
     with pytest.raises(IsADirectoryError):
         extract(io.BytesIO(tar_of((entry("new"), b"n"), (entry("d"), b"file"))), target)
     assert sorted(p.name for p in target.iterdir()) == ["d"]
+
+
+async def test_an_async_download_broken_between_entries_leaves_the_destination_as_it_was(
+    tmp_path: Path,
+) -> None:
+    from airlock._async import _io as async_io
+
+    target = tmp_path / "target"
+    target.mkdir()
+    whole = tar_of((entry("first"), b"1" * 600), (entry("second"), b"2" * 600))
+    # The first entry whole (header and two blocks of content), then the connection breaks.
+    first = whole[: 3 * tarfile.BLOCKSIZE]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield first
+        raise OSError("the connection broke")
+
+    with pytest.raises(OSError, match="connection broke"):
+        await async_io.extract(chunks(), str(target))
+    assert list(target.iterdir()) == [], "nothing of a broken download is merged"

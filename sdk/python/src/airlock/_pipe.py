@@ -36,15 +36,32 @@ class _Buffered:
 
 
 class Pipe(_Buffered):
-    """A writer puts chunks (b"" ends the stream); a reader reads them as a file."""
+    """A writer puts chunks (b"" ends the stream, `break_off` fails it); a reader reads
+    them as a file."""
 
     def __init__(self) -> None:
-        self._chunks: queue.Queue[bytes] = queue.Queue(maxsize=DEPTH)
-        super().__init__(self._chunks.get)
+        # None in the queue: the stream broke off.
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=DEPTH)
+        super().__init__(self._next_chunk)
         self.abandoned = False
+
+    def _next_chunk(self) -> bytes:
+        chunk = self._chunks.get()
+        if chunk is None:
+            # An error, not an end: a tar cut off between two entries reads like a whole
+            # one, and the reader would take it for the whole archive.
+            raise OSError("the download broke off")
+        return chunk
 
     def put(self, chunk: bytes) -> None:
         """Blocks while the reader is behind; drops the chunk once it has gone."""
+        self._put(chunk)
+
+    def break_off(self) -> None:
+        """The writer failed: the reader's next read past what it has raises."""
+        self._put(None)
+
+    def _put(self, chunk: bytes | None) -> None:
         while not self.abandoned:
             try:
                 self._chunks.put(chunk, timeout=TICK)

@@ -95,8 +95,8 @@ async def extract(chunks: AsyncIterator[bytes], local: str) -> int:
                 break
             await asyncio.to_thread(pipe.put, chunk)
     except BaseException:
-        # The download broke: end the extractor's stream, then report the download.
-        await asyncio.to_thread(pipe.put, b"")
+        # The download broke: fail the extractor's stream, then report the download.
+        await asyncio.to_thread(pipe.break_off)
         with contextlib.suppress(Exception):
             await extraction
         raise
