@@ -11,10 +11,9 @@
  * stops, writing nothing, with a `BadArchiveError`.
  */
 
-import { randomBytes } from 'node:crypto'
 import { constants, createReadStream } from 'node:fs'
 import * as fs from 'node:fs/promises'
-import { dirname, join, relative, sep } from 'node:path'
+import { join, relative, sep } from 'node:path'
 
 import * as tar from 'tar-stream'
 
@@ -100,7 +99,8 @@ export function packTree(root: string, paths: AsyncIterable<string>): AsyncItera
 export async function extractTree(source: AsyncIterable<Uint8Array>, local: string): Promise<number> {
   await fs.mkdir(local, { recursive: true })
   const root = await fs.realpath(local)
-  const staging = await makeStaging(root)
+  // Private (0700) and on the same filesystem: the move into place is renames.
+  const staging = await fs.mkdtemp(join(root, UNPACK_PREFIX))
   try {
     const described: Described = new Map()
     const count = await extractInto(source, staging, root, described)
@@ -116,20 +116,8 @@ export async function extractTree(source: AsyncIterable<Uint8Array>, local: stri
 /** A directory's mode and mtime, as its archive entry gave them. */
 type Described = Map<string, { mode: number; mtime: Date | undefined }>
 
-/** The prefix of the directory a tree download is extracted into (and 16 hex digits). */
+/** The prefix of the directory a tree download is extracted into. */
 const UNPACK_PREFIX = '.airlock-unpack-'
-
-async function makeStaging(root: string): Promise<string> {
-  for (;;) {
-    const staging = join(root, `${UNPACK_PREFIX}${randomBytes(8).toString('hex')}`)
-    try {
-      await fs.mkdir(staging, { mode: 0o700 })
-      return staging
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-    }
-  }
-}
 
 /**
  * Extracts under `staging`, checking each entry against what `root` already holds;
@@ -168,6 +156,7 @@ async function extractInto(
           break
         case 'file':
         case 'contiguous-file':
+          await clear(target) // the archive's own earlier entry of that name
           await writeFile(target, entry, mode)
           written.add(target)
           break
@@ -361,38 +350,14 @@ async function clear(target: string): Promise<void> {
   if (!info.isDirectory()) await fs.unlink(target)
 }
 
-/** The prefix of a file being written, as the daemon names its own (and 16 hex digits). */
-const TEMP_PREFIX = '.airlock-tmp-'
-
-/**
- * Fills a new temporary file beside `target` (never through a link that appeared
- * since) with `source`'s bytes, then renames it over `target`: a file or a link there
- * is replaced, never followed; a directory there is an error. Whatever stops it midway,
- * a broken download above all, removes the temporary file and leaves `target` as it was.
- */
+/** A new file (never through a link that appeared since) with `source`'s bytes. */
 async function writeFile(target: string, source: AsyncIterable<Uint8Array>, mode: number): Promise<void> {
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
-  let temp: string
-  let handle: fs.FileHandle
-  for (;;) {
-    temp = join(dirname(target), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`)
-    try {
-      handle = await fs.open(temp, flags, 0o600)
-      break
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-    }
-  }
+  const handle = await fs.open(target, flags, 0o600)
   try {
-    try {
-      for await (const chunk of source) await handle.write(chunk)
-      await handle.chmod(mode)
-    } finally {
-      await handle.close()
-    }
-    await fs.rename(temp, target)
-  } catch (error) {
-    await fs.unlink(temp).catch(() => undefined)
-    throw error
+    for await (const chunk of source) await handle.write(chunk)
+    await handle.chmod(mode)
+  } finally {
+    await handle.close()
   }
 }

@@ -175,9 +175,16 @@ test('a download cut off midway leaves the destination as it was', async () => {
   async function* ended(): AsyncGenerator<Uint8Array> {
     yield part
   }
+  // The first entry whole (a header and two blocks of content), then the break: a tar
+  // cut there reads like a whole one.
+  async function* brokenBetweenEntries(): AsyncGenerator<Uint8Array> {
+    yield part.subarray(0, 3 * 512)
+    throw new Error('the connection broke')
+  }
   for (const [how, source] of [
     ['broken', broken],
     ['ended early', ended],
+    ['broken between entries', brokenBetweenEntries],
   ] as const) {
     const local = scratch()
     fs.mkdirSync(join(local, 'dir'))

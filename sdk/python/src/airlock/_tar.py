@@ -10,22 +10,18 @@ once the whole archive is in.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import os
-import secrets
 import shutil
 import stat
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-#: The prefix of a file being written, as the daemon names its own (`.airlock-tmp-`
-#: and 16 hex digits).
-TEMP_PREFIX = ".airlock-tmp-"
 #: The prefix of the directory a tree download is extracted into before it is moved
-#: into place (and 16 hex digits).
+#: into place.
 UNPACK_PREFIX = ".airlock-unpack-"
 
 #: Bytes of a file read at a time while packing.
@@ -128,7 +124,8 @@ def extract(stream: IO[bytes], local: str | os.PathLike[str]) -> int:
     root = Path(local)
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
-    staging = _make_staging(root)
+    # Private (0700) and on the same filesystem: the move into place is renames.
+    staging = Path(tempfile.mkdtemp(prefix=UNPACK_PREFIX, dir=root))
     try:
         count, described = _extract_into(stream, staging, root)
         _merge(staging, root, described)
@@ -137,16 +134,6 @@ def extract(stream: IO[bytes], local: str | os.PathLike[str]) -> int:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return count
-
-
-def _make_staging(root: Path) -> Path:
-    while True:
-        staging = root / f"{UNPACK_PREFIX}{secrets.token_hex(8)}"
-        try:
-            staging.mkdir(mode=0o700)
-            return staging
-        except FileExistsError:
-            continue
 
 
 #: A directory's mode and mtime, as its archive entry gave them.
@@ -171,6 +158,7 @@ def _extract_into(stream: IO[bytes], staging: Path, root: Path) -> tuple[int, De
                 os.chmod(target, member.mode & 0o7777)
                 described[target] = (member.mode & 0o7777, int(member.mtime))
             elif member.isfile():
+                _clear(target)  # the archive's own earlier entry of that name
                 source = archive.extractfile(member)
                 if source is None:
                     raise UnsafeArchiveError(f"{member.name}: no content")
@@ -292,28 +280,12 @@ def _clear(target: Path) -> None:
 
 
 def _write(target: Path, source: IO[bytes], mode: int) -> None:
-    """Fills a new temporary file beside `target`, then renames it over `target` (a
-    file or a link there is replaced, never followed; a directory there is an error).
-    Whatever stops it midway, a broken download above all, removes the temporary file
-    and leaves `target` as it was."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    while True:
-        temp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}")
-        try:
-            fd = os.open(temp, flags, 0o600)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while True:
-                chunk = source.read(CHUNK)
-                if not chunk:
-                    break
-                out.write(chunk)
-            os.fchmod(out.fileno(), mode)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    fd = os.open(target, flags, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        while True:
+            chunk = source.read(CHUNK)
+            if not chunk:
+                break
+            out.write(chunk)
+        os.fchmod(out.fileno(), mode)
