@@ -27,6 +27,7 @@ mod sweep;
 mod umask;
 mod unpack;
 mod watch;
+mod whole_tar;
 mod write;
 
 pub use checksum::{Checks, Checksums, Hasher, crc_hex};
@@ -39,4 +40,5 @@ pub use root::Root;
 pub use sandbox_fs::{FileReader, PartialFile, SandboxFs, WatchFeed};
 pub use unpack::{Skipped, UnpackLimits, Unpacked};
 pub use watch::{LossyQueue, WatchEvent, WatchKind, Watcher};
+pub use whole_tar::{Closable, WholeTar};
 pub use write::{FileOwner, Placement, WriteOptions, Written, hex, is_write_temp};

@@ -17,6 +17,7 @@ use rustix::fs::OFlags;
 
 use crate::ops::children_of;
 use crate::root::open_beneath;
+use crate::whole_tar::WholeTar;
 use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
 
 impl Root {
@@ -24,11 +25,11 @@ impl Root {
     /// `dir`. Returns how many entries were written.
     pub fn pack(&self, dir: &SandboxPath, out: impl Write) -> FsResult<u64> {
         let fd = self.resolve(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
-        let mut builder = tar::Builder::new(out);
+        let mut tar = WholeTar::new(out);
         let mut count = 0;
-        pack_dir(&mut builder, &fd, &mut PathBuf::new(), &mut count)
+        pack_dir(tar.builder(), &fd, &mut PathBuf::new(), &mut count)
+            .and_then(|()| tar.finish())
             .map_err(|e| FsError::from_io(dir.as_str(), e))?;
-        finish(builder, dir)?;
         Ok(count)
     }
 
@@ -37,7 +38,7 @@ impl Root {
     /// alone, not what is in it). Entries that are gone are left out, as a walk leaves
     /// out what vanished under it. Returns how many entries were written.
     pub fn pack_paths(&self, dir: &SandboxPath, rels: &[String], out: impl Write) -> FsResult<u64> {
-        let mut builder = tar::Builder::new(out);
+        let mut tar = WholeTar::new(out);
         let mut count = 0;
         for rel in rels {
             let path = SandboxPath::parse(&format!("{dir}/{rel}"))?;
@@ -59,7 +60,7 @@ impl Root {
             let name_in_archive =
                 PathBuf::from(&path.as_str()[dir.as_str().len()..].trim_start_matches('/'));
             match pack_one(
-                &mut builder,
+                tar.builder(),
                 &parent,
                 &name,
                 &name_in_archive,
@@ -70,17 +71,10 @@ impl Root {
                 other => other.map_err(|e| FsError::from_io(path.as_str(), e))?,
             }
         }
-        finish(builder, dir)?;
+        tar.finish()
+            .map_err(|e| FsError::from_io(dir.as_str(), e))?;
         Ok(count)
     }
-}
-
-/// Writes the tar trailer and flushes.
-fn finish<W: Write>(builder: tar::Builder<W>, dir: &SandboxPath) -> FsResult<()> {
-    builder
-        .into_inner()
-        .and_then(|mut out| out.flush())
-        .map_err(|e| FsError::from_io(dir.as_str(), e))
 }
 
 fn pack_dir<W: Write>(

@@ -11,6 +11,7 @@ use crate::ApiError;
 use crate::audit::Counted;
 use crate::body::{BodyPump, ByteStream};
 use crate::caps::Work;
+use crate::packed_stream::PackedStream;
 use crate::{Need, Principal};
 
 /// Buffer between the packing thread and the response.
@@ -27,7 +28,7 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const MAX_CHOSEN: usize = 100_000;
 
 /// An archive as it is read: a stream of tar (or tar.zst) bytes.
-pub type TarStream = Counted<tokio_util::io::ReaderStream<tokio::io::DuplexStream>>;
+pub type TarStream = Counted<PackedStream>;
 
 /// How a tree travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +130,7 @@ impl Service {
         ) -> Result<(), airlock_fs::FsError>
         + Send
         + 'static,
-    ) -> Result<tokio_util::io::ReaderStream<tokio::io::DuplexStream>, ApiError> {
+    ) -> Result<PackedStream, ApiError> {
         let path = parse(path)?;
         let format = format.unwrap_or(ArchiveFormat::Tar);
         let root = self.root_of(caller, id, Need::Read)?;
@@ -140,6 +141,7 @@ impl Service {
         })
         .await??;
         let (reader, writer) = tokio::io::duplex(ARCHIVE_PIPE);
+        let (told, outcome) = tokio::sync::oneshot::channel();
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let mut sink = std::io::BufWriter::with_capacity(
@@ -155,14 +157,16 @@ impl Service {
                         encoder.finish().map(drop).map_err(|e| io_error(&path, e))
                     }),
             };
-            if let Err(err) = packed {
-                // The client sees the stream end without a tar trailer.
+            if let Err(err) = &packed {
+                // No tar trailer was written (`WholeTar`), and the stream ends
+                // with this error, so no client takes what came for the whole tree.
                 tracing::warn!(%path, %err, "archive ended early");
             }
+            let _ = told.send(packed.map_err(|e| e.to_string()));
         });
-        Ok(tokio_util::io::ReaderStream::with_capacity(
-            reader,
-            ARCHIVE_PIPE,
+        Ok(PackedStream::new(
+            tokio_util::io::ReaderStream::with_capacity(reader, ARCHIVE_PIPE),
+            outcome,
         ))
     }
 

@@ -22,6 +22,7 @@ mod local_backend;
 mod metrics;
 mod oidc;
 mod options;
+mod packed_stream;
 mod pool;
 mod principal;
 mod processes;
@@ -70,6 +71,7 @@ pub use oidc::{Fetch, OidcSettings};
 pub use options::{
     ChecksumText, PatchFile, PutFile, parse_crc64nvme, parse_mode, parse_mtime, parse_sha256,
 };
+pub use packed_stream::PackedStream;
 pub use pool::POOL_MAX;
 pub use principal::{Access, Need, Principal};
 pub use processes::{ProcessEvents, Selector, StartOptions};
