@@ -11,7 +11,7 @@ use airlock_api::FileEntry;
 use airlock_client::{Client, Error};
 
 use super::connect;
-use super::transfer::local_tree::{Filter, Kind, LocalEntry, walk};
+use super::transfer::local_tree::{Filter, Kind, LocalEntry, Walked, walk};
 use super::transfer::target::{join, remote};
 use super::transfer::{download, upload};
 use crate::args::SyncArgs;
@@ -222,9 +222,11 @@ async fn push(
     }
     summary.sent = changed.iter().filter(|e| e.kind != Kind::Dir).count() as u64;
     summary.bytes = changed.iter().map(|e| e.size).sum();
-    let (result, problems) =
-        upload::send_entries(client, id, local, dir, changed, true, true, summary.bytes).await?;
-    summary.problems.extend(problems);
+    let entries = changed.into_iter().map(|e| Ok(Walked::Entry(e)));
+    let progress = indicatif::ProgressBar::hidden();
+    let (result, packed) =
+        upload::send_entries(client, id, local, dir, entries, true, progress).await?;
+    summary.problems.extend(packed.problems);
     summary.problems.extend(
         result
             .skipped

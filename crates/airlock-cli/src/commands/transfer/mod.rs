@@ -7,3 +7,4 @@ pub mod progress;
 pub mod resume_state;
 pub mod target;
 pub mod upload;
+pub mod walk_ahead;

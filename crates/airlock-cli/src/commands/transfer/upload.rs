@@ -8,9 +8,11 @@ use airlock_fs::{Checks, Hasher};
 use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::local_tree::{Filter, LocalEntry, walk, write_tar};
+use super::local_tree::{Filter, Packed, Walked, walker, write_tar};
 use super::progress::bar;
 use super::resume_state::ResumeState;
+use super::walk_ahead::walk_ahead;
+use indicatif::ProgressBar;
 
 /// Files larger than this go through a resumable upload.
 const RESUMABLE_FROM: u64 = 8 << 20;
@@ -162,7 +164,7 @@ async fn new_upload(
 }
 
 /// Uploads the tree under `root` (selected by `filter`) into the sandbox directory `dir`,
-/// as one tar stream.
+/// as one tar stream packed while the tree is walked.
 pub async fn tree(
     client: &Client,
     id: &str,
@@ -172,18 +174,14 @@ pub async fn tree(
     keep_mtime: bool,
     quiet: bool,
 ) -> anyhow::Result<Uploaded> {
-    let root_owned = root.to_path_buf();
-    let filter = filter.clone();
-    let (entries, mut problems) =
-        tokio::task::spawn_blocking(move || walk(&root_owned, &filter)).await??;
-    let bytes: u64 = entries.iter().map(|e| e.size).sum();
-    let files = entries
-        .iter()
-        .filter(|e| e.kind == super::local_tree::Kind::File)
-        .count();
-    let (result, tar_problems) =
-        send_entries(client, id, root, dir, entries, keep_mtime, quiet, bytes).await?;
-    problems.extend(tar_problems);
+    let walk = walker(root, filter)?;
+    // The total is not known until the walk ends; the bar's grows as it goes.
+    let progress = bar(0, quiet, dir);
+    let total = progress.clone();
+    let entries = walk_ahead(walk, move |entry| total.inc_length(entry.size))?;
+    let (result, packed) =
+        send_entries(client, id, root, dir, entries, keep_mtime, progress).await?;
+    let mut problems = packed.problems;
     problems.extend(
         result
             .skipped
@@ -192,34 +190,31 @@ pub async fn tree(
     );
     Ok(Uploaded {
         destination: dir.to_owned(),
-        files: files as u64,
-        bytes,
+        files: packed.files,
+        bytes: packed.bytes,
         crc64nvme: None,
         resumed_from: None,
         problems,
     })
 }
 
-/// Streams the given local entries as one tar into `dir`, packed on a blocking thread
-/// straight into the request body's chunks.
-#[allow(clippy::too_many_arguments)]
+/// Streams the walked `entries` as one tar into `dir`, packed on a blocking thread
+/// straight into the request body's chunks, counted on `progress`.
 pub async fn send_entries(
     client: &Client,
     id: &str,
     root: &Path,
     dir: &str,
-    entries: Vec<LocalEntry>,
+    entries: impl Iterator<Item = std::io::Result<Walked>> + Send + 'static,
     keep_mtime: bool,
-    quiet: bool,
-    bytes: u64,
-) -> anyhow::Result<(airlock_api::ArchiveResult, Vec<String>)> {
-    let progress = bar(bytes, quiet, dir);
+    progress: ProgressBar,
+) -> anyhow::Result<(airlock_api::ArchiveResult, Packed)> {
     let counted = progress.clone();
     let (mut writer, body) = written_body(move |n| counted.inc(n as u64));
     let root: PathBuf = root.to_path_buf();
     let packer = tokio::task::spawn_blocking(move || {
-        match write_tar(&root, &entries, keep_mtime, &mut writer) {
-            Ok(problems) => writer.finish().map(|()| problems),
+        match write_tar(&root, entries, keep_mtime, &mut writer) {
+            Ok(packed) => writer.finish().map(|()| packed),
             Err(e) => {
                 // The daemon then sees a broken body and extracts nothing.
                 writer.fail(std::io::Error::new(e.kind(), e.to_string()));
@@ -233,8 +228,8 @@ pub async fn send_entries(
     progress.finish_and_clear();
     let packed = packer.await?;
     let result = sent?;
-    let problems = packed.context("reading the local tree")?;
-    Ok((result, problems))
+    let packed = packed.context("reading the local tree")?;
+    Ok((result, packed))
 }
 
 /// A checksum fed from the reading thread and read once the upload is done.
