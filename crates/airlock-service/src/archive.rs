@@ -162,12 +162,13 @@ impl Service {
                 // with this error, so no client takes what came for the whole tree.
                 tracing::warn!(%path, %err, "archive ended early");
             }
-            let _ = told.send(packed.map_err(|e| e.to_string()));
+            let _ = told.send(packed);
         });
-        Ok(PackedStream::new(
+        let stream = PackedStream::new(
             tokio_util::io::ReaderStream::with_capacity(reader, ARCHIVE_PIPE),
             outcome,
-        ))
+        );
+        Ok(stream.started().await?)
     }
 
     /// Extracts a tar stream (plain or zstd; `None` tells by the first bytes) into `path`,

@@ -5,6 +5,10 @@
 //! entries also reads as a whole, smaller one, so a client would take it for the tree.
 //! Here the pipe's end waits for the packing's outcome, and a failure ends the stream
 //! with an error: REST then breaks the response off and gRPC answers with a status.
+//!
+//! A packing that fails before its first bytes (the directory swapped for a symlink since
+//! it was checked, say) is still an answer's status: [`PackedStream::started`] waits for
+//! those bytes before the answer's head is sent.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -15,13 +19,15 @@ use tokio::io::DuplexStream;
 use tokio::sync::oneshot;
 use tokio_util::io::ReaderStream;
 
-/// How the packing ended: `Err` carries what went wrong, for the client's error.
-pub(crate) type PackOutcome = Result<(), String>;
+/// How the packing ended.
+pub(crate) type PackOutcome = Result<(), airlock_fs::FsError>;
 
 /// The bytes packed so far, then the packing's outcome.
 pub struct PackedStream {
     bytes: ReaderStream<DuplexStream>,
     outcome: Option<oneshot::Receiver<PackOutcome>>,
+    /// The first bytes, taken by [`PackedStream::started`] and sent first.
+    head: Option<Bytes>,
 }
 
 impl PackedStream {
@@ -32,6 +38,31 @@ impl PackedStream {
         Self {
             bytes,
             outcome: Some(outcome),
+            head: None,
+        }
+    }
+
+    /// Waits for the packing's first bytes. A packing that failed before writing any is
+    /// its error, which the caller can still answer with a status.
+    pub(crate) async fn started(mut self) -> Result<Self, airlock_fs::FsError> {
+        use futures_util::StreamExt;
+        match self.bytes.next().await {
+            Some(Ok(first)) => {
+                self.head = Some(first);
+                Ok(self)
+            }
+            Some(Err(e)) => Err(airlock_fs::FsError::from_io("the archive", e)),
+            None => match self.outcome.take() {
+                Some(outcome) => match outcome.await {
+                    Ok(Ok(())) => Ok(self),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(airlock_fs::FsError::from_io(
+                        "the archive",
+                        std::io::Error::other("packing stopped"),
+                    )),
+                },
+                None => Ok(self),
+            },
         }
     }
 }
@@ -40,6 +71,9 @@ impl Stream for PackedStream {
     type Item = std::io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(head) = self.head.take() {
+            return Poll::Ready(Some(Ok(head)));
+        }
         if let Some(item) = ready!(Pin::new(&mut self.bytes).poll_next(cx)) {
             return Poll::Ready(Some(item));
         }
@@ -93,8 +127,11 @@ mod tests {
     #[tokio::test]
     async fn a_failed_packing_ends_with_an_error() {
         let items = read_all(|told| {
-            told.send(Err("a directory could not be read".into()))
-                .unwrap()
+            told.send(Err(airlock_fs::FsError::from_io(
+                "/t",
+                std::io::Error::other("a directory could not be read"),
+            )))
+            .unwrap()
         })
         .await;
         assert_eq!(items.len(), 2);
@@ -107,5 +144,43 @@ mod tests {
         let items = read_all(drop).await;
         assert_eq!(items.len(), 2);
         assert!(items[1].is_err());
+    }
+
+    #[tokio::test]
+    async fn a_packing_that_fails_before_its_first_bytes_is_an_error_to_answer_with() {
+        let (reader, writer) = tokio::io::duplex(1024);
+        let (told, heard) = oneshot::channel();
+        drop(writer);
+        told.send(Err(airlock_fs::FsError::from_io(
+            "/t",
+            std::io::Error::from_raw_os_error(2),
+        )))
+        .unwrap();
+        let started = PackedStream::new(ReaderStream::new(reader), heard)
+            .started()
+            .await;
+        let err = started.err().expect("a failure before any byte passed");
+        assert_eq!(err.kind(), airlock_fs::FsErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_started_stream_sends_its_first_bytes_first() {
+        let (reader, mut writer) = tokio::io::duplex(1024);
+        let (told, heard) = oneshot::channel();
+        writer.write_all(b"first").await.unwrap();
+        let stream = PackedStream::new(ReaderStream::new(reader), heard)
+            .started()
+            .await
+            .unwrap();
+        let collecting = tokio::spawn(stream.collect::<Vec<_>>());
+        writer.write_all(b" then more").await.unwrap();
+        drop(writer);
+        told.send(Ok(())).unwrap();
+        let items = collecting.await.unwrap();
+        let all: Vec<u8> = items
+            .into_iter()
+            .flat_map(|i| i.unwrap().to_vec())
+            .collect();
+        assert_eq!(all, b"first then more");
     }
 }
