@@ -5,6 +5,7 @@ use std::os::fd::OwnedFd;
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
 
+use crate::remove_tree::remove_tree;
 use crate::root::{make_dir_in, openat2_in};
 use crate::{Entry, FileKind, FileOwner, FsError, FsResult, Root, SandboxPath};
 
@@ -84,26 +85,6 @@ impl Root {
             name,
         ))
     }
-}
-
-/// Removes directory `name` in `parent` and everything below it. Every child directory is
-/// opened with no symlinks and no mount crossing, relative to its already-open parent, so
-/// a sandbox swapping a directory for a symlink meanwhile gets an error, not an escape.
-pub(crate) fn remove_tree<P: rustix::path::Arg + Copy>(
-    parent: &OwnedFd,
-    name: P,
-) -> Result<(), Errno> {
-    let dir =
-        open_child_dir(parent, name).map_err(|e| if e == Errno::XDEV { Errno::BUSY } else { e })?;
-    for (child, is_dir) in children_of(&dir)? {
-        if is_dir {
-            remove_tree(&dir, child.as_c_str())?;
-        } else {
-            rustix::fs::unlinkat(&dir, child.as_c_str(), AtFlags::empty())?;
-        }
-    }
-    drop(dir);
-    rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)
 }
 
 /// Opens the child directory `name` of `parent` for reading, refusing symlinks anywhere

@@ -27,7 +27,7 @@ impl Root {
         let fd = self.resolve(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
         let mut tar = WholeTar::new(out);
         let mut count = 0;
-        pack_dir(tar.builder(), &fd, &mut PathBuf::new(), &mut count)
+        pack_dir(tar.builder(), &fd, &mut count)
             .and_then(|()| tar.finish())
             .map_err(|e| FsError::from_io(dir.as_str(), e))?;
         Ok(count)
@@ -68,7 +68,7 @@ impl Root {
                 false,
             ) {
                 Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOENT.raw_os_error()) => {}
-                other => other.map_err(|e| FsError::from_io(path.as_str(), e))?,
+                other => drop(other.map_err(|e| FsError::from_io(path.as_str(), e))?),
             }
         }
         tar.finish()
@@ -77,34 +77,93 @@ impl Root {
     }
 }
 
+/// Linux's PATH_MAX: no extractor (this engine's, GNU tar's) takes a longer name, so a
+/// deeper entry is an error here rather than an archive no one can unpack.
+const PATH_MAX: usize = 4096;
+
+/// A directory on the walk's stack: its handle, its name in the archive, and its
+/// children not yet packed, in order.
+struct Level {
+    dir: OwnedFd,
+    rel: PathBuf,
+    left: std::vec::IntoIter<(CString, bool)>,
+}
+
+/// Packs everything below `top`, depth first, names sorted. The walk keeps its own stack
+/// of open directories on the heap: a sandbox decides how deep its trees go, and a walk
+/// that recursed per level overflowed its thread's stack (which aborts the daemon) on a
+/// chain of a few thousand directories.
 fn pack_dir<W: Write>(
     builder: &mut tar::Builder<W>,
-    dir: &OwnedFd,
-    rel: &mut PathBuf,
+    top: &OwnedFd,
     count: &mut u64,
 ) -> std::io::Result<()> {
-    let mut children = children_of(dir)?;
-    children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    for (name, _) in children {
-        rel.push(std::ffi::OsStr::from_bytes(name.as_bytes()));
-        let result = pack_one(builder, dir, &name, rel, count, true);
-        rel.pop();
-        let vanished = [
-            rustix::io::Errno::NOENT,
-            rustix::io::Errno::LOOP,
-            rustix::io::Errno::NOTDIR,
-        ]
-        .map(|e| Some(e.raw_os_error()));
-        match result {
+    let mut stack = vec![Level {
+        dir: top.try_clone()?,
+        rel: PathBuf::new(),
+        left: sorted_children(top)?.into_iter(),
+    }];
+    while let Some(level) = stack.last_mut() {
+        let Some((name, _)) = level.left.next() else {
+            stack.pop();
+            continue;
+        };
+        let rel = level.rel.join(std::ffi::OsStr::from_bytes(name.as_bytes()));
+        if rel.as_os_str().len() >= PATH_MAX {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "{}…: a path in the tree is longer than PATH_MAX ({PATH_MAX} bytes), \
+                     which no tar extractor takes",
+                    shown_start(&rel)
+                ),
+            ));
+        }
+        let descend = pack_one(builder, &level.dir, &name, &rel, count, true).and_then(|opened| {
+            opened
+                .map(|dir| sorted_children(&dir).map(|left| (dir, left)))
+                .transpose()
+        });
+        match descend {
+            Ok(Some((dir, left))) => stack.push(Level {
+                dir,
+                rel,
+                left: left.into_iter(),
+            }),
+            Ok(None) => {}
             // Gone, or swapped for a symlink, since we listed it: the sandbox changed its
             // own tree under us; leave that entry out.
-            Err(e) if vanished.contains(&e.raw_os_error()) => {}
-            other => other?,
+            Err(e) if vanished(&e) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
 }
 
+fn sorted_children(dir: &OwnedFd) -> std::io::Result<Vec<(CString, bool)>> {
+    let mut children = children_of(dir)?;
+    children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(children)
+}
+
+fn vanished(e: &std::io::Error) -> bool {
+    [
+        rustix::io::Errno::NOENT,
+        rustix::io::Errno::LOOP,
+        rustix::io::Errno::NOTDIR,
+    ]
+    .iter()
+    .any(|gone| e.raw_os_error() == Some(gone.raw_os_error()))
+}
+
+/// The first 64 bytes of an over-long name, for the error.
+fn shown_start(rel: &std::path::Path) -> String {
+    let bytes = rel.as_os_str().as_bytes();
+    String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).into_owned()
+}
+
+/// Packs the entry `name` of `dir` as `rel`. A directory comes back opened when its
+/// contents are to follow (`recurse`), for the caller's walk to step into.
 fn pack_one<W: Write>(
     builder: &mut tar::Builder<W>,
     dir: &OwnedFd,
@@ -112,7 +171,7 @@ fn pack_one<W: Write>(
     rel: &PathBuf,
     count: &mut u64,
     recurse: bool,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<OwnedFd>> {
     let entry = Entry::at(dir, name.as_c_str(), String::new())?;
     let mut header = tar::Header::new_gnu();
     header.set_mode(entry.mode);
@@ -126,10 +185,10 @@ fn pack_one<W: Write>(
             builder.append_data(&mut header, rel, std::io::empty())?;
             *count += 1;
             if !recurse {
-                return Ok(());
+                return Ok(None);
             }
             let child = open_beneath(dir, name.as_c_str(), OFlags::RDONLY | OFlags::DIRECTORY)?;
-            pack_dir(builder, &child, &mut rel.clone(), count)
+            Ok(Some(child))
         }
         FileKind::Symlink => {
             let target = rustix::fs::readlinkat(dir, name.as_c_str(), Vec::new())?;
@@ -141,14 +200,14 @@ fn pack_one<W: Write>(
                 std::ffi::OsStr::from_bytes(target.as_bytes()),
             )?;
             *count += 1;
-            Ok(())
+            Ok(None)
         }
         FileKind::File => {
             // O_NONBLOCK: if a FIFO was swapped in since the stat, the open cannot hang.
             let fd = open_beneath(dir, name.as_c_str(), OFlags::RDONLY | OFlags::NONBLOCK)?;
             let opened = Entry::of_fd(&fd, String::new())?;
             if opened.kind != FileKind::File {
-                return Ok(());
+                return Ok(None);
             }
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(opened.size);
@@ -159,8 +218,61 @@ fn pack_one<W: Write>(
                 .take(opened.size);
             builder.append_data(&mut header, rel, exact)?;
             *count += 1;
-            Ok(())
+            Ok(None)
         }
-        FileKind::Fifo | FileKind::Socket | FileKind::Device => Ok(()),
+        FileKind::Fifo | FileKind::Socket | FileKind::Device => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_chain::chain;
+
+    /// Packs `/t` of a root at `home` on a thread with a small stack: a walk that recursed
+    /// per level would overflow it long before the bottom.
+    fn pack_on_a_small_stack(home: &std::path::Path) -> (FsResult<u64>, Vec<u8>) {
+        let root = Root::open(home).expect("root");
+        std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let mut out = Vec::new();
+                let packed = root.pack(&SandboxPath::parse("/t").expect("path"), &mut out);
+                (packed, out)
+            })
+            .expect("thread")
+            .join()
+            .expect("the walk overflowed or panicked")
+    }
+
+    #[test]
+    fn a_deep_chain_within_path_max_is_packed_whole() {
+        let home = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(home.path().join("t")).expect("mkdir");
+        // "d/" 2,000 times and "leaf": 4,004 bytes, just within PATH_MAX (and a file "f" at
+        // the top).
+        chain(&home.path().join("t"), 2_000, usize::MAX);
+        let (packed, out) = pack_on_a_small_stack(home.path());
+        assert_eq!(packed.expect("packed"), 2_002);
+        let mut archive = tar::Archive::new(&out[..]);
+        let bottom = archive
+            .entries()
+            .expect("entries")
+            .map(|e| e.expect("entry"))
+            .any(|e| e.path_bytes().ends_with(b"d/d/leaf"));
+        assert!(bottom, "the bottom of the chain is missing");
+    }
+
+    #[test]
+    fn a_chain_past_path_max_is_an_error_and_the_archive_is_left_unended() {
+        let home = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(home.path().join("t")).expect("mkdir");
+        chain(&home.path().join("t"), 3_000, usize::MAX);
+        let (packed, out) = pack_on_a_small_stack(home.path());
+        let err = packed
+            .expect_err("packed a path no one can extract")
+            .to_string();
+        assert!(err.contains("PATH_MAX"), "{err}");
+        assert!(!out.ends_with(&[0; 1024]), "the archive was ended");
     }
 }

@@ -16,8 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rustix::fs::{AtFlags, FileType};
 
 use crate::Root;
-use crate::ops::{children_of, open_child_dir, remove_tree};
+use crate::ops::{children_of, open_child_dir};
 use crate::partial::PARTIAL_PREFIX;
+use crate::remove_tree::remove_tree;
 use crate::unpack::STAGING_PREFIX;
 use crate::write::TEMP_PREFIX;
 

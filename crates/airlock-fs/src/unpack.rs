@@ -16,7 +16,7 @@ use rustix::fs::OFlags;
 
 use crate::extract::Extractor;
 use crate::merge::{apply_dir_meta, merge};
-use crate::ops::remove_tree;
+use crate::remove_tree::remove_tree;
 use crate::root::{make_dir_in, open_beneath};
 use crate::write::random_u64;
 use crate::{FileOwner, FsError, FsResult, Root, SandboxPath};

@@ -23,6 +23,10 @@ use crate::{FsError, FsResult, Root, SandboxPath};
 
 /// Most directories one watch follows; beyond it the client is told, not silently starved.
 const MAX_DIRS: usize = 8192;
+/// Levels below the watched directory the watch follows. Adding a tree recurses once per
+/// level, and a sandbox decides how deep its trees go: unbounded, a chain of a few
+/// thousand directories would overflow the thread's stack, which aborts the daemon.
+const MAX_LEVELS: usize = 256;
 /// Room for a burst of inotify events per read.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -304,6 +308,9 @@ impl Watcher {
         if self.dirs.len() >= MAX_DIRS {
             return Err(Errno::NOSPC);
         }
+        if levels(&rel) > MAX_LEVELS {
+            return Err(Errno::MLINK);
+        }
         let mask = WatchFlags::CREATE
             | WatchFlags::MODIFY
             | WatchFlags::DELETE
@@ -384,6 +391,8 @@ impl Watcher {
         let mut event = WatchEvent::new(WatchKind::Error, self.shown(rel), true);
         event.message = Some(if err == Errno::NOSPC {
             format!("not watching below here: the watch follows at most {MAX_DIRS} directories")
+        } else if err == Errno::MLINK {
+            format!("not watching below here: the watch follows at most {MAX_LEVELS} levels")
         } else {
             format!("not watching below here: {err}")
         });
@@ -393,6 +402,15 @@ impl Watcher {
     /// The absolute sandbox path of `rel`.
     fn shown(&self, rel: &[u8]) -> String {
         self.base.display_join(rel)
+    }
+}
+
+/// How many levels below the watched directory `rel` is (0 for the directory itself).
+fn levels(rel: &[u8]) -> usize {
+    if rel.is_empty() {
+        0
+    } else {
+        rel.iter().filter(|&&b| b == b'/').count() + 1
     }
 }
 

@@ -139,3 +139,52 @@ fn a_tree_too_big_to_follow_is_reported_not_silently_cut() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_chain_too_deep_to_follow_is_reported_and_the_stack_holds() {
+    let s = scene("w");
+    // What a process in a sandbox makes in a second: `mkdir d; cd d`, 5,000 times (a
+    // walk recursing per level would overflow the small stack below).
+    let mut dir = fs::File::open(s.root_dir.join("w")).unwrap();
+    for _ in 0..5_000 {
+        rustix::fs::mkdirat(&dir, "d", rustix::fs::Mode::from_raw_mode(0o755)).unwrap();
+        dir = fs::File::from(
+            rustix::fs::openat(
+                &dir,
+                "d",
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+                rustix::fs::Mode::empty(),
+            )
+            .unwrap(),
+        );
+    }
+    let root = Root::open(&s.root_dir).unwrap();
+    let events = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let mut watcher = root
+                .watch(&SandboxPath::parse("/w").unwrap(), true)
+                .unwrap();
+            let mut events = Vec::new();
+            watcher.read(&mut events).unwrap();
+            events
+        })
+        .unwrap()
+        .join()
+        .expect("the watch overflowed its stack");
+    let errors: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == WatchKind::Error)
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].message.as_deref().unwrap().contains("256 levels"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors[0].path.matches("/d").count(),
+        257,
+        "{}",
+        errors[0].path
+    );
+}

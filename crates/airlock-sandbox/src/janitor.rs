@@ -69,13 +69,14 @@ fn yield_to_everything_else() {
     }
 }
 
-/// Removes a tree without following its symlinks (std's `remove_dir_all` never does),
-/// so a link a sandbox planted cannot aim the removal at the host.
+/// Removes a tree without following its symlinks, so a link a sandbox planted cannot aim
+/// the removal at the host, and at any depth: std's `remove_dir_all` recurses once per
+/// level, and a sandbox's chain of 25,000 directories overflowed this thread's stack,
+/// which aborted the daemon, and the next one as it started on the same trash.
 fn remove(tree: &Path) {
-    let removed = match std::fs::symlink_metadata(tree) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(tree),
-        Ok(_) => std::fs::remove_file(tree),
-        Err(e) => Err(e),
+    let removed = match (tree.parent(), tree.file_name()) {
+        (Some(parent), Some(name)) => airlock_fs::remove_tree_in(parent, name),
+        _ => Err(io::Error::other("not a path in the trash")),
     };
     if let Err(err) = removed
         && err.kind() != io::ErrorKind::NotFound
@@ -133,6 +134,31 @@ mod tests {
             "host file"
         );
         janitor.discard(&tree).unwrap();
+    }
+
+    #[test]
+    fn a_chain_of_directories_deeper_than_the_janitors_stack_is_removed() {
+        use rustix::fs::{Mode, OFlags};
+        let home = tempfile::tempdir().unwrap();
+        let tree = home.path().join("sandbox");
+        std::fs::create_dir(&tree).unwrap();
+        // What a process in a sandbox makes in seconds: `mkdir d; cd d`, 25,000 times.
+        let mut dir =
+            rustix::fs::open(&tree, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        for _ in 0..25_000 {
+            rustix::fs::mkdirat(&dir, "d", Mode::from_raw_mode(0o755)).unwrap();
+            dir = rustix::fs::openat(&dir, "d", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+                .unwrap();
+        }
+        drop(dir);
+        let janitor = Janitor::new(home.path().join("trash")).unwrap();
+        janitor.discard(&tree).unwrap();
+        let trash = home.path().join("trash");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !empty(&trash) {
+            assert!(Instant::now() < deadline, "the trash was never emptied");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]

@@ -1,0 +1,29 @@
+//! For tests: the deep trees a sandbox can make.
+
+use rustix::fs::{Mode, OFlags};
+
+/// Makes a chain of `depth` directories named `d` under `at`, as a process does with
+/// `mkdir d; cd d` in a loop, with a file `f` at every `file_every`-th level and a file
+/// `leaf` at the bottom.
+pub(crate) fn chain(at: &std::path::Path, depth: usize, file_every: usize) {
+    let file = |dir: &std::os::fd::OwnedFd, name: &str| {
+        rustix::fs::openat(
+            dir,
+            name,
+            OFlags::CREATE | OFlags::WRONLY,
+            Mode::from_raw_mode(0o644),
+        )
+        .expect("file");
+    };
+    let mut dir =
+        rustix::fs::open(at, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).expect("open");
+    for level in 0..depth {
+        rustix::fs::mkdirat(&dir, "d", Mode::from_raw_mode(0o755)).expect("mkdir");
+        if level % file_every == 0 {
+            file(&dir, "f");
+        }
+        dir = rustix::fs::openat(&dir, "d", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+            .expect("open");
+    }
+    file(&dir, "leaf");
+}
