@@ -81,11 +81,10 @@ impl Root {
 /// deeper entry is an error here rather than an archive no one can unpack.
 const PATH_MAX: usize = 4096;
 
-/// A directory on the walk's stack: its handle, its name in the archive, and its
-/// children not yet packed, in order.
+/// A directory on the walk's stack: its handle and its children not yet packed, in
+/// order.
 struct Level {
     dir: OwnedFd,
-    rel: PathBuf,
     left: std::vec::IntoIter<(CString, bool)>,
 }
 
@@ -100,15 +99,18 @@ fn pack_dir<W: Write>(
 ) -> std::io::Result<()> {
     let mut stack = vec![Level {
         dir: top.try_clone()?,
-        rel: PathBuf::new(),
         left: sorted_children(top)?.into_iter(),
     }];
+    // The entry's name in the archive: the directories on the stack below the top, then
+    // the entry.
+    let mut rel = PathBuf::new();
     while let Some(level) = stack.last_mut() {
         let Some((name, _)) = level.left.next() else {
             stack.pop();
+            rel.pop();
             continue;
         };
-        let rel = level.rel.join(std::ffi::OsStr::from_bytes(name.as_bytes()));
+        rel.push(std::ffi::OsStr::from_bytes(name.as_bytes()));
         if rel.as_os_str().len() >= PATH_MAX {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -125,15 +127,19 @@ fn pack_dir<W: Write>(
                 .transpose()
         });
         match descend {
+            // The directory's name stays on `rel` until its level is done.
             Ok(Some((dir, left))) => stack.push(Level {
                 dir,
-                rel,
                 left: left.into_iter(),
             }),
-            Ok(None) => {}
+            Ok(None) => {
+                rel.pop();
+            }
             // Gone, or swapped for a symlink, since we listed it: the sandbox changed its
             // own tree under us; leave that entry out.
-            Err(e) if vanished(&e) => {}
+            Err(e) if vanished(&e) => {
+                rel.pop();
+            }
             Err(e) => return Err(e),
         }
     }
@@ -229,10 +235,14 @@ mod tests {
     use super::*;
     use crate::test_chain::chain;
 
-    /// Packs `/t` of a root at `home` on a thread with a small stack: a walk that recursed
-    /// per level would overflow it long before the bottom.
-    fn pack_on_a_small_stack(home: &std::path::Path) -> (FsResult<u64>, Vec<u8>) {
-        let root = Root::open(home).expect("root");
+    /// Packs a chain of `depth` directories (a file `f` at the top, `leaf` at the bottom)
+    /// on a thread with a small stack: a walk that recursed per level would overflow it
+    /// long before the bottom.
+    fn pack_a_chain_on_a_small_stack(depth: usize) -> (FsResult<u64>, Vec<u8>) {
+        let home = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(home.path().join("t")).expect("mkdir");
+        chain(&home.path().join("t"), depth, usize::MAX);
+        let root = Root::open(home.path()).expect("root");
         std::thread::Builder::new()
             .stack_size(128 * 1024)
             .spawn(move || {
@@ -247,12 +257,8 @@ mod tests {
 
     #[test]
     fn a_deep_chain_within_path_max_is_packed_whole() {
-        let home = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(home.path().join("t")).expect("mkdir");
-        // "d/" 2,000 times and "leaf": 4,004 bytes, just within PATH_MAX (and a file "f" at
-        // the top).
-        chain(&home.path().join("t"), 2_000, usize::MAX);
-        let (packed, out) = pack_on_a_small_stack(home.path());
+        // "d/" 2,000 times and "leaf": 4,004 bytes, just within PATH_MAX.
+        let (packed, out) = pack_a_chain_on_a_small_stack(2_000);
         assert_eq!(packed.expect("packed"), 2_002);
         let mut archive = tar::Archive::new(&out[..]);
         let bottom = archive
@@ -265,10 +271,7 @@ mod tests {
 
     #[test]
     fn a_chain_past_path_max_is_an_error_and_the_archive_is_left_unended() {
-        let home = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(home.path().join("t")).expect("mkdir");
-        chain(&home.path().join("t"), 3_000, usize::MAX);
-        let (packed, out) = pack_on_a_small_stack(home.path());
+        let (packed, out) = pack_a_chain_on_a_small_stack(3_000);
         let err = packed
             .expect_err("packed a path no one can extract")
             .to_string();

@@ -14,17 +14,18 @@
 //! error, not an escape; a move up is a rename between two directories held open.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use rustix::fs::{AtFlags, RenameFlags};
 use rustix::io::Errno;
 
 use crate::ops::{children_of, open_child_dir};
+use crate::write::under_temp_name;
 
 /// Most directories one removal holds open at once.
 const HELD: usize = 64;
 
-/// Names a directory moved up to the top takes; a number follows.
+/// Names a directory moved up to the top starts with; random hex follows.
 const MOVED_UP: &str = ".airlock-deep-";
 
 /// Removes directory `name` in `parent` and everything below it.
@@ -66,9 +67,8 @@ struct Open {
 
 /// Removes everything in the open directory `top`.
 fn empty(top: &OwnedFd) -> Result<(), Errno> {
-    let mut moved_up = 0u64;
     let mut stack = vec![Open {
-        dir: top.try_clone().map_err(|_| Errno::MFILE)?,
+        dir: rustix::io::fcntl_dupfd_cloexec(top, 0)?,
         name: None,
         left: children_of(top)?,
     }];
@@ -91,7 +91,7 @@ fn empty(top: &OwnedFd) -> Result<(), Errno> {
                 });
             }
             Some((child, true)) => {
-                let moved = move_up(&level.dir, &child, top, &mut moved_up)?;
+                let moved = move_up(&level.dir, &child, top)?;
                 stack[0].left.push((moved, true));
             }
             None => {
@@ -105,23 +105,12 @@ fn empty(top: &OwnedFd) -> Result<(), Errno> {
     }
 }
 
-/// Moves the directory `name` in `dir` to `top`, under a name not taken there.
-fn move_up(dir: &OwnedFd, name: &CStr, top: &OwnedFd, count: &mut u64) -> Result<CString, Errno> {
-    loop {
-        *count += 1;
-        let new = CString::new(format!("{MOVED_UP}{count}")).map_err(|_| Errno::INVAL)?;
-        match rustix::fs::renameat_with(
-            dir.as_fd(),
-            name,
-            top.as_fd(),
-            new.as_c_str(),
-            RenameFlags::NOREPLACE,
-        ) {
-            Ok(()) => return Ok(new),
-            Err(Errno::EXIST) => continue,
-            Err(e) => return Err(e),
-        }
-    }
+/// Moves the directory `name` in `dir` to `top`, under a new name not taken there.
+fn move_up(dir: &OwnedFd, name: &CStr, top: &OwnedFd) -> Result<CString, Errno> {
+    let (moved, ()) = under_temp_name(MOVED_UP, |new| {
+        rustix::fs::renameat_with(dir, name, top, new, RenameFlags::NOREPLACE)
+    })?;
+    CString::new(moved).map_err(|_| Errno::INVAL)
 }
 
 #[cfg(test)]
@@ -154,7 +143,7 @@ mod tests {
     fn a_wide_and_deep_tree_is_removed_with_what_is_named_like_a_moved_directory() {
         let home = tempfile::tempdir().expect("tempdir");
         let top = home.path().join("t").tap_mkdir();
-        // A name the walk would pick for a moved directory is taken already.
+        // A directory of the tree already has the prefix of a moved one's name.
         std::fs::create_dir(top.join(format!("{MOVED_UP}1"))).expect("mkdir");
         for branch in ["a", "b", "c"] {
             chain(&top.join(branch).tap_mkdir(), 500, 10);

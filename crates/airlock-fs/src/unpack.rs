@@ -18,7 +18,7 @@ use crate::extract::Extractor;
 use crate::merge::{apply_dir_meta, merge};
 use crate::remove_tree::remove_tree;
 use crate::root::{make_dir_in, open_beneath};
-use crate::write::random_u64;
+use crate::write::under_temp_name;
 use crate::{FileOwner, FsError, FsResult, Root, SandboxPath};
 
 /// Names of staging directories of extractions in progress start so.
@@ -104,16 +104,11 @@ fn make_staging(target: &OwnedFd, dir: &SandboxPath) -> FsResult<(String, OwnedF
         uid: rustix::process::geteuid().as_raw(),
         gid: rustix::process::getegid().as_raw(),
     };
-    loop {
-        let name = format!("{STAGING_PREFIX}{:016x}", random_u64());
-        match make_dir_in(target, name.as_str(), 0o700, owner) {
-            Ok(_) => {
-                let fd = open_beneath(target, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY)
-                    .map_err(|e| FsError::from_errno(dir.as_str(), e))?;
-                return Ok((name, fd));
-            }
-            Err(rustix::io::Errno::EXIST) => continue,
-            Err(e) => return Err(FsError::from_errno(dir.as_str(), e)),
-        }
-    }
+    let (name, ()) = under_temp_name(STAGING_PREFIX, |name| {
+        make_dir_in(target, name, 0o700, owner).map(drop)
+    })
+    .map_err(|e| FsError::from_errno(dir.as_str(), e))?;
+    let fd = open_beneath(target, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY)
+        .map_err(|e| FsError::from_errno(dir.as_str(), e))?;
+    Ok((name, fd))
 }

@@ -53,18 +53,22 @@ impl PackedStream {
             }
             Some(Err(e)) => Err(airlock_fs::FsError::from_io("the archive", e)),
             None => match self.outcome.take() {
-                Some(outcome) => match outcome.await {
-                    Ok(Ok(())) => Ok(self),
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err(airlock_fs::FsError::from_io(
-                        "the archive",
-                        std::io::Error::other("packing stopped"),
-                    )),
-                },
+                Some(outcome) => told(outcome.await).map(|()| self),
                 None => Ok(self),
             },
         }
     }
+}
+
+/// The packing's outcome as it was received; a packing thread that ended without a word
+/// (it panicked) is a failure too.
+fn told(received: Result<PackOutcome, oneshot::error::RecvError>) -> PackOutcome {
+    received.unwrap_or_else(|_| {
+        Err(airlock_fs::FsError::from_io(
+            "the archive",
+            std::io::Error::other("packing stopped"),
+        ))
+    })
 }
 
 impl Stream for PackedStream {
@@ -82,18 +86,13 @@ impl Stream for PackedStream {
         };
         // The pipe can end before the outcome is sent (the sink is dropped first on some
         // paths), so the end waits for it.
-        let told = ready!(Pin::new(outcome).poll(cx));
+        let outcome = told(ready!(Pin::new(outcome).poll(cx)));
         self.outcome = None;
-        Poll::Ready(match told {
-            Ok(Ok(())) => None,
-            Ok(Err(why)) => Some(Err(std::io::Error::other(format!(
+        Poll::Ready(outcome.err().map(|why| {
+            Err(std::io::Error::other(format!(
                 "the archive was cut short: {why}"
-            )))),
-            // The packing thread ended without a word: it panicked.
-            Err(_) => Some(Err(std::io::Error::other(
-                "the archive was cut short: packing stopped",
-            ))),
-        })
+            )))
+        }))
     }
 }
 

@@ -131,6 +131,7 @@ async function extractInto(
   described: Described,
 ): Promise<number> {
   const written = new Set<string>()
+  const known = new Map<string, boolean>()
   const extract = tar.extract()
   const feeding = feed(source, extract)
   // Its failure (a broken download) also ends the loop below, which reports it; until
@@ -142,7 +143,7 @@ async function extractInto(
       const { header } = entry
       const target = targetOf(staging, header.name)
       await checkParents(staging, target)
-      await checkDestination(staging, root, target, described, header.type === 'directory')
+      await checkDestination(staging, root, target, described, header.type === 'directory', known)
       const mode = (header.mode ?? 0o644) & 0o7777
       switch (header.type) {
         case 'directory':
@@ -201,7 +202,9 @@ async function extractInto(
  * Refuses an entry that the move into `root` could not place without writing through
  * something `root` already holds: a symlink or a file where a directory on its way is,
  * unless the archive's own directory replaces it; or a directory where the entry, not
- * one itself, goes.
+ * one itself, goes. `known` remembers, for one extraction, which directories on the way
+ * `root` has (true) and lacks (false): nothing is written into `root` before the move,
+ * so each is looked at once, not once an entry.
  */
 async function checkDestination(
   staging: string,
@@ -209,22 +212,28 @@ async function checkDestination(
   target: string,
   described: Described,
   isDir: boolean,
+  known: Map<string, boolean>,
 ): Promise<void> {
   const rel = relative(staging, target).split(sep).filter((p) => p !== '')
   for (let depth = 1; depth <= rel.length; depth++) {
     const there = join(root, ...rel.slice(0, depth))
+    const last = depth === rel.length
+    const seen = last ? undefined : known.get(there)
+    if (seen === true) continue
+    if (seen === false) return // from here down, all new
     let info
     try {
       info = await fs.lstat(there)
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return // from here down, all new
-      throw error
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      if (!last) known.set(there, false)
+      return // from here down, all new
     }
-    const last = depth === rel.length
     if (info.isDirectory()) {
       if (last && !isDir) {
         throw isADirectory(`${there} is a directory; ${rel.join('/')} is not`)
       }
+      if (!last) known.set(there, true)
       continue
     }
     if (last || described.has(join(staging, ...rel.slice(0, depth)))) return // replaced whole by the move

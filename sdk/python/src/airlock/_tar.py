@@ -145,12 +145,13 @@ def _extract_into(stream: IO[bytes], staging: Path, root: Path) -> tuple[int, De
     answers the entries written and the directories the archive described."""
     written: set[Path] = set()
     described: Described = {}
+    known: dict[Path, bool] = {}
     count = 0
     with tarfile.open(fileobj=stream, mode="r|*") as archive:
         for member in archive:
             target = _target(staging, member.name)
             _check_parents(staging, target)
-            _check_destination(staging, root, target, described, member.isdir())
+            _check_destination(staging, root, target, described, member.isdir(), known)
             if member.isdir():
                 if not target.is_dir() or target.is_symlink():
                     _clear(target)
@@ -184,23 +185,38 @@ def _extract_into(stream: IO[bytes], staging: Path, root: Path) -> tuple[int, De
 
 
 def _check_destination(
-    staging: Path, root: Path, target: Path, described: Described, is_dir: bool
+    staging: Path,
+    root: Path,
+    target: Path,
+    described: Described,
+    is_dir: bool,
+    known: dict[Path, bool],
 ) -> None:
     """Refuses an entry that the move into `root` could not place without writing
     through something `root` already holds: a symlink or a file where a directory on
     its way is, unless the archive's own directory replaces it; or a directory where
-    the entry, not one itself, goes."""
+    the entry, not one itself, goes. `known` remembers, for one extraction, which
+    directories on the way `root` has (True) and lacks (False): nothing is written into
+    `root` before the move, so each is looked at once, not once an entry."""
     rel = target.relative_to(staging).parts
     for depth in range(1, len(rel) + 1):
         there = root.joinpath(*rel[:depth])
+        last = depth == len(rel)
+        if not last and there in known:
+            if known[there]:
+                continue
+            return  # from here down, all new
         try:
             mode = os.lstat(there).st_mode
         except FileNotFoundError:
+            if not last:
+                known[there] = False
             return  # from here down, all new
-        last = depth == len(rel)
         if stat.S_ISDIR(mode):
             if last and not is_dir:
                 raise IsADirectoryError(f"{there} is a directory; {'/'.join(rel)} is not")
+            if not last:
+                known[there] = True
             continue
         if last or staging.joinpath(*rel[:depth]) in described:
             return  # replaced whole by the move
