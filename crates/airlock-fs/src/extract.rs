@@ -11,6 +11,7 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use crate::error::is_transport;
+use crate::reserved::within_reserved;
 use crate::root::{make_dir_in, open_beneath, openat2_in};
 use crate::skip_forward::SkipForward;
 use crate::umask::lost_to_umask;
@@ -81,6 +82,14 @@ impl<'a> Extractor<'a> {
                 });
             }
             let rel = self.clean_name(&entry.path_bytes())?;
+            if within_reserved(&rel) {
+                // It would be hidden where it lands, and swept as a leftover.
+                self.skip(
+                    &rel,
+                    "the name is reserved for the engine's work in progress",
+                )?;
+                continue;
+            }
             self.one(&rel, &mut entry)?;
         }
         Ok((self.report, self.dirs))

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use rustix::fs::OFlags;
 
-use crate::ops::children_of;
+use crate::reserved::visible_children_of;
 use crate::root::open_beneath;
 use crate::whole_tar::WholeTar;
 use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
@@ -147,7 +147,7 @@ fn pack_dir<W: Write>(
 }
 
 fn sorted_children(dir: &OwnedFd) -> std::io::Result<Vec<(CString, bool)>> {
-    let mut children = children_of(dir)?;
+    let mut children = visible_children_of(dir)?;
     children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     Ok(children)
 }

@@ -9,15 +9,13 @@ use std::io::Seek;
 use rustix::fs::OFlags;
 
 use crate::read::reopen;
+use crate::reserved::PARTIAL_PREFIX;
 use crate::root::open_beneath;
 use crate::write::{commit, create_temp, hash_all, seal};
 use crate::{
     Checksums, Entry, FileKind, FileOwner, FsError, FsResult, Root, SandboxPath, WriteOptions,
     Written,
 };
-
-/// Names of partial upload files start so.
-pub(crate) const PARTIAL_PREFIX: &str = ".airlock-upload-";
 
 impl Root {
     /// Makes an empty partial file for `dest` (and, with `parents`, the directories it

@@ -13,8 +13,9 @@ use std::sync::OnceLock;
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
+use crate::reserved::TEMP_PREFIX;
 use crate::root::openat2_in;
-use crate::write::{TEMP_PREFIX, create_temp, rename_in, under_temp_name};
+use crate::write::{create_temp, rename_in, under_temp_name};
 
 /// How a file being filled is held before it is named.
 #[derive(Debug, Clone, PartialEq, Eq)]

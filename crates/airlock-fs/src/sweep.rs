@@ -17,10 +17,8 @@ use rustix::fs::{AtFlags, FileType};
 
 use crate::Root;
 use crate::ops::{children_of, open_child_dir};
-use crate::partial::PARTIAL_PREFIX;
 use crate::remove_tree::remove_tree;
-use crate::unpack::STAGING_PREFIX;
-use crate::write::TEMP_PREFIX;
+use crate::reserved::{Reserved, reserved};
 
 /// Directories deeper than this are not searched (names there would pass PATH_MAX).
 const MAX_DEPTH: usize = 512;
@@ -70,46 +68,32 @@ impl Sweep<'_> {
     }
 
     /// Of the right type, older than the cutoff, and not a kept partial.
-    fn stale(&self, dir: &OwnedFd, name: &CStr, kind: Leftover) -> bool {
+    fn stale(&self, dir: &OwnedFd, name: &CStr, kind: Reserved) -> bool {
         let Ok(stat) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
             return false;
         };
         let file_type = FileType::from_raw_mode(stat.st_mode);
         let right_type = match kind {
-            Leftover::Staging => file_type == FileType::Directory,
-            Leftover::Temp | Leftover::Partial => file_type == FileType::RegularFile,
+            Reserved::Staging => file_type == FileType::Directory,
+            Reserved::Temp | Reserved::Partial => file_type == FileType::RegularFile,
         };
-        let kept = kind == Leftover::Partial && name.to_str().is_ok_and(|n| self.keep.contains(n));
+        let kept = kind == Reserved::Partial && name.to_str().is_ok_and(|n| self.keep.contains(n));
         let changed = stat.st_ctime as i128 * 1_000_000_000 + stat.st_ctime_nsec as i128;
         right_type && changed < self.cutoff && !kept
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Leftover {
-    Temp,
-    Partial,
-    Staging,
+/// The kind of leftover `name` is, if it is one: a reserved name (see `reserved`) of
+/// the type the engine makes under it.
+fn leftover_kind(name: &CStr, is_dir: bool) -> Option<Reserved> {
+    let kind = reserved(name.to_bytes())?;
+    ((kind == Reserved::Staging) == is_dir).then_some(kind)
 }
 
-/// Which of the engine's leftovers `name` names, if any.
-fn leftover_kind(name: &CStr, is_dir: bool) -> Option<Leftover> {
-    let name = name.to_str().ok()?;
-    let (kind, rest) = [
-        (Leftover::Temp, TEMP_PREFIX),
-        (Leftover::Partial, PARTIAL_PREFIX),
-        (Leftover::Staging, STAGING_PREFIX),
-    ]
-    .into_iter()
-    .find_map(|(kind, prefix)| Some((kind, name.strip_prefix(prefix)?)))?;
-    let ours = rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_hexdigit());
-    (ours && (kind == Leftover::Staging) == is_dir).then_some(kind)
-}
-
-fn remove(dir: &OwnedFd, name: &CStr, kind: Leftover) -> rustix::io::Result<()> {
+fn remove(dir: &OwnedFd, name: &CStr, kind: Reserved) -> rustix::io::Result<()> {
     match kind {
-        Leftover::Staging => remove_tree(dir, name),
-        Leftover::Temp | Leftover::Partial => rustix::fs::unlinkat(dir, name, AtFlags::empty()),
+        Reserved::Staging => remove_tree(dir, name),
+        Reserved::Temp | Reserved::Partial => rustix::fs::unlinkat(dir, name, AtFlags::empty()),
     }
 }
 
@@ -118,26 +102,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_engines_own_names_qualify() {
+    fn only_reserved_names_of_their_own_type_are_leftovers() {
         let temp = c".airlock-tmp-0123456789abcdef";
-        assert_eq!(leftover_kind(temp, false), Some(Leftover::Temp));
+        assert_eq!(leftover_kind(temp, false), Some(Reserved::Temp));
         assert_eq!(leftover_kind(temp, true), None);
-        assert_eq!(
-            leftover_kind(c".airlock-unpack-0123456789abcdef", true),
-            Some(Leftover::Staging)
-        );
+        let staging = c".airlock-unpack-0123456789abcdef";
+        assert_eq!(leftover_kind(staging, true), Some(Reserved::Staging));
+        assert_eq!(leftover_kind(staging, false), None);
         assert_eq!(
             leftover_kind(c".airlock-upload-fedcba9876543210", false),
-            Some(Leftover::Partial)
+            Some(Reserved::Partial)
         );
-        for other in [
-            c".airlock-tmp-0123",
-            c".airlock-tmp-0123456789abcdefg",
-            c".airlock-tmp-0123456789abcdeX",
-            c"airlock-tmp-0123456789abcdef",
-            c"notes.txt",
-        ] {
-            assert_eq!(leftover_kind(other, false), None, "{other:?}");
-        }
+        assert_eq!(leftover_kind(c"notes.txt", false), None);
     }
 }

@@ -17,12 +17,10 @@ use rustix::fs::OFlags;
 use crate::extract::Extractor;
 use crate::merge::{apply_dir_meta, merge};
 use crate::remove_tree::remove_tree;
+use crate::reserved::STAGING_PREFIX;
 use crate::root::{make_dir_in, open_beneath};
 use crate::write::under_temp_name;
 use crate::{FileOwner, FsError, FsResult, Root, SandboxPath};
-
-/// Names of staging directories of extractions in progress start so.
-pub(crate) const STAGING_PREFIX: &str = ".airlock-unpack-";
 
 /// Bounds on what one archive may create; they stop tar bombs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

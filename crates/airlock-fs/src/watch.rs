@@ -17,7 +17,7 @@ use rustix::fs::OFlags;
 use rustix::fs::inotify::{self, ReadFlags, WatchFlags};
 use rustix::io::Errno;
 
-use crate::ops::children_of;
+use crate::reserved::{reserved, visible_children_of};
 use crate::root::{fd_path, open_beneath};
 use crate::{FsError, FsResult, Root, SandboxPath};
 
@@ -249,19 +249,33 @@ impl Watcher {
         if !flags.contains(ReadFlags::MODIFY) {
             self.last_write = None;
         }
+        // The engine's entries in progress are never seen: an entry renamed out of one is
+        // new to the client (a write's final rename, or an extraction's move into place),
+        // and one renamed into one is gone.
+        let hidden = reserved(&name).is_some();
         if flags.contains(ReadFlags::MOVED_TO) {
             match self.pending_move.take() {
                 Some((from_cookie, from, _)) if from_cookie == cookie => {
-                    self.renamed(&from, &rel, is_dir);
-                    let mut event = WatchEvent::new(WatchKind::Rename, self.shown(&rel), is_dir);
-                    event.from = Some(self.shown(&from));
-                    out.push(event);
+                    match (is_hidden(&from), hidden) {
+                        (false, false) => {
+                            self.renamed(&from, &rel, is_dir);
+                            let mut event =
+                                WatchEvent::new(WatchKind::Rename, self.shown(&rel), is_dir);
+                            event.from = Some(self.shown(&from));
+                            out.push(event);
+                        }
+                        (true, false) => self.appeared(rel, is_dir, out),
+                        (false, true) => self.moved_out(&from, is_dir, out),
+                        (true, true) => {}
+                    }
                 }
                 other => {
                     if let Some((_, from, from_dir)) = other {
                         self.moved_out(&from, from_dir, out);
                     }
-                    self.created(rel, is_dir, out);
+                    if !hidden {
+                        self.created(rel, is_dir, out);
+                    }
                 }
             }
             return;
@@ -271,6 +285,8 @@ impl Watcher {
         }
         if flags.contains(ReadFlags::MOVED_FROM) {
             self.pending_move = Some((cookie, rel, is_dir));
+        } else if hidden {
+            // A step of the engine's own work in progress.
         } else if flags.contains(ReadFlags::CREATE) {
             self.created(rel, is_dir, out);
         } else if flags.contains(ReadFlags::DELETE) {
@@ -281,6 +297,14 @@ impl Watcher {
             out.push(WatchEvent::new(WatchKind::Write, self.shown(&rel), is_dir));
             self.last_write = Some(rel);
         }
+    }
+
+    /// An entry renamed out of one of the engine's: a file is new and written, a directory
+    /// new with all it holds.
+    fn appeared(&mut self, rel: Vec<u8>, is_dir: bool, out: &mut Vec<WatchEvent>) {
+        let written = (!is_dir).then(|| WatchEvent::new(WatchKind::Write, self.shown(&rel), false));
+        self.created(rel, is_dir, out);
+        out.extend(written);
     }
 
     /// A new entry: reported, and if it is a directory, watched and scanned.
@@ -324,7 +348,7 @@ impl Watcher {
         if !self.recursive && !announce {
             return Ok(());
         }
-        for (name, is_dir) in children_of(dir)? {
+        for (name, is_dir) in visible_children_of(dir)? {
             let child = join(&rel, name.to_bytes());
             if announce {
                 out.push(WatchEvent::new(
@@ -362,7 +386,9 @@ impl Watcher {
 
     /// An entry moved out of the tree: a removal, and its directories are no longer ours.
     fn moved_out(&mut self, rel: &[u8], is_dir: bool, out: &mut Vec<WatchEvent>) {
-        out.push(WatchEvent::new(WatchKind::Remove, self.shown(rel), is_dir));
+        if !is_hidden(rel) {
+            out.push(WatchEvent::new(WatchKind::Remove, self.shown(rel), is_dir));
+        }
         if !is_dir {
             return;
         }
@@ -403,6 +429,12 @@ impl Watcher {
     fn shown(&self, rel: &[u8]) -> String {
         self.base.display_join(rel)
     }
+}
+
+/// Whether the last component of `rel` is one of the engine's reserved names.
+fn is_hidden(rel: &[u8]) -> bool {
+    let name = rel.rsplit(|&b| b == b'/').next().unwrap_or(rel);
+    reserved(name).is_some()
 }
 
 /// How many levels below the watched directory `rel` is (0 for the directory itself).

@@ -382,17 +382,6 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Names of the engine's temporary files start so.
-pub(crate) const TEMP_PREFIX: &str = ".airlock-tmp-";
-
-/// Whether a path names one of the temporary files an atomic write goes through (a
-/// watch leaves them out: clients see the file appear under its own name).
-pub fn is_write_temp(path: &str) -> bool {
-    path.rsplit('/')
-        .next()
-        .is_some_and(|name| name.starts_with(TEMP_PREFIX))
-}
-
 /// Creates a new file named `prefix` and random hex in `dir`; never follows or reuses an
 /// existing entry.
 pub(crate) fn create_temp(dir: &OwnedFd, prefix: &str) -> Result<(String, OwnedFd), Errno> {

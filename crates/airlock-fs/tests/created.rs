@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 
 use airlock_fs::{
-    Checks, FsErrorKind, Placement, Root, SandboxPath, WriteOptions, Written, is_write_temp,
+    Checks, FsErrorKind, Placement, Root, SandboxPath, WriteOptions, Written, is_engine_entry,
 };
 
 fn put(root: &Root, path: &str, body: &[u8], overwrite: bool) -> airlock_fs::FsResult<Written> {
@@ -26,7 +26,7 @@ fn leftovers(dir: &std::path::Path) -> Vec<String> {
     fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| is_write_temp(n))
+        .filter(|n| is_engine_entry(n))
         .collect()
 }
 

@@ -266,6 +266,39 @@ fn devices_and_fifos_are_skipped_and_setuid_is_stripped() {
     assert_eq!(mode & 0o7777, 0o755);
 }
 
+/// A stale staging directory an SDK left on the client's disk comes along in the next
+/// upload of that tree; its entries would be hidden where they land and swept as
+/// leftovers, so they are skipped and said so, and everything else lands.
+#[test]
+fn entries_under_the_engines_reserved_names_are_skipped() {
+    let s = scene("dst");
+    let archive = tar_of(&[
+        raw(
+            b".airlock-unpack-0123456789abcdef/",
+            tar::EntryType::Directory,
+        ),
+        file(b".airlock-unpack-0123456789abcdef/half", b"x"),
+        file(b"sub/.airlock-tmp-fedcba9876543210", b"x"),
+        link(
+            b".airlock-upload-00000000000000aa",
+            tar::EntryType::Symlink,
+            b"kept",
+        ),
+        file(b"kept", b"kept"),
+        file(b".airlock-unpack-not-hex-at-all", b"mine"),
+    ]);
+    let report = s.unpack(&archive).unwrap();
+    let skipped: Vec<&str> = report.skipped.iter().map(|k| k.path.as_str()).collect();
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    assert!(
+        report.skipped.iter().all(|k| k.reason.contains("reserved")),
+        "{:?}",
+        report.skipped
+    );
+    // `sub` had no entry of its own, only the skipped one below it.
+    assert_eq!(s.dst_names(), [".airlock-unpack-not-hex-at-all", "kept"]);
+}
+
 /// Every permission bit lands as the archive gives it, whether or not the umask would
 /// take it from a new file: under 0o022 (most daemons'), 0o777 and 0o666 have bits it
 /// clears, 0o644 and 0o000 none.

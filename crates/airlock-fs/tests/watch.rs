@@ -9,7 +9,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::time::{Duration, Instant};
 
 use airlock_fs::{Root, SandboxPath, WatchEvent, WatchKind, Watcher};
-use common::scene;
+use common::{Scene, scene};
 
 /// Collects events until `done` says so or two seconds pass.
 fn collect(watcher: &mut Watcher, done: impl Fn(&[WatchEvent]) -> bool) -> Vec<WatchEvent> {
@@ -31,17 +31,23 @@ fn collect(watcher: &mut Watcher, done: impl Fn(&[WatchEvent]) -> bool) -> Vec<W
     seen
 }
 
+/// A fresh scene with a directory `/w`, watched recursively.
+fn watching_w() -> (Scene, Root, Watcher) {
+    let s = scene("w");
+    let root = Root::open(&s.root_dir).unwrap();
+    let watcher = root
+        .watch(&SandboxPath::parse("/w").unwrap(), true)
+        .unwrap();
+    (s, root, watcher)
+}
+
 fn has(events: &[WatchEvent], kind: WatchKind, path: &str) -> bool {
     events.iter().any(|e| e.kind == kind && e.path == path)
 }
 
 #[test]
 fn follows_new_nested_directories_and_pairs_renames() {
-    let s = scene("w");
-    let root = Root::open(&s.root_dir).unwrap();
-    let mut watcher = root
-        .watch(&SandboxPath::parse("/w").unwrap(), true)
-        .unwrap();
+    let (s, _root, mut watcher) = watching_w();
     let w = s.root_dir.join("w");
     fs::create_dir_all(w.join("a/b/c")).unwrap();
     fs::write(w.join("a/b/c/f"), b"1").unwrap();
@@ -187,4 +193,51 @@ fn a_chain_too_deep_to_follow_is_reported_and_the_stack_holds() {
         "{}",
         errors[0].path
     );
+}
+
+/// The engine's own steps stay out of a watch: a replacing write (temp file renamed over
+/// the target) is the file's create and write, an archive extracted into the tree is its
+/// entries' creates, and an entry renamed to a reserved name is removed.
+#[test]
+fn the_engines_work_in_progress_is_never_seen() {
+    let (s, root, mut watcher) = watching_w();
+    let w = s.root_dir.join("w");
+    fs::write(w.join("f"), b"old").unwrap();
+    fs::write(w.join("gone"), b"x").unwrap();
+    let _ = collect(&mut watcher, |e| has(e, WatchKind::Create, "/w/gone"));
+
+    let opts = airlock_fs::WriteOptions::new(0o644, common::me());
+    let f = SandboxPath::parse("/w/f").unwrap();
+    root.write_file(&f, &mut &b"new"[..], opts).unwrap();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(1);
+    header.set_mode(0o644);
+    builder
+        .append_data(&mut header, "t/inner/g", &b"g"[..])
+        .unwrap();
+    let archive = builder.into_inner().unwrap();
+    let limits = airlock_fs::UnpackLimits::default();
+    let dir = SandboxPath::parse("/w").unwrap();
+    root.unpack(&dir, &archive[..], common::me(), limits)
+        .unwrap();
+    fs::rename(w.join("gone"), w.join(".airlock-tmp-0123456789abcdef")).unwrap();
+    fs::write(w.join("marker"), b"x").unwrap();
+
+    let events = collect(&mut watcher, |e| has(e, WatchKind::Create, "/w/marker"));
+    assert!(
+        events.iter().all(|e| {
+            !e.path.contains(".airlock-")
+                && !e.from.as_ref().is_some_and(|f| f.contains(".airlock-"))
+        }),
+        "{events:?}"
+    );
+    assert!(has(&events, WatchKind::Create, "/w/f"), "{events:?}");
+    assert!(has(&events, WatchKind::Write, "/w/f"), "{events:?}");
+    assert!(has(&events, WatchKind::Create, "/w/t"), "{events:?}");
+    assert!(
+        has(&events, WatchKind::Create, "/w/t/inner/g"),
+        "{events:?}"
+    );
+    assert!(has(&events, WatchKind::Remove, "/w/gone"), "{events:?}");
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use airlock_api as api;
-use airlock_fs::{LossyQueue, WatchEvent, WatchFeed, WatchKind};
+use airlock_fs::{LossyQueue, WatchEvent, WatchFeed};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -52,9 +52,9 @@ impl Service {
             message: None,
         };
         // The tenant's slot is held as long as the stream is.
-        let events = ReceiverStream::new(events).flat_map(move |e| {
+        let events = ReceiverStream::new(events).map(move |e| {
             let _held = &slot;
-            futures_util::stream::iter(as_clients_see_it(e))
+            as_clients_see_it(e)
         });
         Ok(Box::pin(
             futures_util::stream::once(async move { ready }).chain(events),
@@ -96,25 +96,15 @@ fn pump(mut watcher: Box<dyn WatchFeed>, tx: mpsc::Sender<WatchEvent>, closed: C
     }
 }
 
-/// An engine event as clients see it. An atomic write goes through a temporary file
-/// renamed over its target; its steps on the temporary name are left out, and the final
-/// rename is the file's `create` and `write` under its own name (a new file took it).
-fn as_clients_see_it(e: WatchEvent) -> Vec<api::WatchEvent> {
-    let event = |kind: &str, from: Option<String>| api::WatchEvent {
-        kind: kind.into(),
-        path: e.path.clone(),
-        from,
+/// An engine event as clients see it (the engine already left out its own work in
+/// progress: see `airlock_fs::is_engine_entry`).
+fn as_clients_see_it(e: WatchEvent) -> api::WatchEvent {
+    api::WatchEvent {
+        kind: e.kind.name().into(),
+        path: e.path,
+        from: e.from,
         dir: e.is_dir,
-        message: e.message.clone(),
-    };
-    if airlock_fs::is_write_temp(&e.path) {
-        return Vec::new();
-    }
-    match (&e.kind, &e.from) {
-        (WatchKind::Rename, Some(from)) if airlock_fs::is_write_temp(from) => {
-            vec![event("create", None), event("write", None)]
-        }
-        _ => vec![event(e.kind.name(), e.from.clone())],
+        message: e.message,
     }
 }
 
@@ -154,39 +144,5 @@ mod tests {
         thread.join().unwrap();
         assert!(kinds.len() <= 4 + 1 + 4, "bounded: {kinds:?}");
         assert!(kinds.contains(&WatchKind::Overflow), "{kinds:?}");
-    }
-
-    #[test]
-    fn atomic_writes_are_seen_under_their_own_name() {
-        let raw = |kind, path: &str, from: Option<&str>| WatchEvent {
-            kind,
-            path: path.into(),
-            from: from.map(Into::into),
-            is_dir: false,
-            message: None,
-        };
-        assert!(
-            as_clients_see_it(raw(
-                WatchKind::Create,
-                "/w/.airlock-tmp-0123456789abcdef",
-                None
-            ))
-            .is_empty()
-        );
-        let renamed = as_clients_see_it(raw(
-            WatchKind::Rename,
-            "/w/report.txt",
-            Some("/w/.airlock-tmp-0123456789abcdef"),
-        ));
-        let kinds: Vec<&str> = renamed.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, ["create", "write"]);
-        assert!(
-            renamed
-                .iter()
-                .all(|e| e.path == "/w/report.txt" && e.from.is_none())
-        );
-        let moved = as_clients_see_it(raw(WatchKind::Rename, "/w/b", Some("/w/a")));
-        assert_eq!(moved[0].kind, "rename");
-        assert_eq!(moved[0].from.as_deref(), Some("/w/a"));
     }
 }
