@@ -15,7 +15,7 @@ import pytest
 
 from airlock import AsyncSandbox, Sandbox
 from airlock._sync import _io as sync_io
-from airlock._tar import UnsafeArchiveError, extract
+from airlock._tar import UnsafeArchiveError, extract, remove_tree
 
 from .conftest import Daemon
 
@@ -256,3 +256,56 @@ async def test_an_async_download_broken_between_entries_leaves_the_destination_a
     with pytest.raises(OSError, match="connection broke"):
         await async_io.extract(chunks(), str(target))
     assert list(target.iterdir()) == [], "nothing of a broken download is merged"
+
+
+def test_trees_deeper_than_pythons_recursion_limit_go_both_ways(
+    env: Daemon, tmp_path: Path
+) -> None:
+    """A sandbox makes a chain of thousands of directories in seconds; Python 3.11's own
+    `os.walk` and `shutil.rmtree` stop near a thousand levels. 1,500 one-letter levels
+    stay under PATH_MAX, so every side can name them."""
+    depth = 1500
+    local = tmp_path / "chain"
+    local.mkdir()
+    deepest = local
+    for _ in range(depth):  # `mkdir(parents=True)` recurses once a level too
+        deepest = deepest / "d"
+        deepest.mkdir()
+    (deepest / "f").write_bytes(b"bottom")
+    back = tmp_path / "back"
+    try:
+        with Sandbox.create() as sb:
+            made = sb.files.upload_path(str(local), "/workspace/chain")
+            assert made.dirs >= depth and made.files == 1
+            sb.files.download_path("/workspace/chain", str(back))
+            # Again, into the copy now there: every level merges.
+            sb.files.write("/workspace/chain/" + "d/" * depth + "f", b"changed")
+            sb.files.download_path("/workspace/chain", str(back))
+        assert back.joinpath(*["d"] * depth, "f").read_bytes() == b"changed"
+        assert [p.name for p in back.iterdir()] == ["d"], "no staging left behind"
+    finally:
+        for tree in (local, back):
+            if tree.exists():
+                remove_tree(tree)
+    assert not local.exists()
+
+
+def test_a_stale_staging_directory_in_an_uploaded_folder_is_skipped(
+    env: Daemon, tmp_path: Path
+) -> None:
+    """A download killed midway leaves its staging directory in the local folder; the
+    next upload of that folder sends it, and the daemon skips it, saying so."""
+    local = tmp_path / "project"
+    (local / ".airlock-unpack-0123456789abcdef").mkdir(parents=True)
+    (local / ".airlock-unpack-0123456789abcdef" / "half").write_bytes(b"x")
+    (local / "kept").write_bytes(b"kept")
+    with Sandbox.create() as sb:
+        made = sb.files.upload_path(str(local), "/workspace/project")
+        assert made.files == 1
+        skipped = sorted(s["path"] for s in made.skipped)
+        assert skipped == [
+            "/workspace/project/.airlock-unpack-0123456789abcdef",
+            "/workspace/project/.airlock-unpack-0123456789abcdef/half",
+        ]
+        run = sb.commands.run("ls -A /workspace/project")
+        assert run.stdout == "kept\n"

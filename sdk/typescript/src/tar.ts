@@ -13,7 +13,7 @@
 
 import { constants, createReadStream } from 'node:fs'
 import * as fs from 'node:fs/promises'
-import { join, relative, sep } from 'node:path'
+import { dirname, join, relative, sep } from 'node:path'
 
 import * as tar from 'tar-stream'
 
@@ -132,6 +132,7 @@ async function extractInto(
 ): Promise<number> {
   const written = new Set<string>()
   const known = new Map<string, boolean>()
+  const realDirs = new Set<string>([staging])
   const extract = tar.extract()
   const feeding = feed(source, extract)
   // Its failure (a broken download) also ends the loop below, which reports it; until
@@ -142,7 +143,7 @@ async function extractInto(
     for await (const entry of extract) {
       const { header } = entry
       const target = targetOf(staging, header.name)
-      await checkParents(staging, target)
+      await checkParents(staging, target, realDirs)
       await checkDestination(staging, root, target, described, header.type === 'directory', known)
       const mode = (header.mode ?? 0o644) & 0o7777
       switch (header.type) {
@@ -152,6 +153,7 @@ async function extractInto(
             await clear(target)
             await fs.mkdir(target, { mode: 0o755 })
           }
+          realDirs.add(target)
           await fs.chmod(target, mode)
           described.set(target, { mode, mtime: header.mtime })
           break
@@ -204,7 +206,8 @@ async function extractInto(
  * unless the archive's own directory replaces it; or a directory where the entry, not
  * one itself, goes. `known` remembers, for one extraction, which directories on the way
  * `root` has (true) and lacks (false): nothing is written into `root` before the move,
- * so each is looked at once, not once an entry.
+ * so each is looked at once, not once an entry. An entry whose parent is known starts
+ * there: a deep tree would otherwise take quadratic time.
  */
 async function checkDestination(
   staging: string,
@@ -215,7 +218,13 @@ async function checkDestination(
   known: Map<string, boolean>,
 ): Promise<void> {
   const rel = relative(staging, target).split(sep).filter((p) => p !== '')
-  for (let depth = 1; depth <= rel.length; depth++) {
+  let first = 1
+  if (rel.length > 1) {
+    const parent = known.get(join(root, ...rel.slice(0, -1)))
+    if (parent === false) return // from here down, all new
+    if (parent === true) first = rel.length
+  }
+  for (let depth = first; depth <= rel.length; depth++) {
     const there = join(root, ...rel.slice(0, depth))
     const last = depth === rel.length
     const seen = last ? undefined : known.get(there)
@@ -226,14 +235,14 @@ async function checkDestination(
       info = await fs.lstat(there)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-      if (!last) known.set(there, false)
+      if (!last || isDir) known.set(there, false)
       return // from here down, all new
     }
     if (info.isDirectory()) {
       if (last && !isDir) {
         throw isADirectory(`${there} is a directory; ${rel.join('/')} is not`)
       }
-      if (!last) known.set(there, true)
+      known.set(there, true)
       continue
     }
     if (last || described.has(join(staging, ...rel.slice(0, depth)))) return // replaced whole by the move
@@ -294,18 +303,30 @@ async function feed(source: AsyncIterable<Uint8Array>, extract: tar.Extract): Pr
   try {
     for await (const chunk of source) {
       if (extract.destroyed) return
-      if (!extract.write(chunk)) {
-        await new Promise<void>((resolve) => {
-          extract.once('drain', resolve)
-          extract.once('close', resolve)
-        })
-      }
+      if (!extract.write(chunk)) await drainedOrClosed(extract)
     }
     extract.end()
   } catch (error) {
     extract.destroy(error as Error)
     throw error
   }
+}
+
+/**
+ * Waits until `extract` takes more input or closes. Both listeners go when either
+ * fires: a `close` listener left behind at each wait piled up over a big download
+ * (and Node warned of a leak past ten).
+ */
+function drainedOrClosed(extract: tar.Extract): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      extract.off('drain', done)
+      extract.off('close', done)
+      resolve()
+    }
+    extract.on('drain', done)
+    extract.on('close', done)
+  })
 }
 
 /** Where an archive name lands under `root`; a name that would leave it is refused. */
@@ -317,18 +338,26 @@ function targetOf(root: string, name: string): string {
   return parts.length ? join(root, ...parts) : root
 }
 
-/** Every directory between `root` and `target` is a real directory (made if missing). */
-async function checkParents(root: string, target: string): Promise<void> {
+/**
+ * Every directory between `root` and `target` is a real directory (made if missing).
+ * `realDirs` holds those already found or made in this extraction (nothing here ever
+ * removes a directory), so an entry whose parent is one costs no look at all, not one
+ * a level: a deep tree would take quadratic time.
+ */
+async function checkParents(root: string, target: string, realDirs: Set<string>): Promise<void> {
+  if (target === root || realDirs.has(dirname(target))) return
   const parts = relative(root, target).split(sep).slice(0, -1)
   let current = root
   for (const part of parts) {
     current = join(current, part)
+    if (realDirs.has(current)) continue
     let info
     try {
       info = await fs.lstat(current)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
       await fs.mkdir(current, { mode: 0o755 })
+      realDirs.add(current)
       continue
     }
     if (!info.isDirectory()) {
@@ -337,6 +366,7 @@ async function checkParents(root: string, target: string): Promise<void> {
         'bad_archive',
       )
     }
+    realDirs.add(current)
   }
 }
 

@@ -196,6 +196,33 @@ test('a download cut off midway leaves the destination as it was', async () => {
   }
 })
 
+test('a tree 1,500 levels deep goes up and comes back, twice into the same place', async () => {
+  // A sandbox makes chains like this in seconds; 1,500 one-letter levels stay under
+  // PATH_MAX. The big file makes the download wait on the disk many times over.
+  const local = scratch()
+  const chain = Array.from({ length: 1500 }, () => 'd').join('/')
+  fs.mkdirSync(join(local, chain), { recursive: true })
+  fs.writeFileSync(join(local, chain, 'f'), 'bottom')
+  fs.writeFileSync(join(local, 'big.bin'), Buffer.alloc(8 << 20, 7))
+  const warnings: Error[] = []
+  const warned = (w: Error): void => void warnings.push(w)
+  process.on('warning', warned)
+  try {
+    const sent = await fx.sandbox.files.uploadPath(local, '/workspace/chain')
+    assert.ok(sent.dirs >= 1500, `${sent.dirs} directories`)
+    const back = scratch()
+    await fx.sandbox.files.downloadPath('/workspace/chain', back)
+    await fx.sandbox.files.write(`/workspace/chain/${chain}/f`, 'changed')
+    await fx.sandbox.files.downloadPath('/workspace/chain', back)
+    assert.equal(fs.readFileSync(join(back, chain, 'f'), 'utf8'), 'changed')
+    assert.deepEqual(fs.readdirSync(back).sort(), ['big.bin', 'd'], 'no staging left behind')
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(warnings, [], 'no listener piles up while the download waits')
+  } finally {
+    process.off('warning', warned)
+  }
+})
+
 test('an archive refused midway leaves nothing of its earlier entries', async () => {
   const local = scratch()
   await assert.rejects(

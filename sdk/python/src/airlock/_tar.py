@@ -6,13 +6,17 @@ writes it under a local directory as safely as the daemon extracts: no absolute 
 `..`, never through a symlink (the archive's own or one already there), no devices, and
 hard links only to files it has just written; and all or nothing, moved into place only
 once the whole archive is in.
+
+No walk here recurses once per level: trees of any depth are plain data (a sandbox makes
+a chain of thousands of directories in seconds), and Python 3.11's own `os.walk` and
+`shutil.rmtree` hit the recursion limit near a thousand.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
-import shutil
 import stat
 import tarfile
 import tempfile
@@ -76,23 +80,28 @@ def _pack(root: Path, paths: Iterator[Path]) -> Iterator[bytes]:
 
 
 def _walk(root: Path, patterns: list[str]) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        base = Path(dirpath)
-        dirnames.sort()
+    """Each directory's subdirectories, then its other entries, each group sorted, then
+    the subdirectories' own, in order (what a top-down `os.walk` gives); a directory
+    that cannot be read raises rather than being left out."""
+    pending = [root]
+    while pending:
+        base = pending.pop()
+        with os.scandir(base) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+        dirs = [e for e in entries if e.is_dir()]
         kept = []
-        for name in dirnames:
-            path = base / name
+        for entry in dirs:
+            path = base / entry.name
             if _excluded(root, path, patterns):
                 continue
             yield path
-            if path.is_symlink():
-                continue  # a link to a directory is carried as a link, never followed
-            kept.append(name)
-        dirnames[:] = kept
-        for name in sorted(filenames):
-            path = base / name
-            if not _excluded(root, path, patterns):
+            if not entry.is_symlink():  # a link to a directory is carried as a link
+                kept.append(path)
+        for entry in entries:
+            path = base / entry.name
+            if not entry.is_dir() and not _excluded(root, path, patterns):
                 yield path
+        pending.extend(reversed(kept))
 
 
 def _excluded(root: Path, path: Path, patterns: list[str]) -> bool:
@@ -132,7 +141,8 @@ def extract(stream: IO[bytes], local: str | os.PathLike[str]) -> int:
         if staging in described:  # the archive's own entry for `local` itself
             _describe(root, described[staging])
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            remove_tree(staging)
     return count
 
 
@@ -146,16 +156,18 @@ def _extract_into(stream: IO[bytes], staging: Path, root: Path) -> tuple[int, De
     written: set[Path] = set()
     described: Described = {}
     known: dict[Path, bool] = {}
+    real_dirs: set[Path] = {staging}
     count = 0
     with tarfile.open(fileobj=stream, mode="r|*") as archive:
         for member in archive:
             target = _target(staging, member.name)
-            _check_parents(staging, target)
+            _check_parents(staging, target, real_dirs)
             _check_destination(staging, root, target, described, member.isdir(), known)
             if member.isdir():
                 if not target.is_dir() or target.is_symlink():
                     _clear(target)
                     target.mkdir(mode=0o755)
+                real_dirs.add(target)
                 os.chmod(target, member.mode & 0o7777)
                 described[target] = (member.mode & 0o7777, int(member.mtime))
             elif member.isfile():
@@ -197,9 +209,17 @@ def _check_destination(
     its way is, unless the archive's own directory replaces it; or a directory where
     the entry, not one itself, goes. `known` remembers, for one extraction, which
     directories on the way `root` has (True) and lacks (False): nothing is written into
-    `root` before the move, so each is looked at once, not once an entry."""
+    `root` before the move, so each is looked at once, not once an entry. An entry whose
+    parent is known starts there: a deep tree would otherwise take quadratic time."""
     rel = target.relative_to(staging).parts
-    for depth in range(1, len(rel) + 1):
+    first = 1
+    if len(rel) > 1:
+        parent = root.joinpath(*rel[:-1])
+        if parent in known:
+            if not known[parent]:
+                return  # from here down, all new
+            first = len(rel)
+    for depth in range(first, len(rel) + 1):
         there = root.joinpath(*rel[:depth])
         last = depth == len(rel)
         if not last and there in known:
@@ -209,14 +229,13 @@ def _check_destination(
         try:
             mode = os.lstat(there).st_mode
         except FileNotFoundError:
-            if not last:
+            if not last or is_dir:
                 known[there] = False
             return  # from here down, all new
         if stat.S_ISDIR(mode):
             if last and not is_dir:
                 raise IsADirectoryError(f"{there} is a directory; {'/'.join(rel)} is not")
-            if not last:
-                known[there] = True
+            known[there] = True
             continue
         if last or staging.joinpath(*rel[:depth]) in described:
             return  # replaced whole by the move
@@ -227,28 +246,62 @@ def _merge(staged: Path, into: Path, described: Described) -> None:
     """Moves everything under `staged` into `into`. A name `into` lacks is renamed
     across whole; a directory meets a directory by merging; anything else replaces what
     is there, never followed."""
-    for name in os.listdir(staged):
-        source, dest = staged / name, into / name
-        source_is_dir = stat.S_ISDIR(os.lstat(source).st_mode)
-        try:
-            dest_mode = os.lstat(dest).st_mode
-        except FileNotFoundError:
-            os.rename(source, dest)
-            continue
-        if source_is_dir and stat.S_ISDIR(dest_mode):
-            _merge(source, dest, described)
+    # (source, dest, done): a directory pair below the top is visited twice, to move
+    # what it holds and then, once that is all moved, to describe and remove it. The
+    # top pair is visited once: the caller describes `into` and removes `staged`.
+    pending: list[tuple[Path, Path, bool]] = [(staged, into, False)]
+    while pending:
+        source, dest, done = pending.pop()
+        if done:
             if source in described:
                 _describe(dest, described[source])
             os.rmdir(source)
-        elif stat.S_ISDIR(dest_mode):
-            raise IsADirectoryError(f"{dest} is a directory; the archive's {name} is not")
-        elif source_is_dir:
-            if source not in described:
-                raise UnsafeArchiveError(f"{dest} is in the way of a directory")
-            os.unlink(dest)
-            os.rename(source, dest)
-        else:
-            os.replace(source, dest)
+            continue
+        for name in os.listdir(source):
+            if _place(source / name, dest / name, name, described):
+                pending.append((source / name, dest / name, True))
+                pending.append((source / name, dest / name, False))
+
+
+def _place(source: Path, dest: Path, name: str, described: Described) -> bool:
+    """Moves `source` to `dest`, or answers True when both are directories, to merge."""
+    source_is_dir = stat.S_ISDIR(os.lstat(source).st_mode)
+    try:
+        dest_mode = os.lstat(dest).st_mode
+    except FileNotFoundError:
+        os.rename(source, dest)
+        return False
+    if source_is_dir and stat.S_ISDIR(dest_mode):
+        return True
+    if stat.S_ISDIR(dest_mode):
+        raise IsADirectoryError(f"{dest} is a directory; the archive's {name} is not")
+    if source_is_dir:
+        if source not in described:
+            raise UnsafeArchiveError(f"{dest} is in the way of a directory")
+        os.unlink(dest)
+        os.rename(source, dest)
+    else:
+        os.replace(source, dest)
+    return False
+
+
+def remove_tree(top: str | os.PathLike[str]) -> None:
+    """Removes the directory `top` and all below it, never following a link."""
+    # (path, emptied): a directory is visited to remove its other entries, then again
+    # to remove it once its subdirectories are gone.
+    pending: list[tuple[str, bool]] = [(os.fspath(top), False)]
+    while pending:
+        path, emptied = pending.pop()
+        if emptied:
+            os.rmdir(path)
+            continue
+        pending.append((path, True))
+        with os.scandir(path) as scan:
+            for entry in scan:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, False))
+                else:
+                    os.unlink(entry.path)
 
 
 def _describe(dest: Path, mode_and_mtime: tuple[int, int]) -> None:
@@ -268,20 +321,29 @@ def _target(root: Path, name: str) -> Path:
     return root.joinpath(*parts)
 
 
-def _check_parents(root: Path, target: Path) -> None:
-    """Every directory between root and target must be a real directory, not a link."""
+def _check_parents(root: Path, target: Path, real_dirs: set[Path]) -> None:
+    """Every directory between root and target must be a real directory, not a link;
+    missing ones are made. `real_dirs` holds those already found or made in this
+    extraction (nothing here ever removes a directory), so an entry whose parent is one
+    costs no look at all, not one a level: a deep tree would take quadratic time."""
+    if target.parent in real_dirs or target == root:
+        return
     current = root
     for part in target.relative_to(root).parts[:-1]:
         current = current / part
+        if current in real_dirs:
+            continue
         try:
             mode = os.lstat(current).st_mode
         except FileNotFoundError:
             current.mkdir(mode=0o755)
+            real_dirs.add(current)
             continue
         if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
             raise UnsafeArchiveError(
                 f"{target.relative_to(root)} would be written through {current}"
             )
+        real_dirs.add(current)
 
 
 def _clear(target: Path) -> None:

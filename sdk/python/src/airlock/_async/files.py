@@ -5,7 +5,6 @@ from __future__ import annotations
 import builtins
 import json
 import os
-import shutil
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -383,6 +382,6 @@ def _local_sides(local: str, exclude: builtins.list[str] | None) -> dict[str, _s
 
 def _remove_local(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
+        _tar.remove_tree(path)
     elif os.path.lexists(path):
         os.unlink(path)
