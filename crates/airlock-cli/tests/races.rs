@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use airlock_proto::v1 as pb;
 use common::files::{Files, HostSentinel, sandbox_with};
+use common::tus::Tus;
 use common::{Daemon, grpc, sh};
 use serde_json::json;
 
@@ -426,4 +427,123 @@ impl HostWatch {
         }
         count
     }
+}
+
+/// Readers racing writers: while archives land in a directory over and over, a file in
+/// it is replaced over and over, and a resumable upload waits half sent beside them,
+/// listings, archive downloads and a recursive watch of that directory show committed
+/// entries only: never a staging directory, a partial file or a temp file.
+#[tokio::test]
+async fn readers_never_see_the_engines_work_in_progress() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let base = "/workspace/wip";
+    let (status, _) = files
+        .call(
+            reqwest::Method::POST,
+            "/mkdir",
+            &[],
+            Some(json!({ "path": base })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = files.put(&format!("{base}/replaced"), &[], "0").await;
+    assert_eq!(status, 201);
+    let tus = Tus::new(&daemon, &id);
+    let location = tus
+        .create(1000, &[("path", &format!("{base}/later"))])
+        .await;
+    assert_eq!(tus.patch(&location, 0, &[7; 100], None).await.status(), 204);
+    let watch = files
+        .http
+        .get(files.url("/watch", &[("path", base), ("recursive", "true")]))
+        .bearer_auth(&files.token)
+        .send()
+        .await
+        .unwrap();
+    let mut watch = watch.bytes_stream();
+
+    let rounds = iterations().div_ceil(20).max(10);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let writer = async {
+        for i in 0..rounds {
+            let (status, answer) = files
+                .send(
+                    reqwest::Method::PUT,
+                    "/archive",
+                    &[("path", base)],
+                    small_tree(i),
+                )
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            let (status, _) = files
+                .put(&format!("{base}/replaced"), &[], i.to_string())
+                .await;
+            assert_eq!(status, 200);
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let reader = async {
+        let mut reads = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
+            let (status, listing) = files
+                .call(
+                    reqwest::Method::GET,
+                    "",
+                    &[("path", base), ("depth", "8")],
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200);
+            assert!(!listing.to_string().contains(".airlock-"), "{listing}");
+            let packed = files
+                .http
+                .get(files.url("/archive", &[("path", base)]))
+                .bearer_auth(&files.token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(packed.status(), 200);
+            let packed = packed.bytes().await.unwrap();
+            for entry in tar::Archive::new(&packed[..]).entries().unwrap() {
+                let name = entry.unwrap().path().unwrap().display().to_string();
+                assert!(!name.contains(".airlock-"), "packed {name}");
+            }
+            reads += 1;
+        }
+        reads
+    };
+    let ((), reads) = tokio::join!(writer, reader);
+
+    // The watch saw every round; none of its events names the engine's own entries.
+    let mut events = Vec::new();
+    while let Ok(Some(chunk)) = tokio::time::timeout(
+        Duration::from_millis(500),
+        futures_util::StreamExt::next(&mut watch),
+    )
+    .await
+    {
+        events.extend_from_slice(&chunk.unwrap());
+    }
+    let events = String::from_utf8_lossy(&events);
+    assert!(events.contains("/workspace/wip/t/d0/f0"), "{events}");
+    assert!(!events.contains(".airlock-"), "{events}");
+    eprintln!("{rounds} archive rounds, {reads} listing+download reads alongside");
+}
+
+/// A tree of 5 directories of 10 files each, its contents marked with `round`.
+fn small_tree(round: usize) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for d in 0..5 {
+        for f in 0..10 {
+            let body = format!("{round}");
+            let mut header = tar::Header::new_gnu();
+            header.set_size(body.len() as u64);
+            header.set_mode(0o644);
+            tar.append_data(&mut header, format!("t/d{d}/f{f}"), body.as_bytes())
+                .unwrap();
+        }
+    }
+    tar.into_inner().unwrap()
 }
