@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from airlock._tar import remove_tree
+
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -37,7 +39,8 @@ def _binary() -> str:
 
 @pytest.fixture(scope="session")
 def daemon() -> Iterator[Daemon]:
-    with tempfile.TemporaryDirectory(prefix="airlock-sdk-") as scratch:
+    scratch = tempfile.mkdtemp(prefix="airlock-sdk-")
+    try:
         home = Path(scratch) / "home"
         home.mkdir()
         log = open(Path(scratch) / "daemon.log", "wb")  # noqa: SIM115 - lives as long as the daemon
@@ -55,6 +58,10 @@ def daemon() -> Iterator[Daemon]:
             child.terminate()
             child.wait(timeout=30)
             log.close()
+    finally:
+        # Not shutil.rmtree: on Python 3.11 it recurses once a level, and a deleted
+        # sandbox's deep tree may still wait in the daemon's trash.
+        remove_tree(scratch)
 
 
 def _wait_ready(child: subprocess.Popen[bytes], home: Path) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from airlock import AsyncSandbox, Sandbox
 from airlock._sync import _io as sync_io
-from airlock._tar import UnsafeArchiveError, extract, remove_tree
+from airlock._tar import UnsafeArchiveError, extract, make_staging, remove_tree
 
 from .conftest import Daemon
 
@@ -266,14 +266,14 @@ def test_trees_deeper_than_pythons_recursion_limit_go_both_ways(
     stay under PATH_MAX, so every side can name them."""
     depth = 1500
     local = tmp_path / "chain"
-    local.mkdir()
-    deepest = local
-    for _ in range(depth):  # `mkdir(parents=True)` recurses once a level too
-        deepest = deepest / "d"
-        deepest.mkdir()
-    (deepest / "f").write_bytes(b"bottom")
     back = tmp_path / "back"
-    try:
+    try:  # removed here even on failure: pytest's own cleanup would hit the limit
+        local.mkdir()
+        deepest = local
+        for _ in range(depth):  # `mkdir(parents=True)` recurses once a level too
+            deepest = deepest / "d"
+            deepest.mkdir()
+        (deepest / "f").write_bytes(b"bottom")
         with Sandbox.create() as sb:
             made = sb.files.upload_path(str(local), "/workspace/chain")
             assert made.dirs >= depth and made.files == 1
@@ -296,16 +296,17 @@ def test_a_stale_staging_directory_in_an_uploaded_folder_is_skipped(
     """A download killed midway leaves its staging directory in the local folder; the
     next upload of that folder sends it, and the daemon skips it, saying so."""
     local = tmp_path / "project"
-    (local / ".airlock-unpack-0123456789abcdef").mkdir(parents=True)
-    (local / ".airlock-unpack-0123456789abcdef" / "half").write_bytes(b"x")
+    local.mkdir()
+    stale = make_staging(local)  # named as a real download names it
+    (stale / "half").write_bytes(b"x")
     (local / "kept").write_bytes(b"kept")
     with Sandbox.create() as sb:
         made = sb.files.upload_path(str(local), "/workspace/project")
         assert made.files == 1
         skipped = sorted(s["path"] for s in made.skipped)
         assert skipped == [
-            "/workspace/project/.airlock-unpack-0123456789abcdef",
-            "/workspace/project/.airlock-unpack-0123456789abcdef/half",
+            f"/workspace/project/{stale.name}",
+            f"/workspace/project/{stale.name}/half",
         ]
         run = sb.commands.run("ls -A /workspace/project")
         assert run.stdout == "kept\n"

@@ -11,6 +11,7 @@
  * stops, writing nothing, with a `BadArchiveError`.
  */
 
+import { randomBytes } from 'node:crypto'
 import { constants, createReadStream } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { dirname, join, relative, sep } from 'node:path'
@@ -99,8 +100,7 @@ export function packTree(root: string, paths: AsyncIterable<string>): AsyncItera
 export async function extractTree(source: AsyncIterable<Uint8Array>, local: string): Promise<number> {
   await fs.mkdir(local, { recursive: true })
   const root = await fs.realpath(local)
-  // Private (0700) and on the same filesystem: the move into place is renames.
-  const staging = await fs.mkdtemp(join(root, UNPACK_PREFIX))
+  const staging = await makeStaging(root)
   try {
     const described: Described = new Map()
     const count = await extractInto(source, staging, root, described)
@@ -116,8 +116,28 @@ export async function extractTree(source: AsyncIterable<Uint8Array>, local: stri
 /** A directory's mode and mtime, as its archive entry gave them. */
 type Described = Map<string, { mode: number; mtime: Date | undefined }>
 
-/** The prefix of the directory a tree download is extracted into. */
+/**
+ * The prefix of the directory a tree download is extracted into; 16 hex digits follow,
+ * the form the daemon reserves, so that one a killed process left behind is skipped if
+ * its folder is uploaded later.
+ */
 const UNPACK_PREFIX = '.airlock-unpack-'
+
+/**
+ * A new directory in `root` to extract into: private (0700), and on the same
+ * filesystem, so the move into place is renames.
+ */
+export async function makeStaging(root: string): Promise<string> {
+  for (;;) {
+    const staging = join(root, UNPACK_PREFIX + randomBytes(8).toString('hex'))
+    try {
+      await fs.mkdir(staging, { mode: 0o700 })
+      return staging
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+  }
+}
 
 /**
  * Extracts under `staging`, checking each entry against what `root` already holds;

@@ -10,7 +10,7 @@ import { after, test } from 'node:test'
 import * as tar from 'tar-stream'
 
 import { BadArchiveError, Sandbox } from '../src/index.js'
-import { extractTree } from '../src/tar.js'
+import { extractTree, makeStaging } from '../src/tar.js'
 import { useSandbox } from './daemon.js'
 
 const fx = useSandbox()
@@ -221,6 +221,19 @@ test('a tree 1,500 levels deep goes up and comes back, twice into the same place
   } finally {
     process.off('warning', warned)
   }
+})
+
+test('a staging directory a killed download left in a folder is skipped by its next upload', async () => {
+  const local = scratch()
+  const stale = await makeStaging(local) // named as a real download names it
+  fs.writeFileSync(join(stale, 'half'), 'x')
+  fs.writeFileSync(join(local, 'kept'), 'kept')
+  const sent = await fx.sandbox.files.uploadPath(local, '/workspace/stale')
+  assert.equal(sent.files, 1)
+  const name = stale.slice(local.length + 1)
+  assert.deepEqual(sent.skipped.map((s) => s.path).sort(), [`/workspace/stale/${name}`, `/workspace/stale/${name}/half`])
+  const listed = await fx.sandbox.commands.run('ls -A /workspace/stale')
+  assert.equal(listed.stdout, 'kept\n')
 })
 
 test('an archive refused midway leaves nothing of its earlier entries', async () => {

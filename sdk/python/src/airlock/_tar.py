@@ -17,15 +17,16 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import secrets
 import stat
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 #: The prefix of the directory a tree download is extracted into before it is moved
-#: into place.
+#: into place; 16 hex digits follow, the form the daemon reserves, so that one a killed
+#: process left behind is skipped if its folder is uploaded later.
 UNPACK_PREFIX = ".airlock-unpack-"
 
 #: Bytes of a file read at a time while packing.
@@ -133,8 +134,7 @@ def extract(stream: IO[bytes], local: str | os.PathLike[str]) -> int:
     root = Path(local)
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
-    # Private (0700) and on the same filesystem: the move into place is renames.
-    staging = Path(tempfile.mkdtemp(prefix=UNPACK_PREFIX, dir=root))
+    staging = make_staging(root)
     try:
         count, described = _extract_into(stream, staging, root)
         _merge(staging, root, described)
@@ -144,6 +144,18 @@ def extract(stream: IO[bytes], local: str | os.PathLike[str]) -> int:
         with contextlib.suppress(OSError):
             remove_tree(staging)
     return count
+
+
+def make_staging(root: Path) -> Path:
+    """A new directory in `root` to extract into: private (0700), and on the same
+    filesystem, so the move into place is renames."""
+    while True:
+        staging = root / f"{UNPACK_PREFIX}{secrets.token_hex(8)}"
+        try:
+            staging.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return staging
 
 
 #: A directory's mode and mtime, as its archive entry gave them.
