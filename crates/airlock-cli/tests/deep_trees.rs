@@ -89,3 +89,39 @@ async fn every_walk_over_a_chain_deeper_than_any_stack_answers_and_the_daemon_li
     }
     alive(&daemon).await;
 }
+
+/// An archive as deep as names allow (2,000 levels, a file at each), uploaded over its
+/// own copy: the second upload merges every level into the first. The merge recursed
+/// once a level, and this aborted the daemon with a stack overflow.
+#[tokio::test]
+async fn an_archive_as_deep_as_names_allow_merges_over_its_own_copy() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut rel = String::new();
+    for _ in 0..2_000 {
+        rel.push_str("d/");
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        tar.append_data(&mut header, &rel, &b""[..]).unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(1);
+        tar.append_data(&mut header, format!("{rel}f"), &b"x"[..])
+            .unwrap();
+    }
+    let tar = tar.into_inner().unwrap();
+    for round in 0..2 {
+        let landed = client
+            .upload_archive_body(&id, "/workspace/deep", tar.clone(), ArchiveFormat::Tar)
+            .await
+            .unwrap_or_else(|e| panic!("upload {round}: {e}"));
+        assert_eq!((landed.dirs, landed.files), (2_000, 2_000));
+        alive(&daemon).await;
+    }
+    let bottom = format!("/workspace/deep/{rel}f");
+    assert_eq!(client.stat(&id, &bottom).await.unwrap().size, 1);
+}

@@ -253,16 +253,25 @@ impl<'a> Extractor<'a> {
     }
 
     /// Makes (or finds) the directory `rel` in staging, and every directory above it.
+    /// The walk starts from the last directory found when that one lies above `rel`: an
+    /// archive lists a directory's entries and subdirectories right after it, and
+    /// walking from the top each time made a deep tree's extraction quadratic (a
+    /// 2,000-deep chain: 2 million `openat2` calls).
     fn dir(&mut self, rel: &[u8]) -> FsResult<Rc<OwnedFd>> {
-        if let Some((cached, fd)) = &self.cached_parent
-            && cached == rel
-        {
-            return Ok(fd.clone());
-        }
-        let top = self.top()?;
+        let (top, rest) = match &self.cached_parent {
+            Some((cached, fd)) if cached == rel => return Ok(fd.clone()),
+            Some((cached, fd))
+                if rel.len() > cached.len()
+                    && rel.starts_with(cached)
+                    && rel[cached.len()] == b'/' =>
+            {
+                (fd.clone(), &rel[cached.len() + 1..])
+            }
+            _ => (self.top()?, rel),
+        };
         let mut dir: Option<OwnedFd> = None;
-        let mut walked = 0;
-        for part in rel.split(|&b| b == b'/') {
+        let mut walked = rel.len() - rest.len();
+        for part in rest.split(|&b| b == b'/') {
             walked += part.len() + 1;
             let name = OsStr::from_bytes(part);
             let from = dir.as_ref().unwrap_or(&top);

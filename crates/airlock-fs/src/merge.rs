@@ -4,7 +4,7 @@
 //! followed; the sandbox may change the target meanwhile, but it can only make a step
 //! fail, never redirect it.
 
-use std::ffi::{CStr, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 
@@ -35,54 +35,135 @@ pub(crate) fn merge(staging: &OwnedFd, target: &OwnedFd, at: &SandboxPath) -> Fs
 
 type MergeError = (Vec<u8>, Errno);
 
-fn merge_dir(from: &OwnedFd, into: &OwnedFd, rel: &mut Vec<u8>) -> Result<(), MergeError> {
-    let children = children_of(from).map_err(|e| (rel.clone(), e))?;
-    for (name, from_is_dir) in children {
-        let depth = rel.len();
+/// Most directory pairs one merge holds open below the top. An archive's tree is as deep
+/// as its names allow (about 2,000 levels under `PATH_MAX`): a merge that recursed once
+/// a level overflowed the daemon's stack on such a tree uploaded over its own copy, and
+/// holding two descriptors a level would run out of them.
+const HELD: usize = 32;
+
+/// A directory present on both sides, being merged.
+struct Level {
+    /// Its name in its parent (empty for the top).
+    name: CString,
+    /// How much of the walk's path names it.
+    rel_len: usize,
+    /// Its staging side and its target side, while held; reopened by path when the walk
+    /// comes back to it after letting them go.
+    open: Option<(OwnedFd, OwnedFd)>,
+    /// Its staging entries still to merge.
+    left: std::vec::IntoIter<(CString, bool)>,
+}
+
+fn merge_dir(staging: &OwnedFd, target: &OwnedFd, rel: &mut Vec<u8>) -> Result<(), MergeError> {
+    let top = children_of(staging).map_err(|e| (rel.clone(), e))?;
+    let mut stack = vec![Level {
+        name: CString::default(),
+        rel_len: 0,
+        open: None,
+        left: top.into_iter(),
+    }];
+    while let Some(level) = stack.last_mut() {
+        let Some((name, from_is_dir)) = level.left.next() else {
+            // Every entry moved: the emptied staging directory goes (the top is the
+            // caller's to remove).
+            let Some(done) = stack.pop().filter(|_| !stack.is_empty()) else {
+                break;
+            };
+            drop(done.open);
+            rel.truncate(done.rel_len);
+            let (from, _) = sides(&mut stack, staging, target, rel)?;
+            rustix::fs::unlinkat(from, done.name.as_c_str(), AtFlags::REMOVEDIR)
+                .map_err(|e| (rel.clone(), e))?;
+            continue;
+        };
+        let rel_len = level.rel_len;
+        rel.truncate(rel_len);
         if !rel.is_empty() {
             rel.push(b'/');
         }
         rel.extend_from_slice(name.as_bytes());
-        merge_one(from, into, &name, from_is_dir, rel)?;
-        rel.truncate(depth);
+        let (from, into) = sides(&mut stack, staging, target, rel)?;
+        if let Some((sub_from, sub_into)) = merge_one(from, into, &name, from_is_dir, rel)? {
+            let children = children_of(&sub_from).map_err(|e| (rel.clone(), e))?;
+            if stack.len() > HELD {
+                let far = stack.len() - HELD;
+                stack[far].open = None;
+            }
+            stack.push(Level {
+                name,
+                rel_len: rel.len(),
+                open: Some((sub_from, sub_into)),
+                left: children.into_iter(),
+            });
+        }
     }
     Ok(())
 }
 
+/// The staging and target sides of the innermost level, reopened beneath the top by
+/// their path if they were let go (no symlink followed: a sandbox that swapped a
+/// directory meanwhile makes the merge fail, not stray).
+fn sides<'a>(
+    stack: &'a mut [Level],
+    staging: &'a OwnedFd,
+    target: &'a OwnedFd,
+    rel: &[u8],
+) -> Result<(&'a OwnedFd, &'a OwnedFd), MergeError> {
+    let Some(level) = stack.last_mut().filter(|l| l.rel_len > 0) else {
+        return Ok((staging, target));
+    };
+    let at = &rel[..level.rel_len];
+    let (from, into) = match &mut level.open {
+        Some(open) => open,
+        slot @ None => {
+            let path = OsStr::from_bytes(at);
+            let flags = OFlags::PATH | OFlags::DIRECTORY;
+            let from = open_beneath(staging, path, flags).map_err(|e| (at.to_vec(), e))?;
+            let into = open_beneath(target, path, flags).map_err(|e| (at.to_vec(), e))?;
+            slot.insert((from, into))
+        }
+    };
+    Ok((from, into))
+}
+
+/// Merges one staging entry into `into`; answers both sides of a directory present on
+/// both, for the walk to step into.
 fn merge_one(
     from: &OwnedFd,
     into: &OwnedFd,
     name: &CStr,
     from_is_dir: bool,
-    rel: &mut Vec<u8>,
-) -> Result<(), MergeError> {
-    let shown = rel.clone();
-    let here = |e: Errno| (shown.clone(), e);
+    rel: &[u8],
+) -> Result<Option<(OwnedFd, OwnedFd)>, MergeError> {
+    let here = |e: Errno| (rel.to_vec(), e);
     let existing = match rustix::fs::statat(into, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => Some(FileType::from_raw_mode(st.st_mode)),
         Err(Errno::NOENT) => None,
         Err(e) => return Err(here(e)),
     };
     match existing {
-        None => {
-            rustix::fs::renameat_with(from, name, into, name, RenameFlags::NOREPLACE).map_err(here)
-        }
+        None => rustix::fs::renameat_with(from, name, into, name, RenameFlags::NOREPLACE)
+            .map_err(here)
+            .map(|()| None),
         Some(FileType::Directory) if from_is_dir => {
             let flags = OFlags::RDONLY | OFlags::DIRECTORY;
             let sub_from = open_beneath(from, name, flags).map_err(here)?;
             let sub_into =
                 open_beneath(into, name, OFlags::PATH | OFlags::DIRECTORY).map_err(here)?;
-            merge_dir(&sub_from, &sub_into, rel)?;
-            rustix::fs::unlinkat(from, name, AtFlags::REMOVEDIR).map_err(here)
+            Ok(Some((sub_from, sub_into)))
         }
         Some(FileType::Directory) => Err(here(Errno::ISDIR)),
         // A directory over a file or symlink: the old entry goes first (a symlink to a
         // directory is replaced, not followed).
         Some(_) if from_is_dir => {
             rustix::fs::unlinkat(into, name, AtFlags::empty()).map_err(here)?;
-            rustix::fs::renameat_with(from, name, into, name, RenameFlags::NOREPLACE).map_err(here)
+            rustix::fs::renameat_with(from, name, into, name, RenameFlags::NOREPLACE)
+                .map_err(here)
+                .map(|()| None)
         }
-        Some(_) => rustix::fs::renameat(from, name, into, name).map_err(here),
+        Some(_) => rustix::fs::renameat(from, name, into, name)
+            .map_err(here)
+            .map(|()| None),
     }
 }
 
@@ -101,4 +182,55 @@ pub(crate) fn apply_dir_meta(target: &OwnedFd, at: &SandboxPath, dirs: &[DirMeta
         rustix::fs::futimens(&fd, &times(dir.mtime)).map_err(fail)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_chain::chain;
+    use crate::{FileOwner, Root, SandboxPath, UnpackLimits};
+
+    /// An archive of a 2,000-deep chain (a file at every level, so the walk comes back
+    /// to levels it let go) extracted twice into one place, on a thread with a small
+    /// stack: the second time every level merges into the copy already there.
+    #[test]
+    fn a_deep_tree_merges_into_its_own_copy_on_a_small_stack() {
+        let home = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(home.path().join("src")).expect("mkdir");
+        chain(&home.path().join("src"), 2_000, 1);
+        let root = Root::open(home.path()).expect("root");
+        let mut archive = Vec::new();
+        root.pack(&SandboxPath::parse("/src").expect("path"), &mut archive)
+            .expect("packed");
+        let me = FileOwner {
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+        };
+        let target = SandboxPath::parse("/t").expect("path");
+        std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                for _ in 0..2 {
+                    let unpacked = root
+                        .unpack(&target, &archive[..], me, UnpackLimits::default())
+                        .expect("unpacked");
+                    assert_eq!(unpacked.dirs, 2_000);
+                }
+            })
+            .expect("thread")
+            .join()
+            .expect("the merge overflowed or panicked");
+        let mut bottom = home.path().join("t");
+        for _ in 0..2_000 {
+            bottom.push("d");
+        }
+        assert!(
+            bottom.join("leaf").exists(),
+            "the bottom of the chain is missing"
+        );
+        let names: Vec<_> = std::fs::read_dir(home.path().join("t"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "nothing but d and f: {names:?}");
+    }
 }
