@@ -11,6 +11,7 @@ mod compose;
 mod entry;
 mod error;
 mod extract;
+mod held_path;
 mod list;
 mod merge;
 mod ops;
