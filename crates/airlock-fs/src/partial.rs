@@ -71,7 +71,7 @@ impl Root {
         let checksums =
             hash_all(&mut file, opts.checks).map_err(|e| FsError::from_io(dest.as_str(), e))?;
         opts.checks.verify(&checksums, dest)?;
-        seal(&file, &opts, dest)?;
+        seal(&file, &opts, false, dest)?;
         let dir = self.resolve(&parent, OFlags::PATH | OFlags::DIRECTORY)?;
         let (entry, created) = commit(&dir, name, final_name, opts.overwrite, dest)?;
         Ok(Written {
@@ -101,7 +101,7 @@ impl Root {
             return self.commit_partial(dest, name, opts);
         }
         opts.checks.verify(&checksums, dest)?;
-        seal(file, &opts, dest)?;
+        seal(file, &opts, false, dest)?;
         let (entry, created) = commit(&dir, name, final_name, opts.overwrite, dest)?;
         Ok(Written {
             entry,

@@ -15,6 +15,7 @@ use rustix::io::Errno;
 
 use crate::reserved::TEMP_PREFIX;
 use crate::root::openat2_in;
+use crate::umask::lost_to_umask;
 use crate::write::{create_temp, rename_in, under_temp_name};
 
 /// How a file being filled is held before it is named.
@@ -32,11 +33,17 @@ pub(crate) enum Staged {
 static LINKABLE: OnceLock<bool> = OnceLock::new();
 
 impl Staged {
-    /// A new private (0600) file in `dir`, unnamed where the filesystem and the
-    /// process's rights allow.
-    pub(crate) fn create(dir: &OwnedFd) -> Result<(Self, OwnedFd), Errno> {
+    /// A new file in `dir`, unnamed where the filesystem and the process's rights allow.
+    /// An unnamed one is born with the permission bits of `mode` where the umask keeps
+    /// them all (no one can open it before it is named, and its owner is set after):
+    /// see [`Staged::has_mode`]. Any other is private (0600) until sealed.
+    pub(crate) fn create(dir: &OwnedFd, mode: u32) -> Result<(Self, OwnedFd), Errno> {
         if LINKABLE.get() != Some(&false) {
-            match create_unnamed(dir) {
+            let born = match LINKABLE.get() {
+                Some(true) if lost_to_umask(mode & 0o777) == 0 => mode & 0o777,
+                _ => 0o600,
+            };
+            match create_unnamed(dir, born) {
                 Ok(fd) if LINKABLE.get() == Some(&true) => return Ok((Self::Unnamed, fd)),
                 // The first: linking it under a temporary name tells whether links work,
                 // and if they do, it is filled under that name like any named file.
@@ -60,6 +67,12 @@ impl Staged {
         Ok((Self::Named(temp_name), fd))
     }
 
+    /// Whether the file was born with the permission bits of `mode` (as `create` was
+    /// given it), so sealing it needs no `fchmod`.
+    pub(crate) fn has_mode(&self, mode: u32) -> bool {
+        *self == Self::Unnamed && lost_to_umask(mode & 0o777) == 0
+    }
+
     /// Gives the finished `file` the name `name` in `dir`, replacing what is there only
     /// if `overwrite`; says whether the name was new. Nothing at `name` is followed: a
     /// link or a rename replaces a symlink there, never what it points at.
@@ -75,13 +88,16 @@ impl Staged {
             Self::Unnamed => match link(file, dir, name) {
                 Ok(()) => Ok(true),
                 // A link never replaces: link under a temporary name, rename that over.
+                // The failed link just said the name is taken, so the rename goes
+                // straight to replacing (a rename that may not replace first would
+                // fail again, a system call for nothing).
                 Err(Errno::EXIST) if overwrite => {
                     let temp_name = link_temporarily(file, dir)?;
-                    let renamed = rename_in(dir, &temp_name, name, true);
+                    let renamed = rustix::fs::renameat(dir, temp_name.as_str(), dir, name);
                     if renamed.is_err() {
                         let _ = rustix::fs::unlinkat(dir, temp_name.as_str(), AtFlags::empty());
                     }
-                    renamed
+                    renamed.map(|()| false)
                 }
                 Err(e) => Err(e),
             },
@@ -89,12 +105,12 @@ impl Staged {
     }
 }
 
-fn create_unnamed(dir: &OwnedFd) -> Result<OwnedFd, Errno> {
+fn create_unnamed(dir: &OwnedFd, mode: u32) -> Result<OwnedFd, Errno> {
     openat2_in(
         dir,
         ".",
         OFlags::RDWR | OFlags::TMPFILE,
-        Mode::from_raw_mode(0o600),
+        Mode::from_raw_mode(mode),
         ResolveFlags::BENEATH,
     )
 }
@@ -138,7 +154,7 @@ mod tests {
     /// that one is dropped, its name removed.
     fn unnamed(dir: &OwnedFd, path: &std::path::Path) -> std::fs::File {
         for _ in 0..2 {
-            match Staged::create(dir).unwrap() {
+            match Staged::create(dir, 0o600).unwrap() {
                 (Staged::Unnamed, fd) => return fd.into(),
                 (Staged::Named(first), _) => std::fs::remove_file(path.join(first)).unwrap(),
             }
@@ -230,7 +246,7 @@ mod tests {
     fn the_first_unnamed_file_is_named_at_once_and_later_ones_are_not() {
         let t = tempfile::tempdir().unwrap();
         let dir = open_dir(t.path());
-        let (first, fd) = Staged::create(&dir).unwrap();
+        let (first, fd) = Staged::create(&dir, 0o600).unwrap();
         if let Staged::Named(temp_name) = &first {
             assert_eq!(names(t.path()), std::slice::from_ref(temp_name));
             let mut file = std::fs::File::from(fd);
@@ -238,7 +254,7 @@ mod tests {
             assert!(first.name(&dir, &file, "f", false).unwrap());
             assert_eq!(names(t.path()), ["f"]);
         }
-        let (second, _) = Staged::create(&dir).unwrap();
+        let (second, _) = Staged::create(&dir, 0o600).unwrap();
         assert_eq!(second, Staged::Unnamed);
     }
 }

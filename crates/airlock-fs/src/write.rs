@@ -127,9 +127,10 @@ impl Root {
             self.resolve(&parent, OFlags::PATH | OFlags::DIRECTORY)?
         };
         let fail = |e| FsError::from_errno(path.as_str(), e);
-        let (staged, file) = Staged::create(&dir).map_err(fail)?;
+        let (staged, file) = Staged::create(&dir, opts.mode).map_err(fail)?;
         let mut file = std::fs::File::from(file);
-        let committed = fill(&mut file, content, &opts, path).and_then(|checksums| {
+        let has_mode = staged.has_mode(opts.mode);
+        let committed = fill(&mut file, content, &opts, has_mode, path).and_then(|checksums| {
             let created = staged
                 .name(&dir, &file, name, opts.overwrite)
                 .map_err(fail)?;
@@ -237,12 +238,13 @@ fn fill(
     file: &mut std::fs::File,
     content: &mut impl BufRead,
     opts: &WriteOptions,
+    has_mode: bool,
     path: &SandboxPath,
 ) -> FsResult<Checksums> {
     let io = |e| FsError::from_io(path.as_str(), e);
     let checksums = copy_hashing(content, file, opts.checks).map_err(io)?;
     opts.checks.verify(&checksums, path)?;
-    seal(file, opts, path)?;
+    seal(file, opts, has_mode, path)?;
     Ok(checksums)
 }
 
@@ -286,14 +288,22 @@ pub(crate) fn rename_in(
     }
 }
 
-/// Gives a finished file its owner, mode and mtime, on the open descriptor.
-pub(crate) fn seal(file: &std::fs::File, opts: &WriteOptions, path: &SandboxPath) -> FsResult<()> {
+/// Gives a finished file its owner, mode (unless it `has_mode` already) and mtime, on
+/// the open descriptor.
+pub(crate) fn seal(
+    file: &std::fs::File,
+    opts: &WriteOptions,
+    has_mode: bool,
+    path: &SandboxPath,
+) -> FsResult<()> {
     // Owner first: chown clears setuid bits, and the mode below never sets them anyway.
     opts.owner
         .apply(file)
         .map_err(|e| FsError::from_errno(path.as_str(), e))?;
-    rustix::fs::fchmod(file, Mode::from_raw_mode(opts.mode & 0o777))
-        .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+    if !has_mode {
+        rustix::fs::fchmod(file, Mode::from_raw_mode(opts.mode & 0o777))
+            .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+    }
     if let Some((secs, nanos)) = opts.mtime {
         let time = Timespec {
             tv_sec: secs,
@@ -414,6 +424,17 @@ pub(crate) fn under_temp_name<T>(
 }
 
 pub(crate) fn random_u64() -> u64 {
+    thread_local! {
+        /// Temporary names need only be hard to guess and rarely clash (a clash takes
+        /// the next name, and creation never follows what is there): a generator seeded
+        /// once a thread from the kernel spares each name a `getrandom` call.
+        static NAMES: std::cell::RefCell<fastrand::Rng> =
+            std::cell::RefCell::new(fastrand::Rng::with_seed(kernel_random_u64()));
+    }
+    NAMES.with(|names| names.borrow_mut().u64(..))
+}
+
+fn kernel_random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     // A failure of the kernel's random source leaves zeros; O_EXCL keeps that correct.
     let _ = getrandom::fill(&mut bytes);

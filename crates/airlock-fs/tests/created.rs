@@ -108,3 +108,34 @@ fn an_in_place_write_says_whether_it_made_the_file() {
     assert!(!second.created);
     assert_eq!(second.entry.size, 4);
 }
+
+/// Every permission bit lands as asked, new name or replaced, whether or not the umask
+/// would take it from a new file: an unnamed file is born with the bits the umask
+/// keeps whole (no `fchmod`), any other is given them.
+#[test]
+fn writes_get_exactly_the_mode_asked_whatever_the_umask() {
+    // Set, not inherited: nextest runs each test in a process of its own.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let s = scene("workspace");
+    let root = Root::open(&s.root_dir).unwrap();
+    for round in 0..3 {
+        for mode in [0o777, 0o666, 0o644, 0o640, 0o600, 0o444, 0o000, 0o751] {
+            let path = format!("/workspace/m{mode:o}");
+            let opts = WriteOptions {
+                overwrite: true,
+                ..WriteOptions::new(mode, me())
+            };
+            let sandbox_path = SandboxPath::parse(&path).unwrap();
+            let written = root
+                .write_file(&sandbox_path, &mut &b"data"[..], opts)
+                .unwrap();
+            assert_eq!(written.created, round == 0);
+            let got = std::os::unix::fs::PermissionsExt::mode(
+                &fs::metadata(s.root_dir.join(&path[1..]))
+                    .unwrap()
+                    .permissions(),
+            );
+            assert_eq!(got & 0o7777, mode, "{path}, round {round}");
+        }
+    }
+}
