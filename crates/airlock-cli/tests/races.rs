@@ -109,14 +109,7 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
             .status()
             .as_u16(),
     );
-    let (status, _) = files
-        .call(
-            reqwest::Method::GET,
-            "",
-            &[("path", base), ("depth", "2")],
-            None,
-        )
-        .await;
+    let (status, _) = files.list(base, "2").await;
     count("GET list", status);
     let (status, _) = files
         .call(reqwest::Method::GET, "/stat", &[("path", &name)], None)
@@ -262,13 +255,7 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
     }
     // Swapped, the path may name the sandbox's whole root (host template: /usr and all),
     // so only the start of the stream is read; dropping the rest stops the packing.
-    let mut packed = files
-        .http
-        .get(files.url("/archive", &[("path", base)]))
-        .bearer_auth(&files.token)
-        .send()
-        .await
-        .unwrap();
+    let mut packed = files.open("/archive", &[("path", base)]).await;
     let status = packed.status().as_u16();
     let _ = packed.chunk().await;
     drop(packed);
@@ -455,14 +442,10 @@ async fn readers_never_see_the_engines_work_in_progress() {
         .create(1000, &[("path", &format!("{base}/later"))])
         .await;
     assert_eq!(tus.patch(&location, 0, &[7; 100], None).await.status(), 204);
-    let watch = files
-        .http
-        .get(files.url("/watch", &[("path", base), ("recursive", "true")]))
-        .bearer_auth(&files.token)
-        .send()
+    let mut watch = files
+        .open("/watch", &[("path", base), ("recursive", "true")])
         .await
-        .unwrap();
-    let mut watch = watch.bytes_stream();
+        .bytes_stream();
 
     let rounds = iterations().div_ceil(20).max(10);
     let done = std::sync::atomic::AtomicBool::new(false);
@@ -487,23 +470,10 @@ async fn readers_never_see_the_engines_work_in_progress() {
     let reader = async {
         let mut reads = 0;
         while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
-            let (status, listing) = files
-                .call(
-                    reqwest::Method::GET,
-                    "",
-                    &[("path", base), ("depth", "8")],
-                    None,
-                )
-                .await;
+            let (status, listing) = files.list(base, "8").await;
             assert_eq!(status, 200);
             assert!(!listing.to_string().contains(".airlock-"), "{listing}");
-            let packed = files
-                .http
-                .get(files.url("/archive", &[("path", base)]))
-                .bearer_auth(&files.token)
-                .send()
-                .await
-                .unwrap();
+            let packed = files.open("/archive", &[("path", base)]).await;
             assert_eq!(packed.status(), 200);
             let packed = packed.bytes().await.unwrap();
             for entry in tar::Archive::new(&packed[..]).entries().unwrap() {

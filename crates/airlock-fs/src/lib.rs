@@ -42,7 +42,6 @@ pub use list::Listing;
 pub use path::SandboxPath;
 pub use pieces::{PieceReader, Pieces};
 pub use remove_tree::remove_tree_in;
-pub use reserved::is_engine_entry;
 pub use root::Root;
 pub use sandbox_fs::{FileReader, PartialFile, SandboxFs, WatchFeed};
 pub use unpack::{Skipped, UnpackLimits, Unpacked};

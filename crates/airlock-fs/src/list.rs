@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 
 use rustix::fs::OFlags;
 
-use crate::reserved::visible_children_of;
+use crate::reserved::visible_children_sorted;
 use crate::root::open_beneath;
 use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
 
@@ -80,9 +80,7 @@ impl Walk {
         key: &mut Vec<Vec<u8>>,
         depth: u32,
     ) -> rustix::io::Result<()> {
-        let mut children = visible_children_of(dir)?;
-        children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        for (name, is_dir) in children {
+        for (name, is_dir) in visible_children_sorted(dir)? {
             if self.more {
                 return Ok(());
             }

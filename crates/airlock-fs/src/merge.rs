@@ -66,9 +66,10 @@ fn merge_dir(staging: &OwnedFd, target: &OwnedFd, rel: &mut Vec<u8>) -> Result<(
         let Some((name, from_is_dir)) = level.left.next() else {
             // Every entry moved: the emptied staging directory goes (the top is the
             // caller's to remove).
-            let Some(done) = stack.pop().filter(|_| !stack.is_empty()) else {
+            if stack.len() == 1 {
                 break;
-            };
+            }
+            let Some(done) = stack.pop() else { break };
             drop(done.open);
             rel.truncate(done.rel_len);
             let (from, _) = sides(&mut stack, staging, target, rel)?;

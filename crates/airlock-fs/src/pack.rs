@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use rustix::fs::OFlags;
 
-use crate::reserved::visible_children_of;
+use crate::reserved::visible_children_sorted;
 use crate::root::open_beneath;
 use crate::whole_tar::WholeTar;
 use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
@@ -99,7 +99,7 @@ fn pack_dir<W: Write>(
 ) -> std::io::Result<()> {
     let mut stack = vec![Level {
         dir: top.try_clone()?,
-        left: sorted_children(top)?.into_iter(),
+        left: visible_children_sorted(top)?.into_iter(),
     }];
     // The entry's name in the archive: the directories on the stack below the top, then
     // the entry.
@@ -123,8 +123,9 @@ fn pack_dir<W: Write>(
         }
         let descend = pack_one(builder, &level.dir, &name, &rel, count, true).and_then(|opened| {
             opened
-                .map(|dir| sorted_children(&dir).map(|left| (dir, left)))
+                .map(|dir| visible_children_sorted(&dir).map(|left| (dir, left)))
                 .transpose()
+                .map_err(std::io::Error::from)
         });
         match descend {
             // The directory's name stays on `rel` until its level is done.
@@ -144,12 +145,6 @@ fn pack_dir<W: Write>(
         }
     }
     Ok(())
-}
-
-fn sorted_children(dir: &OwnedFd) -> std::io::Result<Vec<(CString, bool)>> {
-    let mut children = visible_children_of(dir)?;
-    children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    Ok(children)
 }
 
 fn vanished(e: &std::io::Error) -> bool {

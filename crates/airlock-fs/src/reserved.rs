@@ -56,10 +56,11 @@ pub(crate) fn visible_children_of(dir: &OwnedFd) -> Result<Vec<(CString, bool)>,
     Ok(children)
 }
 
-/// Whether a path is (or lies under) one of the engine's entries in progress, which
-/// clients never see.
-pub fn is_engine_entry(path: &str) -> bool {
-    within_reserved(path.as_bytes())
+/// [`visible_children_of`], names sorted bytewise: the order listings and archives give.
+pub(crate) fn visible_children_sorted(dir: &OwnedFd) -> Result<Vec<(CString, bool)>, Errno> {
+    let mut children = visible_children_of(dir)?;
+    children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(children)
 }
 
 #[cfg(test)]
@@ -100,8 +101,8 @@ mod tests {
     fn any_component_puts_a_path_within() {
         assert!(within_reserved(b"a/.airlock-unpack-0123456789abcdef/b/c"));
         assert!(within_reserved(b".airlock-tmp-0123456789abcdef"));
-        assert!(is_engine_entry("/w/.airlock-upload-0123456789abcdef"));
+        assert!(within_reserved(b"/w/.airlock-upload-0123456789abcdef"));
         assert!(!within_reserved(b"a/.airlock-unpack-/b"));
-        assert!(!is_engine_entry("/w/x.airlock-tmp-0123456789abcdef"));
+        assert!(!within_reserved(b"/w/x.airlock-tmp-0123456789abcdef"));
     }
 }

@@ -38,13 +38,16 @@ impl Staged {
     /// them all (no one can open it before it is named, and its owner is set after):
     /// see [`Staged::has_mode`]. Any other is private (0600) until sealed.
     pub(crate) fn create(dir: &OwnedFd, mode: u32) -> Result<(Self, OwnedFd), Errno> {
-        if LINKABLE.get() != Some(&false) {
-            let born = match LINKABLE.get() {
-                Some(true) if lost_to_umask(mode & 0o777) == 0 => mode & 0o777,
+        // Read once: another thread may learn the answer meanwhile, and the mode a file
+        // is born with must agree with whether it comes back `Unnamed` (`has_mode`).
+        let linkable = LINKABLE.get().copied();
+        if linkable != Some(false) {
+            let born = match linkable {
+                Some(true) => final_bits(mode).unwrap_or(0o600),
                 _ => 0o600,
             };
             match create_unnamed(dir, born) {
-                Ok(fd) if LINKABLE.get() == Some(&true) => return Ok((Self::Unnamed, fd)),
+                Ok(fd) if linkable == Some(true) => return Ok((Self::Unnamed, fd)),
                 // The first: linking it under a temporary name tells whether links work,
                 // and if they do, it is filled under that name like any named file.
                 Ok(fd) => match link_temporarily(&fd, dir) {
@@ -70,7 +73,7 @@ impl Staged {
     /// Whether the file was born with the permission bits of `mode` (as `create` was
     /// given it), so sealing it needs no `fchmod`.
     pub(crate) fn has_mode(&self, mode: u32) -> bool {
-        *self == Self::Unnamed && lost_to_umask(mode & 0o777) == 0
+        *self == Self::Unnamed && final_bits(mode).is_some()
     }
 
     /// Gives the finished `file` the name `name` in `dir`, replacing what is there only
@@ -103,6 +106,13 @@ impl Staged {
             },
         }
     }
+}
+
+/// The permission bits of `mode`, if a new file can be born with all of them (the umask
+/// takes none).
+fn final_bits(mode: u32) -> Option<u32> {
+    let bits = mode & 0o777;
+    (lost_to_umask(bits) == 0).then_some(bits)
 }
 
 fn create_unnamed(dir: &OwnedFd, mode: u32) -> Result<OwnedFd, Errno> {

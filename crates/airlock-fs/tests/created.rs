@@ -9,9 +9,7 @@ use common::{me, scene};
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use airlock_fs::{
-    Checks, FsErrorKind, Placement, Root, SandboxPath, WriteOptions, Written, is_engine_entry,
-};
+use airlock_fs::{Checks, FsErrorKind, Placement, Root, SandboxPath, WriteOptions, Written};
 
 fn put(root: &Root, path: &str, body: &[u8], overwrite: bool) -> airlock_fs::FsResult<Written> {
     let opts = WriteOptions {
@@ -26,7 +24,7 @@ fn leftovers(dir: &std::path::Path) -> Vec<String> {
     fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| is_engine_entry(n))
+        .filter(|n| n.starts_with(".airlock-tmp-"))
         .collect()
 }
 

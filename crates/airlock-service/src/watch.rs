@@ -96,8 +96,8 @@ fn pump(mut watcher: Box<dyn WatchFeed>, tx: mpsc::Sender<WatchEvent>, closed: C
     }
 }
 
-/// An engine event as clients see it (the engine already left out its own work in
-/// progress: see `airlock_fs::is_engine_entry`).
+/// An engine event as clients see it (the engine's watcher already left out its own
+/// work in progress).
 fn as_clients_see_it(e: WatchEvent) -> api::WatchEvent {
     api::WatchEvent {
         kind: e.kind.name().into(),

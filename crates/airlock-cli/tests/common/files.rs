@@ -65,6 +65,27 @@ impl Files {
         )
     }
 
+    /// A listing of `path`, `depth` levels down: the status and the JSON answer.
+    pub async fn list(&self, path: &str, depth: &str) -> (u16, Value) {
+        self.call(
+            reqwest::Method::GET,
+            "",
+            &[("path", path), ("depth", depth)],
+            None,
+        )
+        .await
+    }
+
+    /// A GET of any file route, its answer unread (archives, watches).
+    pub async fn open(&self, route: &str, query: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .get(self.url(route, query))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str, range: Option<&str>) -> reqwest::Response {
         let mut req = self
             .http

@@ -270,12 +270,12 @@ def _merge(staged: Path, into: Path, described: Described) -> None:
             os.rmdir(source)
             continue
         for name in os.listdir(source):
-            if _place(source / name, dest / name, name, described):
+            if _place(source / name, dest / name, described):
                 pending.append((source / name, dest / name, True))
                 pending.append((source / name, dest / name, False))
 
 
-def _place(source: Path, dest: Path, name: str, described: Described) -> bool:
+def _place(source: Path, dest: Path, described: Described) -> bool:
     """Moves `source` to `dest`, or answers True when both are directories, to merge."""
     source_is_dir = stat.S_ISDIR(os.lstat(source).st_mode)
     try:
@@ -286,7 +286,7 @@ def _place(source: Path, dest: Path, name: str, described: Described) -> bool:
     if source_is_dir and stat.S_ISDIR(dest_mode):
         return True
     if stat.S_ISDIR(dest_mode):
-        raise IsADirectoryError(f"{dest} is a directory; the archive's {name} is not")
+        raise IsADirectoryError(f"{dest} is a directory; the archive's {dest.name} is not")
     if source_is_dir:
         if source not in described:
             raise UnsafeArchiveError(f"{dest} is in the way of a directory")
