@@ -250,6 +250,21 @@ async fn every_bad_request_gets_a_clear_error_and_nothing_breaks() {
             .await;
         assert_eq!(status, want, "{body}: {answer}");
     }
+    // A listing's depth reaches every entry a path can name (2,048 levels), no further.
+    for (query, want) in [
+        ("depth=0", 400),
+        ("depth=2049", 400),
+        ("depth=-1", 400),
+        ("depth=2048", 200),
+        ("limit=0", 400),
+        ("limit=10001", 400),
+    ] {
+        let route = format!("/v1/sandboxes/{id}/files/?path=/&{query}");
+        let (status, answer) = raw
+            .send(Method::GET, &route, Some(&daemon.token), None)
+            .await;
+        assert_eq!(status, want, "{query}: {answer}");
+    }
     let (status, out) = raw
         .post(
             &format!("/v1/sandboxes/{id}/exec"),

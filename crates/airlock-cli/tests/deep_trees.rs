@@ -49,6 +49,19 @@ async fn every_walk_over_a_chain_deeper_than_any_stack_answers_and_the_daemon_li
     assert!(downloaded.is_err(), "a cut archive passed for whole");
     alive(&daemon).await;
 
+    // So does a listing that goes as deep as a listing can, with a 413 naming the limit.
+    let listed = client.list_files(&id, "/workspace/deep", 2048, false).await;
+    match listed {
+        Err(airlock_client::Error::Api {
+            status, message, ..
+        }) => {
+            assert_eq!(status, 413, "{message}");
+            assert!(message.contains("PATH_MAX"), "{message}");
+        }
+        other => panic!("a listing past PATH_MAX: {other:?}"),
+    }
+    alive(&daemon).await;
+
     // A recursive watch follows what it can and says where it stopped.
     let mut watch = Box::pin(client.watch(&id, "/workspace", true).await.unwrap());
     let stopped = tokio::time::timeout(Duration::from_secs(30), async {

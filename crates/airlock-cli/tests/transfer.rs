@@ -270,6 +270,47 @@ fn sync_sends_exactly_what_changed() {
     );
 }
 
+/// A tree deeper than a listing used to go (64 levels): its bottom was resent on every
+/// push and never pulled, and `--back --delete` removed it locally.
+#[test]
+fn sync_reaches_the_bottom_of_a_deep_tree() {
+    let daemon = Daemon::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = rt.block_on(sandbox(&daemon.client())).id;
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("deep");
+    let bottom = tree.join("d/".repeat(150));
+    std::fs::create_dir_all(&bottom).unwrap();
+    std::fs::write(bottom.join("leaf"), "leaf").unwrap();
+    let local = tree.display().to_string();
+    let remote = format!("{id}:/workspace/deep");
+    let sync = |extra: &[&str]| -> Value {
+        let mut args = vec!["sync", &local, &remote, "--json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&ok(&daemon.cli(&args))).unwrap()
+    };
+    assert_eq!(sync(&[])["sent"], 1);
+    assert_eq!(sync(&[])["sent"], 0, "the bottom was sent again");
+
+    let there = format!("/workspace/deep/{}", "d/".repeat(150));
+    rt.block_on(sh(
+        &daemon.client(),
+        &id,
+        &format!("echo made > {there}new && rm {there}leaf"),
+    ));
+    let pulled = sync(&["--back", "--delete"]);
+    assert_eq!(
+        (pulled["sent"].as_u64(), pulled["deleted"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        std::fs::read_to_string(bottom.join("new")).unwrap(),
+        "made\n"
+    );
+    assert!(!bottom.join("leaf").exists());
+    assert_eq!(sync(&["--back", "--delete"])["sent"], 0);
+}
+
 #[test]
 fn an_interrupted_cp_resumes_where_it_stopped() {
     let daemon = Daemon::start();

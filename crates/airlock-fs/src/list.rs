@@ -9,6 +9,8 @@ use std::os::fd::OwnedFd;
 
 use rustix::fs::OFlags;
 
+use crate::pack::vanished;
+use crate::path::PATH_MAX;
 use crate::reserved::visible_children_sorted;
 use crate::root::open_beneath;
 use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
@@ -51,8 +53,7 @@ impl Root {
             entries: Vec::new(),
             more: false,
         };
-        walk.visit(&fd, dir.as_str(), &mut Vec::new(), depth)
-            .map_err(|e| FsError::from_errno(dir.as_str(), e))?;
+        walk.run(fd, dir.as_str(), depth)?;
         let next_cursor = if walk.more {
             walk.entries.last().map(|e| e.path.clone())
         } else {
@@ -72,55 +73,91 @@ struct Walk {
     more: bool,
 }
 
+/// A directory on the walk's stack: its handle, its sandbox path, and its children not
+/// yet visited, in order.
+struct Level {
+    dir: OwnedFd,
+    path: String,
+    left: std::vec::IntoIter<(CString, bool)>,
+}
+
 impl Walk {
-    fn visit(
-        &mut self,
-        dir: &OwnedFd,
-        base: &str,
-        key: &mut Vec<Vec<u8>>,
-        depth: u32,
-    ) -> rustix::io::Result<()> {
-        for (name, is_dir) in visible_children_sorted(dir)? {
-            if self.more {
-                return Ok(());
-            }
+    /// Walks below `top` (named `top_path`). The walk keeps its own stack on the heap, as
+    /// packing does: a sandbox decides how deep its trees go, and a walk that recursed
+    /// per level would overflow its thread's stack on a deep enough chain.
+    fn run(&mut self, top: OwnedFd, top_path: &str, depth: u32) -> FsResult<()> {
+        let failed = |path: &str, e| FsError::from_errno(path, e);
+        let left = visible_children_sorted(&top).map_err(|e| failed(top_path, e))?;
+        let mut stack = vec![Level {
+            dir: top,
+            path: top_path.to_owned(),
+            left: left.into_iter(),
+        }];
+        // The path's components below the top, the entry being visited last: the order
+        // of entries is the order of these keys.
+        let mut key: Vec<Vec<u8>> = Vec::new();
+        while let Some(level) = stack.last_mut() {
+            let Some((name, is_dir)) = level.left.next() else {
+                stack.pop();
+                key.pop();
+                continue;
+            };
             key.push(name.as_bytes().to_vec());
-            let before_cursor = !self.after.is_empty() && *key <= self.after;
+            let path = join(&level.path, &name.to_string_lossy());
+            if path.len() >= PATH_MAX {
+                return Err(FsError::TooLarge {
+                    path: format!("{}…", String::from_utf8_lossy(&path.as_bytes()[..64])),
+                    reason: format!(
+                        "a path in the tree is longer than PATH_MAX ({PATH_MAX} bytes), \
+                         which no route takes; list fewer levels"
+                    ),
+                });
+            }
+            let before_cursor = !self.after.is_empty() && key <= self.after;
             // The cursor is this directory or lies below it: what follows the cursor may
             // be inside, so the walk goes in (a page can end on a directory).
-            let cursor_inside = self.after.starts_with(key);
+            let cursor_inside = self.after.starts_with(&key);
             if !before_cursor {
                 if self.entries.len() == self.limit {
                     self.more = true;
-                    key.pop();
                     return Ok(());
                 }
-                self.entries.push(entry(dir, base, &name)?);
+                match entry(&level.dir, &name, path.clone()) {
+                    Ok(found) => self.entries.push(found),
+                    Err(e) if vanished(&std::io::Error::from(e)) => {
+                        key.pop();
+                        continue;
+                    }
+                    Err(e) => return Err(failed(&path, e)),
+                }
             }
-            if is_dir && depth > 1 && (!before_cursor || cursor_inside) {
-                self.descend(dir, base, &name, key, depth)?;
+            // `key` names as many levels as the stack holds.
+            let within = key.len() < depth as usize;
+            if is_dir && within && (!before_cursor || cursor_inside) {
+                let opened = open_beneath(&level.dir, &name, OFlags::RDONLY | OFlags::DIRECTORY)
+                    .and_then(|child| Ok((visible_children_sorted(&child)?, child)));
+                match opened {
+                    // The directory's name stays on `key` until its level is done.
+                    Ok((left, dir)) => {
+                        stack.push(Level {
+                            dir,
+                            path,
+                            left: left.into_iter(),
+                        });
+                        continue;
+                    }
+                    Err(e) if vanished(&std::io::Error::from(e)) => {}
+                    Err(e) => return Err(failed(&path, e)),
+                }
             }
             key.pop();
         }
         Ok(())
     }
-
-    fn descend(
-        &mut self,
-        dir: &OwnedFd,
-        base: &str,
-        name: &CString,
-        key: &mut Vec<Vec<u8>>,
-        depth: u32,
-    ) -> rustix::io::Result<()> {
-        let child = open_beneath(dir, name.as_c_str(), OFlags::RDONLY | OFlags::DIRECTORY)?;
-        let path = join(base, &name.to_string_lossy());
-        self.visit(&child, &path, key, depth - 1)
-    }
 }
 
-fn entry(dir: &OwnedFd, base: &str, name: &CString) -> rustix::io::Result<Entry> {
-    let mut entry = Entry::at(dir, name.as_c_str(), join(base, &name.to_string_lossy()))?;
+fn entry(dir: &OwnedFd, name: &CString, path: String) -> rustix::io::Result<Entry> {
+    let mut entry = Entry::at(dir, name.as_c_str(), path)?;
     if entry.kind == FileKind::Dir {
         entry.size = 0;
     }
@@ -140,4 +177,72 @@ fn components(rest: &str) -> Vec<Vec<u8>> {
         .filter(|p| !p.is_empty())
         .map(|p| p.as_bytes().to_vec())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_chain::chain;
+
+    /// Lists `/t`, a chain of `depth` directories with a file every 100 levels, page by
+    /// page, on a thread with a small stack: a walk that recursed per level would
+    /// overflow it long before the bottom.
+    fn list_a_chain_on_a_small_stack(
+        depth: usize,
+        levels: u32,
+        limit: usize,
+    ) -> FsResult<Vec<Entry>> {
+        let home = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(home.path().join("t")).expect("mkdir");
+        chain(&home.path().join("t"), depth, 100);
+        let root = Root::open(home.path()).expect("root");
+        std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let top = SandboxPath::parse("/t").expect("path");
+                let mut all = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let page = root.list(&top, levels, limit, cursor.as_ref())?;
+                    all.extend(page.entries);
+                    match page.next_cursor {
+                        Some(next) => cursor = Some(SandboxPath::parse(&next).expect("cursor")),
+                        None => return Ok(all),
+                    }
+                }
+            })
+            .expect("thread")
+            .join()
+            .expect("the walk overflowed or panicked")
+    }
+
+    #[test]
+    fn a_deep_chain_within_path_max_is_listed_whole_across_pages() {
+        // "/t", "/d" 2,000 times and "/leaf": 4,007 bytes, just within PATH_MAX.
+        let paged = list_a_chain_on_a_small_stack(2_000, 2_048, 333).expect("listed");
+        let whole = list_a_chain_on_a_small_stack(2_000, 2_048, 10_000).expect("listed");
+        // 2,000 directories, a file at levels 0, 100, … 1,900, and the leaf.
+        assert_eq!(whole.len(), 2_000 + 20 + 1);
+        let paths = |entries: &[Entry]| entries.iter().map(|e| e.path.clone()).collect::<Vec<_>>();
+        assert_eq!(paths(&paged), paths(&whole));
+        assert!(whole.iter().any(|e| e.path.ends_with("/d/d/leaf")));
+    }
+
+    #[test]
+    fn a_listing_stops_at_its_depth() {
+        let entries = list_a_chain_on_a_small_stack(2_000, 1_500, 10_000).expect("listed");
+        let deepest = entries
+            .iter()
+            .map(|e| e.path.matches('/').count() - 1)
+            .max();
+        assert_eq!(deepest, Some(1_500));
+    }
+
+    #[test]
+    fn a_chain_past_path_max_is_a_clear_error() {
+        let err = list_a_chain_on_a_small_stack(3_000, 4_000, 10_000)
+            .expect_err("listed a path no route takes")
+            .to_string();
+        assert!(err.contains("PATH_MAX"), "{err}");
+    }
 }

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use rustix::fs::OFlags;
 
+use crate::path::PATH_MAX;
 use crate::reserved::visible_children_sorted;
 use crate::root::open_beneath;
 use crate::whole_tar::WholeTar;
@@ -77,10 +78,6 @@ impl Root {
     }
 }
 
-/// Linux's PATH_MAX: no extractor (this engine's, GNU tar's) takes a longer name, so a
-/// deeper entry is an error here rather than an archive no one can unpack.
-const PATH_MAX: usize = 4096;
-
 /// A directory on the walk's stack: its handle and its children not yet packed, in
 /// order.
 struct Level {
@@ -111,6 +108,8 @@ fn pack_dir<W: Write>(
             continue;
         };
         rel.push(std::ffi::OsStr::from_bytes(name.as_bytes()));
+        // No extractor (this engine's, GNU tar's) takes a name past PATH_MAX, so a deeper
+        // entry is an error here rather than an archive no one can unpack.
         if rel.as_os_str().len() >= PATH_MAX {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -147,7 +146,9 @@ fn pack_dir<W: Write>(
     Ok(())
 }
 
-fn vanished(e: &std::io::Error) -> bool {
+/// Gone, or swapped for a symlink or a file, since its directory was read: the sandbox
+/// changed its own tree under the walk, which leaves that entry out.
+pub(crate) fn vanished(e: &std::io::Error) -> bool {
     [
         rustix::io::Errno::NOENT,
         rustix::io::Errno::LOOP,

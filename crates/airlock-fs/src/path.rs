@@ -7,7 +7,7 @@
 use crate::{FsError, FsResult};
 
 /// Linux's PATH_MAX, counting the terminating NUL.
-const PATH_MAX: usize = 4096;
+pub(crate) const PATH_MAX: usize = 4096;
 
 /// An absolute path inside a sandbox, free of NUL bytes and `..`, normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,9 @@ use crate::{Need, Principal};
 /// Listing page size when the client names none, and the most it may ask for.
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 10_000;
-const MAX_DEPTH: u32 = 64;
+/// The deepest listing: every entry a path can name, since each level takes at least two
+/// of PATH_MAX's 4,095 bytes ("/d").
+const MAX_DEPTH: u32 = 2048;
 /// Most files one compose may concatenate.
 const MAX_COMPOSE: usize = 10_000;
 
@@ -31,7 +33,7 @@ const MAX_COMPOSE: usize = 10_000;
 pub struct ListFiles {
     /// The directory (or file) to list.
     pub path: String,
-    /// Levels below `path` (1 to 64; default 1).
+    /// Levels below `path` (1 to [`MAX_DEPTH`]; default 1).
     pub depth: Option<u32>,
     /// Entries per page (1 to 10,000; default 1,000).
     pub limit: Option<usize>,

@@ -50,6 +50,24 @@ def test_mirror_mode_moves_only_what_changed(env: Daemon, tmp_path: Path) -> Non
         assert pulled.deleted == 1 and not (work / "out").exists()
 
 
+def test_mirror_mode_reaches_the_bottom_of_a_deep_tree(env: Daemon, tmp_path: Path) -> None:
+    """Deeper than a listing used to go (64 levels), the bottom was resent on every push,
+    never pulled, and removed locally by a pull that deletes."""
+    work = tmp_path / "deep"
+    bottom = work.joinpath(*["d"] * 150)
+    bottom.mkdir(parents=True)
+    (bottom / "leaf").write_text("leaf\n")
+    with Sandbox.create() as sb:
+        assert sb.files.sync(str(work), "/workspace/deep").sent == 151
+        assert sb.files.sync(str(work), "/workspace/deep").sent == 0
+        there = "/workspace/deep/" + "d/" * 150
+        sb.commands.run(f"echo made > {there}new && rm {there}leaf", check=True)
+        pulled = sb.files.sync(str(work), "/workspace/deep", back=True, delete=True)
+        assert (pulled.sent, pulled.deleted) == (1, 1)
+        assert (bottom / "new").read_text() == "made\n"
+        assert not (bottom / "leaf").exists()
+
+
 async def test_a_platform_worker_seeds_skills_and_pulls_artifacts(
     env: Daemon, tmp_path: Path
 ) -> None:

@@ -27,6 +27,12 @@ import { type ChecksumOptions, checksumFields } from './checksums.js'
 import { type Side, plan, rfc3339Seconds } from './syncPlan.js'
 import { extractTree, packTree, posixRelative, walkTree } from './tar.js'
 
+/**
+ * The daemon's deepest listing, which reaches every entry a path can name: a shallower one
+ * would leave a deep tree's bottom out of a sync (resent on every push, never pulled).
+ */
+const WHOLE_TREE = 2048
+
 export interface WriteOptions extends CallOptions, ChecksumOptions {
   /** Permission bits of the file (default 0644, or the old file's). */
   mode?: Mode
@@ -252,7 +258,7 @@ export class Files {
   private async remoteSides(remote: string, options: CallOptions): Promise<Map<string, Side>> {
     let entries: EntryInfo[]
     try {
-      entries = await this.list(remote, { ...options, depth: 64 })
+      entries = await this.list(remote, { ...options, depth: WHOLE_TREE })
     } catch (error) {
       if (error instanceof NotFoundError) return new Map()
       throw error

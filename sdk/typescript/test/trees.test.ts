@@ -89,6 +89,23 @@ test('sync mirrors incrementally both ways, deleting only when asked', async () 
   assert.equal(fs.existsSync(join(local, 'node_modules/pkg/index.js')), true, 'an excluded path was touched')
 })
 
+test('sync reaches the bottom of a tree deeper than a listing used to go', async () => {
+  // At 64 levels the bottom was resent on every push, never pulled, and removed locally
+  // by a pull that deletes.
+  const local = scratch()
+  const bottom = join(local, ...Array<string>(150).fill('d'))
+  fs.mkdirSync(bottom, { recursive: true })
+  fs.writeFileSync(join(bottom, 'leaf'), 'leaf\n')
+  assert.equal((await fx.sandbox.files.sync(local, '/workspace/deep')).sent, 151)
+  assert.equal((await fx.sandbox.files.sync(local, '/workspace/deep')).sent, 0)
+  const there = `/workspace/deep/${'d/'.repeat(150)}`
+  await fx.sandbox.commands.run(`echo made > ${there}new && rm ${there}leaf`)
+  const pulled = await fx.sandbox.files.sync(local, '/workspace/deep', { back: true, delete: true })
+  assert.deepEqual([pulled.sent, pulled.deleted], [1, 1])
+  assert.equal(fs.readFileSync(join(bottom, 'new'), 'utf8'), 'made\n')
+  assert.equal(fs.existsSync(join(bottom, 'leaf')), false)
+})
+
 test('downloadPath never writes through a symlink already in the destination', async () => {
   await fx.sandbox.files.write('/workspace/victim/dir/planted.txt', 'pwned')
   const outside = scratch()

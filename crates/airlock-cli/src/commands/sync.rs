@@ -17,8 +17,10 @@ use super::transfer::{download, upload};
 use crate::args::SyncArgs;
 use crate::output::print_json;
 
-/// Deep enough for any real tree; the daemon caps listings at 64 levels.
-const DEPTH: u32 = 64;
+/// The daemon's deepest listing, which reaches every entry a path can name: a shallower
+/// one would leave the deeper part of a tree out of the comparison (resent on every push,
+/// never pulled).
+const DEPTH: u32 = 2048;
 
 #[derive(Debug, Default, serde::Serialize)]
 struct Summary {

@@ -21,6 +21,10 @@ from .http import HTTP
 #: Consecutive failed attempts a resumable upload survives (a daemon restart takes a few).
 RESUME_ATTEMPTS = 8
 
+#: The daemon's deepest listing, which reaches every entry a path can name: a shallower one
+#: would leave a deep tree's bottom out of a sync (resent on every push, never pulled).
+_WHOLE_TREE = 2048
+
 
 class Files:
     """Files of one sandbox (`sandbox.files`)."""
@@ -261,7 +265,7 @@ class Files:
 
     def _remote_sides(self, remote: str) -> dict[str, _sync_plan.Side]:
         try:
-            entries = self.list(remote, depth=64)
+            entries = self.list(remote, depth=_WHOLE_TREE)
         except NotFoundError:
             return {}
         base = remote.rstrip("/") + "/"
