@@ -15,7 +15,7 @@ export interface Side {
   target?: string
 }
 
-/** Entries to send (relative paths, parents first) and to delete (children first). */
+/** Entries to send (relative paths, parents first) and to delete (none inside another). */
 export interface Plan {
   send: string[]
   delete: string[]
@@ -39,8 +39,6 @@ function same(source: Side, dest: Side): boolean {
   return true
 }
 
-const depth = (rel: string): number => rel.split('/').length - 1
-
 /** What to send from `source` and, with `remove`, delete from `dest`. */
 export function plan(source: Map<string, Side>, dest: Map<string, Side>, remove: boolean): Plan {
   const out: Plan = { send: [], delete: [] }
@@ -50,15 +48,30 @@ export function plan(source: Map<string, Side>, dest: Map<string, Side>, remove:
     const there = dest.get(rel)
     if (!there || !same(entry, there)) out.send.push(rel)
   }
-  if (remove) {
-    const gone = [...dest.keys()].filter((rel) => !source.has(rel))
-    gone.sort((a, b) => depth(a) - depth(b))
-    // Nothing below a directory that is itself removed.
-    const kept: string[] = []
-    for (const rel of gone) {
-      if (!kept.some((parent) => rel.startsWith(`${parent}/`))) kept.push(rel)
-    }
-    out.delete = kept.sort((a, b) => depth(b) - depth(a))
-  }
+  if (remove) out.delete = topmost([...dest.keys()].filter((rel) => !source.has(rel)))
   return out
+}
+
+/** Orders paths by their components, so a directory's descendants follow it directly. */
+function byComponents(a: string, b: string): number {
+  const x = a.split('/')
+  const y = b.split('/')
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1
+  }
+  return x.length - y.length
+}
+
+/**
+ * The paths with no ancestor among them: removing those removes the rest. Sorted by
+ * components, one pass against the last path kept is enough; checking each path against
+ * every kept one grew with the square of their number.
+ */
+export function topmost(paths: string[]): string[] {
+  const kept: string[] = []
+  for (const rel of [...paths].sort(byComponents)) {
+    const last = kept[kept.length - 1]
+    if (last === undefined || !rel.startsWith(`${last}/`)) kept.push(rel)
+  }
+  return kept
 }

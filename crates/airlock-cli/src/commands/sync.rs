@@ -169,25 +169,27 @@ fn local_sha256(path: &Path) -> Option<String> {
     Some(airlock_fs::hex(&hasher.finalize()))
 }
 
-/// Paths to remove so that only `keep` stays, parents before (and instead of) children.
+/// Paths to remove so that only `keep` stays: the topmost of those gone, none inside
+/// another (it goes with its ancestor). Sorted by components, a directory's descendants
+/// follow it directly, so each path is compared with the last one kept alone; comparing
+/// it with every kept path took 12 s for 20,000 files deleted from as many directories.
 fn to_delete<'a>(
     present: impl Iterator<Item = &'a String>,
     keep: &BTreeSet<String>,
 ) -> Vec<String> {
-    let mut gone: Vec<String> = Vec::new();
-    for path in present {
-        if keep.contains(path) {
-            continue;
+    let mut gone: Vec<&String> = present.filter(|path| !keep.contains(*path)).collect();
+    gone.sort_by(|a, b| a.split('/').cmp(b.split('/')));
+    let mut kept: Vec<String> = Vec::new();
+    for path in gone {
+        let inside_last = kept.last().is_some_and(|last| {
+            path.strip_prefix(last.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+        });
+        if !inside_last {
+            kept.push(path.clone());
         }
-        if gone
-            .iter()
-            .any(|parent| path.starts_with(&format!("{parent}/")))
-        {
-            continue;
-        }
-        gone.push(path.clone());
     }
-    gone
+    kept
 }
 
 /// How a sync compares and prunes.
@@ -294,4 +296,35 @@ async fn pull(
         summary.problems.extend(got.problems);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_topmost_of_what_is_gone_is_deleted() {
+        // As strings, "a-c" and "a.txt" sort between "a" and "a/b"; by components they
+        // do not, and "a/b" goes with "a".
+        let present: Vec<String> = [
+            "a", "a-c", "a-c/d", "a.txt", "a/b", "a/b/c", "b", "b/c/d", "b/e",
+        ]
+        .map(String::from)
+        .into();
+        let keep = BTreeSet::from(["b".to_owned()]);
+        let mut gone = to_delete(present.iter(), &keep);
+        gone.sort();
+        assert_eq!(gone, ["a", "a-c", "a.txt", "b/c/d", "b/e"]);
+    }
+
+    #[test]
+    fn thousands_of_scattered_deletions_are_planned_whole() {
+        // Each deleted file in a directory of its own, which stays: none is inside another.
+        let keep: BTreeSet<String> = (0..20_000).map(|i| format!("d{i}")).collect();
+        let present: BTreeSet<String> = keep
+            .iter()
+            .flat_map(|dir| [dir.clone(), format!("{dir}/f")])
+            .collect();
+        assert_eq!(to_delete(present.iter(), &keep).len(), 20_000);
+    }
 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -24,7 +25,7 @@ class Side:
 @dataclass
 class Plan:
     """What a sync will do: entries to send (relative paths, parents first) and to
-    delete on the receiving side (children first)."""
+    delete on the receiving side (none inside another, which goes with it)."""
 
     send: list[str] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
@@ -60,12 +61,19 @@ def plan(source: dict[str, Side], dest: dict[str, Side], delete: bool) -> Plan:
         if there is None or not same(entry, there):
             out.send.append(rel)
     if delete:
-        gone = [rel for rel in dest if rel not in source]
-        # Children first, and nothing below a directory that is itself removed.
-        gone.sort(key=lambda r: r.count("/"))
-        kept: list[str] = []
-        for rel in gone:
-            if not any(rel.startswith(parent + "/") for parent in kept):
-                kept.append(rel)
-        out.delete = sorted(kept, key=lambda r: -r.count("/"))
+        out.delete = topmost(rel for rel in dest if rel not in source)
     return out
+
+
+def topmost(paths: Iterable[str]) -> list[str]:
+    """The paths with no ancestor among them: removing those removes the rest.
+
+    Sorted by their components, a directory's descendants follow it with nothing between,
+    so one pass comparing each path with the last one kept is enough. (Checking every
+    path against every kept one took 42 s for 20,000 files deleted from as many
+    directories.)"""
+    kept: list[str] = []
+    for rel in sorted(paths, key=lambda r: r.split("/")):
+        if not kept or not rel.startswith(kept[-1] + "/"):
+            kept.append(rel)
+    return kept
