@@ -33,6 +33,13 @@ import { extractTree, packTree, posixRelative, walkTree } from './tar.js'
  */
 const WHOLE_TREE = 2048
 
+/**
+ * The daemon's largest listing page. Each page reads again every directory on its cursor's
+ * path: a flat directory of 50,000 files took 1.5 s to list in pages of 1,000, 0.35 s in
+ * pages of 10,000.
+ */
+const PAGE = 10_000
+
 export interface WriteOptions extends CallOptions, ChecksumOptions {
   /** Permission bits of the file (default 0644, or the old file's). */
   mode?: Mode
@@ -127,7 +134,7 @@ export class Files {
   /** Every entry under `path`, `depth` levels down (default 1), names sorted. */
   async list(path = '/', options: CallOptions & { depth?: number } = {}): Promise<EntryInfo[]> {
     const entries: EntryInfo[] = []
-    const params: Record<string, string> = { path, depth: String(options.depth ?? 1) }
+    const params: Record<string, string> = { path, depth: String(options.depth ?? 1), limit: String(PAGE) }
     for (;;) {
       const page = await this.http.call('GET', this.route(), withSignal({ params, idempotent: true }, options))
       entries.push(...(page.entries as object[]).map(entryInfo))

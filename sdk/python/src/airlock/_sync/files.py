@@ -25,6 +25,11 @@ RESUME_ATTEMPTS = 8
 #: would leave a deep tree's bottom out of a sync (resent on every push, never pulled).
 _WHOLE_TREE = 2048
 
+#: The daemon's largest listing page. Each page reads again every directory on its cursor's
+#: path: a flat directory of 50,000 files took 1.5 s to list in pages of 1,000, 0.35 s in
+#: pages of 10,000.
+_PAGE = 10_000
+
 
 class Files:
     """Files of one sandbox (`sandbox.files`)."""
@@ -119,7 +124,7 @@ class Files:
     def list(self, path: str = "/", depth: int = 1) -> builtins.list[EntryInfo]:
         """Every entry under `path`, `depth` levels down, depth first, names sorted."""
         entries: list[EntryInfo] = []
-        params = {"path": path, "depth": str(depth)}
+        params = {"path": path, "depth": str(depth), "limit": str(_PAGE)}
         while True:
             page = self._http.call("GET", self._route(), params=params, idempotent=True)
             entries.extend(EntryInfo.from_json(e) for e in page["entries"])
