@@ -31,6 +31,7 @@ mod sweep;
 mod test_chain;
 mod umask;
 mod unpack;
+mod walk_dir;
 mod watch;
 mod whole_tar;
 mod write;

@@ -4,8 +4,9 @@
 //! lexicographic order of their component lists. A cursor is the last path of a page; the
 //! next page starts right after it, skipping whole subtrees that lie before it.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStringExt;
 
 use rustix::fs::OFlags;
 
@@ -13,6 +14,7 @@ use crate::pack::vanished;
 use crate::path::PATH_MAX;
 use crate::reserved::visible_children_sorted;
 use crate::root::open_beneath;
+use crate::walk_dir::{WalkDir, let_go_before_push};
 use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
 
 /// One page of a listing.
@@ -76,7 +78,7 @@ struct Walk {
 /// A directory on the walk's stack: its handle, its sandbox path, and its children not
 /// yet visited, in order.
 struct Level {
-    dir: OwnedFd,
+    dir: WalkDir,
     path: String,
     left: std::vec::IntoIter<(CString, bool)>,
 }
@@ -89,7 +91,7 @@ impl Walk {
         let failed = |path: &str, e| FsError::from_errno(path, e);
         let left = visible_children_sorted(&top).map_err(|e| failed(top_path, e))?;
         let mut stack = vec![Level {
-            dir: top,
+            dir: WalkDir::Top,
             path: top_path.to_owned(),
             left: left.into_iter(),
         }];
@@ -101,6 +103,17 @@ impl Walk {
                 stack.pop();
                 key.pop();
                 continue;
+            };
+            let rel = || OsString::from_vec(key.join(&b'/'));
+            let dir = match level.dir.open(&top, rel) {
+                Ok(dir) => dir,
+                // Removed since the walk went below it: nothing more of it to list.
+                Err(e) if vanished(&std::io::Error::from(e)) => {
+                    stack.pop();
+                    key.pop();
+                    continue;
+                }
+                Err(e) => return Err(failed(&level.path, e)),
             };
             key.push(name.as_bytes().to_vec());
             let path = join(&level.path, &name.to_string_lossy());
@@ -122,7 +135,7 @@ impl Walk {
                     self.more = true;
                     return Ok(());
                 }
-                match entry(&level.dir, &name, path.clone()) {
+                match entry(dir, &name, path.clone()) {
                     Ok(found) => self.entries.push(found),
                     Err(e) if vanished(&std::io::Error::from(e)) => {
                         key.pop();
@@ -134,13 +147,16 @@ impl Walk {
             // `key` names as many levels as the stack holds.
             let within = key.len() < depth as usize;
             if is_dir && within && (!before_cursor || cursor_inside) {
-                let opened = open_beneath(&level.dir, &name, OFlags::RDONLY | OFlags::DIRECTORY)
+                let opened = open_beneath(dir, &name, OFlags::RDONLY | OFlags::DIRECTORY)
                     .and_then(|child| Ok((visible_children_sorted(&child)?, child)));
                 match opened {
                     // The directory's name stays on `key` until its level is done.
-                    Ok((left, dir)) => {
+                    Ok((left, child)) => {
+                        if let Some(far) = let_go_before_push(stack.len()) {
+                            stack[far].dir.let_go();
+                        }
                         stack.push(Level {
-                            dir,
+                            dir: WalkDir::Held(child),
                             path,
                             left: left.into_iter(),
                         });
@@ -182,7 +198,7 @@ fn components(rest: &str) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_chain::chain;
+    use crate::test_chain::{chain, with_few_descriptors};
 
     /// Lists `/t`, a chain of `depth` directories with a file every 100 levels, page by
     /// page, on a thread with a small stack: a walk that recursed per level would
@@ -226,6 +242,12 @@ mod tests {
         let paths = |entries: &[Entry]| entries.iter().map(|e| e.path.clone()).collect::<Vec<_>>();
         assert_eq!(paths(&paged), paths(&whole));
         assert!(whole.iter().any(|e| e.path.ends_with("/d/d/leaf")));
+    }
+
+    #[test]
+    fn a_deep_listing_holds_few_descriptors() {
+        let listed = with_few_descriptors(|| list_a_chain_on_a_small_stack(2_000, 2_048, 500));
+        assert_eq!(listed.expect("listed").len(), 2_000 + 20 + 1);
     }
 
     #[test]

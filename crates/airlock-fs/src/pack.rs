@@ -18,6 +18,7 @@ use rustix::fs::OFlags;
 use crate::path::PATH_MAX;
 use crate::reserved::visible_children_sorted;
 use crate::root::open_beneath;
+use crate::walk_dir::{WalkDir, let_go_before_push};
 use crate::whole_tar::WholeTar;
 use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
 
@@ -81,21 +82,21 @@ impl Root {
 /// A directory on the walk's stack: its handle and its children not yet packed, in
 /// order.
 struct Level {
-    dir: OwnedFd,
+    dir: WalkDir,
     left: std::vec::IntoIter<(CString, bool)>,
 }
 
 /// Packs everything below `top`, depth first, names sorted. The walk keeps its own stack
-/// of open directories on the heap: a sandbox decides how deep its trees go, and a walk
-/// that recursed per level overflowed its thread's stack (which aborts the daemon) on a
-/// chain of a few thousand directories.
+/// of directories on the heap: a sandbox decides how deep its trees go, and a walk that
+/// recursed per level overflowed its thread's stack (which aborts the daemon) on a chain
+/// of a few thousand directories. It holds at most [`crate::walk_dir::HELD`] of them open.
 fn pack_dir<W: Write>(
     builder: &mut tar::Builder<W>,
     top: &OwnedFd,
     count: &mut u64,
 ) -> std::io::Result<()> {
     let mut stack = vec![Level {
-        dir: top.try_clone()?,
+        dir: WalkDir::Top,
         left: visible_children_sorted(top)?.into_iter(),
     }];
     // The entry's name in the archive: the directories on the stack below the top, then
@@ -106,6 +107,16 @@ fn pack_dir<W: Write>(
             stack.pop();
             rel.pop();
             continue;
+        };
+        let dir = match level.dir.open(top, || rel.clone().into_os_string()) {
+            Ok(dir) => dir,
+            // Removed since the walk went below it: nothing more of it to pack.
+            Err(e) if vanished(&e.into()) => {
+                stack.pop();
+                rel.pop();
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         };
         rel.push(std::ffi::OsStr::from_bytes(name.as_bytes()));
         // No extractor (this engine's, GNU tar's) takes a name past PATH_MAX, so a deeper
@@ -120,7 +131,7 @@ fn pack_dir<W: Write>(
                 ),
             ));
         }
-        let descend = pack_one(builder, &level.dir, &name, &rel, count, true).and_then(|opened| {
+        let descend = pack_one(builder, dir, &name, &rel, count, true).and_then(|opened| {
             opened
                 .map(|dir| visible_children_sorted(&dir).map(|left| (dir, left)))
                 .transpose()
@@ -128,10 +139,15 @@ fn pack_dir<W: Write>(
         });
         match descend {
             // The directory's name stays on `rel` until its level is done.
-            Ok(Some((dir, left))) => stack.push(Level {
-                dir,
-                left: left.into_iter(),
-            }),
+            Ok(Some((dir, left))) => {
+                if let Some(far) = let_go_before_push(stack.len()) {
+                    stack[far].dir.let_go();
+                }
+                stack.push(Level {
+                    dir: WalkDir::Held(dir),
+                    left: left.into_iter(),
+                });
+            }
             Ok(None) => {
                 rel.pop();
             }
@@ -229,7 +245,7 @@ fn pack_one<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_chain::chain;
+    use crate::test_chain::{chain, with_few_descriptors};
 
     /// Packs a chain of `depth` directories (a file `f` at the top, `leaf` at the bottom)
     /// on a thread with a small stack: a walk that recursed per level would overflow it
@@ -263,6 +279,12 @@ mod tests {
             .map(|e| e.expect("entry"))
             .any(|e| e.path_bytes().ends_with(b"d/d/leaf"));
         assert!(bottom, "the bottom of the chain is missing");
+    }
+
+    #[test]
+    fn a_deep_chain_is_packed_holding_few_descriptors() {
+        let (packed, _) = with_few_descriptors(|| pack_a_chain_on_a_small_stack(2_000));
+        assert_eq!(packed.expect("packed"), 2_002);
     }
 
     #[test]

@@ -27,3 +27,19 @@ pub(crate) fn chain(at: &std::path::Path, depth: usize, file_every: usize) {
     }
     file(&dir, "leaf");
 }
+
+/// Runs `f` with this process allowed 256 open descriptors, fewer than a walk holding one
+/// for each level of a 2,000-deep chain needs. nextest runs each test in a process of its
+/// own, so the limit is that test's alone.
+pub(crate) fn with_few_descriptors<T>(f: impl FnOnce() -> T) -> T {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let before = getrlimit(Resource::Nofile);
+    let low = Rlimit {
+        current: Some(256),
+        maximum: before.maximum,
+    };
+    setrlimit(Resource::Nofile, low).expect("lower the descriptor limit");
+    let out = f();
+    setrlimit(Resource::Nofile, before).expect("restore the descriptor limit");
+    out
+}
