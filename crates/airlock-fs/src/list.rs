@@ -10,11 +10,10 @@ use std::os::unix::ffi::OsStringExt;
 
 use rustix::fs::OFlags;
 
-use crate::pack::vanished;
 use crate::path::PATH_MAX;
 use crate::reserved::visible_children_sorted;
 use crate::root::open_beneath;
-use crate::walk_dir::{WalkDir, let_go_before_push};
+use crate::walk_dir::{HELD, WalkDir, let_go_before_push, vanished};
 use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
 
 /// One page of a listing.
@@ -108,7 +107,7 @@ impl Walk {
             let dir = match level.dir.open(&top, rel) {
                 Ok(dir) => dir,
                 // Removed since the walk went below it: nothing more of it to list.
-                Err(e) if vanished(&std::io::Error::from(e)) => {
+                Err(e) if vanished(e) => {
                     stack.pop();
                     key.pop();
                     continue;
@@ -137,7 +136,7 @@ impl Walk {
                 }
                 match entry(dir, &name, path.clone()) {
                     Ok(found) => self.entries.push(found),
-                    Err(e) if vanished(&std::io::Error::from(e)) => {
+                    Err(e) if vanished(e) => {
                         key.pop();
                         continue;
                     }
@@ -152,7 +151,7 @@ impl Walk {
                 match opened {
                     // The directory's name stays on `key` until its level is done.
                     Ok((left, child)) => {
-                        if let Some(far) = let_go_before_push(stack.len()) {
+                        if let Some(far) = let_go_before_push(stack.len(), HELD) {
                             stack[far].dir.let_go();
                         }
                         stack.push(Level {
@@ -162,7 +161,7 @@ impl Walk {
                         });
                         continue;
                     }
-                    Err(e) if vanished(&std::io::Error::from(e)) => {}
+                    Err(e) if vanished(e) => {}
                     Err(e) => return Err(failed(&path, e)),
                 }
             }
@@ -198,7 +197,7 @@ fn components(rest: &str) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_chain::{chain, with_few_descriptors};
+    use crate::test_chain::{chain, on_a_small_stack, with_few_descriptors};
 
     /// Lists `/t`, a chain of `depth` directories with a file every 100 levels, page by
     /// page, on a thread with a small stack: a walk that recursed per level would
@@ -212,24 +211,19 @@ mod tests {
         std::fs::create_dir(home.path().join("t")).expect("mkdir");
         chain(&home.path().join("t"), depth, 100);
         let root = Root::open(home.path()).expect("root");
-        std::thread::Builder::new()
-            .stack_size(128 * 1024)
-            .spawn(move || {
-                let top = SandboxPath::parse("/t").expect("path");
-                let mut all = Vec::new();
-                let mut cursor = None;
-                loop {
-                    let page = root.list(&top, levels, limit, cursor.as_ref())?;
-                    all.extend(page.entries);
-                    match page.next_cursor {
-                        Some(next) => cursor = Some(SandboxPath::parse(&next).expect("cursor")),
-                        None => return Ok(all),
-                    }
+        on_a_small_stack(move || {
+            let top = SandboxPath::parse("/t").expect("path");
+            let mut all = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = root.list(&top, levels, limit, cursor.as_ref())?;
+                all.extend(page.entries);
+                match page.next_cursor {
+                    Some(next) => cursor = Some(SandboxPath::parse(&next).expect("cursor")),
+                    None => return Ok(all),
                 }
-            })
-            .expect("thread")
-            .join()
-            .expect("the walk overflowed or panicked")
+            }
+        })
     }
 
     #[test]

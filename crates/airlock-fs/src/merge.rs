@@ -14,6 +14,7 @@ use rustix::io::Errno;
 use crate::extract::{DirMeta, times};
 use crate::ops::children_of;
 use crate::root::open_beneath;
+use crate::walk_dir::{HELD, WalkDir, let_go_before_push};
 use crate::{FsError, FsResult, SandboxPath};
 
 /// Moves everything in `staging` into `target`. A new name is renamed across whole (a
@@ -35,31 +36,31 @@ pub(crate) fn merge(staging: &OwnedFd, target: &OwnedFd, at: &SandboxPath) -> Fs
 
 type MergeError = (Vec<u8>, Errno);
 
-/// Most directory pairs one merge holds open below the top. An archive's tree is as deep
-/// as its names allow (about 2,000 levels under `PATH_MAX`): a merge that recursed once
-/// a level overflowed the daemon's stack on such a tree uploaded over its own copy, and
-/// holding two descriptors a level would run out of them.
-const HELD: usize = 32;
-
 /// A directory present on both sides, being merged.
 struct Level {
     /// Its name in its parent (empty for the top).
     name: CString,
     /// How much of the walk's path names it.
     rel_len: usize,
-    /// Its staging side and its target side, while held; reopened by path when the walk
-    /// comes back to it after letting them go.
-    open: Option<(OwnedFd, OwnedFd)>,
+    /// Its staging side and its target side. A merge holds two directories a level, so it
+    /// lets go of a level's pair once [`HELD`]` / 2` levels lie below it: an archive's
+    /// tree is as deep as its names allow (about 2,000 levels under `PATH_MAX`), and a
+    /// merge that held every level would run out of descriptors.
+    from: WalkDir,
+    into: WalkDir,
     /// Its staging entries still to merge.
     left: std::vec::IntoIter<(CString, bool)>,
 }
 
+/// The merge keeps its own stack: one that recursed once a level overflowed the daemon's
+/// stack on a deep tree uploaded over its own copy.
 fn merge_dir(staging: &OwnedFd, target: &OwnedFd, rel: &mut Vec<u8>) -> Result<(), MergeError> {
     let top = children_of(staging).map_err(|e| (rel.clone(), e))?;
     let mut stack = vec![Level {
         name: CString::default(),
         rel_len: 0,
-        open: None,
+        from: WalkDir::Top,
+        into: WalkDir::Top,
         left: top.into_iter(),
     }];
     while let Some(level) = stack.last_mut() {
@@ -70,30 +71,33 @@ fn merge_dir(staging: &OwnedFd, target: &OwnedFd, rel: &mut Vec<u8>) -> Result<(
                 break;
             }
             let Some(done) = stack.pop() else { break };
-            drop(done.open);
             rel.truncate(done.rel_len);
-            let (from, _) = sides(&mut stack, staging, target, rel)?;
+            let Some(parent) = stack.last_mut() else {
+                break;
+            };
+            let parent_len = parent.rel_len;
+            let (from, _) = sides(parent, staging, target, &rel[..parent_len])?;
             rustix::fs::unlinkat(from, done.name.as_c_str(), AtFlags::REMOVEDIR)
                 .map_err(|e| (rel.clone(), e))?;
             continue;
         };
-        let rel_len = level.rel_len;
-        rel.truncate(rel_len);
+        rel.truncate(level.rel_len);
+        let (from, into) = sides(level, staging, target, rel)?;
         if !rel.is_empty() {
             rel.push(b'/');
         }
         rel.extend_from_slice(name.as_bytes());
-        let (from, into) = sides(&mut stack, staging, target, rel)?;
         if let Some((sub_from, sub_into)) = merge_one(from, into, &name, from_is_dir, rel)? {
             let children = children_of(&sub_from).map_err(|e| (rel.clone(), e))?;
-            if stack.len() > HELD {
-                let far = stack.len() - HELD;
-                stack[far].open = None;
+            if let Some(far) = let_go_before_push(stack.len(), HELD / 2) {
+                stack[far].from.let_go();
+                stack[far].into.let_go();
             }
             stack.push(Level {
                 name,
                 rel_len: rel.len(),
-                open: Some((sub_from, sub_into)),
+                from: WalkDir::Held(sub_from),
+                into: WalkDir::Held(sub_into),
                 left: children.into_iter(),
             });
         }
@@ -101,29 +105,19 @@ fn merge_dir(staging: &OwnedFd, target: &OwnedFd, rel: &mut Vec<u8>) -> Result<(
     Ok(())
 }
 
-/// The staging and target sides of the innermost level, reopened beneath the top by
-/// their path if they were let go (no symlink followed: a sandbox that swapped a
-/// directory meanwhile makes the merge fail, not stray).
+/// A level's staging and target sides, reopened beneath the tops by `rel`, the level's
+/// path, if they were let go (no symlink followed: a sandbox that swapped a directory
+/// meanwhile makes the merge fail, not stray).
 fn sides<'a>(
-    stack: &'a mut [Level],
+    level: &'a mut Level,
     staging: &'a OwnedFd,
     target: &'a OwnedFd,
     rel: &[u8],
 ) -> Result<(&'a OwnedFd, &'a OwnedFd), MergeError> {
-    let Some(level) = stack.last_mut().filter(|l| l.rel_len > 0) else {
-        return Ok((staging, target));
-    };
-    let at = &rel[..level.rel_len];
-    let (from, into) = match &mut level.open {
-        Some(open) => open,
-        slot @ None => {
-            let path = OsStr::from_bytes(at);
-            let flags = OFlags::PATH | OFlags::DIRECTORY;
-            let from = open_beneath(staging, path, flags).map_err(|e| (at.to_vec(), e))?;
-            let into = open_beneath(target, path, flags).map_err(|e| (at.to_vec(), e))?;
-            slot.insert((from, into))
-        }
-    };
+    let path = || OsStr::from_bytes(rel).to_owned();
+    let failed = |e| (rel.to_vec(), e);
+    let from = level.from.open(staging, path).map_err(failed)?;
+    let into = level.into.open(target, path).map_err(failed)?;
     Ok((from, into))
 }
 
@@ -187,7 +181,7 @@ pub(crate) fn apply_dir_meta(target: &OwnedFd, at: &SandboxPath, dirs: &[DirMeta
 
 #[cfg(test)]
 mod tests {
-    use crate::test_chain::chain;
+    use crate::test_chain::{chain, on_a_small_stack};
     use crate::{FileOwner, Root, SandboxPath, UnpackLimits};
 
     /// An archive of a 2,000-deep chain (a file at every level, so the walk comes back
@@ -207,19 +201,14 @@ mod tests {
             gid: rustix::process::getgid().as_raw(),
         };
         let target = SandboxPath::parse("/t").expect("path");
-        std::thread::Builder::new()
-            .stack_size(128 * 1024)
-            .spawn(move || {
-                for _ in 0..2 {
-                    let unpacked = root
-                        .unpack(&target, &archive[..], me, UnpackLimits::default())
-                        .expect("unpacked");
-                    assert_eq!(unpacked.dirs, 2_000);
-                }
-            })
-            .expect("thread")
-            .join()
-            .expect("the merge overflowed or panicked");
+        on_a_small_stack(move || {
+            for _ in 0..2 {
+                let unpacked = root
+                    .unpack(&target, &archive[..], me, UnpackLimits::default())
+                    .expect("unpacked");
+                assert_eq!(unpacked.dirs, 2_000);
+            }
+        });
         let mut bottom = home.path().join("t");
         for _ in 0..2_000 {
             bottom.push("d");

@@ -14,11 +14,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use rustix::fs::OFlags;
+use rustix::io::Errno;
 
 use crate::path::PATH_MAX;
 use crate::reserved::visible_children_sorted;
 use crate::root::open_beneath;
-use crate::walk_dir::{WalkDir, let_go_before_push};
+use crate::walk_dir::{self, HELD, WalkDir, let_go_before_push};
 use crate::whole_tar::WholeTar;
 use crate::{Entry, FileKind, FsError, FsResult, Root, SandboxPath};
 
@@ -89,7 +90,7 @@ struct Level {
 /// Packs everything below `top`, depth first, names sorted. The walk keeps its own stack
 /// of directories on the heap: a sandbox decides how deep its trees go, and a walk that
 /// recursed per level overflowed its thread's stack (which aborts the daemon) on a chain
-/// of a few thousand directories. It holds at most [`crate::walk_dir::HELD`] of them open.
+/// of a few thousand directories. It holds at most [`HELD`] of them open.
 fn pack_dir<W: Write>(
     builder: &mut tar::Builder<W>,
     top: &OwnedFd,
@@ -111,7 +112,7 @@ fn pack_dir<W: Write>(
         let dir = match level.dir.open(top, || rel.clone().into_os_string()) {
             Ok(dir) => dir,
             // Removed since the walk went below it: nothing more of it to pack.
-            Err(e) if vanished(&e.into()) => {
+            Err(e) if walk_dir::vanished(e) => {
                 stack.pop();
                 rel.pop();
                 continue;
@@ -140,7 +141,7 @@ fn pack_dir<W: Write>(
         match descend {
             // The directory's name stays on `rel` until its level is done.
             Ok(Some((dir, left))) => {
-                if let Some(far) = let_go_before_push(stack.len()) {
+                if let Some(far) = let_go_before_push(stack.len(), HELD) {
                     stack[far].dir.let_go();
                 }
                 stack.push(Level {
@@ -162,16 +163,10 @@ fn pack_dir<W: Write>(
     Ok(())
 }
 
-/// Gone, or swapped for a symlink or a file, since its directory was read: the sandbox
-/// changed its own tree under the walk, which leaves that entry out.
-pub(crate) fn vanished(e: &std::io::Error) -> bool {
-    [
-        rustix::io::Errno::NOENT,
-        rustix::io::Errno::LOOP,
-        rustix::io::Errno::NOTDIR,
-    ]
-    .iter()
-    .any(|gone| e.raw_os_error() == Some(gone.raw_os_error()))
+/// [`walk_dir::vanished`] for an I/O error.
+fn vanished(e: &std::io::Error) -> bool {
+    e.raw_os_error()
+        .is_some_and(|n| walk_dir::vanished(Errno::from_raw_os_error(n)))
 }
 
 /// The first 64 bytes of an over-long name, for the error.
@@ -245,7 +240,7 @@ fn pack_one<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_chain::{chain, with_few_descriptors};
+    use crate::test_chain::{chain, on_a_small_stack, with_few_descriptors};
 
     /// Packs a chain of `depth` directories (a file `f` at the top, `leaf` at the bottom)
     /// on a thread with a small stack: a walk that recursed per level would overflow it
@@ -255,16 +250,11 @@ mod tests {
         std::fs::create_dir(home.path().join("t")).expect("mkdir");
         chain(&home.path().join("t"), depth, usize::MAX);
         let root = Root::open(home.path()).expect("root");
-        std::thread::Builder::new()
-            .stack_size(128 * 1024)
-            .spawn(move || {
-                let mut out = Vec::new();
-                let packed = root.pack(&SandboxPath::parse("/t").expect("path"), &mut out);
-                (packed, out)
-            })
-            .expect("thread")
-            .join()
-            .expect("the walk overflowed or panicked")
+        on_a_small_stack(move || {
+            let mut out = Vec::new();
+            let packed = root.pack(&SandboxPath::parse("/t").expect("path"), &mut out);
+            (packed, out)
+        })
     }
 
     #[test]

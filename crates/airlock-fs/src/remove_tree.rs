@@ -116,18 +116,7 @@ fn move_up(dir: &OwnedFd, name: &CStr, top: &OwnedFd) -> Result<CString, Errno> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_chain::chain;
-
-    /// Runs `work` on a thread with a small stack: a walk that recursed per level would
-    /// overflow it long before the bottom of the trees below.
-    fn on_a_small_stack(work: impl FnOnce() + Send + 'static) {
-        std::thread::Builder::new()
-            .stack_size(128 * 1024)
-            .spawn(work)
-            .expect("thread")
-            .join()
-            .expect("the walk overflowed or panicked");
-    }
+    use crate::test_chain::{chain, on_a_small_stack};
 
     #[test]
     fn a_chain_deeper_than_any_stack_is_removed() {

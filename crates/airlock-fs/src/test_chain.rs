@@ -43,3 +43,14 @@ pub(crate) fn with_few_descriptors<T>(f: impl FnOnce() -> T) -> T {
     setrlimit(Resource::Nofile, before).expect("restore the descriptor limit");
     out
 }
+
+/// Runs `work` on a thread with a small stack and answers what it returns: a walk that
+/// recursed per level would overflow it long before the bottom of a deep chain.
+pub(crate) fn on_a_small_stack<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(work)
+        .expect("thread")
+        .join()
+        .expect("the walk overflowed or panicked")
+}
