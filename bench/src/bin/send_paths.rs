@@ -1,12 +1,13 @@
-//! How a file's bytes are best sent to a socket on this machine: the daemon's way (read
-//! into a buffer, write it out), `sendfile(2)`, or `splice(2)` through a pipe, each
+//! How a file's bytes are best sent to a socket on this machine: read into a buffer and
+//! written out (the daemon's gRPC downloads), `sendfile(2)` (its HTTP/1 downloads), or
+//! `splice(2)` through a pipe, each
 //! moving a warm 1 GiB file over loopback TCP to a reader that discards it, alternating
 //! run by run after an uncounted warm-up. Reports the time and the sending thread's CPU.
 //!
-//! This is the measurement behind serving downloads with read + write: the zero-copy
-//! calls took longer and cost the sender more CPU here, as a sendfile path built into the
-//! daemon did when downloads were timed by hand (the README's Files section), so the
-//! daemon does not use them.
+//! This is the kernel's side of the daemon's choice of `sendfile` for HTTP/1 downloads.
+//! On the Intel host this machine kind ran on before, the zero-copy calls took longer
+//! than read + write and cost the sender more CPU; on the AMD host they take less than
+//! half as long (the README's Files section). Kept in every run so a change of host shows.
 //!
 //! Usage: send_paths REPS OUT_PREFIX
 
@@ -34,8 +35,8 @@ enum Way {
 impl Way {
     fn name(self) -> &'static str {
         match self {
-            Way::ReadWrite => "read + write, 256 KiB (the daemon's downloads)",
-            Way::Sendfile => "sendfile",
+            Way::ReadWrite => "read + write, 256 KiB (the daemon's gRPC downloads)",
+            Way::Sendfile => "sendfile (the daemon's HTTP/1 downloads)",
             Way::Splice => "splice through a 512 KiB pipe",
         }
     }

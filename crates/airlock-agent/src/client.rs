@@ -588,6 +588,9 @@ impl Read for RemoteReader {
     }
 }
 
+/// Read through the agent: never a file on this machine.
+impl FileReader for RemoteReader {}
+
 impl Seek for RemoteReader {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
         let target = match to {

@@ -598,6 +598,86 @@ async fn one_gib_streams_in_constant_memory() {
     );
 }
 
+/// Downloads over HTTP/1 are sent by the kernel (`sendfile`) from a queue the connection
+/// keeps; one keep-alive connection mixing ranges that start and end mid-window, a
+/// `HEAD`, a small file read whole, and whole big files must get every byte in order.
+#[tokio::test]
+async fn one_connection_mixes_ranges_heads_and_whole_files() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, serde_json::json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let big = random(3 * 1024 * 1024 + 5, 7);
+    let small = random(10_000, 8);
+    assert_eq!(files.put("/workspace/big", &[], big.clone()).await.0, 201);
+    assert_eq!(
+        files.put("/workspace/small", &[], small.clone()).await.0,
+        201
+    );
+    let address = daemon.url.trim_start_matches("http://").to_owned();
+    let socket = std::net::TcpStream::connect(&address).unwrap();
+    let mut writer = socket.try_clone().unwrap();
+    let mut reader = BufReader::new(socket);
+    let request = |method: &str, path: &str, range: Option<&str>| {
+        let range = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
+        format!(
+            "{method} /v1/sandboxes/{id}/files/content?path={path} HTTP/1.1\r\nHost: x\r\n\
+             Authorization: Bearer {}\r\n{range}\r\n",
+            daemon.token
+        )
+    };
+    let mut answer = |method: &str| {
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0u8; if method == "HEAD" { 0 } else { length }];
+        reader.read_exact(&mut body).unwrap();
+        (status.split(' ').nth(1).unwrap().to_owned(), length, body)
+    };
+    let mut ask = |method: &str, path: &str, range: Option<&str>| {
+        writer
+            .write_all(request(method, path, range).as_bytes())
+            .unwrap();
+        answer(method)
+    };
+    let (status, _, body) = ask("GET", "/workspace/big", Some("bytes=1000-2600000"));
+    assert_eq!(status, "206");
+    assert!(body == big[1000..=2_600_000], "a range across two windows");
+    let (status, length, _) = ask("HEAD", "/workspace/big", None);
+    assert_eq!((status.as_str(), length), ("200", big.len()));
+    let (_, _, body) = ask("GET", "/workspace/small", None);
+    assert!(body == small, "a small file after a HEAD");
+    for _ in 0..2 {
+        let (status, _, body) = ask("GET", "/workspace/big", None);
+        assert_eq!(status, "200");
+        assert!(body == big, "the whole file, twice");
+    }
+    let (_, _, body) = ask("GET", "/workspace/big", Some("bytes=-5"));
+    assert_eq!(body, big[big.len() - 5..]);
+    // Pipelined: three requests sent before any answer is read.
+    let three = [
+        request("GET", "/workspace/big", Some("bytes=5-1048580")),
+        request("HEAD", "/workspace/small", None),
+        request("GET", "/workspace/big", None),
+    ];
+    writer.write_all(three.concat().as_bytes()).unwrap();
+    assert!(answer("GET").2 == big[5..=1_048_580]);
+    assert_eq!(answer("HEAD").1, small.len());
+    assert!(answer("GET").2 == big, "pipelined answers in order");
+}
+
 /// A small body is read whole before it is written; a client that leaves partway leaves
 /// the old file as it was and no temporary file.
 #[tokio::test]

@@ -17,8 +17,21 @@ use crate::{
 };
 
 /// A file opened for reading: read from where it was sought to.
-pub trait FileReader: Read + Seek + Send {}
-impl<T: Read + Seek + Send> FileReader for T {}
+pub trait FileReader: Read + Seek + Send {
+    /// The file itself when it is on this machine, so a face may hand it to the kernel
+    /// to send (`sendfile`) instead of reading it through a buffer.
+    fn local(&self) -> Option<&File> {
+        None
+    }
+}
+
+impl FileReader for File {
+    fn local(&self) -> Option<&File> {
+        Some(self)
+    }
+}
+
+impl<T: AsRef<[u8]> + Send> FileReader for std::io::Cursor<T> {}
 
 /// A partial upload's file, opened to add a chunk.
 pub trait PartialFile: Write + Send {

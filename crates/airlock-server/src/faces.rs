@@ -22,6 +22,7 @@ use tower::ServiceExt;
 
 use crate::observe::{Observer, observe};
 use crate::origin::Origin;
+use crate::sendfile::SendQueue;
 
 /// The daemon's whole HTTP application: what each connection serves.
 #[derive(Clone)]
@@ -29,6 +30,9 @@ pub(crate) struct Faces {
     observer: Arc<Observer>,
     rest: Router,
     grpc: Router,
+    /// The connection's queue of file windows to send, when it can send them itself
+    /// (HTTP/1): handed to each request, so a download can use it.
+    send_queue: Option<SendQueue>,
 }
 
 impl Faces {
@@ -37,7 +41,14 @@ impl Faces {
             observer: Arc::new(Observer::new(service)),
             rest,
             grpc,
+            send_queue: None,
         }
+    }
+
+    /// The same application for one connection that sends file windows from `queue`.
+    pub(crate) fn sending_files(mut self, queue: SendQueue) -> Self {
+        self.send_queue = Some(queue);
+        self
     }
 
     async fn answer(self, request: axum::extract::Request) -> Response {
@@ -46,6 +57,7 @@ impl Faces {
             observer,
             rest,
             grpc: grpc_router,
+            send_queue: _,
         } = self;
         observe(&observer, grpc, request, |mut request| async move {
             let answered = if grpc {
@@ -74,6 +86,10 @@ impl tower::Service<hyper::Request<Incoming>> for Faces {
 
     fn call(&mut self, request: hyper::Request<Incoming>) -> Self::Future {
         let faces = self.clone();
-        Box::pin(async move { Ok(faces.answer(request.map(Body::new)).await) })
+        let mut request = request.map(Body::new);
+        if let Some(queue) = &self.send_queue {
+            request.extensions_mut().insert(queue.clone());
+        }
+        Box::pin(async move { Ok(faces.answer(request).await) })
     }
 }

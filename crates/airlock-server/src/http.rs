@@ -11,12 +11,14 @@
 //! speaks HTTP/1.1 or, told by its preface, HTTP/2 (gRPC's h2c).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -24,6 +26,7 @@ use tokio_io_timeout::TimeoutStream;
 
 use crate::faces::Faces;
 use crate::repoll::Repoll;
+use crate::sendfile::{SendQueue, SendfileIo};
 
 /// The ceiling of a connection's read buffer: hyper refuses a request head that does not
 /// fit (431). Bodies are read through the same buffer, and a 1 GiB `curl -T` upload to a
@@ -133,10 +136,7 @@ async fn serve_connection(
     let Some(http2) = speaks_http2(&tcp, limits.header_timeout).await else {
         return;
     };
-    let mut io = TimeoutStream::new(tcp);
-    io.set_write_timeout(Some(limits.idle_timeout));
-    let io = TokioIo::new(Box::pin(io));
-    let service = TowerToHyperService::new(app);
+    let service = |app: Faces| TowerToHyperService::new(app);
     macro_rules! drive {
         ($connection:expr) => {{
             let connection = $connection;
@@ -161,17 +161,32 @@ async fn serve_connection(
                 .max_frame_size(H2_MAX_FRAME)
                 .keep_alive_interval(Some(limits.idle_timeout))
                 .keep_alive_timeout(limits.header_timeout)
-                .serve_connection(io, service)
+                .serve_connection(timed(tcp, limits), service(app))
         );
     } else {
+        // Downloads are sent with `sendfile`, which needs hyper to queue body chunks
+        // untouched (`writev`) rather than copy them into one buffer.
+        let queue = SendQueue::default();
+        let io = timed(SendfileIo::new(tcp, queue.clone()), limits);
         drive!(
             hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
                 .max_buf_size(READ_BUFFER)
-                .serve_connection(io, service)
+                .writev(true)
+                .serve_connection(io, service(app.sending_files(queue)))
         );
     }
+}
+
+/// A connection's stream, dropped once the client stops reading for the idle timeout.
+fn timed<T: AsyncRead + AsyncWrite>(
+    io: T,
+    limits: ConnectionLimits,
+) -> TokioIo<Pin<Box<TimeoutStream<T>>>> {
+    let mut io = TimeoutStream::new(io);
+    io.set_write_timeout(Some(limits.idle_timeout));
+    TokioIo::new(Box::pin(io))
 }
 
 fn log_end(result: Result<(), hyper::Error>) {

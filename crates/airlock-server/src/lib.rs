@@ -11,8 +11,10 @@ mod grpc;
 mod http;
 mod observe;
 mod origin;
+mod page_cache;
 mod repoll;
 mod rest;
+mod sendfile;
 
 /// Settings of `airlock serve`.
 #[derive(Debug, Clone)]

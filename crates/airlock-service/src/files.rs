@@ -74,9 +74,20 @@ pub enum FileWindow {
     Stream(ByteStream),
 }
 
+/// How a face sends a window of a file on this machine itself (HTTP/1 with `sendfile`):
+/// given the open file, the window's start and its length, the body's stream, whose
+/// chunks' lengths add up to the window's and are counted as sent.
+pub type SendFile<'a> = &'a dyn Fn(std::fs::File, u64, u64) -> ByteStream;
+
 impl FileBody {
     /// Bytes `[start, start + len)` of the content, which a face sends as it is.
     pub fn window(self, start: u64, len: u64) -> FileWindow {
+        self.window_sent_by(start, len, None)
+    }
+
+    /// The same, with a window of a streamed file on this machine handed to `send`
+    /// rather than read through the daemon's buffers.
+    pub fn window_sent_by(self, start: u64, len: u64, send: Option<SendFile>) -> FileWindow {
         let mut audit = self.audit;
         match self.content {
             Content::Small(bytes) => {
@@ -87,7 +98,13 @@ impl FileBody {
                 )
             }
             Content::Stream(file) => {
-                let chunks = crate::read_pump::read_window(file, start, len, DOWNLOAD_CHUNK);
+                // A second descriptor, so the face may keep the file as long as its
+                // connection needs it; on failure the bytes are read as usual.
+                let own = send.zip(file.local().and_then(|f| f.try_clone().ok()));
+                let chunks = match own {
+                    Some((send, own)) => send(own, start, len),
+                    None => crate::read_pump::read_window(file, start, len, DOWNLOAD_CHUNK),
+                };
                 let counted = Counted::of_length(chunks, audit, len).in_flight(self.in_flight);
                 FileWindow::Stream(Box::pin(counted))
             }

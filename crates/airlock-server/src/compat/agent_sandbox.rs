@@ -9,6 +9,7 @@
 //! direct connection speaks (`/execute`, `/upload`, `/download/…`, `/list/…`,
 //! `/exists/…`) and sandboxd's `/v1/files/…`.
 
+use crate::sendfile::SendQueue;
 use std::sync::Arc;
 
 use airlock_api::{ErrorCode, ExecRequest, FileEntry};
@@ -163,14 +164,20 @@ async fn download(
     State(service): State<Arc<Service>>,
     axum::Extension(t): axum::Extension<Target>,
     Path(path): Path<String>,
+    queue: Option<axum::Extension<SendQueue>>,
 ) -> Answer<Response> {
-    file_bytes(&service, &t, &absolute(&path)).await
+    file_bytes(&service, &t, &absolute(&path), queue.as_deref()).await
 }
 
-async fn file_bytes(service: &Service, t: &Target, path: &str) -> Answer<Response> {
+async fn file_bytes(
+    service: &Service,
+    t: &Target,
+    path: &str,
+    queue: Option<&SendQueue>,
+) -> Answer<Response> {
     let (content, entry) = service.open_file(&t.caller, &t.id, path).await?;
     // Without a Range header the whole file is the answer: nothing can be unsatisfiable.
-    let Ok((body, _)) = crate::rest::range::ranged_body(content, entry.size, None) else {
+    let Ok((body, _)) = crate::rest::range::ranged_body(content, entry.size, None, queue) else {
         return Err(ApiError::bad_request("no range was asked for").into());
     };
     Ok((
@@ -253,11 +260,12 @@ async fn v1_get(
     State(service): State<Arc<Service>>,
     axum::Extension(t): axum::Extension<Target>,
     Path(path): Path<String>,
+    queue: Option<axum::Extension<SendQueue>>,
 ) -> Answer<Response> {
     let path = absolute(&path);
     let entry = service.stat_file(&t.caller, &t.id, &path).await?;
     if entry.kind != "dir" {
-        return file_bytes(&service, &t, &path).await;
+        return file_bytes(&service, &t, &path, queue.as_deref()).await;
     }
     let listed: Vec<_> = entries(&service, &t, &path)
         .await?

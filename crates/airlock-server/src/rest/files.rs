@@ -20,6 +20,7 @@ use super::failure::{Answer, Failure};
 use super::headers::{insert, text};
 use super::json::{Json, Query};
 use super::range::{ByteRange, ranged_body};
+use crate::sendfile::SendQueue;
 
 type Caller = Extension<Principal>;
 
@@ -120,12 +121,13 @@ pub async fn download(
     Extension(caller): Caller,
     Path(id): Path<String>,
     Query(q): Query<PathQuery>,
+    queue: Option<Extension<SendQueue>>,
     headers: HeaderMap,
 ) -> Answer<Response> {
     let (content, entry) = service.open_file(&caller, &id, &q.path).await?;
     let size = entry.size;
     let asked = headers.get(header::RANGE).map(|v| v.to_str().unwrap_or(""));
-    let Ok((body, range)) = ranged_body(content, size, asked) else {
+    let Ok((body, range)) = ranged_body(content, size, asked, queue.as_deref()) else {
         return Ok(unsatisfiable(size));
     };
     let ByteRange { start, len } = range.unwrap_or(ByteRange {

@@ -1,5 +1,7 @@
 //! The `Range` header, single byte ranges only (what download clients send).
 
+use crate::sendfile::SendQueue;
+
 /// A satisfiable range of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteRange {
@@ -40,11 +42,13 @@ pub fn parse_range(value: &str, size: u64) -> Result<ByteRange, ()> {
 }
 
 /// A file's body for a `Range` header (or the whole file without one): the window's
-/// bytes and the range answered, or `Err(())` when the range cannot be satisfied.
+/// bytes and the range answered, or `Err(())` when the range cannot be satisfied. On a
+/// connection that sends files itself (`queue`), a streamed window goes by `sendfile`.
 pub fn ranged_body(
     content: airlock_service::FileBody,
     size: u64,
     range: Option<&str>,
+    queue: Option<&SendQueue>,
 ) -> Result<(axum::body::Body, Option<ByteRange>), ()> {
     let range = match range.map(|text| parse_range(text, size)) {
         Some(Ok(range)) => Some(range),
@@ -55,7 +59,9 @@ pub fn ranged_body(
         start: 0,
         len: size,
     });
-    let body = match content.window(start, len) {
+    let send = queue.map(|q| move |file: std::fs::File, at: u64, n: u64| q.body(file, at, n));
+    let send = send.as_ref().map(|send| send as airlock_service::SendFile);
+    let body = match content.window_sent_by(start, len, send) {
         airlock_service::FileWindow::Bytes(bytes) => axum::body::Body::from(bytes),
         airlock_service::FileWindow::Stream(chunks) => axum::body::Body::from_stream(chunks),
     };

@@ -19,6 +19,7 @@ use super::{Envd, Failure, resolve};
 use crate::rest::body::stream;
 use crate::rest::headers::insert;
 use crate::rest::range::{ByteRange, ranged_body};
+use crate::sendfile::SendQueue;
 
 #[derive(Deserialize)]
 /// envd's `username` is ignored (serde skips it): Airlock's sandboxes have one user.
@@ -31,13 +32,14 @@ pub async fn read(
     State(service): State<Arc<Service>>,
     axum::Extension(envd): axum::Extension<Envd>,
     axum::extract::Query(q): axum::extract::Query<FileQuery>,
+    queue: Option<axum::Extension<SendQueue>>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     let path = resolve(q.path.as_deref().unwrap_or_default())?;
     let (content, entry) = service.open_file(&envd.caller, &envd.id, &path).await?;
     let size = entry.size;
     let asked = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let (body, range) = ranged_body(content, size, asked)
+    let (body, range) = ranged_body(content, size, asked, queue.as_deref())
         .map_err(|()| ApiError::new(airlock_api::ErrorCode::BadRange, "range not satisfiable"))?;
     let len = range.map_or(size, |r| r.len);
     let mut response = Response::new(body);
