@@ -12,7 +12,7 @@ import httpx
 
 from .. import _core
 from .._config import Config
-from . import _io
+from . import _io, _transport
 
 #: Tries of an idempotent request whose connection is refused, and the pause between.
 ATTEMPTS = 3
@@ -30,7 +30,7 @@ class AsyncHTTP:
             # Writes and reads stream for as long as they flow; only silence times out.
             timeout=httpx.Timeout(config.timeout),
             # The daemon drops idle connections after 30 s; never reuse one near that.
-            limits=httpx.Limits(keepalive_expiry=20.0),
+            transport=_transport.transport(httpx.Limits(keepalive_expiry=20.0)),
         )
 
     async def aclose(self) -> None:
