@@ -266,7 +266,9 @@ mod tests {
     #[tokio::test]
     async fn a_mark_out_of_step_fails() {
         let (_dir, file) = file_of(&content(100_000));
-        let (mut io, queue, _client) = pair().await;
+        let (mut io, queue, mut client) = pair().await;
+        // Drained, so the good send at the end never waits on a full socket.
+        tokio::spawn(async move { client.read_to_end(&mut Vec::new()).await });
         let stray = io.write(&MARKS[..10]).await.unwrap_err();
         assert!(stray.to_string().contains("out of step"), "{stray}");
         let mut body = queue.body(file, 0, 100_000);
