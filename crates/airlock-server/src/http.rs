@@ -136,7 +136,6 @@ async fn serve_connection(
     let Some(http2) = speaks_http2(&tcp, limits.header_timeout).await else {
         return;
     };
-    let service = |app: Faces| TowerToHyperService::new(app);
     macro_rules! drive {
         ($connection:expr) => {{
             let connection = $connection;
@@ -161,7 +160,7 @@ async fn serve_connection(
                 .max_frame_size(H2_MAX_FRAME)
                 .keep_alive_interval(Some(limits.idle_timeout))
                 .keep_alive_timeout(limits.header_timeout)
-                .serve_connection(timed(tcp, limits), service(app))
+                .serve_connection(timed(tcp, limits), TowerToHyperService::new(app))
         );
     } else {
         // Downloads are sent with `sendfile`, which needs hyper to queue body chunks
@@ -174,7 +173,7 @@ async fn serve_connection(
                 .header_read_timeout(limits.header_timeout)
                 .max_buf_size(READ_BUFFER)
                 .writev(true)
-                .serve_connection(io, service(app.sending_files(queue)))
+                .serve_connection(io, TowerToHyperService::new(app.sending_files(queue)))
         );
     }
 }

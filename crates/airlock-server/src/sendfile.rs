@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
-use airlock_service::ByteStream;
+use airlock_service::{ByteStream, SendsFiles};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
@@ -54,34 +54,33 @@ struct Piece {
 pub struct SendQueue(Arc<Mutex<VecDeque<Piece>>>);
 
 impl SendQueue {
-    /// A body for bytes `[start, start + len)` of `file`, sent on this connection.
-    pub fn body(&self, file: File, start: u64, len: u64) -> ByteStream {
-        let queue = self.clone();
-        let end = start + len;
-        let pieces =
-            futures_util::stream::unfold((Arc::new(file), start), move |(file, offset)| {
-                let queue = queue.clone();
-                async move {
-                    if offset >= end {
-                        return None;
-                    }
-                    let len = (end - offset).min(MARK_LEN as u64) as usize;
-                    let file = page_cache::load(file, offset, len).await;
-                    queue.lock().push_back(Piece {
-                        file: file.clone(),
-                        offset,
-                        len,
-                        sent: 0,
-                    });
-                    let mark = Bytes::from_static(&MARKS[..len]);
-                    Some((Ok(mark), (file, offset + len as u64)))
-                }
-            });
-        Box::pin(pieces)
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Piece>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SendsFiles for SendQueue {
+    /// Marks for bytes `[start, start + len)` of `file`, each window queued on this
+    /// connection as its mark is yielded, once its pages are in memory.
+    fn body(&self, file: File, start: u64, len: u64) -> ByteStream {
+        let end = start + len;
+        let state = (self.clone(), Arc::new(file), start);
+        let marks = futures_util::stream::unfold(state, move |(queue, file, offset)| async move {
+            if offset >= end {
+                return None;
+            }
+            let len = (end - offset).min(MARK_LEN as u64) as usize;
+            let file = page_cache::load(file, offset, len).await;
+            queue.lock().push_back(Piece {
+                file: file.clone(),
+                offset,
+                len,
+                sent: 0,
+            });
+            let mark = Bytes::from_static(&MARKS[..len]);
+            Some((Ok(mark), (queue, file, offset + len as u64)))
+        });
+        Box::pin(marks)
     }
 }
 

@@ -74,10 +74,12 @@ pub enum FileWindow {
     Stream(ByteStream),
 }
 
-/// How a face sends a window of a file on this machine itself (HTTP/1 with `sendfile`):
-/// given the open file, the window's start and its length, the body's stream, whose
-/// chunks' lengths add up to the window's and are counted as sent.
-pub type SendFile<'a> = &'a dyn Fn(std::fs::File, u64, u64) -> ByteStream;
+/// A face that sends a window of a file on this machine itself (HTTP/1 with `sendfile`).
+pub trait SendsFiles {
+    /// The body for bytes `[start, start + len)` of `file`: a stream whose chunks'
+    /// lengths add up to the window's, each counted as sent when it is yielded.
+    fn body(&self, file: std::fs::File, start: u64, len: u64) -> ByteStream;
+}
 
 impl FileBody {
     /// Bytes `[start, start + len)` of the content, which a face sends as it is.
@@ -87,7 +89,7 @@ impl FileBody {
 
     /// The same, with a window of a streamed file on this machine handed to `send`
     /// rather than read through the daemon's buffers.
-    pub fn window_sent_by(self, start: u64, len: u64, send: Option<SendFile>) -> FileWindow {
+    pub fn window_sent_by(self, start: u64, len: u64, send: Option<&dyn SendsFiles>) -> FileWindow {
         let mut audit = self.audit;
         match self.content {
             Content::Small(bytes) => {
@@ -102,7 +104,7 @@ impl FileBody {
                 // connection needs it; on failure the bytes are read as usual.
                 let own = send.zip(file.local().and_then(|f| f.try_clone().ok()));
                 let chunks = match own {
-                    Some((send, own)) => send(own, start, len),
+                    Some((send, own)) => send.body(own, start, len),
                     None => crate::read_pump::read_window(file, start, len, DOWNLOAD_CHUNK),
                 };
                 let counted = Counted::of_length(chunks, audit, len).in_flight(self.in_flight);

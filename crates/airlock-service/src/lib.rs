@@ -64,7 +64,7 @@ pub use caps::TenantCaps;
 pub use envd_tokens::EnvdSignature;
 pub use error::ApiError;
 pub use exec::{ExecEvents, ProcessEvent, ProcessInput};
-pub use files::{FileBody, FileWindow, ListFiles, SendFile, byte_window, mtime_text, to_api};
+pub use files::{FileBody, FileWindow, ListFiles, SendsFiles, byte_window, mtime_text, to_api};
 pub use local_backend::LocalBackend;
 pub use metrics::{ByteCounter, FaceBytes, Metrics};
 pub use oidc::{Fetch, OidcSettings};

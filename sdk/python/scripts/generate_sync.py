@@ -15,13 +15,16 @@ from pathlib import Path
 import unasync
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "airlock"
-GENERATED = ["__init__.py", "http.py", "files.py", "commands.py", "sandbox.py"]
+GENERATED = ["__init__.py", "http.py", "files.py", "commands.py", "sandbox.py", "_transport.py"]
 RENAMES = {
     "AsyncHTTP": "HTTP",
     "AsyncFiles": "Files",
     "AsyncCommands": "Commands",
     "AsyncSandbox": "Sandbox",
     "AsyncClient": "Client",
+    "AsyncHTTPTransport": "HTTPTransport",
+    "AsyncNetworkBackend": "NetworkBackend",
+    "AsyncNetworkStream": "NetworkStream",
     "aclose": "close",
     "aread": "read",
     "aiter_bytes": "iter_bytes",

@@ -52,10 +52,8 @@ export function plan(source: Map<string, Side>, dest: Map<string, Side>, remove:
   return out
 }
 
-/** Orders paths by their components, so a directory's descendants follow it directly. */
-function byComponents(a: string, b: string): number {
-  const x = a.split('/')
-  const y = b.split('/')
+/** Orders paths' component lists, so a directory's descendants follow it directly. */
+function byComponents(x: string[], y: string[]): number {
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
     if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1
   }
@@ -64,12 +62,14 @@ function byComponents(a: string, b: string): number {
 
 /**
  * The paths with no ancestor among them: removing those removes the rest. Sorted by
- * components, one pass against the last path kept is enough; checking each path against
- * every kept one grew with the square of their number.
+ * components (each path split once), one pass against the last path kept is enough;
+ * checking each path against every kept one grew with the square of their number.
  */
 export function topmost(paths: string[]): string[] {
+  const sorted = paths.map((rel) => ({ rel, parts: rel.split('/') }))
+  sorted.sort((a, b) => byComponents(a.parts, b.parts))
   const kept: string[] = []
-  for (const rel of [...paths].sort(byComponents)) {
+  for (const { rel } of sorted) {
     const last = kept[kept.length - 1]
     if (last === undefined || !rel.startsWith(`${last}/`)) kept.push(rel)
   }

@@ -59,8 +59,7 @@ pub fn ranged_body(
         start: 0,
         len: size,
     });
-    let send = queue.map(|q| move |file: std::fs::File, at: u64, n: u64| q.body(file, at, n));
-    let send = send.as_ref().map(|send| send as airlock_service::SendFile);
+    let send = queue.map(|q| q as &dyn airlock_service::SendsFiles);
     let body = match content.window_sent_by(start, len, send) {
         airlock_service::FileWindow::Bytes(bytes) => axum::body::Body::from(bytes),
         airlock_service::FileWindow::Stream(chunks) => axum::body::Body::from_stream(chunks),

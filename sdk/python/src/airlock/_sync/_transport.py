@@ -1,5 +1,10 @@
-"""The sync twin of `_async/_transport.py`: httpx's transport, with each read from the
-daemon's socket taking up to `READ` bytes rather than httpcore's 64 KiB."""
+"""httpx's transport, with each read from the daemon's socket taking up to `READ` bytes.
+
+httpcore reads a connection 64 KiB at a time, and every read is one trip through h11
+and httpx: a 1 GiB download took about 16,000 of them, 0.85 s into `/dev/null` against
+0.50 s with reads of up to 256 KiB (the sync SDK, by hand, three downloads each, twice).
+httpcore takes a network backend, but httpx passes none on, so the one its pool was
+given is wrapped."""
 
 from __future__ import annotations
 
