@@ -15,7 +15,15 @@ from pathlib import Path
 import unasync
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "airlock"
-GENERATED = ["__init__.py", "http.py", "files.py", "commands.py", "sandbox.py", "_transport.py"]
+GENERATED = [
+    "__init__.py",
+    "http.py",
+    "files.py",
+    "commands.py",
+    "sandbox.py",
+    "_transport.py",
+    "_body.py",
+]
 RENAMES = {
     "AsyncHTTP": "HTTP",
     "AsyncFiles": "Files",
@@ -28,6 +36,7 @@ RENAMES = {
     "aclose": "close",
     "aread": "read",
     "aiter_bytes": "iter_bytes",
+    "aiter_raw": "iter_raw",
     "aiter_lines": "iter_lines",
     "_async": "_sync",
 }

@@ -15,7 +15,7 @@ from typing import IO, Any, Literal, overload
 from .. import _core, _sync_plan, _tar
 from ..errors import ConflictError, NotFoundError
 from ..models import ArchiveResult, BatchResult, EntryInfo, SyncResult, WatchEvent, WriteInfo
-from . import _io
+from . import _body, _io
 from .http import AsyncHTTP
 
 #: Consecutive failed attempts a resumable upload survives (a daemon restart takes a few).
@@ -106,7 +106,7 @@ class AsyncFiles:
     async def _chunks(self, path: str) -> AsyncIterator[bytes]:
         route = self._route("/content")
         async with self._http.stream("GET", route, params={"path": path}) as response:
-            async for chunk in response.aiter_bytes():
+            async for chunk in _body.chunks(response):
                 yield chunk
 
     async def read_to(

@@ -15,7 +15,7 @@ from typing import IO, Any, Literal, overload
 from .. import _core, _sync_plan, _tar
 from ..errors import ConflictError, NotFoundError
 from ..models import ArchiveResult, BatchResult, EntryInfo, SyncResult, WatchEvent, WriteInfo
-from . import _io
+from . import _body, _io
 from .http import HTTP
 
 #: Consecutive failed attempts a resumable upload survives (a daemon restart takes a few).
@@ -104,7 +104,7 @@ class Files:
     def _chunks(self, path: str) -> Iterator[bytes]:
         route = self._route("/content")
         with self._http.stream("GET", route, params={"path": path}) as response:
-            for chunk in response.iter_bytes():
+            for chunk in _body.chunks(response):
                 yield chunk
 
     def read_to(
