@@ -15,6 +15,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 
 import type { Config } from './config.js'
+import { wideAgent } from './agent.js'
 import { plainView } from './body.js'
 import { failure } from './errors.js'
 
@@ -121,6 +122,7 @@ export class Http {
     if (streaming) headers.expect = '100-continue'
     return new Promise<Answer>((resolve, reject) => {
       const options: nodeHttp.RequestOptions = { method, headers }
+      if (transport === nodeHttp) options.agent = wideAgent
       if (spec.signal) options.signal = spec.signal
       let answered = false
       const request = transport.request(url, options, (answer) => {
