@@ -23,17 +23,14 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
-use airlock_service::{ByteStream, SendsFiles};
+use airlock_service::{ByteStream, Receipt, SendsFiles};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::page_cache;
 
-/// The most one mark stands for. A window is queued in pieces of this size, and the
-/// audit counts a download's bytes as sent when their marks are yielded, so it runs
-/// at most about this far ahead of the socket (hyper takes the next chunk only once
-/// what it holds is under its 128 KiB buffer).
+/// The most one mark stands for: a window is queued in pieces of this size.
 const MARK_LEN: usize = 1024 * 1024;
 
 /// The marks' buffer: zeros in `.bss`, never read or written, so it costs no memory.
@@ -46,6 +43,8 @@ struct Piece {
     len: usize,
     /// How much of it is sent.
     sent: usize,
+    /// Told of each byte sent; held until the piece is sent or dropped.
+    receipt: Arc<Receipt>,
 }
 
 /// The windows one connection's bodies have yielded marks for and the stream has not
@@ -62,24 +61,26 @@ impl SendQueue {
 impl SendsFiles for SendQueue {
     /// Marks for bytes `[start, start + len)` of `file`, each window queued on this
     /// connection as its mark is yielded, once its pages are in memory.
-    fn body(&self, file: File, start: u64, len: u64) -> ByteStream {
+    fn body(&self, file: File, start: u64, len: u64, receipt: Arc<Receipt>) -> ByteStream {
         let end = start + len;
-        let state = (self.clone(), Arc::new(file), start);
-        let marks = futures_util::stream::unfold(state, move |(queue, file, offset)| async move {
-            if offset >= end {
-                return None;
-            }
-            let len = (end - offset).min(MARK_LEN as u64) as usize;
-            let file = page_cache::load(file, offset, len).await;
-            queue.lock().push_back(Piece {
-                file: file.clone(),
-                offset,
-                len,
-                sent: 0,
+        let state = (self.clone(), Arc::new(file), start, receipt);
+        let marks =
+            futures_util::stream::unfold(state, move |(queue, file, offset, receipt)| async move {
+                if offset >= end {
+                    return None;
+                }
+                let len = (end - offset).min(MARK_LEN as u64) as usize;
+                let file = page_cache::load(file, offset, len).await;
+                queue.lock().push_back(Piece {
+                    file: file.clone(),
+                    offset,
+                    len,
+                    sent: 0,
+                    receipt: receipt.clone(),
+                });
+                let mark = Bytes::from_static(&MARKS[..len]);
+                Some((Ok(mark), (queue, file, offset + len as u64, receipt)))
             });
-            let mark = Bytes::from_static(&MARKS[..len]);
-            Some((Ok(mark), (queue, file, offset + len as u64)))
-        });
         Box::pin(marks)
     }
 }
@@ -127,6 +128,7 @@ impl SendfileIo {
                     )));
                 }
                 Ok(n) => {
+                    piece.receipt.sent(n as u64);
                     piece.sent += n;
                     if piece.sent == piece.len {
                         queue.pop_front();
@@ -236,8 +238,9 @@ mod tests {
             client.read_to_end(&mut got).await.unwrap();
             got
         });
+        let receipt = Arc::new(Receipt::default());
         let marks: Vec<Bytes> = queue
-            .body(file, start, len)
+            .body(file, start, len, receipt.clone())
             .map(|mark| mark.unwrap())
             .collect()
             .await;
@@ -258,6 +261,9 @@ mod tests {
         assert_eq!(&got[..head.len()], head);
         assert!(got[head.len()..] == whole[start as usize..(start + len) as usize]);
         assert!(queue.lock().is_empty());
+        // Every byte reported as it left, and no piece holds the receipt any more.
+        assert_eq!(receipt.sent_so_far(), len);
+        assert_eq!(Arc::strong_count(&receipt), 1);
     }
 
     /// A mark with nothing queued for it, or not the queued window's rest, fails the
@@ -270,7 +276,7 @@ mod tests {
         tokio::spawn(async move { client.read_to_end(&mut Vec::new()).await });
         let stray = io.write(&MARKS[..10]).await.unwrap_err();
         assert!(stray.to_string().contains("out of step"), "{stray}");
-        let mut body = queue.body(file, 0, 100_000);
+        let mut body = queue.body(file, 0, 100_000, Arc::default());
         let mark = body.next().await.unwrap().unwrap();
         let short = io.write(&mark[..10]).await.unwrap_err();
         assert!(short.to_string().contains("out of step"), "{short}");
@@ -285,7 +291,8 @@ mod tests {
     async fn a_file_cut_short_fails_the_send() {
         let (dir, file) = file_of(&content(300_000));
         let (mut io, queue, _client) = pair().await;
-        let mut body = queue.body(file, 0, 300_000);
+        let receipt = Arc::new(Receipt::default());
+        let mut body = queue.body(file, 0, 300_000, receipt.clone());
         let mark = body.next().await.unwrap().unwrap();
         File::options()
             .write(true)
@@ -302,5 +309,9 @@ mod tests {
         };
         assert_eq!(sent, 1_000);
         assert_eq!(failed.kind(), io::ErrorKind::UnexpectedEof);
+        // The receipt says what went, and goes when the connection's queue does.
+        assert_eq!(receipt.sent_so_far(), 1_000);
+        drop((body, io, queue));
+        assert_eq!(Arc::strong_count(&receipt), 1);
     }
 }

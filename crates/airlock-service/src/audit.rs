@@ -327,6 +327,59 @@ impl<S> Drop for Counted<S> {
     }
 }
 
+/// A download a face sends itself (HTTP/1's `sendfile`): the face reports each byte as
+/// it leaves, and the audit line is written when the last holder (the body, the face's
+/// queued windows) lets go: `ok` when every byte went, `aborted` with the count that did
+/// otherwise. [`Counted`] counts a chunk as sent when it is yielded, which for such a
+/// face is before it is sent: a connection that died with a window still queued would
+/// be logged whole.
+#[derive(Default)]
+pub struct Receipt {
+    audit: Option<Pending>,
+    sent: std::sync::atomic::AtomicU64,
+    length: u64,
+    _in_flight: Option<crate::metrics::InFlight>,
+}
+
+impl Receipt {
+    pub(crate) fn new(audit: Pending, length: u64) -> Self {
+        Self {
+            audit: Some(audit),
+            sent: Default::default(),
+            length,
+            _in_flight: None,
+        }
+    }
+
+    /// Counts the download as a transfer in flight while the receipt lives.
+    pub(crate) fn in_flight(mut self, guard: crate::metrics::InFlight) -> Self {
+        self._in_flight = Some(guard);
+        self
+    }
+
+    /// `n` more bytes reached the connection.
+    pub fn sent(&self, n: u64) {
+        self.sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The bytes reported sent so far.
+    pub fn sent_so_far(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        let sent = *self.sent.get_mut();
+        if let Some(mut audit) = self.audit.take() {
+            audit.bytes(sent);
+            if sent == self.length {
+                drop(audit.done(Ok(())));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,5 +432,51 @@ mod tests {
             assert!(meta.len() <= 4096);
             assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         }
+    }
+
+    /// A receipt's line says what the face reported sent, `ok` only when that was all.
+    #[test]
+    fn a_receipt_logs_what_was_reported_sent() {
+        let home = tempfile::tempdir().unwrap();
+        let settings = AuditSettings {
+            path: None,
+            max_bytes: 1 << 20,
+            keep: 1,
+        };
+        let log = Arc::new(AuditLog::open(home.path(), &settings).unwrap());
+        let line = |path: &str| {
+            Pending::new(log.clone(), &tenant(), "t".into(), Some("s1"), "file.read").path(path)
+        };
+        let whole = Arc::new(Receipt::new(line("/whole"), 300));
+        let held = whole.clone();
+        whole.sent(100);
+        whole.sent(200);
+        drop(whole);
+        assert!(
+            std::fs::read_to_string(home.path().join("audit.log"))
+                .unwrap_or_default()
+                .is_empty(),
+            "written while a holder remained"
+        );
+        drop(held);
+        let cut = Receipt::new(line("/cut"), 300);
+        cut.sent(299);
+        drop(cut);
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(home.path().join("audit.log"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            (&lines[0]["path"], &lines[0]["bytes"]),
+            (&"/whole".into(), &300.into())
+        );
+        assert_eq!(lines[0]["outcome"], "ok");
+        assert_eq!(
+            (&lines[1]["path"], &lines[1]["bytes"]),
+            (&"/cut".into(), &299.into())
+        );
+        assert_eq!(lines[1]["outcome"], "aborted");
     }
 }

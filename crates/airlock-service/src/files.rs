@@ -12,7 +12,7 @@ use airlock_fs::{
 
 use super::{Service, blocking};
 use crate::ApiError;
-use crate::audit::{Counted, Pending};
+use crate::audit::{Counted, Pending, Receipt};
 use crate::body::{BodyPump, ByteStream, Gathered, gather_small};
 use crate::caps::Work;
 use crate::metrics::InFlight;
@@ -77,8 +77,10 @@ pub enum FileWindow {
 /// A face that sends a window of a file on this machine itself (HTTP/1 with `sendfile`).
 pub trait SendsFiles {
     /// The body for bytes `[start, start + len)` of `file`: a stream whose chunks'
-    /// lengths add up to the window's, each counted as sent when it is yielded.
-    fn body(&self, file: std::fs::File, start: u64, len: u64) -> ByteStream;
+    /// lengths add up to the window's. The face tells `receipt` of each byte as it
+    /// leaves and holds it until then; the download's audit line is written when the
+    /// last holder lets go.
+    fn body(&self, file: std::fs::File, start: u64, len: u64, receipt: Arc<Receipt>) -> ByteStream;
 }
 
 impl FileBody {
@@ -103,10 +105,11 @@ impl FileBody {
                 // A second descriptor, so the face may keep the file as long as its
                 // connection needs it; on failure the bytes are read as usual.
                 let own = send.zip(file.local().and_then(|f| f.try_clone().ok()));
-                let chunks = match own {
-                    Some((send, own)) => send.body(own, start, len),
-                    None => crate::read_pump::read_window(file, start, len, DOWNLOAD_CHUNK),
-                };
+                if let Some((send, own)) = own {
+                    let receipt = Arc::new(Receipt::new(audit, len).in_flight(self.in_flight));
+                    return FileWindow::Stream(send.body(own, start, len, receipt));
+                }
+                let chunks = crate::read_pump::read_window(file, start, len, DOWNLOAD_CHUNK);
                 let counted = Counted::of_length(chunks, audit, len).in_flight(self.in_flight);
                 FileWindow::Stream(Box::pin(counted))
             }

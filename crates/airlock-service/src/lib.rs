@@ -56,7 +56,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use airlock_sandbox::{Engine, Layout, SandboxConfig, TemplateStore};
 
 pub use archive::{ArchiveFormat, ArchiveUpload, TarStream};
-pub use audit::{AuditSettings, Counted};
+pub use audit::{AuditSettings, Counted, Receipt};
 pub use backend::{Command, CommandTerminal, ReadonlyFile, Running, SandboxBackend, Spawned};
 pub use batch::{BatchDefaults, BatchPart, batch_broken, batch_result};
 pub use body::{ByteStream, byte_stream, bytes_body};
