@@ -589,7 +589,11 @@ impl Read for RemoteReader {
 }
 
 /// Read through the agent: never a file on this machine.
-impl FileReader for RemoteReader {}
+impl FileReader for RemoteReader {
+    fn into_local(self: Box<Self>) -> Result<std::fs::File, Box<dyn FileReader>> {
+        Err(self)
+    }
+}
 
 impl Seek for RemoteReader {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {

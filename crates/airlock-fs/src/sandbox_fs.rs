@@ -19,19 +19,22 @@ use crate::{
 /// A file opened for reading: read from where it was sought to.
 pub trait FileReader: Read + Seek + Send {
     /// The file itself when it is on this machine, so a face may hand it to the kernel
-    /// to send (`sendfile`) instead of reading it through a buffer.
-    fn local(&self) -> Option<&File> {
-        None
-    }
+    /// to send (`sendfile`) instead of reading it through a buffer; the reader as it was
+    /// otherwise.
+    fn into_local(self: Box<Self>) -> Result<File, Box<dyn FileReader>>;
 }
 
 impl FileReader for File {
-    fn local(&self) -> Option<&File> {
-        Some(self)
+    fn into_local(self: Box<Self>) -> Result<File, Box<dyn FileReader>> {
+        Ok(*self)
     }
 }
 
-impl<T: AsRef<[u8]> + Send> FileReader for std::io::Cursor<T> {}
+impl<T: AsRef<[u8]> + Send + 'static> FileReader for std::io::Cursor<T> {
+    fn into_local(self: Box<Self>) -> Result<File, Box<dyn FileReader>> {
+        Err(self)
+    }
+}
 
 /// A partial upload's file, opened to add a chunk.
 pub trait PartialFile: Write + Send {

@@ -17,15 +17,15 @@ use rustix::io::ReadWriteFlags;
 static NULL: LazyLock<std::io::Result<File>> =
     LazyLock::new(|| File::options().write(true).open("/dev/null"));
 
-/// `file`, once bytes `[offset, offset + len)` are (very likely) in the page cache.
-pub async fn load(file: Arc<File>, offset: u64, len: usize) -> Arc<File> {
-    if len == 0 || cached(&file, offset, len) {
-        return file;
+/// Returns once bytes `[offset, offset + len)` of `file` are (very likely) in the page
+/// cache.
+pub async fn load(file: &Arc<File>, offset: u64, len: usize) {
+    if len == 0 || cached(file, offset, len) {
+        return;
     }
     let held = file.clone();
     // A failure here is the send's to report: it reads the same pages.
     let _ = tokio::task::spawn_blocking(move || read_in(&held, offset, len)).await;
-    file
 }
 
 /// Whether the window's first and last bytes can be read without waiting.
@@ -79,7 +79,7 @@ mod tests {
         file.sync_all().unwrap();
         rustix::fs::fadvise(&*file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
         assert!(!cached(&file, 0, 1 << 20));
-        let file = load(file, 0, 1 << 20).await;
+        load(&file, 0, 1 << 20).await;
         assert!(cached(&file, 0, 1 << 20));
     }
 

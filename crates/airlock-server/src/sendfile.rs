@@ -70,7 +70,7 @@ impl SendsFiles for SendQueue {
                     return None;
                 }
                 let len = (end - offset).min(MARK_LEN as u64) as usize;
-                let file = page_cache::load(file, offset, len).await;
+                page_cache::load(&file, offset, len).await;
                 queue.lock().push_back(Piece {
                     file: file.clone(),
                     offset,

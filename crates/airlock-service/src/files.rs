@@ -101,13 +101,16 @@ impl FileBody {
                     bytes::Bytes::from(bytes).slice(start as usize..(start + len) as usize),
                 )
             }
-            Content::Stream(file) => {
-                // A second descriptor, so the face may keep the file as long as its
-                // connection needs it; on failure the bytes are read as usual.
-                let own = send.zip(file.local().and_then(|f| f.try_clone().ok()));
-                if let Some((send, own)) = own {
-                    let receipt = Arc::new(Receipt::new(audit, len).in_flight(self.in_flight));
-                    return FileWindow::Stream(send.body(own, start, len, receipt));
+            Content::Stream(mut file) => {
+                if let Some(send) = send {
+                    match file.into_local() {
+                        Ok(own) => {
+                            let receipt =
+                                Arc::new(Receipt::new(audit, len).in_flight(self.in_flight));
+                            return FileWindow::Stream(send.body(own, start, len, receipt));
+                        }
+                        Err(reader) => file = reader,
+                    }
                 }
                 let chunks = crate::read_pump::read_window(file, start, len, DOWNLOAD_CHUNK);
                 let counted = Counted::of_length(chunks, audit, len).in_flight(self.in_flight);

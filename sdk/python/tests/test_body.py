@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from airlock import AsyncSandbox, Sandbox
-from airlock._async import _body as async_body
 from airlock._sync import _body as sync_body
 from airlock._sync import _transport as sync_transport
 
@@ -23,10 +22,6 @@ from .conftest import Daemon
 
 DIRECT = sync_body.DIRECT
 SIZES = [0, 1, DIRECT - 1, DIRECT, DIRECT + 1, 3 * DIRECT + 7, 9 * DIRECT]
-
-
-def test_the_switch_is_the_same_on_both_sides() -> None:
-    assert async_body.DIRECT == sync_body.DIRECT
 
 
 def test_sync_every_size_around_the_switch_arrives_whole(env: Daemon) -> None:

@@ -44,7 +44,7 @@ class WideReads extends nodeHttp.Agent {
           return true
         },
       },
-    } as net.NetConnectOpts)
+    })
     return socket
   }
 }

@@ -7,9 +7,10 @@ took 0.16 s (the sync SDK into `/dev/null`, by hand). So a plain HTTP/1.1 body w
 more than `DIRECT` bytes still to come is read from the connection's own stream
 (httpcore's documented `network_stream` extension) once h11 has given up what it holds:
 0.19–0.21 s for the same download. The connection is closed after it rather than kept,
-since h11 never saw the rest of the body. Each read asks for `READ` bytes: reads of
-1 MiB and more each got a fresh buffer from `mmap` and faulted its pages in, and the
-download took 0.50–0.59 s again.
+since h11 never saw the rest of the body. Each read asks for `READ` bytes (256 KiB):
+larger reads were slower, 0.26–0.33 s with 1 MiB and 0.50–0.59 s with 2 MiB (why was
+not measured; each read gets a fresh buffer, and large ones come from `mmap` with their
+pages faulted in one by one, which would explain it).
 """
 
 from __future__ import annotations
