@@ -4,7 +4,7 @@
 // Usage: node transfer.mjs up|down SANDBOX_ID LOCAL REMOTE   (AIRLOCK_URL and AIRLOCK_TOKEN set)
 // Prints the transfer's seconds, timed inside the process so Node's start-up is not
 // charged to the SDK, and the bytes it moved.
-import { closeSync, createReadStream, openSync, statSync, writeSync } from 'node:fs'
+import { createReadStream, statSync } from 'node:fs'
 import { Sandbox } from '../../sdk/typescript/dist/esm/index.js'
 
 const [direction, sandboxId, local, remote] = process.argv.slice(2)
@@ -16,18 +16,7 @@ if (direction === 'up') {
   await sandbox.files.write(remote, createReadStream(local, { highWaterMark: 1 << 20 }))
   moved = statSync(local).size
 } else {
-  // Written as Python and curl write theirs, one write(2) a chunk: a Node WriteStream
-  // hands each 64 KiB chunk to libuv's thread pool, which took longer into /dev/null
-  // than the transfer itself.
-  const stream = await sandbox.files.read(remote, { format: 'stream' })
-  const sink = openSync(local, 'w')
-  try {
-    for await (const chunk of stream) {
-      writeSync(sink, chunk)
-      moved += chunk.length
-    }
-  } finally {
-    closeSync(sink)
-  }
+  // The SDK's way to bring a file into a local one, as Python's `read_to` is its own.
+  moved = await sandbox.files.readTo(remote, local)
 }
 console.log(`${((performance.now() - started) / 1000).toFixed(6)} ${moved}`)

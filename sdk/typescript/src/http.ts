@@ -16,7 +16,9 @@ import { pipeline } from 'node:stream/promises'
 
 import type { Config } from './config.js'
 import { wideAgent } from './agent.js'
-import { plainView } from './body.js'
+import type { Progress } from './body.js'
+import { bodyFile } from './bodyFile.js'
+import { bodyStream } from './bodyStream.js'
 import { failure } from './errors.js'
 
 /** Options every call takes. */
@@ -49,6 +51,8 @@ export interface Streamed extends AsyncIterable<Uint8Array> {
   destroy(): void
   /** The body as a web stream, fed straight from the socket (iterate it or this, once). */
   web(): ReadableStream<Uint8Array>
+  /** The body written into the local file `local` (instead of iterated); answers its bytes. */
+  file(local: string, onProgress?: Progress): Promise<number>
 }
 
 /** Adds the caller's signal to a request, when it gave one. */
@@ -128,7 +132,7 @@ export class Http {
       const request = transport.request(url, options, (answer) => {
         answered = true
         const status = answer.statusCode ?? 0
-        const streamedBody = streamed(answer, spec.signal)
+        const streamedBody = streamed(answer, method, spec.signal)
         if (status < 400) {
           resolve({ status, header: (name) => single(answer.headers[name.toLowerCase()]), body: streamedBody })
           return
@@ -178,7 +182,7 @@ function single(value: string | string[] | undefined): string | undefined {
 }
 
 /** An answer's chunks; cut short by the caller's abort, it fails with the abort's reason. */
-function streamed(answer: nodeHttp.IncomingMessage, signal: AbortSignal | undefined): Streamed {
+function streamed(answer: nodeHttp.IncomingMessage, method: string, signal: AbortSignal | undefined): Streamed {
   return {
     async *[Symbol.asyncIterator]() {
       try {
@@ -188,47 +192,9 @@ function streamed(answer: nodeHttp.IncomingMessage, signal: AbortSignal | undefi
       }
     },
     destroy: () => answer.destroy(),
-    web: () => webStream(answer, signal),
+    web: () => bodyStream(answer, method, signal),
+    file: (local, onProgress) => bodyFile(answer, method, signal, local, onProgress),
   }
-}
-
-/** Bytes a web stream of an answer holds before the socket is paused. */
-const WEB_AHEAD = 1 << 20
-
-/**
- * An answer as a web stream that the socket's chunks are pushed into as they arrive,
- * the socket paused while a reader is `WEB_AHEAD` behind. Pulled through an async
- * iterator instead, every 64 KiB chunk cost three promises more: a gibibyte's
- * download took a third longer than curl's.
- */
-function webStream(answer: nodeHttp.IncomingMessage, signal: AbortSignal | undefined): ReadableStream<Uint8Array> {
-  let over = false
-  return new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        const settle = (end: () => void): void => {
-          if (over) return
-          over = true
-          end()
-        }
-        answer.on('data', (chunk: Buffer) => {
-          controller.enqueue(plainView(chunk))
-          if ((controller.desiredSize ?? 0) <= 0) answer.pause()
-        })
-        answer.once('end', () => settle(() => controller.close()))
-        // Node reports a connection lost mid-body as an error here (test/cut.test.ts).
-        answer.once('error', (error) => settle(() => controller.error(signal?.aborted ? signal.reason : error)))
-      },
-      pull() {
-        answer.resume()
-      },
-      cancel() {
-        over = true
-        answer.destroy()
-      },
-    },
-    new ByteLengthQueuingStrategy({ highWaterMark: WEB_AHEAD }),
-  )
 }
 
 /** A whole (small) body as text. */
