@@ -67,7 +67,7 @@ const SCRIPTED: [Scripted; 3] = [
         key: "typescript",
         interpreter: "node",
         script: "bench/sdk/transfer.mjs",
-        calls: ["write", "readTo"],
+        calls: ["writeFrom", "readTo"],
         against: CURL,
         within: 1.25,
     },

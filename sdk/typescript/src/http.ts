@@ -19,6 +19,7 @@ import { wideAgent } from './agent.js'
 import type { Progress } from './body.js'
 import { bodyFile } from './bodyFile.js'
 import { bodyStream } from './bodyStream.js'
+import { FileBody } from './fileBody.js'
 import { failure } from './errors.js'
 
 /** Options every call takes. */
@@ -30,14 +31,14 @@ export interface CallOptions {
 export interface RequestSpec extends CallOptions {
   params?: Record<string, string | undefined>
   json?: unknown
-  body?: ReadableStream<Uint8Array> | Readable | Uint8Array | string
+  body?: ReadableStream<Uint8Array> | Readable | FileBody | Uint8Array | string
   headers?: Record<string, string>
   /** Safe to repeat: tried again while the daemon refuses connections. */
   idempotent?: boolean
 }
 
 /** One try of a request: a streamed body is a Node stream by then. */
-type OneTry = Omit<RequestSpec, 'body'> & { body?: Readable | Uint8Array | string }
+type OneTry = Omit<RequestSpec, 'body'> & { body?: Readable | FileBody | Uint8Array | string }
 
 /** An answer whose body is read as it arrives. */
 export interface Answer {
@@ -87,7 +88,8 @@ export class Http {
       spec.body instanceof ReadableStream
         ? Readable.fromWeb(spec.body as import('node:stream/web').ReadableStream<Uint8Array>)
         : spec.body
-    const streamed = body instanceof Readable
+    // A local file is read again from its start for each try.
+    const streamed = body instanceof Readable || body instanceof FileBody
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.once(method, path, { ...spec, body })
@@ -119,7 +121,7 @@ export class Http {
     }
     if (spec.json !== undefined) headers['content-type'] = 'application/json'
     const body = spec.json !== undefined ? JSON.stringify(spec.json) : spec.body
-    const streaming = body instanceof Readable
+    const streaming = body instanceof Readable || body instanceof FileBody
     // A streamed body waits for the daemon's `100 Continue`, which it sends once it reads
     // the body: a refusal (a token that may not write, a full disk) then comes before
     // any of the body is sent, instead of racing it and being lost to a broken pipe.
@@ -155,15 +157,16 @@ export class Http {
         })
         // Answered before it asked for the body (a refusal): the body is never sent.
         request.once('response', () => {
-          if (!sending) source.destroy()
+          if (!sending && source instanceof Readable) source.destroy()
         })
         request.flushHeaders()
       } else {
         request.end(body)
       }
 
-      function send(source: Readable): Promise<void> {
-        return pipeline(source, request).catch(
+      function send(source: Readable | FileBody): Promise<void> {
+        const sent = source instanceof FileBody ? source.send(request) : pipeline(source, request)
+        return sent.catch(
           (error: unknown) => {
             // An answer that came early (a refusal while the body was still going)
             // is the outcome; the body's broken pipe is not.
