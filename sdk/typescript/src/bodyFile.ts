@@ -102,7 +102,7 @@ function taken(
     }
     const next = (): void => {
       // Everything that came while the last write went goes in one write: each write is
-      // a trip to libuv's threads and back, and one a read could not keep up.
+      // a trip to libuv's threads and back, and a write per read could not keep up.
       const batch = queue.splice(0)
       if (batch.length === 0 || failed) return settle()
       writing = true

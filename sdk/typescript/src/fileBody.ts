@@ -15,7 +15,7 @@ import type { Progress } from './body.js'
 /**
  * Each read's size, and how many are read ahead of the connection. Per read, the SDK
  * pays a trip to libuv's threads and a write to the socket: by hand, 1 GiB went up in a
- * median 0.70 s in 1 MiB reads, 0.92–0.95 s in 256 KiB reads, and 0.63–0.68 s in reads
+ * median 0.70 s in 1 MiB reads, 0.94 s in 256 KiB reads, and 0.63–0.68 s in reads
  * of 2, 4 or 8 MiB, two to four at a time.
  */
 const READ = 4 << 20
