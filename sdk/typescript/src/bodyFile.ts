@@ -16,10 +16,11 @@
 import { writev } from 'node:fs'
 import { type FileHandle, open } from 'node:fs/promises'
 import type * as nodeHttp from 'node:http'
+import type * as net from 'node:net'
 
-import { READ, takeReads } from './agent.js'
+import { READ } from './agent.js'
 import type { Progress } from './body.js'
-import { bodyStream, takeable } from './bodyStream.js'
+import { bodyStream, takeBody, takeable } from './bodyStream.js'
 
 /**
  * Reads of a taken body waiting to be written (beside those being written) before the
@@ -77,8 +78,7 @@ function taken(
   file: FileHandle,
   progress: ((moved: number) => void) | undefined,
 ): Promise<number> {
-  const socket = answer.socket
-  if (!socket) return Promise.reject(new Error('the answer has no connection'))
+  const socket = answer.socket as net.Socket
   return new Promise<number>((resolve, reject) => {
     // Reads waiting to be written, in order, behind the one being written.
     const queue: { buffer: Uint8Array; length: number; own: boolean }[] = []
@@ -127,25 +127,16 @@ function taken(
     answer.once('error', (error) => {
       if (!received) fail(signal?.aborted ? signal.reason : error)
     })
-    for (let chunk: Buffer | null; (chunk = answer.read() as Buffer | null) !== null; ) add(chunk, chunk.byteLength, false)
-    takeReads(socket, {
+    takeBody(answer, left, {
       lend: () => spare.pop() ?? Buffer.allocUnsafeSlow(READ),
-      read(buffer, length) {
-        if (failed || received) return
-        const mine = Math.min(length, left)
-        left -= mine
-        add(buffer, mine, true)
-        if (left > 0) {
-          if (queue.length >= WAITING) socket.pause()
-          return
-        }
-        // `node:http` never saw the body end: the connection cannot serve another request.
+      bytes(buffer, length, lent) {
+        add(buffer, length, lent)
+        if (queue.length >= WAITING) socket.pause()
+      },
+      end() {
         received = true
-        socket.destroy()
       },
     })
-    // node:http pauses the connection while the answer holds unread bytes.
-    socket.resume()
   })
 }
 

@@ -53,12 +53,12 @@ export class FileBody {
         let buffer = spare.pop()
         if (!buffer) {
           if (buffers >= BUFFERS) return
-          buffer = Buffer.allocUnsafeSlow(READ)
+          buffer = Buffer.allocUnsafeSlow(Math.min(READ, size))
           buffers++
         }
         const into = buffer
         reading = true
-        file.read(into, 0, Math.min(READ, size - read), read).then(({ bytesRead }) => {
+        file.read(into, 0, Math.min(into.byteLength, size - read), read).then(({ bytesRead }) => {
           reading = false
           if (failed) return
           if (bytesRead === 0) {

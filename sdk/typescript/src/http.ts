@@ -88,8 +88,7 @@ export class Http {
       spec.body instanceof ReadableStream
         ? Readable.fromWeb(spec.body as import('node:stream/web').ReadableStream<Uint8Array>)
         : spec.body
-    // A local file is read again from its start for each try.
-    const streamed = body instanceof Readable || body instanceof FileBody
+    const streamed = isStreamed(body)
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.once(method, path, { ...spec, body })
@@ -121,7 +120,7 @@ export class Http {
     }
     if (spec.json !== undefined) headers['content-type'] = 'application/json'
     const body = spec.json !== undefined ? JSON.stringify(spec.json) : spec.body
-    const streaming = body instanceof Readable || body instanceof FileBody
+    const streaming = isStreamed(body)
     // A streamed body waits for the daemon's `100 Continue`, which it sends once it reads
     // the body: a refusal (a token that may not write, a full disk) then comes before
     // any of the body is sent, instead of racing it and being lost to a broken pipe.
@@ -178,6 +177,11 @@ export class Http {
       }
     })
   }
+}
+
+/** A body sent as the daemon takes it; a local file is read again from its start for each try. */
+function isStreamed(body: OneTry['body']): body is Readable | FileBody {
+  return body instanceof Readable || body instanceof FileBody
 }
 
 function single(value: string | string[] | undefined): string | undefined {
