@@ -1,6 +1,6 @@
 //! Every face on one daemon: a 1 GiB file up, and down into `/dev/null`, with curl, the Rust SDK
-//! (REST), gRPC (with tonic in this process and with grpcio's C core), the Python SDK and
-//! the TypeScript SDK, alternating run by run after an uncounted warm-up. Checks the goals
+//! (REST), gRPC (with tonic in this process and with grpcio's C core), the Python SDK (its
+//! sync and async clients) and the TypeScript SDK, alternating run by run after an uncounted warm-up. Checks the goals
 //! "gRPC within 10 % of REST both ways" and "the Python and TypeScript SDKs at ≥ 0.8×
 //! curl's throughput"; `bench/run` measures the Rust SDK and gRPC rows inside W1 beside
 //! the other peers too.
@@ -32,6 +32,8 @@ struct Scripted {
     key: &'static str,
     interpreter: &'static str,
     script: &'static str,
+    /// Arguments after the transfer's own.
+    extra: &'static [&'static str],
     /// What its calls are named, up and down.
     calls: [&'static str; 2],
     /// The rows its goal compares with, up and down, and the most time it may take
@@ -43,12 +45,13 @@ struct Scripted {
 const CURL: [&str; 2] = ["up: curl PUT", "down: curl GET"];
 const REST: [&str; 2] = ["up: REST (SDK write_file)", "down: REST (SDK read_to)"];
 
-const SCRIPTED: [Scripted; 3] = [
+const SCRIPTED: [Scripted; 4] = [
     Scripted {
         name: "gRPC, grpcio",
         key: "grpcio",
         interpreter: ".venv/bin/python",
         script: "bench/sdk/grpc_transfer.py",
+        extra: &[],
         calls: ["UploadFile", "DownloadFile"],
         against: REST,
         within: 1.1,
@@ -58,6 +61,17 @@ const SCRIPTED: [Scripted; 3] = [
         key: "python",
         interpreter: ".venv/bin/python",
         script: "bench/sdk/transfer.py",
+        extra: &[],
+        calls: ["write", "read_to"],
+        against: CURL,
+        within: 1.25,
+    },
+    Scripted {
+        name: "Python SDK, async",
+        key: "python-async",
+        interpreter: ".venv/bin/python",
+        script: "bench/sdk/transfer.py",
+        extra: &["async"],
         calls: ["write", "read_to"],
         against: CURL,
         within: 1.25,
@@ -67,6 +81,7 @@ const SCRIPTED: [Scripted; 3] = [
         key: "typescript",
         interpreter: "node",
         script: "bench/sdk/transfer.mjs",
+        extra: &[],
         calls: ["writeFrom", "readTo"],
         against: CURL,
         within: 1.25,
@@ -95,6 +110,7 @@ impl Scripted {
             .args([direction, id])
             .arg(local)
             .arg(remote)
+            .args(self.extra)
             .env("AIRLOCK_URL", &daemon.url)
             .env("AIRLOCK_TOKEN", &daemon.token)
             .output()?;
@@ -215,7 +231,8 @@ async fn main() -> anyhow::Result<()> {
     let id = client.create(&CreateSandbox::default()).await?.id;
     let mut grpc = GrpcFiles::connect(&daemon.url, &daemon.token).await?;
     // A directory per face, so checking an upload's CRC reads that upload alone.
-    for face in ["rest", "grpc", "curl", "grpcio", "python", "typescript"] {
+    let scripted = SCRIPTED.iter().map(|sdk| sdk.key);
+    for face in ["rest", "grpc", "curl"].into_iter().chain(scripted) {
         client
             .mkdir(&id, &format!("/workspace/{face}"), None)
             .await?;
@@ -299,8 +316,8 @@ async fn main() -> anyhow::Result<()> {
     }
     t.notes.push(
         "Goals: gRPC within 10 % of REST's time (≤ 1.1×) both ways, with either client; the \
-         Python and TypeScript SDKs at ≥ 0.8× curl's throughput (≤ 1.25× its time) both ways. \
-         The gRPC rows use tonic in this process (its client shares the two cores with the \
+         Python SDK (both its clients) and the TypeScript SDK at ≥ 0.8× curl's throughput \
+         (≤ 1.25× its time) both ways. The gRPC rows use tonic in this process (its client shares the two cores with the \
          daemon; uploads read each chunk from the file straight into the call's send buffer, \
          one copy per byte as the REST SDK makes, downloads use the generated stubs) and \
          grpcio, gRPC's C core, from Python."

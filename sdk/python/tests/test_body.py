@@ -5,6 +5,7 @@ much gives the body its stated length."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import threading
@@ -15,8 +16,11 @@ import httpx
 import pytest
 
 from airlock import AsyncSandbox, Sandbox
+from airlock._config import discover
 from airlock._sync import _body as sync_body
 from airlock._sync import _transport as sync_transport
+from airlock._sync.files import Files
+from airlock._sync.http import HTTP
 
 from .conftest import Daemon
 
@@ -102,7 +106,7 @@ def server(length: int, sent: bytes, *, hold: bool = False) -> Iterator[str]:
 
 def read_all(url: str, timeout: float = 10.0) -> bytes:
     limits = httpx.Limits(keepalive_expiry=20.0)
-    transport = sync_transport.transport(limits)
+    transport = sync_transport.transport(limits, url)
     with (
         httpx.Client(transport=transport, timeout=timeout) as client,
         client.stream("GET", url) as response,
@@ -126,6 +130,13 @@ def test_a_body_that_stalls_times_out() -> None:
     stalled = server(8 * DIRECT, os.urandom(3 * DIRECT), hold=True)
     with stalled as url, pytest.raises(httpx.ReadTimeout):
         read_all(url, timeout=0.5)
+
+
+def test_a_stalled_download_through_the_client_times_out() -> None:
+    # The client's own streamed reads keep its read timeout (they once had none).
+    stalled = server(8 * DIRECT, os.urandom(3 * DIRECT), hold=True)
+    with stalled as url, pytest.raises(httpx.ReadTimeout):
+        Files(HTTP(discover(url.rstrip("/"), "token", 0.5)), "x").read_to("/f", io.BytesIO())
 
 
 def test_a_body_of_its_length_arrives() -> None:

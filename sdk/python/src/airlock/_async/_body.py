@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 import httpcore
 import httpx
 
+from ._io import Rest
 from ._transport import READ
 
 #: The least a body must still have to come to be read past h11: below it, keeping
@@ -27,8 +28,9 @@ from ._transport import READ
 DIRECT = 1 << 20
 
 
-async def chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The body of `response`, as it arrives."""
+async def chunks(response: httpx.Response, rest: Rest | None = None) -> AsyncIterator[bytes]:
+    """The body of `response`, as it arrives. Once it is read past h11, `rest` may take
+    what is still to come instead (a download into a file copies it on one thread)."""
     length = _plain_length(response)
     if length is None:
         async for chunk in response.aiter_bytes():
@@ -49,6 +51,8 @@ async def chunks(response: httpx.Response) -> AsyncIterator[bytes]:
                 yield chunk
             return
         timeout = response.request.extensions.get("timeout", {}).get("read")
+        if rest is not None and await rest(stream, length - received, timeout):
+            return
         while received < length:
             data = await _read(stream, min(READ, length - received), timeout)
             if not data:

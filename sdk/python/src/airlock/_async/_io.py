@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import io
+import select
+import socket
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import IO, Any, Callable, Optional, Union
 
+import httpcore
 import httpx
 
 from .. import _core, _tar
 from .._pipe import Pipe
+from . import _sockets
 
-#: Bytes read from a local file at a time.
-CHUNK = 1 << 20
+#: Bytes read from a local file at a time. Each read is a trip to a worker thread and
+#: back: a 1 GiB upload took 0.72–0.83 s in 1 MiB reads and 0.61–0.77 s in 2 MiB ones,
+#: the sync client 0.59–0.68 s either way (by hand, 5 alternating rounds); 4 and 8 MiB
+#: were no faster than 2.
+CHUNK = 2 << 20
 
 Body = Union[bytes, AsyncIterator[bytes]]
 
@@ -142,3 +150,99 @@ async def counted_stream(
         if on_progress is not None:
             on_progress(received, None)
         yield chunk
+
+
+def network_backend(
+    inner: httpcore.AsyncNetworkBackend, *, tls: bool
+) -> httpcore.AsyncNetworkBackend:
+    """The backend the client's connections go through: asyncio's own socket calls for
+    plain TCP (`_sockets.py`), httpcore's for TLS."""
+    return inner if tls else _sockets.AsyncioSockets(inner)
+
+
+#: Bytes one read of a lent socket takes: the reads reuse one buffer, so a large one
+#: costs no fresh memory per read.
+COPY = 1 << 20
+
+#: Bytes copied between two reports to the loop. Each report wakes the loop, whose
+#: thread then contends with the copying one: reported after every read, the same
+#: download took 0.25–0.32 s against 0.17–0.21 s unreported (by hand).
+TELL = 4 << 20
+
+#: Told the bytes just written.
+Told = Callable[[int], None]
+
+#: Takes the rest of a body read past h11, given the connection's stream, the bytes
+#: still to come and the read timeout; False, having read nothing, if it would not.
+Rest = Callable[[httpcore.AsyncNetworkStream, int, Optional[float]], Awaitable[bool]]
+
+
+async def copy_rest(
+    stream: httpcore.AsyncNetworkStream,
+    sink: IO[bytes],
+    left: int,
+    timeout: float | None,
+    told: Told,
+) -> bool:
+    """Copies the `left` bytes still to come on `stream` into `sink` on one worker
+    thread, when the stream lends its socket (`_sockets.SocketStream` does; anyio's
+    stream may hold bytes it read ahead, so it does not). A read then takes no trip
+    through the event loop and a write no hop to a thread: a 1 GiB download into
+    `/dev/null` took 0.17–0.20 s this way against 1.1 s in 256 KiB chunks, each written
+    through `asyncio.to_thread` (by hand). `told` is called on the loop, in order, before
+    this returns. False, having read nothing, when the socket is not lent."""
+    sock = stream.get_extra_info(_sockets.LENT)
+    if not isinstance(sock, socket.socket):
+        return False
+    loop = asyncio.get_running_loop()
+
+    def tell(n: int) -> None:
+        loop.call_soon_threadsafe(told, n)
+
+    copying = asyncio.ensure_future(
+        asyncio.to_thread(_copy_socket, sock, sink, left, timeout, tell)
+    )
+    try:
+        await asyncio.shield(copying)
+    except asyncio.CancelledError:
+        # The thread cannot be cancelled, but its next read ends once the connection
+        # is shut; it is waited for, so nothing is written into `sink` after this.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            await copying
+        raise
+    return True
+
+
+def _copy_socket(
+    sock: socket.socket, sink: IO[bytes], left: int, timeout: float | None, tell: Told
+) -> None:
+    """Reads `left` bytes from the non-blocking `sock` into one reused buffer and writes
+    each read into `sink`: the failures are httpx's, as its own reads raise them."""
+    buffer = bytearray(min(COPY, left))
+    view = memoryview(buffer)
+    # A file object known to copy or write what it is given at once may take the reused
+    # buffer itself; any other gets bytes of its own, as it would from a stream.
+    lend = type(sink) in (io.FileIO, io.BufferedWriter, io.BufferedRandom, io.BytesIO)
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    wait = -1 if timeout is None else max(0, int(timeout * 1000))
+    untold = 0
+    while left:
+        try:
+            n = sock.recv_into(view, min(len(buffer), left))
+        except (BlockingIOError, InterruptedError):
+            if not poller.poll(wait):
+                raise httpx.ReadTimeout("the daemon sent nothing for the read timeout") from None
+            continue
+        except OSError as error:
+            raise httpx.ReadError(str(error)) from error
+        if n == 0:
+            raise httpx.RemoteProtocolError(f"the daemon closed the connection {left} bytes short")
+        sink.write(view[:n] if lend else bytes(view[:n]))
+        left -= n
+        untold += n
+        if untold >= TELL or not left:
+            tell(untold)
+            untold = 0

@@ -12,6 +12,8 @@ from pathlib import Path
 # `builtins.list`: the `list` method shadows the builtin inside the class.
 from typing import IO, Any, Literal, overload
 
+import httpcore
+
 from .. import _core, _sync_plan, _tar
 from ..errors import ConflictError, NotFoundError
 from ..models import ArchiveResult, BatchResult, EntryInfo, SyncResult, WatchEvent, WriteInfo
@@ -103,10 +105,10 @@ class AsyncFiles:
             raise ValueError(f"format {format!r} is not bytes, text or stream")
         return data
 
-    async def _chunks(self, path: str) -> AsyncIterator[bytes]:
+    async def _chunks(self, path: str, rest: _io.Rest | None = None) -> AsyncIterator[bytes]:
         route = self._route("/content")
         async with self._http.stream("GET", route, params={"path": path}) as response:
-            async for chunk in _body.chunks(response):
+            async for chunk in _body.chunks(response, rest):
                 yield chunk
 
     async def read_to(
@@ -116,11 +118,21 @@ class AsyncFiles:
         `on_progress(received, total)` is called as they arrive."""
         size = (await self.stat(path)).size if on_progress is not None else None
         total = 0
-        async for chunk in self._chunks(path):
-            await _io.write_to(fileobj, chunk)
-            total += len(chunk)
+
+        def told(written: int) -> None:
+            nonlocal total
+            total += written
             if on_progress is not None:
                 on_progress(total, size)
+
+        async def rest(
+            stream: httpcore.AsyncNetworkStream, left: int, timeout: float | None
+        ) -> bool:
+            return await _io.copy_rest(stream, fileobj, left, timeout, told)
+
+        async for chunk in self._chunks(path, rest):
+            await _io.write_to(fileobj, chunk)
+            told(len(chunk))
         return total
 
     async def list(self, path: str = "/", depth: int = 1) -> builtins.list[EntryInfo]:

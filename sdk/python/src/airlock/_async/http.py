@@ -30,7 +30,7 @@ class AsyncHTTP:
             # Writes and reads stream for as long as they flow; only silence times out.
             timeout=httpx.Timeout(config.timeout),
             # The daemon drops idle connections after 30 s; never reuse one near that.
-            transport=_transport.transport(httpx.Limits(keepalive_expiry=20.0)),
+            transport=_transport.transport(httpx.Limits(keepalive_expiry=20.0), config.url),
         )
 
     async def aclose(self) -> None:
@@ -83,9 +83,11 @@ class AsyncHTTP:
         *,
         params: dict[str, str] | None = None,
         json_body: Any = None,
-        timeout: Any = None,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,
     ) -> AsyncIterator[httpx.Response]:
-        """An answer whose body is read as it arrives; errors are raised first."""
+        """An answer whose body is read as it arrives; errors are raised first. Reads
+        time out as the client's do unless `timeout` says otherwise (None: never, for
+        answers that may rightly be silent, as a command's output or a watch)."""
         request = self._client.build_request(
             method, path, params=params, json=json_body, timeout=timeout
         )

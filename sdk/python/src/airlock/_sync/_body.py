@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import httpcore
 import httpx
 
+from ._io import Rest
 from ._transport import READ
 
 #: The least a body must still have to come to be read past h11: below it, keeping
@@ -27,8 +28,9 @@ from ._transport import READ
 DIRECT = 1 << 20
 
 
-def chunks(response: httpx.Response) -> Iterator[bytes]:
-    """The body of `response`, as it arrives."""
+def chunks(response: httpx.Response, rest: Rest | None = None) -> Iterator[bytes]:
+    """The body of `response`, as it arrives. Once it is read past h11, `rest` may take
+    what is still to come instead (a download into a file copies it on one thread)."""
     length = _plain_length(response)
     if length is None:
         for chunk in response.iter_bytes():
@@ -49,6 +51,8 @@ def chunks(response: httpx.Response) -> Iterator[bytes]:
                 yield chunk
             return
         timeout = response.request.extensions.get("timeout", {}).get("read")
+        if rest is not None and rest(stream, length - received, timeout):
+            return
         while received < length:
             data = _read(stream, min(READ, length - received), timeout)
             if not data:

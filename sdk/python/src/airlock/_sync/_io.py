@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any, Callable, Optional, Union
 
+import httpcore
 import httpx
 
 from .. import _core, _tar
@@ -103,3 +104,28 @@ def counted_stream(chunks: Iterator[bytes], on_progress: Progress | None) -> Ite
         if on_progress is not None:
             on_progress(received, None)
         yield chunk
+
+
+def network_backend(inner: httpcore.NetworkBackend, *, tls: bool) -> httpcore.NetworkBackend:
+    """httpcore's own: its sync streams read the socket directly already."""
+    return inner
+
+
+#: Told the bytes just written.
+Told = Callable[[int], None]
+
+#: Takes the rest of a body read past h11, given the connection's stream, the bytes
+#: still to come and the read timeout; False, having read nothing, if it would not.
+Rest = Callable[[httpcore.NetworkStream, int, Optional[float]], bool]
+
+
+def copy_rest(
+    stream: httpcore.NetworkStream,
+    sink: IO[bytes],
+    left: int,
+    timeout: float | None,
+    told: Told,
+) -> bool:
+    """The sync client writes each chunk as it reads it: nothing is handed to another
+    thread, so its chunk loop is already the copy. Always False, having read nothing."""
+    return False

@@ -13,18 +13,22 @@ from typing import Any
 import httpcore
 import httpx
 
+from . import _io
+
 #: The most one read from a connection takes.
 READ = 256 * 1024
 
 
-def transport(limits: httpx.Limits) -> httpx.HTTPTransport:
-    """A transport whose connections read up to `READ` bytes at a time. An httpx that
-    lays its pool out otherwise keeps httpcore's reads (the tests notice)."""
+def transport(limits: httpx.Limits, url: str) -> httpx.HTTPTransport:
+    """A transport to the daemon at `url` whose connections read up to `READ` bytes at a
+    time, through the client's own network backend (`_io.network_backend`). An httpx
+    that lays its pool out otherwise keeps httpcore's (the tests notice)."""
     made = httpx.HTTPTransport(limits=limits)
     pool = getattr(made, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
     if isinstance(backend, httpcore.NetworkBackend):
-        pool._network_backend = WideReads(backend)  # type: ignore[union-attr]
+        chosen = _io.network_backend(backend, tls=url.startswith("https:"))
+        pool._network_backend = WideReads(chosen)  # type: ignore[union-attr]
     return made
 
 

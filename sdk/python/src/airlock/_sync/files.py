@@ -12,6 +12,8 @@ from pathlib import Path
 # `builtins.list`: the `list` method shadows the builtin inside the class.
 from typing import IO, Any, Literal, overload
 
+import httpcore
+
 from .. import _core, _sync_plan, _tar
 from ..errors import ConflictError, NotFoundError
 from ..models import ArchiveResult, BatchResult, EntryInfo, SyncResult, WatchEvent, WriteInfo
@@ -101,10 +103,10 @@ class Files:
             raise ValueError(f"format {format!r} is not bytes, text or stream")
         return data
 
-    def _chunks(self, path: str) -> Iterator[bytes]:
+    def _chunks(self, path: str, rest: _io.Rest | None = None) -> Iterator[bytes]:
         route = self._route("/content")
         with self._http.stream("GET", route, params={"path": path}) as response:
-            for chunk in _body.chunks(response):
+            for chunk in _body.chunks(response, rest):
                 yield chunk
 
     def read_to(
@@ -114,11 +116,19 @@ class Files:
         `on_progress(received, total)` is called as they arrive."""
         size = (self.stat(path)).size if on_progress is not None else None
         total = 0
-        for chunk in self._chunks(path):
-            _io.write_to(fileobj, chunk)
-            total += len(chunk)
+
+        def told(written: int) -> None:
+            nonlocal total
+            total += written
             if on_progress is not None:
                 on_progress(total, size)
+
+        def rest(stream: httpcore.NetworkStream, left: int, timeout: float | None) -> bool:
+            return _io.copy_rest(stream, fileobj, left, timeout, told)
+
+        for chunk in self._chunks(path, rest):
+            _io.write_to(fileobj, chunk)
+            told(len(chunk))
         return total
 
     def list(self, path: str = "/", depth: int = 1) -> builtins.list[EntryInfo]:
