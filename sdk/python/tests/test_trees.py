@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from airlock import AsyncSandbox, Sandbox
+from airlock import AsyncSandbox, Sandbox, _tar
 from airlock._sync import _io as sync_io
 from airlock._tar import UnsafeArchiveError, extract, make_staging, remove_tree
 
@@ -311,3 +311,32 @@ def test_a_stale_staging_directory_in_an_uploaded_folder_is_skipped(
         ]
         run = sb.commands.run("ls -A /workspace/project")
         assert run.stdout == "kept\n"
+
+
+def test_a_packed_tree_comes_in_runs_of_at_least_gather_bytes(tmp_path: Path) -> None:
+    # 300 small files and one big one: the small files' headers, bytes and padding are
+    # joined into runs of at least GATHER bytes; a shorter run is the last or is cut
+    # short by a piece that large, a big file's chunk, which passes as read. The stream
+    # is still the same tar.
+    for n in range(300):
+        (tmp_path / f"f{n}").write_bytes(os.urandom(5000))
+    (tmp_path / "big").write_bytes(os.urandom(3 * _tar.CHUNK + 17))
+    pieces = list(_tar.pack(tmp_path))
+    assert len(pieces) < 10
+    for piece, after in zip(pieces, pieces[1:]):
+        assert len(piece) >= _tar.GATHER or len(after) >= _tar.GATHER
+    with tarfile.open(fileobj=io.BytesIO(b"".join(pieces))) as archive:
+        names = {member.name for member in archive.getmembers()}
+        big = archive.extractfile("big")
+        assert big is not None and big.read() == (tmp_path / "big").read_bytes()
+    assert names == {"big"} | {f"f{n}" for n in range(300)}
+
+
+def test_gathering_keeps_order_and_passes_large_pieces_untouched() -> None:
+    large = os.urandom(_tar.GATHER)
+    small = [bytes([n]) * 1000 for n in range(5)]
+    pieces = [small[0], small[1], large, small[2], small[3], small[4]]
+    gathered = list(_tar._gathered(iter(pieces)))
+    assert gathered == [small[0] + small[1], large, small[2] + small[3] + small[4]]
+    assert gathered[1] is large
+    assert list(_tar._gathered(iter([]))) == []

@@ -31,6 +31,8 @@ UNPACK_PREFIX = ".airlock-unpack-"
 
 #: Bytes of a file read at a time while packing.
 CHUNK = 1 << 20
+#: The least a packed tree sends at a time, small files' pieces joined (`_gathered`).
+GATHER = 1 << 20
 BLOCK = tarfile.BLOCKSIZE
 
 
@@ -59,6 +61,35 @@ def walk(local: str | os.PathLike[str], exclude: list[str] | None = None) -> Ite
 
 
 def _pack(root: Path, paths: Iterator[Path]) -> Iterator[bytes]:
+    return _gathered(_pieces(root, paths))
+
+
+def _gathered(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """`pieces` joined into runs of at least `GATHER` bytes; a piece that large passes
+    as it is, so a big file's content is not copied again. A tree of small files comes
+    as two or three pieces a file (its header, its bytes, their padding), and each piece
+    costs a trip: a socket write for the sync client, a worker thread and back for the
+    async one, whose upload of 10,000 files of 4 KiB took 3.8–4.2 s against the sync
+    client's 1.5 s (by hand)."""
+    batch: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        if len(piece) >= GATHER:
+            if batch:
+                yield b"".join(batch)
+                batch, size = [], 0
+            yield piece
+            continue
+        batch.append(piece)
+        size += len(piece)
+        if size >= GATHER:
+            yield b"".join(batch)
+            batch, size = [], 0
+    if batch:
+        yield b"".join(batch)
+
+
+def _pieces(root: Path, paths: Iterator[Path]) -> Iterator[bytes]:
     for path in paths:
         rel = path.relative_to(root).as_posix()
         info = os.lstat(path)
