@@ -46,10 +46,48 @@ export function posixRelative(root: string, path: string): string {
 }
 
 /**
- * The entries at `paths` (under `root`) as a tar stream, read as the stream is read.
- * FIFOs, sockets and devices are left out, as the daemon leaves them out.
+ * The least a packed tree sends at a time: a tree of small files comes as two or three
+ * pieces a file (its header, its bytes, their padding), and each piece went as a write
+ * of its own.
+ */
+export const GATHER = 1 << 20
+
+/**
+ * The entries at `paths` (under `root`) as a tar stream, read as the stream is read, in
+ * runs of at least `GATHER` bytes (`gathered`). FIFOs, sockets and devices are left
+ * out, as the daemon leaves them out.
  */
 export function packTree(root: string, paths: AsyncIterable<string>): AsyncIterable<Uint8Array> {
+  return gathered(packPieces(root, paths))
+}
+
+/**
+ * `pieces` joined into runs of at least `GATHER` bytes; a piece that large passes as it
+ * is, so its bytes are not copied again.
+ */
+export async function* gathered(pieces: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let batch: Uint8Array[] = []
+  let size = 0
+  for await (const piece of pieces) {
+    if (piece.byteLength >= GATHER) {
+      if (batch.length) yield Buffer.concat(batch, size)
+      batch = []
+      size = 0
+      yield piece
+      continue
+    }
+    batch.push(piece)
+    size += piece.byteLength
+    if (size >= GATHER) {
+      yield Buffer.concat(batch, size)
+      batch = []
+      size = 0
+    }
+  }
+  if (batch.length) yield Buffer.concat(batch, size)
+}
+
+function packPieces(root: string, paths: AsyncIterable<string>): AsyncIterable<Uint8Array> {
   const pack = tar.pack()
   const add = (header: tar.Headers): Promise<void> =>
     new Promise((resolve, reject) => {
