@@ -87,38 +87,101 @@ export async function* gathered(pieces: AsyncIterable<Uint8Array>): AsyncGenerat
   if (batch.length) yield Buffer.concat(batch, size)
 }
 
+/** Entries prepared ahead of the packer: their `lstat`s and small files' reads overlap. */
+const AHEAD = 16
+
+/** Files up to this size are read whole while they wait their turn; larger ones stream. */
+const SMALL = 64 * 1024
+
+/** An entry ready to pack: what its header says, and a small file's bytes. */
+interface Prepared {
+  header: tar.Headers
+  kind: 'symlink' | 'directory' | 'file' | 'other'
+  path: string
+  size: number
+  content?: Buffer
+}
+
+/**
+ * The entries at `paths`, in order, each prepared while up to `AHEAD` before it are
+ * packed: one at a time, each took a trip to libuv's threads for its `lstat` and for
+ * each open, read and close of its file, one after another.
+ */
+async function* preparedAhead(root: string, paths: AsyncIterable<string>): AsyncGenerator<Prepared> {
+  const window: Promise<Prepared>[] = []
+  try {
+    for await (const path of paths) {
+      const next = prepare(root, path)
+      // Its failure is met when its turn comes; until then it must not count as unhandled.
+      next.catch(() => undefined)
+      window.push(next)
+      if (window.length >= AHEAD) yield await (window.shift() as Promise<Prepared>)
+    }
+    while (window.length) yield await (window.shift() as Promise<Prepared>)
+  } finally {
+    // Left early (a failure): what is still being read finishes and closes its file.
+    await Promise.allSettled(window)
+  }
+}
+
+async function prepare(root: string, path: string): Promise<Prepared> {
+  const info = await fs.lstat(path)
+  const header: tar.Headers = {
+    name: posixRelative(root, path),
+    mode: info.mode & 0o7777,
+    mtime: new Date(Math.floor(info.mtimeMs / 1000) * 1000),
+  }
+  if (info.isSymbolicLink()) {
+    return { header: { ...header, linkname: await fs.readlink(path) }, kind: 'symlink', path, size: 0 }
+  }
+  if (info.isDirectory()) return { header, kind: 'directory', path, size: 0 }
+  if (!info.isFile()) return { header, kind: 'other', path, size: 0 }
+  const size = info.size
+  if (size > SMALL) return { header, kind: 'file', path, size }
+  return { header, kind: 'file', path, size, content: await readExactly(path, size) }
+}
+
+/** The first `size` bytes of the file at `path`: one that grew is cut, one that shrank fails. */
+async function readExactly(path: string, size: number): Promise<Buffer> {
+  const content = Buffer.allocUnsafe(size)
+  if (size === 0) return content
+  const file = await fs.open(path, 'r')
+  try {
+    let got = 0
+    while (got < size) {
+      const { bytesRead } = await file.read(content, got, size - got, got)
+      if (bytesRead === 0) throw new Error(`${path} shrank while it was being sent`)
+      got += bytesRead
+    }
+    return content
+  } finally {
+    await file.close()
+  }
+}
+
 function packPieces(root: string, paths: AsyncIterable<string>): AsyncIterable<Uint8Array> {
   const pack = tar.pack()
-  const add = (header: tar.Headers): Promise<void> =>
+  const add = (header: tar.Headers, content?: Buffer): Promise<void> =>
     new Promise((resolve, reject) => {
-      pack.entry(header, (error) => (error ? reject(error) : resolve()))
+      const done = (error?: Error | null): void => (error ? reject(error) : resolve())
+      if (content) pack.entry(header, content, done)
+      else pack.entry(header, done)
     })
   const fill = async (): Promise<void> => {
-    for await (const path of paths) {
-      const info = await fs.lstat(path)
-      const header: tar.Headers = {
-        name: posixRelative(root, path),
-        mode: info.mode & 0o7777,
-        mtime: new Date(Math.floor(info.mtimeMs / 1000) * 1000),
-      }
-      if (info.isSymbolicLink()) {
-        await add({ ...header, type: 'symlink', linkname: await fs.readlink(path) })
-      } else if (info.isDirectory()) {
-        await add({ ...header, type: 'directory' })
-      } else if (info.isFile()) {
-        const size = info.size
-        const done = new Promise<void>((resolve, reject) => {
+    for await (const { header, kind, path, size, content } of preparedAhead(root, paths)) {
+      if (kind === 'symlink') await add({ ...header, type: 'symlink' })
+      else if (kind === 'directory') await add({ ...header, type: 'directory' })
+      else if (kind === 'file' && content) await add({ ...header, type: 'file', size }, content)
+      else if (kind === 'file') {
+        await new Promise<void>((resolve, reject) => {
           const sink = pack.entry({ ...header, type: 'file', size }, (error) =>
             error ? reject(error) : resolve(),
           )
-          if (size === 0) sink.end()
-          else {
-            // Exactly the size announced: a file that grows is cut, one that shrinks fails.
-            createReadStream(path, { start: 0, end: size - 1 }).on('error', reject).pipe(sink)
-          }
+          // Exactly the size announced: a file that grows is cut, one that shrinks fails.
+          createReadStream(path, { start: 0, end: size - 1 }).on('error', reject).pipe(sink)
         })
-        await done
       }
+      // FIFOs, sockets and devices ('other') are left out, as the daemon leaves them out.
     }
     pack.finalize()
   }

@@ -1,5 +1,7 @@
 // A packed tree goes in runs of at least GATHER bytes: small files' pieces are joined,
-// a piece that large passes untouched, and the stream is still the same tar.
+// a piece that large passes untouched, and the stream is still the same tar. Entries
+// prepared ahead keep their order, and one that fails while it waits its turn fails
+// the pack without an unhandled rejection.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
@@ -19,6 +21,30 @@ async function collect(pieces: AsyncIterable<Uint8Array>): Promise<Uint8Array[]>
 
 async function* from(pieces: Uint8Array[]): AsyncGenerator<Uint8Array> {
   yield* pieces
+}
+
+async function* pathsOf(paths: string[]): AsyncGenerator<string> {
+  yield* paths
+}
+
+/** A tar stream read back: each entry as `type name[ -> link]`, and each file's bytes. */
+async function readBack(archive: Buffer): Promise<{ entries: string[]; files: Map<string, Buffer> }> {
+  const entries: string[] = []
+  const files = new Map<string, Buffer>()
+  const extract = tar.extract()
+  extract.on('entry', (header, stream, next) => {
+    entries.push(`${header.type} ${header.name}${header.linkname ? ` -> ${header.linkname}` : ''}`)
+    const parts: Buffer[] = []
+    stream.on('data', (part: Buffer) => parts.push(part))
+    stream.on('end', () => {
+      if (header.type === 'file') files.set(header.name, Buffer.concat(parts))
+      next()
+    })
+  })
+  const finished = new Promise((resolve, reject) => extract.on('finish', resolve).on('error', reject))
+  extract.end(archive)
+  await finished
+  return { entries, files }
 }
 
 test('gathering keeps order and passes a large piece untouched', async () => {
@@ -46,21 +72,41 @@ test('a packed tree of small files comes in runs of at least GATHER bytes, and i
     const pieces = await collect(packTree(root, walkTree(root)))
     assert.ok(pieces.length < 5, `${pieces.length} pieces`)
     for (const piece of pieces.slice(0, -1)) assert.ok(piece.byteLength >= GATHER)
-    const extract = tar.extract()
-    const seen = new Map<string, Buffer>()
-    extract.on('entry', (header, stream, next) => {
-      const parts: Buffer[] = []
-      stream.on('data', (part: Buffer) => parts.push(part))
-      stream.on('end', () => {
-        seen.set(header.name, Buffer.concat(parts))
-        next()
-      })
-    })
-    const finished = new Promise((resolve, reject) => extract.on('finish', resolve).on('error', reject))
-    extract.end(Buffer.concat(pieces))
-    await finished
-    assert.deepEqual(seen, contents)
+    assert.deepEqual((await readBack(Buffer.concat(pieces))).files, contents)
   } finally {
     fs.rmSync(root, { recursive: true, force: true })
   }
 })
+
+test('files read ahead and files streamed pack in order beside links and directories', async () => {
+  const root = fs.mkdtempSync(join(tmpdir(), 'airlock-ts-ahead-'))
+  try {
+    fs.mkdirSync(join(root, 'd'))
+    const contents = new Map<string, Buffer>()
+    for (const [name, size] of [['a', 10], ['d/big', 3 * GATHER + 5], ['d/empty', 0], ['z', 70_000]] as const) {
+      const content = randomBytes(size)
+      fs.writeFileSync(join(root, name), content)
+      contents.set(name, content)
+    }
+    fs.symlinkSync('a', join(root, 'link'))
+    const { entries, files } = await readBack(Buffer.concat(await collect(packTree(root, walkTree(root)))))
+    assert.deepEqual(entries, ['file a', 'directory d', 'file d/big', 'file d/empty', 'symlink link -> a', 'file z'])
+    assert.deepEqual(files, contents)
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true })
+  }
+})
+
+test('a path gone before its turn fails the pack, and the entries read ahead of it are no unhandled rejection', async () => {
+  const root = fs.mkdtempSync(join(tmpdir(), 'airlock-ts-gone-'))
+  try {
+    const names = Array.from({ length: 40 }, (_, n) => `f${n}`)
+    for (const name of names) fs.writeFileSync(join(root, name), 'x')
+    // Every path after the first is gone: many fail while the first waits its turn.
+    const paths = names.map((name, n) => join(root, n === 0 ? name : `gone-${name}`))
+    await assert.rejects(collect(packTree(root, pathsOf(paths))), { code: 'ENOENT' })
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true })
+  }
+})
+
