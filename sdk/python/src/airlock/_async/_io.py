@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import select
+import selectors
 import socket
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import IO, Any, Callable, Optional, Union
@@ -225,24 +225,27 @@ def _copy_socket(
     # A file object known to copy or write what it is given at once may take the reused
     # buffer itself; any other gets bytes of its own, as it would from a stream.
     lend = type(sink) in (io.FileIO, io.BufferedWriter, io.BufferedRandom, io.BytesIO)
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    wait = -1 if timeout is None else max(0, int(timeout * 1000))
-    untold = 0
-    while left:
-        try:
-            n = sock.recv_into(view, min(len(buffer), left))
-        except (BlockingIOError, InterruptedError):
-            if not poller.poll(wait):
-                raise httpx.ReadTimeout("the daemon sent nothing for the read timeout") from None
-            continue
-        except OSError as error:
-            raise httpx.ReadError(str(error)) from error
-        if n == 0:
-            raise httpx.RemoteProtocolError(f"the daemon closed the connection {left} bytes short")
-        sink.write(view[:n] if lend else bytes(view[:n]))
-        left -= n
-        untold += n
-        if untold >= TELL or not left:
-            tell(untold)
-            untold = 0
+    # Waits for the socket the portable way (`select.poll` is not on every platform).
+    with selectors.DefaultSelector() as readable:
+        readable.register(sock, selectors.EVENT_READ)
+        untold = 0
+        while left:
+            try:
+                n = sock.recv_into(view, min(len(buffer), left))
+            except (BlockingIOError, InterruptedError):
+                if not readable.select(timeout):
+                    raise httpx.ReadTimeout(
+                        "the daemon sent nothing for the read timeout"
+                    ) from None
+                continue
+            except OSError as error:
+                raise httpx.ReadError(str(error)) from error
+            if n == 0:
+                short = f"the daemon closed the connection {left} bytes short"
+                raise httpx.RemoteProtocolError(short)
+            sink.write(view[:n] if lend else bytes(view[:n]))
+            left -= n
+            untold += n
+            if untold >= TELL or not left:
+                tell(untold)
+                untold = 0
