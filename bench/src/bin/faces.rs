@@ -1,9 +1,9 @@
 //! Every face on one daemon: a 1 GiB file up, and down into `/dev/null`, with curl, the Rust SDK
 //! (REST), gRPC (with tonic in this process and with grpcio's C core), the Python SDK (its
-//! sync and async clients) and the TypeScript SDK, alternating run by run after an uncounted warm-up. Checks the goals
-//! "gRPC within 10 % of REST both ways" and "the Python and TypeScript SDKs at ≥ 0.8×
-//! curl's throughput"; `bench/run` measures the Rust SDK and gRPC rows inside W1 beside
-//! the other peers too.
+//! sync and async clients) and the TypeScript SDK, alternating run by run after an uncounted
+//! warm-up. Checks the goals "gRPC within 10 % of REST both ways" and "the Python and
+//! TypeScript SDKs at ≥ 0.8× curl's throughput"; `bench/run` measures the Rust SDK and gRPC
+//! rows inside W1 beside the other peers too.
 //!
 //! The Python, grpcio and TypeScript transfers run as child processes (`bench/sdk/`) that
 //! time the transfer itself, so an interpreter's start-up is not charged to its client;
@@ -317,8 +317,8 @@ async fn main() -> anyhow::Result<()> {
     t.notes.push(
         "Goals: gRPC within 10 % of REST's time (≤ 1.1×) both ways, with either client; the \
          Python SDK (both its clients) and the TypeScript SDK at ≥ 0.8× curl's throughput \
-         (≤ 1.25× its time) both ways. The gRPC rows use tonic in this process (its client shares the two cores with the \
-         daemon; uploads read each chunk from the file straight into the call's send buffer, \
+         (≤ 1.25× its time) both ways. The gRPC rows use tonic in this process (its client \
+         shares the two cores with the daemon; uploads read each chunk from the file straight into the call's send buffer, \
          one copy per byte as the REST SDK makes, downloads use the generated stubs) and \
          grpcio, gRPC's C core, from Python."
             .into(),

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,6 +21,7 @@ from airlock._sync.files import Files
 from airlock._sync.http import HTTP
 
 from .conftest import Daemon
+from .stub import stub
 
 DIRECT = sync_body.DIRECT
 SIZES = [0, 1, DIRECT - 1, DIRECT, DIRECT + 1, 3 * DIRECT + 7, 9 * DIRECT]
@@ -79,29 +78,10 @@ async def test_async_stream_left_part_way_leaves_the_client_usable(env: Daemon) 
 
 @contextmanager
 def server(length: int, sent: bytes, *, hold: bool = False) -> Iterator[str]:
-    """A one-shot HTTP/1.1 server that promises `length` bytes, sends `sent`, then closes
-    the connection (or holds it open, silent, with `hold`)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    done = threading.Event()
-
-    def serve() -> None:
-        peer, _ = listener.accept()
-        with peer:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += peer.recv(65536)
-            peer.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % length + sent)
-            if hold:
-                done.wait(10)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
-    finally:
-        done.set()
-        thread.join(10)
-        listener.close()
+    """A server that promises `length` bytes, sends `sent`, then closes the connection
+    (or holds it open, silent, with `hold`)."""
+    with stub(lambda: (length, sent, "hold" if hold else "close")) as running:
+        yield running.url + "/"
 
 
 def read_all(url: str, timeout: float = 10.0) -> bytes:

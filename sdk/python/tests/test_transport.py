@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 
+import httpx
+
 from airlock import AsyncSandbox, Sandbox
+from airlock._async import _sockets
 from airlock._async import _transport as async_transport
 from airlock._sync import _transport as sync_transport
 
@@ -35,3 +38,14 @@ async def test_async_downloads_read_more_than_httpcore_asks(env: Daemon) -> None
     assert b"".join(chunks) == content
     assert max(map(len, chunks)) > HTTPCORE_READ
     assert max(map(len, chunks)) <= async_transport.READ
+
+
+def test_only_plain_http_goes_through_the_async_clients_own_sockets() -> None:
+    limits = httpx.Limits()
+
+    def backend_of(url: str) -> object:
+        pool = async_transport.transport(limits, url)._pool
+        return pool._network_backend._inner  # type: ignore[attr-defined]
+
+    assert isinstance(backend_of("http://127.0.0.1:7711"), _sockets.AsyncioSockets)
+    assert not isinstance(backend_of("https://airlock.example"), _sockets.AsyncioSockets)

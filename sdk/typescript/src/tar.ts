@@ -93,52 +93,53 @@ const AHEAD = 16
 /** Files up to this size are read whole while they wait their turn; larger ones stream. */
 const SMALL = 64 * 1024
 
-/** An entry ready to pack: what its header says, and a small file's bytes. */
+/** An entry ready to pack: its header, and a small file's bytes read whole. */
 interface Prepared {
   header: tar.Headers
-  kind: 'symlink' | 'directory' | 'file' | 'other'
   path: string
-  size: number
   content?: Buffer
 }
 
 /**
  * The entries at `paths`, in order, each prepared while up to `AHEAD` before it are
  * packed: one at a time, each took a trip to libuv's threads for its `lstat` and for
- * each open, read and close of its file, one after another.
+ * each open, read and close of its file, one after another. FIFOs, sockets and devices
+ * are left out, as the daemon leaves them out.
  */
 async function* preparedAhead(root: string, paths: AsyncIterable<string>): AsyncGenerator<Prepared> {
-  const window: Promise<Prepared>[] = []
+  const window: Promise<Prepared | undefined>[] = []
   try {
     for await (const path of paths) {
       const next = prepare(root, path)
       // Its failure is met when its turn comes; until then it must not count as unhandled.
       next.catch(() => undefined)
       window.push(next)
-      if (window.length >= AHEAD) yield await (window.shift() as Promise<Prepared>)
+      if (window.length < AHEAD) continue
+      const entry = await window.shift()
+      if (entry) yield entry
     }
-    while (window.length) yield await (window.shift() as Promise<Prepared>)
+    while (window.length) {
+      const entry = await window.shift()
+      if (entry) yield entry
+    }
   } finally {
     // Left early (a failure): what is still being read finishes and closes its file.
     await Promise.allSettled(window)
   }
 }
 
-async function prepare(root: string, path: string): Promise<Prepared> {
+async function prepare(root: string, path: string): Promise<Prepared | undefined> {
   const info = await fs.lstat(path)
   const header: tar.Headers = {
     name: posixRelative(root, path),
     mode: info.mode & 0o7777,
     mtime: new Date(Math.floor(info.mtimeMs / 1000) * 1000),
   }
-  if (info.isSymbolicLink()) {
-    return { header: { ...header, linkname: await fs.readlink(path) }, kind: 'symlink', path, size: 0 }
-  }
-  if (info.isDirectory()) return { header, kind: 'directory', path, size: 0 }
-  if (!info.isFile()) return { header, kind: 'other', path, size: 0 }
-  const size = info.size
-  if (size > SMALL) return { header, kind: 'file', path, size }
-  return { header, kind: 'file', path, size, content: await readExactly(path, size) }
+  if (info.isSymbolicLink()) return { header: { ...header, type: 'symlink', linkname: await fs.readlink(path) }, path }
+  if (info.isDirectory()) return { header: { ...header, type: 'directory' }, path }
+  if (!info.isFile()) return undefined
+  const file = { header: { ...header, type: 'file' as const, size: info.size }, path }
+  return info.size > SMALL ? file : { ...file, content: await readExactly(path, info.size) }
 }
 
 /** The first `size` bytes of the file at `path`: one that grew is cut, one that shrank fails. */
@@ -168,20 +169,16 @@ function packPieces(root: string, paths: AsyncIterable<string>): AsyncIterable<U
       else pack.entry(header, done)
     })
   const fill = async (): Promise<void> => {
-    for await (const { header, kind, path, size, content } of preparedAhead(root, paths)) {
-      if (kind === 'symlink') await add({ ...header, type: 'symlink' })
-      else if (kind === 'directory') await add({ ...header, type: 'directory' })
-      else if (kind === 'file' && content) await add({ ...header, type: 'file', size }, content)
-      else if (kind === 'file') {
-        await new Promise<void>((resolve, reject) => {
-          const sink = pack.entry({ ...header, type: 'file', size }, (error) =>
-            error ? reject(error) : resolve(),
-          )
-          // Exactly the size announced: a file that grows is cut, one that shrinks fails.
-          createReadStream(path, { start: 0, end: size - 1 }).on('error', reject).pipe(sink)
-        })
+    for await (const { header, path, content } of preparedAhead(root, paths)) {
+      if (header.type !== 'file' || content) {
+        await add(header, content)
+        continue
       }
-      // FIFOs, sockets and devices ('other') are left out, as the daemon leaves them out.
+      await new Promise<void>((resolve, reject) => {
+        const sink = pack.entry(header, (error) => (error ? reject(error) : resolve()))
+        // Exactly the size announced: a file that grows is cut, one that shrinks fails.
+        createReadStream(path, { start: 0, end: (header.size ?? 0) - 1 }).on('error', reject).pipe(sink)
+      })
     }
     pack.finalize()
   }

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterable
-from typing import Any, Union
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any, TypeVar, Union
 
 import httpcore
+
+T = TypeVar("T")
 
 #: What a `SocketStream` answers its socket to: nothing else holds bytes read from it.
 LENT = "airlock.lent_socket"
@@ -111,28 +114,13 @@ class SocketStream(httpcore.AsyncNetworkStream):
         self.socket = sock
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        while True:
-            try:
-                return self.socket.recv(max_bytes)
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError as error:
-                raise httpcore.ReadError(str(error)) from error
-            if not await self._ready(writing=False, timeout=timeout):
-                raise httpcore.ReadTimeout("the daemon sent nothing for the read timeout")
+        return await self._when_ready(partial(self.socket.recv, max_bytes), False, timeout)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         view = memoryview(buffer)
         while view:
-            try:
-                view = view[self.socket.send(view) :]
-                continue
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError as error:
-                raise httpcore.WriteError(str(error)) from error
-            if not await self._ready(writing=True, timeout=timeout):
-                raise httpcore.WriteTimeout("the daemon took nothing for the write timeout")
+            sent = await self._when_ready(partial(self.socket.send, view), True, timeout)
+            view = view[sent:]
 
     async def aclose(self) -> None:
         self.socket.close()
@@ -152,25 +140,40 @@ class SocketStream(httpcore.AsyncNetworkStream):
             return _readable(self.socket)
         return None
 
-    async def _ready(self, *, writing: bool, timeout: float | None) -> bool:
+    async def _when_ready(self, call: Callable[[], T], writing: bool, timeout: float | None) -> T:
+        """`call`'s answer, once the socket is ready for it: it is tried at once, and
+        again each time the loop says the socket is ready, until `timeout` of silence."""
+        while True:
+            try:
+                return call()
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as error:
+                failed = httpcore.WriteError if writing else httpcore.ReadError
+                raise failed(str(error)) from error
+            if not await self._ready(writing, timeout):
+                if writing:
+                    raise httpcore.WriteTimeout("the daemon took nothing for the write timeout")
+                raise httpcore.ReadTimeout("the daemon sent nothing for the read timeout")
+
+    async def _ready(self, writing: bool, timeout: float | None) -> bool:
         """Waits until the socket is ready; False when `timeout` passed first."""
         loop = asyncio.get_running_loop()
+        watch, unwatch = (
+            (loop.add_writer, loop.remove_writer)
+            if writing
+            else (loop.add_reader, loop.remove_reader)
+        )
         ready: asyncio.Future[bool] = loop.create_future()
         fd = self.socket.fileno()
-        if writing:
-            loop.add_writer(fd, _settle, ready, True)
-        else:
-            loop.add_reader(fd, _settle, ready, True)
+        watch(fd, _settle, ready, True)
         timer = None if timeout is None else loop.call_later(timeout, _settle, ready, False)
         try:
             return await ready
         finally:
             if timer is not None:
                 timer.cancel()
-            if writing:
-                loop.remove_writer(fd)
-            else:
-                loop.remove_reader(fd)
+            unwatch(fd)
 
 
 def _settle(future: asyncio.Future[bool], value: bool) -> None:
