@@ -38,7 +38,12 @@ fuzz_target!(|data: &[u8]| {
         max_entries: 1000,
         max_bytes: 16 << 20,
     };
-    let _ = root.unpack(&target, data, owner, limits);
+    let how = airlock_fs::Unpacking {
+        owner,
+        limits,
+        mtimes: airlock_fs::Mtimes::FromArchive,
+    };
+    let _ = root.unpack(&target, data, how);
 
     // Only the target may exist in the root, and no staging directory inside it.
     let top: Vec<_> = std::fs::read_dir(&root_dir)

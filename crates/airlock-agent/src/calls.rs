@@ -1,6 +1,6 @@
 //! The calls and their arguments, as both sides write and read them.
 
-use airlock_fs::{Checks, FileOwner, Placement, SandboxPath, UnpackLimits, WriteOptions};
+use airlock_fs::{Checks, FileOwner, Placement, SandboxPath, Unpacking, WriteOptions};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
@@ -102,8 +102,7 @@ pub struct Pack {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Unpack {
     pub dir: SandboxPath,
-    pub owner: FileOwner,
-    pub limits: UnpackLimits,
+    pub how: Unpacking,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use airlock_fs::{
     Checks, Checksums, Entry, FileOwner, FileReader, FsError, FsResult, Listing, LossyQueue,
-    PartialFile, Placement, SandboxFs, SandboxPath, UnpackLimits, Unpacked, WatchEvent, WatchFeed,
+    PartialFile, Placement, SandboxFs, SandboxPath, Unpacked, Unpacking, WatchEvent, WatchFeed,
     WireError, WriteOptions, Written,
 };
 use bytes::Bytes;
@@ -415,13 +415,11 @@ impl SandboxFs for RemoteFs {
         &self,
         dir: &SandboxPath,
         input: &mut dyn Read,
-        owner: FileOwner,
-        limits: UnpackLimits,
+        how: Unpacking,
     ) -> FsResult<Unpacked> {
         let args = calls::Unpack {
             dir: dir.clone(),
-            owner,
-            limits,
+            how,
         };
         self.inner.call("unpack", &args, dir.as_str(), Some(input))
     }

@@ -255,7 +255,7 @@ async fn dispatch(
         "unpack" => {
             let a: calls::Unpack = args(text)?;
             let mut input = reader(body);
-            answer(move || fs.unpack(&a.dir, &mut input, a.owner, a.limits)).await
+            answer(move || fs.unpack(&a.dir, &mut input, a.how)).await
         }
         "create_partial" => {
             let a: calls::CreatePartial = args(text)?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use airlock_agent::client::RemoteFs;
 use airlock_fs::{
-    Checks, FileOwner, FsErrorKind, Root, SandboxFs, SandboxPath, UnpackLimits, WatchKind,
+    Checks, FileOwner, FsErrorKind, Root, SandboxFs, SandboxPath, Unpacking, WatchKind,
     WriteOptions,
 };
 
@@ -189,12 +189,7 @@ async fn trees_partial_uploads_and_the_rest_of_the_calls_work_through_the_agent(
         let mut tar = Vec::new();
         fs.pack(&p("/t"), &mut tar).unwrap();
         let unpacked = fs
-            .unpack(
-                &p("/copy"),
-                &mut tar.as_slice(),
-                owner,
-                UnpackLimits::default(),
-            )
+            .unpack(&p("/copy"), &mut tar.as_slice(), Unpacking::by(owner))
             .unwrap();
         assert_eq!(unpacked.files, 2);
         let (mut two, _) = fs.open_read(&p("/copy/a/b/two")).unwrap();

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use airlock_client::ArchiveFormat;
+use airlock_client::{ArchiveFormat, Mtimes};
 use common::{Daemon, sandbox, sh};
 use futures_util::StreamExt;
 
@@ -129,7 +129,13 @@ async fn an_archive_as_deep_as_names_allow_merges_over_its_own_copy() {
     let tar = tar.into_inner().unwrap();
     for round in 0..2 {
         let landed = client
-            .upload_archive_body(&id, "/workspace/deep", tar.clone(), ArchiveFormat::Tar)
+            .upload_archive_body(
+                &id,
+                "/workspace/deep",
+                tar.clone(),
+                ArchiveFormat::Tar,
+                Mtimes::FromArchive,
+            )
             .await
             .unwrap_or_else(|e| panic!("upload {round}: {e}"));
         assert_eq!((landed.dirs, landed.files), (2_000, 2_000));

@@ -178,10 +178,21 @@ async fn trees_travel_as_archives_both_ways() {
     let listed = sh(
         &daemon.client(),
         &id,
-        "stat -c '%a %n' /workspace/tree/bin/run",
+        "stat -c '%a %Y %n' /workspace/tree/bin/run",
     )
     .await;
-    assert_eq!(listed.stdout.trim(), "755 /workspace/tree/bin/run");
+    // The archive's mtime (its headers say 0) unless asked otherwise.
+    assert_eq!(listed.stdout.trim(), "755 0 /workspace/tree/bin/run");
+    let mut m = meta(&id, "/workspace/now");
+    m.is_archive = true;
+    m.parents = Some(true);
+    m.mtimes = Some(false);
+    upload(&mut files, upload_messages(m, &tar, 100))
+        .await
+        .unwrap();
+    let now = sh(&daemon.client(), &id, "stat -c '%Y' /workspace/now/bin/run").await;
+    let written: u64 = now.stdout.trim().parse().unwrap();
+    assert!(written > 1_700_000_000, "{}", now.stdout);
     let mut request = get(&id, "/workspace/tree");
     request.as_archive = true;
     let (header, body) = download(&mut files, request).await.unwrap();

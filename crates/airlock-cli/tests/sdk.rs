@@ -235,6 +235,7 @@ async fn a_written_body_uploads_a_tree_whole_and_a_failed_one_leaves_nothing() {
             "/workspace/whole",
             body,
             airlock_client::ArchiveFormat::Tar,
+            airlock_client::Mtimes::FromArchive,
         )
         .await
         .unwrap();
@@ -263,6 +264,7 @@ async fn a_written_body_uploads_a_tree_whole_and_a_failed_one_leaves_nothing() {
             "/workspace/cut",
             body,
             airlock_client::ArchiveFormat::Tar,
+            airlock_client::Mtimes::FromArchive,
         )
         .await;
     packing.await.unwrap().unwrap();

@@ -177,14 +177,74 @@ async fn ten_thousand_files_round_trip_with_everything_kept() {
     let seen = sh(
         &daemon.client(),
         &id,
-        "cd /workspace/tree && stat -c '%u %a' run.sh && ls | grep -c '^raw-' && find many -type f | wc -l && cat rel-link",
+        "cd /workspace/tree && stat -c '%u %a' run.sh && ls | grep -c '^raw-' && find many -type f | wc -l && cat rel-link && find . ! -user 1000 -o ! -group 1000 | wc -l",
     )
     .await;
     assert_eq!(
-        seen.stdout, "1000 750\n1\n10000\n#!/bin/sh\necho hi\n",
+        seen.stdout, "1000 750\n1\n10000\n#!/bin/sh\necho hi\n0\n",
         "{}",
         seen.stderr
     );
+}
+
+#[tokio::test]
+async fn mtimes_false_leaves_every_entry_at_the_time_it_was_written() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let source = source_tree();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (status, report) = files
+        .put_archive(
+            &[("path", "/workspace/now"), ("mtimes", "false")],
+            source.clone(),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["files"], 10_000 + 4, "{report}");
+
+    // Kinds, modes, contents and link targets as sent; every mtime the upload's own.
+    let sent = describe(&source);
+    let back = describe(&files.get_archive(&[("path", "/workspace/now")]).await);
+    for (name, (kind, mode, _, digest, link)) in &sent {
+        let shown = String::from_utf8_lossy(name);
+        let (got_kind, got_mode, got_mtime, got_digest, got_link) = &back[name];
+        if name.as_slice() == b"hard" {
+            // A hard link comes back as a file of its own.
+            assert_eq!((got_kind, got_mode), (kind, mode), "{shown}");
+        } else {
+            assert_eq!(
+                (got_kind, got_mode, got_digest),
+                (kind, mode, digest),
+                "{shown}"
+            );
+            assert_eq!(got_link, link, "{shown}");
+        }
+        assert!(
+            *got_mtime + 1 >= before,
+            "{shown}: mtime {got_mtime} before {before}"
+        );
+    }
+
+    // Owned by the sandbox's user, as with the archive's mtimes.
+    let seen = sh(
+        &daemon.client(),
+        &id,
+        "cd /workspace/now && find . ! -user 1000 -o ! -group 1000 | wc -l",
+    )
+    .await;
+    assert_eq!(seen.stdout, "0\n", "{}", seen.stderr);
+
+    // A value that is not a boolean is refused, and nothing lands.
+    let (status, report) = files
+        .put_archive(&[("path", "/workspace/bad"), ("mtimes", "maybe")], source)
+        .await;
+    assert_eq!(status, 400, "{report}");
+    let seen = sh(&daemon.client(), &id, "ls /workspace").await;
+    assert!(!seen.stdout.contains("bad"), "{}", seen.stdout);
 }
 
 /// Name, kind, link target, content.

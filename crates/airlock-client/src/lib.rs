@@ -67,7 +67,7 @@ pub use files::{Download, WriteOptions};
 /// A streamed request body (for template archives).
 pub use reqwest::Body;
 pub use resumable::UploadProgress;
-pub use trees::{ArchiveFormat, BatchFile};
+pub use trees::{ArchiveFormat, BatchFile, Mtimes};
 pub use written_body::{BodyWriter, WrittenBody, written_body};
 
 /// Bytes per chunk when streaming a body up: large enough that a chunk costs one system

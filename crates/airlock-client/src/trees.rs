@@ -27,6 +27,17 @@ impl ArchiveFormat {
     }
 }
 
+/// Whose modification times an uploaded tree's entries get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mtimes {
+    /// Each entry's, from the archive (as `tar x` does).
+    #[default]
+    FromArchive,
+    /// The time the daemon writes each (as `cp` without `-p` does), which also spares it
+    /// a system call an entry.
+    Now,
+}
+
 /// One file of a batch write.
 #[derive(Debug)]
 pub struct BatchFile {
@@ -73,24 +84,27 @@ impl Client {
             tar,
             crate::CHUNK,
         ));
-        self.upload_archive_body(id, dir, body, format).await
+        self.upload_archive_body(id, dir, body, format, Mtimes::FromArchive)
+            .await
     }
 
     /// The same, for a body of any kind (e.g. a [`written_body`](crate::written_body) a
-    /// packing thread fills).
+    /// packing thread fills), with the entries' mtimes as `mtimes` says.
     pub async fn upload_archive_body(
         &self,
         id: &str,
         dir: &str,
         body: impl Into<reqwest::Body>,
         format: ArchiveFormat,
+        mtimes: Mtimes,
     ) -> Result<ArchiveResult, Error> {
-        json(
-            self.request(Method::PUT, &self.files_route(id, "/archive"))
-                .query(&[("path", dir), ("format", format.name())])
-                .body(body),
-        )
-        .await
+        let mut request = self
+            .request(Method::PUT, &self.files_route(id, "/archive"))
+            .query(&[("path", dir), ("format", format.name())]);
+        if mtimes == Mtimes::Now {
+            request = request.query(&[("mtimes", "false")]);
+        }
+        json(request.body(body)).await
     }
 
     /// Streams the tree under `dir` as a tar (or tar.zst) into `out`; returns its size.

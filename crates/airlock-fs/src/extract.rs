@@ -13,10 +13,10 @@ use tar::EntryType;
 use crate::error::is_transport;
 use crate::held_path::HeldPath;
 use crate::reserved::within_reserved;
-use crate::root::{make_dir_in, open_beneath, openat2_in};
+use crate::root::{make_dir_in, make_dir_plain, open_beneath, openat2_in};
 use crate::skip_forward::SkipForward;
 use crate::umask::lost_to_umask;
-use crate::unpack::{Skipped, UnpackLimits, Unpacked};
+use crate::unpack::{Mtimes, Skipped, UnpackLimits, Unpacked, Unpacking};
 use crate::{FileOwner, FsError, FsResult, SandboxPath};
 
 /// Bytes moved per read/write.
@@ -29,7 +29,8 @@ const PATH_MAX: usize = 4096;
 pub(crate) struct DirMeta {
     pub rel: Vec<u8>,
     pub mode: u32,
-    pub mtime: i64,
+    /// `None` when entries keep the time they were written.
+    pub mtime: Option<i64>,
 }
 
 /// Extraction state: the staging root, counters, and the directories along the path
@@ -37,8 +38,11 @@ pub(crate) struct DirMeta {
 pub(crate) struct Extractor<'a> {
     staging: &'a OwnedFd,
     target: &'a SandboxPath,
-    owner: FileOwner,
+    /// Who each entry is given to once made; `None` when the thread makes them as their
+    /// owner already.
+    chown: Option<FileOwner>,
     limits: UnpackLimits,
+    mtimes: Mtimes,
     report: Unpacked,
     dirs: Vec<DirMeta>,
     held: HeldPath,
@@ -51,14 +55,15 @@ impl<'a> Extractor<'a> {
     pub fn new(
         staging: &'a OwnedFd,
         target: &'a SandboxPath,
-        owner: FileOwner,
-        limits: UnpackLimits,
+        chown: Option<FileOwner>,
+        how: Unpacking,
     ) -> Self {
         Self {
             staging,
             target,
-            owner,
-            limits,
+            chown,
+            limits: how.limits,
+            mtimes: how.mtimes,
             report: Unpacked::default(),
             dirs: Vec::new(),
             held: HeldPath::default(),
@@ -99,7 +104,12 @@ impl<'a> Extractor<'a> {
     fn one<R: Read>(&mut self, rel: &[u8], entry: &mut tar::Entry<'_, R>) -> FsResult<()> {
         let kind = entry.header().entry_type();
         let mode = entry.header().mode().unwrap_or(0o644);
-        let mtime = entry.header().mtime().unwrap_or(0).min(i64::MAX as u64) as i64;
+        let mtime = match self.mtimes {
+            Mtimes::FromArchive => {
+                Some(entry.header().mtime().unwrap_or(0).min(i64::MAX as u64) as i64)
+            }
+            Mtimes::Now => None,
+        };
         if rel.is_empty() && !kind.is_dir() {
             return Err(self.bad(rel, "an entry other than a directory names the target"));
         }
@@ -131,7 +141,7 @@ impl<'a> Extractor<'a> {
         rel: &[u8],
         entry: &mut tar::Entry<'_, R>,
         mode: u32,
-        mtime: i64,
+        mtime: Option<i64>,
     ) -> FsResult<()> {
         let size = entry.size();
         self.report.bytes = self.report.bytes.saturating_add(size);
@@ -172,12 +182,16 @@ impl<'a> Extractor<'a> {
                 .map_err(|e| FsError::from_io(&self.shown(rel), e))?;
             left -= n as u64;
         }
-        self.owner.apply(&file).map_err(|e| self.errno(rel, e))?;
+        if let Some(owner) = self.chown {
+            owner.apply(&file).map_err(|e| self.errno(rel, e))?;
+        }
         if !born_right {
             rustix::fs::fchmod(&file, Mode::from_raw_mode(perms))
                 .map_err(|e| self.errno(rel, e))?;
         }
-        rustix::fs::futimens(&file, &times(mtime)).map_err(|e| self.errno(rel, e))?;
+        if let Some(mtime) = mtime {
+            rustix::fs::futimens(&file, &times(mtime)).map_err(|e| self.errno(rel, e))?;
+        }
         self.report.files += 1;
         Ok(())
     }
@@ -186,7 +200,7 @@ impl<'a> Extractor<'a> {
         &mut self,
         rel: &[u8],
         entry: &tar::Entry<'_, R>,
-        mtime: i64,
+        mtime: Option<i64>,
     ) -> FsResult<()> {
         let target = match entry.link_name_bytes() {
             Some(t) if !t.is_empty() => t.into_owned(),
@@ -198,17 +212,20 @@ impl<'a> Extractor<'a> {
         self.make(&parent, name, rel, || {
             rustix::fs::symlinkat(OsStr::from_bytes(&target), &*parent, name)
         })?;
-        let (uid, gid) = (self.owner.uid, self.owner.gid);
-        rustix::fs::chownat(
-            &*parent,
-            name,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| self.errno(rel, e))?;
-        rustix::fs::utimensat(&*parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+        if let Some(owner) = self.chown {
+            rustix::fs::chownat(
+                &*parent,
+                name,
+                Some(rustix::fs::Uid::from_raw(owner.uid)),
+                Some(rustix::fs::Gid::from_raw(owner.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
             .map_err(|e| self.errno(rel, e))?;
+        }
+        if let Some(mtime) = mtime {
+            rustix::fs::utimensat(&*parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| self.errno(rel, e))?;
+        }
         self.report.symlinks += 1;
         Ok(())
     }
@@ -274,9 +291,11 @@ impl<'a> Extractor<'a> {
             let name = OsStr::from_bytes(part);
             let next = match open_beneath(&*dir, name, OFlags::PATH | OFlags::DIRECTORY) {
                 Ok(next) => next,
-                Err(Errno::NOENT) => {
-                    make_dir_in(&dir, name, 0o755, self.owner).map_err(|e| self.errno(at, e))?
+                Err(Errno::NOENT) => match self.chown {
+                    Some(owner) => make_dir_in(&dir, name, 0o755, owner),
+                    None => make_dir_plain(&dir, name, 0o755),
                 }
+                .map_err(|e| self.errno(at, e))?,
                 Err(Errno::LOOP | Errno::NOTDIR) => {
                     let reason = "its path goes through a symlink or a file of the archive";
                     return Err(self.bad(at, reason));

@@ -6,6 +6,7 @@
 //! paths, `..` stops at the root, and a component swapped for a symlink between two of our
 //! calls still resolves inside. Nothing here knows about HTTP.
 
+mod acting_as;
 mod checksum;
 mod compose;
 mod entry;
@@ -45,7 +46,7 @@ pub use pieces::{PieceReader, Pieces};
 pub use remove_tree::remove_tree_in;
 pub use root::Root;
 pub use sandbox_fs::{FileReader, PartialFile, SandboxFs, WatchFeed};
-pub use unpack::{Skipped, UnpackLimits, Unpacked};
+pub use unpack::{Mtimes, Skipped, UnpackLimits, Unpacked, Unpacking};
 pub use watch::{LossyQueue, WatchEvent, WatchKind, Watcher};
 pub use whole_tar::{Closable, WholeTar};
 pub use write::{FileOwner, Placement, WriteOptions, Written, hex};

@@ -174,7 +174,9 @@ pub(crate) fn apply_dir_meta(target: &OwnedFd, at: &SandboxPath, dirs: &[DirMeta
         )
         .map_err(fail)?;
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(dir.mode)).map_err(fail)?;
-        rustix::fs::futimens(&fd, &times(dir.mtime)).map_err(fail)?;
+        if let Some(mtime) = dir.mtime {
+            rustix::fs::futimens(&fd, &times(mtime)).map_err(fail)?;
+        }
     }
     Ok(())
 }
@@ -182,7 +184,7 @@ pub(crate) fn apply_dir_meta(target: &OwnedFd, at: &SandboxPath, dirs: &[DirMeta
 #[cfg(test)]
 mod tests {
     use crate::test_chain::{chain, on_a_small_stack};
-    use crate::{FileOwner, Root, SandboxPath, UnpackLimits};
+    use crate::{FileOwner, Root, SandboxPath, Unpacking};
 
     /// An archive of a 2,000-deep chain (a file at every level, so the walk comes back
     /// to levels it let go) extracted twice into one place, on a thread with a small
@@ -204,7 +206,7 @@ mod tests {
         on_a_small_stack(move || {
             for _ in 0..2 {
                 let unpacked = root
-                    .unpack(&target, &archive[..], me, UnpackLimits::default())
+                    .unpack(&target, &archive[..], Unpacking::by(me))
                     .expect("unpacked");
                 assert_eq!(unpacked.dirs, 2_000);
             }

@@ -99,10 +99,19 @@ pub(crate) fn make_dir_in<P: rustix::path::Arg + Copy>(
     mode: u32,
     owner: FileOwner,
 ) -> Result<OwnedFd, Errno> {
-    rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(mode & 0o777))?;
-    let made = open_beneath(parent, name, OFlags::PATH | OFlags::DIRECTORY)?;
+    let made = make_dir_plain(parent, name, mode)?;
     owner.apply(&made)?;
     Ok(made)
+}
+
+/// The same, owned by whoever makes it.
+pub(crate) fn make_dir_plain<P: rustix::path::Arg + Copy>(
+    parent: &OwnedFd,
+    name: P,
+    mode: u32,
+) -> Result<OwnedFd, Errno> {
+    rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(mode & 0o777))?;
+    open_beneath(parent, name, OFlags::PATH | OFlags::DIRECTORY)
 }
 
 /// Opens `name` below the open directory `dir`, refusing any symlink on the way: what

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use rustix::fs::OFlags;
 
 use crate::{
-    Checks, Checksums, Entry, FileOwner, FsResult, Listing, Placement, Root, SandboxPath,
-    UnpackLimits, Unpacked, WatchEvent, Watcher, WriteOptions, Written,
+    Checks, Checksums, Entry, FileOwner, FsResult, Listing, Placement, Root, SandboxPath, Unpacked,
+    Unpacking, WatchEvent, Watcher, WriteOptions, Written,
 };
 
 /// A file opened for reading: read from where it was sought to.
@@ -113,14 +113,9 @@ pub trait SandboxFs: Send + Sync + std::fmt::Debug {
     fn pack(&self, dir: &SandboxPath, out: &mut dyn Write) -> FsResult<()>;
     /// Like [`SandboxFs::pack`], for the named entries below `dir` only.
     fn pack_paths(&self, dir: &SandboxPath, rels: &[String], out: &mut dyn Write) -> FsResult<()>;
-    /// Unpacks a tar stream under `dir`, all or nothing.
-    fn unpack(
-        &self,
-        dir: &SandboxPath,
-        input: &mut dyn Read,
-        owner: FileOwner,
-        limits: UnpackLimits,
-    ) -> FsResult<Unpacked>;
+    /// Unpacks a tar stream under `dir` as `how` says, all or nothing.
+    fn unpack(&self, dir: &SandboxPath, input: &mut dyn Read, how: Unpacking)
+    -> FsResult<Unpacked>;
     /// Makes the empty partial file of an upload to `dest`; returns its name.
     fn create_partial(
         &self,
@@ -284,10 +279,9 @@ impl SandboxFs for Root {
         &self,
         dir: &SandboxPath,
         input: &mut dyn Read,
-        owner: FileOwner,
-        limits: UnpackLimits,
+        how: Unpacking,
     ) -> FsResult<Unpacked> {
-        Root::unpack(self, dir, input, owner, limits)
+        Root::unpack(self, dir, input, how)
     }
 
     fn create_partial(

@@ -2,7 +2,8 @@
 //!
 //! The archive is read as a stream (tar is used as a parser only, never its `unpack`) into
 //! a fresh staging directory inside the target, owned by root with mode 0700 so no sandbox
-//! process can enter it while it fills. Every entry is created relative to an open
+//! process can enter it while it fills. The entries go into a directory of the files'
+//! owner inside it, written by a thread acting as that owner where it can (`acting_as`). Every entry is created relative to an open
 //! directory with no symlink followed, so an archive that plants `a -> /etc` and then
 //! writes `a/passwd` is refused, and a hard link may only point at a file extracted
 //! earlier from the same archive. Only when the whole stream has been extracted is the
@@ -14,6 +15,7 @@ use std::os::fd::OwnedFd;
 
 use rustix::fs::OFlags;
 
+use crate::acting_as::ActingAs;
 use crate::extract::Extractor;
 use crate::merge::{apply_dir_meta, merge};
 use crate::remove_tree::remove_tree;
@@ -21,6 +23,36 @@ use crate::reserved::STAGING_PREFIX;
 use crate::root::{make_dir_in, open_beneath};
 use crate::write::under_temp_name;
 use crate::{FileOwner, FsError, FsResult, Root, SandboxPath};
+
+/// How an archive is extracted: who owns what it makes, how much it may make, and whose
+/// modification times the entries get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Unpacking {
+    pub owner: FileOwner,
+    pub limits: UnpackLimits,
+    pub mtimes: Mtimes,
+}
+
+impl Unpacking {
+    /// Entries owned by `owner`, the default limits, the archive's mtimes.
+    pub fn by(owner: FileOwner) -> Self {
+        Self {
+            owner,
+            limits: UnpackLimits::default(),
+            mtimes: Mtimes::FromArchive,
+        }
+    }
+}
+
+/// Whose modification times extracted entries get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Mtimes {
+    /// Each entry's, from its header (as `tar x` does).
+    FromArchive,
+    /// The time each is written (as `cp` does, and `tar x --touch`): no system call an
+    /// entry to set it.
+    Now,
+}
 
 /// Bounds on what one archive may create; they stop tar bombs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -69,24 +101,27 @@ pub struct Unpacked {
 }
 
 impl Root {
-    /// Extracts the tar stream `input` into `dir` (made if missing), with every file owned
-    /// by `owner`. All or nothing: on any error the directory is as it was.
+    /// Extracts the tar stream `input` into `dir` (made if missing) as `how` says. All or
+    /// nothing: on any error the directory is as it was.
     pub fn unpack(
         &self,
         dir: &SandboxPath,
         input: impl Read,
-        owner: FileOwner,
-        limits: UnpackLimits,
+        how: Unpacking,
     ) -> FsResult<Unpacked> {
-        let target = self.mkdir_all(dir, 0o755, owner)?;
-        let (staging_name, staging) = make_staging(&target, dir)?;
-        let result = Extractor::new(&staging, dir, owner, limits)
-            .run(input)
-            .and_then(|(report, dirs)| {
-                merge(&staging, &target, dir)?;
-                apply_dir_meta(&target, dir, &dirs)?;
-                Ok(report)
-            });
+        let target = self.mkdir_all(dir, 0o755, how.owner)?;
+        let (staging_name, staging) = make_staging(&target, dir, how.owner)?;
+        let extracted = {
+            let acting = ActingAs::owner(how.owner);
+            // Acting, the thread makes every entry its owner's already.
+            let chown = acting.is_none().then_some(how.owner);
+            Extractor::new(&staging, dir, chown, how).run(input)
+        };
+        let result = extracted.and_then(|(report, dirs)| {
+            merge(&staging, &target, dir)?;
+            apply_dir_meta(&target, dir, &dirs)?;
+            Ok(report)
+        });
         drop(staging);
         if let Err(err) = remove_tree(&target, staging_name.as_str()) {
             tracing::warn!(%dir, %err, "could not remove an archive staging directory");
@@ -96,17 +131,29 @@ impl Root {
 }
 
 /// A private directory in `target` to extract into: mode 0700, owned by whoever runs the
-/// engine (root, for the daemon), so the sandbox's user cannot enter it.
-fn make_staging(target: &OwnedFd, dir: &SandboxPath) -> FsResult<(String, OwnedFd)> {
-    let owner = FileOwner {
+/// engine (root, for the daemon), so the sandbox's user cannot enter it; and in it, the
+/// directory the entries go in, the files' owner's, which a thread acting as that owner
+/// can fill. Returns the first's name (to remove it all by) and the second.
+fn make_staging(
+    target: &OwnedFd,
+    dir: &SandboxPath,
+    owner: FileOwner,
+) -> FsResult<(String, OwnedFd)> {
+    let me = FileOwner {
         uid: rustix::process::geteuid().as_raw(),
         gid: rustix::process::getegid().as_raw(),
     };
+    let fail = |e| FsError::from_errno(dir.as_str(), e);
     let (name, ()) = under_temp_name(STAGING_PREFIX, |name| {
-        make_dir_in(target, name, 0o700, owner).map(drop)
+        make_dir_in(target, name, 0o700, me).map(drop)
     })
-    .map_err(|e| FsError::from_errno(dir.as_str(), e))?;
-    let fd = open_beneath(target, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY)
-        .map_err(|e| FsError::from_errno(dir.as_str(), e))?;
-    Ok((name, fd))
+    .map_err(fail)?;
+    let outer =
+        open_beneath(target, name.as_str(), OFlags::PATH | OFlags::DIRECTORY).map_err(fail)?;
+    make_dir_in(&outer, INNER, 0o700, owner).map_err(fail)?;
+    let inner = open_beneath(&outer, INNER, OFlags::RDONLY | OFlags::DIRECTORY).map_err(fail)?;
+    Ok((name, inner))
 }
+
+/// The name of the owner's directory inside the staging directory.
+const INNER: &str = "entries";

@@ -8,8 +8,8 @@ mod common;
 
 use std::fs;
 
-use airlock_fs::{Root, SandboxPath, UnpackLimits};
-use common::{me, scene};
+use airlock_fs::{FileOwner, Root, SandboxPath, UnpackLimits};
+use common::scene;
 use proptest::prelude::*;
 
 /// A small archive with every entry kind the extractor handles.
@@ -48,7 +48,11 @@ proptest! {
         archive.truncate(cut.max(512).min(archive.len()));
         let root = Root::open(&s.root_dir).unwrap();
         let limits = UnpackLimits { max_entries: 100, max_bytes: 1 << 20 };
-        let _ = root.unpack(&SandboxPath::parse("/dst").unwrap(), &archive[..], me(), limits);
+        // As the daemon extracts: for the sandbox's user, so a root run acts as that user.
+        let how = airlock_fs::Unpacking { owner: FileOwner::SANDBOX_USER, limits, mtimes: airlock_fs::Mtimes::FromArchive };
+        let who = rustix::process::geteuid();
+        let _ = root.unpack(&SandboxPath::parse("/dst").unwrap(), &archive[..], how);
+        prop_assert_eq!(rustix::process::geteuid(), who, "the thread took back its own identity");
         s.sentinel_untouched();
         let top: Vec<String> = fs::read_dir(&s.root_dir)
             .unwrap()

@@ -23,6 +23,15 @@ trait Unpacking {
     fn dst_names(&self) -> Vec<String>;
 }
 
+/// Extraction owned by whoever runs the tests, within `limits`, with the archive's mtimes.
+fn by_me(limits: UnpackLimits) -> airlock_fs::Unpacking {
+    airlock_fs::Unpacking {
+        owner: me(),
+        limits,
+        mtimes: airlock_fs::Mtimes::FromArchive,
+    }
+}
+
 impl Unpacking for Scene {
     fn unpack(&self, archive: &[u8]) -> Result<Unpacked, FsError> {
         self.unpack_limited(archive, UnpackLimits::default())
@@ -31,7 +40,7 @@ impl Unpacking for Scene {
     fn unpack_limited(&self, archive: &[u8], limits: UnpackLimits) -> Result<Unpacked, FsError> {
         let root = Root::open(&self.root_dir).unwrap();
         let dst = SandboxPath::parse("/dst").unwrap();
-        root.unpack(&dst, archive, me(), limits)
+        root.unpack(&dst, archive, by_me(limits))
     }
 
     fn dst(&self) -> PathBuf {
@@ -548,8 +557,7 @@ fn a_million_entries_stop_at_the_entry_limit() {
     let result = root.unpack(
         &dst,
         RepeatedEntries::new(limits.max_entries + 1),
-        me(),
-        limits,
+        by_me(limits),
     );
     eprintln!(
         "{} entries refused in {:?}",
@@ -609,4 +617,139 @@ fn pax_sizes_that_disagree_with_the_header() {
         );
     }
     s.sentinel_untouched();
+}
+
+/// This thread's effective user and group: what acting as an owner changes.
+fn effective() -> (u32, u32) {
+    (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    )
+}
+
+/// Extraction for the sandbox's user (1000:1000) with `mtimes`, as the daemon does.
+fn for_the_user(mtimes: airlock_fs::Mtimes) -> airlock_fs::Unpacking {
+    airlock_fs::Unpacking {
+        owner: airlock_fs::FileOwner::SANDBOX_USER,
+        limits: UnpackLimits::default(),
+        mtimes,
+    }
+}
+
+#[test]
+fn every_entry_is_the_owners_and_the_thread_is_itself_again_after() {
+    if !rustix::process::geteuid().is_root() {
+        return; // Only root can give files to another user.
+    }
+    let s = scene("dst");
+    // A directory of root's already in the target: the archive's entries merge into it.
+    fs::create_dir(s.dst().join("kept")).unwrap();
+    let dir = || {
+        let mut d = raw(b"d", tar::EntryType::Directory);
+        d.mode = 0o500;
+        d
+    };
+    let archive = tar_of(&[
+        dir(),
+        file(b"d/f", b"in a read-only directory"),
+        file(b"kept/new", b"merged"),
+        link(b"sym", tar::EntryType::Symlink, b"d/f"),
+        link(b"hard", tar::EntryType::Link, b"d/f"),
+        file(b"deep/er/g", b"parents made on the way"),
+    ]);
+    let root = Root::open(&s.root_dir).unwrap();
+    let dst = SandboxPath::parse("/dst").unwrap();
+    let report = std::thread::spawn(move || {
+        let report = root.unpack(
+            &dst,
+            &archive[..],
+            for_the_user(airlock_fs::Mtimes::FromArchive),
+        );
+        assert_eq!(effective(), (0, 0), "the thread is root again");
+        report
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+    assert_eq!((report.files, report.symlinks, report.hardlinks), (3, 1, 1));
+    for rel in [
+        "d",
+        "d/f",
+        "kept/new",
+        "sym",
+        "hard",
+        "deep",
+        "deep/er",
+        "deep/er/g",
+    ] {
+        let meta = fs::symlink_metadata(s.dst().join(rel)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (1000, 1000), "{rel}");
+    }
+    // What was there keeps its owner; the archive's directory its mode.
+    assert_eq!(fs::metadata(s.dst().join("kept")).unwrap().uid(), 0);
+    let mode = fs::metadata(s.dst().join("d"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o500);
+    assert_eq!(
+        fs::read(s.dst().join("d/f")).unwrap(),
+        b"in a read-only directory"
+    );
+    s.sentinel_untouched();
+}
+
+#[test]
+fn a_hostile_archive_fails_for_the_owner_too_and_the_thread_is_itself_again() {
+    let s = scene("dst");
+    let escape = s.outside.to_string_lossy().into_owned();
+    for archive in [
+        tar_of(&[
+            link(b"a", tar::EntryType::Symlink, escape.as_bytes()),
+            file(b"a/sentinel", b"overwritten"),
+        ]),
+        tar_of(&[file(b"../sentinel", b"climbed")]),
+        tar_of(&[link(b"h", tar::EntryType::Link, b"/etc/passwd")]),
+    ] {
+        let root = Root::open(&s.root_dir).unwrap();
+        let dst = SandboxPath::parse("/dst").unwrap();
+        let who = effective();
+        let result = std::thread::spawn(move || {
+            let result = root.unpack(&dst, &archive[..], for_the_user(airlock_fs::Mtimes::Now));
+            assert_eq!(effective(), who, "the thread took back its identity");
+            result
+        })
+        .join()
+        .unwrap();
+        assert!(is_bad_archive(result));
+        assert!(s.dst_names().is_empty(), "{:?}", s.dst_names());
+    }
+    s.sentinel_untouched();
+}
+
+#[test]
+fn mtimes_now_leaves_entries_at_the_time_they_are_written() {
+    let s = scene("dst");
+    let mut old = raw(b"old", tar::EntryType::Regular);
+    old.data = b"x";
+    let archive = tar_of(&[old, raw(b"dir", tar::EntryType::Directory)]);
+    let root = Root::open(&s.root_dir).unwrap();
+    let dst = SandboxPath::parse("/dst").unwrap();
+    let mut how = for_the_user(airlock_fs::Mtimes::Now);
+    how.owner = me();
+    root.unpack(&dst, &archive[..], how).unwrap();
+    let a_minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    for rel in ["old", "dir"] {
+        let mtime = fs::metadata(s.dst().join(rel)).unwrap().modified().unwrap();
+        assert!(mtime > a_minute_ago, "{rel}: {mtime:?}");
+    }
+    // The archive's own times, asked for, are kept.
+    let mut how = for_the_user(airlock_fs::Mtimes::FromArchive);
+    how.owner = me();
+    fs::remove_dir_all(s.dst()).unwrap();
+    root.unpack(&dst, &archive[..], how).unwrap();
+    for rel in ["old", "dir"] {
+        let mtime = fs::metadata(s.dst().join(rel)).unwrap().mtime();
+        assert_eq!(mtime, 1_600_000_000, "{rel}");
+    }
 }

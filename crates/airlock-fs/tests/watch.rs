@@ -217,9 +217,8 @@ fn the_engines_work_in_progress_is_never_seen() {
         .append_data(&mut header, "t/inner/g", &b"g"[..])
         .unwrap();
     let archive = builder.into_inner().unwrap();
-    let limits = airlock_fs::UnpackLimits::default();
     let dir = SandboxPath::parse("/w").unwrap();
-    root.unpack(&dir, &archive[..], common::me(), limits)
+    root.unpack(&dir, &archive[..], airlock_fs::Unpacking::by(common::me()))
         .unwrap();
     fs::rename(w.join("gone"), w.join(".airlock-tmp-0123456789abcdef")).unwrap();
     fs::write(w.join("marker"), b"x").unwrap();

@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use airlock_api::{ArchiveResult, SkippedEntry};
-use airlock_fs::{FileOwner, UnpackLimits};
+use airlock_fs::{FileOwner, Mtimes, UnpackLimits, Unpacking};
 
 use super::files::parse;
 use super::{Service, blocking};
@@ -185,7 +185,7 @@ impl Service {
             .path(&upload.path);
         let result = async {
             let dir = parse(&upload.path)?;
-            let limits = upload.limits();
+            let how = upload.unpacking();
             let format = upload.format;
             let root = self.root_of(caller, id, Need::Write)?;
             let _slot = self.slot(id, Work::Upload)?;
@@ -193,16 +193,14 @@ impl Service {
             let outcome = blocking(move || {
                 let (format, mut body) = sniff(format, reader).map_err(|e| io_error(&dir, e))?;
                 let report = match format {
-                    ArchiveFormat::Tar => {
-                        root.unpack(&dir, &mut body, FileOwner::SANDBOX_USER, limits)?
-                    }
+                    ArchiveFormat::Tar => root.unpack(&dir, &mut body, how)?,
                     ArchiveFormat::TarZst => {
                         let mut decoder = zstd::stream::read::Decoder::new(body)
                             .map_err(|e| io_error(&dir, e))?;
                         decoder
                             .window_log_max(ZSTD_WINDOW_LOG_MAX)
                             .map_err(|e| io_error(&dir, e))?;
-                        root.unpack(&dir, &mut decoder, FileOwner::SANDBOX_USER, limits)?
+                        root.unpack(&dir, &mut decoder, how)?
                     }
                 };
                 Ok(ArchiveResult {
@@ -246,9 +244,25 @@ pub struct ArchiveUpload {
     pub max_entries: Option<u64>,
     /// Lowers the daemon's byte limit; never raises it.
     pub max_bytes: Option<u64>,
+    /// `Some(false)`: entries get the time they are written, not the archive's mtimes
+    /// (what `cp` without `-p` does). Unset keeps the archive's.
+    pub mtimes: Option<bool>,
 }
 
 impl ArchiveUpload {
+    /// Entries for the sandbox's user, within the daemon's limits lowered where the client
+    /// asked, with the mtimes the client asked for.
+    fn unpacking(&self) -> Unpacking {
+        Unpacking {
+            owner: FileOwner::SANDBOX_USER,
+            limits: self.limits(),
+            mtimes: match self.mtimes {
+                Some(false) => Mtimes::Now,
+                Some(true) | None => Mtimes::FromArchive,
+            },
+        }
+    }
+
     /// The daemon's limits, lowered where the client asked.
     fn limits(&self) -> UnpackLimits {
         let most = UnpackLimits::default();

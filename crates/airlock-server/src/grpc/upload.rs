@@ -91,6 +91,7 @@ async fn upload_file(
             format: archive_format(meta.archive_format),
             max_entries: meta.max_entries,
             max_bytes: meta.max_bytes,
+            mtimes: meta.mtimes,
         };
         let made = service.extract_archive(caller, id, upload, body).await;
         answer.archive = Some(convert::archive(made.map_err(status)?));

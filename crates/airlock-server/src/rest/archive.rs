@@ -68,11 +68,13 @@ pub struct UploadQuery {
     format: Option<String>,
     max_entries: Option<u64>,
     max_bytes: Option<u64>,
+    mtimes: Option<bool>,
 }
 
 /// Extracts the body into `path`, all or nothing. Without `format`, a zstd body is told
 /// by `Content-Encoding: zstd`, `Content-Type: application/zstd` or its first bytes.
-/// `max_entries` and `max_bytes` may lower the daemon's limits, never raise them.
+/// `max_entries` and `max_bytes` may lower the daemon's limits, never raise them;
+/// `mtimes=false` leaves each entry at the time it is written.
 pub async fn upload(
     State(service): State<Arc<Service>>,
     Extension(caller): Extension<Principal>,
@@ -101,6 +103,7 @@ pub async fn upload(
         format,
         max_entries: q.max_entries,
         max_bytes: q.max_bytes,
+        mtimes: q.mtimes,
     };
     let made = service
         .extract_archive(&caller, &id, upload, stream(body))

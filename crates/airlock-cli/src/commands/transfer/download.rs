@@ -95,7 +95,7 @@ pub async fn tree(
         };
         let unpack = tokio::task::spawn_blocking(move || {
             let top = airlock_fs::SandboxPath::parse("/")?;
-            root.unpack(&top, input, me, airlock_fs::UnpackLimits::default())
+            root.unpack(&top, input, airlock_fs::Unpacking::by(me))
         });
         let progress = bar(0, quiet, src);
         let mut counted = ProgressWriter::new(&mut writer, progress.clone());
