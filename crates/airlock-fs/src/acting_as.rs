@@ -117,6 +117,8 @@ mod tests {
                 assert_eq!(geteuid().as_raw(), 1000);
                 assert_eq!(getegid().as_raw(), 1000);
                 assert_eq!(getgroups().expect("groups"), vec![Gid::from_raw(1000)]);
+                // The real id stays root's: no process of the user's may signal the thread.
+                assert!(rustix::process::getuid().is_root());
                 // No capability over files: root's private directory is shut to it.
                 let err = std::fs::read_dir(&shut).map(drop).unwrap_err();
                 assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);

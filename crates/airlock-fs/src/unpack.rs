@@ -3,10 +3,10 @@
 //! The archive is read as a stream (tar is used as a parser only, never its `unpack`) into
 //! a fresh staging directory inside the target, owned by root with mode 0700 so no sandbox
 //! process can enter it while it fills. The entries go into a directory of the files'
-//! owner inside it, written by a thread acting as that owner where it can (`acting_as`). Every entry is created relative to an open
-//! directory with no symlink followed, so an archive that plants `a -> /etc` and then
-//! writes `a/passwd` is refused, and a hard link may only point at a file extracted
-//! earlier from the same archive. Only when the whole stream has been extracted is the
+//! owner inside it, written by a thread acting as that owner where it can (`acting_as`).
+//! Every entry is created relative to an open directory with no symlink followed, so an
+//! archive that plants `a -> /etc` and then writes `a/passwd` is refused, and a hard link
+//! may only point at a file extracted earlier from the same archive. Only when the whole stream has been extracted is the
 //! staging tree moved into place, entry by entry, with renames; a malformed, hostile or
 //! truncated archive, a broken upload or a full disk leaves nothing behind.
 
@@ -20,7 +20,7 @@ use crate::extract::Extractor;
 use crate::merge::{apply_dir_meta, merge};
 use crate::remove_tree::remove_tree;
 use crate::reserved::STAGING_PREFIX;
-use crate::root::{make_dir_in, open_beneath};
+use crate::root::{make_dir_in, make_dir_plain, open_beneath};
 use crate::write::under_temp_name;
 use crate::{FileOwner, FsError, FsResult, Root, SandboxPath};
 
@@ -131,7 +131,8 @@ impl Root {
 }
 
 /// A private directory in `target` to extract into: mode 0700, owned by whoever runs the
-/// engine (root, for the daemon), so the sandbox's user cannot enter it; and in it, the
+/// engine (root, for the daemon), so the sandbox's user cannot enter it (its group, which
+/// a setgid target may choose, gets no access); and in it, the
 /// directory the entries go in, the files' owner's, which a thread acting as that owner
 /// can fill. Returns the first's name (to remove it all by) and the second.
 fn make_staging(
@@ -139,13 +140,9 @@ fn make_staging(
     dir: &SandboxPath,
     owner: FileOwner,
 ) -> FsResult<(String, OwnedFd)> {
-    let me = FileOwner {
-        uid: rustix::process::geteuid().as_raw(),
-        gid: rustix::process::getegid().as_raw(),
-    };
     let fail = |e| FsError::from_errno(dir.as_str(), e);
     let (name, ()) = under_temp_name(STAGING_PREFIX, |name| {
-        make_dir_in(target, name, 0o700, me).map(drop)
+        make_dir_plain(target, name, 0o700).map(drop)
     })
     .map_err(fail)?;
     let outer =

@@ -1,11 +1,11 @@
 //! Local directory trees: walked with .gitignore and --exclude rules, and written as a tar
-//! stream (symlinks as symlinks, modes kept, mtimes kept when asked).
+//! stream (symlinks as symlinks, modes and mtimes kept; whether the daemon applies the
+//! mtimes is the upload's `mtimes` option).
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
@@ -126,12 +126,8 @@ pub struct Packed {
 pub fn write_tar(
     root: &Path,
     entries: impl IntoIterator<Item = std::io::Result<Walked>>,
-    keep_mtime: bool,
     out: impl Write,
 ) -> std::io::Result<Packed> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     // Ended only when every entry is in: a stream cut between entries must not read
     // as a whole, smaller tree.
     let mut tar = airlock_fs::WholeTar::new(out);
@@ -146,11 +142,7 @@ pub fn write_tar(
         };
         let mut header = tar::Header::new_gnu();
         header.set_mode(entry.mode);
-        header.set_mtime(if keep_mtime {
-            entry.mtime.max(0) as u64
-        } else {
-            now
-        });
+        header.set_mtime(entry.mtime.max(0) as u64);
         let path = root.join(&entry.rel);
         match entry.kind {
             Kind::Dir => {
@@ -198,7 +190,7 @@ mod tests {
             .map(|e| Ok(Walked::Entry(e)))
             .chain([Err(std::io::Error::other("the walk broke"))]);
         let mut out = Vec::new();
-        let err = write_tar(dir.path(), entries, false, &mut out).unwrap_err();
+        let err = write_tar(dir.path(), entries, &mut out).unwrap_err();
         assert_eq!(err.to_string(), "the walk broke");
         // The first entry went out, but no end-of-archive blocks after it.
         assert!(!out.ends_with(&[0u8; 1024]), "the tar was ended");
@@ -211,7 +203,7 @@ mod tests {
         std::fs::write(dir.path().join("d/a"), b"12345").unwrap();
         std::fs::write(dir.path().join("b"), b"678").unwrap();
         let entries = walker(dir.path(), &Filter::default()).unwrap().map(Ok);
-        let packed = write_tar(dir.path(), entries, false, std::io::sink()).unwrap();
+        let packed = write_tar(dir.path(), entries, std::io::sink()).unwrap();
         assert_eq!((packed.files, packed.bytes), (2, 8));
         assert!(packed.problems.is_empty());
     }

@@ -213,7 +213,7 @@ pub async fn send_entries(
     let (mut writer, body) = written_body(move |n| counted.inc(n as u64));
     let root: PathBuf = root.to_path_buf();
     let packer = tokio::task::spawn_blocking(move || {
-        match write_tar(&root, entries, keep_mtime, &mut writer) {
+        match write_tar(&root, entries, &mut writer) {
             Ok(packed) => writer.finish().map(|()| packed),
             Err(e) => {
                 // The daemon then sees a broken body and extracts nothing.
@@ -223,7 +223,7 @@ pub async fn send_entries(
         }
     });
     // Without `-a`, the daemon leaves each entry at the time it writes it, as `cp`
-    // does, rather than set the packing time the headers carry: a system call a file less.
+    // does, rather than set the mtime its header carries: a system call a file less.
     let mtimes = if keep_mtime {
         Mtimes::FromArchive
     } else {
