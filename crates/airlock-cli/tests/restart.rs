@@ -136,3 +136,34 @@ async fn sigterm_shuts_down_cleanly_and_sandboxes_return() {
     assert_eq!(sh(&client, &id, "cat /home/user/f").await.stdout, "data\n");
     assert_eq!(instance_cgroups(&daemon), 3, "made again by the restart");
 }
+
+/// A supervisor may stop the daemon the moment it says where it listens (the `listen`
+/// file): that SIGTERM must mean a clean shutdown, never the signal's default death.
+#[test]
+fn a_sigterm_the_moment_the_daemon_says_it_listens_stops_it_cleanly() {
+    use std::time::{Duration, Instant};
+    for _ in 0..10 {
+        let dir = tempfile::Builder::new()
+            .prefix("airlock-e2e-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let home = dir.path().join("home");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--home"])
+            .arg(&home)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while !home.join("listen").exists() {
+            assert!(started.elapsed() < Duration::from_secs(30), "never ready");
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        // SAFETY: a plain signal to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        assert!(status.success(), "SIGTERM at readiness: {status}");
+    }
+}

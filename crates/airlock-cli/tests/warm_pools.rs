@@ -226,7 +226,11 @@ async fn a_daemon_stopped_while_its_pools_fill_leaves_no_sandbox_running() {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert!(daemon.terminate(), "the daemon exits cleanly");
+        assert!(
+            daemon.terminate(),
+            "the daemon exits cleanly:\n{}",
+            daemon.log()
+        );
         let left = processes_in_cgroups(&daemon);
         assert!(left.is_empty(), "processes outlived the daemon: {left:?}");
     }

@@ -123,6 +123,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     let service = Arc::new(open_service(&config, &home, settings).await?);
     let listener = TcpListener::bind(&config.listen).await?;
     let address = listener.local_addr()?;
+    let stop = stop_signals()?;
     // Tests and scripts that listen on port 0 learn the real port here.
     std::fs::write(home.join("listen"), address.to_string())?;
     tracing::info!(%address, home = %home.display(), "airlock daemon ready");
@@ -135,7 +136,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     let rest = rest::router(service.clone(), config.connections.idle_timeout);
     let grpc = grpc::router(service.clone());
     let app = faces::Faces::new(service.clone(), rest, grpc);
-    http::serve(listener, app, config.connections, shutdown_signal()).await;
+    http::serve(listener, app, config.connections, stop).await;
     reaper.abort();
     upload_reaper.abort();
     adopter.abort();
@@ -162,16 +163,19 @@ pub fn prepare_process() -> std::io::Result<()> {
     airlock_sandbox::Engine::enter_private_mount_namespace()
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT, caught from now on. Registered before the daemon says where it
+/// listens: a handler installed only when the accept loop first polled for it left a
+/// window in which a supervisor's SIGTERM killed the daemon outright, its sandboxes left
+/// running (the accept loop's `select!` may find a connection ready and never poll the
+/// other branch).
+fn stop_signals() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

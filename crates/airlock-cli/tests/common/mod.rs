@@ -173,9 +173,13 @@ impl Daemon {
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
+                if !status.success() {
+                    eprintln!("the daemon exited with {status} after SIGTERM");
+                }
                 return status.success();
             }
             if started.elapsed() > Duration::from_secs(20) {
+                eprintln!("the daemon was still running 20 s after SIGTERM");
                 let _ = child.kill();
                 let _ = child.wait();
                 return false;
