@@ -33,8 +33,8 @@ struct Agent {
     secret: Arc<str>,
 }
 
-/// Serves the directory `root` at `listen` to callers that present `secret`, until the
-/// process ends. Prints the bound address on stdout once it listens (so `--listen
+/// Serves the directory `root` at `listen` to callers that present `secret`, until
+/// `stop` completes (the CLI's: SIGTERM or SIGINT, caught before this is called). Prints the bound address on stdout once it listens (so `--listen
 /// 127.0.0.1:0` can be used and found).
 /// With `chroot`, commands run chrooted into `root` (a sidecar serving another
 /// container's root); otherwise they run in the agent's own root with `root` joined to
@@ -44,6 +44,7 @@ pub async fn serve(
     root: &std::path::Path,
     secret: &str,
     chroot: bool,
+    stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     if secret.len() < 16 {
         return Err(std::io::Error::new(
@@ -63,7 +64,12 @@ pub async fn serve(
     println!("{}", listener.local_addr()?);
     tracing::info!(root = %root.display(), addr = %listener.local_addr()?, "agent serving");
     let commands = Commands::new(root, chroot);
-    axum::serve(listener, router_with(fs, commands, secret)).await
+    // Stopped at once, not drained: the agent stops with its pod, and nothing it was
+    // doing outlives the pod.
+    tokio::select! {
+        served = axum::serve(listener, router_with(fs, commands, secret)) => served,
+        () = stop => Ok(()),
+    }
 }
 
 /// The agent's routes over `fs` (files) and `root` (where commands start), for callers

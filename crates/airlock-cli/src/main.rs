@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod output;
+mod stop_signals;
 
 use std::process::ExitCode;
 

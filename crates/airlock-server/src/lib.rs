@@ -104,9 +104,11 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-/// Runs the daemon until SIGTERM or SIGINT. Call [`prepare_process`] first, before the
-/// async runtime starts.
-pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
+/// Runs the daemon until `stop` completes (the CLI's: SIGTERM or SIGINT), then stops its
+/// sandboxes. Call [`prepare_process`] first, before the async runtime starts. Whatever
+/// `stop` waits for must be caught before this is called: once the daemon says where it
+/// listens, a supervisor may stop it at any moment.
+pub async fn serve(config: ServeConfig, stop: impl Future<Output = ()>) -> std::io::Result<()> {
     std::fs::create_dir_all(&config.home)?;
     let home = config.home.canonicalize()?;
     let started = std::time::SystemTime::now();
@@ -123,7 +125,6 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     let service = Arc::new(open_service(&config, &home, settings).await?);
     let listener = TcpListener::bind(&config.listen).await?;
     let address = listener.local_addr()?;
-    let stop = stop_signals()?;
     // Tests and scripts that listen on port 0 learn the real port here.
     std::fs::write(home.join("listen"), address.to_string())?;
     tracing::info!(%address, home = %home.display(), "airlock daemon ready");
@@ -161,21 +162,4 @@ pub fn prepare_process() -> std::io::Result<()> {
         ));
     }
     airlock_sandbox::Engine::enter_private_mount_namespace()
-}
-
-/// SIGTERM or SIGINT, caught from now on. Registered before the daemon says where it
-/// listens: a handler installed only when the accept loop first polled for it left a
-/// window in which a supervisor's SIGTERM killed the daemon outright, its sandboxes left
-/// running (the accept loop's `select!` may find a connection ready and never poll the
-/// other branch).
-fn stop_signals() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
 }

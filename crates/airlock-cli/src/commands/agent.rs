@@ -17,11 +17,13 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let secret = std::fs::read_to_string(&args.secret_file)
         .with_context(|| format!("reading the secret from {}", args.secret_file.display()))?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(airlock_agent::server::serve(
-        &args.listen,
-        &args.root,
-        secret.trim(),
-        args.chroot,
-    ))?;
+    let served = runtime.block_on(async {
+        let stop = crate::stop_signals::stop_signals()?;
+        airlock_agent::server::serve(&args.listen, &args.root, secret.trim(), args.chroot, stop)
+            .await
+    });
+    // A file call blocked on a slow disk must not hold the pod's end past a moment.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served?;
     Ok(ExitCode::SUCCESS)
 }

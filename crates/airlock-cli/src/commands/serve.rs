@@ -67,7 +67,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(airlock_server::serve(config))?;
+    runtime.block_on(async {
+        let stop = crate::stop_signals::stop_signals()?;
+        airlock_server::serve(config, stop).await
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
