@@ -198,6 +198,7 @@ fn components(rest: &str) -> Vec<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::test_chain::{chain, on_a_small_stack, with_few_descriptors};
+    use rusty_fork::rusty_fork_test;
 
     /// Lists `/t`, a chain of `depth` directories with a file every 100 levels, page by
     /// page, on a thread with a small stack: a walk that recursed per level would
@@ -238,10 +239,13 @@ mod tests {
         assert!(whole.iter().any(|e| e.path.ends_with("/d/d/leaf")));
     }
 
-    #[test]
-    fn a_deep_listing_holds_few_descriptors() {
-        let listed = with_few_descriptors(|| list_a_chain_on_a_small_stack(2_000, 2_048, 500));
-        assert_eq!(listed.expect("listed").len(), 2_000 + 20 + 1);
+    rusty_fork_test! {
+        #[test]
+        fn a_deep_listing_holds_few_descriptors() {
+            let listed =
+                with_few_descriptors(|| list_a_chain_on_a_small_stack(2_000, 2_048, 500));
+            assert_eq!(listed.expect("listed").len(), 2_000 + 20 + 1);
+        }
     }
 
     #[test]

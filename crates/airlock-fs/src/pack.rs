@@ -241,6 +241,7 @@ fn pack_one<W: Write>(
 mod tests {
     use super::*;
     use crate::test_chain::{chain, on_a_small_stack, with_few_descriptors};
+    use rusty_fork::rusty_fork_test;
 
     /// Packs a chain of `depth` directories (a file `f` at the top, `leaf` at the bottom)
     /// on a thread with a small stack: a walk that recursed per level would overflow it
@@ -271,10 +272,12 @@ mod tests {
         assert!(bottom, "the bottom of the chain is missing");
     }
 
-    #[test]
-    fn a_deep_chain_is_packed_holding_few_descriptors() {
-        let (packed, _) = with_few_descriptors(|| pack_a_chain_on_a_small_stack(2_000));
-        assert_eq!(packed.expect("packed"), 2_002);
+    rusty_fork_test! {
+        #[test]
+        fn a_deep_chain_is_packed_holding_few_descriptors() {
+            let (packed, _) = with_few_descriptors(|| pack_a_chain_on_a_small_stack(2_000));
+            assert_eq!(packed.expect("packed"), 2_002);
+        }
     }
 
     #[test]

@@ -29,8 +29,10 @@ pub(crate) fn chain(at: &std::path::Path, depth: usize, file_every: usize) {
 }
 
 /// Runs `f` with this process allowed 256 open descriptors, fewer than a walk holding one
-/// for each level of a 2,000-deep chain needs. nextest runs each test in a process of its
-/// own, so the limit is that test's alone.
+/// for each level of a 2,000-deep chain needs. The limit is the whole process's: a test
+/// that calls this runs in a process of its own (`rusty_fork_test!`), or under plain
+/// `cargo test` the tests beside it on other threads failed for want of descriptors,
+/// and it for theirs.
 pub(crate) fn with_few_descriptors<T>(f: impl FnOnce() -> T) -> T {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let before = getrlimit(Resource::Nofile);
