@@ -178,6 +178,7 @@ async fn a_sandbox_is_a_pod_whose_agent_serves_its_files_and_commands() {
         .unwrap();
     assert_eq!(listed.len(), 1);
 
+    let agent = fake.agent_pid(&id).unwrap();
     client.delete(&id).await.unwrap();
     let verbs = fake.verbs();
     assert!(
@@ -189,7 +190,17 @@ async fn a_sandbox_is_a_pod_whose_agent_serves_its_files_and_commands() {
         "{verbs:?}"
     );
     assert!(fake.object("pods", &format!("airlock-{id}")).is_none());
-    assert!(!fake.agent_running(&id));
+    // The fake kubelet sends the agent SIGTERM, as a real one does, and kills it only
+    // after a grace: the pod must end on the SIGTERM.
+    let deleted = Instant::now();
+    while common::alive(agent) {
+        assert!(
+            deleted.elapsed() < Duration::from_secs(10),
+            "the pod never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(fake.pods_killed().is_empty(), "{:?}", fake.pods_killed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

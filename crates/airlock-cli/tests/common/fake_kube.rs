@@ -54,6 +54,8 @@ struct Cluster {
     events: Vec<(u64, String, &'static str, Value)>,
     verbs: Vec<String>,
     agents: HashMap<String, Child>,
+    /// Pods whose agent outlived the grace after SIGTERM and was killed.
+    killed: Vec<String>,
     next_host: u8,
 }
 
@@ -187,7 +189,12 @@ impl FakeKube {
         cluster
             .agents
             .get(&format!("airlock-{id}"))
-            .map(|a| a.id() as i32)
+            .and_then(agent_of)
+    }
+
+    /// Deleted pods whose agent did not end within the grace after SIGTERM.
+    pub fn pods_killed(&self) -> Vec<String> {
+        self.state.cluster.lock().unwrap().killed.clone()
     }
 
     /// Whether the pod's agent process is still running.
@@ -383,8 +390,8 @@ async fn run_pod(state: Arc<Shared>, name: String) {
     state.put(&mut cluster, "pods", "MODIFIED", pod);
 }
 
-/// Sets up a pod's root and starts its agent as a pod would run it: in a mount namespace
-/// of its own, chrooted into the root, serving `/`. The host's `/usr` and `/etc`
+/// Sets up a pod's root and starts its agent as a pod would run it: in mount and PID
+/// namespaces of its own (see [`start_agent`]), chrooted into the root, serving `/`. The host's `/usr` and `/etc`
 /// (read-only) stand in for the image, with `/dev`, `/proc` and the agent's binary;
 /// everything else in the root is the pod's own, and nothing mounted there is seen
 /// outside the agent's namespace. A volume mount of one key of a Secret (a `subPath`) is
@@ -452,9 +459,44 @@ fn secret_files(state: &Shared, pod: &Value, name: &str) -> Vec<(PathBuf, String
     files
 }
 
+/// How long a deleted pod's agent has to end after SIGTERM before it is killed: the
+/// kubelet's grace period (30 s by default), shorter here because a test waits on it.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// The pod's agent: `unshare`'s one child, the first process of the pod's PID namespace.
+fn agent_of(pod: &Child) -> Option<i32> {
+    let pid = pod.id();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+/// Stops a pod as the kubelet does: SIGTERM to its first process, SIGKILL when the
+/// grace is over. Answers whether SIGTERM was enough.
+fn stop_pod(mut pod: Child) -> bool {
+    if let Some(agent) = agent_of(&pod) {
+        // SAFETY: a plain signal to a process this fake started.
+        unsafe { libc::kill(agent, libc::SIGTERM) };
+    }
+    let sent = std::time::Instant::now();
+    while sent.elapsed() < GRACE {
+        if pod.try_wait().unwrap().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = pod.kill();
+    let _ = pod.wait();
+    false
+}
+
+/// Starts the pod's agent as its first process, in a PID namespace of its own, as a
+/// container's entrypoint runs (`--kill-child`: killing `unshare` kills the pod).
 fn start_agent(ip: &str, port: u16, root: &Path, files: &[(PathBuf, String)]) -> Child {
     let mut child = Command::new("unshare")
         .args([
+            "--pid",
+            "--fork",
+            "--kill-child",
             "--mount",
             "--propagation",
             "private",
@@ -547,9 +589,14 @@ async fn delete(
     let Some(object) = cluster.objects.get(&(kind.clone(), name.clone())).cloned() else {
         return not_found(&kind, &name);
     };
-    if let Some(mut agent) = cluster.agents.remove(&name) {
-        let _ = agent.kill();
-        let _ = agent.wait();
+    if let Some(pod) = cluster.agents.remove(&name) {
+        // Stopped off the lock: the grace may be long, and the API keeps answering.
+        let (state, name) = (state.clone(), name.clone());
+        std::thread::spawn(move || {
+            if !stop_pod(pod) {
+                state.cluster.lock().unwrap().killed.push(name);
+            }
+        });
     }
     if kind == "sandboxes"
         && let Some(pod) = cluster.objects.get(&("pods".into(), name.clone())).cloned()
