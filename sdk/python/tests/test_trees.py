@@ -340,3 +340,87 @@ def test_gathering_keeps_order_and_passes_large_pieces_untouched() -> None:
     assert gathered == [small[0] + small[1], large, small[2] + small[3] + small[4]]
     assert gathered[1] is large
     assert list(_tar._gathered(iter([]))) == []
+
+
+def _tarfile_header(
+    name: str, kind: bytes, mode: int, mtime: int, size: int = 0, link: str = ""
+) -> bytes:
+    member = tarfile.TarInfo(name)
+    member.type, member.mode, member.mtime, member.size = kind, mode, mtime, size
+    member.linkname = link
+    return member.tobuf(tarfile.PAX_FORMAT)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "mode", "mtime", "size", "link"),
+    [
+        ("f", tarfile.REGTYPE, 0o644, 1_700_000_000, 4096, ""),
+        ("run.sh", tarfile.REGTYPE, 0o4755, 0, 0, ""),
+        ("d", tarfile.DIRTYPE, 0o755, 1_600_000_000, 0, ""),
+        ("d/", tarfile.DIRTYPE, 0o700, 1, 0, ""),
+        ("a/b/link", tarfile.SYMTYPE, 0o777, 5, 0, "../x y/z"),
+        ("n" * 100, tarfile.REGTYPE, 0o600, 7, 1, ""),
+        ("d" * 99, tarfile.DIRTYPE, 0o755, 7, 0, ""),  # 100 with its slash
+        ("l", tarfile.SYMTYPE, 0o777, 7, 0, "t" * 100),
+        ("big", tarfile.REGTYPE, 0o644, 8**11 - 1, 8**11 - 1, ""),
+        # What a plain header cannot hold: tarfile's extended header, through the same call.
+        ("n" * 101, tarfile.REGTYPE, 0o644, 7, 1, ""),
+        ("d" * 100, tarfile.DIRTYPE, 0o755, 7, 0, ""),
+        ("l", tarfile.SYMTYPE, 0o777, 7, 0, "t" * 101),
+        ("café/naïve.txt", tarfile.REGTYPE, 0o644, 7, 3, ""),
+        ("l", tarfile.SYMTYPE, 0o777, 7, 0, "→"),
+        ("huge", tarfile.REGTYPE, 0o644, 7, 8**11, ""),
+        ("future", tarfile.REGTYPE, 0o644, 8**11, 0, ""),
+        ("past", tarfile.REGTYPE, 0o644, -1, 0, ""),
+        ("sp ace\tand\nnewline", tarfile.REGTYPE, 0o644, 7, 0, ""),
+    ],
+)
+def test_headers_are_byte_for_byte_what_tarfile_makes(
+    name: str, kind: bytes, mode: int, mtime: int, size: int, link: str
+) -> None:
+    made = _tar.header(name, kind, mode, mtime, size=size, link=link)
+    assert made == _tarfile_header(name, kind, mode, mtime, size, link)
+    # And tarfile reads back what was meant.
+    padding = b"\0" * (-size % tarfile.BLOCKSIZE) if size < 1 << 20 else b""
+    if size < 1 << 20:
+        stream = made + b"x" * size + padding + b"\0" * 1024
+        with tarfile.open(fileobj=io.BytesIO(stream)) as archive:
+            member = archive.next()
+            assert member is not None
+            assert member.name == name.rstrip("/")
+            assert (member.mode, member.mtime, member.size) == (mode, mtime, size)
+            assert member.linkname == link
+
+
+def test_a_packed_tree_is_what_tarfile_would_have_packed(tmp_path: Path) -> None:
+    """Names, kinds, modes, mtimes, links and contents, for a tree with the odd cases:
+    a long name, a non-ASCII one, a link to a directory, an empty file."""
+    make_tree(tmp_path)
+    (tmp_path / ("long" * 30)).write_bytes(b"long")
+    (tmp_path / "é").mkdir()
+    (tmp_path / "é" / "ü.txt").write_bytes(b"")
+    os.symlink("src", tmp_path / "to-dir")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(_tar.pack(tmp_path)))) as archive:
+        members = {m.name: m for m in archive.getmembers()}
+        contents = {
+            name: f.read()
+            for name, m in members.items()
+            if m.isfile() and (f := archive.extractfile(m)) is not None
+        }
+    expected = {}
+    for path in sorted(tmp_path.rglob("*")):
+        rel = path.relative_to(tmp_path).as_posix()
+        if rel.startswith("to-dir/"):
+            continue
+        expected[rel] = os.lstat(path)
+    assert sorted(members) == sorted(expected)
+    for rel, info in expected.items():
+        member = members[rel]
+        assert member.mode == stat.S_IMODE(info.st_mode), rel
+        assert member.mtime == int(info.st_mtime), rel
+        if stat.S_ISLNK(info.st_mode):
+            assert member.issym() and member.linkname == os.readlink(tmp_path / rel)
+        elif stat.S_ISDIR(info.st_mode):
+            assert member.isdir(), rel
+        else:
+            assert contents[rel] == (tmp_path / rel).read_bytes(), rel
