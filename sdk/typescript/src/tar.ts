@@ -12,6 +12,7 @@
  */
 
 import { randomBytes } from 'node:crypto'
+import * as fsCallbacks from 'node:fs'
 import { constants, createReadStream } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { dirname, join, relative, sep } from 'node:path'
@@ -129,7 +130,7 @@ async function* preparedAhead(root: string, paths: AsyncIterable<string>): Async
 }
 
 async function prepare(root: string, path: string): Promise<Prepared | undefined> {
-  const info = await fs.lstat(path)
+  const info = await lstat(path)
   const header: tar.Headers = {
     name: posixRelative(root, path),
     mode: info.mode & 0o7777,
@@ -142,22 +143,42 @@ async function prepare(root: string, path: string): Promise<Prepared | undefined
   return info.size > SMALL ? file : { ...file, content: await readExactly(path, info.size) }
 }
 
-/** The first `size` bytes of the file at `path`: one that grew is cut, one that shrank fails. */
-async function readExactly(path: string, size: number): Promise<Buffer> {
+/** `fs.lstat` through the callback API: cheaper per call than `fs.promises.lstat` here. */
+function lstat(path: string): Promise<import('node:fs').Stats> {
+  return new Promise((resolve, reject) =>
+    fsCallbacks.lstat(path, (error, info) => (error ? reject(error) : resolve(info))),
+  )
+}
+
+/**
+ * The first `size` bytes of the file at `path`: one that grew is cut, one that shrank
+ * fails. Through the callback API on a plain descriptor, one promise for the whole read:
+ * a `FileHandle` took a promise and a trip through its own bookkeeping for each of its
+ * open, read and close, and those were a third of the packer's time.
+ */
+export function readExactly(path: string, size: number): Promise<Buffer> {
   const content = Buffer.allocUnsafe(size)
-  if (size === 0) return content
-  const file = await fs.open(path, 'r')
-  try {
-    let got = 0
-    while (got < size) {
-      const { bytesRead } = await file.read(content, got, size - got, got)
-      if (bytesRead === 0) throw new Error(`${path} shrank while it was being sent`)
-      got += bytesRead
-    }
-    return content
-  } finally {
-    await file.close()
-  }
+  if (size === 0) return Promise.resolve(content)
+  return new Promise((resolve, reject) => {
+    fsCallbacks.open(path, constants.O_RDONLY, (opened, fd) => {
+      if (opened) return reject(opened)
+      const finish = (error: Error | null): void =>
+        fsCallbacks.close(fd, (closed) => {
+          const failed = error ?? closed
+          if (failed) reject(failed)
+          else resolve(content)
+        })
+      const more = (got: number): void => {
+        if (got === size) return finish(null)
+        fsCallbacks.read(fd, content, got, size - got, got, (failed, bytesRead) => {
+          if (failed) return finish(failed)
+          if (bytesRead === 0) return finish(new Error(`${path} shrank while it was being sent`))
+          more(got + bytesRead)
+        })
+      }
+      more(0)
+    })
+  })
 }
 
 function packPieces(root: string, paths: AsyncIterable<string>): AsyncIterable<Uint8Array> {

@@ -11,7 +11,7 @@ import { test } from 'node:test'
 
 import * as tar from 'tar-stream'
 
-import { GATHER, gathered, packTree, walkTree } from '../src/tar.js'
+import { GATHER, gathered, packTree, readExactly, walkTree } from '../src/tar.js'
 
 async function collect(pieces: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
   const out: Uint8Array[] = []
@@ -110,3 +110,22 @@ test('a path gone before its turn fails the pack, and the entries read ahead of 
   }
 })
 
+
+test('a small file is read exactly: cut if it grew, a failure if it shrank, no descriptor left', async () => {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'airlock-read-exactly-'))
+  try {
+    const content = randomBytes(5000)
+    const path = join(dir, 'f')
+    fs.writeFileSync(path, content)
+    const open = (): number => fs.readdirSync('/proc/self/fd').length
+    const before = open()
+    assert.deepEqual(await readExactly(path, 5000), content)
+    assert.deepEqual(await readExactly(path, 1000), content.subarray(0, 1000), 'grown: cut to the size seen')
+    assert.equal((await readExactly(path, 0)).byteLength, 0)
+    await assert.rejects(readExactly(path, 6000), /shrank while it was being sent/)
+    await assert.rejects(readExactly(join(dir, 'missing'), 10), { code: 'ENOENT' })
+    assert.equal(open(), before, 'every descriptor closed, failures too')
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
