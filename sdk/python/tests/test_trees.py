@@ -124,6 +124,12 @@ HOSTILE = {
     ),
     "hard link out": tar_of((entry("hard", tarfile.LNKTYPE, "../outside/secret"), b"")),
     "hard link to nothing of its own": tar_of((entry("hard", tarfile.LNKTYPE, "etc/passwd"), b"")),
+    "dot-dot behind dots": tar_of((entry("a/./.././../escaped"), b"pwned")),
+    "absolute with two slashes": tar_of((entry("//tmp/airlock-sdk-absolute"), b"pwned")),
+    "hard link out behind dots": tar_of(
+        (entry("hard", tarfile.LNKTYPE, "./x/../../outside/secret"), b"")
+    ),
+    "through its own file": tar_of((entry("f"), b"file"), (entry("f/pwned"), b"pwned")),
 }
 
 
@@ -424,3 +430,22 @@ def test_a_packed_tree_is_what_tarfile_would_have_packed(tmp_path: Path) -> None
             assert member.isdir(), rel
         else:
             assert contents[rel] == (tmp_path / rel).read_bytes(), rel
+
+
+def test_empty_and_dot_parts_are_dropped_and_dot_describes_the_target(tmp_path: Path) -> None:
+    """`./a//b/./c` lands at `a/b/c`; an entry for `./` gives the target its mode and
+    mtime; a hard link names its file the same loose way."""
+    top = entry("./", tarfile.DIRTYPE)
+    top.mode, top.mtime = 0o751, 1_100_000_000
+    members = [
+        (top, b""),
+        (entry("./a//b/./c"), b"deep"),
+        (entry("a/b/hard", tarfile.LNKTYPE, "a//./b/c"), b""),
+    ]
+    target = tmp_path / "target"
+    assert extract(io.BytesIO(tar_of(*members)), target) == 3
+    assert (target / "a" / "b" / "c").read_bytes() == b"deep"
+    assert os.stat(target / "a" / "b" / "hard").st_ino == os.stat(target / "a" / "b" / "c").st_ino
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o751
+    assert int(os.stat(target).st_mtime) == 1_100_000_000
+    assert sorted(p.name for p in target.iterdir()) == ["a"], "no staging left behind"

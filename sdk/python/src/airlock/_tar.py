@@ -22,7 +22,7 @@ import secrets
 import stat
 import tarfile
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO
 
 #: The prefix of the directory a tree download is extracted into before it is moved
@@ -198,19 +198,25 @@ def extract(stream: IO[bytes], local: str | os.PathLike[str]) -> int:
 
     All or nothing: the entries land in a staging directory inside `local` and are
     moved into place only once the whole archive is in, so a download that breaks off
-    (or an archive refused midway) leaves `local` as it was."""
-    root = Path(local)
-    root.mkdir(parents=True, exist_ok=True)
-    root = root.resolve()
-    staging = make_staging(root)
+    (or an archive refused midway) leaves `local` as it was.
+
+    Paths are plain strings below, joined from an entry's checked parts, not `pathlib`
+    objects: with those, making and hashing paths was a large part of extracting 10,000
+    small files."""
+    top = Path(local)
+    top.mkdir(parents=True, exist_ok=True)
+    root = str(top.resolve())
+    staging = str(make_staging(Path(root)))
     try:
         count, described = _extract_into(stream, staging, root)
         _merge(staging, root, described)
-        if staging in described:  # the archive's own entry for `local` itself
-            _describe(root, described[staging])
     finally:
         with contextlib.suppress(OSError):
             remove_tree(staging)
+    # The archive's own entry for `local` itself, given once the staging directory is
+    # gone: removing it from `local` would set the mtime just given.
+    if staging in described:
+        _describe(root, described[staging])
     return count
 
 
@@ -226,27 +232,35 @@ def make_staging(root: Path) -> Path:
         return staging
 
 
-#: A directory's mode and mtime, as its archive entry gave them.
-Described = dict[Path, tuple[int, int]]
+#: A directory's mode and mtime, as its archive entry gave them, by its staged path.
+Described = dict[str, tuple[int, int]]
 
 
-def _extract_into(stream: IO[bytes], staging: Path, root: Path) -> tuple[int, Described]:
+def _join(base: str, rel: str) -> str:
+    """`rel` (checked parts joined by `/`) under the absolute directory `base`."""
+    if not rel:
+        return base
+    return f"/{rel}" if base == "/" else f"{base}/{rel}"
+
+
+def _extract_into(stream: IO[bytes], staging: str, root: str) -> tuple[int, Described]:
     """Extracts under `staging`, checking each entry against what `root` already holds;
     answers the entries written and the directories the archive described."""
-    written: set[Path] = set()
+    written: set[str] = set()
     described: Described = {}
-    known: dict[Path, bool] = {}
-    real_dirs: set[Path] = {staging}
+    known: dict[str, bool] = {}
+    real_dirs: set[str] = {staging}
     count = 0
     with tarfile.open(fileobj=stream, mode="r|*") as archive:
         for member in archive:
-            target = _target(staging, member.name)
-            _check_parents(staging, target, real_dirs)
-            _check_destination(staging, root, target, described, member.isdir(), known)
+            parts = _parts(member.name)
+            target = _join(staging, "/".join(parts))
+            _check_parents(staging, parts, real_dirs)
+            _check_destination(staging, root, parts, described, member.isdir(), known)
             if member.isdir():
-                if not target.is_dir() or target.is_symlink():
+                if not os.path.isdir(target) or os.path.islink(target):
                     _clear(target)
-                    target.mkdir(mode=0o755)
+                    os.mkdir(target, 0o755)
                 real_dirs.add(target)
                 os.chmod(target, member.mode & 0o7777)
                 described[target] = (member.mode & 0o7777, int(member.mtime))
@@ -261,7 +275,7 @@ def _extract_into(stream: IO[bytes], staging: Path, root: Path) -> tuple[int, De
                 _clear(target)
                 os.symlink(member.linkname, target)
             elif member.islnk():
-                source_path = _target(staging, member.linkname)
+                source_path = _join(staging, "/".join(_parts(member.linkname)))
                 if source_path not in written:
                     raise UnsafeArchiveError(
                         f"{member.name}: a hard link to {member.linkname!r}, not to a file of this archive"
@@ -277,30 +291,30 @@ def _extract_into(stream: IO[bytes], staging: Path, root: Path) -> tuple[int, De
 
 
 def _check_destination(
-    staging: Path,
-    root: Path,
-    target: Path,
+    staging: str,
+    root: str,
+    rel: list[str],
     described: Described,
     is_dir: bool,
-    known: dict[Path, bool],
+    known: dict[str, bool],
 ) -> None:
-    """Refuses an entry that the move into `root` could not place without writing
-    through something `root` already holds: a symlink or a file where a directory on
-    its way is, unless the archive's own directory replaces it; or a directory where
-    the entry, not one itself, goes. `known` remembers, for one extraction, which
-    directories on the way `root` has (True) and lacks (False): nothing is written into
-    `root` before the move, so each is looked at once, not once an entry. An entry whose
-    parent is known starts there: a deep tree would otherwise take quadratic time."""
-    rel = target.relative_to(staging).parts
+    """Refuses an entry (at the parts `rel`) that the move into `root` could not place
+    without writing through something `root` already holds: a symlink or a file where a
+    directory on its way is, unless the archive's own directory replaces it; or a
+    directory where the entry, not one itself, goes. `known` remembers, for one
+    extraction, which directories on the way `root` has (True) and lacks (False):
+    nothing is written into `root` before the move, so each is looked at once, not once
+    an entry. An entry whose parent is known starts there: a deep tree would otherwise
+    take quadratic time."""
     first = 1
     if len(rel) > 1:
-        parent = root.joinpath(*rel[:-1])
+        parent = _join(root, "/".join(rel[:-1]))
         if parent in known:
             if not known[parent]:
                 return  # from here down, all new
             first = len(rel)
     for depth in range(first, len(rel) + 1):
-        there = root.joinpath(*rel[:depth])
+        there = _join(root, "/".join(rel[:depth]))
         last = depth == len(rel)
         if not last and there in known:
             if known[there]:
@@ -317,19 +331,19 @@ def _check_destination(
                 raise IsADirectoryError(f"{there} is a directory; {'/'.join(rel)} is not")
             known[there] = True
             continue
-        if last or staging.joinpath(*rel[:depth]) in described:
+        if last or _join(staging, "/".join(rel[:depth])) in described:
             return  # replaced whole by the move
         raise UnsafeArchiveError(f"{'/'.join(rel)} would be written through {there}")
 
 
-def _merge(staged: Path, into: Path, described: Described) -> None:
+def _merge(staged: str, into: str, described: Described) -> None:
     """Moves everything under `staged` into `into`. A name `into` lacks is renamed
     across whole; a directory meets a directory by merging; anything else replaces what
     is there, never followed."""
     # (source, dest, done): a directory pair below the top is visited twice, to move
     # what it holds and then, once that is all moved, to describe and remove it. The
     # top pair is visited once: the caller describes `into` and removes `staged`.
-    pending: list[tuple[Path, Path, bool]] = [(staged, into, False)]
+    pending: list[tuple[str, str, bool]] = [(staged, into, False)]
     while pending:
         source, dest, done = pending.pop()
         if done:
@@ -338,12 +352,13 @@ def _merge(staged: Path, into: Path, described: Described) -> None:
             os.rmdir(source)
             continue
         for name in os.listdir(source):
-            if _place(source / name, dest / name, described):
-                pending.append((source / name, dest / name, True))
-                pending.append((source / name, dest / name, False))
+            pair = (_join(source, name), _join(dest, name))
+            if _place(*pair, described):
+                pending.append((*pair, True))
+                pending.append((*pair, False))
 
 
-def _place(source: Path, dest: Path, described: Described) -> bool:
+def _place(source: str, dest: str, described: Described) -> bool:
     """Moves `source` to `dest`, or answers True when both are directories, to merge."""
     source_is_dir = stat.S_ISDIR(os.lstat(source).st_mode)
     try:
@@ -354,7 +369,8 @@ def _place(source: Path, dest: Path, described: Described) -> bool:
     if source_is_dir and stat.S_ISDIR(dest_mode):
         return True
     if stat.S_ISDIR(dest_mode):
-        raise IsADirectoryError(f"{dest} is a directory; the archive's {dest.name} is not")
+        name = os.path.basename(dest)
+        raise IsADirectoryError(f"{dest} is a directory; the archive's {name} is not")
     if source_is_dir:
         if source not in described:
             raise UnsafeArchiveError(f"{dest} is in the way of a directory")
@@ -384,49 +400,50 @@ def remove_tree(top: str | os.PathLike[str]) -> None:
                     os.unlink(entry.path)
 
 
-def _describe(dest: Path, mode_and_mtime: tuple[int, int]) -> None:
+def _describe(dest: str, mode_and_mtime: tuple[int, int]) -> None:
     """Gives an existing directory the mode and mtime its archive entry gave."""
     mode, mtime = mode_and_mtime
     os.chmod(dest, mode)
     os.utime(dest, (mtime, mtime))
 
 
-def _target(root: Path, name: str) -> Path:
-    rel = PurePosixPath(name)
-    if rel.is_absolute() or ".." in rel.parts or name.startswith("/"):
+def _parts(name: str) -> list[str]:
+    """An entry's name as the parts of a path under the target, or a refusal: no
+    absolute names and no `..`; empty and `.` parts are dropped (the name of the target
+    itself has none)."""
+    if name.startswith("/"):
         raise UnsafeArchiveError(f"{name!r} names a place outside the target")
-    parts = [p for p in rel.parts if p not in ("", ".")]
-    if not parts:
-        return root
-    return root.joinpath(*parts)
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchiveError(f"{name!r} names a place outside the target")
+    return parts
 
 
-def _check_parents(root: Path, target: Path, real_dirs: set[Path]) -> None:
-    """Every directory between root and target must be a real directory, not a link;
-    missing ones are made. `real_dirs` holds those already found or made in this
-    extraction (nothing here ever removes a directory), so an entry whose parent is one
-    costs no look at all, not one a level: a deep tree would take quadratic time."""
-    if target.parent in real_dirs or target == root:
-        return
+def _check_parents(root: str, rel: list[str], real_dirs: set[str]) -> None:
+    """Every directory between root and the entry at the parts `rel` must be a real
+    directory, not a link; missing ones are made. `real_dirs` holds those already found
+    or made in this extraction (nothing here ever removes a directory), so an entry
+    whose parent is one costs no look at all, not one a level: a deep tree would take
+    quadratic time."""
+    if len(rel) < 2 or _join(root, "/".join(rel[:-1])) in real_dirs:
+        return  # the root itself, or an entry right under it: `real_dirs` has the root
     current = root
-    for part in target.relative_to(root).parts[:-1]:
-        current = current / part
+    for part in rel[:-1]:
+        current = _join(current, part)
         if current in real_dirs:
             continue
         try:
             mode = os.lstat(current).st_mode
         except FileNotFoundError:
-            current.mkdir(mode=0o755)
+            os.mkdir(current, 0o755)
             real_dirs.add(current)
             continue
         if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
-            raise UnsafeArchiveError(
-                f"{target.relative_to(root)} would be written through {current}"
-            )
+            raise UnsafeArchiveError(f"{'/'.join(rel)} would be written through {current}")
         real_dirs.add(current)
 
 
-def _clear(target: Path) -> None:
+def _clear(target: str) -> None:
     """Removes what is in the way (a file or a link, never followed); keeps directories."""
     try:
         mode = os.lstat(target).st_mode
@@ -437,7 +454,7 @@ def _clear(target: Path) -> None:
     os.unlink(target)
 
 
-def _write(target: Path, source: IO[bytes], mode: int) -> None:
+def _write(target: str, source: IO[bytes], mode: int) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(target, flags, 0o600)
     with os.fdopen(fd, "wb") as out:
