@@ -56,15 +56,25 @@ struct Cluster {
     agents: HashMap<String, Child>,
     /// Pods whose agent outlived the grace after SIGTERM and was killed.
     killed: Vec<String>,
+    /// The threads stopping deleted pods, joined when the fake goes.
+    stopping: Vec<std::thread::JoinHandle<()>>,
     next_host: u8,
 }
 
 impl Drop for FakeKube {
     fn drop(&mut self) {
-        let mut cluster = self.state.cluster.lock().unwrap();
-        for (_, mut agent) in cluster.agents.drain() {
-            let _ = agent.kill();
-            let _ = agent.wait();
+        let stopping = {
+            let mut cluster = self.state.cluster.lock().unwrap();
+            for (_, mut agent) in cluster.agents.drain() {
+                let _ = agent.kill();
+                let _ = agent.wait();
+            }
+            std::mem::take(&mut cluster.stopping)
+        };
+        // A deleted pod still in its grace ends within it: no agent outlives the test,
+        // which would leave it running when the test's process exits.
+        for stop in stopping {
+            let _ = stop.join();
         }
     }
 }
@@ -591,12 +601,13 @@ async fn delete(
     };
     if let Some(pod) = cluster.agents.remove(&name) {
         // Stopped off the lock: the grace may be long, and the API keeps answering.
-        let (state, name) = (state.clone(), name.clone());
-        std::thread::spawn(move || {
+        let (shared, name) = (state.clone(), name.clone());
+        let stop = std::thread::spawn(move || {
             if !stop_pod(pod) {
-                state.cluster.lock().unwrap().killed.push(name);
+                shared.cluster.lock().unwrap().killed.push(name);
             }
         });
+        cluster.stopping.push(stop);
     }
     if kind == "sandboxes"
         && let Some(pod) = cluster.objects.get(&("pods".into(), name.clone())).cloned()
