@@ -34,8 +34,9 @@ struct Agent {
 }
 
 /// Serves the directory `root` at `listen` to callers that present `secret`, until
-/// `stop` completes (the CLI's: SIGTERM or SIGINT, caught before this is called). Prints the bound address on stdout once it listens (so `--listen
-/// 127.0.0.1:0` can be used and found).
+/// `stop` completes (the CLI's: SIGTERM or SIGINT, caught before this is called). Prints
+/// the bound address on stdout once it listens (so `--listen 127.0.0.1:0` can be used
+/// and found).
 /// With `chroot`, commands run chrooted into `root` (a sidecar serving another
 /// container's root); otherwise they run in the agent's own root with `root` joined to
 /// their working directory.

@@ -213,7 +213,6 @@ async fn as_a_sidecar_the_agent_serves_another_containers_root_and_runs_commands
 /// grace period. Started here as the first process of a new PID namespace, as in a pod.
 #[test]
 fn the_agent_as_a_pods_first_process_ends_on_sigterm() {
-    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, "0123456789abcdef-secret\n").unwrap();
@@ -230,22 +229,14 @@ fn the_agent_as_a_pods_first_process_ends_on_sigterm() {
         .unwrap();
     // Listening: its handlers are in place.
     assert!(!common::first_line(&mut unshare).trim().is_empty());
-    let pid = unshare.id();
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
-    let agent: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    let agent = common::children_of(unshare.id() as i32)[0];
     // SAFETY: a plain signal to a process this test started.
     unsafe { libc::kill(agent, libc::SIGTERM) };
-    let sent = Instant::now();
-    let status = loop {
-        if let Some(status) = unshare.try_wait().unwrap() {
-            break status;
-        }
-        if sent.elapsed() > Duration::from_secs(10) {
-            let _ = unshare.kill();
-            let _ = unshare.wait();
-            panic!("the agent ignored SIGTERM as a PID namespace's first process");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = common::exited_within(&mut unshare, std::time::Duration::from_secs(10))
+    else {
+        let _ = unshare.kill();
+        let _ = unshare.wait();
+        panic!("the agent ignored SIGTERM as a PID namespace's first process");
     };
     assert!(status.success(), "the agent ended with {status}");
 }

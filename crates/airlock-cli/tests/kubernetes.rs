@@ -178,7 +178,6 @@ async fn a_sandbox_is_a_pod_whose_agent_serves_its_files_and_commands() {
         .unwrap();
     assert_eq!(listed.len(), 1);
 
-    let agent = fake.agent_pid(&id).unwrap();
     client.delete(&id).await.unwrap();
     let verbs = fake.verbs();
     assert!(
@@ -193,14 +192,20 @@ async fn a_sandbox_is_a_pod_whose_agent_serves_its_files_and_commands() {
     // The fake kubelet sends the agent SIGTERM, as a real one does, and kills it only
     // after a grace: the pod must end on the SIGTERM.
     let deleted = Instant::now();
-    while common::alive(agent) {
+    let ended = loop {
+        if let Some(ended) = fake.pod_ended_on_sigterm(&id) {
+            break ended;
+        }
         assert!(
             deleted.elapsed() < Duration::from_secs(10),
             "the pod never ended"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(fake.pods_killed().is_empty(), "{:?}", fake.pods_killed());
+    };
+    assert!(
+        ended,
+        "the pod's agent was killed after its grace, not ended by SIGTERM"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

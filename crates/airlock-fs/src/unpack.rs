@@ -6,9 +6,10 @@
 //! owner inside it, written by a thread acting as that owner where it can (`acting_as`).
 //! Every entry is created relative to an open directory with no symlink followed, so an
 //! archive that plants `a -> /etc` and then writes `a/passwd` is refused, and a hard link
-//! may only point at a file extracted earlier from the same archive. Only when the whole stream has been extracted is the
-//! staging tree moved into place, entry by entry, with renames; a malformed, hostile or
-//! truncated archive, a broken upload or a full disk leaves nothing behind.
+//! may only point at a file extracted earlier from the same archive. Only when the whole
+//! stream has been extracted is the staging tree moved into place, entry by entry, with
+//! renames; a malformed, hostile or truncated archive, a broken upload or a full disk
+//! leaves nothing behind.
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -132,9 +133,9 @@ impl Root {
 
 /// A private directory in `target` to extract into: mode 0700, owned by whoever runs the
 /// engine (root, for the daemon), so the sandbox's user cannot enter it (its group, which
-/// a setgid target may choose, gets no access); and in it, the
-/// directory the entries go in, the files' owner's, which a thread acting as that owner
-/// can fill. Returns the first's name (to remove it all by) and the second.
+/// a setgid target may choose, gets no access); and in it, the directory the entries go
+/// in, the files' owner's, which a thread acting as that owner can fill. Returns the
+/// first's name (to remove it all by) and the second.
 fn make_staging(
     target: &OwnedFd,
     dir: &SandboxPath,

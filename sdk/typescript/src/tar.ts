@@ -12,10 +12,10 @@
  */
 
 import { randomBytes } from 'node:crypto'
-import * as fsCallbacks from 'node:fs'
-import { constants, createReadStream } from 'node:fs'
+import { close, constants, createReadStream, lstat as lstatCalling, open, read } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { dirname, join, relative, sep } from 'node:path'
+import { promisify } from 'node:util'
 
 import * as tar from 'tar-stream'
 
@@ -143,12 +143,8 @@ async function prepare(root: string, path: string): Promise<Prepared | undefined
   return info.size > SMALL ? file : { ...file, content: await readExactly(path, info.size) }
 }
 
-/** `fs.lstat` through the callback API: cheaper per call than `fs.promises.lstat` here. */
-function lstat(path: string): Promise<import('node:fs').Stats> {
-  return new Promise((resolve, reject) =>
-    fsCallbacks.lstat(path, (error, info) => (error ? reject(error) : resolve(info))),
-  )
-}
+/** `lstat` through the callback API: cheaper per call than `fs.promises.lstat` here. */
+const lstat = promisify(lstatCalling)
 
 /**
  * The first `size` bytes of the file at `path`: one that grew is cut, one that shrank
@@ -160,17 +156,17 @@ export function readExactly(path: string, size: number): Promise<Buffer> {
   const content = Buffer.allocUnsafe(size)
   if (size === 0) return Promise.resolve(content)
   return new Promise((resolve, reject) => {
-    fsCallbacks.open(path, constants.O_RDONLY, (opened, fd) => {
+    open(path, constants.O_RDONLY, (opened, fd) => {
       if (opened) return reject(opened)
       const finish = (error: Error | null): void =>
-        fsCallbacks.close(fd, (closed) => {
+        close(fd, (closed) => {
           const failed = error ?? closed
           if (failed) reject(failed)
           else resolve(content)
         })
       const more = (got: number): void => {
         if (got === size) return finish(null)
-        fsCallbacks.read(fd, content, got, size - got, got, (failed, bytesRead) => {
+        read(fd, content, got, size - got, got, (failed, bytesRead) => {
           if (failed) return finish(failed)
           if (bytesRead === 0) return finish(new Error(`${path} shrank while it was being sent`))
           more(got + bytesRead)

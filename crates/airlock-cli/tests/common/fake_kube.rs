@@ -54,8 +54,9 @@ struct Cluster {
     events: Vec<(u64, String, &'static str, Value)>,
     verbs: Vec<String>,
     agents: HashMap<String, Child>,
-    /// Pods whose agent outlived the grace after SIGTERM and was killed.
-    killed: Vec<String>,
+    /// Deleted pods whose agent has ended: whether SIGTERM was enough (or it was killed
+    /// when the grace was over).
+    ended: HashMap<String, bool>,
     /// The threads stopping deleted pods, joined when the fake goes.
     stopping: Vec<std::thread::JoinHandle<()>>,
     next_host: u8,
@@ -202,9 +203,11 @@ impl FakeKube {
             .and_then(agent_of)
     }
 
-    /// Deleted pods whose agent did not end within the grace after SIGTERM.
-    pub fn pods_killed(&self) -> Vec<String> {
-        self.state.cluster.lock().unwrap().killed.clone()
+    /// Whether sandbox `id`'s deleted pod ended on SIGTERM (`false`: killed when the
+    /// grace was over); `None` until it has ended.
+    pub fn pod_ended_on_sigterm(&self, id: &str) -> Option<bool> {
+        let cluster = self.state.cluster.lock().unwrap();
+        cluster.ended.get(&format!("airlock-{id}")).copied()
     }
 
     /// Whether the pod's agent process is still running.
@@ -401,10 +404,11 @@ async fn run_pod(state: Arc<Shared>, name: String) {
 }
 
 /// Sets up a pod's root and starts its agent as a pod would run it: in mount and PID
-/// namespaces of its own (see [`start_agent`]), chrooted into the root, serving `/`. The host's `/usr` and `/etc`
-/// (read-only) stand in for the image, with `/dev`, `/proc` and the agent's binary;
-/// everything else in the root is the pod's own, and nothing mounted there is seen
-/// outside the agent's namespace. A volume mount of one key of a Secret (a `subPath`) is
+/// namespaces of its own (see [`start_agent`]), chrooted into the root, serving `/`.
+/// The host's `/usr` and `/etc` (read-only) stand in for the image, with `/dev`, `/proc`
+/// and the agent's binary; everything else in the root is the pod's own, and nothing
+/// mounted there is seen outside the agent's namespace. A volume mount of one key of a
+/// Secret (a `subPath`) is
 /// a read-only bind of that file, as the kubelet makes it.
 const POD: &str = r#"
 set -e
@@ -475,9 +479,7 @@ const GRACE: Duration = Duration::from_secs(5);
 
 /// The pod's agent: `unshare`'s one child, the first process of the pod's PID namespace.
 fn agent_of(pod: &Child) -> Option<i32> {
-    let pid = pod.id();
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-    children.split_whitespace().next()?.parse().ok()
+    crate::common::children_of(pod.id() as i32).first().copied()
 }
 
 /// Stops a pod as the kubelet does: SIGTERM to its first process, SIGKILL when the
@@ -487,12 +489,8 @@ fn stop_pod(mut pod: Child) -> bool {
         // SAFETY: a plain signal to a process this fake started.
         unsafe { libc::kill(agent, libc::SIGTERM) };
     }
-    let sent = std::time::Instant::now();
-    while sent.elapsed() < GRACE {
-        if pod.try_wait().unwrap().is_some() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    if crate::common::exited_within(&mut pod, GRACE).is_some() {
+        return true;
     }
     let _ = pod.kill();
     let _ = pod.wait();
@@ -603,9 +601,13 @@ async fn delete(
         // Stopped off the lock: the grace may be long, and the API keeps answering.
         let (shared, name) = (state.clone(), name.clone());
         let stop = std::thread::spawn(move || {
-            if !stop_pod(pod) {
-                shared.cluster.lock().unwrap().killed.push(name);
-            }
+            let on_sigterm = stop_pod(pod);
+            shared
+                .cluster
+                .lock()
+                .unwrap()
+                .ended
+                .insert(name, on_sigterm);
         });
         cluster.stopping.push(stop);
     }

@@ -170,21 +170,18 @@ impl Daemon {
         };
         // SAFETY: plain signal to our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                if !status.success() {
-                    eprintln!("the daemon exited with {status} after SIGTERM");
-                }
-                return status.success();
+        match exited_within(&mut child, Duration::from_secs(20)) {
+            Some(status) if status.success() => true,
+            Some(status) => {
+                eprintln!("the daemon exited with {status} after SIGTERM");
+                false
             }
-            if started.elapsed() > Duration::from_secs(20) {
+            None => {
                 eprintln!("the daemon was still running 20 s after SIGTERM");
                 let _ = child.kill();
                 let _ = child.wait();
-                return false;
+                false
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -258,6 +255,20 @@ pub async fn sh(client: &Client, id: &str, line: &str) -> ExecResult {
         )
         .await
         .unwrap()
+}
+
+/// How `child` ended, if it did within `limit`; still running after it, `None`.
+pub fn exited_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Host pids whose parent is `parent`.

@@ -1,8 +1,8 @@
 """Trees as tar streams, both ways, without holding a file whole.
 
-`pack` walks a local directory and yields the tar stream as it reads (headers made
-here, byte for byte what `tarfile` makes, which it still makes for the rare entry that
-needs more than a plain header; contents streamed in chunks). `extract` reads a tar stream from the daemon and
+`pack` walks a local directory and yields the tar stream as it reads (headers made here,
+byte for byte what `tarfile` makes, which still makes the rare one a plain header cannot
+hold; contents streamed in chunks). `extract` reads a tar stream from the daemon and
 writes it under a local directory as safely as the daemon extracts: no absolute names, no
 `..`, never through a symlink (the archive's own or one already there), no devices, and
 hard links only to files it has just written; and all or nothing, moved into place only
@@ -55,9 +55,12 @@ def pack_selected(local: str | os.PathLike[str], rels: list[str]) -> Iterator[by
     yield from _gathered(_pieces((os.path.join(root, rel), rel) for rel in rels))
 
 
-def walk(local: str | os.PathLike[str], exclude: list[str] | None = None) -> Iterator[Path]:
-    """Every path under `local` that `pack` would send, parents before children."""
-    return (Path(path) for path, _ in _walk(os.fspath(local), exclude or []))
+def walk(
+    local: str | os.PathLike[str], exclude: list[str] | None = None
+) -> Iterator[tuple[str, str]]:
+    """Every path under `local` that `pack` would send, parents before children, with
+    its name relative to `local` (`/` between parts): the name it has in the archive."""
+    return _walk(os.fspath(local), exclude or [])
 
 
 def _gathered(pieces: Iterator[bytes]) -> Iterator[bytes]:

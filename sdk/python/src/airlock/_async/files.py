@@ -7,7 +7,6 @@ import json
 import os
 import stat
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 # `builtins.list`: the `list` method shadows the builtin inside the class.
 from typing import IO, Any, Literal, overload
@@ -382,13 +381,11 @@ def _from(base: int, on_progress: _io.Progress) -> _io.Progress:
 
 
 def _local_sides(local: str, exclude: builtins.list[str] | None) -> dict[str, _sync_plan.Side]:
-    root = Path(local)
-    if not root.is_dir():
+    if not os.path.isdir(local):
         return {}
     sides = {}
-    for path in _tar.walk(root, exclude):
+    for path, rel in _tar.walk(local, exclude):
         info = os.lstat(path)
-        rel = path.relative_to(root).as_posix()
         if stat.S_ISLNK(info.st_mode):
             sides[rel] = _sync_plan.Side("symlink", target=os.readlink(path))
         elif stat.S_ISDIR(info.st_mode):
