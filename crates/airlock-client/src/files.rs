@@ -268,14 +268,16 @@ impl Client {
         out: &mut (impl AsyncWrite + Unpin),
     ) -> Result<Download, Error> {
         let response = self.get_content(id, path).await?;
-        let (mode, mtime) = described(&response);
+        let (mode, mtime) = described(|name| crate::header_text(&response, name));
         let size = copy_stream(response.bytes_stream().map_err(Error::from), out).await?;
         Ok(Download { size, mode, mtime })
     }
 
     /// Downloads `path` into a local file at its current offset: the cheap way to save one.
-    /// The response's chunks are written as they arrived, by one thread that gathers what
-    /// has queued into one `writev` (tokio's `File` copies each chunk again first).
+    /// Over plain HTTP the kernel moves the body from the socket into the file
+    /// ([`crate::spliced`]); otherwise the response's chunks are written as they arrived,
+    /// by one thread that gathers what has queued into one `writev` (tokio's `File` copies
+    /// each chunk again first).
     pub async fn read_to_file(
         &self,
         id: &str,
@@ -293,8 +295,12 @@ impl Client {
         file: std::fs::File,
         mut seen: impl FnMut(usize) + Send,
     ) -> Result<Download, Error> {
+        let file = match self.spliced_download(id, path, file, &mut seen).await? {
+            Ok(done) => return Ok(done),
+            Err(file) => file,
+        };
         let response = self.get_content(id, path).await?;
-        let (mode, mtime) = described(&response);
+        let (mode, mtime) = described(|name| crate::header_text(&response, name));
         let mut stream = std::pin::pin!(response.bytes_stream().map_err(Error::from));
         let mut sink = FileSink::new(file);
         let mut size = 0;
@@ -309,10 +315,35 @@ impl Client {
 }
 
 /// The mode and mtime a download's headers give.
-fn described(response: &reqwest::Response) -> (Option<u32>, Option<String>) {
-    let header = |name: &str| crate::header_text(response, name);
+pub(crate) fn described(header: impl Fn(&str) -> Option<String>) -> (Option<u32>, Option<String>) {
     let mode = header("x-airlock-mode").and_then(|m| u32::from_str_radix(&m, 8).ok());
     (mode, header("x-airlock-mtime"))
+}
+
+impl Client {
+    /// `path` downloaded into `file` by the kernel ([`crate::spliced`]), or `file` back
+    /// untouched where reqwest must download it.
+    async fn spliced_download(
+        &self,
+        id: &str,
+        path: &str,
+        file: std::fs::File,
+        seen: &mut (impl FnMut(usize) + Send),
+    ) -> Result<Result<Download, std::fs::File>, Error> {
+        let route = self.files_route(id, "/content");
+        let Ok(mut url) = reqwest::Url::parse(&format!("{}/v1{route}", self.base)) else {
+            return Ok(Err(file));
+        };
+        // Encoded as reqwest's `query` encodes it for the other path.
+        url.query_pairs_mut().append_pair("path", path);
+        let kept = file.try_clone().map_err(Error::Local)?;
+        Ok(
+            match crate::spliced::read_to_file(self, &url, kept, seen).await? {
+                Some(done) => Ok(done),
+                None => Err(file),
+            },
+        )
+    }
 }
 
 /// The next chunk, or an error if the daemon sends nothing for [`crate::IDLE_TIMEOUT`].

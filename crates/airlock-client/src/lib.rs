@@ -41,12 +41,14 @@
 //! # Ok(()) }
 //! ```
 
+mod direct;
 mod discover;
 mod error;
 mod file_chunks;
 mod file_sink;
 mod files;
 mod resumable;
+mod spliced;
 mod tokens;
 mod trees;
 mod written_body;
@@ -78,7 +80,7 @@ pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60)
 /// Attempts for requests that are safe to repeat, when the daemon cannot be reached.
 const ATTEMPTS: u32 = 3;
 /// Idle pooled connections are dropped after this, before the daemon's head timeout.
-const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(20);
+pub(crate) const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A connection to one Airlock daemon.
 #[derive(Debug, Clone)]
@@ -86,6 +88,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// Connections of the client's own, for downloads spliced into files.
+    sockets: direct::Sockets,
 }
 
 impl Client {
@@ -102,6 +106,7 @@ impl Client {
             http,
             base,
             token: token.into(),
+            sockets: direct::Sockets::default(),
         }
     }
 
@@ -272,14 +277,19 @@ pub(crate) async fn send(request: RequestBuilder) -> Result<Response, Error> {
         return Ok(response);
     }
     let body = response.bytes().await.unwrap_or_default();
-    Err(match serde_json::from_slice::<ErrorBody>(&body) {
+    Err(answer_error(status, &body))
+}
+
+/// The error an answer of `status` with `body` stands for.
+pub(crate) fn answer_error(status: reqwest::StatusCode, body: &[u8]) -> Error {
+    match serde_json::from_slice::<ErrorBody>(body) {
         Ok(parsed) => Error::Api {
             status: status.as_u16(),
             code: parsed.error.code,
             message: parsed.error.message,
         },
-        Err(_) => Error::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&body))),
-    })
+        Err(_) => Error::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(body))),
+    }
 }
 
 /// A response header as text, if present and printable.
