@@ -3,6 +3,7 @@ iterators, local file reads and writes, and sleeping."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from typing import IO, Any, Callable, Optional, Union
@@ -10,7 +11,7 @@ from typing import IO, Any, Callable, Optional, Union
 import httpcore
 import httpx
 
-from .. import _core, _tar
+from .. import _core, _splice, _tar
 from .._pipe import IterReader
 
 #: Bytes read from a local file at a time.
@@ -126,6 +127,15 @@ def copy_rest(
     timeout: float | None,
     told: Told,
 ) -> bool:
-    """The sync client writes each chunk as it reads it: nothing is handed to another
-    thread, so its chunk loop is already the copy. Always False, having read nothing."""
-    return False
+    """Moves the `left` bytes still to come on `stream` into `sink` by `splice`, when
+    `sink` is a plain file and `stream` a plain TCP socket (`_splice.py`). False, having
+    read nothing, otherwise: the sync client then writes each chunk as it reads it, with
+    nothing handed to another thread, so its chunk loop is already the copy."""
+    sock = stream.get_extra_info("socket")
+    if not isinstance(sock, socket.socket) or stream.get_extra_info("ssl_object") is not None:
+        return False
+    fd = _splice.target(sink)
+    if fd is None:
+        return False
+    _splice.move(sock, sink, fd, left, timeout, told)
+    return True
