@@ -209,9 +209,21 @@ mod tests {
         limit: usize,
     ) -> FsResult<Vec<Entry>> {
         let home = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(home.path().join("t")).expect("mkdir");
-        chain(&home.path().join("t"), depth, 100);
-        let root = Root::open(home.path()).expect("root");
+        list_a_chain_in(home.path(), depth, levels, limit)
+    }
+
+    /// The same in `home`, which the caller removes: with few descriptors allowed, the
+    /// removal of a 2,000-deep chain fails (it holds one for each level), so a caller
+    /// that lowers the limit removes `home` after putting it back.
+    fn list_a_chain_in(
+        home: &std::path::Path,
+        depth: usize,
+        levels: u32,
+        limit: usize,
+    ) -> FsResult<Vec<Entry>> {
+        std::fs::create_dir(home.join("t")).expect("mkdir");
+        chain(&home.join("t"), depth, 100);
+        let root = Root::open(home).expect("root");
         on_a_small_stack(move || {
             let top = SandboxPath::parse("/t").expect("path");
             let mut all = Vec::new();
@@ -242,8 +254,8 @@ mod tests {
     rusty_fork_test! {
         #[test]
         fn a_deep_listing_holds_few_descriptors() {
-            let listed =
-                with_few_descriptors(|| list_a_chain_on_a_small_stack(2_000, 2_048, 500));
+            let home = tempfile::tempdir().expect("tempdir");
+            let listed = with_few_descriptors(|| list_a_chain_in(home.path(), 2_000, 2_048, 500));
             assert_eq!(listed.expect("listed").len(), 2_000 + 20 + 1);
         }
     }
