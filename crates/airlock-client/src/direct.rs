@@ -10,10 +10,11 @@
 //! closed socket each in `TIME_WAIT`.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use reqwest::Url;
+use reqwest::{StatusCode, Url};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -61,7 +62,7 @@ impl Target {
 
 /// An answer's head, and the connection its body follows on.
 pub(crate) struct Answer {
-    pub(crate) status: u16,
+    pub(crate) status: StatusCode,
     /// `Content-Length`; `None` for any other framing.
     pub(crate) length: Option<u64>,
     /// Whether the connection may carry another request after the body.
@@ -73,13 +74,9 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    /// A header's value as text (the first, if repeated).
+    /// A header's value as text (the first, if repeated); `name` in lower case.
     pub(crate) fn header(&self, name: &str) -> Option<String> {
-        let (_, value) = self
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))?;
-        String::from_utf8(value.clone()).ok()
+        value(&self.headers, name).map(str::to_owned)
     }
 
     /// Reads the rest of a body of at most [`HEAD_LIMIT`] bytes (an error's JSON).
@@ -108,7 +105,7 @@ impl Answer {
 
 /// Idle connections, newest last.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Sockets(Arc<Mutex<Vec<(std::net::TcpStream, String, Instant)>>>);
+pub(crate) struct Sockets(Arc<Mutex<Vec<(std::net::TcpStream, SocketAddr, Instant)>>>);
 
 impl Sockets {
     /// Keeps `stream` (not blocking, its whole last answer read) for the next request
@@ -119,16 +116,16 @@ impl Sockets {
         if kept.len() >= KEPT {
             kept.remove(0);
         }
-        kept.push((stream, peer.to_string(), Instant::now()));
+        kept.push((stream, peer, Instant::now()));
     }
 
     /// A kept connection to `authority`'s address that is still open and has nothing
     /// unread on it (a closed one reads as end of file; one with bytes waiting is out of
     /// step with its requests).
-    fn take(&self, peers: &[std::net::SocketAddr]) -> Option<TcpStream> {
+    fn take(&self, peers: &[SocketAddr]) -> Option<TcpStream> {
         let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
         while let Some((stream, peer, at)) = kept.pop() {
-            let fresh = at.elapsed() < POOL_IDLE && peers.iter().any(|p| p.to_string() == peer);
+            let fresh = at.elapsed() < POOL_IDLE && peers.contains(&peer);
             let mut probe = [0u8; 1];
             let quiet =
                 matches!(stream.peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
@@ -189,40 +186,46 @@ async fn exchange(mut stream: TcpStream, target: &Target) -> Result<Answer, Erro
             .parse(&buffer[..filled])
             .map_err(|e| Error::Protocol(format!("the daemon's answer is not HTTP: {e}")))?;
         if let httparse::Status::Complete(end) = status {
-            return Ok(answer(&parsed, buffer[end..filled].to_vec(), stream));
+            return answer(&parsed, buffer[end..filled].to_vec(), stream);
         }
     }
 }
 
 /// The parts of a parsed head that a download needs.
-fn answer(parsed: &httparse::Response<'_, '_>, early: Vec<u8>, stream: TcpStream) -> Answer {
+fn answer(
+    parsed: &httparse::Response<'_, '_>,
+    early: Vec<u8>,
+    stream: TcpStream,
+) -> Result<Answer, Error> {
+    let status = StatusCode::from_u16(parsed.code.unwrap_or(0))
+        .map_err(|e| Error::Protocol(format!("the daemon's answer has no status: {e}")))?;
     let headers: Vec<(String, Vec<u8>)> = parsed
         .headers
         .iter()
         .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
         .collect();
-    let has = |name: &str| headers.iter().any(|(n, _)| n == name);
-    let value = |name: &str| {
-        let (_, v) = headers.iter().find(|(n, _)| n == name)?;
-        std::str::from_utf8(v).ok().map(str::trim)
-    };
-    let lengths = headers
-        .iter()
-        .filter(|(n, _)| n == "content-length")
-        .count();
+    let count = |name: &str| headers.iter().filter(|(n, _)| n == name).count();
     // Only a body framed by exactly one length, and not encoded, is taken as it comes.
-    let length = (lengths == 1 && !has("transfer-encoding") && !has("content-encoding"))
-        .then(|| value("content-length")?.parse().ok())
+    let length = (count("content-length") == 1
+        && count("transfer-encoding") == 0
+        && count("content-encoding") == 0)
+        .then(|| value(&headers, "content-length")?.parse().ok())
         .flatten();
-    let closes = value("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
-    Answer {
-        status: parsed.code.unwrap_or(0),
+    let closes = value(&headers, "connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
+    Ok(Answer {
+        status,
         length,
         reusable: parsed.version == Some(1) && !closes && length.is_some(),
         headers,
         early,
         stream,
-    }
+    })
+}
+
+/// The first value of the header `name` (lower case) in `headers`, as trimmed text.
+fn value<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a str> {
+    let (_, v) = headers.iter().find(|(n, _)| n == name)?;
+    std::str::from_utf8(v).ok().map(str::trim)
 }
 
 /// `io` on the connection within [`IDLE_TIMEOUT`], its error as the SDK's.
@@ -231,7 +234,7 @@ pub(crate) async fn within_idle<T>(
 ) -> Result<T, Error> {
     tokio::time::timeout(IDLE_TIMEOUT, io)
         .await
-        .map_err(|_| Error::Protocol("the daemon sent nothing for 60 s".into()))?
+        .map_err(|_| crate::stalled())?
         .map_err(broken)
 }
 

@@ -295,9 +295,12 @@ impl Client {
         file: std::fs::File,
         mut seen: impl FnMut(usize) + Send,
     ) -> Result<Download, Error> {
-        let file = match self.spliced_download(id, path, file, &mut seen).await? {
-            Ok(done) => return Ok(done),
-            Err(file) => file,
+        let file = match self.content_url(id, path) {
+            Some(url) => match crate::spliced::read_to_file(self, &url, file, &mut seen).await? {
+                Ok(done) => return Ok(done),
+                Err(file) => file,
+            },
+            None => file,
         };
         let response = self.get_content(id, path).await?;
         let (mode, mtime) = described(|name| crate::header_text(&response, name));
@@ -321,28 +324,13 @@ pub(crate) fn described(header: impl Fn(&str) -> Option<String>) -> (Option<u32>
 }
 
 impl Client {
-    /// `path` downloaded into `file` by the kernel ([`crate::spliced`]), or `file` back
-    /// untouched where reqwest must download it.
-    async fn spliced_download(
-        &self,
-        id: &str,
-        path: &str,
-        file: std::fs::File,
-        seen: &mut (impl FnMut(usize) + Send),
-    ) -> Result<Result<Download, std::fs::File>, Error> {
+    /// The URL of `GET /content` of `path` in sandbox `id`, its query encoded as reqwest
+    /// encodes the one it sends for [`Client::read_to_file`]'s other path.
+    fn content_url(&self, id: &str, path: &str) -> Option<reqwest::Url> {
         let route = self.files_route(id, "/content");
-        let Ok(mut url) = reqwest::Url::parse(&format!("{}/v1{route}", self.base)) else {
-            return Ok(Err(file));
-        };
-        // Encoded as reqwest's `query` encodes it for the other path.
+        let mut url = reqwest::Url::parse(&format!("{}/v1{route}", self.base)).ok()?;
         url.query_pairs_mut().append_pair("path", path);
-        let kept = file.try_clone().map_err(Error::Local)?;
-        Ok(
-            match crate::spliced::read_to_file(self, &url, kept, seen).await? {
-                Some(done) => Ok(done),
-                None => Err(file),
-            },
-        )
+        Some(url)
     }
 }
 
@@ -352,7 +340,7 @@ async fn next_within_idle(
 ) -> Result<Option<Bytes>, Error> {
     tokio::time::timeout(crate::IDLE_TIMEOUT, stream.try_next())
         .await
-        .map_err(|_| Error::Protocol("the daemon sent nothing for 60 s".into()))?
+        .map_err(|_| crate::stalled())?
 }
 
 /// Writes every chunk of `stream` to `out`; returns the byte count.

@@ -77,6 +77,13 @@ pub use written_body::{BodyWriter, WrittenBody, written_body};
 const CHUNK: usize = 256 * 1024;
 /// A transfer that moves nothing for this long is abandoned.
 pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// The error of a transfer abandoned after [`IDLE_TIMEOUT`] with nothing moving.
+pub(crate) fn stalled() -> Error {
+    Error::Protocol(format!(
+        "the daemon sent nothing for {} s",
+        IDLE_TIMEOUT.as_secs()
+    ))
+}
 /// Attempts for requests that are safe to repeat, when the daemon cannot be reached.
 const ATTEMPTS: u32 = 3;
 /// Idle pooled connections are dropped after this, before the daemon's head timeout.

@@ -10,7 +10,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use reqwest::Url;
+use reqwest::{StatusCode, Url};
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, SpliceFlags};
 use tokio::sync::mpsc;
@@ -22,29 +22,28 @@ use crate::{Client, Error, IDLE_TIMEOUT};
 /// The pipe's size, so each `splice` moves up to this much.
 const PIPE: usize = 1024 * 1024;
 
-/// Downloads `url` into `file` at its offset, telling `seen` of each piece; `None`
-/// when reqwest must do it (nothing has been written then).
+/// Downloads `url` into `file` at its offset, telling `seen` of each piece; `file`
+/// back, nothing written, when reqwest must do it.
 pub(crate) async fn read_to_file(
     client: &Client,
     url: &Url,
     file: std::fs::File,
     seen: &mut (impl FnMut(usize) + Send),
-) -> Result<Option<Download>, Error> {
+) -> Result<Result<Download, std::fs::File>, Error> {
     let Some(target) = Target::get(url, &client.token) else {
-        return Ok(None);
+        return Ok(Err(file));
     };
     let Some(answer) = direct::ask(&target, &client.sockets).await? else {
-        return Ok(None);
+        return Ok(Err(file));
     };
-    let length = match (answer.status, answer.length) {
-        (200, Some(length)) => length,
-        (400..=599, Some(_)) => {
-            let status = reqwest::StatusCode::from_u16(answer.status)
-                .map_err(|e| Error::Protocol(e.to_string()))?;
+    let status = answer.status;
+    let length = match answer.length {
+        Some(length) if status == StatusCode::OK => length,
+        Some(_) if status.is_client_error() || status.is_server_error() => {
             let body = answer.small_body(&client.sockets).await?;
             return Err(crate::answer_error(status, &body));
         }
-        _ => return Ok(None),
+        _ => return Ok(Err(file)),
     };
     let (mode, mtime) = described(|name| answer.header(name));
     let Answer {
@@ -78,7 +77,7 @@ pub(crate) async fn read_to_file(
     {
         client.sockets.put(stream);
     }
-    Ok(Some(Download {
+    Ok(Ok(Download {
         size: length,
         mode,
         mtime,
@@ -137,9 +136,7 @@ fn move_body(
             }
             Ok(n) => n,
             Err(Errno::INTR) => continue,
-            Err(Errno::AGAIN) => {
-                return Err(Error::Protocol("the daemon sent nothing for 60 s".into()));
-            }
+            Err(Errno::AGAIN) => return Err(crate::stalled()),
             Err(e) => return Err(broken(e.into())),
         };
         out.drain(&from, n)?;

@@ -81,23 +81,27 @@ async def test_a_download_lands_between_what_came_before_and_after(
     assert local.read_bytes() == before + b"kept:" + content + b":after"
 
 
-@pytest.mark.parametrize("download", CLIENTS)
-async def test_a_body_cut_short_fails(tmp_path: Path, download: Download) -> None:
-    cut = (8 * sync_body.DIRECT, os.urandom(3 * sync_body.DIRECT), "close")
-    with (
-        stub(lambda: cut) as server,
-        open(tmp_path / "out", "wb") as f,
-        pytest.raises(httpx.RemoteProtocolError, match="bytes short"),
-    ):
-        await read(download, server.url, f)
+#: A body that breaks off, and how its download fails: as a copied one does.
+BROKEN = [
+    pytest.param("close", httpx.RemoteProtocolError, "bytes short", 30.0, id="cut-short"),
+    pytest.param("hold", httpx.ReadTimeout, None, 0.5, id="stalled"),
+]
 
 
 @pytest.mark.parametrize("download", CLIENTS)
-async def test_a_body_that_stalls_times_out(tmp_path: Path, download: Download) -> None:
-    stalled = (8 * sync_body.DIRECT, os.urandom(3 * sync_body.DIRECT), "hold")
+@pytest.mark.parametrize(("then", "error", "match", "timeout"), BROKEN)
+async def test_a_body_that_breaks_off_fails(
+    tmp_path: Path,
+    download: Download,
+    then: str,
+    error: type[Exception],
+    match: str | None,
+    timeout: float,
+) -> None:
+    answer = (8 * sync_body.DIRECT, os.urandom(3 * sync_body.DIRECT), then)
     with (
-        stub(lambda: stalled) as server,
+        stub(lambda: answer) as server,
         open(tmp_path / "out", "wb") as f,
-        pytest.raises(httpx.ReadTimeout),
+        pytest.raises(error, match=match),
     ):
-        await read(download, server.url, f, timeout=0.5)
+        await read(download, server.url, f, timeout=timeout)

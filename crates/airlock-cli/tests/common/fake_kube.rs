@@ -408,8 +408,7 @@ async fn run_pod(state: Arc<Shared>, name: String) {
 /// The host's `/usr` and `/etc` (read-only) stand in for the image, with `/dev`, `/proc`
 /// and the agent's binary; everything else in the root is the pod's own, and nothing
 /// mounted there is seen outside the agent's namespace. A volume mount of one key of a
-/// Secret (a `subPath`) is
-/// a read-only bind of that file, as the kubelet makes it.
+/// Secret (a `subPath`) is a read-only bind of that file, as the kubelet makes it.
 const POD: &str = r#"
 set -e
 root="$1"; agent="$2"; listen="$3"

@@ -15,17 +15,47 @@ import errno
 import fcntl
 import io
 import os
-import selectors
 import socket
 from typing import IO, Callable
 
-import httpx
+from . import _socket_rest
 
 #: The pipe's size, so one `splice` moves up to this much.
 PIPE = 1 << 20
 
-#: Bytes moved between two reports to the caller, as the copying path reports them.
-TELL = 4 << 20
+
+def into_file(
+    sock: socket.socket,
+    sink: IO[bytes],
+    left: int,
+    timeout: float | None,
+    tell: Callable[[int], None],
+) -> bool:
+    """Moves the `left` bytes still to come on the non-blocking `sock` into `sink`,
+    telling `tell` as they land, when `sink` can be spliced into (see `target`); False,
+    having read nothing, when it cannot. Fails as httpx's reads fail."""
+    fd = target(sink)
+    if fd is None:
+        return False
+    pipe_out, pipe_in = os.pipe()
+    try:
+        try:
+            room = fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, PIPE)
+        except OSError:
+            room = 64 * 1024  # the default; the limit for an unprivileged process may be less
+
+        def take(most: int) -> int:
+            return os.splice(sock.fileno(), pipe_in, min(room, most), flags=_FROM_SOCKET)
+
+        _socket_rest.receive(sock, left, timeout, tell, take, lambda n: _drain(pipe_out, fd, n))
+    finally:
+        os.close(pipe_out)
+        os.close(pipe_in)
+        # A buffered writer keeps its own idea of the descriptor's offset: tell it where
+        # the splices left it, so its next write or seek is where the caller expects.
+        if isinstance(sink, io.BufferedWriter) and sink.seekable():
+            sink.seek(os.lseek(fd, 0, os.SEEK_CUR))
+    return True
 
 
 def target(sink: IO[bytes]) -> int | None:
@@ -43,56 +73,8 @@ def target(sink: IO[bytes]) -> int | None:
     return fd
 
 
-def move(
-    sock: socket.socket,
-    sink: IO[bytes],
-    fd: int,
-    left: int,
-    timeout: float | None,
-    tell: Callable[[int], None],
-) -> None:
-    """Moves the `left` bytes still to come on the non-blocking `sock` into `fd`, the
-    descriptor `target` gave for `sink`, telling `tell` as they land. Fails as httpx's
-    reads fail: a read timeout, a broken connection, or a body cut short."""
-    pipe_out, pipe_in = os.pipe()
-    try:
-        try:
-            room = fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, PIPE)
-        except OSError:
-            room = 64 * 1024  # the default; the limit for an unprivileged process may be less
-        with selectors.DefaultSelector() as readable:
-            readable.register(sock, selectors.EVENT_READ)
-            untold = 0
-            while left:
-                try:
-                    n = os.splice(sock.fileno(), pipe_in, min(room, left), flags=_NONBLOCK)
-                except (BlockingIOError, InterruptedError):
-                    if not readable.select(timeout):
-                        raise httpx.ReadTimeout(
-                            "the daemon sent nothing for the read timeout"
-                        ) from None
-                    continue
-                except OSError as error:
-                    raise httpx.ReadError(str(error)) from error
-                if n == 0:
-                    short = f"the daemon closed the connection {left} bytes short"
-                    raise httpx.RemoteProtocolError(short)
-                _drain(pipe_out, fd, n)
-                left -= n
-                untold += n
-                if untold >= TELL or not left:
-                    tell(untold)
-                    untold = 0
-    finally:
-        os.close(pipe_out)
-        os.close(pipe_in)
-        # A buffered writer keeps its own idea of the descriptor's offset: tell it where
-        # the splices left it, so its next write or seek is where the caller expects.
-        if isinstance(sink, io.BufferedWriter) and sink.seekable():
-            sink.seek(os.lseek(fd, 0, os.SEEK_CUR))
-
-
-_NONBLOCK = getattr(os, "SPLICE_F_NONBLOCK", 0) | getattr(os, "SPLICE_F_MOVE", 0)
+#: Never waits on the socket (`_socket_rest` does the waiting); moves pages, not copies.
+_FROM_SOCKET = getattr(os, "SPLICE_F_NONBLOCK", 0) | getattr(os, "SPLICE_F_MOVE", 0)
 
 
 def _drain(pipe: int, fd: int, n: int) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import selectors
 import socket
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import IO, Any, Callable, Optional, Union
@@ -15,7 +14,7 @@ from typing import IO, Any, Callable, Optional, Union
 import httpcore
 import httpx
 
-from .. import _core, _splice, _tar
+from .. import _core, _socket_rest, _splice, _tar
 from .._pipe import Pipe
 from . import _sockets
 
@@ -164,11 +163,6 @@ def network_backend(
 #: costs no fresh memory per read.
 COPY = 1 << 20
 
-#: Bytes copied between two reports to the loop. Each report wakes the loop, whose
-#: thread then contends with the copying one: reported after every read, the same
-#: download took 0.25–0.32 s against 0.17–0.21 s unreported (by hand).
-TELL = 4 << 20
-
 #: Told the bytes just written.
 Told = Callable[[int], None]
 
@@ -219,39 +213,21 @@ def _copy_socket(
     sock: socket.socket, sink: IO[bytes], left: int, timeout: float | None, tell: Told
 ) -> None:
     """Moves the `left` bytes still to come on the non-blocking `sock` into `sink`: by
-    `splice` where `sink` is a plain file (`_splice.py`; a 1 GiB download into a file,
-    by hand: see `_splice.py`), else read into one reused buffer and written a read at
-    a time. The failures are httpx's, as its own reads raise them."""
-    fd = _splice.target(sink)
-    if fd is not None:
-        _splice.move(sock, sink, fd, left, timeout, tell)
+    `splice` where `sink` is a plain file (`_splice.py`), else read into one reused
+    buffer and written a read at a time. The failures are httpx's, as its own reads
+    raise them (`_socket_rest.py`)."""
+    if _splice.into_file(sock, sink, left, timeout, tell):
         return
     buffer = bytearray(min(COPY, left))
     view = memoryview(buffer)
     # A file object known to copy or write what it is given at once may take the reused
     # buffer itself; any other gets bytes of its own, as it would from a stream.
     lend = type(sink) in (io.FileIO, io.BufferedWriter, io.BufferedRandom, io.BytesIO)
-    # Waits for the socket the portable way (`select.poll` is not on every platform).
-    with selectors.DefaultSelector() as readable:
-        readable.register(sock, selectors.EVENT_READ)
-        untold = 0
-        while left:
-            try:
-                n = sock.recv_into(view, min(len(buffer), left))
-            except (BlockingIOError, InterruptedError):
-                if not readable.select(timeout):
-                    raise httpx.ReadTimeout(
-                        "the daemon sent nothing for the read timeout"
-                    ) from None
-                continue
-            except OSError as error:
-                raise httpx.ReadError(str(error)) from error
-            if n == 0:
-                short = f"the daemon closed the connection {left} bytes short"
-                raise httpx.RemoteProtocolError(short)
-            sink.write(view[:n] if lend else bytes(view[:n]))
-            left -= n
-            untold += n
-            if untold >= TELL or not left:
-                tell(untold)
-                untold = 0
+
+    def take(most: int) -> int:
+        return sock.recv_into(view, min(len(buffer), most))
+
+    def land(n: int) -> None:
+        sink.write(view[:n] if lend else bytes(view[:n]))
+
+    _socket_rest.receive(sock, left, timeout, tell, take, land)

@@ -134,8 +134,4 @@ def copy_rest(
     sock = stream.get_extra_info("socket")
     if not isinstance(sock, socket.socket) or stream.get_extra_info("ssl_object") is not None:
         return False
-    fd = _splice.target(sink)
-    if fd is None:
-        return False
-    _splice.move(sock, sink, fd, left, timeout, told)
-    return True
+    return _splice.into_file(sock, sink, left, timeout, told)
