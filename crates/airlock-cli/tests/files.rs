@@ -462,6 +462,60 @@ async fn attacks_leave_the_host_untouched() {
     assert!(std::path::Path::new("/usr/bin/env").exists());
 }
 
+/// A sandbox process that takes a lease on its file and ignores the break notice made a
+/// daemon's blocking open of that file wait until it let go, up to `lease-break-time`
+/// (45 s), on the connection's thread, holding every request there. Now the open fails at
+/// once: busy, try again.
+#[tokio::test]
+async fn a_lease_on_a_file_answers_busy_at_once() {
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, serde_json::json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let holder = "import fcntl, os, signal, time\n\
+        signal.signal(signal.SIGIO, signal.SIG_IGN)\n\
+        w = os.open('/workspace/w', os.O_RDWR)\n\
+        fcntl.fcntl(w, fcntl.F_SETLEASE, fcntl.F_WRLCK)\n\
+        r = os.open('/workspace/r', os.O_RDONLY)\n\
+        fcntl.fcntl(r, fcntl.F_SETLEASE, fcntl.F_RDLCK)\n\
+        open('/workspace/leased', 'w').close()\n\
+        time.sleep(40)\n";
+    for (path, content) in [
+        ("/workspace/hold.py", holder),
+        ("/workspace/w", "leased"),
+        ("/workspace/r", "leased"),
+    ] {
+        assert_eq!(files.put(path, &[], content).await.0, 201);
+    }
+    let client = daemon.client();
+    let sandbox = id.clone();
+    let holding =
+        tokio::spawn(async move { sh(&client, &sandbox, "python3 /workspace/hold.py").await });
+    let waited = std::time::Instant::now();
+    while files.get("/workspace/leased", None).await.status() != 200 {
+        assert!(waited.elapsed() < Duration::from_secs(30), "no lease taken");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    let read = files.get("/workspace/w", None).await;
+    assert_eq!(read.status(), 503, "a read under a write lease");
+    let append = files
+        .http
+        .post(files.url("/content", &[("path", "/workspace/r"), ("append", "true")]))
+        .bearer_auth(&files.token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(append.status(), 503, "an append under a read lease");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited on the leases: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(files.bytes("/workspace/hold.py").await, holder.as_bytes());
+    holding.abort();
+}
+
 #[tokio::test]
 async fn archive_streams_a_tree_as_tar() {
     let daemon = Daemon::start();

@@ -16,6 +16,9 @@ const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 #[derive(Debug)]
 pub struct Root {
     fd: OwnedFd,
+    /// Whether the root's own mount is `nodev`: no device node on it can be opened, so a
+    /// lookup that stays on that mount may open what it finds without acting on a device.
+    nodev: bool,
 }
 
 impl Root {
@@ -26,7 +29,7 @@ impl Root {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
             Mode::empty(),
         )?;
-        Ok(Self { fd })
+        Ok(Self::of(fd))
     }
 
     /// Opens a directory an operator names as a root, following a final link: a sidecar
@@ -38,7 +41,20 @@ impl Root {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Self { fd })
+        Ok(Self::of(fd))
+    }
+
+    /// A root on the open directory `fd`, with its mount's flags read once: they belong
+    /// to whoever mounted the root (the daemon), not to the sandbox.
+    fn of(fd: OwnedFd) -> Self {
+        let nodev = rustix::fs::fstatvfs(&fd)
+            .is_ok_and(|vfs| vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::NODEV));
+        Self { fd, nodev }
+    }
+
+    /// Whether the root's own mount refuses to open device nodes.
+    pub fn nodev(&self) -> bool {
+        self.nodev
     }
 
     /// The root's own descriptor.
@@ -50,6 +66,19 @@ impl Root {
     pub fn resolve(&self, path: &SandboxPath, flags: OFlags) -> FsResult<OwnedFd> {
         openat2_in(&self.fd, path.relative(), flags, Mode::empty(), IN_ROOT)
             .map_err(|e| FsError::from_errno(path.as_str(), e))
+    }
+
+    /// The same, once, refusing (`EXDEV`) any path that crosses a mount: what it opens
+    /// is on the root's own mount. Not tried again on `EAGAIN`, which here may also be a
+    /// lease that a non-blocking open must not wait for: the caller goes the general way.
+    pub(crate) fn resolve_on_own_mount(
+        &self,
+        path: &SandboxPath,
+        flags: OFlags,
+    ) -> Result<OwnedFd, Errno> {
+        let resolve = IN_ROOT.union(ResolveFlags::NO_XDEV);
+        let flags = flags | OFlags::CLOEXEC;
+        rustix::fs::openat2(&self.fd, path.relative(), flags, Mode::empty(), resolve)
     }
 
     /// Opens `path` without following a symlink in its final component (`O_PATH`).

@@ -32,6 +32,8 @@ pub struct BindFlags {
     pub recursive: bool,
     /// Read-only (and nosuid, nodev).
     pub readonly: bool,
+    /// No device node on it opens (`readonly` implies it).
+    pub nodev: bool,
 }
 
 /// Binds the tree at `src` onto `target` (both open descriptors, `O_PATH` is enough).
@@ -40,6 +42,9 @@ pub fn bind(src: &OwnedFd, target: &OwnedFd, flags: BindFlags) -> io::Result<()>
     let mut set = 0;
     if flags.readonly {
         set |= MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    }
+    if flags.nodev {
+        set |= MOUNT_ATTR_NODEV;
     }
     let attr = MountAttr {
         attr_set: set,

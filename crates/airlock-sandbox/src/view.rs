@@ -132,18 +132,23 @@ pub fn make_readonly(root: &Root, path: &SandboxPath) -> io::Result<()> {
         BindFlags {
             recursive: false,
             readonly: true,
+            nodev: true,
         },
     )
 }
 
 fn mount_host_view(layout: &Layout, id: &str, view: &Path) -> io::Result<()> {
     let own_root = mounts::open_host_path(&layout.data(id).join("root"))?;
+    // `nodev`, as the overlay views are: the sandbox's devices are binds on its own
+    // /dev tmpfs, and no device node on its storage may act when the daemon opens it
+    // (which lets reads open files directly: `Root::open_read`).
     mounts::bind(
         &own_root,
         &mounts::open_host_path(view)?,
         BindFlags {
             recursive: false,
             readonly: false,
+            nodev: true,
         },
     )?;
     let root = Root::open(view)?;
@@ -163,6 +168,7 @@ fn mount_host_view(layout: &Layout, id: &str, view: &Path) -> io::Result<()> {
             BindFlags {
                 recursive: true,
                 readonly: true,
+                nodev: true,
             },
         )?;
         mask_daemon_home(layout, &host, &root, name)?;
