@@ -465,7 +465,7 @@ async fn attacks_leave_the_host_untouched() {
 /// A sandbox process that takes a lease on its file and ignores the break notice made a
 /// daemon's blocking open of that file wait until it let go, up to `lease-break-time`
 /// (45 s), on the connection's thread, holding every request there. Now the open fails at
-/// once: busy, try again.
+/// once: busy, try again, over REST and gRPC alike.
 #[tokio::test]
 async fn a_lease_on_a_file_answers_busy_at_once() {
     let daemon = Daemon::start();
@@ -507,6 +507,14 @@ async fn a_lease_on_a_file_answers_busy_at_once() {
         .await
         .unwrap();
     assert_eq!(append.status(), 503, "an append under a read lease");
+    // The same door for every face: gRPC's download answers UNAVAILABLE (busy).
+    let mut grpc = common::grpc::files(&daemon).await;
+    let outcome = common::grpc::download(&mut grpc, common::grpc::get(&id, "/workspace/w")).await;
+    assert_eq!(
+        outcome.map(|_| ()).unwrap_err().code(),
+        tonic::Code::Unavailable,
+        "a gRPC download under a write lease"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "waited on the leases: {:?}",
