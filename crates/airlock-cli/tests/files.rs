@@ -346,6 +346,8 @@ async fn attacks_leave_the_host_untouched() {
         }),
     )
     .await;
+    // On its disk image too, so the FIFO below meets the direct open.
+    assert_view_is_nodev(&daemon, &id);
     let files = Files::new(&daemon, &id);
     // A host sentinel at the very absolute path the sandbox's symlinks name.
     let sentinel = HostSentinel::new();
@@ -462,6 +464,21 @@ async fn attacks_leave_the_host_untouched() {
     assert!(std::path::Path::new("/usr/bin/env").exists());
 }
 
+/// The daemon's view of sandbox `id` is mounted `nodev`, which lets its reads open files
+/// directly (`Root::open_read`): without it every read still works, the slow way.
+fn assert_view_is_nodev(daemon: &Daemon, id: &str) {
+    let view = daemon.home().join("views").join(id);
+    let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", daemon.pid())).unwrap();
+    // Fields: id, parent, dev, root, mount point, mount options, ...
+    let options = mounts
+        .lines()
+        .map(|line| line.split(' ').collect::<Vec<_>>())
+        .find(|fields| std::path::Path::new(fields[4]) == view)
+        .map(|fields| fields[5].to_owned());
+    let options = options.unwrap_or_else(|| panic!("no mount at {}", view.display()));
+    assert!(options.split(',').any(|o| o == "nodev"), "{options}");
+}
+
 /// A sandbox process that takes a lease on its file and ignores the break notice made a
 /// daemon's blocking open of that file wait until it let go, up to `lease-break-time`
 /// (45 s), on the connection's thread, holding every request there. Now the open fails at
@@ -470,6 +487,7 @@ async fn attacks_leave_the_host_untouched() {
 async fn a_lease_on_a_file_answers_busy_at_once() {
     let daemon = Daemon::start();
     let id = sandbox_with(&daemon, serde_json::json!({})).await;
+    assert_view_is_nodev(&daemon, &id);
     let files = Files::new(&daemon, &id);
     let holder = "import fcntl, os, signal, time\n\
         signal.signal(signal.SIGIO, signal.SIG_IGN)\n\

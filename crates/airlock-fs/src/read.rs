@@ -21,12 +21,7 @@ impl Root {
             return Ok(opened);
         }
         let handle = self.resolve(path, OFlags::PATH)?;
-        let entry = Entry::of_fd(&handle, path.to_string())
-            .map_err(|e| FsError::from_errno(path.as_str(), e))?;
-        refuse_all_but_files(&entry, path)?;
-        let file =
-            reopen(&handle, OFlags::RDONLY).map_err(|e| FsError::from_errno(path.as_str(), e))?;
-        Ok((file, entry))
+        reopen_regular(&handle, path, OFlags::RDONLY)
     }
 
     /// One `openat2` where the general way takes two opens and a close (and 11 system
@@ -54,18 +49,31 @@ impl Root {
     }
 }
 
-/// Refuses directories, FIFOs, sockets and devices by name.
-fn refuse_all_but_files(entry: &Entry, path: &SandboxPath) -> FsResult<()> {
+/// The file behind the `O_PATH` handle of `path`, reopened with `flags` if it is a
+/// regular file; directories, FIFOs, sockets and devices are refused by name, unopened.
+pub(crate) fn reopen_regular(
+    handle: &OwnedFd,
+    path: &SandboxPath,
+    flags: OFlags,
+) -> FsResult<(File, Entry)> {
+    let entry = Entry::of_fd(handle, path.to_string())
+        .map_err(|e| FsError::from_errno(path.as_str(), e))?;
     match entry.kind {
-        FileKind::File => Ok(()),
-        FileKind::Dir => Err(FsError::IsDirectory {
-            path: path.to_string(),
-        }),
-        other => Err(FsError::NotRegular {
-            path: path.to_string(),
-            kind: other.name(),
-        }),
+        FileKind::File => {}
+        FileKind::Dir => {
+            return Err(FsError::IsDirectory {
+                path: path.to_string(),
+            });
+        }
+        other => {
+            return Err(FsError::NotRegular {
+                path: path.to_string(),
+                kind: other.name(),
+            });
+        }
     }
+    let file = reopen(handle, flags).map_err(|e| FsError::from_errno(path.as_str(), e))?;
+    Ok((file, entry))
 }
 
 /// Reopens an `O_PATH` handle with real access; the magic link names exactly the file we

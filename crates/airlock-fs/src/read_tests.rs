@@ -34,7 +34,8 @@ fn tmpfs(at: &Path, flags: MountFlags) {
     rustix::mount::mount("tmpfs", at, "tmpfs", flags, None).expect("tmpfs");
 }
 
-/// In `dir`: a regular file `f`, a FIFO `p` and a character device `null` (1:3).
+/// In `dir`: a regular file `f`, a FIFO `p`, a character device `null` (1:3) and a
+/// socket `s` (its listener gone, the node stays).
 fn plant(dir: &Path) {
     std::fs::write(dir.join("f"), "file").expect("file");
     let at = rustix::fs::CWD;
@@ -44,6 +45,7 @@ fn plant(dir: &Path) {
     };
     node("p", FileType::Fifo, 0);
     node("null", FileType::CharacterDevice, rustix::fs::makedev(1, 3));
+    std::os::unix::net::UnixListener::bind(dir.join("s")).expect("socket");
 }
 
 /// A `nodev` tmpfs holding [`plant`]'s files, with a tmpfs that allows devices mounted
@@ -80,10 +82,10 @@ rusty_fork_test! {
     }
 
     #[test]
-    fn devices_and_fifos_are_refused_on_either_way_at_once() {
+    fn devices_fifos_and_sockets_are_refused_on_either_way_at_once() {
         let (_home, root) = nodev_root_with_a_dev_submount();
         let started = Instant::now();
-        for refused in ["/null", "/p", "/sub/null", "/sub/p"] {
+        for refused in ["/null", "/p", "/s", "/sub/null", "/sub/p", "/sub/s"] {
             assert!(root.open_read_direct(&path(refused)).is_none(), "{refused}");
             let err = root.open_read(&path(refused)).expect_err(refused);
             assert_eq!(err.kind(), FsErrorKind::NotRegular, "{refused}");

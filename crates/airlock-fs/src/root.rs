@@ -53,7 +53,7 @@ impl Root {
     }
 
     /// Whether the root's own mount refuses to open device nodes.
-    pub fn nodev(&self) -> bool {
+    pub(crate) fn nodev(&self) -> bool {
         self.nodev
     }
 

@@ -11,10 +11,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
-use crate::read::reopen;
+use crate::read::reopen_regular;
 use crate::root::openat2_in;
 use crate::staged::Staged;
-use crate::{Checks, Checksums, Entry, FileKind, FsError, FsResult, Hasher, Root, SandboxPath};
+use crate::{Checks, Checksums, Entry, FsError, FsResult, Hasher, Root, SandboxPath};
 
 /// The most bytes gathered for one write.
 pub(crate) const BUFFER: usize = 1024 * 1024;
@@ -198,20 +198,8 @@ impl Root {
         };
         match self.resolve(path, OFlags::PATH) {
             Ok(handle) => {
-                let entry = Entry::of_fd(&handle, path.to_string())
-                    .map_err(|e| FsError::from_errno(path.as_str(), e))?;
-                match entry.kind {
-                    FileKind::File => reopen(&handle, mode)
-                        .map(|file| (OwnedFd::from(file), false))
-                        .map_err(|e| FsError::from_errno(path.as_str(), e)),
-                    FileKind::Dir => Err(FsError::IsDirectory {
-                        path: path.to_string(),
-                    }),
-                    other => Err(FsError::NotRegular {
-                        path: path.to_string(),
-                        kind: other.name(),
-                    }),
-                }
+                let (file, _) = reopen_regular(&handle, path, mode)?;
+                Ok((OwnedFd::from(file), false))
             }
             Err(FsError::NotFound { .. }) => {
                 let (dir, name) = self.parent_of(path)?;

@@ -30,9 +30,9 @@ struct MountAttr {
 pub struct BindFlags {
     /// Take submounts along.
     pub recursive: bool,
-    /// Read-only (and nosuid, nodev).
+    /// Read-only (and nosuid).
     pub readonly: bool,
-    /// No device node on it opens (`readonly` implies it).
+    /// No device node on it opens.
     pub nodev: bool,
 }
 
@@ -41,7 +41,7 @@ pub fn bind(src: &OwnedFd, target: &OwnedFd, flags: BindFlags) -> io::Result<()>
     let tree = clone_tree(src, flags.recursive)?;
     let mut set = 0;
     if flags.readonly {
-        set |= MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        set |= MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID;
     }
     if flags.nodev {
         set |= MOUNT_ATTR_NODEV;
