@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::body::stream;
 use super::failure::{Answer, Failure};
-use super::headers::{insert, text};
+use super::headers::{X_AIRLOCK_MODE, X_AIRLOCK_MTIME, insert, set, text};
 use super::json::{Json, Query};
 use super::range::{ByteRange, ranged_body};
 use crate::sendfile::SendQueue;
@@ -147,20 +147,20 @@ pub async fn download(
     );
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    insert(out, header::ETAG.as_str(), &entry.etag());
-    insert(out, "x-airlock-mode", &format!("{:04o}", entry.mode));
-    insert(out, "x-airlock-mtime", &mtime_text(&entry));
+    set(out, header::ETAG, entry.etag());
+    set(out, X_AIRLOCK_MODE, format!("{:04o}", entry.mode));
+    set(out, X_AIRLOCK_MTIME, mtime_text(&entry));
     let modified = std::time::UNIX_EPOCH + Duration::from_secs(entry.mtime.max(0) as u64);
-    insert(
+    set(
         out,
-        header::LAST_MODIFIED.as_str(),
-        &httpdate::fmt_http_date(modified),
+        header::LAST_MODIFIED,
+        httpdate::fmt_http_date(modified),
     );
     if range.is_some() {
-        insert(
+        set(
             out,
-            header::CONTENT_RANGE.as_str(),
-            &format!("bytes {start}-{}/{size}", start + len - 1),
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{size}", start + len - 1),
         );
     }
     Ok(response)

@@ -1,6 +1,6 @@
 //! Reading and writing the headers the routes share.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 /// A header's value as text, if present and printable.
 pub fn text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -13,6 +13,19 @@ pub fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
         header::HeaderName::try_from(name),
         HeaderValue::try_from(value),
     ) {
+        headers.insert(name, value);
+    }
+}
+
+/// The file headers every download carries, named once rather than parsed (and, being
+/// no standard names, allocated) per response.
+pub const X_AIRLOCK_MODE: HeaderName = HeaderName::from_static("x-airlock-mode");
+pub const X_AIRLOCK_MTIME: HeaderName = HeaderName::from_static("x-airlock-mtime");
+
+/// Sets a header to a value made for it, taking the text without copying it; a value
+/// that is not a valid header value is left out.
+pub fn set(headers: &mut HeaderMap, name: HeaderName, value: String) {
+    if let Ok(value) = HeaderValue::try_from(value) {
         headers.insert(name, value);
     }
 }
