@@ -68,10 +68,21 @@ impl AuditLog {
     }
 
     fn write(&self, line: &Line) {
-        let Ok(mut text) = serde_json::to_vec(line) else {
-            return;
-        };
-        text.push(b'\n');
+        // Each thread keeps its line's buffer: a call's audit line is written on every
+        // file request, and allocating it (and its time as a string) each time showed.
+        thread_local! {
+            static TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        TEXT.with_borrow_mut(|text| {
+            text.clear();
+            if serde_json::to_writer(&mut *text, line).is_ok() {
+                text.push(b'\n');
+                self.append(text);
+            }
+        });
+    }
+
+    fn append(&self, text: &[u8]) {
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if guard.1 + text.len() as u64 > self.max_bytes && guard.1 > 0 {
             match self.rotate() {
@@ -79,7 +90,7 @@ impl AuditLog {
                 Err(err) => tracing::error!(%err, "rotating the audit log"),
             }
         }
-        match guard.0.write_all(&text) {
+        match guard.0.write_all(text) {
             Ok(()) => guard.1 += text.len() as u64,
             Err(err) => tracing::error!(%err, "writing the audit log"),
         }
@@ -111,7 +122,8 @@ fn open_private(path: &Path) -> std::io::Result<File> {
 /// One line of the log.
 #[derive(Debug, Clone, Serialize)]
 struct Line {
-    time: String,
+    #[serde(serialize_with = "rfc3339_millis")]
+    time: std::time::SystemTime,
     principal: String,
     tenant: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,7 +142,15 @@ struct Line {
     crc64nvme: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<String>,
-    outcome: String,
+    outcome: std::borrow::Cow<'static, str>,
+}
+
+/// The time as `2026-12-06T14:43:15.123Z`, written straight into the line.
+fn rfc3339_millis<S: serde::Serializer>(
+    time: &std::time::SystemTime,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&humantime::format_rfc3339_millis(*time))
 }
 
 /// A line being filled in as its call runs; written once, when the call ends (or when
@@ -153,7 +173,7 @@ impl Pending {
         Self {
             log,
             line: Line {
-                time: String::new(),
+                time: std::time::SystemTime::UNIX_EPOCH,
                 principal: caller.by().to_owned(),
                 tenant,
                 sandbox: sandbox.map(str::to_owned),
@@ -224,7 +244,7 @@ impl Pending {
     pub fn done<T>(mut self, result: Result<T, ApiError>) -> Result<T, ApiError> {
         self.line.outcome = match &result {
             Ok(_) => "ok".into(),
-            Err(err) => err.code.name(),
+            Err(err) => err.code.name().into(),
         };
         self.flush();
         result
@@ -233,8 +253,7 @@ impl Pending {
     fn flush(&mut self) {
         if !self.written {
             self.written = true;
-            self.line.time =
-                humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+            self.line.time = std::time::SystemTime::now();
             self.log.write(&self.line);
         }
     }
@@ -421,6 +440,21 @@ mod tests {
         assert_eq!(last["action"], "sandbox.create");
         assert_eq!(last["outcome"], "aborted");
         assert_eq!(last["principal"], "token abc");
+        let time = last["time"].as_str().unwrap();
+        let written = humantime::parse_rfc3339(time).unwrap();
+        let age = std::time::SystemTime::now()
+            .duration_since(written)
+            .unwrap();
+        assert!(age.as_secs() < 60, "{time} is not now");
+        assert!(time.ends_with('Z') && time.len() == "2026-12-06T14:43:15.123Z".len());
+        drop(
+            Pending::new(log.clone(), &tenant(), "t".into(), None, "file.read")
+                .done::<()>(Err(ApiError::not_found("gone"))),
+        );
+        let current = std::fs::read_to_string(home.path().join("audit.log")).unwrap();
+        let failed: serde_json::Value =
+            serde_json::from_str(current.lines().last().unwrap()).unwrap();
+        assert_eq!(failed["outcome"], "not_found");
         assert!(home.path().join("audit.log.1").exists());
         assert!(home.path().join("audit.log.2").exists());
         assert!(
