@@ -440,21 +440,6 @@ mod tests {
         assert_eq!(last["action"], "sandbox.create");
         assert_eq!(last["outcome"], "aborted");
         assert_eq!(last["principal"], "token abc");
-        let time = last["time"].as_str().unwrap();
-        let written = humantime::parse_rfc3339(time).unwrap();
-        let age = std::time::SystemTime::now()
-            .duration_since(written)
-            .unwrap();
-        assert!(age.as_secs() < 60, "{time} is not now");
-        assert!(time.ends_with('Z') && time.len() == "2026-12-06T14:43:15.123Z".len());
-        drop(
-            Pending::new(log.clone(), &tenant(), "t".into(), None, "file.read")
-                .done::<()>(Err(ApiError::not_found("gone"))),
-        );
-        let current = std::fs::read_to_string(home.path().join("audit.log")).unwrap();
-        let failed: serde_json::Value =
-            serde_json::from_str(current.lines().last().unwrap()).unwrap();
-        assert_eq!(failed["outcome"], "not_found");
         assert!(home.path().join("audit.log.1").exists());
         assert!(home.path().join("audit.log.2").exists());
         assert!(
@@ -466,6 +451,29 @@ mod tests {
             assert!(meta.len() <= 4096);
             assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         }
+    }
+
+    /// A line says when it was written (RFC 3339, milliseconds, UTC) and how the call
+    /// ended: a failed call by its error's code.
+    #[test]
+    fn a_line_says_when_and_how_the_call_ended() {
+        let home = tempfile::tempdir().unwrap();
+        let log = Arc::new(AuditLog::open(home.path(), &AuditSettings::default()).unwrap());
+        drop(
+            Pending::new(log.clone(), &tenant(), "t".into(), None, "file.read")
+                .done::<()>(Err(ApiError::not_found("gone"))),
+        );
+        let current = std::fs::read_to_string(home.path().join("audit.log")).unwrap();
+        let line: serde_json::Value =
+            serde_json::from_str(current.lines().last().unwrap()).unwrap();
+        assert_eq!(line["outcome"], "not_found");
+        let time = line["time"].as_str().unwrap();
+        let written = humantime::parse_rfc3339(time).unwrap();
+        let age = std::time::SystemTime::now()
+            .duration_since(written)
+            .unwrap();
+        assert!(age.as_secs() < 60, "{time} is not now");
+        assert!(time.ends_with('Z') && time.len() == "2026-12-06T14:43:15.123Z".len());
     }
 
     /// A receipt's line says what the face reported sent, `ok` only when that was all.

@@ -7,13 +7,10 @@ pub fn text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Sets a header; a value that is not a valid header value is left out.
+/// Sets a header named by text; a name or value that is not valid is left out.
 pub fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (
-        header::HeaderName::try_from(name),
-        HeaderValue::try_from(value),
-    ) {
-        headers.insert(name, value);
+    if let Ok(name) = HeaderName::try_from(name) {
+        set(headers, name, value.to_owned());
     }
 }
 

@@ -157,6 +157,14 @@ mod tests {
             .map_err(|failure| failure.0.message)
     }
 
+    /// What axum's own extractor makes of `uri`.
+    fn axum_parse(uri: &str) -> Option<Asked> {
+        let uri: axum::http::Uri = uri.parse().unwrap();
+        axum::extract::Query::<Asked>::try_from_uri(&uri)
+            .ok()
+            .map(|q| q.0)
+    }
+
     /// The one-pass parse takes what axum's takes, and a query it refuses is still
     /// answered with axum's message, which names the field at fault.
     #[tokio::test]
@@ -170,6 +178,16 @@ mod tests {
             parse("/x?parents=true&path=%2Fa+b&other=1").await,
             Ok(asked("/a b", Some(true)))
         );
+        for uri in [
+            "/x?path=/a%20b",
+            "/x?parents=true&path=%2Fa+b&other=1",
+            "/x?path=/a&path=/b",
+            "/x?path=&parents=false",
+            "/x?path=/a&parents=maybe",
+            "/x?parents=true",
+        ] {
+            assert_eq!(parse(uri).await.ok(), axum_parse(uri), "{uri}");
+        }
         let wrong = parse("/x?path=/a&parents=maybe").await.unwrap_err();
         assert!(
             wrong.starts_with("bad query: ") && wrong.contains("parents"),
