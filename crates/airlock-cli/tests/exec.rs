@@ -207,3 +207,60 @@ async fn commands_start_with_default_signals() {
     );
     assert_eq!(out.stderr, "", "yes dies of SIGPIPE without a word");
 }
+
+/// The exec leaves (cgroups) of sandbox `id` as the daemon left them, in the pids
+/// hierarchy on cgroup v1 or the unified one on v2.
+fn exec_leaves(id: &str) -> Vec<std::path::PathBuf> {
+    let bases = ["/sys/fs/cgroup/pids/airlock", "/sys/fs/cgroup/airlock"];
+    let instances = bases
+        .iter()
+        .flat_map(|base| std::fs::read_dir(base).into_iter().flatten().flatten());
+    instances
+        .flat_map(|instance| {
+            std::fs::read_dir(instance.path().join(id))
+                .into_iter()
+                .flatten()
+        })
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("exec-"))
+        })
+        .collect()
+}
+
+/// A command runs in the cgroup leaf an ended one left empty, and never in one that a
+/// process left behind still holds: a command killed at its timeout takes its leaf's
+/// processes with it, and must not take another command's.
+#[tokio::test]
+async fn command_leaves_are_reused_only_when_empty() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+    for _ in 0..8 {
+        assert_eq!(sh(&client, &id, "true").await.exit_code, 0);
+    }
+    // One leaf, or two where a command began before the last one's leaf was handed back;
+    // eight if none were reused, none if every one were removed.
+    let leaves = exec_leaves(&id).len();
+    assert!(
+        (1..=2).contains(&leaves),
+        "{leaves} leaves after 8 commands in a row"
+    );
+
+    let left = sh(&client, &id, "sleep 301 >/dev/null 2>&1 & echo started").await;
+    assert_eq!(left.stdout, "started\n");
+    let req = ExecRequest {
+        shell: Some("sleep 302".into()),
+        timeout_ms: Some(300),
+        ..Default::default()
+    };
+    assert!(client.exec(&id, &req).await.unwrap().timed_out);
+    let sleeping = sh(&client, &id, "pgrep -a sleep || true").await.stdout;
+    assert_eq!(
+        sleeping.split_whitespace().skip(1).collect::<Vec<_>>(),
+        ["sleep", "301"],
+        "the timed-out command killed its own tree and nothing else"
+    );
+}

@@ -156,6 +156,17 @@ impl Cgroups {
         }
     }
 
+    /// Whether leaf `name` exists in every hierarchy with no process in it. Nothing can
+    /// enter an empty leaf but a helper the daemon sends there (a process joins a group
+    /// only by being forked in it or written into it, and the sandbox's processes can
+    /// write to no `cgroup.procs`), so an empty leaf stays empty until it is used again.
+    pub fn leaf_is_empty(&self, id: &str, name: &str) -> bool {
+        self.roots().into_iter().all(|root| {
+            std::fs::read(root.join(id).join(name).join("cgroup.procs"))
+                .is_ok_and(|procs| procs.is_empty())
+        })
+    }
+
     /// Removes this daemon's own groups (`airlock/<instance>`) if no sandbox's is left in
     /// them; a daemon that starts makes them again.
     pub fn remove_instance_if_empty(&self) {

@@ -281,6 +281,12 @@ impl Engine {
         self.cgroups.remove_leaf_if_empty(id, leaf);
     }
 
+    /// Whether an exec's group is there with nothing left in it, so another command
+    /// may run in it (see `Cgroups::leaf_is_empty`).
+    pub fn exec_leaf_is_empty(&self, id: &str, leaf: &str) -> bool {
+        self.cgroups.leaf_is_empty(id, leaf)
+    }
+
     /// Removes the daemon's own cgroups once no sandbox has any (at shutdown): each
     /// daemon home has its own, and they would otherwise stay after the home is gone.
     pub fn release_cgroups(&self) {

@@ -287,6 +287,8 @@ async fn pump(
     feeder.abort();
     drain(readers).await;
     let _ = tx.send(last_event(exit, timed_out)).await;
+    // The events end here: an exec's answer need not wait for its cgroup's upkeep.
+    drop(tx);
     command.finish();
 }
 

@@ -1,7 +1,7 @@
 //! The backend on this machine: the Linux engine (namespaces, mounts, cgroups, Landlock,
 //! seccomp) behind the [`SandboxBackend`] seam, unchanged in behaviour.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock_fs::{SandboxFs, SandboxPath};
@@ -58,6 +58,7 @@ impl SandboxBackend for LocalBackend {
                 engine: self.engine.clone(),
                 id: cfg.id.clone(),
                 init,
+                spare_leaves: Arc::default(),
             }) as Arc<dyn Running>)
         })
     }
@@ -91,6 +92,36 @@ struct LocalRunning {
     engine: Arc<Engine>,
     id: String,
     init: InitProcess,
+    spare_leaves: Arc<SpareLeaves>,
+}
+
+/// Cgroup leaves of ended commands, empty, for the next commands to run in. A command
+/// made its own leaf in each hierarchy and removed it after: six directory operations on
+/// every command's path (a memory group is the dearest to make), and each removed memory
+/// group lingers in the kernel while pages are charged to it. A leaf that still holds a
+/// process a command left behind is never kept, so a command killed with its leaf kills
+/// only its own tree.
+#[derive(Debug, Default)]
+struct SpareLeaves(Mutex<Vec<String>>);
+
+impl SpareLeaves {
+    /// More than this many commands at once in one sandbox leave their extra leaves to be
+    /// removed as before.
+    const KEPT: usize = 16;
+
+    fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    /// Keeps `leaf`; false if there are enough already.
+    fn keep(&self, leaf: &str) -> bool {
+        let mut spare = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() >= Self::KEPT {
+            return false;
+        }
+        spare.push(leaf.to_owned());
+        true
+    }
 }
 
 impl Running for LocalRunning {
@@ -105,8 +136,9 @@ impl Running for LocalRunning {
     }
 
     fn spawn<'a>(&'a self, name: &'a str, plan: ExecPlan) -> BoxFuture<'a, SandboxResult<Spawned>> {
+        let leaf = self.spare_leaves.take().unwrap_or_else(|| name.to_owned());
         // Spawning here is quick (the helper forks and joins); it needs no await.
-        let made = self.engine.spawn_exec(&self.id, &self.init, name, plan);
+        let made = self.engine.spawn_exec(&self.id, &self.init, &leaf, plan);
         Box::pin(async move {
             let (child, terminal) = made?;
             let terminal = terminal.map(|t| Arc::new(LocalTerminal(t)) as _);
@@ -114,7 +146,8 @@ impl Running for LocalRunning {
                 Arc::new(LocalCommand {
                     engine: self.engine.clone(),
                     id: self.id.clone(),
-                    leaf: name.to_owned(),
+                    leaf,
+                    spare_leaves: self.spare_leaves.clone(),
                     process,
                 })
             }))
@@ -128,6 +161,7 @@ struct LocalCommand {
     engine: Arc<Engine>,
     id: String,
     leaf: String,
+    spare_leaves: Arc<SpareLeaves>,
     process: ChildProcess,
 }
 
@@ -166,7 +200,10 @@ impl Command for LocalCommand {
     }
 
     fn finish(&self) {
-        self.engine.finish_exec(&self.id, &self.leaf);
+        let empty = self.engine.exec_leaf_is_empty(&self.id, &self.leaf);
+        if !(empty && self.spare_leaves.keep(&self.leaf)) {
+            self.engine.finish_exec(&self.id, &self.leaf);
+        }
     }
 }
 
