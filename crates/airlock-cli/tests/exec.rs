@@ -208,26 +208,14 @@ async fn commands_start_with_default_signals() {
     assert_eq!(out.stderr, "", "yes dies of SIGPIPE without a word");
 }
 
-/// The exec leaves (cgroups) of sandbox `id` as the daemon left them, in the pids
-/// hierarchy on cgroup v1 or the unified one on v2.
-fn exec_leaves(id: &str) -> Vec<std::path::PathBuf> {
-    let bases = ["/sys/fs/cgroup/pids/airlock", "/sys/fs/cgroup/airlock"];
-    let instances = bases
-        .iter()
-        .flat_map(|base| std::fs::read_dir(base).into_iter().flatten().flatten());
-    instances
-        .flat_map(|instance| {
-            std::fs::read_dir(instance.path().join(id))
-                .into_iter()
-                .flatten()
-        })
+/// How many exec leaves (cgroups) sandbox `id` has in `daemon`'s pids hierarchy.
+fn exec_leaves(daemon: &Daemon, id: &str) -> usize {
+    let node = common::census::instance_cgroup(daemon, "pids").join(id);
+    std::fs::read_dir(node)
+        .unwrap()
         .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("exec-"))
-        })
-        .collect()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("exec-"))
+        .count()
 }
 
 /// A command runs in the cgroup leaf an ended one left empty, and never in one that a
@@ -243,7 +231,7 @@ async fn command_leaves_are_reused_only_when_empty() {
     }
     // One leaf, or two where a command began before the last one's leaf was handed back;
     // eight if none were reused, none if every one were removed.
-    let leaves = exec_leaves(&id).len();
+    let leaves = exec_leaves(&daemon, &id);
     assert!(
         (1..=2).contains(&leaves),
         "{leaves} leaves after 8 commands in a row"

@@ -125,12 +125,10 @@ pub async fn serve(config: ServeConfig, stop: impl Future<Output = ()>) -> std::
     let service = Arc::new(open_service(&config, &home, settings).await?);
     let listener = TcpListener::bind(&config.listen).await?;
     let address = listener.local_addr()?;
-    // Tests and scripts that listen on port 0 learn the real port here. Written aside and
-    // renamed in: a reader that waits for the file to exist must not find it empty (the
-    // benchmark's did, once, and asked for `http://`).
-    let written = home.join("listen.new");
-    std::fs::write(&written, address.to_string())?;
-    std::fs::rename(&written, home.join("listen"))?;
+    // Tests and scripts that listen on port 0 learn the real port here. Written whole: a
+    // reader that waits for the file to exist must not find it empty (the benchmark's
+    // did, once, and asked for `http://`).
+    airlock_service::replace_file(&home.join("listen"), address.to_string().as_bytes())?;
     tracing::info!(%address, home = %home.display(), "airlock daemon ready");
     let reaper = tokio::spawn(service.clone().expire_forever());
     let upload_reaper = tokio::spawn(service.clone().expire_uploads_forever());

@@ -75,7 +75,7 @@ pub use packed_stream::PackedStream;
 pub use pool::POOL_MAX;
 pub use principal::{Access, Need, Principal};
 pub use processes::{ProcessEvents, Selector, StartOptions};
-pub use record::SandboxRecord;
+pub use record::{SandboxRecord, replace_file};
 pub use records::{FileRecords, RecordStore};
 pub use secrets::{HomeSecrets, SecretChange, SecretStore, new_secret};
 pub use settings::Settings;

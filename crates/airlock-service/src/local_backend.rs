@@ -199,11 +199,15 @@ impl Command for LocalCommand {
         })
     }
 
+    /// An emptied leaf goes to the next command; one a process still holds (or one too
+    /// many) is removed once empty, as before.
     fn finish(&self) {
-        let empty = self.engine.exec_leaf_is_empty(&self.id, &self.leaf);
-        if !(empty && self.spare_leaves.keep(&self.leaf)) {
-            self.engine.finish_exec(&self.id, &self.leaf);
+        if self.engine.exec_leaf_is_empty(&self.id, &self.leaf)
+            && self.spare_leaves.keep(&self.leaf)
+        {
+            return;
         }
+        self.engine.finish_exec(&self.id, &self.leaf);
     }
 }
 

@@ -58,12 +58,18 @@ impl SandboxRecord {
 
 /// Writes `value` as JSON to `file` atomically: a reader sees the old file or the new one.
 pub fn save_json(value: &impl Serialize, file: &Path) -> io::Result<()> {
+    replace_file(
+        file,
+        &serde_json::to_vec_pretty(value).map_err(io::Error::other)?,
+    )
+}
+
+/// Writes `bytes` to `file` atomically (a temporary file beside it, then a rename): a
+/// reader sees the old file, or none, or the whole new one, never a part.
+pub fn replace_file(file: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut temp = file.as_os_str().to_owned();
     temp.push(".tmp");
-    std::fs::write(
-        &temp,
-        serde_json::to_vec_pretty(value).map_err(io::Error::other)?,
-    )?;
+    std::fs::write(&temp, bytes)?;
     std::fs::rename(temp, file)
 }
 
