@@ -46,6 +46,7 @@ pub use pieces::{PieceReader, Pieces};
 pub use remove_tree::remove_tree_in;
 pub use root::Root;
 pub use sandbox_fs::{FileReader, PartialFile, SandboxFs, WatchFeed};
+pub use umask::lost_to_umask;
 pub use unpack::{Mtimes, Skipped, UnpackLimits, Unpacked, Unpacking};
 pub use watch::{LossyQueue, WatchEvent, WatchKind, Watcher};
 pub use whole_tar::{Closable, WholeTar};

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 /// `/proc/self/status` (setting the umask to read it would race other threads'
 /// creates); where it cannot be read, every bit counts as lost, so callers set the mode
 /// themselves.
-pub(crate) fn lost_to_umask(mode: u32) -> u32 {
+pub fn lost_to_umask(mode: u32) -> u32 {
     static UMASK: OnceLock<u32> = OnceLock::new();
     mode & *UMASK.get_or_init(|| read_umask().unwrap_or(0o777))
 }

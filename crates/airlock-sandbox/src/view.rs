@@ -152,16 +152,14 @@ fn mount_host_view(layout: &Layout, id: &str, view: &Path) -> io::Result<()> {
         },
     )?;
     let root = Root::open(view)?;
-    let shared = skeleton::SYSTEM_DIRS.iter().chain(skeleton::ETC_SHARED);
-    for name in shared {
-        let host = Path::new("/").join(name);
-        let Ok(meta) = std::fs::symlink_metadata(&host) else {
-            continue;
+    for (name, entry) in &skeleton::host().shared {
+        let is_dir = match entry {
+            skeleton::HostEntry::Symlink(_) => continue,
+            skeleton::HostEntry::Dir => true,
+            skeleton::HostEntry::File => false,
         };
-        if meta.file_type().is_symlink() {
-            continue;
-        }
-        let target = open_mount_point(&root, name, meta.is_dir())?;
+        let host = Path::new("/").join(name);
+        let target = open_mount_point(&root, name, is_dir)?;
         mounts::bind(
             &mounts::open_host_path(&host)?,
             &target,
