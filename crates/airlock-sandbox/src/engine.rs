@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use airlock_fs::{Root, SandboxPath};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
 use crate::cgroup::Cgroups;
@@ -71,7 +72,7 @@ impl Engine {
         crate::helper_binary::choose();
         let layout = Layout::new(home);
         Ok(Self {
-            janitor: Janitor::new(layout.trash())?,
+            janitor: Janitor::new(layout.trash(), cgroups.clone())?,
             layout,
             cgroups,
             roots: RwLock::new(HashMap::new()),
@@ -158,12 +159,18 @@ impl Engine {
             stdout: Stdio::piped(),
             stderr: Stdio::inherit(),
         };
-        let helper = launch::spawn_helper(INIT_HELPER, &spec, io, None)?;
-        let output = helper.wait_with_output().await?;
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|_| {
+        let mut helper = launch::spawn_helper(INIT_HELPER, &spec, io, None)?;
+        // Its one line is the whole answer: the helper exits right after writing it, and
+        // is reaped off the start's path (waiting for its exit was 0.3 ms of a start).
+        let mut said = Vec::new();
+        if let Some(stdout) = helper.stdout.take() {
+            BufReader::new(stdout).read_until(b'\n', &mut said).await?;
+        }
+        tokio::spawn(async move { helper.wait().await });
+        let report: serde_json::Value = serde_json::from_slice(&said).map_err(|_| {
             io::Error::other(format!(
                 "init helper said {:?}",
-                String::from_utf8_lossy(&output.stdout)
+                String::from_utf8_lossy(&said)
             ))
         })?;
         let pid = report["pid"].as_i64().unwrap_or(0) as i32;
@@ -201,18 +208,29 @@ impl Engine {
             .map_err(io::Error::other)?
     }
 
-    /// Removes everything of a stopped sandbox: groups, mounts, storage. Blocking.
+    /// Kills a sandbox's init, and with it every process in its pid namespace, and waits
+    /// for it; its groups stay for [`Engine::destroy`], which is to follow.
+    pub async fn kill(&self, init: &InitProcess) -> SandboxResult<()> {
+        let killed = async {
+            init.signal(libc::SIGKILL)?;
+            init.wait().await
+        };
+        killed.await.doing("killing the sandbox")
+    }
+
+    /// Removes everything of a sandbox whose init is gone (or never was): mounts, storage
+    /// and, after the answer, its groups with any exec helper still on its way out.
+    /// Blocking.
     pub fn destroy(&self, id: &str) -> SandboxResult<()> {
         if let Ok(mut roots) = self.roots.write() {
             roots.remove(id);
         }
-        self.cgroups
-            .destroy(id)
-            .doing("killing the sandbox's processes")?;
         view::unmount(&self.layout, id).doing("unmounting the sandbox")?;
         self.janitor
             .discard(&self.layout.sandbox(id))
-            .doing("removing the sandbox's files")
+            .doing("removing the sandbox's files")?;
+        self.janitor.discard_groups(id);
+        Ok(())
     }
 
     /// Spawns a command in a running sandbox, in cgroup leaf `leaf`, with piped stdio, or
@@ -290,6 +308,13 @@ impl Engine {
     /// Removes the daemon's own cgroups once no sandbox has any (at shutdown): each
     /// daemon home has its own, and they would otherwise stay after the home is gone.
     pub fn release_cgroups(&self) {
+        // Every sandbox has been stopped by now: what groups remain are deleted ones the
+        // janitor has not come to yet.
+        for id in self.cgroups.known_ids() {
+            if let Err(err) = self.cgroups.destroy(&id) {
+                tracing::warn!(id, %err, "removing a deleted sandbox's cgroups");
+            }
+        }
         self.cgroups.remove_instance_if_empty();
     }
 

@@ -1,38 +1,75 @@
-//! A deleted sandbox's files, removed after its delete has answered. Removing a fresh
-//! sandbox's tree (some forty entries, more for a used one, an image file for a
-//! disk-limited one) was a third of a delete's time. The delete now renames the tree
-//! into the home's `trash/` (one call, so the sandbox's directory is gone at once) and a
-//! background thread removes it. Whatever a daemon left in the trash when it stopped is
-//! removed by the next one as it starts.
+//! A deleted sandbox's files and cgroups, removed after its delete has answered.
+//! Removing a fresh sandbox's tree (some forty entries, more for a used one, an image
+//! file for a disk-limited one) was a third of a delete's time. The delete now renames
+//! the tree into the home's `trash/` (one call, so the sandbox's directory is gone at
+//! once) and a background thread removes it. Whatever a daemon left in the trash when it
+//! stopped is removed by the next one as it starts.
+//!
+//! Its cgroups (a node and its leaves in each hierarchy, nine `rmdir`s on cgroup v1,
+//! memory groups the dearest) were 0.6 ms of a 2 ms delete. Their ids are never used
+//! again, so nothing waits for them either; the groups of a daemon that stopped before
+//! its janitor came to them are removed when it releases its cgroups, or as strays by the
+//! next daemon.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::cgroup::Cgroups;
+
 #[derive(Debug)]
 pub struct Janitor {
     trash: PathBuf,
-    removals: Sender<PathBuf>,
+    removals: Sender<Leftover>,
+    cgroups: Cgroups,
+}
+
+/// What a deleted sandbox leaves for the janitor.
+#[derive(Debug)]
+enum Leftover {
+    /// A tree in the trash.
+    Tree(PathBuf),
+    /// The cgroups of a sandbox id.
+    Groups(String),
 }
 
 impl Janitor {
-    /// A janitor for `trash` (made if missing), which starts by removing what is in it.
-    pub fn new(trash: PathBuf) -> io::Result<Self> {
+    /// A janitor for `trash` (made if missing) and the groups in `cgroups`, which starts
+    /// by removing what is in the trash.
+    pub fn new(trash: PathBuf, cgroups: Cgroups) -> io::Result<Self> {
         std::fs::create_dir_all(&trash)?;
-        let (removals, queue) = mpsc::channel::<PathBuf>();
+        let (removals, queue) = mpsc::channel::<Leftover>();
         for leftover in std::fs::read_dir(&trash)?.flatten() {
-            let _ = removals.send(leftover.path());
+            let _ = removals.send(Leftover::Tree(leftover.path()));
         }
+        let groups = cgroups.clone();
         std::thread::Builder::new()
             .name("airlock-janitor".into())
             .spawn(move || {
                 yield_to_everything_else();
-                for tree in queue {
-                    remove(&tree);
+                for leftover in queue {
+                    clear(&groups, leftover);
                 }
             })?;
-        Ok(Self { trash, removals })
+        Ok(Self {
+            trash,
+            removals,
+            cgroups,
+        })
+    }
+
+    /// Kills what is left in the groups of sandbox `id` and removes them, later. The
+    /// sandbox's init must be gone: what may remain are exec helpers on their way out.
+    pub fn discard_groups(&self, id: &str) {
+        self.send(Leftover::Groups(id.to_owned()));
+    }
+
+    fn send(&self, leftover: Leftover) {
+        if let Err(unsent) = self.removals.send(leftover) {
+            // The janitor's thread is gone (it cannot panic, but if it did): clear here.
+            clear(&self.cgroups, unsent.0);
+        }
     }
 
     /// Moves the tree `dir` into the trash at once and removes it later. A `dir` that
@@ -49,10 +86,7 @@ impl Janitor {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             other => other?,
         }
-        if let Err(unsent) = self.removals.send(binned) {
-            // The janitor's thread is gone (it cannot panic, but if it did): remove here.
-            remove(&unsent.0);
-        }
+        self.send(Leftover::Tree(binned));
         Ok(())
     }
 }
@@ -66,6 +100,17 @@ fn yield_to_everything_else() {
     let tid = unsafe { libc::gettid() };
     if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) } != 0 {
         tracing::debug!(err = %io::Error::last_os_error(), "lowering the janitor's priority");
+    }
+}
+
+fn clear(cgroups: &Cgroups, leftover: Leftover) {
+    match leftover {
+        Leftover::Tree(tree) => remove(&tree),
+        Leftover::Groups(id) => {
+            if let Err(err) = cgroups.destroy(&id) {
+                tracing::warn!(id, %err, "removing a deleted sandbox's cgroups");
+            }
+        }
     }
 }
 
@@ -92,6 +137,11 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+
+    /// Groups under a name no daemon uses, which these tests never fill.
+    fn test_cgroups() -> Cgroups {
+        Cgroups::detect("janitor-test-unused").unwrap()
+    }
 
     fn gone_soon(path: &Path) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -120,7 +170,7 @@ mod tests {
         // What a sandbox could plant: links out to the host, to a directory and a file.
         std::os::unix::fs::symlink(&outside, tree.join("a/to-dir")).unwrap();
         std::os::unix::fs::symlink(outside.join("keep"), tree.join("to-file")).unwrap();
-        let janitor = Janitor::new(home.path().join("trash")).unwrap();
+        let janitor = Janitor::new(home.path().join("trash"), test_cgroups()).unwrap();
         janitor.discard(&tree).unwrap();
         assert!(!tree.exists(), "the tree is still where it was");
         let trash = home.path().join("trash");
@@ -151,7 +201,7 @@ mod tests {
                 .unwrap();
         }
         drop(dir);
-        let janitor = Janitor::new(home.path().join("trash")).unwrap();
+        let janitor = Janitor::new(home.path().join("trash"), test_cgroups()).unwrap();
         janitor.discard(&tree).unwrap();
         let trash = home.path().join("trash");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -162,6 +212,41 @@ mod tests {
     }
 
     #[test]
+    fn discarded_groups_are_emptied_and_removed_and_no_others() {
+        let cgroups = Cgroups::detect(&format!("janitor-test-{}", std::process::id())).unwrap();
+        let limits = crate::Limits {
+            memory_mb: Some(64),
+            pids: 16,
+            cpus: None,
+            disk_mb: None,
+        };
+        for id in ["deleted", "kept"] {
+            cgroups.create(id, &limits).unwrap();
+            cgroups.leaf(id, "exec-0").unwrap();
+        }
+        // A process left in a leaf, as an exec helper on its way out would be.
+        let mut straggler = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        for procs in cgroups.leaf("deleted", "exec-0").unwrap() {
+            std::fs::write(procs, straggler.id().to_string()).unwrap();
+        }
+        let home = tempfile::tempdir().unwrap();
+        let janitor = Janitor::new(home.path().join("trash"), cgroups.clone()).unwrap();
+        janitor.discard_groups("deleted");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cgroups.known_ids().contains(&"deleted".to_owned()) {
+            assert!(Instant::now() < deadline, "the groups were never removed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(straggler.wait().unwrap().code().is_none(), "killed");
+        assert_eq!(cgroups.known_ids(), ["kept"]);
+        cgroups.destroy("kept").unwrap();
+        cgroups.remove_instance_if_empty();
+    }
+
+    #[test]
     fn what_an_earlier_daemon_left_in_the_trash_is_removed() {
         let home = tempfile::tempdir().unwrap();
         let left = home.path().join("trash/abc-123");
@@ -169,7 +254,7 @@ mod tests {
         std::fs::write(left.join("deep/er/f"), "x").unwrap();
         let stray = home.path().join("trash/stray-file");
         std::fs::write(&stray, "x").unwrap();
-        let _janitor = Janitor::new(home.path().join("trash")).unwrap();
+        let _janitor = Janitor::new(home.path().join("trash"), test_cgroups()).unwrap();
         assert!(gone_soon(&left) && gone_soon(&stray));
     }
 }

@@ -85,6 +85,11 @@ pub trait Running: Send + Sync + Debug {
     /// Asks every process to end, kills what remains after `grace`, and frees what the
     /// running sandbox held.
     fn stop(&self, grace: Duration) -> BoxFuture<'_, SandboxResult<()>>;
+    /// Kills every process at once, for a delete: what the sandbox held is then freed by
+    /// the backend's `destroy`, which follows.
+    fn kill(&self) -> BoxFuture<'_, SandboxResult<()>> {
+        self.stop(Duration::ZERO)
+    }
     /// Starts a command; `name` is unique among the sandbox's commands.
     fn spawn<'a>(&'a self, name: &'a str, plan: ExecPlan) -> BoxFuture<'a, SandboxResult<Spawned>>;
 }

@@ -226,13 +226,25 @@ impl Service {
             // Watches hold the sandbox's directories open; let them go first.
             entry.closed.cancel();
             let mut life = entry.life.lock().await;
-            if let Some(init) = life.init.take() {
-                init.stop(Duration::ZERO).await?;
-                entry.update(&*self.records, |r| r.state = SandboxState::Stopped);
+            let killed = life.init.take();
+            if let Some(init) = &killed {
+                init.kill().await?;
             }
             let backend = self.backend.clone();
             let owned_id = id.to_owned();
-            blocking(move || backend.destroy(&owned_id)).await??;
+            // The record is not rewritten as stopped on the way (a write of a file the
+            // destroy removes a moment later): were the daemon to die between the two, the
+            // next one restores the sandbox as it was, and the unanswered delete can be
+            // made again. Only a sandbox that outlives a failed destroy is marked stopped.
+            let destroyed = blocking(move || backend.destroy(&owned_id))
+                .await
+                .and_then(|d| d.map_err(ApiError::from));
+            if let Err(err) = destroyed {
+                if killed.is_some() {
+                    entry.update(&*self.records, |r| r.state = SandboxState::Stopped);
+                }
+                return Err(err);
+            }
             life.deleted = true;
             self.sandboxes
                 .write()

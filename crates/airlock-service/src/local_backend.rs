@@ -135,6 +135,10 @@ impl Running for LocalRunning {
         Box::pin(self.engine.stop(&self.id, &self.init, grace))
     }
 
+    fn kill(&self) -> BoxFuture<'_, SandboxResult<()>> {
+        Box::pin(self.engine.kill(&self.init))
+    }
+
     fn spawn<'a>(&'a self, name: &'a str, plan: ExecPlan) -> BoxFuture<'a, SandboxResult<Spawned>> {
         let leaf = self.spare_leaves.take().unwrap_or_else(|| name.to_owned());
         // Spawning here is quick (the helper forks and joins); it needs no await.
