@@ -39,18 +39,29 @@ async fn commands_run_from_the_small_helper_beside_the_daemon() {
         let id = id.clone();
         tokio::spawn(async move { sh(&client, &id, "sleep 2; echo done").await })
     };
+    // The forker, the sandbox's init and the command's helper (both forked by the
+    // forker, so their command lines are its own): all of them the small binary.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let helper = loop {
-        let found = children_with_binaries(&daemon)
-            .into_iter()
-            .find(|(_, _, cmdline)| cmdline.contains("__airlock-exec"));
-        if let Some(found) = found {
-            break found;
+    let children = loop {
+        let children = children_with_binaries(&daemon);
+        if children.len() >= 3 {
+            break children;
         }
-        assert!(Instant::now() < deadline, "no exec helper appeared");
+        assert!(
+            Instant::now() < deadline,
+            "no exec helper appeared: {children:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(helper.1, small, "the exec helper runs {:?}", helper.1);
+    assert!(
+        children
+            .iter()
+            .any(|(_, _, cmdline)| cmdline.contains("__airlock-forker")),
+        "{children:?}"
+    );
+    for (pid, exe, _) in &children {
+        assert_eq!(exe, &small, "child {pid} runs {exe:?}");
+    }
     assert_eq!(running.await.unwrap().stdout, "done\n");
 }
 

@@ -81,7 +81,7 @@ async fn no_start_leaves_it_created_until_started() {
         .unwrap();
     assert_eq!(made.state, SandboxState::Created);
     assert!(
-        common::children_of(daemon.pid()).is_empty(),
+        common::sandbox_processes_of(daemon.pid()).is_empty(),
         "no sandbox process runs before start"
     );
     assert_eq!(
@@ -114,7 +114,7 @@ async fn ttl_expiry_deletes_the_sandbox() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        common::children_of(daemon.pid()).is_empty(),
+        common::sandbox_processes_of(daemon.pid()).is_empty(),
         "its processes are gone"
     );
 }

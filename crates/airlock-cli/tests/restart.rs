@@ -7,7 +7,7 @@ mod common;
 
 use airlock_api::{CreateSandbox, Limits, SandboxState};
 use common::census::{CONTROLLERS, instance_cgroup};
-use common::{Daemon, alive, children_of, sh};
+use common::{Daemon, alive, children_of, sandbox_processes_of, sh};
 
 /// How many of the daemon's own cgroups exist, one per hierarchy at most.
 fn instance_cgroups(daemon: &Daemon) -> usize {
@@ -51,8 +51,13 @@ async fn kill_9_then_restart_brings_every_sandbox_back() {
         .await;
     }
     client.stop(&stopped).await.unwrap();
+    assert_eq!(
+        sandbox_processes_of(daemon.pid()).len(),
+        2,
+        "one init per running sandbox"
+    );
+    // The forker too: it must end with the daemon that started it.
     let old_processes = children_of(daemon.pid());
-    assert_eq!(old_processes.len(), 2, "one init per running sandbox");
 
     daemon.kill9();
     daemon.restart();

@@ -3,18 +3,17 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use airlock_fs::{Root, SandboxPath};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 
 use crate::cgroup::Cgroups;
 use crate::error::{Doing, SandboxResult};
+use crate::forker::Helper;
 use crate::janitor::Janitor;
-use crate::launch::{self, EXEC_HELPER, HelperIo, INIT_HELPER, InitProcess};
+use crate::launch::{self, HelperIo, InitProcess, Started, Stream};
 use crate::layout::Layout;
 use crate::spec::{ExecSpec, InitSpec};
 use crate::terminal::{Terminal, WindowSize};
@@ -155,18 +154,19 @@ impl Engine {
                 .map_or(DEFAULT_SHM_MB, |m| (m / 2).max(1)),
         };
         let io = HelperIo {
-            stdin: Stdio::null(),
-            stdout: Stdio::piped(),
-            stderr: Stdio::inherit(),
+            stdin: Stream::Null,
+            stdout: Stream::Piped,
+            stderr: Stream::Inherit,
         };
-        let mut helper = launch::spawn_helper(INIT_HELPER, &spec, io, None)?;
+        let helper = launch::spawn_helper(Helper::Init, &spec, io, None)?;
         // Its one line is the whole answer: the helper exits right after writing it, and
         // is reaped off the start's path (waiting for its exit was 0.3 ms of a start).
         let mut said = Vec::new();
-        if let Some(stdout) = helper.stdout.take() {
+        if let Some(stdout) = helper.stdout {
             BufReader::new(stdout).read_until(b'\n', &mut said).await?;
         }
-        tokio::spawn(async move { helper.wait().await });
+        let process = helper.process;
+        tokio::spawn(async move { process.wait().await });
         let report: serde_json::Value = serde_json::from_slice(&said).map_err(|_| {
             io::Error::other(format!(
                 "init helper said {:?}",
@@ -241,7 +241,7 @@ impl Engine {
         init: &InitProcess,
         leaf: &str,
         plan: ExecPlan,
-    ) -> SandboxResult<(Child, Option<Terminal>)> {
+    ) -> SandboxResult<(Started, Option<Terminal>)> {
         let spec = ExecSpec {
             cgroup_procs: self.cgroups.leaf(id, leaf).doing("starting a command")?,
             argv: plan.argv,
@@ -259,9 +259,9 @@ impl Engine {
         let (io, terminal) = match plan.terminal {
             None => {
                 let io = HelperIo {
-                    stdin: Stdio::piped(),
-                    stdout: Stdio::piped(),
-                    stderr: Stdio::piped(),
+                    stdin: Stream::Piped,
+                    stdout: Stream::Piped,
+                    stderr: Stream::Piped,
                 };
                 (io, None)
             }
@@ -269,17 +269,17 @@ impl Engine {
                 let (terminal, replica) = Terminal::open(size).doing("opening a terminal")?;
                 let copy = || replica.try_clone().doing("opening a terminal");
                 let io = HelperIo {
-                    stdin: Stdio::from(copy()?),
-                    stdout: Stdio::from(copy()?),
-                    stderr: Stdio::from(replica),
+                    stdin: Stream::Given(copy()?),
+                    stdout: Stream::Given(copy()?),
+                    stderr: Stream::Given(replica),
                 };
                 (io, Some(terminal))
             }
         };
         // The helper's copies of the replica are dropped with its command here, so the
         // terminal ends when the command and what it left behind have all closed it.
-        let child =
-            launch::spawn_helper(EXEC_HELPER, &spec, io, Some(init)).doing("starting a command")?;
+        let child = launch::spawn_helper(Helper::Exec, &spec, io, Some(init))
+            .doing("starting a command")?;
         Ok((child, terminal))
     }
 
@@ -305,9 +305,12 @@ impl Engine {
         self.cgroups.leaf_is_empty(id, leaf)
     }
 
-    /// Removes the daemon's own cgroups once no sandbox has any (at shutdown): each
-    /// daemon home has its own, and they would otherwise stay after the home is gone.
-    pub fn release_cgroups(&self) {
+    /// Gives back what the engine holds for itself once every sandbox is stopped (at
+    /// shutdown): the forker, which would otherwise outlive the daemon for a moment, and
+    /// the daemon's own cgroups (each daemon home has its own, and they would otherwise
+    /// stay after the home is gone).
+    pub fn release(&self) {
+        launch::stop_forker();
         // Every sandbox has been stopped by now: what groups remain are deleted ones the
         // janitor has not come to yet.
         for id in self.cgroups.known_ids() {

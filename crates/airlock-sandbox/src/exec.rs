@@ -3,10 +3,11 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 
 use crate::init::SANDBOX_NAMESPACES;
-use crate::spec::{ExecSpec, join_cgroups, read_spec};
+use crate::spec::{ExecSpec, join_cgroups, read_spec, read_spec_at};
 use crate::{confine, sys};
 
 /// Exit code when the helper itself failed before the command could start.
@@ -14,7 +15,17 @@ pub const SETUP_FAILED: i32 = 125;
 
 /// Entry point of `airlock __airlock-exec`: exits with the command's code.
 pub fn main() -> ! {
-    let code = match read_spec::<ExecSpec>().and_then(|(spec, init)| {
+    finish(read_spec::<ExecSpec>())
+}
+
+/// The exec helper in a process the forker made: its spec at `spec_fd`, the sandbox
+/// init's pidfd at `init_fd`.
+pub(crate) fn main_at(spec_fd: RawFd, init_fd: Option<RawFd>) -> ! {
+    finish(read_spec_at::<ExecSpec>(spec_fd, init_fd))
+}
+
+fn finish(spec: io::Result<(ExecSpec, Option<OwnedFd>)>) -> ! {
+    let code = match spec.and_then(|(spec, init)| {
         let init = init.ok_or_else(|| io::Error::other("no sandbox init given"))?;
         run(&spec, init)
     }) {
@@ -28,6 +39,7 @@ pub fn main() -> ! {
 }
 
 fn run(spec: &ExecSpec, init: std::os::fd::OwnedFd) -> io::Result<i32> {
+    sys::set_process_name(c"airlock-exec");
     join_cgroups(&spec.cgroup_procs)?;
     // The daemon passes the init's pidfd, not its pid: a pid could be recycled by the time
     // we get here, a pidfd cannot, and setns through it fails once the init is gone.

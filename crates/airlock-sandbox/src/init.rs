@@ -3,13 +3,14 @@
 //! then only reaps orphans and forwards SIGTERM until the daemon kills it.
 
 use std::io::{self, Read, Write};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use airlock_fs::Root;
 use rustix::fs::OFlags;
 
-use crate::spec::{InitSpec, join_cgroups, read_spec};
+use crate::spec::{InitSpec, join_cgroups, read_spec, read_spec_at};
 use crate::sys;
 
 /// Every namespace a sandbox gets (a user namespace is not needed: we are root outside
@@ -23,7 +24,16 @@ pub const SANDBOX_NAMESPACES: libc::c_int = libc::CLONE_NEWNS
 
 /// Entry point of `airlock __airlock-init`; prints one JSON line and exits.
 pub fn main() -> ! {
-    let outcome = read_spec::<InitSpec>()
+    finish(read_spec::<InitSpec>())
+}
+
+/// The init helper in a process the forker made, its spec at descriptor `spec_fd`.
+pub(crate) fn main_at(spec_fd: RawFd) -> ! {
+    finish(read_spec_at::<InitSpec>(spec_fd, None))
+}
+
+fn finish(spec: io::Result<(InitSpec, Option<OwnedFd>)>) -> ! {
+    let outcome = spec
         .map(|(spec, _)| spec)
         .map_err(|e| (0, e))
         .and_then(|spec| start(&spec));
@@ -46,6 +56,8 @@ type Failure = (i32, io::Error);
 
 fn start(spec: &InitSpec) -> Result<i32, Failure> {
     let early = |e| (0, e);
+    // Inherited by the sandbox's pid 1, which is what `ps` inside shows as 1.
+    sys::set_process_name(c"airlock-init");
     join_cgroups(&spec.cgroup_procs).map_err(early)?;
     // Inherited by the init we fork: the OOM killer then picks the sandbox's hungry
     // process, never its pid 1 (whose death would end the whole sandbox). Best effort:

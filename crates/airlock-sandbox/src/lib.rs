@@ -13,7 +13,9 @@ mod disk;
 mod engine;
 mod error;
 pub mod exec;
+mod forker;
 mod helper_binary;
+mod helper_process;
 pub mod init;
 mod janitor;
 mod launch;
@@ -29,7 +31,8 @@ mod view;
 pub use cgroup_moves::favor_cgroup_moves;
 pub use engine::{Engine, ExecPlan, SandboxConfig, instance_name};
 pub use error::{FailureKind, SandboxError, SandboxResult};
-pub use launch::{EXEC_HELPER, INIT_HELPER, InitProcess};
+pub use helper_process::HelperProcess;
+pub use launch::{EXEC_HELPER, INIT_HELPER, InitProcess, Started};
 pub use layout::Layout;
 pub use skeleton::WRITABLE_DIRS;
 pub use templates::{HOST_TEMPLATE, TemplateStore, valid_template_name};
@@ -63,6 +66,7 @@ pub fn run_helper_if_requested() {
     match std::env::args().nth(1).as_deref() {
         Some(INIT_HELPER) => init::main(),
         Some(EXEC_HELPER) => exec::main(),
+        Some(forker::FORKER) => forker::main(),
         Some(helper_binary::IDENTITY) => {
             println!("{}", helper_binary::BUILD);
             std::process::exit(0)

@@ -50,8 +50,17 @@ pub struct ExecSpec {
 /// the sandbox. Call first, before the helper does anything else.
 pub fn read_spec<T: DeserializeOwned>() -> std::io::Result<(T, Option<OwnedFd>)> {
     let (spec_fd, init_fd) = descriptors(std::env::args().skip(2))?;
-    // SAFETY: the daemon left these descriptors open for us under the numbers it passed,
-    // and nothing else in this fresh process owns them.
+    read_spec_at(spec_fd, init_fd)
+}
+
+/// [`read_spec`] from descriptors already known: those the daemon passed in the helper's
+/// arguments, or those the forker received for it.
+pub fn read_spec_at<T: DeserializeOwned>(
+    spec_fd: RawFd,
+    init_fd: Option<RawFd>,
+) -> std::io::Result<(T, Option<OwnedFd>)> {
+    // SAFETY: the daemon (or the forker) left these descriptors open for us under these
+    // numbers, and nothing else in this process owns them.
     let (mut file, init) = unsafe {
         (
             std::fs::File::from_raw_fd(spec_fd),
@@ -85,7 +94,7 @@ fn descriptors(args: impl Iterator<Item = String>) -> std::io::Result<(RawFd, Op
 }
 
 /// Closes every descriptor from 3 up but `keep`.
-fn close_inherited_except(keep: Option<RawFd>) {
+pub(crate) fn close_inherited_except(keep: Option<RawFd>) {
     let close_range = |first: RawFd, last: u32| {
         // SAFETY: integer-only call; closing descriptors this process owns exclusively.
         unsafe { libc::syscall(libc::SYS_close_range, first as u32, last, 0u32) };

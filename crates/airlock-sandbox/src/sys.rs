@@ -49,7 +49,8 @@ pub fn pidfd_kill(pidfd: &OwnedFd, signal: libc::c_int) -> io::Result<()> {
     cvt(ret).map(drop)
 }
 
-/// Reaps the exited child behind `pidfd`; with `block` false, `None` while it still runs.
+/// Reaps the exited child behind `pidfd`: its end as a shell reports it (its exit code, or
+/// 128 + the signal that ended it); with `block` false, `None` while it still runs.
 pub fn pidfd_reap(pidfd: &OwnedFd, block: bool) -> io::Result<Option<i32>> {
     // SAFETY: siginfo_t is plain data; zeroed is a valid initial value for waitid to fill.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -68,7 +69,12 @@ pub fn pidfd_reap(pidfd: &OwnedFd, block: bool) -> io::Result<Option<i32>> {
     let pid = unsafe { info.si_pid() };
     Ok((pid != 0).then(|| {
         // SAFETY: as above, `info` describes an exited child.
-        unsafe { info.si_status() }
+        let status = unsafe { info.si_status() };
+        if info.si_code == libc::CLD_EXITED {
+            status
+        } else {
+            128 + status
+        }
     }))
 }
 
@@ -226,6 +232,13 @@ pub fn try_wait_exit_code(pid: i32) -> io::Result<Option<i32>> {
 pub fn wait_signal(set: &libc::sigset_t) -> i32 {
     // SAFETY: `set` is initialised; a null siginfo pointer is allowed.
     unsafe { libc::sigwaitinfo(set, std::ptr::null_mut()) }
+}
+
+/// Names this process as `ps` and `/proc/PID/comm` show it (15 bytes at most). A helper
+/// the forker made would otherwise go by the forker's name.
+pub fn set_process_name(name: &std::ffi::CStr) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string, which a CStr is.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
 }
 
 /// Writes this process's OOM score adjustment (-1000 shields it from the OOM killer).

@@ -1,4 +1,4 @@
-//! A command run as a child process of the daemon: one task waits for it while others
+//! A command run as a host process of the test backend's: one task waits for it while others
 //! may signal it, and a signal never reaches its pid once it has been reaped (the number
 //! may belong to someone else by then).
 

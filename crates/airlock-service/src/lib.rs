@@ -8,6 +8,7 @@ mod backend;
 mod batch;
 mod body;
 mod caps;
+#[cfg(test)]
 mod child_process;
 mod credentials;
 mod envd_tokens;

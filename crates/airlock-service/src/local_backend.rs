@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use airlock_fs::{SandboxFs, SandboxPath};
 use airlock_sandbox::{
-    Engine, ExecPlan, InitProcess, SandboxConfig, SandboxResult, Terminal, WindowSize,
+    Engine, ExecPlan, HelperProcess, InitProcess, SandboxConfig, SandboxResult, Terminal,
+    WindowSize,
 };
 use futures_util::future::BoxFuture;
 use rustix::process::Signal;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::backend::{Command, CommandTerminal, ReadonlyFile, Running, SandboxBackend, Spawned};
-use crate::child_process::{ChildProcess, spawned};
 
 /// The local Linux engine as a backend.
 #[derive(Debug)]
@@ -82,7 +82,7 @@ impl SandboxBackend for LocalBackend {
     }
 
     fn release(&self) {
-        self.engine.release_cgroups();
+        self.engine.release();
     }
 }
 
@@ -144,17 +144,20 @@ impl Running for LocalRunning {
         // Spawning here is quick (the helper forks and joins); it needs no await.
         let made = self.engine.spawn_exec(&self.id, &self.init, &leaf, plan);
         Box::pin(async move {
-            let (child, terminal) = made?;
-            let terminal = terminal.map(|t| Arc::new(LocalTerminal(t)) as _);
-            Ok(spawned(child, terminal, |process| {
-                Arc::new(LocalCommand {
+            let (started, terminal) = made?;
+            Ok(Spawned {
+                stdin: started.stdin.map(|i| Box::new(i) as _),
+                stdout: started.stdout.map(|o| Box::new(o) as _),
+                stderr: started.stderr.map(|e| Box::new(e) as _),
+                terminal: terminal.map(|t| Arc::new(LocalTerminal(t)) as _),
+                command: Arc::new(LocalCommand {
                     engine: self.engine.clone(),
                     id: self.id.clone(),
                     leaf,
                     spare_leaves: self.spare_leaves.clone(),
-                    process,
-                })
-            }))
+                    process: started.process,
+                }),
+            })
         })
     }
 }
@@ -166,7 +169,7 @@ struct LocalCommand {
     id: String,
     leaf: String,
     spare_leaves: Arc<SpareLeaves>,
-    process: ChildProcess,
+    process: HelperProcess,
 }
 
 impl Command for LocalCommand {
@@ -178,12 +181,12 @@ impl Command for LocalCommand {
     /// its SIGCONT go to the whole tree through its cgroup, as a shell stops a job.
     fn signal(&self, signal: Signal) -> std::io::Result<()> {
         if signal == Signal::STOP || signal == Signal::CONT {
-            self.process.signal(signal)?;
+            self.process.signal(signal.as_raw())?;
             self.engine
                 .signal_exec(&self.id, &self.leaf, signal.as_raw());
             return Ok(());
         }
-        self.process.signal(signal)
+        self.process.signal(signal.as_raw())
     }
 
     /// The command goes first, then its cgroup: one just spawned may not have joined
@@ -191,7 +194,7 @@ impl Command for LocalCommand {
     /// instead of dying by the kill (137).
     fn kill_all(&self) -> BoxFuture<'_, SandboxResult<()>> {
         Box::pin(async move {
-            let _ = self.process.signal(Signal::KILL);
+            let _ = self.process.signal(Signal::KILL.as_raw());
             let (engine, id, leaf) = (self.engine.clone(), self.id.clone(), self.leaf.clone());
             match tokio::task::spawn_blocking(move || engine.kill_exec(&id, &leaf)).await {
                 Ok(killed) => killed,

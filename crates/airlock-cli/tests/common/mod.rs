@@ -281,6 +281,18 @@ pub fn children_of(parent: i32) -> Vec<i32> {
         .collect()
 }
 
+/// The daemon's children but its forker (which lives as long as the daemon does): the
+/// sandboxes' inits and the commands' helpers.
+pub fn sandbox_processes_of(daemon: i32) -> Vec<i32> {
+    children_of(daemon)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() != "airlock-forker")
+        })
+        .collect()
+}
+
 fn ppid(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parens; fields resume after the last ')'.
