@@ -169,6 +169,11 @@ fn report(rows: &[Row], iterations: usize, out: &str) -> anyhow::Result<()> {
         if goal { "pass" } else { "short" },
         rows[0].p50_ms
     );
+    let fresh = rows[3].p50_ms / rows.last().map_or(f64::NAN, |peer| peer.p50_ms);
+    md += &format!(
+        "Goal create → exec → delete ≤ 2× the last peer (#16), p50: {} ({fresh:.1}×)\n",
+        if fresh <= 2.0 { "pass" } else { "short" }
+    );
     let pooled = rows[5].p50_ms / rows.last().map_or(f64::NAN, |peer| peer.p50_ms);
     md += &format!(
         "Goal create → exec → delete from a warm pool ≤ 2× the last peer, p50: {} ({pooled:.1}×)\n",
