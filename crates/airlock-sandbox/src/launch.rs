@@ -131,9 +131,7 @@ fn spawn(
     init: Option<&InitProcess>,
 ) -> io::Result<i32> {
     // `dup` leaves the copy without close-on-exec; the init keeps its own pidfd private.
-    let pidfd = init
-        .map(|i| rustix::io::dup(i.0.pidfd()))
-        .transpose()?;
+    let pidfd = init.map(|i| rustix::io::dup(i.0.pidfd())).transpose()?;
     let subcommand = match kind {
         Helper::Init => INIT_HELPER,
         Helper::Exec => EXEC_HELPER,
