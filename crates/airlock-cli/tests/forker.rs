@@ -10,20 +10,15 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, children_of, sandbox, sh};
+use common::{Daemon, children_of, is_forker, sandbox, sh};
 use rustix::net::{
     AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 
-/// The daemon's forkers (what it forks goes by its own name, `airlock-init` or
-/// `airlock-exec`, though its command line is the forker's).
 fn forkers_of(daemon: &Daemon) -> Vec<i32> {
     children_of(daemon.pid())
         .into_iter()
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim_end() == "airlock-forker")
-        })
+        .filter(|pid| is_forker(*pid))
         .collect()
 }
 

@@ -54,9 +54,7 @@ async fn commands_run_from_the_small_helper_beside_the_daemon() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(
-        children
-            .iter()
-            .any(|(_, _, cmdline)| cmdline.contains("__airlock-forker")),
+        children.iter().any(|(pid, _, _)| common::is_forker(*pid)),
         "{children:?}"
     );
     for (pid, exe, _) in &children {

@@ -197,8 +197,7 @@ impl Engine {
             init.signal(libc::SIGTERM)?;
             let _ = tokio::time::timeout(grace, init.wait()).await;
         }
-        init.signal(libc::SIGKILL)?;
-        init.wait().await?;
+        kill_and_reap(init).await?;
         // Exec helpers live outside the pid namespace; they end once their child is
         // killed, but the groups are only removable when they are gone.
         let cgroups = self.cgroups.clone();
@@ -211,11 +210,7 @@ impl Engine {
     /// Kills a sandbox's init, and with it every process in its pid namespace, and waits
     /// for it; its groups stay for [`Engine::destroy`], which is to follow.
     pub async fn kill(&self, init: &InitProcess) -> SandboxResult<()> {
-        let killed = async {
-            init.signal(libc::SIGKILL)?;
-            init.wait().await
-        };
-        killed.await.doing("killing the sandbox")
+        kill_and_reap(init).await.doing("killing the sandbox")
     }
 
     /// Removes everything of a sandbox whose init is gone (or never was): mounts, storage
@@ -330,6 +325,13 @@ impl Engine {
     pub fn remove_cgroups(&self, id: &str) -> SandboxResult<()> {
         self.cgroups.destroy(id).doing("removing stray cgroups")
     }
+}
+
+/// SIGKILL to a sandbox's init, which ends every process of its pid namespace with it,
+/// then its reaping.
+async fn kill_and_reap(init: &InitProcess) -> io::Result<()> {
+    init.signal(libc::SIGKILL)?;
+    init.wait().await
 }
 
 /// Daemons with different homes get disjoint cgroup subtrees (`airlock/<instance>`); the

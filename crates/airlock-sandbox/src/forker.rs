@@ -81,17 +81,15 @@ impl Forker {
     /// itself. Blocks for the fork, a fraction of a millisecond.
     pub fn fork(&self, which: Helper, fds: &[BorrowedFd<'_>]) -> io::Result<Option<i32>> {
         let mut link = self.link.lock().unwrap_or_else(|p| p.into_inner());
-        if link.is_none() {
-            match Link::start() {
-                Ok(started) => *link = Some(started),
+        let current = match &mut *link {
+            Some(current) => current,
+            none => match Link::start() {
+                Ok(started) => none.insert(started),
                 Err(err) => {
                     tracing::warn!(%err, "starting the forker; spawning helpers instead");
                     return Ok(None);
                 }
-            }
-        }
-        let Some(current) = link.as_ref() else {
-            return Ok(None);
+            },
         };
         match current.ask(which, fds) {
             Ok(Ok(pid)) => Ok(Some(pid)),
@@ -219,8 +217,8 @@ fn serve_one(socket: &OwnedFd) -> io::Result<bool> {
         })
         .collect();
     let answer = match request(which[0], fds.len()) {
-        Err(err) => -err.raw_os_error().unwrap_or(libc::EINVAL),
-        Ok(helper) => match sys::fork_as_sibling() {
+        None => -libc::EINVAL,
+        Some(helper) => match sys::fork_as_sibling() {
             Ok(0) => become_helper(helper, fds),
             Ok(pid) => pid,
             Err(err) => -err.raw_os_error().unwrap_or(libc::EAGAIN),
@@ -232,11 +230,11 @@ fn serve_one(socket: &OwnedFd) -> io::Result<bool> {
 }
 
 /// The helper a request names, if it came with the descriptors that helper takes.
-fn request(which: u8, fds: usize) -> io::Result<Helper> {
+fn request(which: u8, fds: usize) -> Option<Helper> {
     match (which, fds) {
-        (1, 4) => Ok(Helper::Init),
-        (2, 5) => Ok(Helper::Exec),
-        _ => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        (1, 4) => Some(Helper::Init),
+        (2, 5) => Some(Helper::Exec),
+        _ => None,
     }
 }
 

@@ -12,7 +12,6 @@ use crate::sys;
 
 #[derive(Debug)]
 pub struct HelperProcess {
-    pid: i32,
     pidfd: AsyncFd<OwnedFd>,
     /// Its end as a shell reports it, once reaped.
     ended: Mutex<Option<i32>>,
@@ -27,15 +26,9 @@ impl HelperProcess {
         let pidfd =
             unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))?;
         Ok(Self {
-            pid,
             pidfd,
             ended: Mutex::new(None),
         })
-    }
-
-    /// Host pid, while it runs.
-    pub fn pid(&self) -> i32 {
-        self.pid
     }
 
     /// The pidfd, to hand on (an exec helper enters the init's namespaces through it).

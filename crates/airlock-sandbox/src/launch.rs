@@ -161,11 +161,6 @@ impl InitProcess {
         HelperProcess::adopt(pid).map(Self)
     }
 
-    /// Host pid of the init.
-    pub fn pid(&self) -> i32 {
-        self.0.pid()
-    }
-
     /// Sends a signal to the init; one that has ended is not an error.
     pub fn signal(&self, signal: libc::c_int) -> io::Result<()> {
         match self.0.signal(signal) {

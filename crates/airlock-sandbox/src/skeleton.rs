@@ -85,7 +85,13 @@ pub fn build(root: &Path, hostname: &str) -> io::Result<()> {
     // below is then born root's, as the daemon is.
     rustix::fs::fchmod(&root, Mode::from_raw_mode(0o755))?;
     rustix::fs::fchown(&root, Some(Uid::ROOT), Some(Gid::ROOT))?;
-    let dir = Skeleton { root: &root };
+    let dir = Skeleton {
+        root: &root,
+        born_to: (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        ),
+    };
     for (name, mode, owner) in [
         ("etc", 0o755, 0),
         ("home", 0o755, 0),
@@ -140,6 +146,8 @@ const PROFILE: &str = "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr
 /// Entries made relative to the skeleton's held root.
 struct Skeleton<'a> {
     root: &'a OwnedFd,
+    /// The user and group what the daemon makes is born to.
+    born_to: (u32, u32),
 }
 
 impl Skeleton<'_> {
@@ -167,9 +175,7 @@ impl Skeleton<'_> {
 
     /// Gives `name` to `owner`, unless it was born theirs (made by the daemon, root).
     fn own(&self, at: impl AsFd, name: &str, owner: u32, flags: AtFlags) -> io::Result<()> {
-        if owner == rustix::process::geteuid().as_raw()
-            && owner == rustix::process::getegid().as_raw()
-        {
+        if self.born_to == (owner, owner) {
             return Ok(());
         }
         let (uid, gid) = (Uid::from_raw(owner), Gid::from_raw(owner));

@@ -286,11 +286,22 @@ pub fn children_of(parent: i32) -> Vec<i32> {
 pub fn sandbox_processes_of(daemon: i32) -> Vec<i32> {
     children_of(daemon)
         .into_iter()
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim_end() != "airlock-forker")
-        })
+        .filter(|pid| comm(*pid).is_some_and(|name| name != FORKER))
         .collect()
+}
+
+/// Whether `pid` is a daemon's forker (what it forks goes by its own name, `airlock-init`
+/// or `airlock-exec`, though its command line is the forker's).
+pub fn is_forker(pid: i32) -> bool {
+    comm(pid).as_deref() == Some(FORKER)
+}
+
+const FORKER: &str = "airlock-forker";
+
+/// The name a running process goes by (`/proc/PID/comm`).
+fn comm(pid: i32) -> Option<String> {
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(name.trim_end().to_owned())
 }
 
 fn ppid(pid: i32) -> Option<i32> {
