@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, children_of, is_forker, sandbox, sh};
+use common::{Daemon, children_of, comm, is_forker, sandbox, sandbox_processes_of, sh};
 use rustix::net::{
     AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
@@ -53,6 +53,33 @@ async fn a_killed_forker_is_replaced_and_commands_keep_running() {
     // A new sandbox starts through the new one.
     let other = sandbox(&client).await.id;
     assert_eq!(sh(&client, &other, "echo five").await.stdout, "five\n");
+}
+
+#[tokio::test]
+async fn what_the_forker_forks_goes_by_its_helpers_names() {
+    // Their command lines are all the forker's: `ps` and `pkill` users find them by name.
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = sandbox(&client).await.id;
+    let running = tokio::spawn({
+        let client = client.clone();
+        let id = id.clone();
+        async move { sh(&client, &id, "sleep 3").await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let names = loop {
+        let mut names: Vec<String> = sandbox_processes_of(daemon.pid())
+            .into_iter()
+            .filter_map(comm)
+            .collect();
+        names.sort();
+        if names.len() == 2 || Instant::now() > deadline {
+            break names;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(names, ["airlock-exec", "airlock-init"]);
+    assert_eq!(running.await.unwrap().exit_code, 0);
 }
 
 /// A forker of our own, on a socket pair, as the daemon starts it.

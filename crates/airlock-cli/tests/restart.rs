@@ -142,6 +142,42 @@ async fn sigterm_shuts_down_cleanly_and_sandboxes_return() {
     assert_eq!(instance_cgroups(&daemon), 3, "made again by the restart");
 }
 
+#[tokio::test]
+async fn sigterm_removes_the_groups_of_a_delete_the_janitor_had_not_reached() {
+    let mut daemon = Daemon::start();
+    let client = daemon.client();
+    let id = client.create(&CreateSandbox::default()).await.unwrap().id;
+    // Thousands of files for the janitor to remove first (it takes a deleted sandbox's
+    // tree, then its groups, at the lowest priority), so the groups still wait for it
+    // when the SIGTERM comes.
+    let made = sh(
+        &client,
+        &id,
+        "mkdir /home/user/many && cd /home/user/many && seq 40000 | xargs touch && ls | wc -l",
+    )
+    .await;
+    assert_eq!(made.stdout, "40000\n", "{made:?}");
+    client.delete(&id).await.unwrap();
+    let waiting: Vec<_> = CONTROLLERS
+        .iter()
+        .map(|c| instance_cgroup(&daemon, c).join(&id))
+        .filter(|group| group.exists())
+        .collect();
+    assert!(
+        !waiting.is_empty(),
+        "the janitor removed the groups before the SIGTERM: nothing left to test"
+    );
+    assert!(
+        daemon.terminate(),
+        "exit status 0 on SIGTERM:\n{}",
+        daemon.log()
+    );
+    for group in waiting {
+        assert!(!group.exists(), "{} stayed", group.display());
+    }
+    assert_eq!(instance_cgroups(&daemon), 0, "the daemon's cgroups stayed");
+}
+
 /// A supervisor may stop the daemon the moment it says where it listens (the `listen`
 /// file): that SIGTERM must mean a clean shutdown, never the signal's default death.
 #[test]

@@ -299,7 +299,7 @@ pub fn is_forker(pid: i32) -> bool {
 const FORKER: &str = "airlock-forker";
 
 /// The name a running process goes by (`/proc/PID/comm`).
-fn comm(pid: i32) -> Option<String> {
+pub fn comm(pid: i32) -> Option<String> {
     let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     Some(name.trim_end().to_owned())
 }
