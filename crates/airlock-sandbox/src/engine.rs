@@ -15,6 +15,7 @@ use crate::forker::Helper;
 use crate::janitor::Janitor;
 use crate::launch::{self, HelperIo, InitProcess, Started, Stream};
 use crate::layout::Layout;
+use crate::skeleton_spares::SkeletonSpares;
 use crate::spec::{ExecSpec, InitSpec};
 use crate::terminal::{Terminal, WindowSize};
 use crate::{Limits, TemplateRoot, skeleton, sys, view};
@@ -62,6 +63,7 @@ pub struct Engine {
     /// mounted yet is never kept.
     roots: RwLock<HashMap<String, Arc<Root>>>,
     janitor: Janitor,
+    spares: SkeletonSpares,
 }
 
 impl Engine {
@@ -72,6 +74,7 @@ impl Engine {
         let layout = Layout::new(home);
         Ok(Self {
             janitor: Janitor::new(layout.trash(), cgroups.clone())?,
+            spares: SkeletonSpares::new(layout.skeletons())?,
             layout,
             cgroups,
             roots: RwLock::new(HashMap::new()),
@@ -93,8 +96,14 @@ impl Engine {
 
     /// Creates a new sandbox's storage and view. Blocking.
     pub fn provision(&self, cfg: &SandboxConfig) -> SandboxResult<()> {
-        view::provision(&self.layout, &cfg.id, &cfg.template, cfg.limits.disk_mb)
-            .doing("preparing sandbox storage")?;
+        view::provision(
+            &self.layout,
+            &self.spares,
+            &cfg.id,
+            &cfg.template,
+            cfg.limits.disk_mb,
+        )
+        .doing("preparing sandbox storage")?;
         self.keep_root(&cfg.id)
     }
 

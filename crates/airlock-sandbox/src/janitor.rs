@@ -91,10 +91,11 @@ impl Janitor {
     }
 }
 
-/// Makes this thread the machine's least urgent (nice 19): a removal is never waited for,
-/// and at the default priority it took its share of the two cores from the creates and
-/// claims that follow a delete (a warm-pool claim right after a delete measured 2x slower).
-fn yield_to_everything_else() {
+/// Makes this thread the machine's least urgent (nice 19): a removal (or a spare skeleton,
+/// [`crate::skeleton_spares`]) is never waited for, and at the default priority it took
+/// its share of the two cores from the creates and claims that follow a delete (a
+/// warm-pool claim right after a delete measured 2x slower).
+pub(crate) fn yield_to_everything_else() {
     // SAFETY: plain integer arguments; on Linux, PRIO_PROCESS with a thread id sets that
     // thread's nice value alone.
     let tid = unsafe { libc::gettid() };

@@ -11,6 +11,7 @@
 //! HOME/views/<id>/                the sandbox's whole root, mounted in the daemon's
 //!                                 private mount namespace; the file API works here
 //! HOME/templates/<name>/rootfs/   registered root filesystems
+//! HOME/skeletons/<n>/             host-template roots made ahead of their sandboxes
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,11 @@ impl Layout {
     /// Where the sandbox's root is mounted for the daemon.
     pub fn view(&self, id: &str) -> PathBuf {
         self.home.join("views").join(id)
+    }
+
+    /// Spare skeletons for `host` sandboxes' roots, made ahead of their creates.
+    pub fn skeletons(&self) -> PathBuf {
+        self.home.join("skeletons")
     }
 
     /// Directory of registered templates.

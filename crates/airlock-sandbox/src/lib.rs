@@ -22,6 +22,7 @@ mod launch;
 mod layout;
 mod mounts;
 mod skeleton;
+mod skeleton_spares;
 mod spec;
 mod sys;
 mod templates;
@@ -35,6 +36,7 @@ pub use helper_process::HelperProcess;
 pub use launch::{EXEC_HELPER, INIT_HELPER, InitProcess, Started};
 pub use layout::Layout;
 pub use skeleton::WRITABLE_DIRS;
+pub use skeleton_spares::KEEP as SPARE_SKELETONS;
 pub use templates::{HOST_TEMPLATE, TemplateStore, valid_template_name};
 
 /// A process's end as a shell reports it: its exit code, or 128 + the signal that ended it.

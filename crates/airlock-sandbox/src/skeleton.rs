@@ -75,23 +75,36 @@ fn host_entry(path: &Path) -> Option<HostEntry> {
 
 /// Writes the skeleton into `root`, which must not exist yet.
 pub fn build(root: &Path, hostname: &str) -> io::Result<()> {
-    rustix::fs::mkdir(root, Mode::from_raw_mode(0o755))?;
-    let root = rustix::fs::open(
+    make(root)?.name(hostname)
+}
+
+/// Writes all of the skeleton into `root` (which must not exist yet) but the two files
+/// that name its sandbox, which [`name`] writes once it has one: a spare made ahead of
+/// its sandbox ([`crate::skeleton_spares`]).
+pub fn build_unnamed(root: &Path) -> io::Result<()> {
+    make(root).map(drop)
+}
+
+/// Writes the files that name the sandbox into a skeleton from [`build_unnamed`].
+pub fn name(root: &Path, hostname: &str) -> io::Result<()> {
+    Skeleton::at(open_dir(root)?).name(hostname)
+}
+
+fn open_dir(root: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
         root,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
-    )?;
+    )?)
+}
+
+fn make(root: &Path) -> io::Result<Skeleton> {
+    rustix::fs::mkdir(root, Mode::from_raw_mode(0o755))?;
+    let dir = Skeleton::at(open_dir(root)?);
     // Set outright, whatever the parent passed down (a setgid bit, a group): everything
     // below is then born root's, as the daemon is.
-    rustix::fs::fchmod(&root, Mode::from_raw_mode(0o755))?;
-    rustix::fs::fchown(&root, Some(Uid::ROOT), Some(Gid::ROOT))?;
-    let dir = Skeleton {
-        root: &root,
-        born_to: (
-            rustix::process::geteuid().as_raw(),
-            rustix::process::getegid().as_raw(),
-        ),
-    };
+    rustix::fs::fchmod(&dir.root, Mode::from_raw_mode(0o755))?;
+    rustix::fs::fchown(&dir.root, Some(Uid::ROOT), Some(Gid::ROOT))?;
     for (name, mode, owner) in [
         ("etc", 0o755, 0),
         ("home", 0o755, 0),
@@ -112,23 +125,16 @@ pub fn build(root: &Path, hostname: &str) -> io::Result<()> {
     for (name, entry) in &host.shared {
         // Directories and files are mount points for the host's, bound read-only.
         match entry {
-            HostEntry::Symlink(target) => rustix::fs::symlinkat(target, &root, *name)?,
+            HostEntry::Symlink(target) => rustix::fs::symlinkat(target, &dir.root, *name)?,
             HostEntry::Dir => dir.dir(name, 0o755, 0)?,
             HostEntry::File => dir.file(name, "", 0o644, 0)?,
         }
     }
     if let Some(zone) = &host.localtime {
-        rustix::fs::symlinkat(zone, &root, "etc/localtime")?;
+        rustix::fs::symlinkat(zone, &dir.root, "etc/localtime")?;
     }
     dir.file("etc/passwd", PASSWD, 0o644, 0)?;
     dir.file("etc/group", GROUP, 0o644, 0)?;
-    dir.file("etc/hostname", &format!("{hostname}\n"), 0o644, 0)?;
-    dir.file(
-        "etc/hosts",
-        &format!("127.0.0.1 localhost {hostname}\n::1 localhost\n"),
-        0o644,
-        0,
-    )?;
     dir.file("etc/resolv.conf", "", 0o644, 0)?;
     dir.file(
         "etc/nsswitch.conf",
@@ -136,7 +142,8 @@ pub fn build(root: &Path, hostname: &str) -> io::Result<()> {
         0o644,
         0,
     )?;
-    dir.file("home/user/.profile", PROFILE, 0o644, USER)
+    dir.file("home/user/.profile", PROFILE, 0o644, USER)?;
+    Ok(dir)
 }
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
@@ -144,24 +151,48 @@ const GROUP: &str = "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n";
 const PROFILE: &str = "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n";
 
 /// Entries made relative to the skeleton's held root.
-struct Skeleton<'a> {
-    root: &'a OwnedFd,
+struct Skeleton {
+    root: OwnedFd,
     /// The user and group what the daemon makes is born to.
     born_to: (u32, u32),
 }
 
-impl Skeleton<'_> {
+impl Skeleton {
+    fn at(root: OwnedFd) -> Self {
+        let born_to = (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
+        Self { root, born_to }
+    }
+
+    /// The files that name the sandbox.
+    fn name(&self, hostname: &str) -> io::Result<()> {
+        self.file("etc/hostname", &format!("{hostname}\n"), 0o644, 0)?;
+        self.file(
+            "etc/hosts",
+            &format!("127.0.0.1 localhost {hostname}\n::1 localhost\n"),
+            0o644,
+            0,
+        )
+    }
+
     fn dir(&self, name: &str, mode: u32, owner: u32) -> io::Result<()> {
-        rustix::fs::mkdirat(self.root, name, Mode::from_raw_mode(mode))?;
+        rustix::fs::mkdirat(&self.root, name, Mode::from_raw_mode(mode))?;
         if airlock_fs::lost_to_umask(mode) != 0 {
-            rustix::fs::chmodat(self.root, name, Mode::from_raw_mode(mode), AtFlags::empty())?;
+            rustix::fs::chmodat(
+                &self.root,
+                name,
+                Mode::from_raw_mode(mode),
+                AtFlags::empty(),
+            )?;
         }
-        self.own(self.root, name, owner, AtFlags::SYMLINK_NOFOLLOW)
+        self.own(&self.root, name, owner, AtFlags::SYMLINK_NOFOLLOW)
     }
 
     fn file(&self, name: &str, content: &str, mode: u32, owner: u32) -> io::Result<()> {
         let fd = rustix::fs::openat(
-            self.root,
+            &self.root,
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(mode),

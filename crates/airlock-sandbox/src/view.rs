@@ -14,6 +14,7 @@ use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::layout::Layout;
 use crate::mounts::{self, BindFlags};
+use crate::skeleton_spares::SkeletonSpares;
 use crate::{disk, skeleton, sys};
 
 /// What a sandbox's root is made from.
@@ -34,9 +35,11 @@ fn image_refused(image: &str) -> io::Error {
     )
 }
 
-/// Creates a new sandbox's storage (and disk image) and mounts its view.
+/// Creates a new sandbox's storage (and disk image) and mounts its view; a `host`
+/// sandbox's root is one of `spares` when one is ready.
 pub fn provision(
     layout: &Layout,
+    spares: &SkeletonSpares,
     id: &str,
     template: &TemplateRoot,
     disk_mb: Option<u64>,
@@ -50,7 +53,14 @@ pub fn provision(
     }
     mount_storage(layout, id)?;
     match template {
-        TemplateRoot::Host => skeleton::build(&layout.data(id).join("root"), &hostname(id))?,
+        TemplateRoot::Host => {
+            let root = layout.data(id).join("root");
+            // A disk-limited sandbox's storage is a file system of its own, which no
+            // rename from the home reaches.
+            if disk_mb.is_some() || !spares.take_into(&root, &hostname(id))? {
+                skeleton::build(&root, &hostname(id))?
+            }
+        }
         TemplateRoot::Rootfs(_) => {
             for layer in ["upper", "work"] {
                 std::fs::create_dir_all(layout.data(id).join(layer))?;

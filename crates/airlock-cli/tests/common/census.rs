@@ -11,7 +11,12 @@ pub struct Census {
     pub children: usize,
     pub cgroups: usize,
     pub loops: usize,
+    /// Entries under the home but for the spare skeletons, which a thread makes anew
+    /// after each create.
     pub files: usize,
+    /// Spare skeletons, once as many as the daemon keeps are there (or ten seconds have
+    /// passed).
+    pub spares: usize,
 }
 
 /// The cgroup v1 controllers the daemon makes groups in.
@@ -27,12 +32,17 @@ pub fn instance_cgroup(daemon: &Daemon, controller: &str) -> PathBuf {
 
 /// The daemon's mounts, its child processes, our cgroups, loop devices backed by files in
 /// its home, and entries under its home, once the trash of deleted sandboxes' files (which
-/// the daemon empties after their deletes answer) is empty or ten seconds have passed.
+/// the daemon empties after their deletes answer) is empty and its spare skeletons are
+/// all there, or ten seconds have passed.
 pub fn census(daemon: &Daemon) -> Census {
     let home = daemon.home();
     let trash = home.join("trash");
+    let skeletons = home.join("skeletons");
+    let spares = || std::fs::read_dir(&skeletons).map_or(0, |d| d.count());
     let deadline = Instant::now() + Duration::from_secs(10);
-    while count_entries(&trash) > 0 && Instant::now() < deadline {
+    while (count_entries(&trash) > 0 || spares() != airlock_sandbox::SPARE_SKELETONS)
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(10));
     }
     let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", daemon.pid())).unwrap();
@@ -53,6 +63,12 @@ pub fn census(daemon: &Daemon) -> Census {
         children: children_of(daemon.pid()).len(),
         cgroups,
         loops,
-        files: count_entries(&home),
+        files: std::fs::read_dir(&home)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path() != skeletons)
+            .map(|e| 1 + count_entries(&e.path()))
+            .sum(),
+        spares: spares(),
     }
 }
