@@ -47,7 +47,10 @@ impl Janitor {
         std::thread::Builder::new()
             .name("airlock-janitor".into())
             .spawn(move || {
-                yield_to_everything_else();
+                // A removal is never waited for, and at the default priority it took
+                // its share of the two cores from the creates and claims that follow a
+                // delete (a warm-pool claim right after a delete measured 2x slower).
+                crate::sys::yield_to_everything_else();
                 for leftover in queue {
                     clear(&groups, leftover);
                 }
@@ -88,19 +91,6 @@ impl Janitor {
         }
         self.send(Leftover::Tree(binned));
         Ok(())
-    }
-}
-
-/// Makes this thread the machine's least urgent (nice 19): a removal (or a spare skeleton,
-/// [`crate::skeleton_spares`]) is never waited for, and at the default priority it took
-/// its share of the two cores from the creates and claims that follow a delete (a
-/// warm-pool claim right after a delete measured 2x slower).
-pub(crate) fn yield_to_everything_else() {
-    // SAFETY: plain integer arguments; on Linux, PRIO_PROCESS with a thread id sets that
-    // thread's nice value alone.
-    let tid = unsafe { libc::gettid() };
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) } != 0 {
-        tracing::debug!(err = %io::Error::last_os_error(), "lowering the janitor's priority");
     }
 }
 

@@ -4,8 +4,9 @@
 //! So a low-priority thread keeps [`KEEP`] such skeletons ready in the home's
 //! `skeletons/`, and a create renames one into place (one call, the rename refusing to
 //! replace anything) and writes the two files, making a new one only when none is ready
-//! (or the rename fails, as it does onto a disk-limited sandbox's own file system). A
-//! taken skeleton's place is made again after the create, off its path.
+//! (or the rename fails, as it does onto a disk-limited sandbox's own file system). The
+//! thread starts on a taken skeleton's replacement at once, beside the rest of the create
+//! and at the lowest priority, so the create never waits for it.
 //!
 //! Only skeletons the thread finished are handed out: one it was writing when the daemon
 //! stopped may be partial, so the directory is emptied as the thread starts, never
@@ -26,7 +27,7 @@ pub const KEEP: usize = 2;
 pub struct SkeletonSpares {
     ready: Arc<Mutex<Vec<PathBuf>>>,
     /// Tells the thread a skeleton was taken; dropping it ends the thread.
-    taken: Mutex<Sender<()>>,
+    taken: Sender<()>,
 }
 
 impl SkeletonSpares {
@@ -38,13 +39,10 @@ impl SkeletonSpares {
         std::thread::Builder::new()
             .name("airlock-skeletons".into())
             .spawn(move || {
-                crate::janitor::yield_to_everything_else();
+                crate::sys::yield_to_everything_else();
                 keep_ready(&dir, &shelf, &wake);
             })?;
-        Ok(Self {
-            ready,
-            taken: Mutex::new(taken),
-        })
+        Ok(Self { ready, taken })
     }
 
     /// Moves a ready skeleton to `root` (which must not exist) and names it `hostname`;
@@ -52,11 +50,7 @@ impl SkeletonSpares {
     pub fn take_into(&self, root: &Path, hostname: &str) -> io::Result<bool> {
         let spare = self.ready.lock().unwrap_or_else(|e| e.into_inner()).pop();
         // A send fails only when the thread is gone; creates then build their own.
-        let _ = self
-            .taken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(());
+        let _ = self.taken.send(());
         let Some(spare) = spare else {
             return Ok(false);
         };

@@ -234,6 +234,18 @@ pub fn wait_signal(set: &libc::sigset_t) -> i32 {
     unsafe { libc::sigwaitinfo(set, std::ptr::null_mut()) }
 }
 
+/// Makes the calling thread the machine's least urgent (nice 19), for background work
+/// no request waits for (the janitor, the spare skeletons). Best effort.
+pub fn yield_to_everything_else() {
+    // SAFETY: plain integer arguments; on Linux, PRIO_PROCESS with a thread id sets that
+    // thread's nice value alone.
+    let tid = unsafe { libc::gettid() };
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) } != 0 {
+        let err = io::Error::last_os_error();
+        tracing::debug!(%err, "lowering a background thread's priority");
+    }
+}
+
 /// Names this process as `ps` and `/proc/PID/comm` show it (15 bytes at most). A helper
 /// the forker made would otherwise go by the forker's name.
 pub fn set_process_name(name: &std::ffi::CStr) {
