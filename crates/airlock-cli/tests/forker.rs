@@ -1,5 +1,5 @@
 //! The forker, which forks the sandbox helpers for the daemon: what it does with requests
-//! no daemon would send, and that commands keep running when it dies.
+//! no daemon would send, and that commands keep running when it dies or stops answering.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -24,26 +24,43 @@ fn forkers_of(daemon: &Daemon) -> Vec<i32> {
 
 #[tokio::test]
 async fn a_killed_forker_is_replaced_and_commands_keep_running() {
+    commands_outlive_the_forker(rustix::process::Signal::KILL).await;
+}
+
+#[tokio::test]
+async fn a_stopped_forker_is_given_up_and_commands_still_run() {
+    // A forker that takes a request and never answers (stopped here; wedged would do the
+    // same) must not hold every start and command behind it: the daemon stops waiting
+    // after its patience, kills it, spawns the helper itself and starts a new forker.
+    commands_outlive_the_forker(rustix::process::Signal::STOP).await;
+}
+
+/// Sends the daemon's forker `signal` between two commands: the commands after it run,
+/// the old forker is gone (reaped, or killed and reaped) and a new one serves a new
+/// sandbox.
+async fn commands_outlive_the_forker(signal: rustix::process::Signal) {
     let daemon = Daemon::start();
     let client = daemon.client();
     let id = sandbox(&client).await.id;
     assert_eq!(sh(&client, &id, "echo one").await.stdout, "one\n");
     let first = forkers_of(&daemon);
     assert_eq!(first.len(), 1, "one forker: {first:?}");
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(first[0]).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    rustix::process::kill_process(rustix::process::Pid::from_raw(first[0]).unwrap(), signal)
+        .unwrap();
     for word in ["two", "three", "four"] {
-        let out = sh(&client, &id, &format!("echo {word}")).await;
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            sh(&client, &id, &format!("echo {word}")),
+        )
+        .await
+        .expect("a command waited on the forker for good");
         assert_eq!(out.stdout, format!("{word}\n"), "{out:?}");
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::path::Path::new(&format!("/proc/{}", first[0])).exists() {
         assert!(
             Instant::now() < deadline,
-            "the dead forker was never reaped"
+            "the old forker was never reaped ({signal:?})"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
