@@ -11,13 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock_fs::{Root, SandboxFs, SandboxPath};
-use airlock_sandbox::{ExecPlan, Layout, SandboxConfig, SandboxError, SandboxResult};
+use airlock_sandbox::{
+    ExecPlan, HelperProcess, Layout, SandboxConfig, SandboxError, SandboxResult,
+};
 use futures_util::future::BoxFuture;
 use rustix::process::Signal;
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::watch;
 
 use crate::backend::{Command, ReadonlyFile, Running, SandboxBackend, Spawned};
-use crate::child_process::{ChildProcess, spawned};
 
 /// Every call, in order: what was asked, and of which sandbox.
 type Calls = Arc<Mutex<Vec<(String, String)>>>;
@@ -221,7 +223,7 @@ impl Running for FakeRunning {
 
 impl FakeRunning {
     fn spawn_now(&self, plan: ExecPlan) -> SandboxResult<Spawned> {
-        let child = tokio::process::Command::new(&plan.argv[0])
+        let mut child = std::process::Command::new(&plan.argv[0])
             .args(&plan.argv[1..])
             .env_clear()
             .envs(plan.env)
@@ -229,27 +231,42 @@ impl FakeRunning {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| failed("starting a command", e))?;
-        Ok(spawned(child, None, |process| {
-            Arc::new(HostCommand(process))
-        }))
+        let piped = |e| failed("taking a command's pipes", e);
+        let stdin = child.stdin.take().map(ChildStdin::from_std).transpose();
+        let stdout = child.stdout.take().map(ChildStdout::from_std).transpose();
+        let stderr = child.stderr.take().map(ChildStderr::from_std).transpose();
+        let command = HostCommand::of(child).map_err(|e| failed("holding a command", e))?;
+        Ok(Spawned {
+            stdin: stdin.map_err(piped)?.map(|i| Box::new(i) as _),
+            stdout: stdout.map_err(piped)?.map(|o| Box::new(o) as _),
+            stderr: stderr.map_err(piped)?.map(|e| Box::new(e) as _),
+            terminal: None,
+            command: Arc::new(command),
+        })
     }
 }
 
 /// `program` started as a plain host process, with no pipes.
 pub(crate) fn host_command(program: &str) -> Arc<dyn Command> {
-    let child = tokio::process::Command::new(program)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    spawned(child, None, |process| Arc::new(HostCommand(process))).command
+    let child = std::process::Command::new(program).spawn().unwrap();
+    Arc::new(HostCommand::of(child).unwrap())
 }
 
-/// A command as a plain child process.
+/// A command as a plain child process, held by a pidfd as the engine holds its helpers:
+/// a signal never reaches a recycled pid, and one dropped unwaited is killed and reaped.
 #[derive(Debug)]
-pub(crate) struct HostCommand(ChildProcess);
+pub(crate) struct HostCommand(HelperProcess);
+
+impl HostCommand {
+    /// Takes over `child` (its pipes already taken): std's `Child` neither waits nor
+    /// kills on drop, so the pidfd is its only keeper.
+    fn of(child: std::process::Child) -> std::io::Result<Self> {
+        let pid = i32::try_from(child.id()).map_err(std::io::Error::other)?;
+        HelperProcess::adopt(pid).map(Self)
+    }
+}
 
 impl Command for HostCommand {
     fn wait(&self) -> BoxFuture<'_, std::io::Result<i32>> {
@@ -257,7 +274,7 @@ impl Command for HostCommand {
     }
 
     fn signal(&self, signal: Signal) -> std::io::Result<()> {
-        self.0.signal(signal)
+        self.0.signal(signal.as_raw())
     }
 
     fn kill_all(&self) -> BoxFuture<'_, SandboxResult<()>> {

@@ -8,8 +8,6 @@ mod backend;
 mod batch;
 mod body;
 mod caps;
-#[cfg(test)]
-mod child_process;
 mod credentials;
 mod envd_tokens;
 mod error;
