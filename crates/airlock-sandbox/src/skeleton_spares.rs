@@ -4,7 +4,8 @@
 //! So a low-priority thread keeps [`KEEP`] such skeletons ready in the home's
 //! `skeletons/`, and a create renames one into place (one call, the rename refusing to
 //! replace anything) and writes the two files, making a new one only when none is ready
-//! (or the rename fails, as it does onto a disk-limited sandbox's own file system). The
+//! or the rename fails. A disk-limited sandbox's root is on a file system of its own,
+//! which no rename from the home reaches, so its create never asks for a spare. The
 //! thread starts on a taken skeleton's replacement at once, beside the rest of the create
 //! and at the lowest priority, so the create never waits for it.
 //!

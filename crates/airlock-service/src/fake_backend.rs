@@ -233,15 +233,28 @@ impl FakeRunning {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| failed("starting a command", e))?;
-        let piped = |e| failed("taking a command's pipes", e);
-        let stdin = child.stdin.take().map(ChildStdin::from_std).transpose();
-        let stdout = child.stdout.take().map(ChildStdout::from_std).transpose();
-        let stderr = child.stderr.take().map(ChildStderr::from_std).transpose();
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        // Held before the pipes are made async, so one that fails drops a held command,
+        // which is killed.
         let command = HostCommand::of(child).map_err(|e| failed("holding a command", e))?;
+        let piped = |e| failed("taking a command's pipes", e);
         Ok(Spawned {
-            stdin: stdin.map_err(piped)?.map(|i| Box::new(i) as _),
-            stdout: stdout.map_err(piped)?.map(|o| Box::new(o) as _),
-            stderr: stderr.map_err(piped)?.map(|e| Box::new(e) as _),
+            stdin: stdin
+                .map(ChildStdin::from_std)
+                .transpose()
+                .map_err(piped)?
+                .map(|i| Box::new(i) as _),
+            stdout: stdout
+                .map(ChildStdout::from_std)
+                .transpose()
+                .map_err(piped)?
+                .map(|o| Box::new(o) as _),
+            stderr: stderr
+                .map(ChildStderr::from_std)
+                .transpose()
+                .map_err(piped)?
+                .map(|e| Box::new(e) as _),
             terminal: None,
             command: Arc::new(command),
         })
@@ -260,8 +273,8 @@ pub(crate) fn host_command(program: &str) -> Arc<dyn Command> {
 pub(crate) struct HostCommand(HelperProcess);
 
 impl HostCommand {
-    /// Takes over `child` (its pipes already taken): std's `Child` neither waits nor
-    /// kills on drop, so the pidfd is its only keeper.
+    /// Takes over `child` (its pipes taken first): std's `Child` neither waits nor kills
+    /// on drop, so the pidfd is its only keeper.
     fn of(child: std::process::Child) -> std::io::Result<Self> {
         let pid = i32::try_from(child.id()).map_err(std::io::Error::other)?;
         HelperProcess::adopt(pid).map(Self)
