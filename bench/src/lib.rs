@@ -150,6 +150,16 @@ impl Row {
 }
 
 /// A short description of this machine for result files.
+/// The order run `rep` takes its rows in: as listed on even runs, reversed on odd ones.
+/// What a row leaves behind (dirty pages, memory just freed, a disk still writing) lands
+/// on whichever row runs next, so no row should always follow the same neighbour.
+pub fn in_turn<T>(mut rows: Vec<T>, rep: usize) -> Vec<T> {
+    if rep % 2 == 1 {
+        rows.reverse();
+    }
+    rows
+}
+
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

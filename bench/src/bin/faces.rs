@@ -1,7 +1,7 @@
 //! Every face on one daemon: a 1 GiB file up, and down into `/dev/null`, with curl, the Rust SDK
 //! (REST), gRPC (with tonic in this process and with grpcio's C core), the Python SDK (its
 //! sync and async clients) and the TypeScript SDK, alternating run by run after an uncounted
-//! warm-up. Checks the goals "gRPC within 10 % of REST both ways" and "the Python and
+//! warm-up, in the listed order one run and reversed the next. Checks the goals "gRPC within 10 % of REST both ways" and "the Python and
 //! TypeScript SDKs at ≥ 0.8× curl's throughput"; `bench/run` measures the Rust SDK and gRPC
 //! rows inside W1 beside the other peers too.
 //!
@@ -19,7 +19,7 @@ use std::time::Instant;
 use airlock_api::CreateSandbox;
 use airlock_bench::grpc::GrpcFiles;
 use airlock_bench::table::Table;
-use airlock_bench::{BenchDaemon, airlock_binary, machine, run_shell};
+use airlock_bench::{BenchDaemon, airlock_binary, in_turn, machine, run_shell};
 use airlock_client::WriteOptions;
 
 const GIB: u64 = 1 << 30;
@@ -45,7 +45,7 @@ struct Scripted {
 const CURL: [&str; 2] = ["up: curl PUT", "down: curl GET"];
 const REST: [&str; 2] = ["up: REST (SDK write_file)", "down: REST (SDK read_to)"];
 
-const SCRIPTED: [Scripted; 4] = [
+static SCRIPTED: [Scripted; 4] = [
     Scripted {
         name: "gRPC, grpcio",
         key: "grpcio",
@@ -87,6 +87,23 @@ const SCRIPTED: [Scripted; 4] = [
         within: 1.25,
     },
 ];
+
+/// One face's turn in a run.
+#[derive(Clone, Copy)]
+enum Face {
+    Rest,
+    Grpc,
+    Curl,
+    Scripted(&'static Scripted),
+}
+
+/// Every face, in the order a run lists them (`in_turn` reverses it every other run).
+fn faces() -> Vec<Face> {
+    [Face::Rest, Face::Grpc, Face::Curl]
+        .into_iter()
+        .chain(SCRIPTED.iter().map(Face::Scripted))
+        .collect()
+}
 
 impl Scripted {
     /// Its row for one direction (0 up, 1 down).
@@ -241,43 +258,56 @@ async fn main() -> anyhow::Result<()> {
         "Every face: one 1 GiB file, up and down",
         "The daemon's CPU time (user + system) per 1 GiB, by face",
     );
+    // The CRC every upload must arrive with, from one upload before the runs.
+    let reference = "/workspace/rest/reference";
+    let file = std::fs::File::open(&big)?;
+    let want = client
+        .write_file(&id, reference, file, &WriteOptions::default())
+        .await?
+        .crc64nvme;
+    client.remove(&id, reference, false).await?;
     for rep in 0..=reps {
         let mut warm = Tables::new("", "");
         let t = if rep == 0 { &mut warm } else { &mut tables };
         run_shell(&format!("cat {} > /dev/null", big.display()))?;
-        let started = start(&daemon)?;
-        let file = std::fs::File::open(&big)?;
-        let want = client
-            .write_file(
-                &id,
-                &format!("/workspace/rest/{rep}"),
-                file,
-                &WriteOptions::default(),
-            )
-            .await?
-            .crc64nvme;
-        t.record_gib(&daemon, REST[0], started, None)?;
         run_shell("sync")?;
-        let started = start(&daemon)?;
-        grpc.upload(&id, &big, &format!("/workspace/grpc/{rep}"))
-            .await?;
-        t.record_gib(&daemon, "up: gRPC (UploadFile)", started, None)?;
-        arrived(&client, &id, &format!("/workspace/grpc/{rep}"), &want).await?;
-        let started = start(&daemon)?;
-        run_shell(&curl_up(
-            &daemon,
-            &id,
-            &big,
-            &format!("/workspace/curl/{rep}"),
-        ))?;
-        t.record_gib(&daemon, CURL[0], started, None)?;
-        arrived(&client, &id, &format!("/workspace/curl/{rep}"), &want).await?;
-        for sdk in &SCRIPTED {
-            let remote = format!("/workspace/{}/{rep}", sdk.key);
-            let started = start(&daemon)?;
-            let secs = sdk.run(&daemon, "up", &id, &big, &remote)?;
-            t.record_gib(&daemon, &sdk.row(0), started, Some(secs))?;
-            arrived(&client, &id, &remote, &want).await?;
+        for face in in_turn(faces(), rep) {
+            match face {
+                Face::Rest => {
+                    let remote = format!("/workspace/rest/{rep}");
+                    let started = start(&daemon)?;
+                    let file = std::fs::File::open(&big)?;
+                    let got = client
+                        .write_file(&id, &remote, file, &WriteOptions::default())
+                        .await?
+                        .crc64nvme;
+                    t.record_gib(&daemon, REST[0], started, None)?;
+                    anyhow::ensure!(got == want, "{remote} arrived as {got}, not {want}");
+                    // Kept: every face downloads it. Flushed, as `arrived` flushes the others.
+                    run_shell("sync")?;
+                }
+                Face::Grpc => {
+                    let remote = format!("/workspace/grpc/{rep}");
+                    let started = start(&daemon)?;
+                    grpc.upload(&id, &big, &remote).await?;
+                    t.record_gib(&daemon, "up: gRPC (UploadFile)", started, None)?;
+                    arrived(&client, &id, &remote, &want).await?;
+                }
+                Face::Curl => {
+                    let remote = format!("/workspace/curl/{rep}");
+                    let started = start(&daemon)?;
+                    run_shell(&curl_up(&daemon, &id, &big, &remote))?;
+                    t.record_gib(&daemon, CURL[0], started, None)?;
+                    arrived(&client, &id, &remote, &want).await?;
+                }
+                Face::Scripted(sdk) => {
+                    let remote = format!("/workspace/{}/{rep}", sdk.key);
+                    let started = start(&daemon)?;
+                    let secs = sdk.run(&daemon, "up", &id, &big, &remote)?;
+                    t.record_gib(&daemon, &sdk.row(0), started, Some(secs))?;
+                    arrived(&client, &id, &remote, &want).await?;
+                }
+            }
         }
         // Every face downloads the REST upload's copy into /dev/null, the Rust clients into
         // `tokio::io::sink` (a tokio `File` sends every write to a blocking thread): what
@@ -285,24 +315,31 @@ async fn main() -> anyhow::Result<()> {
         // here took 0.4 to 3 s, with `cat` as with every client, by how warm the pages were:
         // see `warm_memory`).
         let source = format!("/workspace/rest/{rep}");
-        let started = start(&daemon)?;
-        let got = client.read_to(&id, &source, &mut tokio::io::sink()).await?;
-        t.record_gib(&daemon, REST[1], started, None)?;
-        whole("REST", got.size)?;
-        let started = start(&daemon)?;
-        let got = grpc
-            .download_into(&id, &source, &mut tokio::io::sink())
-            .await?;
-        t.record_gib(&daemon, "down: gRPC (DownloadFile)", started, None)?;
-        whole("gRPC", got)?;
-        let started = start(&daemon)?;
-        let got = run_curl(&curl_down(&daemon, &id, &source))?;
-        t.record_gib(&daemon, CURL[1], started, None)?;
-        whole("curl", got.trim().parse()?)?;
-        for sdk in &SCRIPTED {
+        for face in in_turn(faces(), rep) {
             let started = start(&daemon)?;
-            let secs = sdk.run(&daemon, "down", &id, Path::new("/dev/null"), &source)?;
-            t.record_gib(&daemon, &sdk.row(1), started, Some(secs))?;
+            match face {
+                Face::Rest => {
+                    let got = client.read_to(&id, &source, &mut tokio::io::sink()).await?;
+                    t.record_gib(&daemon, REST[1], started, None)?;
+                    whole("REST", got.size)?;
+                }
+                Face::Grpc => {
+                    let got = grpc
+                        .download_into(&id, &source, &mut tokio::io::sink())
+                        .await?;
+                    t.record_gib(&daemon, "down: gRPC (DownloadFile)", started, None)?;
+                    whole("gRPC", got)?;
+                }
+                Face::Curl => {
+                    let got = run_curl(&curl_down(&daemon, &id, &source))?;
+                    t.record_gib(&daemon, CURL[1], started, None)?;
+                    whole("curl", got.trim().parse()?)?;
+                }
+                Face::Scripted(sdk) => {
+                    let secs = sdk.run(&daemon, "down", &id, Path::new("/dev/null"), &source)?;
+                    t.record_gib(&daemon, &sdk.row(1), started, Some(secs))?;
+                }
+            }
         }
         client.remove(&id, &source, false).await?;
     }
@@ -326,7 +363,7 @@ async fn main() -> anyhow::Result<()> {
     drop(daemon);
     let _ = std::fs::remove_dir_all(&work);
     let md = format!(
-        "Machine: {}\n\n{reps} runs per line after a warm-up run, the faces alternating.\n\n{}\n{}",
+        "Machine: {}\n\n{reps} runs per line after a warm-up run, the faces alternating (in the listed order one run, reversed the next).\n\n{}\n{}",
         machine(),
         t.markdown(),
         cpu.markdown(),
@@ -342,7 +379,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks that an upload arrived whole (the daemon's CRC of it against the REST upload's),
+/// Checks that an upload arrived whole (the daemon's CRC of it against the reference upload's),
 /// then removes it and flushes, outside the timed windows: left in place, each GiB slowed
 /// the writes after it (a fifth upload took 2.8 s where the first took 1.1 s).
 async fn arrived(

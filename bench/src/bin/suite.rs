@@ -1,5 +1,6 @@
 //! W1, W2, W3, W6 and memory: Airlock next to the tools users would use instead, in one
-//! run, alternating run by run (A B A B …) after a warm-up run that is not counted.
+//! run, alternating run by run (A B A B …) after a warm-up run that is not counted; W1's
+//! and W2's rows run in the listed order on even runs and reversed on odd ones.
 //!
 //! Usage: suite AIRLOCK_BINARY REPS OUT_PREFIX
 //! Needs, from `bench/run`: nginx with WebDAV PUT on 127.0.0.1:$NGINX_PORT serving
@@ -14,7 +15,8 @@ use airlock_api::CreateSandbox;
 use airlock_bench::grpc::GrpcFiles;
 use airlock_bench::table::Table;
 use airlock_bench::{
-    BenchDaemon, WARM_FOR_GIB, airlock_binary, machine, make_tree_of, run_shell, warm_memory,
+    BenchDaemon, WARM_FOR_GIB, airlock_binary, in_turn, machine, make_tree_of, run_shell,
+    warm_memory,
 };
 use airlock_client::{Client, WriteOptions};
 
@@ -97,7 +99,8 @@ async fn main() -> anyhow::Result<()> {
     drop(daemon);
     let _ = std::fs::remove_dir_all(&env.work);
     let mut md = format!(
-        "Machine: {}\n\n{reps} runs per line after a warm-up run, Airlock and peers alternating. \
+        "Machine: {}\n\n{reps} runs per line after a warm-up run, Airlock and peers alternating \
+         (W1's and W2's rows in the listed order one run, reversed the next). \
          Sources are read back into the page cache (and dirty pages flushed) before each timed copy, \
          and memory for what it writes is touched and freed just before (this VM's host discards \
          the guest's free pages; writing to such pages is up to ten times slower); \
@@ -157,7 +160,7 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
                 format!("rsync -e '{ssh}' {b} airlockbench@127.0.0.1:rsync-{r}"),
             ),
         ];
-        for (what, line) in &up {
+        for (what, line) in &in_turn(up, rep) {
             settle(&big, WARM_FOR_GIB)?;
             t.time(what, bytes, None, || sh(line));
             if *what == "up: airlock cp (CLI)" {
@@ -215,7 +218,7 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
                 format!("rsync -e '{ssh}' airlockbench@127.0.0.1:rsync-{r} {w}/d-rsync-{r}"),
             ),
         ];
-        for (what, line) in &down {
+        for (what, line) in &in_turn(down, rep) {
             flush_and_warm(WARM_FOR_GIB)?;
             t.time(what, bytes, None, || sh(line));
             if *what == "down: airlock cp (CLI)" {
@@ -389,7 +392,7 @@ async fn w2(
                 format!("curl -sSf -Z --parallel-max 50 --config {w}/put-{n}"),
             ),
         ];
-        for (what, line) in &up {
+        for (what, line) in &in_turn(up, rep) {
             sh(&format!("sync && tar c -C {src} . > /dev/null"))?;
             warm_memory(WARM_FOR_TREE);
             t.time(what, bytes, None, || sh(line));
@@ -417,7 +420,7 @@ async fn w2(
                 format!("curl -sSf -Z --parallel-max 50 --config {w}/get-{n}"),
             ),
         ];
-        for (what, line) in &down {
+        for (what, line) in &in_turn(down, rep) {
             flush_and_warm(WARM_FOR_TREE)?;
             t.time(what, bytes, None, || sh(line));
         }
