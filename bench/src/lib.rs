@@ -203,9 +203,12 @@ pub fn make_tree_of(tree: &Path, dirs: usize, per_dir: usize, size: usize) -> an
     Ok(())
 }
 
-/// What [`warm_memory`] touches before a timed copy of one GiB: the copy's page cache, and
-/// room for the temporary files some peers write on the way (nginx keeps a body in one).
-pub const WARM_FOR_GIB: usize = 2 << 30;
+/// What [`warm_memory`] touches before a timed copy of one GiB: far more than the copy
+/// writes. With 2 GiB, `cp` took 0.32–0.41 s right after nine earlier copies were
+/// deleted and 0.37–0.81 s with them kept in the page cache (4 rounds by hand); with
+/// 8 GiB, 0.32–0.35 s kept (3 rounds): with much cached, the copy does not get only the
+/// pages just warmed. A W1 run keeps up to ten such copies.
+pub const WARM_FOR_GIB: usize = 8 << 30;
 
 /// Touches `bytes` of fresh memory and frees it, so that the copy timed next writes into
 /// pages the host has backed. This VM's balloon reports free guest pages to the host
