@@ -149,7 +149,6 @@ impl Row {
     }
 }
 
-/// A short description of this machine for result files.
 /// The order run `rep` takes its rows in: as listed on even runs, reversed on odd ones.
 /// What a row leaves behind (dirty pages, memory just freed, a disk still writing) lands
 /// on whichever row runs next, so no row should always follow the same neighbour.
@@ -160,6 +159,7 @@ pub fn in_turn<T>(mut rows: Vec<T>, rep: usize) -> Vec<T> {
     rows
 }
 
+/// A short description of this machine for result files.
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

@@ -42,8 +42,8 @@ const SWEEP_EVERY: usize = 50;
 
 /// Removes, from inside the sandbox, what earlier iterations created in the racing
 /// directory (under whichever name it has now; `find` does not follow the symlink). Left
-/// there, every listing and archive of it reads them all again, and 10,000 iterations took
-/// time growing with the square of their number.
+/// there, every listing and archive of it reads them all again, so each iteration would
+/// cost more than the one before.
 async fn sweep(daemon: &Daemon, id: &str, token: &str) {
     let line = format!(
         "find /workspace/race -mindepth 2 -maxdepth 2 -name '*{token}*' -exec rm -rf {{}} + 2>/dev/null; true"

@@ -54,7 +54,8 @@ pub fn provision(
     mount_storage(layout, id)?;
     match template {
         TemplateRoot::Host => {
-            let (root, name) = (layout.data(id).join("root"), hostname(id));
+            let root = layout.data(id).join("root");
+            let name = hostname(id);
             // A disk-limited sandbox's storage is a file system of its own, which no
             // rename from the home reaches.
             if disk_mb.is_some() || !spares.take_into(&root, &name)? {

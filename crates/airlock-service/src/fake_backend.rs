@@ -96,6 +96,16 @@ fn failed(action: &'static str, e: std::io::Error) -> SandboxError {
     SandboxError::new(action, e)
 }
 
+/// A command's std pipe as tokio's.
+fn async_pipe<S, A>(
+    pipe: Option<S>,
+    convert: fn(S) -> std::io::Result<A>,
+) -> SandboxResult<Option<A>> {
+    pipe.map(convert)
+        .transpose()
+        .map_err(|e| failed("taking a command's pipes", e))
+}
+
 impl SandboxBackend for FakeBackend {
     fn starts_pending(&self) -> bool {
         self.settle_gate.lock().unwrap().is_some()
@@ -238,23 +248,10 @@ impl FakeRunning {
         // Held before the pipes are made async, so one that fails drops a held command,
         // which is killed.
         let command = HostCommand::of(child).map_err(|e| failed("holding a command", e))?;
-        let piped = |e| failed("taking a command's pipes", e);
         Ok(Spawned {
-            stdin: stdin
-                .map(ChildStdin::from_std)
-                .transpose()
-                .map_err(piped)?
-                .map(|i| Box::new(i) as _),
-            stdout: stdout
-                .map(ChildStdout::from_std)
-                .transpose()
-                .map_err(piped)?
-                .map(|o| Box::new(o) as _),
-            stderr: stderr
-                .map(ChildStderr::from_std)
-                .transpose()
-                .map_err(piped)?
-                .map(|e| Box::new(e) as _),
+            stdin: async_pipe(stdin, ChildStdin::from_std)?.map(|i| Box::new(i) as _),
+            stdout: async_pipe(stdout, ChildStdout::from_std)?.map(|o| Box::new(o) as _),
+            stderr: async_pipe(stderr, ChildStderr::from_std)?.map(|e| Box::new(e) as _),
             terminal: None,
             command: Arc::new(command),
         })
