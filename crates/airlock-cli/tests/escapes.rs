@@ -7,7 +7,7 @@ mod common;
 
 use airlock_proto::v1 as pb;
 use common::files::{Files, HostSentinel, sandbox_with};
-use common::{Daemon, grpc, sh};
+use common::{Daemon, grpc, raw_body, sh};
 use serde_json::{Value, json};
 
 /// How one route is driven with one hostile path.
@@ -20,6 +20,12 @@ fn routes() -> Vec<(&'static str, Route)> {
         }),
         ("PUT content", |f, p| {
             Box::pin(async move { f.put(&p, &[], "pwned").await.0 })
+        }),
+        ("PUT content, raw body", |f, p| {
+            Box::pin(async move {
+                let sent = raw_body::Send::Whole;
+                raw_body::put(f, &p, &[], &[], b"pwned", sent).await.0
+            })
         }),
         ("PUT content parents", |f, p| {
             Box::pin(async move {

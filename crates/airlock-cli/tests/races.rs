@@ -17,7 +17,7 @@ use std::time::Duration;
 use airlock_proto::v1 as pb;
 use common::files::{Files, HostSentinel, sandbox_with};
 use common::tus::Tus;
-use common::{Daemon, grpc, sh};
+use common::{Daemon, grpc, raw_body, sh};
 use serde_json::json;
 
 /// Swaps `/workspace/race/real` and `/workspace/race/link` forever (until killed).
@@ -118,6 +118,16 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
     };
     let (status, _) = files.put(&name, &[], "racing").await;
     count("PUT content", status);
+    let (status, _, _) = raw_body::put(
+        files,
+        &format!("{name}-raw"),
+        &[],
+        &[],
+        b"racing",
+        raw_body::Send::Whole,
+    )
+    .await;
+    count("PUT content, raw body", status);
     count(
         "GET content",
         files

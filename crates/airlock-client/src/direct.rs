@@ -1,7 +1,8 @@
-//! A `GET` made on a socket of the client's own, for downloads whose body the kernel
-//! moves into a file ([`crate::spliced`]). reqwest reads every body into buffers of its
-//! own, and owns its sockets; this asks over plain HTTP/1.1 and hands back the socket
-//! with the answer's head, so the body can be taken straight from it.
+//! A request made on a socket of the client's own: a `GET` for downloads whose body the
+//! kernel moves into a file ([`crate::spliced`]), a `PUT` whose body the kernel sends
+//! from one ([`crate::raw_put`]). reqwest reads every body into buffers of its own, and
+//! owns its sockets; this asks over plain HTTP/1.1 and hands back the socket with the
+//! answer's head, so the body can go straight to or from it.
 //!
 //! Only what that needs: an `http://` base and no proxy in the environment (reqwest
 //! would honour one; anything else is left to reqwest), answers with a
@@ -38,6 +39,20 @@ impl Target {
     /// scheme, credentials in the URL, a proxy in the environment, or a token that is no
     /// header value.
     pub(crate) fn get(url: &Url, token: &str) -> Option<Self> {
+        Self::new("GET", url, token, "accept: */*\r\n")
+    }
+
+    /// A `PUT` of `url` that asks to send its body of `len` bytes raw, once answered
+    /// `101` (the daemon's `airlock-body` upgrade); `None` as for [`Target::get`].
+    pub(crate) fn raw_put(url: &Url, token: &str, len: u64) -> Option<Self> {
+        let asks = format!(
+            "connection: upgrade\r\nupgrade: airlock-body\r\nx-airlock-length: {len}\r\naccept: application/json\r\n"
+        );
+        Self::new("PUT", url, token, &asks)
+    }
+
+    /// A request of `method` with `extra` header lines (each ending in CRLF).
+    fn new(method: &str, url: &Url, token: &str, extra: &str) -> Option<Self> {
         let proxied = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
             .iter()
             .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
@@ -54,7 +69,7 @@ impl Target {
             None => url.path().to_owned(),
         };
         let head = format!(
-            "GET {target} HTTP/1.1\r\nhost: {authority}\r\nauthorization: Bearer {token}\r\naccept: */*\r\n\r\n"
+            "{method} {target} HTTP/1.1\r\nhost: {authority}\r\nauthorization: Bearer {token}\r\n{extra}\r\n"
         );
         Some(Self { authority, head })
     }
@@ -162,9 +177,25 @@ pub(crate) async fn ask(target: &Target, pool: &Sockets) -> Result<Option<Answer
 /// One request and its answer's head on `stream`.
 async fn exchange(mut stream: TcpStream, target: &Target) -> Result<Answer, Error> {
     within_idle(stream.write_all(target.head.as_bytes())).await?;
-    let mut buffer = vec![0u8; 8 * 1024];
-    let mut filled = 0;
+    read_answer(stream, Vec::new()).await
+}
+
+/// Reads an answer's head from `stream`, after `start` (bytes of it read already).
+pub(crate) async fn read_answer(mut stream: TcpStream, start: Vec<u8>) -> Result<Answer, Error> {
+    let mut filled = start.len();
+    let mut buffer = start;
+    buffer.resize(filled.max(8 * 1024), 0);
     loop {
+        if filled > 0 {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut parsed = httparse::Response::new(&mut headers);
+            let status = parsed
+                .parse(&buffer[..filled])
+                .map_err(|e| Error::Protocol(format!("the daemon's answer is not HTTP: {e}")))?;
+            if let httparse::Status::Complete(end) = status {
+                return answer(&parsed, buffer[end..filled].to_vec(), stream);
+            }
+        }
         if filled == buffer.len() {
             if buffer.len() >= HEAD_LIMIT {
                 return Err(Error::Protocol(format!(
@@ -180,14 +211,6 @@ async fn exchange(mut stream: TcpStream, target: &Target) -> Result<Answer, Erro
             ));
         }
         filled += n;
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut parsed = httparse::Response::new(&mut headers);
-        let status = parsed
-            .parse(&buffer[..filled])
-            .map_err(|e| Error::Protocol(format!("the daemon's answer is not HTTP: {e}")))?;
-        if let httparse::Status::Complete(end) = status {
-            return answer(&parsed, buffer[end..filled].to_vec(), stream);
-        }
     }
 }
 

@@ -75,7 +75,7 @@ impl FileChunks {
 }
 
 /// The bytes of `file` from its offset to its end.
-fn remaining(file: &std::fs::File) -> io::Result<u64> {
+pub(crate) fn remaining(file: &std::fs::File) -> io::Result<u64> {
     let mut handle = file;
     let at = io::Seek::stream_position(&mut handle)?;
     Ok(file.metadata()?.len().saturating_sub(at))

@@ -182,8 +182,10 @@ impl Client {
     }
 
     /// Streams a local file, from its current offset, into `path`: the cheapest way to
-    /// upload one (each byte is copied once on this side, and the length is sent up
-    /// front; see [`FileChunks`]).
+    /// upload one. A large file over plain HTTP goes as a raw body the kernels move
+    /// from file to socket and from socket to file (`crate::raw_put`); any other is
+    /// read with one copy per byte on this side, its length sent up front (see
+    /// [`FileChunks`]).
     pub async fn write_file(
         &self,
         id: &str,
@@ -191,6 +193,11 @@ impl Client {
         file: std::fs::File,
         opts: &WriteOptions,
     ) -> Result<WriteResult, Error> {
+        let url = self.content_put(id, path, opts).build()?.url().clone();
+        let file = match crate::raw_put::write_file(self, &url, file).await? {
+            Ok(written) => return Ok(written),
+            Err(file) => file,
+        };
         let chunks = FileChunks::new(file).map_err(Error::Local)?;
         self.write_body(id, path, chunks, opts).await
     }

@@ -47,6 +47,7 @@ mod error;
 mod file_chunks;
 mod file_sink;
 mod files;
+mod raw_put;
 mod resumable;
 mod spliced;
 mod tokens;

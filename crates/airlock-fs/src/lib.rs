@@ -26,6 +26,7 @@ mod reserved;
 mod root;
 mod sandbox_fs;
 mod skip_forward;
+mod socket_body;
 mod staged;
 mod sweep;
 #[cfg(test)]
@@ -46,6 +47,7 @@ pub use pieces::{PieceReader, Pieces};
 pub use remove_tree::remove_tree_in;
 pub use root::Root;
 pub use sandbox_fs::{FileReader, PartialFile, SandboxFs, WatchFeed};
+pub use socket_body::SocketBody;
 pub use umask::lost_to_umask;
 pub use unpack::{Mtimes, Skipped, UnpackLimits, Unpacked, Unpacking};
 pub use watch::{LossyQueue, WatchEvent, WatchKind, Watcher};

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use rustix::fs::OFlags;
 
 use crate::{
-    Checks, Checksums, Entry, FileOwner, FsResult, Listing, Placement, Root, SandboxPath, Unpacked,
-    Unpacking, WatchEvent, Watcher, WriteOptions, Written,
+    Checks, Checksums, Entry, FileOwner, FsResult, Listing, Placement, Root, SandboxPath,
+    SocketBody, Unpacked, Unpacking, WatchEvent, Watcher, WriteOptions, Written,
 };
 
 /// A file opened for reading: read from where it was sought to.
@@ -81,6 +81,17 @@ pub trait SandboxFs: Send + Sync + std::fmt::Debug {
         content: &mut dyn BufRead,
         opts: WriteOptions,
     ) -> FsResult<Written>;
+    /// [`SandboxFs::write_file`] with the body still on its connection's socket. Files
+    /// on this machine take it by `splice`; elsewhere it is read like any body.
+    fn write_file_from_socket(
+        &self,
+        path: &SandboxPath,
+        body: SocketBody,
+        opts: WriteOptions,
+    ) -> FsResult<Written> {
+        self.write_file(path, &mut body.into_reader(), opts)
+    }
+
     /// Writes `content` into an existing (or new) file at `at`, in place.
     fn write_in_place(
         &self,
@@ -227,6 +238,15 @@ impl SandboxFs for Root {
         opts: WriteOptions,
     ) -> FsResult<Written> {
         Root::write_file(self, path, &mut content, opts)
+    }
+
+    fn write_file_from_socket(
+        &self,
+        path: &SandboxPath,
+        body: SocketBody,
+        opts: WriteOptions,
+    ) -> FsResult<Written> {
+        Root::write_file_from_socket(self, path, body, opts)
     }
 
     fn write_in_place(

@@ -13,6 +13,7 @@ use rustix::io::Errno;
 
 use crate::read::reopen_regular;
 use crate::root::openat2_in;
+use crate::socket_body::SocketBody;
 use crate::staged::Staged;
 use crate::{Checks, Checksums, Entry, FsError, FsResult, Hasher, Root, SandboxPath};
 
@@ -117,6 +118,28 @@ impl Root {
         content: &mut impl BufRead,
         opts: WriteOptions,
     ) -> FsResult<Written> {
+        self.write_whole(path, opts, |file| copy_hashing(content, file, opts.checks))
+    }
+
+    /// [`Root::write_file`] with a body taken straight from its socket: moved into the
+    /// file by the kernel ([`SocketBody`]).
+    pub fn write_file_from_socket(
+        &self,
+        path: &SandboxPath,
+        mut body: SocketBody,
+        opts: WriteOptions,
+    ) -> FsResult<Written> {
+        self.write_whole(path, opts, |file| body.move_into(file, &opts.checks))
+    }
+
+    /// A whole-file write whose content `fill_file` puts into the private file, from its
+    /// start, answering the content's checksums.
+    fn write_whole(
+        &self,
+        path: &SandboxPath,
+        opts: WriteOptions,
+        fill_file: impl FnOnce(&mut std::fs::File) -> std::io::Result<Checksums>,
+    ) -> FsResult<Written> {
         let (parent, name) = path.split_parent().ok_or_else(|| FsError::BadPath {
             path: path.to_string(),
             reason: "is the root directory",
@@ -130,7 +153,7 @@ impl Root {
         let (staged, file) = Staged::create(&dir, opts.mode).map_err(fail)?;
         let mut file = std::fs::File::from(file);
         let has_mode = staged.has_mode(opts.mode);
-        let committed = fill(&mut file, content, &opts, has_mode, path).and_then(|checksums| {
+        let committed = fill(&mut file, fill_file, &opts, has_mode, path).and_then(|checksums| {
             let created = staged
                 .name(&dir, &file, name, opts.overwrite)
                 .map_err(fail)?;
@@ -224,13 +247,13 @@ impl Root {
 
 fn fill(
     file: &mut std::fs::File,
-    content: &mut impl BufRead,
+    fill_file: impl FnOnce(&mut std::fs::File) -> std::io::Result<Checksums>,
     opts: &WriteOptions,
     has_mode: bool,
     path: &SandboxPath,
 ) -> FsResult<Checksums> {
     let io = |e| FsError::from_io(path.as_str(), e);
-    let checksums = copy_hashing(content, file, opts.checks).map_err(io)?;
+    let checksums = fill_file(file).map_err(io)?;
     opts.checks.verify(&checksums, path)?;
     seal(file, opts, has_mode, path)?;
     Ok(checksums)

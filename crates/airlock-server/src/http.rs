@@ -174,9 +174,15 @@ async fn serve_connection(
                 .max_buf_size(READ_BUFFER)
                 .writev(true)
                 .serve_connection(io, TowerToHyperService::new(app.sending_files(queue)))
+                // A raw upload body (`rest::raw_body`) takes the connection over.
+                .with_upgrades()
         );
     }
 }
+
+/// An HTTP/1 connection's stream as hyper holds it, so an upgraded connection can be
+/// taken back as what it is.
+pub(crate) type Http1Io = TokioIo<Pin<Box<TimeoutStream<SendfileIo>>>>;
 
 /// A connection's stream, dropped once the client stops reading for the idle timeout.
 fn timed<T: AsyncRead + AsyncWrite>(

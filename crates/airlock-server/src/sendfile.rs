@@ -98,6 +98,12 @@ pub struct SendfileIo {
     queue: SendQueue,
 }
 
+impl std::os::fd::AsFd for SendfileIo {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.tcp.as_fd()
+    }
+}
+
 impl SendfileIo {
     pub fn new(tcp: TcpStream, queue: SendQueue) -> Self {
         Self { tcp, queue }

@@ -13,10 +13,10 @@ use airlock_fs::{
 use super::{Service, blocking};
 use crate::ApiError;
 use crate::audit::{Counted, Pending, Receipt};
-use crate::body::{BodyPump, ByteStream, Gathered, gather_small};
+use crate::body::{BodyPump, ByteStream};
 use crate::caps::Work;
 use crate::metrics::InFlight;
-use crate::options::{PatchFile, PutFile};
+use crate::options::PatchFile;
 use crate::{Need, Principal};
 
 /// Listing page size when the client names none, and the most it may ask for.
@@ -48,7 +48,7 @@ pub(crate) const DEFAULT_FILE_MODE: u32 = 0o644;
 
 /// Files up to this size are read whole when opened for download, and bodies up to it
 /// gathered before they are written.
-const SMALL_FILE: u64 = 64 * 1024;
+pub(crate) const SMALL_FILE: u64 = 64 * 1024;
 
 /// A download's content, with its audit line, written once the bytes are sent.
 pub struct FileBody {
@@ -286,54 +286,6 @@ impl Service {
         }
     }
 
-    /// Streams `body` into `path`, atomically. Returns the result and whether it was new.
-    pub async fn put_file(
-        &self,
-        caller: &Principal,
-        id: &str,
-        path: &str,
-        put: PutFile,
-        body: ByteStream,
-    ) -> Result<(WriteResult, bool), ApiError> {
-        let mut audit = self.audit(caller, "file.write", Some(id)).path(path);
-        let result = async {
-            let path = parse(path)?;
-            let root = self.root_of(caller, id, Need::Write)?;
-            let put = put.checked()?;
-            let _slot = self.slot(id, Work::Upload)?;
-            let opts = WriteOptions {
-                mode: put.mode.unwrap_or(DEFAULT_FILE_MODE),
-                owner: FileOwner::SANDBOX_USER,
-                parents: put.parents.unwrap_or(false),
-                overwrite: put.overwrite.unwrap_or(true),
-                mtime: put.mtime,
-                checks: put.checks,
-            };
-            let write = move |root: &dyn SandboxFs, content: &mut dyn std::io::BufRead| {
-                let done = root.write_file(&path, content, opts)?;
-                Ok::<_, ApiError>((written(&done), done.created))
-            };
-            match gather_small(body, SMALL_FILE as usize).await {
-                Gathered::Whole(bytes) => {
-                    at_once_or_blocking(root, move |root| write(root, &mut &bytes[..])).await
-                }
-                Gathered::Stream(body) => {
-                    let (mut reader, pump) = BodyPump::new(body);
-                    let outcome = blocking(move || write(&*root, &mut reader)).await;
-                    pump.finish().await;
-                    outcome?
-                }
-            }
-        }
-        .await;
-        if let Ok(value) = &result {
-            audit.bytes(value.0.entry.size);
-            audit.checksums(&value.0);
-            self.metrics.upload_committed();
-        }
-        audit.done(result)
-    }
-
     /// Appends to, or writes at an offset of, `path`: exactly one of `append` and
     /// `offset`.
     pub async fn patch_file(
@@ -550,7 +502,7 @@ pub fn byte_window(size: u64, offset: u64, length: Option<u64>) -> Result<(u64, 
 }
 
 /// Runs `op` on this thread when `root` answers at once, else on a blocking thread.
-async fn at_once_or_blocking<T: Send + 'static>(
+pub(crate) async fn at_once_or_blocking<T: Send + 'static>(
     root: Arc<dyn SandboxFs>,
     op: impl FnOnce(&dyn SandboxFs) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {

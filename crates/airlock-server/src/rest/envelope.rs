@@ -35,7 +35,11 @@ pub async fn envelope(State(idle): State<Duration>, request: Request, next: Next
     let mut response = match head_too_large(&request) {
         Some(refusal) => refusal,
         None => {
-            let (request, unread) = guard_body(request, idle);
+            let (mut request, unread) = guard_body(request, idle);
+            if request.headers().contains_key(axum::http::header::UPGRADE) {
+                // A raw upload body keeps to the same idle timeout as any body.
+                request.extensions_mut().insert(super::raw_body::Idle(idle));
+            }
             let response = next.run(request).await;
             if let Some(unread) = unread {
                 unread.linger();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use airlock_api::{ErrorCode, FileEntry, FileList, MakeDir, MoveFile, WriteResult};
 use airlock_service::{
-    ApiError, ChecksumText, ListFiles, PatchFile, Principal, PutFile, Service, mtime_text,
+    ApiError, ChecksumText, ListFiles, PatchFile, Principal, PutBody, PutFile, Service, mtime_text,
 };
 use axum::Extension;
 use axum::body::Body;
@@ -20,6 +20,7 @@ use super::failure::{Answer, Failure};
 use super::headers::{X_AIRLOCK_MODE, X_AIRLOCK_MTIME, insert, set, text};
 use super::json::{Json, Query};
 use super::range::{ByteRange, ranged_body};
+use super::raw_body::RawBody;
 use crate::sendfile::SendQueue;
 
 type Caller = Extension<Principal>;
@@ -198,6 +199,7 @@ pub async fn upload(
     Extension(caller): Caller,
     Path(id): Path<String>,
     Query(q): Query<PutQuery>,
+    RawBody(raw): RawBody,
     headers: HeaderMap,
     body: Body,
 ) -> Answer<Response> {
@@ -213,9 +215,22 @@ pub async fn upload(
         q.parents,
         q.overwrite,
     )?;
-    let (result, created) = service
-        .put_file(&caller, &id, &q.path, put, stream(body))
-        .await?;
+    if let Some(raw) = raw {
+        let admitted = service.admit_put(&caller, &id, &q.path, put)?;
+        return Ok(raw.take_over(move |body| async move {
+            written(service.finish_put(admitted, PutBody::Socket(body)).await)
+        }));
+    }
+    written(
+        service
+            .put_file(&caller, &id, &q.path, put, stream(body))
+            .await,
+    )
+}
+
+/// A whole-file write's answer: 201 for a new file, 200 for a replaced one.
+fn written(result: Result<(WriteResult, bool), ApiError>) -> Answer<Response> {
+    let (result, created) = result?;
     let status = if created {
         StatusCode::CREATED
     } else {

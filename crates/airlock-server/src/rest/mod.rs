@@ -17,6 +17,7 @@ mod openapi;
 mod pools;
 mod processes;
 pub(crate) mod range;
+mod raw_body;
 mod sandboxes;
 mod signed;
 mod templates;

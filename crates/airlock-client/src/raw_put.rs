@@ -1,0 +1,148 @@
+//! A large local file sent as a raw body: the daemon's `airlock-body` upgrade.
+//!
+//! Through reqwest the file is read into buffers and written into the socket, two copies
+//! a byte here, and hyper in the daemon copies each byte out of the socket and again into
+//! the file. Here the `PUT` asks for the upgrade on a socket of the client's own
+//! ([`crate::direct`]); once the daemon has checked everything that could refuse the
+//! write and answered `101`, `sendfile` hands the file's pages to the socket, the daemon
+//! `splice`s them into its file, and its answer comes as for any `PUT`. Anything else
+//! (https, a proxy, a small file) goes through reqwest as before.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+
+use airlock_api::WriteResult;
+use reqwest::{StatusCode, Url};
+use rustix::io::Errno;
+use tokio::net::TcpStream;
+
+use crate::direct::{self, Answer, Target, broken};
+use crate::file_chunks::remaining;
+use crate::{Client, Error, IDLE_TIMEOUT};
+
+/// Files at least this large go raw: below it, the upgrade's extra round trip and the
+/// connection it uses up cost more than the copies it saves.
+pub(crate) const RAW_FROM: u64 = 8 * 1024 * 1024;
+/// Bytes per `sendfile` call.
+const STEP: usize = 4 * 1024 * 1024;
+
+/// Sends `file` from its offset to its end into `url` (a `PUT /content` with its query);
+/// `file` back, nothing sent, when reqwest must do it.
+pub(crate) async fn write_file(
+    client: &Client,
+    url: &Url,
+    file: std::fs::File,
+) -> Result<Result<WriteResult, std::fs::File>, Error> {
+    let length = remaining(&file).map_err(Error::Local)?;
+    if length < RAW_FROM {
+        return Ok(Err(file));
+    }
+    let Some(target) = Target::raw_put(url, &client.token, length) else {
+        return Ok(Err(file));
+    };
+    let Some(answer) = direct::ask(&target, &client.sockets).await? else {
+        return Ok(Err(file));
+    };
+    if answer.status != StatusCode::SWITCHING_PROTOCOLS {
+        return Err(refusal(answer, client).await);
+    }
+    let Answer { early, stream, .. } = answer;
+    if !early.is_empty() {
+        // The daemon answered again before the body: its answer says why.
+        let answer = direct::read_answer(stream, early).await?;
+        return Err(refusal(answer, client).await);
+    }
+    let stream = stream.into_std().map_err(broken)?;
+    stream.set_nonblocking(false).map_err(broken)?;
+    stream
+        .set_write_timeout(Some(IDLE_TIMEOUT))
+        .map_err(broken)?;
+    let (stream, sent) = tokio::task::spawn_blocking(move || {
+        let sent = send(&file, &stream, length);
+        (stream, sent)
+    })
+    .await
+    .map_err(|e| Error::Local(io::Error::other(e)))?;
+    stream.set_nonblocking(true).map_err(broken)?;
+    let stream = TcpStream::from_std(stream).map_err(broken)?;
+    // A daemon that gave up mid-way (a full disk) answered before closing; its answer
+    // says more than the broken pipe the sending met.
+    let answer = match direct::read_answer(stream, Vec::new()).await {
+        Ok(answer) => answer,
+        Err(unanswered) => return Err(sent.err().unwrap_or(unanswered)),
+    };
+    if !answer.status.is_success() {
+        return Err(refusal(answer, client).await);
+    }
+    sent?;
+    let body = answer.small_body(&client.sockets).await?;
+    let written = serde_json::from_slice(&body)
+        .map_err(|e| Error::Protocol(format!("unexpected answer: {e}")))?;
+    Ok(Ok(written))
+}
+
+/// The error an answer that is not the go-ahead (or not success) carries.
+async fn refusal(answer: Answer, client: &Client) -> Error {
+    let status = answer.status;
+    if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
+        // A daemon that did not take the upgrade treated the request as an empty `PUT`.
+        return Error::Protocol(format!(
+            "the daemon answered HTTP {status} to a raw body's upgrade"
+        ));
+    }
+    match answer.small_body(&client.sockets).await {
+        Ok(body) => crate::answer_error(status, &body),
+        Err(err) => err,
+    }
+}
+
+/// The file's bytes from its offset: `length` of them, by `sendfile`, or read and
+/// written where the file takes no `sendfile`.
+fn send(file: &std::fs::File, socket: &std::net::TcpStream, length: u64) -> Result<(), Error> {
+    let mut left = length;
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(STEP).min(STEP);
+        match rustix::fs::sendfile(socket.as_fd(), file.as_fd(), None, want) {
+            Ok(0) => return Err(shrank()),
+            Ok(n) => left -= n as u64,
+            Err(Errno::INTR) => {}
+            Err(Errno::INVAL | Errno::NOSYS) => return copy(file, socket, left),
+            Err(Errno::AGAIN) => return Err(crate::stalled()),
+            Err(e) => return Err(broken(e.into())),
+        }
+    }
+    Ok(())
+}
+
+/// Reads and writes `left` bytes, for a file that takes no `sendfile`.
+fn copy(
+    mut file: &std::fs::File,
+    mut socket: &std::net::TcpStream,
+    left: u64,
+) -> Result<(), Error> {
+    let mut buffer = vec![0u8; STEP.min(usize::try_from(left).unwrap_or(STEP))];
+    let mut left = left;
+    while left > 0 {
+        let want = buffer
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = match file.read(&mut buffer[..want]) {
+            Ok(0) => return Err(shrank()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Local(e)),
+        };
+        socket.write_all(&buffer[..n]).map_err(broken)?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// The length is promised in the request's head: a file cut short while it is sent
+/// breaks the upload instead of committing a prefix (the daemon waits for the rest).
+fn shrank() -> Error {
+    Error::Local(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the file shrank while it was being sent",
+    ))
+}

@@ -1,0 +1,251 @@
+//! A body that comes straight from a connection's socket: its bytes moved into the file
+//! by the kernel (`splice` through a pipe), never read into the daemon. Reading a body
+//! into buffers and writing it out again is two copies per byte; a socket's pages move
+//! into a pipe without one, and from the pipe into the page cache with one.
+//!
+//! The checksums read the file back, on a thread of their own a piece behind the
+//! writing.
+
+use std::io::{self, BufRead, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::pipe::{PipeFlags, SpliceFlags};
+
+use crate::{Checks, Checksums, Hasher};
+
+/// The pipe's size, so each `splice` moves up to this much.
+const PIPE: usize = 1024 * 1024;
+
+/// A body of exactly `len` bytes: `early` (read with the request's head), then the rest
+/// from `socket`.
+#[derive(Debug)]
+pub struct SocketBody {
+    /// The connection, its body next to read.
+    socket: OwnedFd,
+    /// Body bytes already read from the socket.
+    early: Vec<u8>,
+    /// The body's whole length, `early` included.
+    len: u64,
+    /// How long the client may send nothing before the body fails as stalled.
+    idle: Duration,
+}
+
+impl SocketBody {
+    /// A body of `len` bytes, `early` of them already read, the rest to come on `socket`
+    /// (which may be non-blocking: the engine waits for it). More early bytes than `len`
+    /// is a client out of step with its own request.
+    pub fn new(socket: OwnedFd, early: Vec<u8>, len: u64, idle: Duration) -> io::Result<Self> {
+        if early.len() as u64 > len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "more body bytes came than the length announced",
+            ));
+        }
+        Ok(Self {
+            socket,
+            early,
+            len,
+            idle,
+        })
+    }
+
+    /// The body's whole length.
+    pub fn size(&self) -> u64 {
+        self.len
+    }
+
+    /// Moves the whole body into `file` at its position and answers its checksums. A
+    /// client that goes away early is `ConnectionAborted`, one that goes quiet
+    /// `TimedOut`: the file then holds a prefix, which the caller throws away.
+    pub(crate) fn move_into(
+        &mut self,
+        file: &std::fs::File,
+        checks: &Checks,
+    ) -> io::Result<Checksums> {
+        let mut hasher = Hasher::new(checks);
+        let early = std::mem::take(&mut self.early);
+        let mut left = self.len - early.len() as u64;
+        hasher.update(&early);
+        (&*file).write_all(&early)?;
+        if left == 0 {
+            return Ok(hasher.finish());
+        }
+        let (from, into) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+        // An unprivileged daemon may be held to a smaller pipe: only more calls.
+        let room = rustix::pipe::fcntl_setpipe_size(&into, PIPE).unwrap_or(64 * 1024);
+        let mut out = Drain {
+            file,
+            spliced: true,
+            spare: Vec::new(),
+        };
+        // The checksum reads back what is written, on another thread, a piece behind
+        // this one: the copy into the file and the checksum's pass run side by side,
+        // where one after the other they set an upload's pace.
+        let start = early.len() as u64;
+        std::thread::scope(|scope| {
+            let (written, pieces) = std::sync::mpsc::channel();
+            let summing = scope.spawn(move || sum_file(file, start, &pieces, hasher));
+            let moved = (|| {
+                while left > 0 {
+                    let want = usize::try_from(left).unwrap_or(usize::MAX).min(room);
+                    let n = self.splice_some(&into, want)?;
+                    out.drain(&from, n)?;
+                    left -= n as u64;
+                    // A checksum thread that failed is heard from at the join.
+                    let _ = written.send(n);
+                }
+                Ok(())
+            })();
+            // The end of the pieces tells the checksum's thread the body is whole.
+            drop(written);
+            let sums = summing
+                .join()
+                .map_err(|_| io::Error::other("the checksum's thread panicked"))?;
+            moved.and(sums)
+        })
+    }
+
+    /// Moves up to `want` bytes from the socket into `pipe`, waiting up to the idle
+    /// timeout for some to arrive.
+    fn splice_some(&self, pipe: &OwnedFd, want: usize) -> io::Result<usize> {
+        loop {
+            let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+            match rustix::pipe::splice(&self.socket, None, pipe, None, want, flags) {
+                Ok(0) => return Err(gone()),
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => self.wait_readable()?,
+                Err(e) => return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e)),
+            }
+        }
+    }
+
+    /// Waits for the socket to have something to read (or to close) within the idle
+    /// timeout.
+    fn wait_readable(&self) -> io::Result<()> {
+        let timeout = Timespec::try_from(self.idle).unwrap_or(Timespec {
+            tv_sec: i64::MAX,
+            tv_nsec: 0,
+        });
+        loop {
+            let mut fds = [PollFd::new(&self.socket, PollFlags::IN)];
+            match rustix::event::poll(&mut fds, Some(&timeout)) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("client sent nothing for {} s", self.idle.as_secs()),
+                    ));
+                }
+                Ok(_) => return Ok(()),
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The body as a reader, for a backend that cannot take a socket (its files are on
+    /// another machine): exactly `len` bytes, the same errors.
+    pub fn into_reader(mut self) -> impl BufRead + Send {
+        let early = io::Cursor::new(std::mem::take(&mut self.early));
+        let rest = self.len - early.get_ref().len() as u64;
+        let socket = SocketReader {
+            body: self,
+            left: rest,
+        };
+        io::BufReader::with_capacity(crate::write::BUFFER, early.chain(socket))
+    }
+}
+
+/// The socket's part of a body, read with the same waits and errors as `splice`'s.
+struct SocketReader {
+    body: SocketBody,
+    left: u64,
+}
+
+impl Read for SocketReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        loop {
+            match rustix::io::read(&self.body.socket, &mut buf[..want]) {
+                Ok(0) => return Err(gone()),
+                Ok(n) => {
+                    self.left -= n as u64;
+                    return Ok(n);
+                }
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => self.body.wait_readable()?,
+                Err(e) => return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e)),
+            }
+        }
+    }
+}
+
+/// Reads `file` from `at` into `hasher`, each piece once `written` says it is there,
+/// until `written` ends.
+fn sum_file(
+    file: &std::fs::File,
+    mut at: u64,
+    written: &std::sync::mpsc::Receiver<usize>,
+    mut hasher: Hasher,
+) -> io::Result<Checksums> {
+    let mut seen = vec![0u8; PIPE];
+    while let Ok(n) = written.recv() {
+        let piece = &mut seen[..n];
+        std::os::unix::fs::FileExt::read_exact_at(file, piece, at)?;
+        hasher.update(piece);
+        at += n as u64;
+    }
+    Ok(hasher.finish())
+}
+
+fn gone() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "the client closed the connection before the body's end",
+    )
+}
+
+/// The file the pipe is emptied into.
+struct Drain<'a> {
+    file: &'a std::fs::File,
+    /// Whether the file still takes `splice`.
+    spliced: bool,
+    /// The buffer for a file that does not.
+    spare: Vec<u8>,
+}
+
+impl Drain<'_> {
+    /// Moves `n` bytes from `pipe` into the file.
+    fn drain(&mut self, pipe: &impl AsFd, mut n: usize) -> io::Result<()> {
+        while n > 0 {
+            if self.spliced {
+                match rustix::pipe::splice(pipe, None, self.file, None, n, SpliceFlags::MOVE) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(m) => n -= m,
+                    // A filesystem without `splice` into its files.
+                    Err(Errno::INVAL) => self.spliced = false,
+                    Err(Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                continue;
+            }
+            self.spare.resize(n.min(PIPE), 0);
+            let got = match rustix::io::read(pipe, &mut self.spare[..]) {
+                Ok(got) => got,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            (&*self.file).write_all(&self.spare[..got])?;
+            n -= got;
+        }
+        Ok(())
+    }
+}
