@@ -52,11 +52,6 @@ impl SocketBody {
         })
     }
 
-    /// The body's whole length.
-    pub fn size(&self) -> u64 {
-        self.len
-    }
-
     /// Moves the whole body into `file` at its position and answers its checksums. A
     /// client that goes away early is `ConnectionAborted`, one that goes quiet
     /// `TimedOut`: the file then holds a prefix, which the caller throws away.

@@ -77,13 +77,17 @@ impl<S: Send + Sync> FromRequestParts<S> for RawBody {
             .extensions
             .remove::<hyper::upgrade::OnUpgrade>()
             .ok_or_else(|| bad("needs HTTP/1.1 with Connection: upgrade"))?;
-        let idle = parts.extensions.get::<Idle>().map_or(DEFAULT_IDLE, |i| i.0);
+        // The envelope puts it on every request that asks for an upgrade: the face keeps
+        // no idle timeout of its own.
+        let Idle(idle) = *parts.extensions.get::<Idle>().ok_or_else(|| {
+            Failure(ApiError::internal(
+                "a raw body",
+                "no idle timeout on the request",
+            ))
+        })?;
         Ok(Self(Some(Asked { upgrade, len, idle })))
     }
 }
-
-/// The idle timeout if the envelope gave none (it always does).
-const DEFAULT_IDLE: Duration = Duration::from_secs(60);
 
 impl Asked {
     /// Answers `101` and, once the connection is handed over, gives `finish` the body
