@@ -8,7 +8,6 @@
  */
 
 import type { FileHandle } from 'node:fs/promises'
-import type * as nodeHttp from 'node:http'
 
 import type { Progress } from './body.js'
 
@@ -21,6 +20,14 @@ import type { Progress } from './body.js'
 const READ = 4 << 20
 const BUFFERS = 2
 
+/** Where a body's bytes go: a request, or a connection upgraded for a raw body. */
+export interface Sink {
+  /** Takes `chunk`; `done` is called once the connection has taken it. */
+  write(chunk: Uint8Array, done: (error?: Error | null) => void): boolean
+  /** After the last chunk. */
+  end(): void
+}
+
 export class FileBody {
   /** `size` bytes of the open `file`, from its start; `onProgress` told as the connection takes them. */
   constructor(
@@ -30,11 +37,11 @@ export class FileBody {
   ) {}
 
   /**
-   * Writes the body into `request` and ends it; settles once the connection has taken
+   * Writes the body into `sink` and ends it; settles once the connection has taken
    * every byte. Reads go through the `FileHandle`, whose `close` waits for them, so a
    * request answered early cannot leave a read in flight on a closed descriptor.
    */
-  send(request: nodeHttp.ClientRequest): Promise<void> {
+  send(sink: Sink): Promise<void> {
     const { file, size, onProgress } = this
     return new Promise<void>((resolve, reject) => {
       const spare: Buffer[] = []
@@ -65,7 +72,7 @@ export class FileBody {
             return fail(new Error(`the local file ended ${size - read} bytes short of its size when the upload began`))
           }
           read += bytesRead
-          request.write(into.subarray(0, bytesRead), (error) => {
+          sink.write(into.subarray(0, bytesRead), (error) => {
             if (error) return fail(error)
             spare.push(into)
             taken += bytesRead
@@ -73,12 +80,12 @@ export class FileBody {
             if (taken === size) resolve()
             else pump()
           })
-          if (read === size) request.end()
+          if (read === size) sink.end()
           else pump()
         }, fail)
       }
       if (size === 0) {
-        request.end()
+        sink.end()
         resolve()
         return
       }

@@ -23,11 +23,24 @@ import {
   writeInfo,
 } from './models.js'
 import { type BatchFile, multipart } from './multipart.js'
+import { goesRaw, rawPut } from './rawPut.js'
 import { resumableWrite } from './resumable.js'
 import { type Mode, type Mtime, filesRoute, flag, modeText, mtimeText } from './routes.js'
 import { type ChecksumOptions, checksumFields } from './checksums.js'
 import { type Side, plan, rfc3339Seconds } from './syncPlan.js'
 import { extractTree, packTree, posixRelative, walkTree } from './tar.js'
+
+/** A content `PUT`'s query: the path and the write's options. */
+function putParams(path: string, options: WriteOptions): Record<string, string | undefined> {
+  return {
+    path,
+    mode: options.mode === undefined ? undefined : modeText(options.mode),
+    mtime: options.mtime === undefined ? undefined : mtimeText(options.mtime),
+    parents: flag(options.parents ?? true),
+    overwrite: flag(options.overwrite),
+    ...checksumFields(options),
+  }
+}
 
 /**
  * The daemon's deepest listing, which reaches every entry a path can name: a shallower one
@@ -106,9 +119,10 @@ export class Files {
 
   /**
    * Writes the local file `local` to `path`, as `write` does, with its options: the
-   * fastest way up. Its size when the upload begins goes as `Content-Length` (a file
+   * fastest way up. Its size when the upload begins goes as the body's length (a file
    * that shrinks mid-way fails the upload), and it is read into a few buffers that are
-   * read into again once the connection has taken them.
+   * read into again once the connection has taken them. A file of 8 MiB or more over
+   * plain HTTP goes as a raw body, which the daemon moves into the file in the kernel.
    */
   async writeFrom(path: string, local: string, options: WriteOptions = {}): Promise<WriteInfo> {
     if (options.resumable) return this.write(path, await openAsBlob(local), options)
@@ -117,6 +131,10 @@ export class Files {
     try {
       const stat = await file.stat()
       if (!stat.isFile()) throw new TypeError(`${local} is not a regular file: give its stream to write instead`)
+      const url = this.http.url(this.route('/content'), putParams(path, options))
+      if (goesRaw(url, stat.size)) {
+        return writeInfo(await rawPut(this.http, url, file, stat.size, options.onProgress, options.signal))
+      }
       return await this.put(path, new FileBody(file, stat.size, options.onProgress), stat.size, options)
     } finally {
       await file.close()
@@ -129,15 +147,7 @@ export class Files {
     length: number | undefined,
     options: WriteOptions,
   ): Promise<WriteInfo> {
-    const params = {
-      path,
-      mode: options.mode === undefined ? undefined : modeText(options.mode),
-      mtime: options.mtime === undefined ? undefined : mtimeText(options.mtime),
-      parents: flag(options.parents ?? true),
-      overwrite: flag(options.overwrite),
-      ...checksumFields(options),
-    }
-    const spec = { params, body, headers: { 'content-type': 'application/octet-stream', ...lengthHeader(length) } }
+    const spec = { params: putParams(path, options), body, headers: { 'content-type': 'application/octet-stream', ...lengthHeader(length) } }
     return writeInfo(await this.http.call('PUT', this.route('/content'), withSignal(spec, options)))
   }
 
