@@ -7,7 +7,7 @@ mod common;
 
 use airlock_proto::v1 as pb;
 use common::files::{Files, HostSentinel, sandbox_with};
-use common::{Daemon, grpc, raw_body, sh};
+use common::{Daemon, grpc, raw_body, sh, tus};
 use serde_json::{Value, json};
 
 /// How one route is driven with one hostile path.
@@ -229,23 +229,10 @@ fn routes() -> Vec<(&'static str, Route)> {
         }),
         ("tus upload", |f, p| {
             Box::pin(async move {
-                use base64::Engine as _;
-                let uploads = format!("{}/uploads", f.base.trim_end_matches("/files"));
-                let path = base64::engine::general_purpose::STANDARD.encode(&p);
-                let created = f
-                    .http
-                    .post(&uploads)
-                    .bearer_auth(&f.token)
-                    .header("Tus-Resumable", "1.0.0")
-                    .header("Upload-Length", "5")
-                    .header("Upload-Metadata", format!("path {path}"))
-                    .send()
-                    .await
-                    .unwrap();
-                if created.status() != 201 {
-                    return created.status().as_u16();
-                }
-                let location = created.headers()["location"].to_str().unwrap().to_owned();
+                let location = match tus::create_at(f, &p, 5).await {
+                    Ok(location) => location,
+                    Err(status) => return status,
+                };
                 let origin = f.base.split("/v1/").next().unwrap().to_owned();
                 f.http
                     .patch(format!("{origin}{location}"))
@@ -259,6 +246,18 @@ fn routes() -> Vec<(&'static str, Route)> {
                     .unwrap()
                     .status()
                     .as_u16()
+            })
+        }),
+        ("tus upload, raw body", |f, p| {
+            Box::pin(async move {
+                let location = match tus::create_at(f, &p, 5).await {
+                    Ok(location) => location,
+                    Err(status) => return status,
+                };
+                let sent = raw_body::Send::Whole;
+                raw_body::patch(f, &location, 0, &[], b"pwned", sent)
+                    .await
+                    .status
             })
         }),
         ("signed GET", |f, p| {

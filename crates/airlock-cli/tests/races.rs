@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use airlock_proto::v1 as pb;
 use common::files::{Files, HostSentinel, sandbox_with};
-use common::tus::Tus;
+use common::tus::{self, Tus};
 use common::{Daemon, grpc, raw_body, sh};
 use serde_json::json;
 
@@ -128,6 +128,16 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
     )
     .await;
     count("PUT content, raw body", status);
+    let status = match tus::create_at(files, &format!("{name}-tus"), 6).await {
+        Ok(location) => {
+            let sent = raw_body::Send::Whole;
+            raw_body::patch(files, &location, 0, &[], b"racing", sent)
+                .await
+                .status
+        }
+        Err(status) => status,
+    };
+    count("tus upload, raw body", status);
     count(
         "GET content",
         files

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use airlock_client::WriteOptions;
 use common::files::{Files, crc_hex, random, sandbox_with};
-use common::raw_body::{Send, put};
+use common::raw_body::{self, Send, put};
 use common::{Daemon, sandbox};
 use serde_json::json;
 use sha2::Digest;
@@ -64,19 +64,7 @@ async fn the_sdk_sends_a_large_file_raw_from_its_offset_with_its_options() {
 
     // Both went raw: the daemon counted two `101`s on the route, and no `201` of a
     // plain PUT.
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", daemon.url))
-        .bearer_auth(&daemon.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let puts: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.starts_with("airlock_requests_total") && l.contains("files/content"))
-        .collect();
+    let puts = raw_body::answered(&daemon, "files/content").await;
     assert!(
         puts.iter()
             .any(|l| l.contains("status=\"101\"") && l.ends_with(" 2")),

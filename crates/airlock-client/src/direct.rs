@@ -1,6 +1,6 @@
 //! A request made on a socket of the client's own: a `GET` for downloads whose body the
-//! kernel moves into a file ([`crate::spliced`]), a `PUT` whose body the kernel sends
-//! from one ([`crate::raw_put`]). reqwest reads every body into buffers of its own, and
+//! kernel moves into a file ([`crate::spliced`]), a `PUT` or `PATCH` whose body the kernel sends
+//! from one ([`crate::raw_body`]). reqwest reads every body into buffers of its own, and
 //! owns its sockets; this asks over plain HTTP/1.1 and hands back the socket with the
 //! answer's head, so the body can go straight to or from it.
 //!
@@ -42,13 +42,14 @@ impl Target {
         Self::new("GET", url, token, "accept: */*\r\n")
     }
 
-    /// A `PUT` of `url` that asks to send its body of `len` bytes raw, once answered
-    /// `101` (the daemon's `airlock-body` upgrade); `None` as for [`Target::get`].
-    pub(crate) fn raw_put(url: &Url, token: &str, len: u64) -> Option<Self> {
+    /// A request of `method` to `url`, with `extra` header lines (each ending in CRLF),
+    /// that asks to send its body of `len` bytes raw once answered `101` (the daemon's
+    /// `airlock-body` upgrade); `None` as for [`Target::get`].
+    pub(crate) fn raw(method: &str, url: &Url, token: &str, len: u64, extra: &str) -> Option<Self> {
         let asks = format!(
-            "connection: upgrade\r\nupgrade: airlock-body\r\nx-airlock-length: {len}\r\naccept: application/json\r\n"
+            "connection: upgrade\r\nupgrade: airlock-body\r\nx-airlock-length: {len}\r\naccept: application/json\r\n{extra}"
         );
-        Self::new("PUT", url, token, &asks)
+        Self::new(method, url, token, &asks)
     }
 
     /// A request of `method` with `extra` header lines (each ending in CRLF).

@@ -183,7 +183,7 @@ impl Client {
 
     /// Streams a local file, from its current offset, into `path`: the cheapest way to
     /// upload one. A large file over plain HTTP goes as a raw body the kernels move
-    /// from file to socket and from socket to file (`crate::raw_put`); any other is
+    /// from file to socket and from socket to file (`crate::raw_body`); any other is
     /// read with one copy per byte on this side, its length sent up front (see
     /// [`FileChunks`]).
     pub async fn write_file(
@@ -194,7 +194,7 @@ impl Client {
         opts: &WriteOptions,
     ) -> Result<WriteResult, Error> {
         let url = self.content_put(id, path, opts).build()?.url().clone();
-        let file = match crate::raw_put::write_file(self, &url, file).await? {
+        let file = match crate::raw_body::write_file(self, &url, file).await? {
             Ok(written) => return Ok(written),
             Err(file) => file,
         };

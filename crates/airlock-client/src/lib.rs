@@ -47,7 +47,7 @@ mod error;
 mod file_chunks;
 mod file_sink;
 mod files;
-mod raw_put;
+mod raw_body;
 mod resumable;
 mod spliced;
 mod tokens;

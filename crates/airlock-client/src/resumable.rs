@@ -6,9 +6,12 @@ use base64::Engine as _;
 use reqwest::Method;
 use tokio::io::AsyncRead;
 
-use crate::{Client, Error, send};
+use crate::direct::Target;
+use crate::raw_body::{Feed, RAW_FROM, Watcher};
+use crate::{Client, Error, FileChunks, send};
 
 const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
+const CHUNK_TYPE: &str = "application/offset+octet-stream";
 
 /// Where an upload stands after a chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +87,42 @@ impl Client {
         self.upload_body(url, offset, body).await
     }
 
+    /// Sends the local `file` from its position (which must be `offset`) to its end to
+    /// the upload at `url`, showing each piece to `seen` first (a progress bar, a
+    /// checksum). Over plain HTTP, 8 MiB or more go as a raw body, which the daemon
+    /// moves into the partial file in the kernel; anything else as
+    /// [`FileChunks`](crate::FileChunks).
+    pub async fn upload_file(
+        &self,
+        url: &str,
+        offset: u64,
+        file: std::fs::File,
+        seen: impl FnMut(&[u8]) + Send + 'static,
+    ) -> Result<UploadProgress, Error> {
+        let length = crate::file_chunks::remaining(&file).map_err(Error::Local)?;
+        let full = self.raw_request(Method::PATCH, url).build()?.url().clone();
+        let extra = format!(
+            "tus-resumable: {}\r\ncontent-type: {CHUNK_TYPE}\r\nupload-offset: {offset}\r\n",
+            TUS.1
+        );
+        let target = Target::raw("PATCH", &full, &self.token, length, &extra);
+        let (file, seen) = match target {
+            Some(target) if length >= RAW_FROM => {
+                let feed = Feed::Watched(Box::new(seen));
+                match crate::raw_body::send(self, &target, file, length, feed).await? {
+                    Ok(answer) => {
+                        return progress(|name| answer.header(name), "the raw PATCH's answer");
+                    }
+                    Err((file, Feed::Watched(seen))) => (file, seen),
+                    Err((file, Feed::Sendfile)) => (file, Box::new(|_: &[u8]| {}) as _),
+                }
+            }
+            _ => (file, Box::new(seen) as Watcher),
+        };
+        let chunks = FileChunks::watched(file, seen).map_err(Error::Local)?;
+        self.upload_body(url, offset, chunks).await
+    }
+
     /// Sends `body` (the bytes from `offset` on, e.g. [`FileChunks`](crate::FileChunks)
     /// of a file sought to `offset`) to the upload at `url`.
     pub async fn upload_body(
@@ -95,19 +134,12 @@ impl Client {
         let response = send(
             self.raw_request(Method::PATCH, url)
                 .header(TUS.0, TUS.1)
-                .header("Content-Type", "application/offset+octet-stream")
+                .header("Content-Type", CHUNK_TYPE)
                 .header("Upload-Offset", offset.to_string())
                 .body(body),
         )
         .await?;
-        let header = |name: &str| crate::header_text(&response, name);
-        Ok(UploadProgress {
-            offset: header("upload-offset")
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| Error::Protocol("PATCH without Upload-Offset".into()))?,
-            crc64nvme: header("x-airlock-crc64nvme"),
-            sha256: header("x-airlock-sha256"),
-        })
+        progress(|name| crate::header_text(&response, name), "PATCH")
     }
 
     /// Abandons an upload.
@@ -116,4 +148,15 @@ impl Client {
             .await
             .map(drop)
     }
+}
+
+/// Where an upload stands, from an append's answer's headers.
+fn progress(header: impl Fn(&str) -> Option<String>, what: &str) -> Result<UploadProgress, Error> {
+    Ok(UploadProgress {
+        offset: header("upload-offset")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::Protocol(format!("{what} without Upload-Offset")))?,
+        crc64nvme: header("x-airlock-crc64nvme"),
+        sha256: header("x-airlock-sha256"),
+    })
 }

@@ -47,7 +47,7 @@ pub use pieces::{PieceReader, Pieces};
 pub use remove_tree::remove_tree_in;
 pub use root::Root;
 pub use sandbox_fs::{FileReader, PartialFile, SandboxFs, WatchFeed};
-pub use socket_body::SocketBody;
+pub use socket_body::{BodyStopper, Moved, SocketBody};
 pub use umask::lost_to_umask;
 pub use unpack::{Mtimes, Skipped, UnpackLimits, Unpacked, Unpacking};
 pub use watch::{LossyQueue, WatchEvent, WatchKind, Watcher};

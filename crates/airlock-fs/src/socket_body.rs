@@ -6,7 +6,7 @@
 //! The checksums read the file back, on a thread of their own a piece behind the
 //! writing.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Read, Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
@@ -52,6 +52,11 @@ impl SocketBody {
         })
     }
 
+    /// The body's whole length, as the client announced it.
+    pub fn length(&self) -> u64 {
+        self.len
+    }
+
     /// Moves the whole body into `file` at its position and answers its checksums. A
     /// client that goes away early is `ConnectionAborted`, one that goes quiet
     /// `TimedOut`: the file then holds a prefix, which the caller throws away.
@@ -60,47 +65,94 @@ impl SocketBody {
         file: &std::fs::File,
         checks: &Checks,
     ) -> io::Result<Checksums> {
-        let mut hasher = Hasher::new(checks);
-        let early = std::mem::take(&mut self.early);
-        let mut left = self.len - early.len() as u64;
-        hasher.update(&early);
-        (&*file).write_all(&early)?;
-        if left == 0 {
-            return Ok(hasher.finish());
+        let sums = self.append_to(file, Some(Hasher::new(checks))).ended?;
+        sums.ok_or_else(|| io::Error::other("a hashed body came without its checksums"))
+    }
+
+    /// Moves the body into `file` at its position (an upload's partial file, say),
+    /// answering how many bytes went in, also when it then failed (a client gone
+    /// mid-way), and, when given `hasher`, the checksums of the body's bytes.
+    pub fn append_to(&mut self, file: &std::fs::File, hasher: Option<Hasher>) -> Moved {
+        let mut moved = 0;
+        let ended = self.append_counted(file, hasher, &mut moved);
+        Moved {
+            bytes: moved,
+            ended,
         }
-        let (from, into) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
-        // An unprivileged daemon may be held to a smaller pipe: only more calls.
-        let room = rustix::pipe::fcntl_setpipe_size(&into, PIPE).unwrap_or(64 * 1024);
-        let mut out = Drain {
-            file,
-            spliced: true,
-            spare: Vec::new(),
+    }
+
+    fn append_counted(
+        &mut self,
+        file: &std::fs::File,
+        mut hasher: Option<Hasher>,
+        moved: &mut u64,
+    ) -> io::Result<Option<Checksums>> {
+        let early = std::mem::take(&mut self.early);
+        let left = self.len - early.len() as u64;
+        (&*file).write_all(&early)?;
+        *moved += early.len() as u64;
+        if let Some(hasher) = hasher.as_mut() {
+            hasher.update(&early);
+        }
+        if left == 0 {
+            return Ok(hasher.map(Hasher::finish));
+        }
+        let pipe = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+        let Some(hasher) = hasher else {
+            return self.pump(&pipe, file, left, moved, None).map(|()| None);
         };
         // The checksum reads back what is written, on another thread, a piece behind
         // this one: the copy into the file and the checksum's pass run side by side,
         // where one after the other they set an upload's pace.
-        let start = early.len() as u64;
+        let start = (&*file).stream_position()?;
         std::thread::scope(|scope| {
             let (written, pieces) = std::sync::mpsc::channel();
             let summing = scope.spawn(move || sum_file(file, start, &pieces, hasher));
-            let moved = (|| {
-                while left > 0 {
-                    let want = usize::try_from(left).unwrap_or(usize::MAX).min(room);
-                    let n = self.splice_some(&into, want)?;
-                    out.drain(&from, n)?;
-                    left -= n as u64;
-                    // A checksum thread that failed is heard from at the join.
-                    let _ = written.send(n);
-                }
-                Ok(())
-            })();
+            let moved = self.pump(&pipe, file, left, moved, Some(&written));
             // The end of the pieces tells the checksum's thread the body is whole.
             drop(written);
             let sums = summing
                 .join()
                 .map_err(|_| io::Error::other("the checksum's thread panicked"))?;
-            moved.and(sums)
+            moved.and(sums.map(Some))
         })
+    }
+
+    /// Moves `left` bytes from the socket through `pipe` into `file`, counting them into
+    /// `moved` and telling `written` of each piece once it is in the file.
+    fn pump(
+        &self,
+        (from, into): &(OwnedFd, OwnedFd),
+        file: &std::fs::File,
+        mut left: u64,
+        moved: &mut u64,
+        written: Option<&std::sync::mpsc::Sender<usize>>,
+    ) -> io::Result<()> {
+        // An unprivileged daemon may be held to a smaller pipe: only more calls.
+        let room = rustix::pipe::fcntl_setpipe_size(into, PIPE).unwrap_or(64 * 1024);
+        let mut out = Drain {
+            file,
+            spliced: true,
+            spare: Vec::new(),
+        };
+        while left > 0 {
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(room);
+            let n = self.splice_some(into, want)?;
+            out.drain(from, n)?;
+            left -= n as u64;
+            *moved += n as u64;
+            // A checksum thread that failed is heard from at the join.
+            if let Some(written) = written {
+                let _ = written.send(n);
+            }
+        }
+        Ok(())
+    }
+
+    /// A handle that ends the body from another thread, as if the client had stopped
+    /// sending: what is already in the file stays, and the move ends as cut short.
+    pub fn stopper(&self) -> io::Result<BodyStopper> {
+        Ok(BodyStopper(self.socket.try_clone()?))
     }
 
     /// Moves up to `want` bytes from the socket into `pipe`, waiting up to the idle
@@ -151,6 +203,27 @@ impl SocketBody {
             left: rest,
         };
         io::BufReader::with_capacity(crate::write::BUFFER, early.chain(socket))
+    }
+}
+
+/// How far a body got into a file.
+#[derive(Debug)]
+pub struct Moved {
+    /// Bytes now in the file, counted also when the move then failed.
+    pub bytes: u64,
+    /// How it ended: the body's checksums when a hasher was given.
+    pub ended: io::Result<Option<Checksums>>,
+}
+
+/// Ends a [`SocketBody`]'s move from another thread.
+#[derive(Debug)]
+pub struct BodyStopper(OwnedFd);
+
+impl BodyStopper {
+    /// Shuts the connection's reading: the move sees the body's end come early. The
+    /// connection can still carry the answer.
+    pub fn stop(&self) {
+        let _ = rustix::net::shutdown(&self.0, rustix::net::Shutdown::Read);
     }
 }
 

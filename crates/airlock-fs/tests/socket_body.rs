@@ -1,4 +1,5 @@
-//! Whole-file writes whose body comes straight from a socket: what lands is exactly the
+//! Writes whose body comes straight from a socket (whole files, and appends to an
+//! upload's partial file): what lands is exactly the
 //! announced bytes, and a client that goes away, goes quiet, sends the wrong bytes or
 //! aims outside the root leaves nothing behind.
 #![allow(clippy::unwrap_used)]
@@ -213,4 +214,89 @@ fn the_reader_for_other_backends_reads_exactly_the_body() {
     body.into_reader().read_to_end(&mut read).unwrap();
     sender.join().unwrap();
     assert_eq!(read, all);
+}
+
+/// A file that already holds `prefix`, its position at the end (as an upload's partial
+/// file is after `cut_to`).
+fn file_holding(dir: &std::path::Path, prefix: &[u8]) -> std::fs::File {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dir.join("partial"))
+        .unwrap();
+    file.write_all(prefix).unwrap();
+    file
+}
+
+#[test]
+fn an_append_goes_after_what_the_file_holds_with_the_checksums_of_the_body_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = content(4097);
+    let file = file_holding(dir.path(), &prefix);
+    let all = content(2 * 1024 * 1024 + 5);
+    let (client, socket) = connection();
+    let sender = send(client, all[10..].to_vec(), Duration::from_millis(100));
+    let mut body = SocketBody::new(socket, all[..10].to_vec(), all.len() as u64, IDLE).unwrap();
+    assert_eq!(body.length(), all.len() as u64);
+    let moved = body.append_to(&file, Some(Hasher::new(&Checks::default())));
+    sender.join().unwrap();
+    let mut hasher = Hasher::new(&Checks::default());
+    hasher.update(&all);
+    assert_eq!(moved.bytes, all.len() as u64);
+    assert_eq!(moved.ended.unwrap(), Some(hasher.finish()));
+    let mut landed = prefix.clone();
+    landed.extend_from_slice(&all);
+    assert_eq!(std::fs::read(dir.path().join("partial")).unwrap(), landed);
+}
+
+#[test]
+fn an_append_cut_short_counts_the_bytes_that_went_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = file_holding(dir.path(), b"before");
+    let all = content(1024 * 1024);
+    let (client, socket) = connection();
+    // Only 300,000 bytes of the million come, then the client goes away.
+    let sender = send(client, all[..300_000].to_vec(), Duration::ZERO);
+    let mut body = SocketBody::new(socket, Vec::new(), all.len() as u64, IDLE).unwrap();
+    let moved = body.append_to(&file, None);
+    sender.join().unwrap();
+    let err = moved.ended.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted, "{err}");
+    assert_eq!(moved.bytes, 300_000);
+    let landed = std::fs::read(dir.path().join("partial")).unwrap();
+    assert_eq!(&landed[..6], b"before");
+    assert_eq!(&landed[6..], &all[..300_000]);
+}
+
+#[test]
+fn a_stopper_ends_a_waiting_append_at_once_and_keeps_what_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = file_holding(dir.path(), b"");
+    let all = content(1024 * 1024);
+    let (mut client, socket) = connection();
+    client.write_all(&all[..5000]).unwrap();
+    let mut body = SocketBody::new(socket, Vec::new(), all.len() as u64, IDLE).unwrap();
+    let stopper = body.stopper().unwrap();
+    let started = Instant::now();
+    let stopping = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        stopper.stop();
+    });
+    // The client sends nothing more and stays: only the stopper ends the wait, well
+    // before the idle timeout.
+    let moved = body.append_to(&file, None);
+    stopping.join().unwrap();
+    assert!(started.elapsed() < IDLE / 2, "{:?}", started.elapsed());
+    assert_eq!(
+        moved.ended.unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionAborted
+    );
+    assert_eq!(moved.bytes, 5000);
+    assert_eq!(
+        std::fs::read(dir.path().join("partial")).unwrap(),
+        &all[..5000]
+    );
+    // The connection still carries an answer.
+    drop(client);
 }

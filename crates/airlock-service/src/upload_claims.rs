@@ -97,6 +97,11 @@ impl Claim<'_> {
         self.stop.is_cancelled()
     }
 
+    /// Resolves once a newer request asks for the upload.
+    pub(crate) fn stopped(&self) -> WaitForCancellationFutureOwned {
+        self.stop.clone().cancelled_owned()
+    }
+
     /// `body`, broken off with an error once a newer request asks for the upload: after
     /// what has already arrived, so that bytes the client did send are kept.
     pub(crate) fn stoppable(&self, body: ByteStream) -> ByteStream {

@@ -1,6 +1,6 @@
-//! `PUT /content` with a raw body (the `airlock-body` upgrade), made by hand on a socket
-//! so a test controls every byte: what the head asks, how much of the body is sent, and
-//! when the connection closes.
+//! `PUT /content` and tus `PATCH` with a raw body (the `airlock-body` upgrade), made by
+//! hand on a socket so a test controls every byte: what the head asks, how much of the
+//! body is sent, and when the connection closes.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -11,6 +11,25 @@ use tokio::net::TcpStream;
 
 use super::files::Files;
 
+/// The lines of the daemon's request counts for routes containing `route`: where a test
+/// sees that a body went raw (a `101`) or plain.
+pub async fn answered(daemon: &super::Daemon, route: &str) -> Vec<String> {
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", daemon.url))
+        .bearer_auth(&daemon.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("airlock_requests_total") && l.contains(route))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// How the client behaves after the go-ahead.
 #[derive(Debug, Clone, Copy)]
 pub enum Send {
@@ -18,10 +37,13 @@ pub enum Send {
     Whole,
     /// This many bytes of it, then closes the connection.
     CutAt(usize),
+    /// This many bytes of it, then holds the connection open and silent for a minute
+    /// (a client whose network went away).
+    StallAt(usize),
 }
 
-/// A raw `PUT` of `body` to `path` (with `extra` query pairs and `headers`), the length
-/// announced as `announced` (the body's own when `None`). Answers the status of the
+/// A raw `PUT` of `body` to `path` (with `extra` query pairs and `headers`; the length
+/// announced is the body's unless `headers` give `x-airlock-length`). Answers the status of the
 /// answer that ended the exchange (a refusal before the `101`, or the answer after the
 /// body) and its JSON, and whether the `101` came.
 pub async fn put(
@@ -35,13 +57,70 @@ pub async fn put(
     let mut query = vec![("path", path)];
     query.extend_from_slice(extra);
     let url = f.url("/content", &query);
+    let exchange = raw(f, "PUT", &url, headers, body, send).await;
+    (exchange.status, exchange.json, exchange.upgraded)
+}
+
+/// How a raw exchange ended.
+pub struct Exchange {
+    /// The status of the answer that ended it (0 when the client cut it).
+    pub status: u16,
+    /// That answer's head, in lower case.
+    pub head: String,
+    /// Its body as JSON (`Null` when it is none).
+    pub json: Value,
+    /// Whether the `101` came.
+    pub upgraded: bool,
+}
+
+impl Exchange {
+    /// A header of the answer, in lower case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .map(str::trim)
+    }
+}
+
+/// A raw tus `PATCH` of `body` at `offset` to the upload at `location` (the path the
+/// creation answered), with `headers` too.
+pub async fn patch(
+    f: &Files,
+    location: &str,
+    offset: u64,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    send: Send,
+) -> Exchange {
+    let origin = f.base.split("/v1/").next().unwrap();
+    let url = reqwest::Url::parse(&format!("{origin}{location}")).unwrap();
+    let offset = offset.to_string();
+    let mut all = vec![
+        ("tus-resumable", "1.0.0"),
+        ("content-type", "application/offset+octet-stream"),
+        ("upload-offset", offset.as_str()),
+    ];
+    all.extend_from_slice(headers);
+    raw(f, "PATCH", &url, &all, body, send).await
+}
+
+/// A `method` request to `url` asking for a raw body, then `body` sent as `send` says.
+pub async fn raw(
+    f: &Files,
+    method: &str,
+    url: &reqwest::Url,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    send: Send,
+) -> Exchange {
     let target = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_owned(),
     };
     let authority = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
     let mut head = format!(
-        "PUT {target} HTTP/1.1\r\nhost: {authority}\r\nauthorization: Bearer {}\r\n\
+        "{method} {target} HTTP/1.1\r\nhost: {authority}\r\nauthorization: Bearer {}\r\n\
          connection: upgrade\r\nupgrade: airlock-body\r\n",
         f.token
     );
@@ -57,10 +136,21 @@ pub async fn put(
     // The daemon's answer after the body may come right behind its `101` (a refusal
     // found at once), so what is read past one answer is kept for the next.
     let mut carry = Vec::new();
-    let first = read_answer(&mut stream, &mut carry).await;
-    if first.0 != 101 {
-        return (first.0, first.1, false);
+    let (status, head, json) = read_answer(&mut stream, &mut carry).await;
+    if status != 101 {
+        return Exchange {
+            status,
+            head,
+            json,
+            upgraded: false,
+        };
     }
+    let cut = |upgraded| Exchange {
+        status: 0,
+        head: String::new(),
+        json: Value::Null,
+        upgraded,
+    };
     match send {
         Send::Whole => {
             // The daemon may answer (and stop reading) before the end: what it refused.
@@ -69,16 +159,29 @@ pub async fn put(
         Send::CutAt(n) => {
             stream.write_all(&body[..n]).await.unwrap();
             drop(stream);
-            return (0, Value::Null, true);
+            return cut(true);
+        }
+        Send::StallAt(n) => {
+            stream.write_all(&body[..n]).await.unwrap();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(stream);
+            });
+            return cut(true);
         }
     }
-    let (status, json) = read_answer(&mut stream, &mut carry).await;
-    (status, json, true)
+    let (status, head, json) = read_answer(&mut stream, &mut carry).await;
+    Exchange {
+        status,
+        head,
+        json,
+        upgraded: true,
+    }
 }
 
-/// Reads one answer after the bytes `carry` holds: its status and its body as JSON
-/// (`Null` when it is none). What was read past it is left in `carry`.
-async fn read_answer(stream: &mut TcpStream, carry: &mut Vec<u8>) -> (u16, Value) {
+/// Reads one answer after the bytes `carry` holds: its status, its head in lower case and
+/// its body as JSON (`Null` when it is none). What was read past it is left in `carry`.
+async fn read_answer(stream: &mut TcpStream, carry: &mut Vec<u8>) -> (u16, String, Value) {
     let mut buffer = std::mem::take(carry);
     let mut chunk = [0u8; 4096];
     let end = loop {
@@ -105,5 +208,9 @@ async fn read_answer(stream: &mut TcpStream, carry: &mut Vec<u8>) -> (u16, Value
         stream.read_exact(&mut body[start..]).await.unwrap();
     }
     *carry = body.split_off(length);
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    (
+        status,
+        head,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
 }

@@ -3,6 +3,27 @@
 use base64::Engine as _;
 
 use super::Daemon;
+use super::files::Files;
+
+/// Creates an upload of `length` bytes to `path` in `f`'s sandbox with `f`'s token: its
+/// location, or the status that refused it.
+pub async fn create_at(f: &Files, path: &str, length: usize) -> Result<String, u16> {
+    let uploads = format!("{}/uploads", f.base.trim_end_matches("/files"));
+    let created = f
+        .http
+        .post(&uploads)
+        .bearer_auth(&f.token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", length.to_string())
+        .header("Upload-Metadata", format!("path {}", b64(path)))
+        .send()
+        .await
+        .unwrap();
+    if created.status() != 201 {
+        return Err(created.status().as_u16());
+    }
+    Ok(created.headers()["location"].to_str().unwrap().to_owned())
+}
 
 /// A tus client for one sandbox, over raw HTTP.
 pub struct Tus {

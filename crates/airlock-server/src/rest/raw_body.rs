@@ -90,6 +90,11 @@ impl<S: Send + Sync> FromRequestParts<S> for RawBody {
 }
 
 impl Asked {
+    /// The body's length, as the client announced it.
+    pub fn length(&self) -> u64 {
+        self.len
+    }
+
     /// Answers `101` and, once the connection is handed over, gives `finish` the body
     /// and writes its answer on the connection.
     pub fn take_over<F, Fut>(self, finish: F) -> Response

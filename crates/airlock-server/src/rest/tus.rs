@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use airlock_api::ErrorCode;
-use airlock_service::{ApiError, ChunkChecksum, NewUpload, Principal, Service, UploadState};
+use airlock_service::{
+    ApiError, AppendBody, ChunkChecksum, NewUpload, Principal, Service, UploadState,
+};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -20,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use super::body::stream;
 use super::failure::{Answer, Failure};
 use super::headers::{has_body, insert, text};
+use super::raw_body::RawBody;
 
 const TUS_VERSION: &str = "1.0.0";
 const EXTENSIONS: &str = "creation,creation-with-upload,checksum,termination,expiration";
@@ -119,11 +122,13 @@ pub async fn status(
     Ok(response)
 }
 
-/// Appends a chunk at `Upload-Offset`.
+/// Appends a chunk at `Upload-Offset`: a plain body, or a
+/// [raw one](super::raw_body) the daemon takes from the socket itself.
 pub async fn append(
     State(service): State<Arc<Service>>,
     Extension(caller): Extension<Principal>,
     Path((id, upload)): Path<(String, String)>,
+    RawBody(raw): RawBody,
     headers: HeaderMap,
     body: Body,
 ) -> Answer<Response> {
@@ -136,10 +141,28 @@ pub async fn append(
     }
     let offset = number(&headers, "upload-offset")?;
     let checksum = chunk_checksum(&headers)?;
+    if let Some(raw) = raw {
+        let admitted = service
+            .admit_append(&caller, &id, &upload, offset, checksum, Some(raw.length()))
+            .await?;
+        return Ok(raw.take_over(move |body| async move {
+            let state = service
+                .finish_append(admitted, AppendBody::Socket(body))
+                .await?;
+            Ok(appended(&state))
+        }));
+    }
     let state = service
         .append_upload(&caller, &id, &upload, offset, checksum, stream(body))
         .await?;
-    Ok(progress(StatusCode::NO_CONTENT, &state))
+    Ok(appended(&state))
+}
+
+/// An append's answer. Said again after a raw body, where the `101` went out first.
+fn appended(state: &UploadState) -> Response {
+    let mut response = progress(StatusCode::NO_CONTENT, state);
+    insert(response.headers_mut(), "tus-resumable", TUS_VERSION);
+    response
 }
 
 /// Termination.

@@ -118,11 +118,13 @@ async fn resumable(
     // The rest is hashed and counted on the thread that reads it.
     let (counted, digest) = (progress.clone(), Crc::new(hasher));
     let hashing = digest.clone();
-    let chunks = FileChunks::watched(file.into_std().await, move |chunk| {
+    let watch = move |chunk: &[u8]| {
         counted.inc(chunk.len() as u64);
         hashing.update(chunk);
-    })?;
-    let done = client.upload_body(&url, offset, chunks).await?;
+    };
+    let done = client
+        .upload_file(&url, offset, file.into_std().await, watch)
+        .await?;
     progress.finish_and_clear();
     let local_crc = digest.finish();
     match done.crc64nvme {

@@ -1,12 +1,14 @@
-//! A large local file sent as a raw body: the daemon's `airlock-body` upgrade.
+//! A large local file sent as a raw body: the daemon's `airlock-body` upgrade, for a
+//! whole-file `PUT` and for a resumable upload's `PATCH`.
 //!
 //! Through reqwest the file is read into buffers and written into the socket, two copies
 //! a byte here, and hyper in the daemon copies each byte out of the socket and again into
-//! the file. Here the `PUT` asks for the upgrade on a socket of the client's own
+//! the file. Here the request asks for the upgrade on a socket of the client's own
 //! ([`crate::direct`]); once the daemon has checked everything that could refuse the
-//! write and answered `101`, `sendfile` hands the file's pages to the socket, the daemon
-//! `splice`s them into its file, and its answer comes as for any `PUT`. Anything else
-//! (https, a proxy, a small file) goes through reqwest as before.
+//! write and answered `101`, the file goes to the socket (by `sendfile`, or read and
+//! written where the client must see each byte), the daemon `splice`s it into its file,
+//! and its answer comes as for a plain request. Anything else (https, a proxy, a small
+//! file) goes through reqwest as before.
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
@@ -23,8 +25,20 @@ use crate::{Client, Error, IDLE_TIMEOUT};
 /// Files at least this large go raw: below it, the upgrade's extra round trip and the
 /// connection it uses up cost more than the copies it saves.
 pub(crate) const RAW_FROM: u64 = 8 * 1024 * 1024;
-/// Bytes per `sendfile` call.
+/// Bytes per `sendfile` call, and per read where the bytes are read.
 const STEP: usize = 4 * 1024 * 1024;
+
+/// What is shown each piece of a file as it is sent.
+pub(crate) type Watcher = Box<dyn FnMut(&[u8]) + Send>;
+
+/// How the file's bytes reach the socket.
+pub(crate) enum Feed {
+    /// By `sendfile`: the file's pages go to the socket without a copy through here.
+    Sendfile,
+    /// Read and written, each piece shown to the watcher first (a progress bar, a
+    /// checksum).
+    Watched(Watcher),
+}
 
 /// Sends `file` from its offset to its end into `url` (a `PUT /content` with its query);
 /// `file` back, nothing sent, when reqwest must do it.
@@ -34,14 +48,36 @@ pub(crate) async fn write_file(
     file: std::fs::File,
 ) -> Result<Result<WriteResult, std::fs::File>, Error> {
     let length = remaining(&file).map_err(Error::Local)?;
-    if length < RAW_FROM {
-        return Ok(Err(file));
-    }
-    let Some(target) = Target::raw_put(url, &client.token, length) else {
-        return Ok(Err(file));
+    let target = Target::raw("PUT", url, &client.token, length, "");
+    let answer = match target {
+        Some(target) if length >= RAW_FROM => {
+            send(client, &target, file, length, Feed::Sendfile).await?
+        }
+        _ => return Ok(Err(file)),
     };
-    let Some(answer) = direct::ask(&target, &client.sockets).await? else {
-        return Ok(Err(file));
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err((file, _)) => return Ok(Err(file)),
+    };
+    let body = answer.small_body(&client.sockets).await?;
+    let written = serde_json::from_slice(&body)
+        .map_err(|e| Error::Protocol(format!("unexpected answer: {e}")))?;
+    Ok(Ok(written))
+}
+
+/// Sends `length` bytes of `file` from its offset as the raw body `target` asks for, and
+/// answers the daemon's successful answer after it; a refusal, before the body or
+/// after, is the daemon's error. `file` and `feed` back, nothing sent, when the daemon
+/// cannot be reached this way (reqwest then tries).
+pub(crate) async fn send(
+    client: &Client,
+    target: &Target,
+    file: std::fs::File,
+    length: u64,
+    feed: Feed,
+) -> Result<Result<Answer, (std::fs::File, Feed)>, Error> {
+    let Some(answer) = direct::ask(target, &client.sockets).await? else {
+        return Ok(Err((file, feed)));
     };
     if answer.status != StatusCode::SWITCHING_PROTOCOLS {
         return Err(refusal(answer, client).await);
@@ -58,7 +94,10 @@ pub(crate) async fn write_file(
         .set_write_timeout(Some(IDLE_TIMEOUT))
         .map_err(broken)?;
     let (stream, sent) = tokio::task::spawn_blocking(move || {
-        let sent = send(&file, &stream, length);
+        let sent = match feed {
+            Feed::Sendfile => send_file(&file, &stream, length),
+            Feed::Watched(seen) => copy(&file, &stream, length, seen),
+        };
         (stream, sent)
     })
     .await
@@ -75,17 +114,15 @@ pub(crate) async fn write_file(
         return Err(refusal(answer, client).await);
     }
     sent?;
-    let body = answer.small_body(&client.sockets).await?;
-    let written = serde_json::from_slice(&body)
-        .map_err(|e| Error::Protocol(format!("unexpected answer: {e}")))?;
-    Ok(Ok(written))
+    Ok(Ok(answer))
 }
 
 /// The error an answer that is not the go-ahead (or not success) carries.
 async fn refusal(answer: Answer, client: &Client) -> Error {
     let status = answer.status;
     if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
-        // A daemon that did not take the upgrade treated the request as an empty `PUT`.
+        // A daemon that did not take the upgrade treated the request as one without a
+        // body.
         return Error::Protocol(format!(
             "the daemon answered HTTP {status} to a raw body's upgrade"
         ));
@@ -98,7 +135,7 @@ async fn refusal(answer: Answer, client: &Client) -> Error {
 
 /// The file's bytes from its offset: `length` of them, by `sendfile`, or read and
 /// written where the file takes no `sendfile`.
-fn send(file: &std::fs::File, socket: &std::net::TcpStream, length: u64) -> Result<(), Error> {
+fn send_file(file: &std::fs::File, socket: &std::net::TcpStream, length: u64) -> Result<(), Error> {
     let mut left = length;
     while left > 0 {
         let want = usize::try_from(left).unwrap_or(STEP).min(STEP);
@@ -106,7 +143,7 @@ fn send(file: &std::fs::File, socket: &std::net::TcpStream, length: u64) -> Resu
             Ok(0) => return Err(shrank()),
             Ok(n) => left -= n as u64,
             Err(Errno::INTR) => {}
-            Err(Errno::INVAL | Errno::NOSYS) => return copy(file, socket, left),
+            Err(Errno::INVAL | Errno::NOSYS) => return copy(file, socket, left, Box::new(|_| {})),
             Err(Errno::AGAIN) => return Err(crate::stalled()),
             Err(e) => return Err(broken(e.into())),
         }
@@ -114,11 +151,12 @@ fn send(file: &std::fs::File, socket: &std::net::TcpStream, length: u64) -> Resu
     Ok(())
 }
 
-/// Reads and writes `left` bytes, for a file that takes no `sendfile`.
+/// Reads and writes `left` bytes, showing each piece to `seen` first.
 fn copy(
     mut file: &std::fs::File,
     mut socket: &std::net::TcpStream,
     left: u64,
+    mut seen: Watcher,
 ) -> Result<(), Error> {
     let mut buffer = vec![0u8; STEP.min(usize::try_from(left).unwrap_or(STEP))];
     let mut left = left;
@@ -132,6 +170,7 @@ fn copy(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Error::Local(e)),
         };
+        seen(&buffer[..n]);
         socket.write_all(&buffer[..n]).map_err(broken)?;
         left -= n as u64;
     }
