@@ -8,6 +8,8 @@
 
 use std::io::{self, BufRead, Read, Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -31,6 +33,8 @@ pub struct SocketBody {
     len: u64,
     /// How long the client may send nothing before the body fails as stalled.
     idle: Duration,
+    /// The body's bytes taken off the connection so far, `early` included.
+    taken: Arc<AtomicU64>,
 }
 
 impl SocketBody {
@@ -44,12 +48,21 @@ impl SocketBody {
                 "more body bytes came than the length announced",
             ));
         }
+        let taken = Arc::new(AtomicU64::new(early.len() as u64));
         Ok(Self {
             socket,
             early,
             len,
             idle,
+            taken,
         })
+    }
+
+    /// A count of the body's bytes taken off the connection so far (those that came
+    /// with the request's head included), still readable once the body is used up: what
+    /// a face counts as received.
+    pub fn taken(&self) -> Arc<AtomicU64> {
+        self.taken.clone()
     }
 
     /// The body's whole length, as the client announced it.
@@ -162,7 +175,10 @@ impl SocketBody {
             let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
             match rustix::pipe::splice(&self.socket, None, pipe, None, want, flags) {
                 Ok(0) => return Err(gone()),
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    self.taken.fetch_add(n as u64, Ordering::Relaxed);
+                    return Ok(n);
+                }
                 Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => self.wait_readable()?,
                 Err(e) => return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e)),
@@ -246,6 +262,7 @@ impl Read for SocketReader {
                 Ok(0) => return Err(gone()),
                 Ok(n) => {
                     self.left -= n as u64;
+                    self.body.taken.fetch_add(n as u64, Ordering::Relaxed);
                     return Ok(n);
                 }
                 Err(Errno::INTR) => {}

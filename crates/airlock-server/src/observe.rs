@@ -20,6 +20,11 @@ use http_body::Frame;
 #[derive(Debug, Clone)]
 pub struct RouteLabel(pub axum::extract::MatchedPath);
 
+/// The count a raw body's bytes go into, put on each REST request that asks for an
+/// upgrade: such a body bypasses hyper's, which this layer counts otherwise.
+#[derive(Clone)]
+pub struct RawBytes(pub airlock_service::ByteCounter);
+
 /// A route no face knew; one label for all of them keeps label sets bounded.
 const UNMATCHED: &str = "unmatched";
 
@@ -61,6 +66,12 @@ where
     };
     // A gRPC call's route is its method; REST's is its template, found by the router.
     let rpc = grpc.then(|| request.uri().path().to_owned());
+    let mut request = request;
+    if !grpc && request.headers().contains_key(axum::http::header::UPGRADE) {
+        request
+            .extensions_mut()
+            .insert(RawBytes(bytes.received.clone()));
+    }
     // A body known to be empty (a GET's) has nothing to count.
     let request = if http_body::Body::is_end_stream(request.body()) {
         request

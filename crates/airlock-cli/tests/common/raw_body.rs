@@ -14,7 +14,26 @@ use super::files::Files;
 /// The lines of the daemon's request counts for routes containing `route`: where a test
 /// sees that a body went raw (a `101`) or plain.
 pub async fn answered(daemon: &super::Daemon, route: &str) -> Vec<String> {
-    let metrics = reqwest::Client::new()
+    metrics(daemon)
+        .await
+        .lines()
+        .filter(|l| l.starts_with("airlock_requests_total") && l.contains(route))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The bytes the daemon counted as received over REST.
+pub async fn received(daemon: &super::Daemon) -> u64 {
+    let text = metrics(daemon).await;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("airlock_received_bytes_total{face=\"rest\"}"))
+        .expect("a REST byte count");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+async fn metrics(daemon: &super::Daemon) -> String {
+    reqwest::Client::new()
         .get(format!("{}/metrics", daemon.url))
         .bearer_auth(&daemon.token)
         .send()
@@ -22,12 +41,7 @@ pub async fn answered(daemon: &super::Daemon, route: &str) -> Vec<String> {
         .unwrap()
         .text()
         .await
-        .unwrap();
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("airlock_requests_total") && l.contains(route))
-        .map(str::to_owned)
-        .collect()
+        .unwrap()
 }
 
 /// How the client behaves after the go-ahead.

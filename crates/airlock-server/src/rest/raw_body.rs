@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::failure::{Answer, Failure};
 use crate::http::Http1Io;
+use crate::observe::RawBytes;
 
 /// The `Upgrade` token a client names.
 pub const PROTOCOL: &str = "airlock-body";
@@ -49,6 +50,8 @@ pub struct Asked {
     upgrade: hyper::upgrade::OnUpgrade,
     len: u64,
     idle: Duration,
+    /// Where the body's bytes are counted as received.
+    counted: Option<RawBytes>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RawBody {
@@ -85,7 +88,13 @@ impl<S: Send + Sync> FromRequestParts<S> for RawBody {
                 "no idle timeout on the request",
             ))
         })?;
-        Ok(Self(Some(Asked { upgrade, len, idle })))
+        let counted = parts.extensions.get::<RawBytes>().cloned();
+        Ok(Self(Some(Asked {
+            upgrade,
+            len,
+            idle,
+            counted,
+        })))
     }
 }
 
@@ -102,7 +111,12 @@ impl Asked {
         F: FnOnce(SocketBody) -> Fut + Send + 'static,
         Fut: Future<Output = Answer<Response>> + Send + 'static,
     {
-        let Self { upgrade, len, idle } = self;
+        let Self {
+            upgrade,
+            len,
+            idle,
+            counted,
+        } = self;
         tokio::spawn(async move {
             let upgraded = match upgrade.await {
                 Ok(upgraded) => upgraded,
@@ -120,7 +134,14 @@ impl Asked {
                 .try_clone_to_owned()
                 .and_then(|socket| SocketBody::new(socket, parts.read_buf.to_vec(), len, idle));
             let answer = match body {
-                Ok(body) => finish(body).await.into_response(),
+                Ok(body) => {
+                    let taken = body.taken();
+                    let answer = finish(body).await.into_response();
+                    if let Some(RawBytes(received)) = &counted {
+                        received.inc_by(taken.load(std::sync::atomic::Ordering::Relaxed));
+                    }
+                    answer
+                }
                 Err(err) => {
                     let why = ApiError::bad_request(format!("{PROTOCOL}: {err}"));
                     Failure(why).into_response()
