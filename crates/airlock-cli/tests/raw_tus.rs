@@ -14,32 +14,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::files::{Files, crc_hex, random, sandbox_with};
 use common::raw_body::{self, Send, patch};
-use common::{Daemon, sandbox, tus};
+use common::tus::Tus;
+use common::{Daemon, sandbox};
 use serde_json::json;
-
-/// Creates an upload of `length` bytes to `path`; answers its location.
-async fn create(f: &Files, path: &str, length: usize) -> String {
-    tus::create_at(f, path, length).await.unwrap()
-}
-
-/// Where the upload at `location` stands (HEAD).
-async fn offset(f: &Files, location: &str) -> u64 {
-    let origin = f.base.split("/v1/").next().unwrap();
-    let head = f
-        .http
-        .head(format!("{origin}{location}"))
-        .bearer_auth(&f.token)
-        .header("Tus-Resumable", "1.0.0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 200);
-    head.headers()["upload-offset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
 
 #[tokio::test]
 async fn a_raw_append_cut_short_keeps_what_came_and_the_upload_resumes_raw() {
@@ -47,12 +24,15 @@ async fn a_raw_append_cut_short_keeps_what_came_and_the_upload_resumes_raw() {
     let id = sandbox_with(&daemon, json!({})).await;
     let f = Files::new(&daemon, &id);
     let data = random((3 << 20) + 5, 21);
-    let location = create(&f, "/workspace/up.bin", data.len()).await;
+    let tus = Tus::new(&daemon, &id);
+    let location = tus
+        .create(data.len() as u64, &[("path", "/workspace/up.bin")])
+        .await;
 
     let cut = patch(&f, &location, 0, &[], &data, Send::CutAt(1 << 20)).await;
     assert!(cut.upgraded);
     // Every byte the client sent before it closed is kept.
-    assert_eq!(offset(&f, &location).await, 1 << 20);
+    assert_eq!(tus.offset(&location).await.unwrap(), 1 << 20);
 
     let rest = patch(&f, &location, 1 << 20, &[], &data[1 << 20..], Send::Whole).await;
     assert!(rest.upgraded);
@@ -77,7 +57,10 @@ async fn raw_appends_are_refused_before_the_go_ahead_as_plain_ones_are() {
     let id = sandbox_with(&daemon, json!({})).await;
     let f = Files::new(&daemon, &id);
     let data = random(1000, 5);
-    let location = create(&f, "/workspace/small.bin", data.len()).await;
+    let tus = Tus::new(&daemon, &id);
+    let location = tus
+        .create(data.len() as u64, &[("path", "/workspace/small.bin")])
+        .await;
     let digest = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
     let checksum = format!("sha256 {digest}");
     let too_long = random(1001, 6);
@@ -121,7 +104,7 @@ async fn raw_appends_are_refused_before_the_go_ahead_as_plain_ones_are() {
     assert_eq!((refused.status, refused.upgraded), (404, false));
 
     // None of that moved the upload; the right append completes it.
-    assert_eq!(offset(&f, &location).await, 0);
+    assert_eq!(tus.offset(&location).await.unwrap(), 0);
     let done = patch(&f, &location, 0, &[], &data, Send::Whole).await;
     assert_eq!((done.status, done.upgraded), (204, true), "{}", done.json);
     assert_eq!(f.bytes("/workspace/small.bin").await, data);
@@ -134,13 +117,16 @@ async fn a_newer_request_takes_over_a_stalled_raw_append_at_once() {
     let id = sandbox_with(&daemon, json!({})).await;
     let f = Files::new(&daemon, &id);
     let data = random(2 << 20, 9);
-    let location = create(&f, "/workspace/stalled.bin", data.len()).await;
+    let tus = Tus::new(&daemon, &id);
+    let location = tus
+        .create(data.len() as u64, &[("path", "/workspace/stalled.bin")])
+        .await;
     let stalled = patch(&f, &location, 0, &[], &data, Send::StallAt(100_000)).await;
     assert!(stalled.upgraded);
     // Let the daemon take in what was sent before asking.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
-    let at = offset(&f, &location).await;
+    let at = tus.offset(&location).await.unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "{:?}",

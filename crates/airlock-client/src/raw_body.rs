@@ -24,7 +24,7 @@ use crate::{Client, Error, IDLE_TIMEOUT};
 
 /// Files at least this large go raw: below it, the upgrade's extra round trip and the
 /// connection it uses up cost more than the copies it saves.
-pub(crate) const RAW_FROM: u64 = 8 * 1024 * 1024;
+const RAW_FROM: u64 = 8 * 1024 * 1024;
 /// Bytes per `sendfile` call, and per read where the bytes are read.
 const STEP: usize = 4 * 1024 * 1024;
 
@@ -48,36 +48,40 @@ pub(crate) async fn write_file(
     file: std::fs::File,
 ) -> Result<Result<WriteResult, std::fs::File>, Error> {
     let length = remaining(&file).map_err(Error::Local)?;
-    let target = Target::raw("PUT", url, &client.token, length, "");
-    let answer = match target {
-        Some(target) if length >= RAW_FROM => {
-            send(client, &target, file, length, Feed::Sendfile).await?
-        }
-        _ => return Ok(Err(file)),
+    let Some(upgraded) = upgrade(client, "PUT", url, length, "").await? else {
+        return Ok(Err(file));
     };
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err((file, _)) => return Ok(Err(file)),
-    };
+    let answer = upgraded.send(client, file, length, Feed::Sendfile).await?;
     let body = answer.small_body(&client.sockets).await?;
     let written = serde_json::from_slice(&body)
         .map_err(|e| Error::Protocol(format!("unexpected answer: {e}")))?;
     Ok(Ok(written))
 }
 
-/// Sends `length` bytes of `file` from its offset as the raw body `target` asks for, and
-/// answers the daemon's successful answer after it; a refusal, before the body or
-/// after, is the daemon's error. `file` and `feed` back, nothing sent, when the daemon
-/// cannot be reached this way (reqwest then tries).
-pub(crate) async fn send(
+/// A connection the daemon has answered `101` on: it waits for the body.
+pub(crate) struct Upgraded {
+    stream: TcpStream,
+}
+
+/// Asks for a `method` request to `url` (with `extra` header lines, each ending in
+/// CRLF) to send its body of `length` bytes raw. `None`, nothing asked, when the body
+/// should go through reqwest instead: too small to gain, or a daemon this way cannot
+/// reach (https, a proxy). A refusal is the daemon's error.
+pub(crate) async fn upgrade(
     client: &Client,
-    target: &Target,
-    file: std::fs::File,
+    method: &str,
+    url: &Url,
     length: u64,
-    feed: Feed,
-) -> Result<Result<Answer, (std::fs::File, Feed)>, Error> {
-    let Some(answer) = direct::ask(target, &client.sockets).await? else {
-        return Ok(Err((file, feed)));
+    extra: &str,
+) -> Result<Option<Upgraded>, Error> {
+    if length < RAW_FROM {
+        return Ok(None);
+    }
+    let Some(target) = Target::raw(method, url, &client.token, length, extra) else {
+        return Ok(None);
+    };
+    let Some(answer) = direct::ask(&target, &client.sockets).await? else {
+        return Ok(None);
     };
     if answer.status != StatusCode::SWITCHING_PROTOCOLS {
         return Err(refusal(answer, client).await);
@@ -88,33 +92,47 @@ pub(crate) async fn send(
         let answer = direct::read_answer(stream, early).await?;
         return Err(refusal(answer, client).await);
     }
-    let stream = stream.into_std().map_err(broken)?;
-    stream.set_nonblocking(false).map_err(broken)?;
-    stream
-        .set_write_timeout(Some(IDLE_TIMEOUT))
-        .map_err(broken)?;
-    let (stream, sent) = tokio::task::spawn_blocking(move || {
-        let sent = match feed {
-            Feed::Sendfile => send_file(&file, &stream, length),
-            Feed::Watched(seen) => copy(&file, &stream, length, seen),
+    Ok(Some(Upgraded { stream }))
+}
+
+impl Upgraded {
+    /// Sends `length` bytes of `file` from its offset as the body, and answers the
+    /// daemon's successful answer after it; a refusal after the body is its error.
+    pub(crate) async fn send(
+        self,
+        client: &Client,
+        file: std::fs::File,
+        length: u64,
+        feed: Feed,
+    ) -> Result<Answer, Error> {
+        let stream = self.stream.into_std().map_err(broken)?;
+        stream.set_nonblocking(false).map_err(broken)?;
+        stream
+            .set_write_timeout(Some(IDLE_TIMEOUT))
+            .map_err(broken)?;
+        let (stream, sent) = tokio::task::spawn_blocking(move || {
+            let sent = match feed {
+                Feed::Sendfile => send_file(&file, &stream, length),
+                Feed::Watched(seen) => copy(&file, &stream, length, seen),
+            };
+            (stream, sent)
+        })
+        .await
+        .map_err(|e| Error::Local(io::Error::other(e)))?;
+        stream.set_nonblocking(true).map_err(broken)?;
+        let stream = TcpStream::from_std(stream).map_err(broken)?;
+        // A daemon that gave up mid-way (a full disk) answered before closing; its
+        // answer says more than the broken pipe the sending met.
+        let answer = match direct::read_answer(stream, Vec::new()).await {
+            Ok(answer) => answer,
+            Err(unanswered) => return Err(sent.err().unwrap_or(unanswered)),
         };
-        (stream, sent)
-    })
-    .await
-    .map_err(|e| Error::Local(io::Error::other(e)))?;
-    stream.set_nonblocking(true).map_err(broken)?;
-    let stream = TcpStream::from_std(stream).map_err(broken)?;
-    // A daemon that gave up mid-way (a full disk) answered before closing; its answer
-    // says more than the broken pipe the sending met.
-    let answer = match direct::read_answer(stream, Vec::new()).await {
-        Ok(answer) => answer,
-        Err(unanswered) => return Err(sent.err().unwrap_or(unanswered)),
-    };
-    if !answer.status.is_success() {
-        return Err(refusal(answer, client).await);
+        if !answer.status.is_success() {
+            return Err(refusal(answer, client).await);
+        }
+        sent?;
+        Ok(answer)
     }
-    sent?;
-    Ok(Ok(answer))
 }
 
 /// The error an answer that is not the go-ahead (or not success) carries.

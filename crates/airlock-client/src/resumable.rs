@@ -6,8 +6,7 @@ use base64::Engine as _;
 use reqwest::Method;
 use tokio::io::AsyncRead;
 
-use crate::direct::Target;
-use crate::raw_body::{Feed, RAW_FROM, Watcher};
+use crate::raw_body::{self, Feed};
 use crate::{Client, Error, FileChunks, send};
 
 const TUS: (&str, &str) = ("Tus-Resumable", "1.0.0");
@@ -105,20 +104,11 @@ impl Client {
             "tus-resumable: {}\r\ncontent-type: {CHUNK_TYPE}\r\nupload-offset: {offset}\r\n",
             TUS.1
         );
-        let target = Target::raw("PATCH", &full, &self.token, length, &extra);
-        let (file, seen) = match target {
-            Some(target) if length >= RAW_FROM => {
-                let feed = Feed::Watched(Box::new(seen));
-                match crate::raw_body::send(self, &target, file, length, feed).await? {
-                    Ok(answer) => {
-                        return progress(|name| answer.header(name), "the raw PATCH's answer");
-                    }
-                    Err((file, Feed::Watched(seen))) => (file, seen),
-                    Err((file, Feed::Sendfile)) => (file, Box::new(|_: &[u8]| {}) as _),
-                }
-            }
-            _ => (file, Box::new(seen) as Watcher),
-        };
+        if let Some(upgraded) = raw_body::upgrade(self, "PATCH", &full, length, &extra).await? {
+            let feed = Feed::Watched(Box::new(seen));
+            let answer = upgraded.send(self, file, length, feed).await?;
+            return progress(|name| answer.header(name), "the raw PATCH's answer");
+        }
         let chunks = FileChunks::watched(file, seen).map_err(Error::Local)?;
         self.upload_body(url, offset, chunks).await
     }

@@ -266,7 +266,9 @@ fn append(
     };
     let whole = (record.offset == 0).then(|| Hasher::new(&checks));
     let (copied, result, sums) = match body {
-        Source::Read(mut reader) => copy_hashed(&mut reader, &mut file, room, &mut checksum, whole),
+        Source::Read(mut reader) => {
+            copy_counted(&mut reader, &mut file, room, &mut checksum, whole)
+        }
         Source::Socket(mut body) => match file.local() {
             // A file on this machine: the kernel moves the bytes into it.
             Some(local) => {
@@ -283,7 +285,7 @@ fn append(
             }
             None => {
                 let mut reader = body.into_reader();
-                copy_hashed(&mut reader, &mut file, room, &mut checksum, whole)
+                copy_counted(&mut reader, &mut file, room, &mut checksum, whole)
             }
         },
     };
@@ -320,34 +322,23 @@ fn append(
 
 /// Copies up to one byte more than `room` (so a chunk too long is seen), hashing into
 /// the chunk's checksum and the whole file's hasher if any; answers how many bytes were
-/// written, how the copy ended, and the whole file's checksums.
-fn copy_hashed(
+/// written, how the copy ended, and the whole file's checksums. Each piece is written
+/// from the reader's own buffer, as the socket delivered it: one copy fewer than
+/// reading it into ours first.
+fn copy_counted(
     from: &mut impl BufRead,
     to: &mut impl Write,
     room: u64,
     checksum: &mut Option<ChunkChecksum>,
     mut whole: Option<Hasher>,
 ) -> (u64, std::io::Result<()>, Option<Checksums>) {
-    let (copied, result) = copy_counted(from, to, room + 1, checksum, &mut whole);
-    (copied, result, whole.map(Hasher::finish))
-}
-
-/// Copies at most `limit` bytes, hashing into the checksum if any; returns how many were
-/// written and how the copy ended. Each piece is written from the reader's own buffer,
-/// as the socket delivered it: one copy fewer than reading it into ours first.
-fn copy_counted(
-    from: &mut impl BufRead,
-    to: &mut impl Write,
-    limit: u64,
-    checksum: &mut Option<ChunkChecksum>,
-    whole: &mut Option<Hasher>,
-) -> (u64, std::io::Result<()>) {
+    let limit = room + 1;
     let mut copied = 0u64;
     while copied < limit {
         let piece = match from.fill_buf() {
             Ok(piece) => piece,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return (copied, Err(e)),
+            Err(e) => return (copied, Err(e), None),
         };
         let n = usize::try_from(limit - copied).map_or(piece.len(), |left| piece.len().min(left));
         if n == 0 {
@@ -355,7 +346,7 @@ fn copy_counted(
         }
         let piece = &piece[..n];
         if let Err(e) = to.write_all(piece) {
-            return (copied, Err(e));
+            return (copied, Err(e), None);
         }
         if let Some(sum) = checksum.as_mut() {
             sum.hasher.update(piece);
@@ -366,5 +357,5 @@ fn copy_counted(
         from.consume(n);
         copied += n as u64;
     }
-    (copied, to.flush())
+    (copied, to.flush(), whole.map(Hasher::finish))
 }

@@ -17,7 +17,7 @@ import type * as net from 'node:net'
 import type { Progress } from './body.js'
 import { AirlockError, failure } from './errors.js'
 import { FileBody, type Sink } from './fileBody.js'
-import type { Http } from './http.js'
+import { type Http, readText } from './http.js'
 
 /**
  * Files at least this large go raw: below it, the upgrade's extra round trip and the
@@ -59,11 +59,7 @@ export function rawPut(
     request.on('error', reject)
     // Refused before the go-ahead: an ordinary answer.
     request.on('response', (answer) => {
-      const status = answer.statusCode ?? 0
-      const chunks: Buffer[] = []
-      answer.on('data', (chunk: Buffer) => chunks.push(chunk))
-      answer.on('error', reject)
-      answer.on('end', () => reject(refusal(status, Buffer.concat(chunks).toString('utf8'))))
+      readText(answer).then((text) => reject(refusal(answer.statusCode ?? 0, text)), reject)
     })
     request.on('upgrade', (_answer, socket: net.Socket, early: Buffer) => {
       sendBody(socket, early, new FileBody(file, size, onProgress), signal).then(resolve, reject)

@@ -149,20 +149,16 @@ pub async fn append(
             let state = service
                 .finish_append(admitted, AppendBody::Socket(body))
                 .await?;
-            Ok(appended(&state))
+            let mut response = progress(StatusCode::NO_CONTENT, &state);
+            // Written on the raw connection, past the layer that says it on the `101`.
+            insert(response.headers_mut(), "tus-resumable", TUS_VERSION);
+            Ok(response)
         }));
     }
     let state = service
         .append_upload(&caller, &id, &upload, offset, checksum, stream(body))
         .await?;
-    Ok(appended(&state))
-}
-
-/// An append's answer. Said again after a raw body, where the `101` went out first.
-fn appended(state: &UploadState) -> Response {
-    let mut response = progress(StatusCode::NO_CONTENT, state);
-    insert(response.headers_mut(), "tus-resumable", TUS_VERSION);
-    response
+    Ok(progress(StatusCode::NO_CONTENT, &state))
 }
 
 /// Termination.
