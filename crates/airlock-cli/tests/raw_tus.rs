@@ -18,6 +18,34 @@ use common::tus::Tus;
 use common::{Daemon, sandbox};
 use serde_json::json;
 
+/// Waits until the sandbox's one partial upload file holds `size` bytes.
+async fn partial_reaches(daemon: &Daemon, id: &str, size: u64) {
+    let workspace = daemon
+        .home()
+        .join(format!("sandboxes/{id}/data/root/workspace"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held = std::fs::read_dir(&workspace)
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".airlock-upload-")
+            })
+            .and_then(|e| e.metadata().ok())
+            .map_or(0, |m| m.len());
+        if held >= size {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the partial file holds {held} of {size} bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_raw_append_cut_short_keeps_what_came_and_the_upload_resumes_raw() {
     let daemon = Daemon::start();
@@ -31,6 +59,9 @@ async fn a_raw_append_cut_short_keeps_what_came_and_the_upload_resumes_raw() {
 
     let cut = patch(&f, &location, 0, &[], &data, Send::CutAt(1 << 20)).await;
     assert!(cut.upgraded);
+    // Asked before the daemon took the bytes in, HEAD would find the upload as it was
+    // and (as a newer request) stop the append: wait until the partial file holds them.
+    partial_reaches(&daemon, &id, 1 << 20).await;
     // Every byte the client sent before it closed is kept.
     assert_eq!(tus.offset(&location).await.unwrap(), 1 << 20);
 
@@ -123,8 +154,7 @@ async fn a_newer_request_takes_over_a_stalled_raw_append_at_once() {
         .await;
     let stalled = patch(&f, &location, 0, &[], &data, Send::StallAt(100_000)).await;
     assert!(stalled.upgraded);
-    // Let the daemon take in what was sent before asking.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    partial_reaches(&daemon, &id, 100_000).await;
     let started = Instant::now();
     let at = tus.offset(&location).await.unwrap();
     assert!(
