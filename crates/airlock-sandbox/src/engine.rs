@@ -72,6 +72,7 @@ impl Engine {
         let cgroups = Cgroups::detect(&instance_name(home))?;
         crate::helper_binary::choose();
         let layout = Layout::new(home);
+        crate::spread::make_spreading_dir(&layout.sandboxes())?;
         Ok(Self {
             janitor: Janitor::new(layout.trash(), cgroups.clone())?,
             spares: SkeletonSpares::new(layout.skeletons())?,

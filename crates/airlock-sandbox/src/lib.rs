@@ -24,6 +24,7 @@ mod mounts;
 mod skeleton;
 mod skeleton_spares;
 mod spec;
+mod spread;
 mod sys;
 mod templates;
 mod terminal;

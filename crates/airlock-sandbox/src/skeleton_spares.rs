@@ -75,7 +75,7 @@ impl SkeletonSpares {
 /// until the spares are dropped.
 fn keep_ready(dir: &Path, shelf: &Mutex<Vec<PathBuf>>, taken: &Receiver<()>) {
     let _ = std::fs::remove_dir_all(dir);
-    if let Err(err) = std::fs::create_dir_all(dir) {
+    if let Err(err) = crate::spread::make_spreading_dir(dir) {
         tracing::warn!(%err, dir = %dir.display(), "no spare skeletons: creates make their own");
         return;
     }
