@@ -93,6 +93,38 @@ async fn no_start_leaves_it_created_until_started() {
     assert_eq!(sh(&client, &made.id, "id -u").await.stdout, "1000\n");
 }
 
+/// On ext4 the daemon marks the directories holding its sandboxes and its spare
+/// skeletons as tops of hierarchies, so each sandbox's inodes land in a block group of
+/// their own rather than among those the last deletes freed (airlock-sandbox's
+/// `spread.rs`); the sandboxes' own directories are left unmarked.
+#[tokio::test]
+async fn a_daemon_spreads_its_sandboxes_over_ext4s_groups() {
+    use rustix::fs::{IFlags, Mode, OFlags};
+    let flags = |dir: &std::path::Path| {
+        let handle =
+            rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        rustix::fs::ioctl_getflags(&handle).unwrap()
+    };
+    let daemon = Daemon::start();
+    let made = daemon
+        .client()
+        .create(&CreateSandbox::default())
+        .await
+        .unwrap();
+    let home = daemon.home();
+    const EXT4_MAGIC: i64 = 0xEF53;
+    if rustix::fs::statfs(&home).unwrap().f_type as i64 != EXT4_MAGIC {
+        eprintln!("the daemon's home is not on ext4 here: nothing to check");
+        return;
+    }
+    for dir in ["sandboxes", "skeletons"] {
+        assert!(flags(&home.join(dir)).contains(IFlags::TOPDIR), "{dir}");
+    }
+    let own = home.join("sandboxes").join(&made.id);
+    assert!(!flags(&own).contains(IFlags::TOPDIR));
+    assert!(!flags(&home).contains(IFlags::TOPDIR));
+}
+
 #[tokio::test]
 async fn ttl_expiry_deletes_the_sandbox() {
     let daemon = Daemon::start();
