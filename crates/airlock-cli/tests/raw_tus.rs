@@ -14,27 +14,15 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::files::{Files, crc_hex, random, sandbox_with};
 use common::raw_body::{self, Send, patch};
-use common::tus::Tus;
+use common::tus::{self, Tus};
 use common::{Daemon, sandbox};
 use serde_json::json;
 
 /// Waits until the sandbox's one partial upload file holds `size` bytes.
 async fn partial_reaches(daemon: &Daemon, id: &str, size: u64) {
-    let workspace = daemon
-        .home()
-        .join(format!("sandboxes/{id}/data/root/workspace"));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let held = std::fs::read_dir(&workspace)
-            .unwrap()
-            .filter_map(Result::ok)
-            .find(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(".airlock-upload-")
-            })
-            .and_then(|e| e.metadata().ok())
-            .map_or(0, |m| m.len());
+        let held = tus::partial_size(daemon, id);
         if held >= size {
             return;
         }

@@ -339,22 +339,9 @@ fn an_interrupted_cp_resumes_where_it_stopped() {
     };
     // Kill the first copy once the daemon holds some of the file.
     let mut first = cp(false).spawn().unwrap();
-    let workspace = daemon
-        .home()
-        .join(format!("sandboxes/{id}/data/root/workspace"));
     let started = Instant::now();
     loop {
-        let partial = std::fs::read_dir(&workspace)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .find(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(".airlock-upload-")
-            })
-            .and_then(|e| e.metadata().ok())
-            .map_or(0, |m| m.len());
-        if partial > 16 << 20 {
+        if common::tus::partial_size(&daemon, &id) > 16 << 20 {
             break;
         }
         assert!(

@@ -51,7 +51,7 @@ impl Observer {
 pub async fn observe<Answer>(
     observer: &Observer,
     grpc: bool,
-    request: Request,
+    mut request: Request,
     next: impl FnOnce(Request) -> Answer,
 ) -> Response
 where
@@ -66,7 +66,6 @@ where
     };
     // A gRPC call's route is its method; REST's is its template, found by the router.
     let rpc = grpc.then(|| request.uri().path().to_owned());
-    let mut request = request;
     if !grpc && request.headers().contains_key(axum::http::header::UPGRADE) {
         request
             .extensions_mut()

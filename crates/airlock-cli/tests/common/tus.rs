@@ -113,3 +113,21 @@ impl Tus {
         request.body(chunk.to_vec()).send().await.unwrap()
     }
 }
+
+/// How many bytes the sandbox's partial upload file holds (0 when there is none yet):
+/// the daemon's side of an upload in flight, which HEAD may not report yet.
+pub fn partial_size(daemon: &Daemon, id: &str) -> u64 {
+    let workspace = daemon
+        .home()
+        .join(format!("sandboxes/{id}/data/root/workspace"));
+    std::fs::read_dir(&workspace)
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".airlock-upload-")
+        })
+        .and_then(|e| e.metadata().ok())
+        .map_or(0, |m| m.len())
+}
