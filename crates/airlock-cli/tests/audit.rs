@@ -50,6 +50,21 @@ async fn transfers_and_changes_are_audited_without_secrets() {
         )))
         .await
         .unwrap();
+    // A gRPC download large enough to leave by `sendfile` (`h2_sendfile`), counted as
+    // its bytes leave.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    files
+        .upload_file(tokio_stream::iter(grpc::upload_messages(
+            grpc::meta(&id, "/workspace/big.bin"),
+            &big,
+            1 << 20,
+        )))
+        .await
+        .unwrap();
+    let (_, got) = grpc::download(&mut files, grpc::get(&id, "/workspace/big.bin"))
+        .await
+        .unwrap();
+    assert!(got == big);
     let signed = tenant
         .sign_url(&id, "/workspace/data.bin", "GET", None)
         .await
@@ -92,6 +107,9 @@ async fn transfers_and_changes_are_audited_without_secrets() {
     assert_eq!(write["outcome"], "ok");
     let grpc_write = find(&log, "file.write", "/workspace/g.bin");
     assert_eq!(grpc_write["crc64nvme"], crc.as_str());
+    let grpc_read = find(&log, "file.read", "/workspace/big.bin");
+    assert_eq!(grpc_read["bytes"], big.len() as u64);
+    assert_eq!(grpc_read["outcome"], "ok");
     let reads: Vec<&Value> = log
         .iter()
         .filter(|l| l["action"] == "file.read" && l["path"] == "/workspace/data.bin")

@@ -151,6 +151,83 @@ async fn a_gibibyte_streams_both_ways_in_flat_memory() {
     );
 }
 
+/// A Files client over a channel of its own, its flow-control windows as given (`None`:
+/// h2's defaults of 64 KiB, with 16 KiB frames).
+async fn files_windowed(daemon: &Daemon, windows: Option<(u32, u32)>) -> grpc::FilesAuthed {
+    let mut endpoint = tonic::transport::Channel::from_shared(daemon.url.clone()).unwrap();
+    if let Some((stream, connection)) = windows {
+        endpoint = endpoint
+            .initial_stream_window_size(stream)
+            .initial_connection_window_size(connection);
+    }
+    let channel = endpoint.connect().await.unwrap();
+    airlock_proto::v1::files_client::FilesClient::with_interceptor(
+        channel,
+        grpc::Bearer(daemon.token.clone()),
+    )
+    .max_decoding_message_size(16 << 20)
+}
+
+/// Large downloads leave by `sendfile` where the connection can follow them
+/// (`h2_sendfile`): whatever frames the client's windows make h2 cut, several at once on
+/// one connection, a range, and a download dropped half-read before another, each
+/// arrives byte for byte.
+#[tokio::test]
+async fn large_downloads_arrive_whole_however_the_client_sizes_its_frames() {
+    const SIZE: usize = (5 << 20) + 12_345;
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let mut files = grpc::files(&daemon).await;
+    let mut contents = vec![];
+    for n in 0..4 {
+        let data = random(SIZE, 100 + n);
+        let path = format!("/workspace/d{n}");
+        upload(
+            &mut files,
+            upload_messages(meta(&id, &path), &data, 1 << 20),
+        )
+        .await
+        .unwrap();
+        contents.push((path, data));
+    }
+    let windows = [None, Some((2_000, 4_000)), Some((8 << 20, 16 << 20))];
+    for windows in windows {
+        let client = files_windowed(&daemon, windows).await;
+        let downloads = contents.iter().map(|(path, data)| {
+            let mut client = client.clone();
+            let request = get(&id, path);
+            async move {
+                let (header, body) = download(&mut client, request).await.unwrap();
+                assert_eq!(header.size_bytes, SIZE as u64);
+                assert!(body == *data, "{path} with windows {windows:?}");
+            }
+        });
+        futures_util::future::join_all(downloads).await;
+        let mut client = client.clone();
+        let mut ranged = get(&id, &contents[1].0);
+        ranged.offset = 1_000_003;
+        ranged.length = Some(3 << 20);
+        let (_, body) = download(&mut client, ranged).await.unwrap();
+        assert!(body == contents[1].1[1_000_003..1_000_003 + (3 << 20)]);
+        // Half read, then dropped: the stream is reset, and the connection goes on.
+        let mut half = client
+            .download_file(get(&id, &contents[2].0))
+            .await
+            .unwrap()
+            .into_inner();
+        half.message().await.unwrap();
+        half.message().await.unwrap();
+        drop(half);
+        let (_, body) = download(&mut client, get(&id, &contents[3].0))
+            .await
+            .unwrap();
+        assert!(
+            body == contents[3].1,
+            "after a dropped download, {windows:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn trees_travel_as_archives_both_ways() {
     let daemon = Daemon::start();

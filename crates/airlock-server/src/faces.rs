@@ -20,6 +20,7 @@ use axum::response::Response;
 use hyper::body::Incoming;
 use tower::ServiceExt;
 
+use crate::h2_script::H2Sends;
 use crate::observe::{Observer, observe};
 use crate::origin::Origin;
 use crate::sendfile::SendQueue;
@@ -33,6 +34,8 @@ pub(crate) struct Faces {
     /// The connection's queue of file windows to send, when it can send them itself
     /// (HTTP/1): handed to each request, so a download can use it.
     send_queue: Option<SendQueue>,
+    /// The same for an HTTP/2 connection: the scripts its downloads keep.
+    h2_sends: Option<H2Sends>,
 }
 
 impl Faces {
@@ -42,12 +45,20 @@ impl Faces {
             rest,
             grpc,
             send_queue: None,
+            h2_sends: None,
         }
     }
 
     /// The same application for one connection that sends file windows from `queue`.
     pub(crate) fn sending_files(mut self, queue: SendQueue) -> Self {
         self.send_queue = Some(queue);
+        self
+    }
+
+    /// The same application for one HTTP/2 connection whose downloads keep scripts in
+    /// `sends`.
+    pub(crate) fn sending_files_h2(mut self, sends: H2Sends) -> Self {
+        self.h2_sends = Some(sends);
         self
     }
 
@@ -58,6 +69,7 @@ impl Faces {
             rest,
             grpc: grpc_router,
             send_queue: _,
+            h2_sends: _,
         } = self;
         observe(&observer, grpc, request, |mut request| async move {
             let answered = if grpc {
@@ -89,6 +101,9 @@ impl tower::Service<hyper::Request<Incoming>> for Faces {
         let mut request = request.map(Body::new);
         if let Some(queue) = &self.send_queue {
             request.extensions_mut().insert(queue.clone());
+        }
+        if let Some(sends) = &self.h2_sends {
+            request.extensions_mut().insert(sends.clone());
         }
         Box::pin(async move { Ok(faces.answer(request).await) })
     }

@@ -25,6 +25,8 @@ use tokio::task::JoinSet;
 use tokio_io_timeout::TimeoutStream;
 
 use crate::faces::Faces;
+use crate::h2_script::H2Sends;
+use crate::h2_sendfile::H2SendfileIo;
 use crate::repoll::Repoll;
 use crate::sendfile::{SendQueue, SendfileIo};
 
@@ -150,6 +152,9 @@ async fn serve_connection(
         }};
     }
     if http2 {
+        // Large downloads' file bytes go by `sendfile` (`h2_sendfile`).
+        let sends = H2Sends::default();
+        let io = timed(H2SendfileIo::new(tcp, sends.clone()), limits);
         // Windows sized for one fast stream: the defaults (64 KiB) would cap an upload
         // at one window per round trip.
         drive!(
@@ -160,7 +165,7 @@ async fn serve_connection(
                 .max_frame_size(H2_MAX_FRAME)
                 .keep_alive_interval(Some(limits.idle_timeout))
                 .keep_alive_timeout(limits.header_timeout)
-                .serve_connection(timed(tcp, limits), TowerToHyperService::new(app))
+                .serve_connection(io, TowerToHyperService::new(app.sending_files_h2(sends)))
         );
     } else {
         // Downloads are sent with `sendfile`, which needs hyper to queue body chunks

@@ -31,10 +31,10 @@ use tokio::net::TcpStream;
 use crate::page_cache;
 
 /// The most one mark stands for: a window is queued in pieces of this size.
-const MARK_LEN: usize = 1024 * 1024;
+pub(crate) const MARK_LEN: usize = 1024 * 1024;
 
 /// The marks' buffer: zeros in `.bss`, never read or written, so it costs no memory.
-static MARKS: [u8; MARK_LEN] = [0; MARK_LEN];
+pub(crate) static MARKS: [u8; MARK_LEN] = [0; MARK_LEN];
 
 /// A window of a file that a mark stands for.
 struct Piece {
@@ -86,7 +86,7 @@ impl SendsFiles for SendQueue {
 }
 
 /// Whether `buf` is (the rest of) a mark.
-fn is_mark(buf: &[u8]) -> bool {
+pub(crate) fn is_mark(buf: &[u8]) -> bool {
     let base = MARKS.as_ptr() as usize;
     let at = buf.as_ptr() as usize;
     !buf.is_empty() && at >= base && at < base + MARK_LEN
@@ -119,32 +119,46 @@ impl SendfileIo {
         if mark.as_ptr() != expected || mark.len() != piece.len - piece.sent {
             return Poll::Ready(Err(out_of_step("a mark is not the queued window's rest")));
         }
-        loop {
-            ready!(self.tcp.poll_write_ready(cx))?;
-            let mut offset = piece.offset + piece.sent as u64;
-            let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                rustix::fs::sendfile(&self.tcp, &*piece.file, Some(&mut offset), mark.len())
-                    .map_err(io::Error::from)
-            });
-            match sent {
-                Ok(0) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the file got shorter while it was sent",
-                    )));
-                }
-                Ok(n) => {
-                    piece.receipt.sent(n as u64);
-                    piece.sent += n;
-                    if piece.sent == piece.len {
-                        queue.pop_front();
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        let offset = piece.offset + piece.sent as u64;
+        let n = ready!(poll_sendfile(
+            &self.tcp,
+            cx,
+            &piece.file,
+            offset,
+            mark.len()
+        ))?;
+        piece.receipt.sent(n as u64);
+        piece.sent += n;
+        if piece.sent == piece.len {
+            queue.pop_front();
         }
+        Poll::Ready(Ok(n))
+    }
+}
+
+/// Sends up to `len` bytes of `file` from `offset` to `tcp` once it is writable; a file
+/// that ends first is an error, as a body shorter than announced would be.
+pub(crate) fn poll_sendfile(
+    tcp: &TcpStream,
+    cx: &mut Context<'_>,
+    file: &File,
+    offset: u64,
+    len: usize,
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(tcp.poll_write_ready(cx))?;
+        let mut at = offset;
+        let sent = tcp.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(tcp, file, Some(&mut at), len).map_err(io::Error::from)
+        });
+        return Poll::Ready(match sent {
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file got shorter while it was sent",
+            )),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            other => other,
+        });
     }
 }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use airlock_proto::v1 as pb;
 use airlock_proto::v1::download_file_response::Payload;
-use airlock_service::{ByteStream, FileWindow, Principal, Service, byte_window, mtime_text};
+use airlock_service::{
+    ByteStream, FileWindow, Principal, SendsFiles, Service, byte_window, mtime_text,
+};
 use axum::extract::State;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -16,6 +18,7 @@ use tonic::Status;
 use super::status::status;
 use super::upload::archive_format;
 use super::{MESSAGE_LIMIT, wire};
+use crate::h2_script::{H2Download, H2Sends};
 
 /// The route [`serve`] answers.
 pub const PATH: &str = "/airlock.v1.Files/DownloadFile";
@@ -24,8 +27,12 @@ pub const PATH: &str = "/airlock.v1.Files/DownloadFile";
 /// prost's encoding.
 const CHUNK_FIELD: u32 = 2;
 
-/// The header and the bytes that follow it.
-type Opened = (pb::DownloadFileHeader, ByteStream);
+/// The header, the bytes that follow it, and the script that follows them when they are
+/// a file's window sent by `sendfile` (`h2_script`).
+type Opened = (pb::DownloadFileHeader, ByteStream, Option<H2Download>);
+
+/// Windows at least this large go by `sendfile` where the connection can.
+const SENDFILE_FROM: u64 = 1024 * 1024;
 
 /// The route's handler: the request read and the answer framed by hand, each chunk sent
 /// as the bytes it was read into.
@@ -33,17 +40,23 @@ pub async fn serve(
     State(service): State<Arc<Service>>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
+    let sends = request.extensions().get::<H2Sends>().cloned();
     super::hand_framed(request, async |caller, headers, body| {
         let r = wire::read_request(headers, body, MESSAGE_LIMIT).await?;
-        let (header, chunks) = open(&service, caller, r).await?;
-        Ok(wire::response(framed(header, chunks)))
+        let (header, chunks, script) = open(&service, caller, r, sends.as_ref()).await?;
+        Ok(wire::response(framed(header, chunks, script)))
     })
     .await
 }
 
 /// The header as one message, then each chunk as a head and its own bytes, then the
-/// trailers: `grpc-status` 0 at the end, or the read's error where it broke.
-fn framed(header: pb::DownloadFileHeader, chunks: ByteStream) -> axum::body::Body {
+/// trailers: `grpc-status` 0 at the end, or the read's error where it broke. Each data
+/// frame enters `script`, if there is one, as it is yielded.
+fn framed(
+    header: pb::DownloadFileHeader,
+    chunks: ByteStream,
+    script: Option<H2Download>,
+) -> axum::body::Body {
     use futures_util::stream;
     let header = wire::message(&pb::DownloadFileResponse {
         payload: Some(Payload::Header(header)),
@@ -61,7 +74,13 @@ fn framed(header: pb::DownloadFileHeader, chunks: ByteStream) -> axum::body::Bod
         })
     })
     .flat_map(stream::iter);
-    let body = stream::once(std::future::ready(Frame::data(header))).chain(frames);
+    let body = stream::once(std::future::ready(Frame::data(header)))
+        .chain(frames)
+        .inspect(move |frame| {
+            if let (Some(script), Some(data)) = (&script, frame.data_ref()) {
+                script.record(data);
+            }
+        });
     axum::body::Body::new(http_body_util::StreamBody::new(
         body.map(Ok::<_, std::convert::Infallible>),
     ))
@@ -88,6 +107,7 @@ async fn open(
     service: &Service,
     caller: &Principal,
     r: pb::DownloadFileRequest,
+    sends: Option<&H2Sends>,
 ) -> Result<Opened, Status> {
     if r.as_archive {
         let format = archive_format(r.archive_format);
@@ -105,7 +125,7 @@ async fn open(
             is_archive: true,
             ..Default::default()
         };
-        return Ok((header, tar.boxed()));
+        return Ok((header, tar.boxed(), None));
     }
     let (content, entry) = service
         .open_file(caller, &r.sandbox_id, &r.remote_path)
@@ -122,13 +142,19 @@ async fn open(
         etag: entry.etag(),
         sha256: None,
     };
-    let body = match content.window(start, len) {
+    let script = sends
+        .filter(|_| len >= SENDFILE_FROM)
+        .and_then(H2Sends::download);
+    let send = script.as_ref().map(|s| s as &dyn SendsFiles);
+    let body = match content.window_sent_by(start, len, send) {
         FileWindow::Bytes(bytes) => {
             futures_util::stream::iter((!bytes.is_empty()).then_some(Ok(bytes))).boxed()
         }
         FileWindow::Stream(chunks) => chunks,
     };
-    Ok((header, body))
+    // Kept only if the window went to it (a file on this machine).
+    let script = script.filter(H2Download::has_file);
+    Ok((header, body, script))
 }
 
 #[cfg(test)]
