@@ -1,6 +1,7 @@
 //! How a file's bytes are best sent to a socket on this machine: read into a buffer and
-//! written out (the daemon's gRPC downloads), `sendfile(2)` (its HTTP/1 downloads), or
-//! `splice(2)` through a pipe, each
+//! written out (the daemon's HTTP/2 downloads, but gRPC's of 1 MiB or more),
+//! `sendfile(2)` (its HTTP/1 downloads and those gRPC ones), or `splice(2)` through a
+//! pipe, each
 //! moving a warm 1 GiB file over loopback TCP to a reader that discards it, alternating
 //! run by run after an uncounted warm-up. Reports the time and the sending thread's CPU.
 //!
@@ -35,8 +36,8 @@ enum Way {
 impl Way {
     fn name(self) -> &'static str {
         match self {
-            Way::ReadWrite => "read + write, 256 KiB (the daemon's gRPC downloads)",
-            Way::Sendfile => "sendfile (the daemon's HTTP/1 downloads)",
+            Way::ReadWrite => "read + write, 256 KiB (the daemon's other HTTP/2 downloads)",
+            Way::Sendfile => "sendfile (the daemon's HTTP/1 and large gRPC downloads)",
             Way::Splice => "splice through a 512 KiB pipe",
         }
     }

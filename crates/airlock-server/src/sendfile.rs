@@ -13,8 +13,9 @@
 //! strategy, which the connection asks for), so a mark reaches the stream by its
 //! address. The stream checks each mark against the queue (the same address and length
 //! as the window's unsent rest) and fails the connection on any mismatch rather than
-//! send bytes it cannot vouch for. HTTP/2 (gRPC) frames its data itself and keeps read +
-//! write.
+//! send bytes it cannot vouch for. HTTP/2 frames its data itself and copies the head of
+//! nearly every payload, so a mark's address says nothing there: gRPC's downloads keep a
+//! script of their stream instead (`h2_script`, `h2_sendfile`).
 
 use std::collections::VecDeque;
 use std::fs::File;
