@@ -8,7 +8,8 @@
 pub(crate) const HEAD_LEN: usize = 9;
 /// The DATA frame type.
 pub(crate) const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
+/// The HEADERS frame type.
+pub(crate) const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
 const END_STREAM: u8 = 0x1;
 /// The flag of a DATA frame whose payload carries padding (h2 never sends one).
@@ -98,16 +99,18 @@ impl FrameCursor {
     }
 }
 
+/// A frame's head, as the tests write frames.
+#[cfg(test)]
+pub(crate) fn head(len: usize, kind: u8, flags: u8, stream: u32) -> Vec<u8> {
+    let mut h = (len as u32).to_be_bytes()[1..].to_vec();
+    h.extend([kind, flags]);
+    h.extend(stream.to_be_bytes());
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn head(len: usize, kind: u8, flags: u8, stream: u32) -> Vec<u8> {
-        let mut h = (len as u32).to_be_bytes()[1..].to_vec();
-        h.extend([kind, flags]);
-        h.extend(stream.to_be_bytes());
-        h
-    }
 
     /// Frames fed a byte at a time: each head read whole across the pieces, each
     /// payload's length and stream known, and the frames that end a stream reported.

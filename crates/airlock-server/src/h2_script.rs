@@ -21,7 +21,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use airlock_service::{ByteStream, Receipt, SendsFiles};
@@ -73,7 +72,8 @@ pub(crate) struct Script {
     marks: VecDeque<(u64, u64)>,
     /// Everything yielded so far.
     end: u64,
-    bound: Arc<AtomicBool>,
+    /// Whether the connection's stream has tied it to its HTTP/2 stream.
+    bound: bool,
 }
 
 impl Script {
@@ -165,8 +165,8 @@ impl Scripts {
         let passed = position - script.front;
         script.consume(passed);
         script.tokens.clear();
+        script.bound = true;
         self.streams.insert(stream, id);
-        script.bound.store(true, Ordering::Release);
     }
 
     /// `stream` ended on the wire: its script, if it had one, is done.
@@ -194,13 +194,10 @@ impl H2Sends {
         }
         let id = scripts.next_id;
         scripts.next_id += 1;
-        let script = Script::default();
-        let bound = script.bound.clone();
-        scripts.scripts.insert(id, script);
+        scripts.scripts.insert(id, Script::default());
         Some(H2Download(Arc::new(Handle {
             sends: self.clone(),
             id,
-            bound,
         })))
     }
 }
@@ -208,17 +205,14 @@ impl H2Sends {
 struct Handle {
     sends: H2Sends,
     id: u64,
-    bound: Arc<AtomicBool>,
 }
 
 impl Drop for Handle {
     /// An unbound script is dropped with its body: nothing of it needs the file. A bound
     /// one stays until its stream ends on the wire, as bytes of it may still be queued.
     fn drop(&mut self) {
-        // Read under the lock: the stream binds under it too, so a download is not bound
-        // between this check and the removal.
         let mut scripts = self.sends.lock();
-        if !self.bound.load(Ordering::Acquire) {
+        if scripts.scripts.get(&self.id).is_some_and(|s| !s.bound) {
             scripts.scripts.remove(&self.id);
         }
     }
@@ -230,9 +224,16 @@ impl Drop for Handle {
 pub struct H2Download(Arc<Handle>);
 
 impl H2Download {
+    /// Whether the connection's stream has tied it to its HTTP/2 stream, so its body may
+    /// yield marks.
+    fn is_bound(&self) -> bool {
+        let Handle { sends, id } = &*self.0;
+        sends.lock().scripts.get(id).is_some_and(|s| s.bound)
+    }
+
     /// Whether a file's window was handed to it ([`SendsFiles::body`]).
     pub fn has_file(&self) -> bool {
-        let Handle { sends, id, .. } = &*self.0;
+        let Handle { sends, id } = &*self.0;
         sends
             .lock()
             .scripts
@@ -242,13 +243,13 @@ impl H2Download {
 
     /// `data`, a DATA frame's bytes the body yields next, enters the script.
     pub fn record(&self, data: &Bytes) {
-        let Handle { sends, id, .. } = &*self.0;
+        let Handle { sends, id } = &*self.0;
         let mut scripts = sends.lock();
         let Some(script) = scripts.scripts.get_mut(id) else {
             return;
         };
         if !is_mark(data) {
-            if !script.bound.load(Ordering::Acquire) && data.len() >= REAL_CHUNK / 4 {
+            if !script.bound && data.len() >= REAL_CHUNK / 4 {
                 if script.tokens.len() == MAX_TOKENS {
                     script.tokens.pop_front();
                 }
@@ -299,7 +300,7 @@ impl SendsFiles for H2Download {
                     return None;
                 }
                 let left = end - offset;
-                let chunk = if download.0.bound.load(Ordering::Acquire) {
+                let chunk = if download.is_bound() {
                     let len = left.min(MARK_LEN as u64) as usize;
                     page_cache::load(&file, offset, len).await;
                     let mut scripts = download.0.sends.lock();
@@ -416,7 +417,7 @@ mod tests {
         assert_eq!(script.at(0), Some(Segment::Real(REAL_CHUNK as u64 - 1000)));
         assert!(script.tokens.is_empty());
         drop(scripts);
-        assert!(download.0.bound.load(Ordering::Acquire));
+        assert!(download.is_bound());
         // Bound: it stays past its body, until its stream ends.
         drop(download);
         assert_eq!(sends.lock().scripts.len(), 1);

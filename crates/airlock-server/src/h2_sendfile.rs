@@ -325,11 +325,18 @@ impl AsyncWrite for H2SendfileIo {
                 Plan::File { id, offset, len } => return this.poll_send_file(cx, id, offset, len),
                 Plan::Plain { len: 0, .. } => return Poll::Ready(Ok(0)),
                 Plan::Plain { len, more } => {
-                    let slices = front(bufs, len);
-                    let written = if more {
-                        ready!(this.poll_write_more(cx, &slices))?
+                    // Most writes are plain to their end: no copy of the slice list then.
+                    let cut;
+                    let slices = if bufs.iter().map(|b| b.len()).sum::<usize>() == len {
+                        bufs
                     } else {
-                        ready!(Pin::new(&mut this.tcp).poll_write_vectored(cx, &slices))?
+                        cut = front(bufs, len);
+                        &cut[..]
+                    };
+                    let written = if more {
+                        ready!(this.poll_write_more(cx, slices))?
+                    } else {
+                        ready!(Pin::new(&mut this.tcp).poll_write_vectored(cx, slices))?
                     };
                     passed_plain(&mut this.cursor, &mut this.sends.lock(), bufs, written);
                     return Poll::Ready(Ok(written));
@@ -363,16 +370,8 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
+    use crate::h2_frames::{HEADERS, head};
     use crate::h2_script::H2Download;
-
-    const HEADERS: u8 = 0x1;
-
-    fn head(len: usize, kind: u8, flags: u8, stream: u32) -> Vec<u8> {
-        let mut h = (len as u32).to_be_bytes()[1..].to_vec();
-        h.extend([kind, flags]);
-        h.extend(stream.to_be_bytes());
-        h
-    }
 
     /// The daemon's side, wrapped, and a reader of everything the client gets.
     async fn pair(sends: H2Sends) -> (H2SendfileIo, tokio::task::JoinHandle<Vec<u8>>) {
