@@ -21,11 +21,16 @@ pub struct GrpcFiles {
 impl GrpcFiles {
     /// Connects to the daemon at `url` (`http://host:port`).
     pub async fn connect(url: &str, token: &str) -> anyhow::Result<Self> {
+        // h2's default is 16 KiB frames: a GiB down would be 65,536 of them.
+        Self::connect_framed(url, token, 1 << 20).await
+    }
+
+    /// The same, asking the daemon for DATA frames of at most `max_frame` bytes.
+    pub async fn connect_framed(url: &str, token: &str, max_frame: u32) -> anyhow::Result<Self> {
         let channel = Channel::from_shared(url.to_owned())?
             .initial_stream_window_size(8 << 20)
             .initial_connection_window_size(16 << 20)
-            // h2's default is 16 KiB frames: a GiB down would be 65,536 of them.
-            .max_frame_size(1 << 20)
+            .max_frame_size(max_frame)
             .connect()
             .await?;
         let client = FilesClient::new(channel.clone())
@@ -36,6 +41,25 @@ impl GrpcFiles {
             channel,
             token: token.to_owned(),
         })
+    }
+
+    /// Streams `from` in sandbox `id` through the one-copy reader
+    /// ([`crate::grpc_download`]), dropping each chunk; answers the bytes it got.
+    pub async fn download_discarding(&mut self, id: &str, from: &str) -> anyhow::Result<u64> {
+        let ask = pb::DownloadFileRequest {
+            sandbox_id: id.to_owned(),
+            remote_path: from.to_owned(),
+            ..Default::default()
+        };
+        let mut got = 0;
+        grpc_download::download(&mut self.channel, &self.token, &ask, async |piece| {
+            if let grpc_download::Piece::Chunk(chunk) = piece {
+                got += chunk.len() as u64;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(got)
     }
 
     fn request<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {

@@ -5,6 +5,14 @@ pub mod grpc_download;
 pub mod grpc_upload;
 pub mod table;
 
+/// jemalloc, as the `airlock` binary (CLI and daemon) runs on. The clients these benchmarks
+/// run in process are measured as the CLI would run them: on glibc's malloc, a gRPC client
+/// that takes 1 MiB frames handed its receive buffers back to the kernel and faulted them
+/// in again frame after frame (a fifth of its CPU in page faults and clears), which put
+/// tonic's download at 1.3–1.5× REST's time with the daemon spending the same on both.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -232,4 +240,13 @@ pub fn run_shell(line: &str) -> anyhow::Result<()> {
     let status = Command::new("bash").args(["-c", line]).status()?;
     anyhow::ensure!(status.success(), "`{line}` failed: {status}");
     Ok(())
+}
+
+/// Makes `work` anew with one file of 1 GiB of random bytes in it; answers that file.
+pub fn fresh_gib(work: &Path) -> anyhow::Result<PathBuf> {
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work)?;
+    let big = work.join("big.bin");
+    run_shell(&format!("head -c 1G /dev/urandom > {}", big.display()))?;
+    Ok(big)
 }

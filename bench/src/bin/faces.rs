@@ -20,7 +20,7 @@ use std::time::Instant;
 use airlock_api::CreateSandbox;
 use airlock_bench::grpc::GrpcFiles;
 use airlock_bench::table::Table;
-use airlock_bench::{BenchDaemon, airlock_binary, in_turn, machine, run_shell};
+use airlock_bench::{BenchDaemon, airlock_binary, fresh_gib, in_turn, machine, run_shell};
 use airlock_client::WriteOptions;
 
 const GIB: u64 = 1 << 30;
@@ -263,10 +263,7 @@ async fn main() -> anyhow::Result<()> {
     let reps: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(5);
     let out = args.next().unwrap_or_else(|| "bench/results/faces".into());
     let work = PathBuf::from("/tmp/airlock-bench-faces");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let big = work.join("big.bin");
-    run_shell(&format!("head -c 1G /dev/urandom > {}", big.display()))?;
+    let big = fresh_gib(&work)?;
     let daemon = BenchDaemon::start(&binary)?;
     let client = daemon.client();
     let id = client.create(&CreateSandbox::default()).await?.id;
@@ -371,7 +368,7 @@ async fn main() -> anyhow::Result<()> {
         "Goals: gRPC within 10 % of REST's time (≤ 1.1×) both ways, with either client; the \
          Python SDK (both its clients) and the TypeScript SDK at ≥ 0.8× curl's throughput \
          (≤ 1.25× its time) both ways. The gRPC rows use tonic in this process (its client \
-         shares the two cores with the daemon; uploads read each chunk from the file straight into the call's send buffer, \
+         shares the two cores with the daemon and runs on jemalloc, as `airlock` does; uploads read each chunk from the file straight into the call's send buffer, \
          one copy per byte as the REST SDK makes, downloads use the generated stubs) and \
          grpcio, gRPC's C core, from Python."
             .into(),
