@@ -5,6 +5,10 @@
 //! answer must be a clean error or the right file inside the sandbox; the sentinel, a
 //! host inotify watch on its directory, and the host's `/` and `/tmp` must show nothing.
 //!
+//! And a file the sandbox cuts short while the daemon sends it with `sendfile` (a REST
+//! download over HTTP/1, a gRPC download of 1 MiB or more) must fail its download, never
+//! end it as if whole or hang it, and leave the daemon serving.
+//!
 //! `AIRLOCK_RACE_ITERATIONS` sets the iterations per route (CI: 1,000 spread over the
 //! three targets; `scripts/heavy races` runs 10,000).
 #![allow(clippy::unwrap_used)]
@@ -15,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use airlock_proto::v1 as pb;
-use common::files::{Files, HostSentinel, sandbox_with};
+use common::files::{Files, HostSentinel, random, sandbox_with};
 use common::tus::{self, Tus};
 use common::{Daemon, grpc, raw_body, sh};
 use serde_json::json;
@@ -51,6 +55,22 @@ async fn sweep(daemon: &Daemon, id: &str, token: &str) {
     sh(&daemon.client(), id, &line).await;
 }
 
+/// Iterations between downloads of a file large enough to leave by `sendfile` on both
+/// faces (`BIG_SIZE` bytes of `BIG_LINE` lines).
+const BIG_EVERY: usize = 20;
+const BIG_SIZE: usize = 2 << 20;
+const BIG_LINE: &str = "airlock-race";
+
+/// What the big file holds: `yes BIG_LINE | head -c BIG_SIZE`.
+fn big_content() -> Vec<u8> {
+    format!("{BIG_LINE}\n")
+        .into_bytes()
+        .into_iter()
+        .cycle()
+        .take(BIG_SIZE)
+        .collect()
+}
+
 /// Outcomes per route: HTTP status → count.
 type Tally = BTreeMap<&'static str, BTreeMap<u16, usize>>;
 
@@ -68,6 +88,7 @@ async fn swapping_a_directory_for_a_symlink_never_reaches_the_host() {
     for target in ["/", "/tmp", sentinel.host.as_str()] {
         let setup = format!(
             "rm -rf /workspace/race && mkdir -p /workspace/race/real && echo inside > /workspace/race/real/secret \
+             && yes {BIG_LINE} | head -c {BIG_SIZE} > /workspace/race/real/big \
              && ln -s {target} /workspace/race/link && (python3 -c '{RACER}' > /dev/null 2>&1 &) && echo started"
         );
         let started = sh(&daemon.client(), &id, &setup).await;
@@ -146,6 +167,18 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
             .status()
             .as_u16(),
     );
+    if i.is_multiple_of(BIG_EVERY) {
+        let response = files.get(&format!("{base}/big"), None).await;
+        let status = response.status().as_u16();
+        if status == 200 {
+            let body = response.bytes().await.unwrap();
+            assert!(
+                body == big_content(),
+                "GET of the big file sent other bytes"
+            );
+        }
+        count("GET content, 2 MiB (sendfile)", status);
+    }
     let (status, _) = files.list(base, "2").await;
     count("GET list", status);
     let (status, _) = files
@@ -352,6 +385,16 @@ async fn run_rpcs(f: &mut grpc::FilesAuthed, id: &str, token: &str, i: usize, ta
     );
     let got = grpc::download(f, grpc::get(id, &format!("{base}/secret"))).await;
     count("gRPC DownloadFile", as_status(got));
+    if i.is_multiple_of(BIG_EVERY) {
+        let got = grpc::download(f, grpc::get(id, &format!("{base}/big"))).await;
+        if let Ok((_, body)) = &got {
+            assert!(
+                *body == big_content(),
+                "DownloadFile of the big file sent other bytes"
+            );
+        }
+        count("gRPC DownloadFile, 2 MiB (sendfile)", as_status(got));
+    }
     let stat = f
         .stat(pb::StatRequest {
             sandbox_id: id.into(),
@@ -553,4 +596,135 @@ fn small_tree(round: usize) -> Vec<u8> {
         }
     }
     tar.into_inner().unwrap()
+}
+
+/// How long a cut-short download may take to fail: far more than sending what was left.
+const CUT_SHORT_WITHIN: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_file_cut_short_inside_the_sandbox_fails_its_download_on_both_faces() {
+    // Far more than the socket buffers and HTTP/2 windows hold, so the daemon is still
+    // sending when the file shrinks.
+    const SIZE: usize = 128 << 20;
+    const LEFT: usize = 1 << 20;
+    let daemon = Daemon::start();
+    let id = sandbox_with(&daemon, json!({})).await;
+    let files = Files::new(&daemon, &id);
+    let mut rpc = grpc::files(&daemon).await;
+    let data = random(SIZE, 16);
+    let path = "/workspace/big";
+    for face in ["REST", "gRPC"] {
+        let (status, _) = files
+            .put(path, &[("overwrite", "true")], data.clone())
+            .await;
+        assert!(
+            status == 200 || status == 201,
+            "{face}: PUT answered {status}"
+        );
+        let got = match face {
+            "REST" => rest_cut_short(&files, &daemon, &id, path, LEFT).await,
+            _ => grpc_cut_short(&mut rpc, &daemon, &id, path, LEFT).await,
+        };
+        let (received, ended) = got;
+        assert!(
+            ended.is_err(),
+            "{face}: a download of a file cut to {LEFT} bytes ended cleanly after {} bytes",
+            received.len()
+        );
+        assert!(received.len() < SIZE, "{face}: all {SIZE} bytes arrived");
+        // What arrived is the file's, as it was before the cut or after it (zeros never).
+        assert!(
+            received == data[..received.len()],
+            "{face}: bytes that are not the file's arrived"
+        );
+        eprintln!("{face}: {} bytes, then {:?}", received.len(), ended);
+        // The daemon serves on, on both faces.
+        assert!(
+            files.bytes(path).await == data[..LEFT],
+            "{face}: REST after the cut"
+        );
+        let (_, body) = grpc::download(&mut rpc, grpc::get(&id, path))
+            .await
+            .unwrap();
+        assert!(body == data[..LEFT], "{face}: gRPC after the cut");
+    }
+}
+
+/// Starts a REST download of `path`, takes its first chunk, cuts the file to `left`
+/// bytes from inside the sandbox and reads on; answers what arrived and how it ended.
+async fn rest_cut_short(
+    files: &Files,
+    daemon: &Daemon,
+    id: &str,
+    path: &str,
+    left: usize,
+) -> (Vec<u8>, Result<(), String>) {
+    let mut response = files.get(path, None).await;
+    assert_eq!(response.status(), 200);
+    let mut received = response.chunk().await.unwrap().unwrap().to_vec();
+    cut(daemon, id, path, left).await;
+    let rest = async {
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            received.extend_from_slice(&chunk);
+        }
+        Ok(())
+    };
+    let ended = ends_within("REST", rest).await;
+    (received, ended)
+}
+
+/// The same over gRPC's `DownloadFile`.
+async fn grpc_cut_short(
+    rpc: &mut grpc::FilesAuthed,
+    daemon: &Daemon,
+    id: &str,
+    path: &str,
+    left: usize,
+) -> (Vec<u8>, Result<(), String>) {
+    use pb::download_file_response::Payload;
+    let mut stream = rpc
+        .download_file(grpc::get(id, path))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut received = Vec::new();
+    // The header, then chunks until some bytes have arrived.
+    while received.is_empty() {
+        match stream.message().await.unwrap().unwrap().payload {
+            Some(Payload::Chunk(chunk)) => received.extend_from_slice(&chunk),
+            _ => continue,
+        }
+    }
+    cut(daemon, id, path, left).await;
+    let rest = async {
+        while let Some(message) = stream.message().await.map_err(|e| e.to_string())? {
+            if let Some(Payload::Chunk(chunk)) = message.payload {
+                received.extend_from_slice(&chunk);
+            }
+        }
+        Ok(())
+    };
+    let ended = ends_within("gRPC", rest).await;
+    (received, ended)
+}
+
+/// How the rest of a cut-short download ended; fails the test if it never did.
+async fn ends_within(
+    face: &str,
+    rest: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    tokio::time::timeout(CUT_SHORT_WITHIN, rest)
+        .await
+        .unwrap_or_else(|_| panic!("the {face} download hung after its file was cut short"))
+}
+
+/// Cuts `path` to `left` bytes in place, as a process in the sandbox would.
+async fn cut(daemon: &Daemon, id: &str, path: &str, left: usize) {
+    let done = sh(
+        &daemon.client(),
+        id,
+        &format!("truncate -s {left} {path} && echo cut"),
+    )
+    .await;
+    assert_eq!(done.stdout, "cut\n", "{}", done.stderr);
 }
