@@ -46,11 +46,7 @@ impl GrpcFiles {
     /// Streams `from` in sandbox `id` through the one-copy reader
     /// ([`crate::grpc_download`]), dropping each chunk; answers the bytes it got.
     pub async fn download_discarding(&mut self, id: &str, from: &str) -> anyhow::Result<u64> {
-        let ask = pb::DownloadFileRequest {
-            sandbox_id: id.to_owned(),
-            remote_path: from.to_owned(),
-            ..Default::default()
-        };
+        let ask = download_request(id, from);
         let mut got = 0;
         grpc_download::download(&mut self.channel, &self.token, &ask, async |piece| {
             if let grpc_download::Piece::Chunk(chunk) = piece {
@@ -97,11 +93,7 @@ impl GrpcFiles {
     /// Each chunk goes to a writing thread (the SDK's `FileSink`, as `read_to_file` does)
     /// as the slice of the HTTP/2 frame it arrived in ([`crate::grpc_download`]).
     pub async fn download(&mut self, id: &str, from: &str, to: &Path) -> anyhow::Result<u64> {
-        let ask = pb::DownloadFileRequest {
-            sandbox_id: id.to_owned(),
-            remote_path: from.to_owned(),
-            ..Default::default()
-        };
+        let ask = download_request(id, from);
         let mut sink = FileSink::new(std::fs::File::create(to)?);
         let mut got = 0;
         grpc_download::download(&mut self.channel, &self.token, &ask, async |piece| {
@@ -157,16 +149,21 @@ impl GrpcFiles {
         id: &str,
         from: &str,
     ) -> anyhow::Result<tonic::Streaming<pb::DownloadFileResponse>> {
-        let ask = pb::DownloadFileRequest {
-            sandbox_id: id.to_owned(),
-            remote_path: from.to_owned(),
-            ..Default::default()
-        };
+        let ask = download_request(id, from);
         Ok(self
             .client
             .download_file(self.request(ask)?)
             .await?
             .into_inner())
+    }
+}
+
+/// The DownloadFile request for all of `from` in sandbox `id`.
+fn download_request(id: &str, from: &str) -> pb::DownloadFileRequest {
+    pb::DownloadFileRequest {
+        sandbox_id: id.to_owned(),
+        remote_path: from.to_owned(),
+        ..Default::default()
     }
 }
 

@@ -9,7 +9,7 @@ pub mod table;
 /// run in process are measured as the CLI would run them: on glibc's malloc, a gRPC client
 /// that takes 1 MiB frames handed its receive buffers back to the kernel and faulted them
 /// in again frame after frame (a fifth of its CPU in page faults and clears), which put
-/// tonic's download at 1.3–1.5× REST's time with the daemon spending the same on both.
+/// tonic's download at up to 1.6× REST's time with the daemon spending the same on both.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
