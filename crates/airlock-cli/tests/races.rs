@@ -159,14 +159,17 @@ async fn run_routes(files: &Files, token: &str, i: usize, tally: &mut Tally) {
         Err(status) => status,
     };
     count("tus upload, raw body", status);
-    count(
-        "GET content",
-        files
-            .get(&format!("{base}/secret"), None)
-            .await
-            .status()
-            .as_u16(),
-    );
+    let response = files.get(&format!("{base}/secret"), None).await;
+    let status = response.status().as_u16();
+    if status == 200 {
+        let body = response.bytes().await.unwrap();
+        assert_eq!(
+            &body[..],
+            b"inside\n",
+            "GET sent a file other than the sandbox's"
+        );
+    }
+    count("GET content", status);
     if i.is_multiple_of(BIG_EVERY) {
         let response = files.get(&format!("{base}/big"), None).await;
         let status = response.status().as_u16();
@@ -384,6 +387,12 @@ async fn run_rpcs(f: &mut grpc::FilesAuthed, id: &str, token: &str, i: usize, ta
         as_status(f.upload_file(tokio_stream::iter(put)).await),
     );
     let got = grpc::download(f, grpc::get(id, &format!("{base}/secret"))).await;
+    if let Ok((_, body)) = &got {
+        assert_eq!(
+            body, b"inside\n",
+            "DownloadFile sent a file other than the sandbox's"
+        );
+    }
     count("gRPC DownloadFile", as_status(got));
     if i.is_multiple_of(BIG_EVERY) {
         let got = grpc::download(f, grpc::get(id, &format!("{base}/big"))).await;
