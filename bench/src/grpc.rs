@@ -46,11 +46,23 @@ impl GrpcFiles {
     /// Streams `from` in sandbox `id` through the one-copy reader
     /// ([`crate::grpc_download`]), dropping each chunk; answers the bytes it got.
     pub async fn download_discarding(&mut self, id: &str, from: &str) -> anyhow::Result<u64> {
+        self.download_chunks(id, from, async |_| Ok(())).await
+    }
+
+    /// Streams `from` in sandbox `id` through the one-copy reader, handing `each` every
+    /// chunk as the slice of the HTTP/2 frame it arrived in; answers the bytes it got.
+    async fn download_chunks(
+        &mut self,
+        id: &str,
+        from: &str,
+        mut each: impl AsyncFnMut(Bytes) -> anyhow::Result<()>,
+    ) -> anyhow::Result<u64> {
         let ask = download_request(id, from);
         let mut got = 0;
         grpc_download::download(&mut self.channel, &self.token, &ask, async |piece| {
             if let grpc_download::Piece::Chunk(chunk) = piece {
                 got += chunk.len() as u64;
+                each(chunk).await?;
             }
             Ok(())
         })
@@ -93,17 +105,10 @@ impl GrpcFiles {
     /// Each chunk goes to a writing thread (the SDK's `FileSink`, as `read_to_file` does)
     /// as the slice of the HTTP/2 frame it arrived in ([`crate::grpc_download`]).
     pub async fn download(&mut self, id: &str, from: &str, to: &Path) -> anyhow::Result<u64> {
-        let ask = download_request(id, from);
         let mut sink = FileSink::new(std::fs::File::create(to)?);
-        let mut got = 0;
-        grpc_download::download(&mut self.channel, &self.token, &ask, async |piece| {
-            if let grpc_download::Piece::Chunk(chunk) = piece {
-                got += chunk.len() as u64;
-                sink.send(chunk).await?;
-            }
-            Ok(())
-        })
-        .await?;
+        let got = self
+            .download_chunks(id, from, async |chunk| Ok(sink.send(chunk).await?))
+            .await?;
         sink.finish().await?;
         Ok(got)
     }

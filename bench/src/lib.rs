@@ -70,19 +70,7 @@ impl BenchDaemon {
 
     /// The CPU time (user and system, every thread) the daemon has used so far, in seconds.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let after = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest)
-            .ok_or_else(|| anyhow::anyhow!("unreadable /proc stat: {stat:?}"))?;
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        // utime and stime are the stat file's fields 14 and 15 (11 and 12 after the name).
-        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-        // SAFETY: sysconf reads a constant of the system and touches no memory of ours.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        anyhow::ensure!(per_second > 0, "no clock tick rate");
-        Ok(ticks as f64 / per_second as f64)
+        cpu_seconds(self.pid())
     }
 
     /// Its home directory (sandbox views are under `views/<id>`).
@@ -249,4 +237,21 @@ pub fn fresh_gib(work: &Path) -> anyhow::Result<PathBuf> {
     let big = work.join("big.bin");
     run_shell(&format!("head -c 1G /dev/urandom > {}", big.display()))?;
     Ok(big)
+}
+
+/// The CPU time (user and system, every thread) process `pid` has used so far, in seconds.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow::anyhow!("unreadable /proc stat: {stat:?}"))?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are the stat file's fields 14 and 15 (11 and 12 after the name).
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    // SAFETY: sysconf reads a constant of the system and touches no memory of ours.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    anyhow::ensure!(per_second > 0, "no clock tick rate");
+    Ok(ticks as f64 / per_second as f64)
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use airlock_api::CreateSandbox;
 use airlock_bench::grpc::GrpcFiles;
-use airlock_bench::{BenchDaemon, airlock_binary, fresh_gib};
+use airlock_bench::{BenchDaemon, airlock_binary, cpu_seconds, fresh_gib};
 use airlock_client::WriteOptions;
 
 const GIB: u64 = 1 << 30;
@@ -41,10 +41,12 @@ async fn main() -> anyhow::Result<()> {
         .write_file(&id, remote, file, &WriteOptions::default())
         .await?;
     println!("client\ttime\tdaemon CPU\tclient CPU");
+    let own = std::process::id();
     for rep in 0..=reps {
         let order: Vec<usize> = airlock_bench::in_turn((0..CLIENTS.len()).collect(), rep);
         for which in order {
-            let (daemon_was, own_was, at) = (daemon.cpu_seconds()?, own_cpu(), Instant::now());
+            let (daemon_was, own_was, at) =
+                (daemon.cpu_seconds()?, cpu_seconds(own)?, Instant::now());
             let got = match which {
                 0 => {
                     client
@@ -59,8 +61,10 @@ async fn main() -> anyhow::Result<()> {
                 _ => grpc.download_discarding(&id, remote).await?,
             };
             let secs = at.elapsed().as_secs_f64();
-            let (daemon_cpu, client_cpu) =
-                (daemon.cpu_seconds()? - daemon_was, own_cpu() - own_was);
+            let (daemon_cpu, client_cpu) = (
+                daemon.cpu_seconds()? - daemon_was,
+                cpu_seconds(own)? - own_was,
+            );
             anyhow::ensure!(got == GIB, "{} moved {got} bytes", CLIENTS[which]);
             if rep > 0 {
                 println!(
@@ -73,16 +77,4 @@ async fn main() -> anyhow::Result<()> {
     drop(daemon);
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
-}
-
-/// This process's CPU time (user + system) so far, in seconds.
-fn own_cpu() -> f64 {
-    // SAFETY: getrusage writes only into the struct it is given.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
 }

@@ -224,8 +224,23 @@ impl Drop for Handle {
 pub struct H2Download(Arc<Handle>);
 
 impl H2Download {
-    /// Whether the connection's stream has tied it to its HTTP/2 stream, so its body may
-    /// yield marks.
+    /// Queues a mark for bytes `[offset, offset + len)` of the file if the connection's
+    /// stream has tied the download to its HTTP/2 stream; answers whether it did, so the
+    /// body may yield that mark.
+    fn queue_mark(&self, offset: u64, len: usize) -> bool {
+        let Handle { sends, id } = &*self.0;
+        let mut scripts = sends.lock();
+        match scripts.scripts.get_mut(id) {
+            Some(script) if script.bound => {
+                script.marks.push_back((offset, len as u64));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the connection's stream has tied it to its HTTP/2 stream.
+    #[cfg(test)]
     fn is_bound(&self) -> bool {
         let Handle { sends, id } = &*self.0;
         sends.lock().scripts.get(id).is_some_and(|s| s.bound)
@@ -300,14 +315,10 @@ impl SendsFiles for H2Download {
                     return None;
                 }
                 let left = end - offset;
-                let chunk = if download.is_bound() {
-                    let len = left.min(MARK_LEN as u64) as usize;
-                    page_cache::load(&file, offset, len).await;
-                    let mut scripts = download.0.sends.lock();
-                    if let Some(script) = scripts.scripts.get_mut(&download.0.id) {
-                        script.marks.push_back((offset, len as u64));
-                    }
-                    Ok(Bytes::from_static(&MARKS[..len]))
+                let mark = left.min(MARK_LEN as u64) as usize;
+                let chunk = if download.queue_mark(offset, mark) {
+                    page_cache::load(&file, offset, mark).await;
+                    Ok(Bytes::from_static(&MARKS[..mark]))
                 } else {
                     let len = left.min(REAL_CHUNK as u64) as usize;
                     read_at(&file, offset, len).await.inspect(|chunk| {
