@@ -5,7 +5,7 @@
 //! target); elsewhere it has a random temporary name and is renamed in (or next to
 //! nothing, with no-replace). Appends and writes at an offset change the file in place.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, IoSlice, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps};
@@ -351,7 +351,10 @@ fn copy_hashing(
 /// network body's chunks as the socket delivered them) are written from the reader's own
 /// buffer: copying them into ours first cost a pass over every byte (5 % of the daemon's
 /// time in an upload). Small pieces are gathered, so a body that trickles in still makes
-/// large writes, not hundreds of small ones.
+/// large writes, not hundreds of small ones. A large piece after small ones goes out
+/// behind them in one vectored write, never copied to top them up: a gRPC upload's pieces
+/// alternate most of a MiB with the few bytes of each message that its client's frames
+/// split off, and topping up copied every byte after the first small piece.
 fn copy_chunks(
     from: &mut impl BufRead,
     to: &mut impl Write,
@@ -360,10 +363,6 @@ fn copy_chunks(
     // Grown as pieces come, never zeroed: most files are small, and a whole buffer
     // zeroed for 1 KiB showed in the profile of small writes.
     let mut gathered: Vec<u8> = Vec::new();
-    let mut emit = |bytes: &[u8], to: &mut dyn Write| {
-        seen(bytes);
-        to.write_all(bytes)
-    };
     loop {
         let piece = match from.fill_buf() {
             Ok(piece) => piece,
@@ -374,8 +373,11 @@ fn copy_chunks(
         if n == 0 {
             break;
         }
-        if gathered.is_empty() && n >= DIRECT {
-            emit(piece, to)?;
+        if n >= DIRECT {
+            seen(&gathered);
+            seen(piece);
+            write_all_of(to, &mut [IoSlice::new(&gathered), IoSlice::new(piece)])?;
+            gathered.clear();
             from.consume(n);
             continue;
         }
@@ -383,14 +385,32 @@ fn copy_chunks(
         gathered.extend_from_slice(&piece[..take]);
         from.consume(take);
         if gathered.len() == BUFFER {
-            emit(&gathered, to)?;
+            seen(&gathered);
+            to.write_all(&gathered)?;
             gathered.clear();
         }
     }
     if !gathered.is_empty() {
-        emit(&gathered, to)?;
+        seen(&gathered);
+        to.write_all(&gathered)?;
     }
     to.flush()
+}
+
+/// Writes all of `slices`, in as few vectored writes as the writer takes them in.
+fn write_all_of(to: &mut impl Write, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    // Empty slices first (nothing gathered) are dropped: a writer's default
+    // `write_vectored` writes only the first slice, which would then be a write of nothing.
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match to.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn hash_all(from: &mut impl Read, checks: Checks) -> std::io::Result<Checksums> {
@@ -516,6 +536,17 @@ mod tests {
             Ok(buf.len())
         }
 
+        /// Takes every slice: one write, as `writev` takes them.
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+            let mut size = 0;
+            for buf in bufs {
+                self.bytes.extend_from_slice(buf);
+                size += buf.len();
+            }
+            self.sizes.push(size);
+            Ok(size)
+        }
+
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
@@ -550,12 +581,45 @@ mod tests {
     }
 
     #[test]
-    fn a_large_piece_after_small_ones_tops_up_the_gathered_bytes_then_goes_direct() {
+    fn a_large_piece_after_small_ones_goes_out_behind_them_in_one_write() {
         let (to, all, seen) = copy(&[10, 20, 4 * BUFFER, 5]);
         assert_eq!((to.bytes == all, seen == all), (true, true));
-        // The gathered bytes are topped up to a full buffer from the big piece; the rest of
-        // it goes direct.
-        assert_eq!(to.sizes, vec![BUFFER, 3 * BUFFER + 30, 5]);
+        assert_eq!(to.sizes, vec![4 * BUFFER + 30, 5]);
+    }
+
+    /// Takes at most 1,000 bytes a call, and of a vectored write only the first slice.
+    struct Stingy(Vec<u8>);
+
+    impl Write for Stingy {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(1000);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_writer_that_takes_a_little_at_a_time_still_gets_every_byte_in_order() {
+        let (mut from, all) = Pieces::of(&[10, 3 * DIRECT, 7, 0, DIRECT, 5]);
+        let mut to = Stingy(Vec::new());
+        copy_chunks(&mut from, &mut to, |_| {}).expect("copies");
+        assert!(to.0 == all);
+    }
+
+    #[test]
+    fn large_pieces_with_small_ones_between_are_never_gathered() {
+        // A gRPC upload's pieces: most of a chunk, then the bytes of it that its client's
+        // frames split off. Each write is one large piece behind the small one before it:
+        // none is copied into a buffer to top it up.
+        let large = 8 * DIRECT - 9;
+        let sizes: Vec<usize> = (0..4).flat_map(|_| [large, 9]).collect();
+        let (to, all, seen) = copy(&sizes);
+        assert_eq!((to.bytes == all, seen == all), (true, true));
+        assert_eq!(to.sizes, vec![large, large + 9, large + 9, large + 9, 9]);
     }
 
     #[test]
