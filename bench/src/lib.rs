@@ -255,3 +255,40 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     anyhow::ensure!(per_second > 0, "no clock tick rate");
     Ok(ticks as f64 / per_second as f64)
 }
+
+/// What one transfer cost, for the by-hand client tools: its time, the daemon's CPU and
+/// this process's (the client's).
+pub struct Cost {
+    pub secs: f64,
+    pub daemon_cpu: f64,
+    pub client_cpu: f64,
+}
+
+impl Cost {
+    /// The header of [`Cost::line`]s.
+    pub const HEADER: &str = "client\ttime\tdaemon CPU\tclient CPU";
+
+    /// Runs `work` and answers what it gave and what it cost.
+    pub async fn of<T>(
+        daemon: &BenchDaemon,
+        work: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<(T, Cost)> {
+        let own = std::process::id();
+        let (daemon_was, own_was, at) = (daemon.cpu_seconds()?, cpu_seconds(own)?, Instant::now());
+        let got = work.await?;
+        let cost = Cost {
+            secs: at.elapsed().as_secs_f64(),
+            daemon_cpu: daemon.cpu_seconds()? - daemon_was,
+            client_cpu: cpu_seconds(own)? - own_was,
+        };
+        Ok((got, cost))
+    }
+
+    /// One tab-separated line: `client`, then the costs.
+    pub fn line(&self, client: &str) -> String {
+        format!(
+            "{client}\t{:.3} s\t{:.2} s\t{:.2} s",
+            self.secs, self.daemon_cpu, self.client_cpu
+        )
+    }
+}

@@ -9,11 +9,9 @@
 //!
 //! Usage: download_clients AIRLOCK_BINARY REPS [MAX_FRAME]
 
-use std::time::Instant;
-
 use airlock_api::CreateSandbox;
 use airlock_bench::grpc::GrpcFiles;
-use airlock_bench::{BenchDaemon, airlock_binary, cpu_seconds, fresh_gib};
+use airlock_bench::{BenchDaemon, Cost, airlock_binary, fresh_gib};
 use airlock_client::WriteOptions;
 
 const GIB: u64 = 1 << 30;
@@ -40,37 +38,29 @@ async fn main() -> anyhow::Result<()> {
     client
         .write_file(&id, remote, file, &WriteOptions::default())
         .await?;
-    println!("client\ttime\tdaemon CPU\tclient CPU");
-    let own = std::process::id();
+    println!("{}", Cost::HEADER);
     for rep in 0..=reps {
         let order: Vec<usize> = airlock_bench::in_turn((0..CLIENTS.len()).collect(), rep);
         for which in order {
-            let (daemon_was, own_was, at) =
-                (daemon.cpu_seconds()?, cpu_seconds(own)?, Instant::now());
-            let got = match which {
-                0 => {
-                    client
-                        .read_to(&id, remote, &mut tokio::io::sink())
-                        .await?
-                        .size
-                }
-                1 => {
-                    grpc.download_into(&id, remote, &mut tokio::io::sink())
-                        .await?
-                }
-                _ => grpc.download_discarding(&id, remote).await?,
+            let download = async {
+                Ok(match which {
+                    0 => {
+                        client
+                            .read_to(&id, remote, &mut tokio::io::sink())
+                            .await?
+                            .size
+                    }
+                    1 => {
+                        grpc.download_into(&id, remote, &mut tokio::io::sink())
+                            .await?
+                    }
+                    _ => grpc.download_discarding(&id, remote).await?,
+                })
             };
-            let secs = at.elapsed().as_secs_f64();
-            let (daemon_cpu, client_cpu) = (
-                daemon.cpu_seconds()? - daemon_was,
-                cpu_seconds(own)? - own_was,
-            );
+            let (got, cost) = Cost::of(&daemon, download).await?;
             anyhow::ensure!(got == GIB, "{} moved {got} bytes", CLIENTS[which]);
             if rep > 0 {
-                println!(
-                    "{}\t{secs:.3} s\t{daemon_cpu:.2} s\t{client_cpu:.2} s",
-                    CLIENTS[which]
-                );
+                println!("{}", cost.line(CLIENTS[which]));
             }
         }
     }
