@@ -3,7 +3,7 @@
 Usage: grpc_transfer.py up|down SANDBOX_ID LOCAL REMOTE   (AIRLOCK_URL and AIRLOCK_TOKEN set)
 Prints the transfer's seconds and the bytes it moved. The stubs are generated from proto/ into a temporary
 directory before the clock starts, so neither that nor the interpreter's start-up is
-charged to the transfer. Chunks are 1 MiB, as the README advises gRPC clients to send.
+charged to the transfer. Chunks are 1 MiB, as the other gRPC clients of the benchmarks send.
 """
 
 import atexit
