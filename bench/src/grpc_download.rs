@@ -1,4 +1,5 @@
-//! `DownloadFile` into a client that copies each byte once, as the REST SDK does.
+//! `DownloadFile` into a client that takes each byte into user space once (the REST SDK
+//! `splice`s its downloads into a file and never does).
 //!
 //! tonic's generated stubs copy every HTTP/2 DATA frame into a buffer of their own and cut
 //! each message out of it. A chunk handed to a writing thread keeps that buffer alive, so

@@ -1,4 +1,5 @@
-//! `UploadFile` from a client that copies each byte once, as the REST SDK does.
+//! `UploadFile` from a client that takes each byte into user space once (the REST SDK
+//! sends its uploads with `sendfile` and never does).
 //!
 //! tonic's generated stubs take each chunk as a message that owns its bytes and copy it
 //! into the call's send buffer: a read into a buffer, then a second pass over every byte

@@ -368,9 +368,10 @@ async fn main() -> anyhow::Result<()> {
         "Goals: gRPC within 10 % of REST's time (≤ 1.1×) both ways, with either client; the \
          Python SDK (both its clients) and the TypeScript SDK at ≥ 0.8× curl's throughput \
          (≤ 1.25× its time) both ways. The gRPC rows use tonic in this process (its client \
-         shares the two cores with the daemon and runs on jemalloc, as `airlock` does; uploads read each chunk from the file straight into the call's send buffer, \
-         one copy per byte as the REST SDK makes, downloads use the generated stubs) and \
-         grpcio, gRPC's C core, from Python."
+         shares the two cores with the daemon and runs on jemalloc, as `airlock` does; \
+         uploads read each chunk from the file straight into the call's send buffer, so each \
+         byte passes through user space once where the REST SDK sends with `sendfile`; \
+         downloads use the generated stubs) and grpcio, gRPC's C core, from Python."
             .into(),
     );
     drop(daemon);

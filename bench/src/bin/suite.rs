@@ -314,7 +314,8 @@ async fn w1(env: &Env, reps: usize) -> anyhow::Result<Table> {
          gRPC within 10 % of REST (the SDK) both ways. The gRPC rows' client is tonic: uploads \
          read each chunk from the file straight into the call's send buffer, and downloads \
          pass each chunk on as the slices of the HTTP/2 frames it arrived in \
-         (`bench/src/grpc_download.rs`), one copy per byte as the REST SDK makes; the stubs' \
+         (`bench/src/grpc_download.rs`): each byte passes through user space once, where the \
+         REST SDK's never do (it sends with `sendfile` and receives with `splice`); the stubs' \
          row is tonic's generated client, which copies every frame into a buffer of its own."
             .into(),
     );
