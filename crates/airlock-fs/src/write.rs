@@ -363,6 +363,11 @@ fn copy_chunks(
     // Grown as pieces come, never zeroed: most files are small, and a whole buffer
     // zeroed for 1 KiB showed in the profile of small writes.
     let mut gathered: Vec<u8> = Vec::new();
+    // Every write goes through here, so the checksum sees exactly what is written.
+    let mut emit = |parts: &mut [IoSlice<'_>]| {
+        parts.iter().for_each(|part| seen(part));
+        write_all_of(&mut *to, parts)
+    };
     loop {
         let piece = match from.fill_buf() {
             Ok(piece) => piece,
@@ -374,9 +379,7 @@ fn copy_chunks(
             break;
         }
         if n >= DIRECT {
-            seen(&gathered);
-            seen(piece);
-            write_all_of(to, &mut [IoSlice::new(&gathered), IoSlice::new(piece)])?;
+            emit(&mut [IoSlice::new(&gathered), IoSlice::new(piece)])?;
             gathered.clear();
             from.consume(n);
             continue;
@@ -385,14 +388,12 @@ fn copy_chunks(
         gathered.extend_from_slice(&piece[..take]);
         from.consume(take);
         if gathered.len() == BUFFER {
-            seen(&gathered);
-            to.write_all(&gathered)?;
+            emit(&mut [IoSlice::new(&gathered)])?;
             gathered.clear();
         }
     }
     if !gathered.is_empty() {
-        seen(&gathered);
-        to.write_all(&gathered)?;
+        emit(&mut [IoSlice::new(&gathered)])?;
     }
     to.flush()
 }
