@@ -21,7 +21,7 @@ use std::time::Duration;
 use airlock_proto::v1 as pb;
 use common::files::{Files, HostSentinel, random, sandbox_with};
 use common::tus::{self, Tus};
-use common::{Daemon, grpc, raw_body, sh};
+use common::{Daemon, grpc, metrics, raw_body, sh};
 use serde_json::json;
 
 /// Swaps `/workspace/race/real` and `/workspace/race/link` forever (until killed).
@@ -644,11 +644,20 @@ async fn a_file_cut_short_inside_the_sandbox_fails_its_download_on_both_faces() 
             status == 200 || status == 201,
             "{face}: PUT answered {status}"
         );
+        let metric_face = face.to_lowercase();
+        let before = metrics::sent_from_file(&daemon, &metric_face).await;
         let got = match face {
             "REST" => rest_cut_short(&files, &daemon, &id, path, LEFT).await,
             _ => grpc_cut_short(&mut rpc, &daemon, &id, path, LEFT).await,
         };
         let (received, ended) = got;
+        // The race this test is for is the kernel's: the bytes must have gone by
+        // `sendfile`, not through a read the cut would fail more simply.
+        let from_file = metrics::sent_from_file(&daemon, &metric_face).await - before;
+        assert!(
+            from_file > 0.0,
+            "{face}: the download sent nothing from the file"
+        );
         assert!(
             ended.is_err(),
             "{face}: a download of a file cut to {LEFT} bytes ended cleanly after {} bytes",

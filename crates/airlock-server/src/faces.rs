@@ -62,6 +62,13 @@ impl Faces {
         self
     }
 
+    /// The count of bytes a connection of this face sends from files: gRPC's when
+    /// `http2` (REST's downloads over HTTP/2 are read, not sent from their file), REST's
+    /// (with E2B's and agent-sandbox's) otherwise.
+    pub(crate) fn sent_from_file(&self, http2: bool) -> airlock_service::ByteCounter {
+        self.observer.sent_from_file(http2)
+    }
+
     async fn answer(self, request: axum::extract::Request) -> Response {
         let grpc = crate::grpc::is_grpc(request.headers());
         let Self {

@@ -13,6 +13,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use airlock_service::ByteCounter;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -38,6 +39,8 @@ pub struct H2SendfileIo {
     tcp: TcpStream,
     sends: H2Sends,
     cursor: FrameCursor,
+    /// Told of every byte sent from a file (the face's metric).
+    from_file: ByteCounter,
 }
 
 impl H2SendfileIo {
@@ -46,7 +49,14 @@ impl H2SendfileIo {
             tcp,
             sends,
             cursor: FrameCursor::default(),
+            from_file: ByteCounter::default(),
         }
+    }
+
+    /// The same, counting each byte it sends from a file into `from_file`.
+    pub fn counting_into(mut self, from_file: ByteCounter) -> Self {
+        self.from_file = from_file;
+        self
     }
 
     /// Writes `slices` with `MSG_MORE`: more is coming at once.
@@ -95,6 +105,7 @@ impl H2SendfileIo {
         if let Some(receipt) = receipt {
             receipt.sent(sent as u64);
         }
+        self.from_file.inc_by(sent as u64);
         let mut scripts = self.sends.lock();
         if let Some(script) = scripts.scripts.get_mut(&id) {
             script.consume(sent as u64);
@@ -463,6 +474,8 @@ mod tests {
         let sends = H2Sends::default();
         let mut d = download(&sends, (1 << 20) + 256 * 1024);
         let (io, reader) = pair(sends.clone()).await;
+        let from_file = airlock_service::ByteCounter::default();
+        let io = io.counting_into(from_file.clone());
         let mut w = Wire { io, want: vec![] };
         let s1 = (DATA, 0, 1);
         // The server's SETTINGS and the response's head.
@@ -522,6 +535,8 @@ mod tests {
         let got = reader.await.unwrap();
         assert_eq!(got.len(), w.want.len());
         assert!(got == w.want, "the client got other bytes than the file's");
+        // The mark's MiB went from the file, the real chunk as it was read.
+        assert_eq!(from_file.get(), 1 << 20);
     }
 
     /// A file cut short while it is sent ends the connection with an error, not with

@@ -154,7 +154,8 @@ async fn serve_connection(
     if http2 {
         // Large downloads' file bytes go by `sendfile` (`h2_sendfile`).
         let sends = H2Sends::default();
-        let io = timed(H2SendfileIo::new(tcp, sends.clone()), limits);
+        let io = H2SendfileIo::new(tcp, sends.clone()).counting_into(app.sent_from_file(true));
+        let io = timed(io, limits);
         // Windows sized for one fast stream: the defaults (64 KiB) would cap an upload
         // at one window per round trip.
         drive!(
@@ -171,7 +172,8 @@ async fn serve_connection(
         // Downloads are sent with `sendfile`, which needs hyper to queue body chunks
         // untouched (`writev`) rather than copy them into one buffer.
         let queue = SendQueue::default();
-        let io = timed(SendfileIo::new(tcp, queue.clone()), limits);
+        let io = SendfileIo::new(tcp, queue.clone()).counting_into(app.sent_from_file(false));
+        let io = timed(io, limits);
         drive!(
             hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -45,6 +45,12 @@ impl Observer {
             service,
         }
     }
+
+    /// gRPC's count of bytes sent from files, or REST's.
+    pub fn sent_from_file(&self, grpc: bool) -> airlock_service::ByteCounter {
+        let face = if grpc { &self.grpc } else { &self.rest };
+        face.sent_from_file.clone()
+    }
 }
 
 /// Measures one request, of the face `grpc` says, as `next` answers it.

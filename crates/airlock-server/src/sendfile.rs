@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
-use airlock_service::{ByteStream, Receipt, SendsFiles};
+use airlock_service::{ByteCounter, ByteStream, Receipt, SendsFiles};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
@@ -97,6 +97,8 @@ pub(crate) fn is_mark(buf: &[u8]) -> bool {
 pub struct SendfileIo {
     tcp: TcpStream,
     queue: SendQueue,
+    /// Told of every byte sent from a file (the face's metric).
+    from_file: ByteCounter,
 }
 
 impl std::os::fd::AsFd for SendfileIo {
@@ -107,7 +109,17 @@ impl std::os::fd::AsFd for SendfileIo {
 
 impl SendfileIo {
     pub fn new(tcp: TcpStream, queue: SendQueue) -> Self {
-        Self { tcp, queue }
+        Self {
+            tcp,
+            queue,
+            from_file: ByteCounter::default(),
+        }
+    }
+
+    /// The same, counting each byte it sends from a file into `from_file`.
+    pub fn counting_into(mut self, from_file: ByteCounter) -> Self {
+        self.from_file = from_file;
+        self
     }
 
     /// Sends some of the window `mark` stands for.
@@ -129,6 +141,7 @@ impl SendfileIo {
             mark.len()
         ))?;
         piece.receipt.sent(n as u64);
+        self.from_file.inc_by(n as u64);
         piece.sent += n;
         if piece.sent == piece.len {
             queue.pop_front();
@@ -252,7 +265,9 @@ mod tests {
     async fn marks_arrive_as_the_files_bytes() {
         let whole = content(2 * MARK_LEN + 12_345);
         let (_dir, file) = file_of(&whole);
-        let (mut io, queue, mut client) = pair().await;
+        let (io, queue, mut client) = pair().await;
+        let from_file = ByteCounter::default();
+        let mut io = io.counting_into(from_file.clone());
         let (start, len) = (1_000u64, whole.len() as u64 - 3_000);
         let reader = tokio::spawn(async move {
             let mut got = Vec::new();
@@ -284,6 +299,7 @@ mod tests {
         assert!(queue.lock().is_empty());
         // Every byte reported as it left, and no piece holds the receipt any more.
         assert_eq!(receipt.sent_so_far(), len);
+        assert_eq!(from_file.get(), len);
         assert_eq!(Arc::strong_count(&receipt), 1);
     }
 

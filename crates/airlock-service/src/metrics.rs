@@ -43,11 +43,14 @@ struct StateLabels {
 /// A running count of bytes (cheap to clone; clones share the count).
 pub type ByteCounter = Counter;
 
-/// A face's two byte counters.
+/// A face's byte counters.
 #[derive(Debug, Clone)]
 pub struct FaceBytes {
     pub received: ByteCounter,
     pub sent: ByteCounter,
+    /// Of `sent`, the bytes the kernel sent straight from their file (`sendfile`): how
+    /// much of a face's download traffic never passed through the daemon's buffers.
+    pub sent_from_file: ByteCounter,
 }
 
 /// Every family, registered once.
@@ -58,6 +61,7 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     bytes_in: Family<FaceLabels, Counter>,
     bytes_out: Family<FaceLabels, Counter>,
+    bytes_from_file: Family<FaceLabels, Counter>,
     transfers: Gauge<i64, std::sync::atomic::AtomicI64>,
     execs: Counter<u64, AtomicU64>,
     uploads: Counter<u64, AtomicU64>,
@@ -77,6 +81,7 @@ impl Default for Metrics {
             latency: Family::new_with_constructor(latency_histogram),
             bytes_in: Family::default(),
             bytes_out: Family::default(),
+            bytes_from_file: Family::default(),
             transfers: Gauge::default(),
             execs: Counter::default(),
             uploads: Counter::default(),
@@ -102,6 +107,11 @@ impl Default for Metrics {
             "sent_bytes",
             "Response body bytes sent, by face",
             metrics.bytes_out.clone(),
+        );
+        registry.register(
+            "sendfile_bytes",
+            "Response body bytes the kernel sent straight from their file (sendfile), by face",
+            metrics.bytes_from_file.clone(),
         );
         registry.register(
             "transfers_in_flight",
@@ -159,6 +169,7 @@ impl Metrics {
         FaceBytes {
             received: self.bytes_in.get_or_create(&labels).clone(),
             sent: self.bytes_out.get_or_create(&labels).clone(),
+            sent_from_file: self.bytes_from_file.get_or_create(&labels).clone(),
         }
     }
 
@@ -220,6 +231,7 @@ mod tests {
         rest.sent.inc_by(10);
         metrics.face_bytes("rest").sent.inc_by(1);
         rest.received.inc_by(3);
+        rest.sent_from_file.inc_by(7);
         // Counters taken and not used yet are shown at 0.
         let _grpc = metrics.face_bytes("grpc");
         let held = metrics.transfer();
@@ -230,6 +242,8 @@ mod tests {
             r#"airlock_sent_bytes_total{face="rest"} 11"#,
             r#"airlock_received_bytes_total{face="rest"} 3"#,
             r#"airlock_received_bytes_total{face="grpc"} 0"#,
+            r#"airlock_sendfile_bytes_total{face="rest"} 7"#,
+            r#"airlock_sendfile_bytes_total{face="grpc"} 0"#,
             "airlock_transfers_in_flight 1",
             "airlock_request_duration_seconds_bucket{le=\"0.008\",face=\"rest\",route=\"/v1/sandboxes\"} 1",
         ] {

@@ -6,6 +6,7 @@ pub mod census;
 pub mod fake_kube;
 pub mod files;
 pub mod grpc;
+pub mod metrics;
 pub mod raw_body;
 pub mod tus;
 

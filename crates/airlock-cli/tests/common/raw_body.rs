@@ -14,7 +14,7 @@ use super::files::Files;
 /// The lines of the daemon's request counts for routes containing `route`: where a test
 /// sees that a body went raw (a `101`) or plain.
 pub async fn answered(daemon: &super::Daemon, route: &str) -> Vec<String> {
-    metrics(daemon)
+    super::metrics::text(daemon)
         .await
         .lines()
         .filter(|l| l.starts_with("airlock_requests_total") && l.contains(route))
@@ -24,24 +24,7 @@ pub async fn answered(daemon: &super::Daemon, route: &str) -> Vec<String> {
 
 /// The bytes the daemon counted as received over REST.
 pub async fn received(daemon: &super::Daemon) -> u64 {
-    let text = metrics(daemon).await;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("airlock_received_bytes_total{face=\"rest\"}"))
-        .expect("a REST byte count");
-    line.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
-async fn metrics(daemon: &super::Daemon) -> String {
-    reqwest::Client::new()
-        .get(format!("{}/metrics", daemon.url))
-        .bearer_auth(&daemon.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    super::metrics::sample(daemon, "airlock_received_bytes_total{face=\"rest\"}").await as u64
 }
 
 /// How the client behaves after the go-ahead.
