@@ -4,6 +4,7 @@
 mod common;
 
 use common::Daemon;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 struct Raw {
@@ -272,4 +273,47 @@ async fn every_bad_request_gets_a_clear_error_and_nothing_breaks() {
         )
         .await;
     assert_eq!((status, out["stdout"].as_str()), (200, Some("fine\n")));
+}
+
+/// A JSON body over the limit (64 MiB) is refused on every route that reads one, also
+/// when it comes chunked, with no length to check up front. Routes beside streamed
+/// uploads (REST's archive, agent-sandbox's) once read such a body whole, whatever its
+/// size.
+#[tokio::test]
+async fn a_json_body_over_the_limit_is_refused_however_it_is_sent() {
+    const PAD: usize = 65 << 20;
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let id = common::sandbox(&client).await.id;
+    let http = reqwest::Client::new();
+    for route in [
+        "/v1/sandboxes".to_owned(),
+        format!("/v1/sandboxes/{id}/exec"),
+        format!("/v1/sandboxes/{id}/files/archive"),
+        format!("/v1/sandboxes/{id}/files/move"),
+        "/v1/tokens".to_owned(),
+        format!("/v1/sandboxes/{id}/files/signed-url"),
+        // agent-sandbox's face, whose routes take streamed uploads too.
+        "/agent-sandbox/execute".to_owned(),
+    ] {
+        // Valid JSON once whole: an object, then whitespace, then its end.
+        let head = futures_util::stream::once(async { Ok::<_, std::io::Error>(b"{".to_vec()) });
+        let pad = futures_util::stream::iter((0..PAD >> 20).map(|_| Ok(vec![b' '; 1 << 20])));
+        let tail = futures_util::stream::once(async { Ok(b"}".to_vec()) });
+        let body = reqwest::Body::wrap_stream(head.chain(pad).chain(tail));
+        let answer = http
+            .post(format!("{}{route}", daemon.url))
+            .bearer_auth(&daemon.token)
+            .header("content-type", "application/json")
+            .header("x-sandbox-id", &id)
+            .body(body)
+            .send()
+            .await;
+        // The daemon may answer before the client has sent it all, then close.
+        let status = answer.map(|a| a.status().as_u16()).unwrap_or(0);
+        eprintln!("{route}: {status}");
+        assert!(status == 413 || status == 0, "{route}: {status}");
+    }
+    // Still serving.
+    assert_eq!(client.list().await.unwrap().len(), 1);
 }

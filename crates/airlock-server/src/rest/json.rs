@@ -1,8 +1,8 @@
 //! JSON bodies, read whatever the Content-Type says (curl users send form types), with
 //! failures answered in the API's own error shape.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use airlock_service::ApiError;
@@ -15,7 +15,7 @@ pub struct Json<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = Failure;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Failure> {
+    async fn from_request(request: Request, _: &S) -> Result<Self, Failure> {
         // A declared size over the limit is refused before waiting for a single byte.
         let declared = request
             .headers()
@@ -24,16 +24,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
         if declared.is_some_and(|n| n > super::JSON_BODY_LIMIT as u64) {
             return Err(Failure(too_large()));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    too_large()
-                } else {
-                    ApiError::bad_request(format!("reading request body: {rejection}"))
-                }
-            })
-            .map_err(Failure)?;
+        // The limit is the extractor's own, not axum's `DefaultBodyLimit`: a route that
+        // also takes streamed bodies has no such cap, and a chunked JSON request to it
+        // was once read whole, however large.
+        let limited = http_body_util::Limited::new(request.into_body(), super::JSON_BODY_LIMIT);
+        let bytes = match limited.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(Failure(too_large()));
+            }
+            Err(e) => {
+                return Err(Failure(ApiError::bad_request(format!(
+                    "reading request body: {e}"
+                ))));
+            }
+        };
         let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
