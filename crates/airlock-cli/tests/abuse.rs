@@ -116,6 +116,7 @@ fn corpus(t: &str, s: &str) -> Vec<Case> {
         case("chunk size overflow", format!("PUT {files}/content?path=/workspace/cl HTTP/1.1\r\nHost: x\r\n{auth}Transfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nabc\r\n"), &[400, 0]),
         case("Content-Length larger than the body", format!("PUT {files}/content?path=/workspace/cl HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 1000000\r\n\r\nonly this"), &[408]),
         case("JSON over the body limit", format!("POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"), &[413]),
+        case("JSON body that stops before its length", format!("POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"template\":"), &[408]),
         // JSON.
         case("truncated JSON", json("/v1/sandboxes", br#"{"template":"#), &[400]),
         case("JSON nested 100,000 deep", json("/v1/sandboxes", deep_json.as_bytes()), &[400]),

@@ -33,11 +33,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 return Err(Failure(too_large()));
             }
-            Err(e) => {
-                return Err(Failure(ApiError::bad_request(format!(
-                    "reading request body: {e}"
-                ))));
-            }
+            Err(e) => return Err(Failure(unread(e))),
         };
         let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
@@ -48,6 +44,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             .map(Json)
             .map_err(|e| Failure(ApiError::bad_request(format!("malformed JSON body: {e}"))))
     }
+}
+
+/// Why a body could not be read: a client that went quiet (408, as for any body), or one
+/// whose stream broke.
+fn unread(error: Box<dyn std::error::Error + Send + Sync>) -> ApiError {
+    let error = match error.downcast::<axum::Error>() {
+        Ok(body) => super::body::client_error(*body),
+        Err(other) => std::io::Error::new(std::io::ErrorKind::ConnectionAborted, other),
+    };
+    let code = if error.kind() == std::io::ErrorKind::TimedOut {
+        airlock_api::ErrorCode::Timeout
+    } else {
+        airlock_api::ErrorCode::BadRequest
+    };
+    ApiError::new(code, format!("reading the request body: {error}"))
 }
 
 fn too_large() -> ApiError {
