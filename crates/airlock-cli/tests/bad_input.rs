@@ -277,8 +277,8 @@ async fn every_bad_request_gets_a_clear_error_and_nothing_breaks() {
 
 /// A JSON body over the limit (64 MiB) is refused on every route that reads one, also
 /// when it comes chunked, with no length to check up front. Routes beside streamed
-/// uploads (REST's archive, agent-sandbox's) once read such a body whole, whatever its
-/// size.
+/// uploads (REST's archive, agent-sandbox's, E2B's envd) once read such a body whole,
+/// whatever its size.
 #[tokio::test]
 async fn a_json_body_over_the_limit_is_refused_however_it_is_sent() {
     const PAD: usize = 65 << 20;
@@ -293,8 +293,9 @@ async fn a_json_body_over_the_limit_is_refused_however_it_is_sent() {
         format!("/v1/sandboxes/{id}/files/move"),
         "/v1/tokens".to_owned(),
         format!("/v1/sandboxes/{id}/files/signed-url"),
-        // agent-sandbox's face, whose routes take streamed uploads too.
+        // agent-sandbox's and E2B's faces, whose routes take streamed uploads too.
         "/agent-sandbox/execute".to_owned(),
+        "/e2b/envd/files/compose".to_owned(),
     ] {
         // Valid JSON once whole: an object, then whitespace, then its end.
         let head = futures_util::stream::once(async { Ok::<_, std::io::Error>(b"{".to_vec()) });
@@ -305,7 +306,10 @@ async fn a_json_body_over_the_limit_is_refused_however_it_is_sent() {
             .post(format!("{}{route}", daemon.url))
             .bearer_auth(&daemon.token)
             .header("content-type", "application/json")
+            // The sandbox and credential as agent-sandbox and E2B's envd name them.
             .header("x-sandbox-id", &id)
+            .header("e2b-sandbox-id", &id)
+            .header("x-access-token", &daemon.token)
             .body(body)
             .send()
             .await;
